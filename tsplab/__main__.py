@@ -1,0 +1,5 @@
+import sys
+
+from tsplab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,82 @@
+"""Run folders and safe writes.
+
+Every output lives under ``runs/<name>/`` (git-ignored). Writes go to a temporary name in the same
+folder and are renamed into place, so a killed run never leaves a half-written file that looks done.
+Configurations are plain dataclasses saved as JSON beside the outputs, so a run can be repeated from
+its folder alone.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+
+def repo_root(start: Path | None = None) -> Path:
+    """The checkout's root (the folder holding ``tsplab/`` and ``notebooks/``), found by walking up
+    from ``start`` (default: the working directory, which is ``notebooks/`` under Jupyter and nbval).
+    Falls back to the working directory for an installed package used elsewhere."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "tsplab").is_dir() and (folder / "notebooks").is_dir():
+            return folder
+    return Path.cwd().resolve()
+
+
+def resolve(path) -> Path:
+    """``path`` as given if absolute, else relative to the repository root (so notebooks run from
+    ``notebooks/`` and the CLI run from the root agree on ``runs/...``)."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else repo_root() / path
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; on success rename it onto ``path``, on error delete it.
+
+    Keeps the suffix so that libraries which infer the format from it (PyAV, numpy, h5py) still do.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+    return Path(path)
+
+
+def write_json(path, obj) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def read_json(path):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def save_config(config, folder, name: str = "config.json") -> Path:
+    """Save a dataclass config (nested dataclasses and paths included) as JSON in ``folder``."""
+    return write_json(Path(folder) / name, dataclasses.asdict(config))
+
+
+def _json_default(obj):
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return obj.tolist()
+    raise TypeError(f"cannot write {type(obj).__name__} as JSON")
