@@ -1,0 +1,751 @@
+"""Action annotations: readers for the common formats, validation, label mappings, and TSP's segment
+table.
+
+One in-memory form for every format, :class:`Annotations`:
+
+- ``videos``: one row per video, columns ``video, subset, duration_s, fps, num_frames, filename``
+  (``fps`` / ``num_frames`` NaN when unknown; ``num_frames`` is a nullable integer);
+- ``instances``: one row per action, columns ``video, t_start_s, t_end_s, label, subset``;
+- ``labels``: the sorted class names, which are the label mapping (class index = position).
+
+Readers (:func:`read_annotations` detects the format from the content):
+
+- ActivityNet v1.3 JSON: ``{"database": {id: {subset, duration, [fps], annotations: [{segment,
+  label}]}}}``;
+- DETAD JSON (THUMOS14 ``*_extra_characteristics.json``): the same layout without ``duration`` and
+  with per-instance ``length`` and ``coverage``;
+- TSP ground-truth CSV (``video-name,t-start,t-end,action-label,video-duration,filename,fps,
+  video-frames,temporal-region-label``): its ``Action`` rows are the instances;
+- a custom CSV ``video,t_start,t_end,label`` (optional ``subset``) with a durations file.
+
+Durations files (:func:`read_durations`): TSP's metadata CSVs (``filename,video-duration,fps,
+video-frames``) or a CSV ``video,duration`` (optional ``fps``, ``num_frames``, ``filename``).
+
+Video ids: ActivityNet ids are YouTube ids, and the ActivityNet downloader names files ``v_{id}``; a
+JSON key and a file stem therefore name the same video with and without the prefix.
+:func:`normalize_video_id` maps both to the bare id, which is what ``video`` holds everywhere.
+
+The segment table (:func:`build_segment_table`) is TSP's training/validation input: foreground rows
+are the actions, background rows the gaps between them (see :func:`background_segments` for the exact
+rule, checked against TSP's released files), in TSP's CSV format so existing files work as they are.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tsplab.runs import atomic_path, read_json, write_json
+
+VIDEO_COLUMNS = ["video", "subset", "duration_s", "fps", "num_frames", "filename"]
+INSTANCE_COLUMNS = ["video", "t_start_s", "t_end_s", "label", "subset"]
+REPORT_COLUMNS = ["video", "t_start_s", "t_end_s", "duration_s", "label", "problem", "action"]
+SEGMENT_TABLE_COLUMNS = [
+    "video-name", "t-start", "t-end", "action-label", "video-duration", "filename", "fps",
+    "video-frames", "temporal-region-label",
+]
+METADATA_COLUMNS = ["filename", "video-duration", "fps", "video-frames"]
+CUSTOM_COLUMNS = ["video", "t_start", "t_end", "label"]
+FOREGROUND, BACKGROUND = "Action", "No action"  # TSP's temporal-region labels
+SUBSETS = ("training", "validation", "testing")
+
+_VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".3gp"}
+_YOUTUBE_ID_LENGTH = 11
+# File-name tokens that name a subset, e.g. activitynet_v1-3_valid_tsp_groundtruth.csv.
+_SUBSET_TOKENS = {
+    "train": "training", "training": "training",
+    "val": "validation", "valid": "validation", "validation": "validation",
+    "test": "testing", "testing": "testing",
+}
+
+
+class AnnotationError(ValueError):
+    """Bad annotation input. ``report`` holds the offending rows (``REPORT_COLUMNS``) when there are
+    rows to blame."""
+
+    def __init__(self, message: str, report: pd.DataFrame | None = None):
+        super().__init__(message)
+        self.report = report
+
+
+# ---------------------------------------------------------------------------------------------
+# Video ids and label mappings
+
+
+def normalize_video_id(name) -> str:
+    """The bare video id of a JSON key, ``video-name`` or file name.
+
+    Drops a video-file extension and ActivityNet's ``v_`` file prefix: ``"v_JDg--pjY5gg.mp4"``,
+    ``"v_JDg--pjY5gg"`` and ``"JDg--pjY5gg"`` are the same video. The prefix is dropped only when an
+    11-character YouTube id remains, because some ActivityNet ids themselves begin with ``v_``
+    (``v_Vg4a8igc0``, whose file is ``v_v_Vg4a8igc0.mp4``). Other ids (THUMOS14's
+    ``video_test_0000004``, synthetic ones) come back unchanged.
+    """
+    name = str(name).strip()
+    stem, ext = os.path.splitext(name)
+    if ext.lower() in _VIDEO_EXTENSIONS:
+        name = stem
+    if name.startswith("v_") and len(name) == 2 + _YOUTUBE_ID_LENGTH:
+        name = name[2:]
+    return name
+
+
+def label_mapping(labels) -> list[str]:
+    """The sorted list of distinct class names: class index = position (TSP's convention)."""
+    return sorted({str(label) for label in labels if not _is_missing(label)})
+
+
+def write_label_mapping(labels, path) -> Path:
+    """Write ``label_mapping(labels)`` as a JSON list, like TSP's ``*_action_label_mapping.json``."""
+    return write_json(path, label_mapping(labels))
+
+
+def read_label_mapping(path) -> list[str]:
+    """A label-mapping JSON list, in file order (the order is the class index)."""
+    labels = read_json(path)
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise AnnotationError(f"{path}: a label mapping must be a JSON list of class names")
+    duplicates = sorted({x for x in labels if labels.count(x) > 1})
+    if duplicates:
+        raise AnnotationError(f"{path}: label mapping repeats {duplicates}")
+    return labels
+
+
+# ---------------------------------------------------------------------------------------------
+# The in-memory form
+
+
+@dataclass
+class Annotations:
+    """Videos, action instances and the label mapping of a dataset (columns: module docstring)."""
+
+    videos: pd.DataFrame
+    instances: pd.DataFrame
+    labels: list[str]
+
+    def subset(self, name: str) -> "Annotations":
+        """The videos and instances of subset ``name``; the label mapping is kept whole so that class
+        indices stay the same across subsets."""
+        available = sorted(self.videos["subset"].dropna().unique())
+        if name not in available:
+            raise KeyError(f"no subset {name!r}; the annotations have {available}")
+        videos = self.videos[self.videos["subset"] == name].reset_index(drop=True)
+        instances = self.instances[self.instances["subset"] == name].reset_index(drop=True)
+        return Annotations(videos, instances, list(self.labels))
+
+    @property
+    def subsets(self) -> list[str]:
+        return sorted(self.videos["subset"].dropna().unique())
+
+
+def make_annotations(videos: pd.DataFrame, instances: pd.DataFrame, labels=None) -> Annotations:
+    """Build :class:`Annotations` from tables with at least ``video, duration_s`` (videos) and
+    ``video, t_start_s, t_end_s, label`` (instances); the other columns are filled in (``subset``
+    from the video, ``filename`` as ``{video}.mp4``, ``num_frames`` from duration x fps)."""
+    videos = videos.copy()
+    instances = instances.copy()
+    for column in ("video", "duration_s"):
+        if column not in videos:
+            raise AnnotationError(f"video table lacks column {column!r}")
+    for column in ("video", "t_start_s", "t_end_s", "label"):
+        if column not in instances:
+            raise AnnotationError(f"instance table lacks column {column!r}")
+    videos["video"] = videos["video"].map(normalize_video_id)
+    instances["video"] = instances["video"].map(normalize_video_id)
+    if "subset" not in videos:
+        videos["subset"] = None
+    for column in ("fps", "num_frames"):
+        if column not in videos:
+            videos[column] = np.nan
+    if "filename" not in videos:
+        videos["filename"] = None
+    videos["filename"] = [
+        f"{video}.mp4" if _is_missing(name) else str(name)
+        for video, name in zip(videos["video"], videos["filename"])
+    ]
+    videos["duration_s"] = videos["duration_s"].astype(float)
+    videos["fps"] = videos["fps"].astype(float)
+    # Frames of a constant-rate video: TSP's metadata has video-frames = round(duration x 30 fps).
+    frames = pd.to_numeric(videos["num_frames"], errors="coerce").astype(float)
+    derived = (videos["duration_s"] * videos["fps"]).round()
+    videos["num_frames"] = frames.fillna(derived).astype("Int64")
+    videos = videos[VIDEO_COLUMNS].drop_duplicates("video").reset_index(drop=True)
+
+    if "subset" not in instances:
+        instances["subset"] = instances["video"].map(videos.set_index("video")["subset"])
+    instances["t_start_s"] = pd.to_numeric(instances["t_start_s"], errors="coerce").astype(float)
+    instances["t_end_s"] = pd.to_numeric(instances["t_end_s"], errors="coerce").astype(float)
+    instances = instances[INSTANCE_COLUMNS].reset_index(drop=True)
+    labels = label_mapping(instances["label"]) if labels is None else list(labels)
+    return Annotations(videos, instances, labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# Readers
+
+
+def read_annotations(path, *, durations=None, subset: str | None = None) -> Annotations:
+    """Read an annotation file in any supported format (detected from its content).
+
+    ``durations``: a durations file (see :func:`read_durations`), a DataFrame with ``video,
+    duration_s`` or a ``{video: seconds}`` mapping. When given it describes the video files you have
+    and takes precedence: it sets ``duration_s`` (and ``fps``, ``num_frames``, ``filename`` where it
+    has them), and a video it lacks gets ``duration_s`` NaN (a warning says how many), which
+    validation later reports as missing. Required in practice for the custom CSV.
+
+    ``subset``: keep only this subset (files that carry subsets), or name the subset of a file that
+    does not (TSP CSVs, where it is otherwise inferred from the file name: ``valid`` -> ``validation``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: annotation file not found")
+    with path.open("rb") as f:
+        head = f.read(4096).decode("utf-8", errors="replace")
+    if head.lstrip("\ufeff \t\r\n").startswith("{"):
+        ann = _read_json_annotations(path, subset)
+    else:
+        ann = _read_csv_annotations(path, subset)
+    if durations is not None:
+        ann = _apply_durations(ann, durations)
+    return ann
+
+
+def _read_json_annotations(path: Path, subset: str | None) -> Annotations:
+    data = read_json(path)
+    database = data.get("database") if isinstance(data, dict) else None
+    if not isinstance(database, dict):
+        raise AnnotationError(
+            f"{path}: not a recognised annotation JSON; expected ActivityNet v1.3 or DETAD layout "
+            '{"database": {video_id: {"subset", "duration", "annotations": [{"segment", "label"}]}}}'
+        )
+    entries = list(database.values())
+    if entries and all("duration" in e for e in entries):
+        kind = "activitynet"
+    elif entries and all(
+        "coverage" in a and "length" in a for e in entries for a in e.get("annotations", [])
+    ):
+        kind = "detad"
+    elif not entries:
+        kind = "activitynet"
+    else:
+        missing = [k for k, e in database.items() if "duration" not in e][:5]
+        raise AnnotationError(
+            f"{path}: ActivityNet-style JSON whose videos {missing} have no 'duration', and the "
+            "annotations lack DETAD's 'length'/'coverage' to derive it"
+        )
+
+    video_rows, instance_rows = [], []
+    for key, entry in database.items():
+        video = normalize_video_id(key)
+        entry_subset = entry.get("subset")
+        if subset is not None and entry_subset is not None and entry_subset != subset:
+            continue
+        entry_subset = entry_subset if entry_subset is not None else subset
+        annotations = entry.get("annotations") or []
+        if kind == "activitynet":
+            duration_s = float(entry["duration"])
+        else:
+            # DETAD stores no duration; coverage = length / duration (DETAD's definition), so each
+            # instance gives the duration back. The median guards against one rounded value; it
+            # agrees with TSP's THUMOS14 metadata within 0.13 s.
+            estimates = [a["length"] / a["coverage"] for a in annotations if a.get("coverage")]
+            duration_s = float(np.median(estimates)) if estimates else math.nan
+        if "filename" in entry:
+            filename = entry["filename"]
+        elif kind == "activitynet" and "youtube" in str(entry.get("url", "")):
+            filename = f"v_{video}.mp4"  # how ActivityNet's YouTube downloader (and TSP) name files
+        else:
+            filename = f"{video}.mp4"
+        video_rows.append({
+            "video": video, "subset": entry_subset, "duration_s": duration_s,
+            "fps": entry.get("fps", math.nan), "num_frames": entry.get("num_frames", math.nan),
+            "filename": filename,
+        })
+        for i, annotation in enumerate(annotations):
+            segment = annotation.get("segment")
+            if not isinstance(segment, (list, tuple)) or len(segment) != 2 or "label" not in annotation:
+                raise AnnotationError(
+                    f"{path}: video {key!r} annotation {i} needs 'segment': [start, end] and 'label', "
+                    f"got {annotation!r}"
+                )
+            instance_rows.append({
+                "video": video, "t_start_s": segment[0], "t_end_s": segment[1],
+                "label": annotation["label"], "subset": entry_subset,
+            })
+    if subset is not None and not video_rows:
+        subsets = sorted({str(e.get("subset")) for e in entries})
+        raise AnnotationError(f"{path}: no videos in subset {subset!r}; the file has {subsets}")
+    videos = pd.DataFrame(video_rows, columns=VIDEO_COLUMNS)
+    instances = pd.DataFrame(instance_rows, columns=INSTANCE_COLUMNS)
+    return make_annotations(videos, instances)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    # Only empty fields are missing: a video id or class name must never turn into NaN ("NA").
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=True)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise AnnotationError(f"{path}: not a readable CSV ({exc})") from exc
+
+
+def _numeric(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    values = pd.to_numeric(df[column], errors="coerce")
+    bad = values.isna() & df[column].notna()
+    if bad.any():
+        rows = (np.flatnonzero(bad.to_numpy())[:5] + 2).tolist()  # +2: header line, 1-based
+        raise AnnotationError(f"{path}: column {column!r} is not numeric on lines {rows}")
+    return values.astype(float)
+
+
+def _read_csv_annotations(path: Path, subset: str | None) -> Annotations:
+    df = _read_csv(path)
+    columns = set(df.columns)
+    if set(SEGMENT_TABLE_COLUMNS) <= columns:
+        return _from_tsp_table(df, path, subset)
+    if set(CUSTOM_COLUMNS) <= columns:
+        return _from_custom_csv(df, path, subset)
+    if set(METADATA_COLUMNS) <= columns:
+        raise AnnotationError(
+            f"{path}: this is a TSP metadata CSV (durations, no actions); pass it as durations=..."
+        )
+    raise AnnotationError(
+        f"{path}: unrecognised annotation file (columns {list(df.columns)}); expected ActivityNet or "
+        f"DETAD JSON, a TSP ground-truth CSV ({','.join(SEGMENT_TABLE_COLUMNS)}) or a custom CSV "
+        f"({','.join(CUSTOM_COLUMNS)}[,subset])"
+    )
+
+
+def subset_from_filename(path) -> str | None:
+    """The ActivityNet subset a file name names (``..._valid_...`` -> ``validation``), or None."""
+    tokens = re.split(r"[^a-z0-9]+", Path(path).stem.lower())
+    found = {_SUBSET_TOKENS[t] for t in tokens if t in _SUBSET_TOKENS}
+    return found.pop() if len(found) == 1 else None
+
+
+def _resolve_file_subset(path: Path, subset: str | None) -> str:
+    if subset is not None:
+        return subset
+    inferred = subset_from_filename(path)
+    if inferred is None:
+        raise AnnotationError(
+            f"{path}: cannot tell the subset from the file name (no train/valid/test in it); "
+            "pass subset='training' | 'validation' | 'testing'"
+        )
+    return inferred
+
+
+def _from_tsp_table(df: pd.DataFrame, path: Path, subset: str | None) -> Annotations:
+    subset = _resolve_file_subset(path, subset)
+    df = df.assign(**{c: _numeric(df, c, path) for c in ("t-start", "t-end", "video-duration", "fps", "video-frames")})
+    df["video"] = df["video-name"].map(normalize_video_id)
+    videos = pd.DataFrame({
+        "video": df["video"], "subset": subset, "duration_s": df["video-duration"], "fps": df["fps"],
+        "num_frames": df["video-frames"], "filename": df["filename"],
+    }).drop_duplicates("video")
+    foreground = df[df["temporal-region-label"] == FOREGROUND]
+    instances = pd.DataFrame({
+        "video": foreground["video"], "t_start_s": foreground["t-start"],
+        "t_end_s": foreground["t-end"], "label": foreground["action-label"], "subset": subset,
+    })
+    return make_annotations(videos, instances)
+
+
+def _from_custom_csv(df: pd.DataFrame, path: Path, subset: str | None) -> Annotations:
+    df = df.assign(t_start=_numeric(df, "t_start", path), t_end=_numeric(df, "t_end", path))
+    if "subset" in df and subset is not None:
+        df = df[df["subset"] == subset]
+        if df.empty:
+            raise AnnotationError(f"{path}: no rows of subset {subset!r}")
+    elif "subset" not in df:
+        df = df.assign(subset=_resolve_file_subset(path, subset))
+    df = df.assign(video=df["video"].map(normalize_video_id))
+    instances = pd.DataFrame({
+        "video": df["video"], "t_start_s": df["t_start"], "t_end_s": df["t_end"],
+        "label": df["label"], "subset": df["subset"],
+    })
+    videos = pd.DataFrame({"video": df["video"], "subset": df["subset"], "duration_s": math.nan})
+    return make_annotations(videos.drop_duplicates("video"), instances)
+
+
+def read_durations(source) -> pd.DataFrame:
+    """Per-video durations as ``DataFrame(video, duration_s, fps, num_frames, filename)``.
+
+    ``source``: a TSP metadata CSV (``filename,video-duration,fps,video-frames``), a CSV
+    ``video,duration`` (optional ``fps``, ``num_frames``, ``filename``), a DataFrame with ``video,
+    duration_s``, or a ``{video: seconds}`` mapping. Missing optional columns come back NaN/None.
+    """
+    if isinstance(source, Mapping):
+        df = pd.DataFrame({"video": list(source), "duration_s": list(source.values())})
+    elif isinstance(source, pd.DataFrame):
+        df = source.copy()
+        if not {"video", "duration_s"} <= set(df.columns):
+            raise AnnotationError(f"durations table needs columns video, duration_s; got {list(df.columns)}")
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: durations file not found")
+        raw = _read_csv(path)
+        if set(METADATA_COLUMNS) <= set(raw.columns):
+            df = pd.DataFrame({
+                "video": raw["filename"], "duration_s": _numeric(raw, "video-duration", path),
+                "fps": _numeric(raw, "fps", path), "num_frames": _numeric(raw, "video-frames", path),
+                "filename": raw["filename"],
+            })
+        elif {"video", "duration"} <= set(raw.columns):
+            df = raw.rename(columns={"duration": "duration_s"})
+            df["duration_s"] = _numeric(raw, "duration", path)
+            for column in ("fps", "num_frames"):
+                if column in df:
+                    df[column] = _numeric(raw, column, path)
+        else:
+            raise AnnotationError(
+                f"{path}: unrecognised durations file (columns {list(raw.columns)}); expected "
+                f"{','.join(METADATA_COLUMNS)} (TSP metadata) or video,duration[,fps,num_frames,filename]"
+            )
+    for column in ("fps", "num_frames"):
+        if column not in df:
+            df[column] = math.nan
+    if "filename" not in df:
+        df["filename"] = None
+    df["video"] = df["video"].map(normalize_video_id)
+    return df[["video", "duration_s", "fps", "num_frames", "filename"]].drop_duplicates("video").reset_index(drop=True)
+
+
+def _apply_durations(ann: Annotations, durations) -> Annotations:
+    table = read_durations(durations).set_index("video")
+    videos = ann.videos.copy()
+    known = videos["video"].isin(table.index)
+    if not known.all():
+        missing = videos.loc[~known, "video"].tolist()
+        warnings.warn(
+            f"{len(missing)} of {len(videos)} annotated videos are missing from the durations "
+            f"(e.g. {missing[:5]}); their duration is unknown and validation will drop their actions",
+            stacklevel=3,
+        )
+    matched = table.reindex(videos["video"])
+    videos["duration_s"] = matched["duration_s"].to_numpy(dtype=float)
+    # The frame count of the annotation file belongs to its duration; with a new duration it is
+    # taken from the durations file or re-derived from duration x fps (make_annotations).
+    videos["num_frames"] = pd.to_numeric(matched["num_frames"], errors="coerce").to_numpy(dtype=float)
+    for column in ("fps", "filename"):
+        values = matched[column].to_numpy()
+        have = pd.notna(values)
+        videos[column] = videos[column].astype(object)
+        videos.loc[have, column] = values[have]
+    return make_annotations(videos, ann.instances, ann.labels)
+
+
+def write_activitynet_json(ann: Annotations, path) -> Path:
+    """Write ``ann`` as ActivityNet v1.3 JSON (``fps``, ``num_frames`` and ``filename`` included per
+    video where known, so that :func:`read_annotations` gets the same annotations back)."""
+    by_video = {video: group for video, group in ann.instances.groupby("video", sort=False)}
+    database = {}
+    for row in ann.videos.itertuples(index=False):
+        entry = {"subset": row.subset, "duration": _json_number(row.duration_s)}
+        if not _is_missing(row.fps):
+            entry["fps"] = float(row.fps)
+        if not _is_missing(row.num_frames):
+            entry["num_frames"] = int(row.num_frames)
+        entry["filename"] = row.filename
+        group = by_video.get(row.video)
+        entry["annotations"] = [] if group is None else [
+            {"segment": [float(s), float(e)], "label": label}
+            for s, e, label in zip(group["t_start_s"], group["t_end_s"], group["label"])
+        ]
+        database[row.video] = entry
+    return write_json(path, {"version": "VERSION 1.3", "taxonomy": [], "database": database})
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def validate_instances(
+    ann: Annotations, *, labels=None, strict: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Check every instance against its video and the label mapping.
+
+    Problems: video missing from the video list, unknown duration, missing times, start >= end
+    (zero-length or reversed), negative times, times past the duration, label not in ``labels``
+    (default ``ann.labels``). What can be clipped to ``[0, duration]`` is clipped; what is empty
+    afterwards, or cannot be checked, is dropped.
+
+    Returns ``(instances, report)``: the kept instances (clipped) and one ``REPORT_COLUMNS`` row per
+    changed or dropped instance, with its original times, its video's duration, the problems found
+    (``; ``-joined) and ``action`` = ``clipped`` | ``dropped``.
+    ``strict=True`` raises :class:`AnnotationError` listing the offending rows instead.
+    """
+    instances = ann.instances.reset_index(drop=True)
+    labels = set(ann.labels if labels is None else labels)
+    durations = instances["video"].map(ann.videos.drop_duplicates("video").set_index("video")["duration_s"])
+    in_list = instances["video"].isin(ann.videos["video"])
+    start = instances["t_start_s"].to_numpy(dtype=float)
+    end = instances["t_end_s"].to_numpy(dtype=float)
+    duration = durations.to_numpy(dtype=float)
+
+    problems: list[list[str]] = [[] for _ in range(len(instances))]
+    drop = np.zeros(len(instances), dtype=bool)
+
+    def flag(mask, text, dropped):
+        nonlocal drop
+        for i in np.flatnonzero(mask):
+            problems[i].append(text)
+        if dropped:
+            drop |= mask
+
+    with np.errstate(invalid="ignore"):
+        no_times = np.isnan(start) | np.isnan(end)
+        flag(~in_list.to_numpy(), "video missing from the video list", True)
+        flag(in_list.to_numpy() & np.isnan(duration), "video duration unknown (missing from durations)", True)
+        flag(no_times, "missing start or end time", True)
+        flag(~no_times & (start == end), "zero length", True)
+        flag(~no_times & (start > end), "start after end", True)
+        no_label = instances["label"].isna().to_numpy()
+        flag(no_label, "missing label", True)
+        unknown = ~no_label & ~instances["label"].isin(labels).to_numpy()
+        flag(unknown, "unknown label", True)
+        ok = ~drop
+        flag(ok & (end <= 0), "ends at or before 0", True)
+        flag(ok & (start < 0) & (end > 0), "negative start", False)
+        flag(ok & (start >= duration), "starts at or past the video duration", True)
+        past_end = ok & (end > duration) & (start < duration)
+        flag(past_end, "ends past the video duration", False)
+
+    changed = np.array([bool(p) for p in problems], dtype=bool)
+    report = pd.DataFrame({
+        "video": instances["video"], "t_start_s": start, "t_end_s": end, "duration_s": duration,
+        "label": instances["label"], "problem": ["; ".join(p) for p in problems],
+        "action": np.where(drop, "dropped", "clipped"),
+    })[changed].reset_index(drop=True)
+    if strict and len(report):
+        raise AnnotationError(_strict_message(report), report)
+
+    kept = instances[~drop].copy()
+    kept["t_start_s"] = np.clip(start[~drop], 0.0, None)
+    kept["t_end_s"] = np.minimum(end[~drop], duration[~drop])
+    return kept.reset_index(drop=True), report
+
+
+def _strict_message(report: pd.DataFrame, limit: int = 30) -> str:
+    lines = [
+        f"  {r.video} [{r.t_start_s}, {r.t_end_s}] (duration {r.duration_s}) {r.label!r}: {r.problem}"
+        for r in report.head(limit).itertuples(index=False)
+    ]
+    more = f"\n  ... and {len(report) - limit} more" if len(report) > limit else ""
+    return f"{len(report)} invalid annotation rows (strict mode):\n" + "\n".join(lines) + more
+
+
+# ---------------------------------------------------------------------------------------------
+# The TSP segment table
+
+
+@dataclass(frozen=True)
+class SegmentTablePreset:
+    """How long a gap must be to become a background row: ``min_background_clips`` clips of
+    ``clip_length_frames`` frames at ``frame_rate`` fps (TSP's clip: 16 frames at 15 fps)."""
+
+    min_background_clips: int
+    clip_length_frames: int = 16
+    frame_rate: float = 15.0
+
+    @property
+    def min_background_s(self) -> float:
+        return self.min_background_clips * self.clip_length_frames / self.frame_rate
+
+
+# TSP samples 5 clips per segment (TSP Sec. 4 "Pretraining details"); its released ActivityNet table
+# keeps gaps from 5 clips (5 x 16/15 s) and its THUMOS14 tables from 1 clip (shortest released
+# background rows: 5.334 s and 1.0667 s).
+SEGMENT_PRESETS = {
+    "activitynet": SegmentTablePreset(min_background_clips=5),
+    "thumos14": SegmentTablePreset(min_background_clips=1),
+}
+
+
+def background_segments(
+    instances: pd.DataFrame, videos: pd.DataFrame, *, min_background_s: float,
+    overlap_free: bool = False,
+) -> pd.DataFrame:
+    """The background gaps of every video with at least one instance: ``DataFrame(video, t_start_s,
+    t_end_s)``, ordered by video then time. No validation: instances are used as they are.
+
+    TSP's rule, reproduced from its released tables (see tests): sort a video's actions by start time
+    (ties keep the input order); the gaps are ``[0, first start]``, ``[end of action i, start of action
+    i+1]`` and ``[end of the last action, duration]``, kept when at least ``min_background_s`` long.
+    Note that "end of action i" is the previous action's end, not the latest end so far: when an
+    earlier action outlasts a later one, TSP's background row overlaps it (68 rows in its ActivityNet
+    validation table). ``overlap_free=True`` starts each gap at the latest end so far instead, so
+    background never overlaps an action.
+
+    Videos without instances get no rows: an unannotated video (e.g. ActivityNet's testing subset) is
+    unlabeled, not background.
+    """
+    columns = ["video", "t_start_s", "t_end_s"]
+    if instances.empty:
+        return pd.DataFrame(columns=columns)
+    order = pd.Categorical(instances["video"], categories=pd.unique(instances["video"]))
+    df = pd.DataFrame({
+        "order": order.codes, "video": instances["video"].to_numpy(),
+        "start": instances["t_start_s"].to_numpy(dtype=float),
+        "end": instances["t_end_s"].to_numpy(dtype=float),
+    })
+    df = df.sort_values(["order", "start"], kind="stable").reset_index(drop=True)
+    group = df.groupby("order", sort=False)["end"]
+    previous_end = (group.cummax() if overlap_free else df["end"]).groupby(df["order"]).shift(1)
+    between = pd.DataFrame({
+        "video": df["video"], "t_start_s": previous_end.fillna(0.0), "t_end_s": df["start"], "order": df["order"],
+    })
+    last = df.groupby("order", sort=False).agg(
+        video=("video", "first"), t_start_s=("end", "max" if overlap_free else "last"),
+    ).reset_index()
+    duration = videos.drop_duplicates("video").set_index("video")["duration_s"]
+    last["t_end_s"] = last["video"].map(duration).to_numpy(dtype=float)
+    gaps = pd.concat([between, last[["video", "t_start_s", "t_end_s", "order"]]], ignore_index=True)
+    # >= as TSP (its THUMOS14 tables keep gaps of exactly 16/15 s), with a tolerance far below any
+    # annotation's precision: a gap of exactly one clip computed from frame/fps times can come out
+    # 1e-16 s short of min_background_s and must still count.
+    keep = (gaps["t_end_s"] - gaps["t_start_s"]) >= min_background_s - 1e-9
+    gaps = gaps[keep].sort_values(["order", "t_start_s"], kind="stable")
+    return gaps[columns].reset_index(drop=True)
+
+
+def build_segment_table(
+    ann: Annotations, *, min_background_s: float, labels=None, strict: bool = False,
+    overlap_free_background: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """TSP's segment table from annotations: ``(table, report)``.
+
+    ``table`` has exactly ``SEGMENT_TABLE_COLUMNS``: the validated actions (``Action`` rows, in input
+    order) then the background gaps (``No action`` rows, empty label; see
+    :func:`background_segments`), by video and time, as TSP's released files. ``report`` lists every
+    dropped or clipped action (:func:`validate_instances`; ``strict`` raises instead).
+    ``min_background_s``: e.g. ``SEGMENT_PRESETS["activitynet"].min_background_s``.
+    """
+    instances, report = validate_instances(ann, labels=labels, strict=strict)
+    unannotated = ~ann.videos["video"].isin(instances["video"])
+    if unannotated.any():
+        warnings.warn(
+            f"{int(unannotated.sum())} videos have no valid actions (e.g. "
+            f"{ann.videos.loc[unannotated, 'video'].head(3).tolist()}); they get no rows "
+            "(unlabeled is not background)",
+            stacklevel=2,
+        )
+    background = background_segments(
+        instances, ann.videos, min_background_s=min_background_s, overlap_free=overlap_free_background
+    )
+    video_info = ann.videos.drop_duplicates("video").set_index("video")
+
+    def rows(df, label, region):
+        info = video_info.reindex(df["video"])
+        return pd.DataFrame({
+            "video-name": df["video"].to_numpy(),
+            "t-start": df["t_start_s"].to_numpy(dtype=float),
+            "t-end": df["t_end_s"].to_numpy(dtype=float),
+            "action-label": label,
+            "video-duration": info["duration_s"].to_numpy(dtype=float),
+            "filename": info["filename"].to_numpy(),
+            "fps": info["fps"].to_numpy(dtype=float),
+            "video-frames": pd.array(info["num_frames"].to_numpy(), dtype="Int64"),
+            "temporal-region-label": region,
+        })
+
+    table = pd.concat([
+        rows(instances, instances["label"].to_numpy(), FOREGROUND),
+        rows(background, None, BACKGROUND),
+    ], ignore_index=True)
+    table["video-frames"] = table["video-frames"].astype("Int64")
+    return table[SEGMENT_TABLE_COLUMNS], report
+
+
+def write_segment_table(table: pd.DataFrame, path) -> Path:
+    """Write a segment table as TSP's CSV (atomically); its columns must be ``SEGMENT_TABLE_COLUMNS``."""
+    if list(table.columns) != SEGMENT_TABLE_COLUMNS:
+        raise AnnotationError(
+            f"{path}: segment table columns must be {SEGMENT_TABLE_COLUMNS}, got {list(table.columns)}"
+        )
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return Path(path)
+
+
+def read_segment_table(path) -> pd.DataFrame:
+    """A segment table CSV (TSP's or ours) with typed columns; ``action-label`` is NaN on background
+    rows."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: segment table not found")
+    df = _read_csv(path)
+    if list(df.columns) != SEGMENT_TABLE_COLUMNS:
+        raise AnnotationError(
+            f"{path}: not a segment table; expected columns {SEGMENT_TABLE_COLUMNS}, got {list(df.columns)}"
+        )
+    for column in ("t-start", "t-end", "video-duration", "fps"):
+        df[column] = _numeric(df, column, path)
+    df["video-frames"] = _numeric(df, "video-frames", path).round().astype("Int64")
+    regions = set(df["temporal-region-label"].dropna())
+    if not regions <= {FOREGROUND, BACKGROUND}:
+        raise AnnotationError(
+            f"{path}: temporal-region-label must be {FOREGROUND!r} or {BACKGROUND!r}, found {sorted(regions)}"
+        )
+    return df
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary
+
+
+def summarize(ann: Annotations) -> pd.DataFrame:
+    """One row per subset (and ``all`` when there are several): ``subset, videos, instances,
+    classes, foreground_share, instances_per_video, mean_length_s``.
+
+    ``foreground_share`` = total action time / total duration, where action time is the union of a
+    video's instances clipped to ``[0, duration]`` (overlaps count once), over videos of known
+    duration. ``instances_per_video`` is the mean over all videos of the subset.
+    """
+    df = ann.instances.merge(ann.videos[["video", "duration_s"]], on="video", how="left")
+    df = df.sort_values(["video", "t_start_s"], kind="stable")
+    start = df["t_start_s"].clip(lower=0.0)
+    end = np.minimum(df["t_end_s"], df["duration_s"])
+    # Union length: in start order, action i adds what lies past the latest end before it.
+    latest_before = end.groupby(df["video"]).cummax().groupby(df["video"]).shift(1).fillna(0.0)
+    df["covered_s"] = (end - np.maximum(start, latest_before)).clip(lower=0.0).fillna(0.0)
+
+    def row(name, videos, instances):
+        timed = videos["duration_s"].notna()
+        known = instances["video"].isin(videos.loc[timed, "video"])
+        total = videos.loc[timed, "duration_s"].sum()
+        return {
+            "subset": name, "videos": len(videos), "instances": len(instances),
+            "classes": instances["label"].nunique(),
+            "foreground_share": instances.loc[known, "covered_s"].sum() / total if total > 0 else math.nan,
+            "instances_per_video": len(instances) / len(videos) if len(videos) else math.nan,
+            "mean_length_s": (instances["t_end_s"] - instances["t_start_s"]).mean(),
+        }
+
+    rows = [
+        row(name, ann.videos[ann.videos["subset"] == name], df[df["subset"] == name])
+        for name in ann.subsets
+    ]
+    if len(rows) != 1:
+        rows.append(row("all", ann.videos, df))
+    return pd.DataFrame(rows)
+
+
+def _is_missing(value) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    try:
+        return bool(isinstance(value, float) and math.isnan(value))
+    except TypeError:
+        return False
+
+
+def _json_number(value):
+    return None if _is_missing(value) else float(value)
