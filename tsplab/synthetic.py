@@ -1,0 +1,642 @@
+"""The built-in synthetic benchmark: small untrimmed videos (H.264 MP4) with ActivityNet-format labels.
+
+Why it exists: TSP (Alwassel et al. 2021, Sec. 1 and 3.3) argues that encoders pretrained for trimmed
+action classification (TAC) learn features that are *temporally insensitive*: a foreground clip and a
+background clip of the same untrimmed video look alike to them, because the cheapest way to classify
+a trimmed clip is to recognise its scene. This benchmark is built so that exactly this shortcut exists,
+and so that only a temporally-sensitive encoder can tell where the actions are.
+
+Design (numbers for the ``default`` preset; a prototype measured what made the effect appear, see
+``shared/notes/synthetic-benchmark.md``):
+
+* **Video.** 64-128 frames at 15 fps, 64x64 px RGB, one action class per video (as in most of
+  ActivityNet). The training pipeline resizes frames to a short side of 32 px and uses clips of 8
+  frames at the video's fps; all geometry below is given relative to the frame size so that it survives
+  that downscale (the prototype worked at 32x32 with an object radius of 4 px).
+* **Scene.** Background colour + stripe texture (orientation, period) + object colour, taken from the
+  palette of the video's class with probability ``p_scene`` = 0.9, else from the palette of another
+  class drawn uniformly. Each video jitters hue, brightness, stripe angle/period/phase and adds its own
+  static grain, and every frame gets a little pixel noise. So a classifier trained on foreground clips
+  alone can reach about ``p_scene`` accuracy by recognising the scene, which is what makes TAC's
+  shortcut available. The scene is constant over the whole video, so a scene-only feature looks the same
+  inside and outside the actions.
+* **Object.** A soft-edged disk of radius 1/8 of the frame (8 px stored, 4 px after the downscale).
+* **Action.** A class-specific periodic motion of the object (horizontal, vertical, circle, radius
+  pulse, diagonal, bounce; anti-diagonal and figure-eight for more classes) with period 7-9 frames and
+  an amplitude of 1-2 object radii (the prototype needed about one radius, 4 px at 32x32: at 1.5 px
+  no method could learn anything). Paths are normalised to the same travel per period (4 amplitudes)
+  so that classes carry similar motion energy; the motion fades in and out over 2 frames so that there
+  is no jump at the boundaries.
+* **Background.** The same object in the same scene, idle (slow drift <= 0.025 radii/frame and jitter
+  of 0.0375 radii, i.e. the prototype's 0.1 px and 0.15 px at 32x32) or wandering in a non-class way
+  (a random-heading walk reflected inside the frame).
+* **The GVF knob** (``per_video_motion_level``, on by default). In the prototype the global video
+  feature (GVF, TSP Sec. 3.3) made no difference, because motion energy alone told foreground from
+  background clip by clip. Here each video draws its own motion level ``u`` ~ U(0, 1): its background
+  wanders at ``u * background_speed_radii`` radii/frame (up to 0.8) and its actions have amplitude
+  ``1 + u`` radii, on top of the wander. An action is therefore always clearly above its own video's
+  baseline (median 1.6x the background's mean absolute frame difference, noise floor included), but the
+  background of a lively video moves more than the actions of a calm one, so foreground can only be
+  told from background *relative to the rest of the same video* -- the information TSP's max-pooled
+  GVF gives the region head. Measured on 48 uncompressed default videos, 8-frame clips at stride 2:
+  mean absolute frame difference separates foreground from background clips with AUC 0.89 on its
+  own and 0.98 once divided by the video's largest clip value (1.00 and 0.96 with the knob off);
+  the same on 96 generated MP4s decoded and downscaled to 32 px (0.89 and 0.98, median ratio 1.8).
+  A larger ``background_speed_radii`` widens that gap but brings actions closer to their own
+  background (1.0: AUC 0.82 vs 0.96, median ratio 1.5; 0.6: 0.96 vs 1.00, median ratio 1.85).
+  Turning the knob off gives the prototype's setting (idle background everywhere, amplitude 1 radius).
+* **Instances.** 1-3 per video, lengths log-uniform from 8 frames (one clip) to 80 % of the video,
+  with at least ``min_gap_frames`` (8) of background between consecutive instances and at least one
+  background stretch of that length per video, so that every video has pure background clips.
+  ``DETAD_LENGTH_EDGES_S`` splits instance lengths into five buckets (XS..XL, analogous to ActivityNet's
+  0/30/60/120/180 s edges) chosen so that each holds a reasonable share in the default preset.
+* **Size.** 240 training + 96 validation videos, as in the prototype, where the TAC-TSP gap was clear
+  (it narrowed at 720 training videos) and the whole pipeline fits in about 15 minutes on 2 cores.
+
+Output folder::
+
+    OUT/videos/{video}.mp4           H.264, constant fps, a keyframe every second
+    OUT/annotations.json             ActivityNet v1.3 format, subsets "training" / "validation"
+    OUT/action_label_mapping.json    sorted class names (the label mapping)
+    OUT/benchmark.json               config, seed, summary; "complete": true once every file is written
+
+Determinism: the same config and seed give identical plans and annotations, and identical frame
+arrays (before encoding) with the same numpy on the same kind of CPU (numpy's vectorised sin/exp may
+differ in the last bit across instruction sets, which can move a pixel by one grey level);
+``frames_for_video`` recomputes one video's frames without decoding. The MP4 bytes are identical on
+one machine with one library build (tested); x264's output can depend on its thread count, which
+follows the CPU count.
+"""
+from __future__ import annotations
+
+import colorsys
+import dataclasses
+import json
+import math
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from tsplab.runs import read_json, resolve, write_json
+
+LENGTH_BUCKET_NAMES = ("XS", "S", "M", "L", "XL")
+# Instance-length bucket edges in seconds for this benchmark, playing the role of ActivityNet's DETAD
+# edges (0, 30, 60, 120, 180, inf) s; XS is at most 1.5 clips of 8 frames at 15 fps. Chosen from the
+# default preset's length distribution: over seeds 0-2 the buckets hold 24-26 / 24-25 / 24-26 / 14-17
+# / 9-12 % of the instances (ActivityNet validation: 53.6 / 16.2 / 16.8 / 9.4 / 4.1 %, TSP Table 9).
+DETAD_LENGTH_EDGES_S = (0.0, 0.8, 1.2, 2.0, 3.0, math.inf)
+
+SUBSETS = ("training", "validation")
+_VIDEO_PREFIX = {"training": "train", "validation": "val"}
+
+# Class motions: class i performs MOTIONS[i] (see _unit_path).
+MOTIONS = ("horizontal", "vertical", "circle", "pulse", "diagonal", "bounce", "anti_diagonal",
+           "figure_eight")
+
+
+# --------------------------------------------------------------------------------------------------
+# Class motions
+
+
+def _unit_path(motion: str, theta: np.ndarray):
+    """(dx, dy, dr), each [T], of a class motion at phases ``theta`` [T] (one period = 2 pi): dx, dy
+    in amplitudes before ``_SCALES``, dr the log radius change before ``_PULSE_LOG_GAIN``."""
+    s, z = np.sin(theta), np.zeros_like(theta)
+    if motion == "horizontal":
+        return s, z, z
+    if motion == "vertical":
+        return z, s, z
+    if motion == "diagonal":
+        return s / math.sqrt(2), s / math.sqrt(2), z
+    if motion == "anti_diagonal":
+        return s / math.sqrt(2), -s / math.sqrt(2), z
+    if motion == "circle":
+        return np.cos(theta), s, z
+    if motion == "bounce":
+        # A ball bouncing on a floor: fast at the bottom (y = +1), slow at the top (y = -1).
+        return z, 1.0 - 2.0 * np.abs(np.sin(theta / 2)), z
+    if motion == "figure_eight":
+        return s, 0.5 * np.sin(2 * theta), z
+    if motion == "pulse":
+        return z, z, s
+    raise ValueError(f"unknown motion {motion!r}; valid: {', '.join(MOTIONS)}")
+
+
+def _path_scale(motion: str) -> float:
+    """Scale giving every translating path the travel of the horizontal swing (4 amplitudes per
+    period), so that classes carry similar motion energy."""
+    if motion == "pulse":
+        return 1.0  # see _PULSE_LOG_GAIN
+    dx, dy, _ = _unit_path(motion, np.linspace(0, 2 * np.pi, 721))
+    travel = np.hypot(np.diff(dx), np.diff(dy)).sum()
+    return 4.0 / travel
+
+
+_SCALES = {m: _path_scale(m) for m in MOTIONS}
+# Largest |offset| (in amplitudes) of each path, for keeping the object inside the frame.
+_EXTENTS = {m: float(np.max(np.abs(np.stack(_unit_path(m, np.linspace(0, 2 * np.pi, 361))[:2]))))
+            * _SCALES[m] for m in MOTIONS}
+
+
+# A radius pulse changes the radius by a factor exp(gain * amplitude * sin(theta)): a log scale, so
+# that it grows as much as it shrinks and the disk never vanishes (0.41 to 2.46 radii at amplitude 2).
+_PULSE_LOG_GAIN = 0.45
+
+
+def _base_half_range(config, amplitude_radii: float) -> float:
+    """How far (px) the object's resting position may wander from the frame centre so that the class
+    motion of ``amplitude_radii`` never leaves the frame."""
+    size = config.frame_size
+    r = config.object_radius_frac * size
+    reach = max(_EXTENTS[m] for m in MOTIONS[:config.num_classes]) * amplitude_radii * r
+    grow = r * math.exp(_PULSE_LOG_GAIN * amplitude_radii) if "pulse" in MOTIONS[:config.num_classes] \
+        else r
+    return size / 2 - max(r + reach, grow) - 1.0
+
+
+@dataclass
+class SyntheticConfig:
+    """Everything that defines a benchmark (with the seed). Geometry is relative to the frame size
+    (``*_frac``) or to the object radius (``*_radii``) so that it survives resizing."""
+
+    num_classes: int = 6
+    num_train_videos: int = 240
+    num_val_videos: int = 96
+    num_frames_range: tuple = (64, 128)        # per video, inclusive
+    fps: float = 15.0
+    frame_size: int = 64                       # square frames, px (even, for yuv420p)
+    p_scene: float = 0.9                       # P(scene drawn from the video's own class palette)
+    object_radius_frac: float = 0.125          # object radius / frame size (4 px at 32x32)
+    instances_range: tuple = (1, 3)            # per video, inclusive
+    min_instance_frames: int = 8               # one clip of 8 frames
+    max_instance_frac: float = 0.8             # longest instance / video length
+    min_gap_frames: int = 8                    # background between instances (one clip)
+    period_frames_range: tuple = (7.0, 9.0)
+    # GVF knob: per-video motion level u ~ U(0, 1); background wanders at u * background_speed_radii
+    # and actions have amplitude lerp(action_amplitude_radii, u). Off: u = 0 for every video.
+    per_video_motion_level: bool = True
+    action_amplitude_radii: tuple = (1.0, 2.0)
+    background_speed_radii: float = 0.8        # radii/frame at u = 1
+    idle_drift_radii: float = 0.025            # max idle drift, radii/frame (0.1 px at r = 4 px)
+    idle_jitter_radii: float = 0.0375          # idle position jitter std, radii (0.15 px at r = 4 px)
+    hue_jitter: float = 0.03                   # per-video scene hue jitter (class hues are 1/K apart)
+    grain_std: float = 3.0                     # static per-video texture grain, grey levels
+    pixel_noise_std: float = 1.5               # per-frame pixel noise, grey levels
+    # The clip settings this benchmark is designed for (pretraining/extraction read them from here).
+    clip_length_frames: int = 8
+    clip_short_side: int = 32
+
+    def __post_init__(self):
+        # JSON round trips give lists; keep tuples so configs compare and hash the same.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                setattr(self, f.name, tuple(value))
+        self.validate()
+
+    def validate(self) -> None:
+        lo, hi = self.num_frames_range
+        if not 2 <= self.num_classes <= len(MOTIONS):
+            raise ValueError(f"num_classes={self.num_classes}: must be in 2..{len(MOTIONS)} "
+                             f"(one motion per class: {', '.join(MOTIONS)})")
+        if self.frame_size % 2 or self.frame_size < 16:
+            raise ValueError(f"frame_size={self.frame_size}: must be even and >= 16")
+        if not 0.0 <= self.p_scene <= 1.0:
+            raise ValueError(f"p_scene={self.p_scene}: must be a probability")
+        if self.num_train_videos < 1 or self.num_val_videos < 0:
+            raise ValueError("num_train_videos must be >= 1 and num_val_videos >= 0")
+        need = self.min_instance_frames + self.min_gap_frames
+        if lo > hi or lo < need or int(self.max_instance_frac * lo) < self.min_instance_frames:
+            raise ValueError(f"num_frames_range={self.num_frames_range}: videos must be at least "
+                             f"{need} frames and max_instance_frac * shortest >= min_instance_frames")
+        if not 1 <= self.instances_range[0] <= self.instances_range[1]:
+            raise ValueError(f"instances_range={self.instances_range}: need 1 <= min <= max")
+        if _base_half_range(self, self.action_amplitude_radii[1]) < 0:
+            raise ValueError(f"action_amplitude_radii={self.action_amplitude_radii} with "
+                             f"object_radius_frac={self.object_radius_frac}: the motion does not fit "
+                             "in the frame")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SyntheticConfig":
+        return cls(**d)
+
+
+PRESETS = {
+    # For tests and CI: 18 short videos at 32x32 (clips resized to 16 px), seconds to generate.
+    "tiny": SyntheticConfig(num_classes=3, num_train_videos=12, num_val_videos=6,
+                            num_frames_range=(40, 56), frame_size=32, clip_short_side=16),
+    # For the demo: the prototype's working size, at 64x64 stored (32x32 for training).
+    "default": SyntheticConfig(),
+}
+
+
+@dataclass
+class VideoPlan:
+    """What one video contains, before any pixel exists. Instances are ``(start_frame, end_frame,
+    period_frames)`` with end exclusive; times in seconds are frame / fps."""
+
+    video: str
+    subset: str
+    index: int                 # position in the whole benchmark (training first), seeds its pixels
+    label: int                 # action class of every instance
+    scene_class: int           # class whose palette the scene was drawn from
+    num_frames: int
+    motion_level: float        # u in [0, 1] (0 everywhere when the GVF knob is off)
+    instances: list = field(default_factory=list)
+
+
+@dataclass
+class SyntheticVideo:
+    """One rendered video: ``frames`` uint8 [T, H, W, 3] RGB, ``frame_labels`` int [T] (class index
+    inside actions, -1 in background)."""
+
+    plan: VideoPlan
+    frames: np.ndarray
+    frame_labels: np.ndarray
+
+    @property
+    def foreground(self) -> np.ndarray:
+        """bool [T]: frame inside an action instance."""
+        return self.frame_labels >= 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Planning: classes, scenes, instances (cheap, no pixels)
+
+
+def class_names(config: SyntheticConfig) -> list[str]:
+    """Class names, sorted (the label mapping); class index i performs ``MOTIONS[i]``."""
+    return [f"{i:02d}_{MOTIONS[i]}" for i in range(config.num_classes)]
+
+
+def _rng(seed: int, *stream: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(seed), *stream]))
+
+
+def _get_config(config) -> SyntheticConfig:
+    if isinstance(config, SyntheticConfig):
+        return config
+    if config in PRESETS:
+        return PRESETS[config]
+    raise ValueError(f"unknown synthetic preset {config!r}; valid presets: {', '.join(PRESETS)}")
+
+
+def plan_benchmark(config="tiny", seed: int = 0) -> list[VideoPlan]:
+    """The plan of every video (training first, then validation), deterministic in (config, seed)."""
+    config = _get_config(config)
+    if int(seed) < 0:
+        raise ValueError(f"seed={seed}: must be >= 0")
+    plans = []
+    index = 0
+    for subset_code, (subset, count) in enumerate(
+            zip(SUBSETS, (config.num_train_videos, config.num_val_videos))):
+        # Balanced classes, in a seeded order (so ids carry no class information).
+        labels = _rng(seed, 1, subset_code).permutation(np.arange(count) % config.num_classes)
+        for i in range(count):
+            rng = _rng(seed, 2, index)
+            plans.append(_plan_video(config, rng, f"{_VIDEO_PREFIX[subset]}_{i:04d}", subset, index,
+                                     int(labels[i])))
+            index += 1
+    return plans
+
+
+def _plan_video(config, rng, video, subset, index, label) -> VideoPlan:
+    k = config.num_classes
+    scene_class = label
+    if rng.random() >= config.p_scene:
+        scene_class = int(rng.choice([c for c in range(k) if c != label]))
+    num_frames = int(rng.integers(config.num_frames_range[0], config.num_frames_range[1] + 1))
+    motion_level = float(rng.random()) if config.per_video_motion_level else 0.0
+    instances = _plan_instances(config, rng, num_frames)
+    return VideoPlan(video, subset, index, label, scene_class, num_frames, motion_level, instances)
+
+
+def _plan_instances(config, rng, num_frames: int) -> list[tuple]:
+    """1-3 instances with log-uniform lengths, >= min_gap_frames of background between them and at
+    least one background stretch of min_gap_frames per video."""
+    gap = config.min_gap_frames
+    wanted = int(rng.integers(config.instances_range[0], config.instances_range[1] + 1))
+    # Fewer instances when the drawn lengths keep failing to fit (long ones rarely come in threes).
+    for n in range(wanted, 0, -1):
+        reserved = max(n - 1, 1) * gap  # n - 1 interior gaps; a single instance gets one edge gap
+        lengths = _draw_lengths(config, rng, n, num_frames, num_frames - reserved)
+        if lengths is not None:
+            break
+    else:  # unreachable with a validated config: one instance of min length always fits
+        raise RuntimeError(f"cannot place instances in a {num_frames}-frame video")
+    free = num_frames - reserved - int(lengths.sum())
+    cuts = np.sort(rng.integers(0, free + 1, size=n))
+    gaps = np.diff(np.concatenate([[0], cuts, [free]]))  # n + 1 gaps summing to free
+    gaps[1:-1] += gap
+    if n == 1:
+        gaps[[0, -1][int(rng.integers(0, 2))]] += gap  # before or after the instance
+    instances, t = [], 0
+    for i in range(n):
+        t += int(gaps[i])
+        period = float(rng.uniform(*config.period_frames_range))
+        instances.append((t, t + int(lengths[i]), round(period, 3)))
+        t += int(lengths[i])
+    return instances
+
+
+def _draw_lengths(config, rng, n: int, num_frames: int, budget: int, tries: int = 50):
+    """n instance lengths (frames), log-uniform from min_instance_frames to max_instance_frac of the
+    video, summing to at most ``budget``; None when ``tries`` draws all overflow."""
+    lo = config.min_instance_frames
+    hi = max(lo, int(config.max_instance_frac * num_frames))
+    for _ in range(tries):
+        lengths = np.round(np.exp(rng.uniform(math.log(lo), math.log(hi + 1), size=n)))
+        lengths = np.minimum(lengths.astype(int), hi)
+        if lengths.sum() <= budget:
+            return lengths
+    return None
+
+
+def class_palette(config="tiny", seed: int = 0) -> list[dict]:
+    """Per class: background HSV, object HSV, stripe angle (degrees) and period (fraction of frame)."""
+    config = _get_config(config)
+    k = config.num_classes
+    rng = _rng(seed, 3)
+    hues = (np.arange(k) + rng.random()) / k
+    rng.shuffle(hues)
+    angles = (np.arange(k) * 180.0 / k + rng.uniform(0, 180.0 / k)) % 180.0
+    rng.shuffle(angles)
+    periods = np.array([0.16, 0.22, 0.28])[np.arange(k) % 3]
+    rng.shuffle(periods)
+    return [{"background_hsv": (float(hues[c]), 0.45, 0.5),
+             # Complementary hue keeps the object visible against its own scene.
+             "object_hsv": (float((hues[c] + 0.5) % 1.0), 0.75, 0.95),
+             "stripe_angle_deg": float(angles[c]),
+             "stripe_period_frac": float(periods[c])} for c in range(k)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _fold(x: np.ndarray, half: float) -> np.ndarray:
+    """Reflect positions ``x`` (relative to the centre) into [-half, half] (a walk bouncing off walls)."""
+    if half <= 0:
+        return np.zeros_like(x)
+    y = np.mod(x + half, 4 * half)
+    return np.where(y > 2 * half, 4 * half - y, y) - half
+
+
+def _trajectory(config, plan: VideoPlan, rng):
+    """Object centre (x, y) in px and radius in px, each [T], and frame labels [T]."""
+    size, t_frames = config.frame_size, plan.num_frames
+    r = config.object_radius_frac * size
+    a0, a1 = config.action_amplitude_radii
+    amplitude = a0 + plan.motion_level * (a1 - a0)
+    half = _base_half_range(config, amplitude)
+
+    # Background: idle drift + jitter (prototype), plus a wander whose speed is the video's own level.
+    drift = rng.uniform(0, config.idle_drift_radii) * r * _unit_vector(rng)
+    # The heading turns by ~0.6 rad a frame: a smooth walk, neither periodic nor a straight line, so
+    # it resembles no class motion. Reflecting off the walls keeps the class motion inside the frame.
+    heading = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, 0.6, size=t_frames))
+    speed = plan.motion_level * config.background_speed_radii * r
+    steps = speed * np.stack([np.cos(heading), np.sin(heading)], 1) + drift
+    start = rng.uniform(-half, half, size=2)
+    base = start + np.cumsum(steps, axis=0) - steps[0]
+    base = np.stack([_fold(base[:, 0], half), _fold(base[:, 1], half)], 1)
+    base += rng.normal(0, config.idle_jitter_radii * r, size=base.shape)
+
+    offset = np.zeros((t_frames, 2))
+    radius = np.full(t_frames, r)
+    labels = np.full(t_frames, -1, dtype=np.int64)
+    motion = MOTIONS[plan.label]
+    for start_f, end_f, period in plan.instances:
+        k = np.arange(end_f - start_f)
+        theta = 2 * np.pi * k / period
+        # Fade in/out over 2 frames: no jump at the boundaries, full amplitude in between.
+        envelope = np.minimum(1.0, np.minimum(k + 1, end_f - start_f - k) / 2.0)
+        dx, dy, dr = _unit_path(motion, theta)
+        # Added to the wander, which goes on: an action is motion on top of the video's baseline.
+        gain = amplitude * r * _SCALES[motion] * envelope
+        offset[start_f:end_f, 0] = dx * gain
+        offset[start_f:end_f, 1] = dy * gain
+        radius[start_f:end_f] = r * np.exp(_PULSE_LOG_GAIN * amplitude * envelope * dr)
+        labels[start_f:end_f] = plan.label
+    centre = size / 2 + base + offset
+    return centre[:, 0], centre[:, 1], radius, labels
+
+
+def _unit_vector(rng) -> np.ndarray:
+    angle = rng.uniform(0, 2 * np.pi)
+    return np.array([math.cos(angle), math.sin(angle)])
+
+
+def _scene(config, plan: VideoPlan, palette: list[dict], rng):
+    """Static background image float [H, W, 3] (0..255) and object colour [3]."""
+    size = config.frame_size
+    p = palette[plan.scene_class]
+    h, s, v = p["background_hsv"]
+    h = (h + rng.uniform(-config.hue_jitter, config.hue_jitter)) % 1.0
+    v = float(np.clip(v * rng.uniform(0.85, 1.15), 0, 1))
+    background = np.array(colorsys.hsv_to_rgb(h, s, v)) * 255.0
+    oh, os_, ov = p["object_hsv"]
+    oh = (oh + rng.uniform(-config.hue_jitter, config.hue_jitter)) % 1.0
+    obj = np.array(colorsys.hsv_to_rgb(oh, os_, ov)) * 255.0
+
+    angle = np.deg2rad(p["stripe_angle_deg"] + rng.uniform(-8, 8))
+    period = p["stripe_period_frac"] * size * rng.uniform(0.9, 1.1)
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    phase = rng.uniform(0, 2 * np.pi)
+    stripes = np.sin(2 * np.pi * (xx * math.cos(angle) + yy * math.sin(angle)) / period + phase)
+    image = background[None, None, :] * (1.0 + 0.15 * stripes[..., None])
+    image = image + rng.normal(0, config.grain_std, size=(size, size, 1))
+    return image, obj
+
+
+def render_video(config, plan: VideoPlan, seed: int) -> SyntheticVideo:
+    """The frames of ``plan`` (uint8 [T, H, W, 3]) and its frame labels [T], deterministic in
+    (config, seed, plan.index)."""
+    config = _get_config(config)
+    rng = _rng(seed, 4, plan.index)
+    palette = class_palette(config, seed)
+    image, obj = _scene(config, plan, palette, rng)
+    cx, cy, radius, labels = _trajectory(config, plan, rng)
+    size = config.frame_size
+    f32 = np.float32
+    yy, xx = (np.mgrid[0:size, 0:size] + 0.5).astype(f32)
+    # Soft edge about a quarter radius wide: sub-pixel motion still changes pixels after resizing.
+    edge = f32(max(1.0, 0.25 * config.object_radius_frac * size))
+    dist = np.hypot(xx[None] - cx.astype(f32)[:, None, None], yy[None] - cy.astype(f32)[:, None, None])
+    alpha = np.clip((radius.astype(f32)[:, None, None] - dist) / edge + f32(0.5), 0, 1)[..., None]
+    frames = image.astype(f32)[None] * (1 - alpha) + obj.astype(f32)[None, None, None] * alpha
+    frames += f32(config.pixel_noise_std) * rng.standard_normal(size=frames.shape, dtype=f32)
+    frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
+    return SyntheticVideo(plan, frames, labels)
+
+
+def frames_for_video(config, seed: int, video: str) -> SyntheticVideo:
+    """Uncompressed frames and frame labels of one video of the benchmark (config, seed), without
+    decoding its MP4. ``config`` is a preset name or a ``SyntheticConfig``."""
+    config = _get_config(config)
+    for plan in plan_benchmark(config, seed):
+        if plan.video == video:
+            return render_video(config, plan, seed)
+    raise KeyError(f"no video {video!r} in this synthetic benchmark (ids look like 'train_0000', "
+                   f"'val_0000')")
+
+
+# --------------------------------------------------------------------------------------------------
+# Output folder
+
+
+def activitynet_json(config, plans: list[VideoPlan]) -> dict:
+    """The ActivityNet v1.3-format annotation dict of a plan."""
+    names = class_names(config)
+    database = {}
+    for p in plans:
+        database[p.video] = {
+            "subset": p.subset,
+            # Exact frame / fps values, not rounded: a gap of exactly one clip must still measure
+            # at least one clip length when a segment table thresholds it.
+            "duration": p.num_frames / config.fps,
+            "fps": config.fps,
+            "num_frames": p.num_frames,
+            "resolution": f"{config.frame_size}x{config.frame_size}",
+            "url": "",
+            "annotations": [{"segment": [s / config.fps, e / config.fps],
+                             "label": names[p.label]} for s, e, _ in p.instances],
+        }
+    return {"version": "tsplab synthetic benchmark",
+            "taxonomy": [{"nodeName": n, "nodeId": i} for i, n in enumerate(names)],
+            "database": database}
+
+
+def length_buckets(lengths_s) -> pd.Categorical:
+    """DETAD-style length bucket (XS..XL, ``DETAD_LENGTH_EDGES_S``) of each instance length."""
+    import pandas as pd  # lazily: encoding workers never need it
+
+    return pd.cut(np.asarray(lengths_s, dtype=float), list(DETAD_LENGTH_EDGES_S),
+                  labels=list(LENGTH_BUCKET_NAMES), right=True)
+
+
+def instance_table(config, plans: list[VideoPlan]) -> pd.DataFrame:
+    """One row per instance: video, subset, label, t_start_s, t_end_s, motion_level, length_s,
+    bucket."""
+    import pandas as pd
+
+    names = class_names(config)
+    rows = [{"video": p.video, "subset": p.subset, "label": names[p.label],
+             "t_start_s": s / config.fps, "t_end_s": e / config.fps, "motion_level": p.motion_level}
+            for p in plans for s, e, _ in p.instances]
+    table = pd.DataFrame(rows, columns=["video", "subset", "label", "t_start_s", "t_end_s",
+                                        "motion_level"])
+    table["length_s"] = table["t_end_s"] - table["t_start_s"]
+    table["bucket"] = length_buckets(table["length_s"])
+    return table
+
+
+def summarize(config, plans: list[VideoPlan]) -> dict:
+    """Counts per subset, foreground share, scene-class agreement and instances per length bucket."""
+    config = _get_config(config)
+    inst = instance_table(config, plans)
+    out = {}
+    for subset in SUBSETS:
+        ps = [p for p in plans if p.subset == subset]
+        frames = sum(p.num_frames for p in ps)
+        fg = sum(e - s for p in ps for s, e, _ in p.instances)
+        sub = inst[inst["subset"] == subset]
+        out[subset] = {
+            "videos": len(ps),
+            "instances": len(sub),
+            "hours": round(frames / config.fps / 3600, 4),
+            "foreground_share": round(fg / frames, 4) if frames else 0.0,
+            "scene_matches_class": round(float(np.mean([p.scene_class == p.label for p in ps])), 4)
+            if ps else 0.0,
+            "instances_per_bucket": {b: int(n) for b, n in
+                                     sub["bucket"].value_counts().reindex(LENGTH_BUCKET_NAMES).items()},
+        }
+    return out
+
+
+def read_benchmark_config(folder) -> tuple[SyntheticConfig, int]:
+    """(config, seed) of a generated benchmark folder, e.g. to call ``frames_for_video`` on it."""
+    meta = read_json(resolve(folder) / "benchmark.json")
+    return SyntheticConfig.from_dict(meta["config"]), int(meta["seed"])
+
+
+def _encode_one(config: SyntheticConfig, plan: VideoPlan, seed: int, path: str) -> str:
+    from tsplab.video import write_video  # PyAV is needed only where videos are encoded
+
+    video = render_video(config, plan, seed)
+    write_video(path, video.frames, config.fps, keyframe_interval_s=1.0)
+    return plan.video
+
+
+def generate_benchmark(out_dir, preset="tiny", seed: int = 0, *, workers: int = 2,
+                       progress: bool = True) -> Path:
+    """Write the benchmark ``preset`` (a name in ``PRESETS`` or a ``SyntheticConfig``) into
+    ``out_dir`` and return that folder.
+
+    A complete folder with the same config and seed is left as it is; a folder left by a killed run is
+    resumed (videos already written are kept: every write is atomic); a folder holding a benchmark of
+    another config or seed raises ``ValueError`` rather than mixing the two.
+    """
+    from tqdm.auto import tqdm
+
+    config = _get_config(preset)
+    out = resolve(out_dir)
+    manifest_path = out / "benchmark.json"
+    identity = {"config": json.loads(json.dumps(dataclasses.asdict(config))), "seed": int(seed)}
+    if manifest_path.is_file():
+        old = read_json(manifest_path)
+        if {"config": old.get("config"), "seed": old.get("seed")} != identity:
+            raise ValueError(f"{out}: holds a synthetic benchmark of another config or seed "
+                             f"(seed {old.get('seed')}); choose another folder or delete this one")
+    plans = plan_benchmark(config, seed)
+    video_dir = out / "videos"
+    todo = [p for p in plans if not (video_dir / f"{p.video}.mp4").is_file()]
+    if manifest_path.is_file() and read_json(manifest_path).get("complete") and not todo:
+        return out
+
+    write_json(manifest_path, {**identity, "complete": False})
+    write_json(out / "annotations.json", activitynet_json(config, plans))
+    write_json(out / "action_label_mapping.json", class_names(config))
+    video_dir.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(todo), desc="synthetic videos", unit="video", disable=not progress)
+    if workers <= 1 or len(todo) <= 1:
+        for p in todo:
+            _encode_one(config, p, seed, str(video_dir / f"{p.video}.mp4"))
+            bar.update()
+    else:
+        # spawn, not fork: the caller may hold torch/OpenMP threads, which do not survive a fork.
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_encode_one, config, p, seed, str(video_dir / f"{p.video}.mp4")):
+                       p.video for p in todo}
+            for future in as_completed(futures):
+                try:
+                    future.result()
+                except Exception as exc:
+                    raise RuntimeError(f"{video_dir / futures[future]}.mp4: generation failed: "
+                                       f"{exc}") from exc
+                bar.update()
+    bar.close()
+    size_bytes = sum(f.stat().st_size for f in video_dir.glob("*.mp4"))
+    write_json(manifest_path, {**identity, "complete": True,
+                               "summary": {**summarize(config, plans), "video_bytes": size_bytes}})
+    return out
+
+
+def benchmark_summary(folder) -> pd.DataFrame:
+    """One row per subset of a generated benchmark: videos, instances, hours, foreground share, share
+    of videos whose scene matches their class, and instances per length bucket (XS..XL)."""
+    import pandas as pd
+
+    meta = read_json(resolve(folder) / "benchmark.json")
+    if not meta.get("complete"):
+        raise ValueError(f"{resolve(folder)}: benchmark not complete (generation was interrupted); "
+                         "run generate_benchmark again to finish it")
+    rows = []
+    for subset in SUBSETS:
+        s = dict(meta["summary"][subset])
+        buckets = s.pop("instances_per_bucket")
+        rows.append({"subset": subset, **s, **buckets})
+    return pd.DataFrame(rows)
