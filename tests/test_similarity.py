@@ -1,0 +1,176 @@
+"""Similarity matrices, the temporal-sensitivity score and boundary differences on features built to
+be temporally sensitive or not; notebook 07 run through papermill on them."""
+from __future__ import annotations
+
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsplab.features import FeatureMetadata, save_features
+from tsplab.similarity import (boundary_difference_summary, boundary_differences, clip_membership,
+                               common_videos, consecutive_differences, cosine_similarity_matrix,
+                               sensitivity_per_video, similarity_views, temporal_sensitivity,
+                               video_sensitivity)
+
+# 8-frame clips at 8 fps with stride 8: clip i spans [i, i+1) s, centre i + 0.5
+META = dict(stride_frames=8, clip_length_frames=8, frame_rate=8.0, feature_dim=16)
+CENTRES = np.arange(4) + 0.5
+
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+def test_cosine_similarity_matrix():
+    sim = cosine_similarity_matrix(np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0], [1.0, 1.0], [0, 0]]))
+    assert sim.shape == (5, 5)
+    np.testing.assert_allclose(sim[0], [1, 1, 0, np.sqrt(0.5), 0], atol=1e-12)
+    np.testing.assert_allclose(np.diag(sim)[:4], 1.0)
+
+
+def test_membership_uses_clip_centres():
+    member = clip_membership([[1.0, 3.0], [0.6, 0.9]], CENTRES)
+    np.testing.assert_array_equal(member, [[False, True, True, False], [False] * 4])
+
+
+def test_sensitivity_of_hand_built_video():
+    # clips 1 and 2 inside the action [1, 3]; action clips are (1, 0), background clips (0, 1)
+    feats = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    scores = video_sensitivity(feats, np.array([[1.0, 3.0]]), CENTRES)
+    assert scores["fg_fg"] == pytest.approx(1.0) and scores["fg_bg"] == pytest.approx(0.0)
+    assert scores["sensitivity"] == pytest.approx(1.0) and scores["num_foreground_clips"] == 2
+    # an action covering the whole video has no background: no score
+    assert np.isnan(video_sensitivity(feats, np.array([[0.0, 4.0]]), CENTRES)["sensitivity"])
+
+
+def test_consecutive_difference_kinds():
+    feats = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    centres = np.arange(5) + 0.5
+    d = consecutive_differences(feats, np.array([[1.0, 3.0], [3.6, 3.8]]), centres)
+    # (0,1) enters the action, (1,2) inside, (2,3) leaves it, (3,4) has a short action between
+    assert d["kind"].tolist() == ["boundary", "action", "boundary", "boundary"]
+    np.testing.assert_allclose(d["mean_abs_diff"], [1.0, 0.0, 1.0, 0.0])
+    np.testing.assert_allclose(d["t_s"], [1.0, 2.0, 3.0, 4.0])
+    d = consecutive_differences(feats, np.zeros((0, 2)), centres)
+    assert set(d["kind"]) == {"background"}
+
+
+def make_feature_sets(root, seed=0):
+    """Ground truth of 3 videos and two feature folders: 'tsp' separates each action from its
+    background, 'tac' sees the same scene in every clip (plus noise)."""
+    rng = np.random.default_rng(seed)
+    videos = {"v_JDg--pjY5gg": [(5.0, 14.0), (22.0, 30.0)], "vid_b": [(10.0, 25.0)],
+              "vid_c": [(3.0, 8.0), (12.0, 16.0), (30.0, 38.0)]}
+    rows = [(v, s, e, "jump" if i % 2 == 0 else "run") for v, segs in videos.items()
+            for i, (s, e) in enumerate(segs)]
+    instances = pd.DataFrame(rows, columns=["video", "t_start_s", "t_end_s", "label"])
+    folders = {"tac": root / "tac", "tsp": root / "tsp"}
+    for folder in folders.values():
+        FeatureMetadata(**META).save(folder)
+    for video, segs in videos.items():
+        t = 40
+        member = clip_membership(np.array(segs), np.arange(t) + 0.5)
+        scene = rng.normal(size=16) * 3
+        tac = scene + rng.normal(size=(t, 16)) * 0.3
+        tsp = np.tile(rng.normal(size=16), (t, 1))  # background
+        for k in range(len(segs)):
+            tsp[member[k]] = rng.normal(size=16)  # each action its own direction
+        tsp += rng.normal(size=(t, 16)) * 0.3
+        stem = "JDg--pjY5gg" if video.startswith("v_") else video  # features named without v_
+        save_features(folders["tac"], stem, tac)
+        save_features(folders["tsp"], stem, tsp)
+    return instances, folders
+
+
+@pytest.fixture
+def feature_sets(tmp_path):
+    return make_feature_sets(tmp_path)
+
+
+def test_sensitivity_ranks_constructed_features(feature_sets):
+    instances, folders = feature_sets
+    assert common_videos(folders, instances) == ["JDg--pjY5gg", "vid_b", "vid_c"]
+    table = temporal_sensitivity(folders, instances).set_index("feature_set")
+    assert table.index.tolist() == ["tac", "tsp"] and (table["num_videos"] == 3).all()
+    assert table.loc["tsp", "sensitivity"] > 0.5
+    assert abs(table.loc["tac", "sensitivity"]) < 0.05
+    assert table.loc["tac", "fg_bg"] > 0.9  # TAC-like: action and background look alike
+    per_video = sensitivity_per_video(folders, instances)
+    assert len(per_video) == 6 and per_video["sensitivity"].notna().all()
+
+
+def test_boundary_differences_larger_at_boundaries_for_sensitive_features(feature_sets):
+    instances, folders = feature_sets
+    diffs = boundary_differences(folders, instances)
+    assert len(diffs) == 2 * 3 * 39 and set(diffs["kind"]) == {"boundary", "action", "background"}
+    summary = boundary_difference_summary(diffs).set_index("feature_set")
+    assert summary.loc["tsp", "boundary_ratio"] > 3
+    assert 0.5 < summary.loc["tac", "boundary_ratio"] < 1.5
+
+
+def test_similarity_views_and_plots(feature_sets):
+    from tsplab.plots import SimilarityBrowser, plot_boundary_histogram, plot_similarity_matrices
+
+    instances, folders = feature_sets
+    views = similarity_views(folders, "vid_c", instances)
+    assert [v.feature_set for v in views] == ["tac", "tsp"]
+    assert views[0].matrix.shape == (40, 40) and views[0].segments_s.shape == (3, 2)
+    np.testing.assert_allclose(views[0].clip_centre_s[:2], [0.5, 1.5])
+    views += similarity_views(folders, "v_JDg--pjY5gg", instances)
+    fig = plot_similarity_matrices(views)
+    images = [ax for ax in fig.axes if ax.images]
+    assert len(images) == 4  # 2 feature sets x 2 videos (colorbars are extra axes)
+    assert images[0].get_title() == "tac: vid_c"
+    fig = plot_boundary_histogram(boundary_differences(folders, instances))
+    assert [ax.get_title() for ax in fig.axes] == ["tac", "tsp"]
+
+    browser = SimilarityBrowser(folders, instances)
+    assert browser.video.options == ("JDg--pjY5gg", "vid_b", "vid_c")
+    first = browser.image.value
+    assert first[:4] == b"\x89PNG"
+    browser.video.value = "vid_b"  # the observer redraws
+    assert browser.image.value != first
+    browser.feature_sets.value = ("tsp",)
+    assert len([ax for ax in browser.figure.axes if ax.images]) == 1
+    browser.feature_sets.value = ()
+    assert browser.update() is None and browser.image.value == b""
+
+
+def test_missing_features_are_named(feature_sets):
+    instances, folders = feature_sets
+    with pytest.raises(FileNotFoundError, match="nope"):
+        similarity_views(folders, "nope", instances)
+
+
+@pytest.mark.slow
+def test_notebook_07_runs_on_constructed_features(tmp_path):
+    import nbformat
+    import papermill
+
+    from tsplab.runs import repo_root
+
+    instances, folders = make_feature_sets(tmp_path)
+    database = {video: {"subset": "validation", "duration": 40.0, "annotations": [
+        {"segment": [r.t_start_s, r.t_end_s], "label": r.label}
+        for r in instances[instances.video == video].itertuples()]}
+        for video in instances.video.unique()}
+    (tmp_path / "gt.json").write_text(json.dumps({"version": "1.3", "taxonomy": [],
+                                                  "database": database}))
+    notebooks = repo_root() / "notebooks"
+    out = tmp_path / "07.ipynb"
+    papermill.execute_notebook(
+        str(notebooks / "07_feature_similarity.ipynb"), str(out),
+        parameters={"feature_folders": {k: str(v) for k, v in folders.items()},
+                    "ground_truth": str(tmp_path / "gt.json"), "num_videos_shown": 2},
+        cwd=str(notebooks), kernel_name="python3", progress_bar=False)
+    outputs = [o for c in nbformat.read(out, 4).cells for o in c.get("outputs", [])]
+    text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    assert "3 videos with ground truth and features in every folder" in text
+    assert "sensitivity" in text and "boundary_ratio" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # matrices + histogram
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)

@@ -1,0 +1,371 @@
+"""Every figure the notebooks show, so tests can build them too.
+
+Functions take the library's DataFrames / arrays, draw a new pyplot figure and return it: in a
+notebook (inline backend) it shows at the end of the cell (end the call with ``;`` so it is not shown
+twice); scripts save it (``fig.savefig``) and tests close it (``plt.close``). Organised by section,
+one per analysis; add new plots to the section of their notebook (or a new section).
+"""
+from __future__ import annotations
+
+import io
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+ACTION_COLOR = "tab:green"  # ground-truth extents, as in TSP Fig. 2 / PAL Fig. 3
+
+
+def _figure(nrows: int = 1, ncols: int = 1, *, figsize=None, **subplot_kw):
+    """A constrained-layout Figure and its [nrows, ncols] array of axes."""
+    fig = plt.figure(figsize=figsize or (4.0 * ncols, 3.2 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, **subplot_kw)
+    return fig, axes
+
+
+def figure_to_png(fig: Figure, dpi: int = 100) -> bytes:
+    """PNG bytes of ``fig`` (for widgets and files)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Datasets (notebook 01): action lengths, bucket shares, frames with their annotation
+# ---------------------------------------------------------------------------------------------
+
+def plot_length_histogram(instances: pd.DataFrame, edges_s=None, *, labels=None, bins: int = 50
+                          ) -> Figure:
+    """Histogram of action lengths (t_end_s - t_start_s, positive ones) with bucket edges drawn.
+
+    edges_s: bucket edges in seconds (default: DETAD's ActivityNet length buckets, 0/30/60/120/180/
+    inf s); labels: one name per bucket (default: DETAD's XS..XL when the count fits).
+    """
+    from tsplab.detad import DETAD_PRESETS
+
+    default = DETAD_PRESETS["activitynet"].buckets["length"]
+    edges = list(default.edges if edges_s is None else edges_s)
+    if labels is None:
+        labels = list(default.labels) if len(edges) - 1 == len(default.labels) else []
+    length = (instances["t_end_s"] - instances["t_start_s"]).to_numpy(float)
+    length = length[length > 0]
+    fig, axes = _figure(figsize=(7, 3.2))
+    ax = axes[0, 0]
+    ax.hist(length, bins=bins, color="tab:blue", alpha=0.8)
+    ax.set_xlim(left=0)
+    right = ax.get_xlim()[1]
+    for edge in edges:
+        if 0 < edge < right:
+            ax.axvline(edge, color="k", linestyle="--", linewidth=1)
+    for label, a, b in zip(labels, edges[:-1], edges[1:]):
+        a, b = max(a, 0.0), min(b, right)
+        if a < b:  # name each bucket in the visible part of its range
+            ax.text((a + b) / 2, 0.97, label, transform=ax.get_xaxis_transform(), ha="center",
+                    va="top", fontsize=9)
+    ax.set_xlabel("action length (s)")
+    ax.set_ylabel("instances")
+    ax.set_title(f"{len(length)} actions")
+    return fig
+
+
+def plot_bucket_shares(shares: pd.DataFrame) -> Figure:
+    """Bars of ``tsplab.detad.bucket_shares`` output (share_pct per bucket), one panel per
+    characteristic when several are stacked in ``shares``."""
+    groups = list(shares.groupby("characteristic", sort=False))
+    fig, axes = _figure(1, len(groups), figsize=(4.2 * len(groups), 3.2))
+    for ax, (characteristic, part) in zip(axes[0], groups):
+        x = np.arange(len(part))
+        bars = ax.bar(x, part["share_pct"], color="tab:blue")
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+        ax.set_xticks(x, [f"{b}\n{i}" for b, i in zip(part["bucket"], part["interval"])], fontsize=8)
+        ax.set_ylabel("% of instances")
+        ax.set_title(str(characteristic))
+        ax.set_ylim(0, max(100.0, float(part["share_pct"].max()) * 1.1) if len(part) else 100)
+    return fig
+
+
+def plot_frames_with_annotation(frames: np.ndarray, frame_rate: float, instances_of_video: pd.DataFrame,
+                                num_shown: int = 8) -> Figure:
+    """A strip of ``num_shown`` evenly spaced frames of a video (frames [N, H, W, 3] uint8 at
+    ``frame_rate``) above its timeline: ground-truth actions (t_start_s, t_end_s, label) as bars,
+    the shown frames as numbered ticks."""
+    frames = np.asarray(frames)
+    n = len(frames)
+    if n == 0:
+        raise ValueError("plot_frames_with_annotation: no frames")
+    shown = np.unique(np.linspace(0, n - 1, min(num_shown, n)).round().astype(int))
+    duration = n / float(frame_rate)
+    fig = plt.figure(figsize=(1.4 * len(shown) + 0.5, 3.0), layout="constrained")
+    grid = fig.add_gridspec(2, len(shown), height_ratios=[2.0, 1.0])
+    for j, idx in enumerate(shown):
+        ax = fig.add_subplot(grid[0, j])
+        ax.imshow(frames[idx])
+        ax.set_title(f"{j + 1}: {idx / frame_rate:.1f} s", fontsize=8)
+        ax.axis("off")
+    ax = fig.add_subplot(grid[1, :])
+    labels = sorted(instances_of_video["label"].astype(str).unique()) if len(instances_of_video) else []
+    colors = {label: f"C{i % 10}" for i, label in enumerate(labels)}
+    for row in instances_of_video.itertuples(index=False):
+        ax.broken_barh([(row.t_start_s, row.t_end_s - row.t_start_s)], (0.2, 0.6),
+                       color=colors[str(row.label)], alpha=0.8)
+    for label in labels:  # one legend entry per class
+        ax.plot([], [], color=colors[label], linewidth=6, label=label)
+    for j, idx in enumerate(shown):
+        t = idx / frame_rate
+        ax.axvline(t, color="k", linewidth=0.8)
+        ax.text(t, 1.0, str(j + 1), ha="center", va="bottom", fontsize=8)
+    ax.set_xlim(0, duration)
+    ax.set_ylim(0, 1.25)
+    ax.set_yticks([])
+    ax.set_xlabel("time (s)")
+    if labels:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Detection analysis (notebook 06): mAP against tIoU, average mAP per DETAD bucket
+# ---------------------------------------------------------------------------------------------
+
+def plot_map_vs_tiou(results: dict) -> Figure:
+    """mAP against the tIoU threshold, one line per method (``{method: DetectionResult}``)."""
+    fig, axes = _figure(figsize=(5, 3.2))
+    ax = axes[0, 0]
+    for method, result in results.items():
+        ax.plot(result.mAP.index, 100 * result.mAP.to_numpy(), marker="o",
+                label=f"{method} (avg {100 * result.average_mAP:.1f})")
+    ax.set_xlabel("tIoU threshold")
+    ax.set_ylabel("mAP (%)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_bucket_map(table: pd.DataFrame) -> Figure:
+    """Grouped bars of ``tsplab.detad.bucket_table`` (rows: methods, columns: buckets and ``all``;
+    percent). The ``% of instances`` row, when present, goes under the bucket names; each method's
+    ``all`` value is a dashed line in its colour."""
+    shares = table.loc["% of instances"] if "% of instances" in table.index else None
+    methods = [m for m in table.index if m != "% of instances"]
+    buckets = [c for c in table.columns if c != "all"]
+    fig, axes = _figure(figsize=(1.3 * len(buckets) + 2.5, 3.4))
+    ax = axes[0, 0]
+    width = 0.8 / max(len(methods), 1)
+    x = np.arange(len(buckets))
+    for i, method in enumerate(methods):
+        values = table.loc[method, buckets].to_numpy(float)
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), values, width, color=f"C{i}", label=method)
+        ax.bar_label(bars, labels=[f"{v:.1f}" if np.isfinite(v) else "" for v in values], fontsize=7)
+        if "all" in table.columns:
+            ax.axhline(float(table.loc[method, "all"]), color=f"C{i}", linestyle="--", linewidth=1)
+    names = [f"{b}\n({shares[b]:.1f}%)" if shares is not None else str(b) for b in buckets]
+    ax.set_xticks(x, names)
+    ax.set_xlabel(str(table.index.name or "bucket"))
+    ax.set_ylabel("average mAP (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature similarity (notebook 07): matrices, boundary differences, a browser widget
+# ---------------------------------------------------------------------------------------------
+
+def plot_similarity_matrices(views: list) -> Figure:
+    """Cosine-similarity matrices (``tsplab.similarity.SimilarityView``s) in a grid: rows =
+    feature sets, columns = videos (as TSP Fig. 2), in seconds on both axes, with the ground-truth
+    actions as green bars along the top and left edges."""
+    sets = list(dict.fromkeys(v.feature_set for v in views))
+    videos = list(dict.fromkeys(v.video for v in views))
+    fig, axes = _figure(len(sets), len(videos), figsize=(3.3 * len(videos) + 0.6, 3.1 * len(sets)))
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for view in views:
+        ax = axes[sets.index(view.feature_set), videos.index(view.video)]
+        ax.set_visible(True)
+        lo = view.clip_centre_s[0] - view.stride_s / 2
+        hi = view.clip_centre_s[-1] + view.stride_s / 2
+        margin = 0.06 * (hi - lo)
+        image = ax.imshow(view.matrix, extent=(lo, hi, hi, lo), cmap="viridis",
+                          interpolation="nearest")
+        for start, end in view.segments_s:
+            s, e = max(start, lo), min(end, hi)
+            if e > s:  # bars in the margin: top (horizontal extent) and left (vertical extent)
+                ax.fill_between([s, e], lo - margin, lo - 0.25 * margin, color=ACTION_COLOR)
+                ax.fill_betweenx([s, e], lo - margin, lo - 0.25 * margin, color=ACTION_COLOR)
+        ax.set_xlim(lo - margin, hi)
+        ax.set_ylim(hi, lo - margin)
+        ax.set_title(f"{view.feature_set}: {view.video}", fontsize=9)
+        ax.set_xlabel("time (s)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig
+
+
+def plot_boundary_histogram(differences: pd.DataFrame, bins: int = 40) -> Figure:
+    """BSP Fig. 4 (bottom): per feature set, the distribution of consecutive-clip differences
+    (``tsplab.similarity.boundary_differences``) at ground-truth boundaries vs inside segments."""
+    sets = list(pd.unique(differences["feature_set"]))
+    fig, axes = _figure(1, max(len(sets), 1), figsize=(4.0 * max(len(sets), 1), 3.0), sharex=True)
+    values = differences["mean_abs_diff"].to_numpy(float)
+    edges = np.histogram_bin_edges(values, bins=bins) if len(values) else bins
+    for ax, name in zip(axes[0], sets):
+        part = differences[differences["feature_set"] == name]
+        for kind, mask, color in (("boundary", part["kind"] == "boundary", "tab:red"),
+                                  ("inside", part["kind"] != "boundary", "tab:blue")):
+            v = part.loc[mask, "mean_abs_diff"].to_numpy(float)
+            if len(v):
+                ax.hist(v, bins=edges, density=True, alpha=0.5, color=color,
+                        label=f"{kind} ({len(v)})")
+                ax.axvline(v.mean(), color=color, linestyle="--", linewidth=1)
+        ax.set_title(str(name))
+        ax.set_xlabel("mean |f(t+1) - f(t)|")
+        ax.legend(fontsize=8)
+    axes[0, 0].set_ylabel("density")
+    return fig
+
+
+class SimilarityBrowser:
+    """An ipywidgets browser: pick a video and feature sets, see their similarity matrices.
+
+    ``feature_folders``: {name: feature folder}; ``instances``: ground truth (video, t_start_s,
+    t_end_s, label); ``videos``: the choices (default: videos with ground truth and features in
+    every folder). Show ``browser.widget``; ``update()`` redraws (called on every change) and
+    returns the figure. The figure is rendered to PNG into an Image widget (and closed in pyplot,
+    so the notebook does not show it a second time), which works with or without a live kernel.
+    """
+
+    def __init__(self, feature_folders: dict, instances: pd.DataFrame, videos=None):
+        import ipywidgets as widgets
+
+        from tsplab.similarity import common_videos
+
+        self.feature_folders = dict(feature_folders)
+        self.instances = instances
+        videos = list(videos) if videos is not None else common_videos(self.feature_folders, instances)
+        if not videos:
+            raise ValueError("SimilarityBrowser: no video has ground truth and features in every "
+                             f"folder of {list(self.feature_folders)}")
+        self.video = widgets.Dropdown(options=videos, value=videos[0], description="video")
+        names = list(self.feature_folders)
+        self.feature_sets = widgets.SelectMultiple(options=names, value=tuple(names),
+                                                   description="features")
+        self.image = widgets.Image(format="png")
+        self.widget = widgets.VBox([widgets.HBox([self.video, self.feature_sets]), self.image])
+        self.figure: Figure | None = None
+        self.video.observe(self.update, names="value")
+        self.feature_sets.observe(self.update, names="value")
+        self.update()
+
+    def update(self, change=None) -> Figure | None:
+        from tsplab.similarity import similarity_views
+
+        chosen = {name: self.feature_folders[name] for name in self.feature_sets.value}
+        if not chosen:
+            self.image.value = b""
+            self.figure = None
+            return None
+        self.figure = plot_similarity_matrices(similarity_views(chosen, self.video.value,
+                                                                self.instances))
+        plt.close(self.figure)
+        self.image.value = figure_to_png(self.figure, dpi=80)
+        return self.figure
+
+
+# ---------------------------------------------------------------------------------------------
+# Features (notebook 04): one video's clip features over time, ground truth underneath
+# ---------------------------------------------------------------------------------------------
+
+def plot_feature_timeline(features: np.ndarray, metadata, instances_of_video: pd.DataFrame | None = None,
+                          *, duration_s: float | None = None, title: str = "",
+                          max_channels: int | None = 128) -> Figure:
+    """A video's clip features ``[T, C]`` as an image over time, its ground-truth actions below.
+
+    Each channel is standardised over time (z-score), so the image shows *when* a channel changes,
+    not its scale. Rows are channels (the first ``max_channels``); column ``i`` is centred on feature
+    ``i``'s clip centre (``metadata``: a ``tsplab.features.FeatureMetadata``) and is one stride wide.
+    ``instances_of_video`` (t_start_s, t_end_s, label) are drawn as bars, one row per label;
+    ``duration_s`` marks the end of the video.
+    """
+    feats = np.asarray(features, dtype=np.float32)
+    if feats.ndim != 2 or len(feats) == 0:
+        raise ValueError(f"plot_feature_timeline: features must be [T, C] with T >= 1, got {feats.shape}")
+    shown = feats[:, :max_channels] if max_channels is not None else feats
+    z = (shown - shown.mean(0)) / (shown.std(0) + 1e-6)
+    centres = metadata.clip_centre_s(len(feats))
+    half = 0.5 * metadata.stride_s
+    instances = instances_of_video if instances_of_video is not None else pd.DataFrame(
+        columns=["t_start_s", "t_end_s", "label"])
+    labels = sorted(instances["label"].astype(str).unique()) if len(instances) else []
+
+    fig = Figure(figsize=(10.0, 3.6 + 0.3 * len(labels)), layout="constrained")
+    ax, gt = fig.subplots(2, 1, sharex=True,
+                          gridspec_kw=dict(height_ratios=[4.0, 0.8 + 0.3 * len(labels)]))
+    image = ax.imshow(z.T, aspect="auto", cmap="RdBu_r", vmin=-3, vmax=3, interpolation="nearest",
+                      extent=(centres[0] - half, centres[-1] + half, z.shape[1], 0))
+    fig.colorbar(image, ax=[ax, gt], label="z-score over time", pad=0.01)  # keeps both axes aligned
+    ax.set_ylabel(f"channel ({z.shape[1]} of {feats.shape[1]})")
+    ax.set_title(title or f"{len(feats)} features, stride {metadata.stride_s:g} s, "
+                          f"clips of {metadata.clip_length_s:g} s")
+    for i, label in enumerate(labels):
+        rows = instances[instances["label"].astype(str) == label]
+        gt.broken_barh([(s, e - s) for s, e in zip(rows["t_start_s"], rows["t_end_s"])],
+                       (i + 0.15, 0.7), color=f"C{i % 10}", alpha=0.8)
+    gt.set_yticks([i + 0.5 for i in range(len(labels))], labels, fontsize=8)
+    gt.set_ylim(0, max(1, len(labels)))
+    if duration_s:
+        gt.axvline(duration_s, color="k", linewidth=0.8, linestyle="--")
+    gt.set_xlim(0, max(centres[-1] + half, duration_s or 0.0))
+    gt.set_xlabel("time (s)")
+    gt.set_title("ground truth" if labels else "ground truth: no actions", fontsize=9)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Pretraining (notebook 03): loss and accuracy curves per head
+# ---------------------------------------------------------------------------------------------
+
+def pretrain_heads(metrics: pd.DataFrame) -> list[str]:
+    """The heads of a pretraining metrics table (``tsplab.train``): ``train_loss_<head>`` columns."""
+    return [c[len("train_loss_"):] for c in metrics.columns if c.startswith("train_loss_")]
+
+
+def plot_pretrain_curves(metrics) -> Figure:
+    """Per-epoch loss (top row: training solid, validation dashed) and validation clip accuracy
+    (bottom row, training accuracy dotted) of each head of one run's metrics table, or of several
+    runs given as ``{name: metrics}`` (one colour per run; a head a run lacks is left out)."""
+    from matplotlib.ticker import MaxNLocator
+
+    runs = metrics if isinstance(metrics, dict) else {"": metrics}
+    if not runs:
+        raise ValueError("plot_pretrain_curves: no metrics given")
+    heads = list(dict.fromkeys(h for m in runs.values() for h in pretrain_heads(m)))
+    if not heads:
+        raise ValueError("plot_pretrain_curves: no train_loss_<head> columns; is this a pretraining "
+                         "metrics table (metrics.csv of tsplab.train)?")
+    fig, axes = _figure(2, len(heads), figsize=(4.2 * len(heads), 6.0))
+    for i, (name, m) in enumerate(runs.items()):
+        color = f"C{i % 10}"
+        label = f"{name} " if name else ""
+        for j, head in enumerate(heads):
+            if f"train_loss_{head}" not in m:
+                continue
+            loss_ax, acc_ax = axes[0, j], axes[1, j]
+            loss_ax.plot(m["epoch"], m[f"train_loss_{head}"], "o-", color=color, label=f"{label}train")
+            if f"valid_loss_{head}" in m:
+                loss_ax.plot(m["epoch"], m[f"valid_loss_{head}"], "s--", color=color, label=f"{label}valid")
+            if f"valid_acc_{head}" in m:
+                acc_ax.plot(m["epoch"], m[f"valid_acc_{head}"], "s-", color=color, label=f"{label}valid")
+            if f"train_acc_{head}" in m:
+                acc_ax.plot(m["epoch"], m[f"train_acc_{head}"], "o:", color=color, alpha=0.6,
+                            label=f"{label}train")
+    for j, head in enumerate(heads):
+        axes[0, j].set_title(f"{head} head: loss")
+        axes[1, j].set_title(f"{head} head: clip accuracy")
+        axes[1, j].set_ylim(0, 1.02)
+        axes[1, j].set_xlabel("epoch")
+        for ax in axes[:, j]:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    return fig

@@ -1,0 +1,211 @@
+"""How temporally sensitive clip features are, measured within each video.
+
+- Cosine-similarity matrices of a video's clip features with the ground-truth extents beside them
+  (TSP Fig. 2, PAL Fig. 3): temporally sensitive features are similar inside an action and
+  dissimilar between the action and its surrounding background.
+- A number per feature set: mean cosine similarity of clip pairs inside the same action (fg-fg)
+  minus that of (action clip, background clip) pairs of the same video (fg-bg), averaged over
+  videos. TSP's paper shows this only as pictures; this difference is what the pictures contrast
+  (its "consensus" and "sharpness").
+- BSP Fig. 4: absolute differences between consecutive clip features, at ground-truth boundaries
+  vs inside segments. BSP normalises the feature vectors first and histograms the element-wise
+  differences of one clip pair; we summarise each consecutive pair by its mean absolute
+  element-wise difference of L2-normalised features, so a dataset gives one distribution.
+
+A clip belongs to an action when its centre (``FeatureMetadata.clip_centre_s``, where a localizer
+anchors it) lies inside the action's [t_start_s, t_end_s]; background clips belong to none.
+Feature folders follow ``tsplab.features`` (``{video}.npy`` [T, C] + ``metadata.json``); video ids
+are compared through ``tsplab.annotations.normalize_video_id`` on both sides.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tsplab.features import FeatureMetadata, list_feature_videos, load_features
+from tsplab.metrics import normalize_ids
+
+
+def cosine_similarity_matrix(features: np.ndarray) -> np.ndarray:
+    """Cosine similarity [T, T] of the rows of ``features`` [T, C] (a zero row has similarity 0)."""
+    x = np.asarray(features, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    x = x / np.where(norms > 0, norms, 1.0)
+    return x @ x.T
+
+
+def clip_membership(segments_s: np.ndarray, clip_centre_s: np.ndarray) -> np.ndarray:
+    """membership [K, T]: clip t is inside instance k (its centre within [start, end])."""
+    seg = np.asarray(segments_s, dtype=float).reshape(-1, 2)
+    c = np.asarray(clip_centre_s, dtype=float)[None, :]
+    return (c >= seg[:, :1]) & (c <= seg[:, 1:])
+
+
+def segments_by_video(instances: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Normalised video id -> its ground-truth segments [K, 2] (start, end seconds), by start."""
+    table = instances.assign(video=normalize_ids(instances["video"])).sort_values(
+        "t_start_s", kind="stable")
+    return {video: rows[["t_start_s", "t_end_s"]].to_numpy(float)
+            for video, rows in table.groupby("video", sort=False)}
+
+
+# --------------------------------------------------------------------------------------------
+# Feature folders
+# --------------------------------------------------------------------------------------------
+
+def feature_video_ids(folder) -> dict[str, str]:
+    """Normalised video id -> file stem of every ``{video}.npy`` in ``folder``."""
+    stems = list_feature_videos(folder)
+    return dict(zip(normalize_ids(pd.Series(stems, dtype=object)), stems))
+
+
+def common_videos(feature_folders: dict, instances: pd.DataFrame) -> list[str]:
+    """Normalised ids of videos with ground truth and features in every folder, sorted."""
+    ids = set(normalize_ids(instances["video"]))
+    for folder in feature_folders.values():
+        ids &= set(feature_video_ids(folder))
+    return sorted(ids)
+
+
+def _normalize(video: str) -> str:
+    return normalize_ids(pd.Series([video], dtype=object))[0]
+
+
+def iter_video_features(feature_folders: dict, instances: pd.DataFrame, videos=None):
+    """Yield (feature_set, video, features [T, C], metadata, segments_s [K, 2]) for every feature
+    set and video (default: ``common_videos``); ids are normalised. Each folder is listed once; a
+    progress bar shows on datasets of 100 videos or more."""
+    from tqdm.auto import tqdm
+
+    videos = (common_videos(feature_folders, instances) if videos is None
+              else [_normalize(v) for v in videos])
+    segments = segments_by_video(instances)
+    for name, folder in feature_folders.items():
+        stems, meta = feature_video_ids(folder), FeatureMetadata.load(folder)
+        for video in tqdm(videos, desc=f"features {name}", disable=len(videos) < 100, leave=False):
+            if video not in stems:
+                raise FileNotFoundError(f"{folder}: no features for video {video!r}")
+            yield name, video, load_features(folder, stems[video]), meta, segments.get(
+                video, np.zeros((0, 2)))
+
+
+@dataclass
+class SimilarityView:
+    """One feature set's similarity matrix of one video, with what is needed to draw it."""
+
+    feature_set: str
+    video: str
+    matrix: np.ndarray  # [T, T] cosine similarity
+    clip_centre_s: np.ndarray  # [T]
+    stride_s: float
+    segments_s: np.ndarray  # [K, 2] ground-truth actions of the video
+
+
+def similarity_views(feature_folders: dict, video: str, instances: pd.DataFrame) -> list[SimilarityView]:
+    """The similarity matrix of ``video`` for each feature set ``{name: folder}``."""
+    return [SimilarityView(name, vid, cosine_similarity_matrix(features),
+                           meta.clip_centre_s(len(features)), meta.stride_s, segments)
+            for name, vid, features, meta, segments
+            in iter_video_features(feature_folders, instances, [video])]
+
+
+# --------------------------------------------------------------------------------------------
+# Temporal-sensitivity score
+# --------------------------------------------------------------------------------------------
+
+def video_sensitivity(features: np.ndarray, segments_s: np.ndarray, clip_centre_s: np.ndarray) -> dict:
+    """fg-fg, fg-bg and their difference for one video.
+
+    features [T, C]; segments_s [K, 2]; clip_centre_s [T]. fg-fg: mean cosine similarity over pairs
+    of distinct clips inside the same action; fg-bg: over (action clip, background clip) pairs.
+    NaN where the video has no such pair (e.g. an action covering the whole video).
+    """
+    sim = cosine_similarity_matrix(features)
+    member = clip_membership(segments_s, clip_centre_s)
+    fg = member.any(axis=0)
+    same_action = (member.T.astype(np.int32) @ member.astype(np.int32)) > 0
+    np.fill_diagonal(same_action, False)
+    fg_bg = fg[:, None] & ~fg[None, :]
+    fg_fg_value = float(sim[same_action].mean()) if same_action.any() else np.nan
+    fg_bg_value = float(sim[fg_bg].mean()) if fg_bg.any() else np.nan
+    return dict(fg_fg=fg_fg_value, fg_bg=fg_bg_value, sensitivity=fg_fg_value - fg_bg_value,
+                num_clips=len(fg), num_foreground_clips=int(fg.sum()))
+
+
+def sensitivity_per_video(feature_folders: dict, instances: pd.DataFrame, videos=None) -> pd.DataFrame:
+    """DataFrame(feature_set, video, fg_fg, fg_bg, sensitivity, num_clips, num_foreground_clips):
+    one row per feature set and video (default: every video with ground truth and features in all
+    the folders)."""
+    rows = [dict(feature_set=name, video=video,
+                 **video_sensitivity(features, segments, meta.clip_centre_s(len(features))))
+            for name, video, features, meta, segments
+            in iter_video_features(feature_folders, instances, videos)]
+    return pd.DataFrame(rows, columns=["feature_set", "video", "fg_fg", "fg_bg", "sensitivity",
+                                       "num_clips", "num_foreground_clips"])
+
+
+def temporal_sensitivity(feature_folders: dict, instances: pd.DataFrame, videos=None) -> pd.DataFrame:
+    """One row per feature set: fg_fg, fg_bg and sensitivity (= fg_fg - fg_bg) averaged over the
+    videos that have both kinds of pairs, and num_videos. Higher sensitivity: features that tell an
+    action from its own video's background."""
+    per_video = sensitivity_per_video(feature_folders, instances, videos).dropna(
+        subset=["sensitivity"])
+    table = per_video.groupby("feature_set", sort=False)[["fg_fg", "fg_bg", "sensitivity"]].mean()
+    table["num_videos"] = per_video.groupby("feature_set", sort=False).size()
+    return table.reindex(list(feature_folders)).reset_index()
+
+
+# --------------------------------------------------------------------------------------------
+# BSP Fig. 4: consecutive-clip differences at boundaries vs inside segments
+# --------------------------------------------------------------------------------------------
+
+def consecutive_differences(features: np.ndarray, segments_s: np.ndarray,
+                            clip_centre_s: np.ndarray) -> pd.DataFrame:
+    """DataFrame(pair, t_s, kind, mean_abs_diff), one row per consecutive clip pair (t, t+1).
+
+    mean_abs_diff: mean over channels of |f_{t+1} - f_t| of L2-normalised features. kind:
+    ``boundary`` when the pair's clips belong to different actions / background, or an action
+    start or end lies between their centres; else ``action`` (both inside the same action) or
+    ``background``. t_s: the midpoint of the two centres.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    diff = np.abs(np.diff(x, axis=0)).mean(axis=1)
+    centres = np.asarray(clip_centre_s, dtype=float)
+    seg = np.asarray(segments_s, dtype=float).reshape(-1, 2)
+    member = clip_membership(seg, centres)
+    changed = (member[:, 1:] != member[:, :-1]).any(axis=0)
+    edges = seg.reshape(-1)
+    between = ((edges[None, :] > centres[:-1, None]) & (edges[None, :] < centres[1:, None])).any(axis=1)
+    inside_action = member[:, :-1].any(axis=0)
+    kind = np.where(changed | between, "boundary", np.where(inside_action, "action", "background"))
+    return pd.DataFrame({"pair": np.arange(len(diff)), "t_s": (centres[:-1] + centres[1:]) / 2,
+                         "kind": kind, "mean_abs_diff": diff})
+
+
+def boundary_differences(feature_folders: dict, instances: pd.DataFrame, videos=None) -> pd.DataFrame:
+    """``consecutive_differences`` of every video and feature set, with feature_set and video
+    columns (long format, ready for a histogram per feature set and kind)."""
+    parts = [consecutive_differences(features, segments, meta.clip_centre_s(len(features))).assign(
+                 feature_set=name, video=video)
+             for name, video, features, meta, segments
+             in iter_video_features(feature_folders, instances, videos)]
+    columns = ["feature_set", "video", "pair", "t_s", "kind", "mean_abs_diff"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def boundary_difference_summary(differences: pd.DataFrame) -> pd.DataFrame:
+    """Per feature set: mean difference at boundaries, inside actions, inside background, and
+    ``boundary_ratio`` = boundary / inside (action and background together). Above 1: features
+    change more across a boundary than within a segment (BSP's claim for its encoder)."""
+    mean = differences.pivot_table(index="feature_set", columns="kind", values="mean_abs_diff",
+                                   aggfunc="mean", sort=False)
+    mean = mean.reindex(columns=["boundary", "action", "background"])
+    inside = differences[differences["kind"] != "boundary"].groupby(
+        "feature_set", sort=False)["mean_abs_diff"].mean()
+    mean["boundary_ratio"] = mean["boundary"] / inside.reindex(mean.index)
+    mean.columns.name = None
+    return mean.reindex(pd.unique(differences["feature_set"])).reset_index()
+
