@@ -1,0 +1,66 @@
+import pandas as pd
+import pytest
+
+from tsplab.annotations import SEGMENT_TABLE_COLUMNS, AnnotationError, read_label_mapping
+from tsplab.datasets import DatasetConfig, get_dataset_spec, load_prepared_dataset, prepare_dataset
+
+
+def test_activitynet_from_shared_tsp_tables(shared_data, tmp_path):
+    prepared = prepare_dataset(DatasetConfig(dataset="activitynet"), tmp_path)
+    ann = prepared.annotations
+    assert set(ann.subsets) == {"training", "validation"}
+    assert len(ann.labels) == 200
+    # The released mapping is the sorted class list, and ours is the same list.
+    assert read_label_mapping(prepared.folder / "action_label_mapping.json") == read_label_mapping(
+        shared_data / "activitynet" / "activitynet_v1-3_action_label_mapping.json")
+    valid = prepared.segment_tables["validation"]
+    assert list(valid.columns) == SEGMENT_TABLE_COLUMNS
+    # 7,654 actions less the 3 of zero length; background kept from 5 clips of 16 frames at 15 fps.
+    assert (valid["temporal-region-label"] == "Action").sum() == 7651
+    background = valid[valid["temporal-region-label"] == "No action"]
+    assert (background["t-end"] - background["t-start"]).min() >= 5 * 16 / 15 - 1e-9
+    problems = prepared.report.groupby(["subset", "problem"]).size()
+    assert problems[("validation", "zero length")] == 3
+    assert problems[("training", "zero length")] == 9
+
+    again = load_prepared_dataset(tmp_path)
+    assert again.spec == prepared.spec
+    assert len(again.report) == len(prepared.report)
+    reread = again.segment_tables["validation"].reset_index(drop=True)
+    # Background rows have no label: None in memory, NaN once read back from the CSV.
+    assert reread["action-label"].fillna("").tolist() == valid["action-label"].fillna("").tolist()
+    pd.testing.assert_frame_equal(reread.drop(columns="action-label"),
+                                  valid.reset_index(drop=True).drop(columns="action-label"),
+                                  check_dtype=False)
+
+
+def test_synthetic_prepares_the_benchmark_with_its_own_clip(tiny_benchmark, tmp_path):
+    # The fixture's benchmark is the tiny preset at seed 0; preparing in another run folder
+    # generates the same one there.
+    prepared = prepare_dataset(DatasetConfig(dataset="synthetic", preset="tiny", seed=0), tmp_path)
+    assert prepared.videos_dir == tmp_path / "benchmark" / "videos"
+    assert sorted(p.name for p in prepared.videos_dir.glob("*.mp4")) == sorted(
+        p.name for p in (tiny_benchmark / "videos").glob("*.mp4"))
+    assert prepared.spec.segment_preset.clip_length_frames == 8
+    for table in prepared.segment_tables.values():
+        rows = table[table["temporal-region-label"] == "No action"]
+        assert ((rows["t-end"] - rows["t-start"]) >= 8 / 15 - 1e-9).all()
+    assert prepared.report.empty  # the generator writes clean annotations
+
+
+def test_custom_needs_durations_and_strict_names_bad_rows(tmp_path):
+    gt = tmp_path / "gt.csv"
+    gt.write_text("video,t_start,t_end,label,subset\n"
+                  "clip1,1.0,3.0,jump,training\nclip1,5.0,4.0,jump,training\n")
+    durations = tmp_path / "durations.csv"
+    durations.write_text("video,duration\nclip1,10.0\n")
+    with pytest.raises(ValueError, match="durations"):
+        prepare_dataset(DatasetConfig(dataset="custom", annotations=[str(gt)]), tmp_path / "a")
+    with pytest.raises(AnnotationError, match="clip1"):
+        prepare_dataset(DatasetConfig(dataset="custom", annotations=[str(gt)], durations=str(durations),
+                                      strict=True), tmp_path / "b")
+
+
+def test_unknown_dataset_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="activitynet, thumos14, synthetic, custom"):
+        get_dataset_spec("kinetics")
