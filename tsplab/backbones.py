@@ -282,9 +282,6 @@ def load_checkpoint_file(path):
         raise ValueError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
 
 
-# features.py imports this name; it can go once that module uses ``load_checkpoint_file``.
-_load_checkpoint_file = load_checkpoint_file
-
 
 def _check_keys(backbone: nn.Module, state: Mapping, origin: str, name: str) -> None:
     expected = backbone.state_dict()

@@ -298,7 +298,7 @@ def plot_feature_timeline(features: np.ndarray, metadata, instances_of_video: pd
         columns=["t_start_s", "t_end_s", "label"])
     labels = sorted(instances["label"].astype(str).unique()) if len(instances) else []
 
-    fig = Figure(figsize=(10.0, 3.6 + 0.3 * len(labels)), layout="constrained")
+    fig = plt.figure(figsize=(10.0, 3.6 + 0.3 * len(labels)), layout="constrained")
     ax, gt = fig.subplots(2, 1, sharex=True,
                           gridspec_kw=dict(height_ratios=[4.0, 0.8 + 0.3 * len(labels)]))
     image = ax.imshow(z.T, aspect="auto", cmap="RdBu_r", vmin=-3, vmax=3, interpolation="nearest",

@@ -1,0 +1,419 @@
+"""Tests of tsplab.features: clip grid, encoding, GVF, extraction runs, formats, CLI."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tsplab import features as F
+
+
+class _MeanColour(nn.Module):
+    """A stand-in backbone: [B, 3, L, H, W] -> [B, 3 * L] (each frame's mean colour), so a feature
+    tells exactly which frames its clip held."""
+
+    feature_dim = None
+
+    def forward(self, x):
+        return x.mean(dim=(3, 4)).flatten(1)
+
+
+def _to_float(clips):
+    """uint8 [B, L, H, W, 3] -> float [B, 3, L, H, W] in 0..255 (no normalisation)."""
+    return clips.permute(0, 4, 1, 2, 3).float()
+
+
+def _numbered_frames(n, h=4, w=6):
+    """[n, h, w, 3] uint8 where every pixel of frame k has value k (so features read back k)."""
+    return np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None], (n, h, w, 3)).copy()
+
+
+@pytest.mark.parametrize("n,length,stride,expected_t", [
+    (1, 8, 4, 1), (7, 8, 4, 1), (8, 8, 4, 1), (9, 8, 4, 2), (12, 8, 4, 2), (13, 8, 4, 3),
+    (64, 8, 8, 8), (65, 8, 8, 9), (30, 16, 16, 2),
+])
+def test_clip_grid_count_and_padding(n, length, stride, expected_t):
+    idx = F.clip_frame_indices(n, length, stride)
+    assert idx.shape == (expected_t, length)
+    assert list(idx[:, 0]) == [min(i * stride, n - 1) for i in range(expected_t)]
+    # Windows run consecutively and the tail repeats the last frame.
+    assert idx[-1, -1] == n - 1 and idx.max() == n - 1
+    full = np.minimum(idx[:, :1] + np.arange(length), n - 1)
+    np.testing.assert_array_equal(idx, full)
+
+
+def test_encode_frames_matches_hand_made_clips():
+    frames = _numbered_frames(21)
+    feats = F.encode_frames(_MeanColour(), frames, clip_length_frames=4, stride_frames=3,
+                            transform=_to_float, batch_size=2)
+    # T = ceil((21 - 4) / 3) + 1 = 7; clip i holds frames 3i..3i+3, clipped at frame 20.
+    assert feats.shape == (7, 12) and feats.dtype == np.float32
+    for i in range(7):
+        expected = np.minimum(np.arange(3 * i, 3 * i + 4), 20)
+        np.testing.assert_allclose(feats[i].reshape(3, 4), np.tile(expected, (3, 1)))
+    # The backbone's train/eval mode is left as it was (pretraining calls this mid-training).
+    model = _MeanColour().train()
+    F.encode_frames(model, frames, 4, 3, _to_float)
+    assert model.training
+    # Batch size does not change the result.
+    np.testing.assert_array_equal(
+        feats, F.encode_frames(_MeanColour(), frames, 4, 3, _to_float, batch_size=64))
+
+
+def test_encode_frames_rejects_wrong_dtype():
+    with pytest.raises(ValueError, match="uint8"):
+        F.encode_frames(_MeanColour(), np.zeros((4, 2, 2, 3), np.float32), 2, 1, _to_float)
+
+
+def test_pool_gvf_max_and_avg():
+    feats = np.array([[1.0, -2.0, 0.5], [3.0, -1.0, 0.0], [-1.0, -4.0, 1.0]], np.float32)
+    np.testing.assert_array_equal(F.pool_gvf(feats), [3.0, -1.0, 1.0])
+    np.testing.assert_allclose(F.pool_gvf(feats, "avg"), [1.0, -7 / 3, 0.5], rtol=1e-6)
+    with pytest.raises(ValueError, match="pooling"):
+        F.pool_gvf(feats, "median")
+    with pytest.raises(ValueError, match=r"\[T, C\]"):
+        F.pool_gvf(np.zeros((0, 3)))
+
+
+def test_gvf_h5_round_trip_tsp_layout(tmp_path):
+    import h5py
+
+    gvfs = {"v_abc": np.arange(4, dtype=np.float32), "video_test_0000004": -np.ones(4, np.float32)}
+    path = F.write_gvf_h5(tmp_path / "gvf.h5", gvfs)
+    with h5py.File(path, "r") as f:  # TSP's layout: one [C] dataset per video key
+        assert sorted(f.keys()) == ["v_abc", "video_test_0000004"]
+        assert f["v_abc"].shape == (4,)
+    back = F.read_gvf_h5(path)
+    assert back.keys() == gvfs.keys()
+    for k in gvfs:
+        np.testing.assert_array_equal(back[k], gvfs[k])
+    assert [p.name for p in tmp_path.iterdir()] == ["gvf.h5"]  # no temporary left behind
+    with pytest.raises(ValueError, match="v_bad"):
+        F.write_gvf_h5(tmp_path / "bad.h5", {"v_bad": np.zeros((2, 2))})
+    assert not (tmp_path / "bad.h5").exists()
+
+
+def test_resample_features_interpolates_time_only():
+    # T=3, C=7: each channel c is a different line over time, t * (c + 1) + 10 c.
+    t, c = np.meshgrid(np.arange(3), np.arange(7), indexing="ij")
+    feats = (t * (c + 1) + 10 * c).astype(np.float32)
+    out = F.resample_features(feats, 5)
+    assert out.shape == (5, 7)  # channels untouched (TSP issue #9: interpolating over C is wrong)
+    tt = np.linspace(0, 2, 5)[:, None]
+    np.testing.assert_allclose(out, tt * (np.arange(7) + 1) + 10 * np.arange(7), rtol=1e-6)
+    np.testing.assert_array_equal(out[[0, -1]], feats[[0, -1]])
+    np.testing.assert_array_equal(F.resample_features(feats, 3), feats)
+    np.testing.assert_array_equal(F.resample_features(feats[:1], 4), np.repeat(feats[:1], 4, 0))
+    with pytest.raises(ValueError, match=r"\[T, C\]"):
+        F.resample_features(np.zeros(5), 3)
+
+
+def test_shard_videos_split_is_a_partition():
+    items = list(range(11))
+    parts = [F.shard_videos(items, i, 3) for i in range(3)]
+    assert sum(parts, []) == items and [len(p) for p in parts] == [3, 4, 4]
+    assert F.shard_videos(items[:1], 0, 4) == [] and F.shard_videos(items[:1], 3, 4) == [0]
+    with pytest.raises(ValueError, match="shard_id"):
+        F.shard_videos(items, 3, 3)
+
+
+# --- extraction on real (tiny) video files -----------------------------------------------------------
+
+FPS = 10.0
+SETTINGS = dict(backbone="r2plus1d_tiny", clip_length_frames=4, frame_rate=FPS, stride_frames=4,
+                short_side=16, crop_size=16, batch_size=5, workers=0)
+
+
+def _moving_frames(n, h, w, seed):
+    """A bright square moving over a noisy background (something for a video encoder to see)."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 80, size=(n, h, w, 3), dtype=np.uint8)
+    for k in range(n):
+        y, x = (2 * k) % (h - 6), (3 * k) % (w - 6)
+        frames[k, y:y + 6, x:x + 6] = 230
+    return frames
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    from tsplab.video import write_video
+
+    root = tmp_path_factory.mktemp("videos")
+    good = root / "good"
+    sizes = {"a_video": (23, 24, 32), "b_video": (40, 24, 32), "c_video": (17, 32, 24)}
+    for i, (name, (n, h, w)) in enumerate(sizes.items()):
+        write_video(good / f"{name}.mp4", _moving_frames(n, h, w, i), fps=FPS)
+    broken = root / "broken"
+    broken.mkdir()
+    (broken / "garbage.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
+    (broken / "empty.mp4").write_bytes(b"")
+    data = (good / "b_video.mp4").read_bytes()
+    (broken / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    write_video(broken / "one_frame.mp4", _moving_frames(1, 24, 32, 9), fps=FPS)
+    return good, broken
+
+
+@pytest.fixture(scope="module")
+def one_video(videos):
+    """A list file naming b_video only (keeps the runs that need just one video short)."""
+    listing = videos[0].parent / "one_video.txt"
+    listing.write_text("good/b_video.mp4\n")
+    return listing
+
+
+def _config(videos, out, **kw):
+    return F.ExtractionConfig(videos=str(videos), out_dir=str(out), **{**SETTINGS, **kw})
+
+
+@pytest.fixture(scope="module")
+def extracted(videos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("features")
+    with pytest.warns(UserWarning, match="RANDOM weights"):
+        summary = F.extract_features(_config(videos[0], out, workers=2, format="h5"))
+    return out, summary
+
+
+def test_extraction_equals_encoding_decoded_clips_by_hand(videos, extracted):
+    from tsplab.backbones import ClipTransform, build_backbone
+    from tsplab.video import decode_frames, iter_clip_windows, probe_video
+
+    out, summary = extracted
+    assert list(summary.video) == ["a_video", "b_video", "c_video"]
+    assert set(summary.status) == {"done"}
+    torch.manual_seed(0)
+    backbone = build_backbone("r2plus1d_tiny")
+    transform = ClipTransform(16, 16, train=False)
+    for video in summary.video:
+        path = videos[0] / f"{video}.mp4"
+        frames = decode_frames(path, FPS, short_side=16)
+        num_frames = probe_video(path).num_frames_at(FPS)
+        feats = F.load_features(out, video)
+        # The grid: T = max(1, ceil((N - L) / stride) + 1) clips of the video resampled to 10 fps.
+        assert feats.shape == (max(1, -(-(num_frames - 4) // 4) + 1), 128)
+        index = F.clip_frame_indices(len(frames), 4, 4)
+        windows = list(iter_clip_windows(path, 4, FPS, 4, short_side=16))
+        assert len(windows) == len(index) == len(feats)
+        for window, idx in zip(windows, index):
+            np.testing.assert_array_equal(window.frames, frames[idx])  # the streamed clip grid
+        by_hand = F.encode_frames(backbone, frames, 4, 4, transform, batch_size=3)
+        np.testing.assert_allclose(feats, by_hand, rtol=1e-4, atol=1e-5)
+    # c_video is portrait (32x24 -> 21x16 after resize): batches never mix frame sizes.
+    assert F.load_features(out, "c_video").shape[0] == 5
+
+
+def test_metadata_and_side_tables(extracted):
+    out, summary = extracted
+    meta = F.FeatureMetadata.load(out)
+    assert (meta.stride_frames, meta.clip_length_frames, meta.frame_rate) == (4, 4, 10.0)
+    assert meta.feature_dim == 128
+    assert meta.backbone == "r2plus1d_tiny" and meta.checkpoint == ""
+    assert meta.extra["random_weights"] and meta.extra["short_side"] == 16 and meta.extra["seed"] == 0
+    table = F.feature_table(out)
+    assert list(table.video) == list(summary.video)
+    assert list(table.num_features) == list(summary.num_features)
+    b = table.set_index("video").loc["b_video"]  # 40 frames at 10 fps: 10 clips, the last at 3.6 s
+    assert b.num_features == 10 and b.last_clip_start_s == pytest.approx(3.6)
+    assert b.last_clip_centre_s == pytest.approx(3.8) and b.first_clip_centre_s == pytest.approx(0.2)
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(pd.read_csv(out / F.VIDEOS_TABLE), table, check_dtype=False)
+    assert F.read_failures(out).empty
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_h5_format_holds_the_same_features(extracted):
+    out, summary = extracted
+    packed = F.read_features_h5(out / "features.h5")
+    assert sorted(packed) == list(summary.video)
+    for video, arr in packed.items():
+        np.testing.assert_array_equal(arr, F.load_features(out, video))
+
+
+def test_random_weights_are_reproducible_from_the_seed(one_video, extracted, tmp_path):
+    out, _ = extracted
+    with pytest.warns(UserWarning, match="RANDOM weights"):
+        F.extract_features(_config(one_video, tmp_path / "again"))
+    with pytest.warns(UserWarning, match="seed 1"):
+        F.extract_features(_config(one_video, tmp_path / "seed1", seed=1))
+    first = F.load_features(out, "b_video")
+    np.testing.assert_allclose(F.load_features(tmp_path / "again", "b_video"), first, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(F.load_features(tmp_path / "seed1", "b_video"), first)
+
+
+def test_rerun_skips_finished_videos(videos, tmp_path):
+    out = tmp_path / "feats"
+    with pytest.warns(UserWarning):
+        F.extract_features(_config(videos[0], out))
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.npy")}
+    (out / "b_video.npy").unlink()
+    with pytest.warns(UserWarning):
+        summary = F.extract_features(_config(videos[0], out))
+    assert dict(zip(summary.video, summary.status)) == {
+        "a_video": "skipped", "b_video": "done", "c_video": "skipped"}
+    assert summary.set_index("video").num_features.to_dict() == {"a_video": 6, "b_video": 10, "c_video": 5}
+    for name in ("a_video.npy", "c_video.npy"):
+        assert (out / name).stat().st_mtime_ns == stamps[name]
+    # Other settings into the same folder would mix two clip grids: refused, naming the difference.
+    with pytest.raises(ValueError, match="stride_frames: 4 there, 2 now"), pytest.warns(UserWarning):
+        F.extract_features(_config(videos[0], out, stride_frames=2))
+
+
+def test_broken_videos_are_recorded_and_the_run_goes_on(videos, tmp_path):
+    good, broken = videos
+    listing = tmp_path / "videos.txt"
+    names = [good / "a_video.mp4", "broken/garbage.mp4", broken / "empty.mp4", broken / "truncated.mp4",
+             broken / "one_frame.mp4", broken / "missing.mp4", good / "c_video.mp4"]
+    listing.write_text("# a list file\n" + "\n".join(str(n) for n in names) + "\n\n")
+    (tmp_path / "broken").symlink_to(broken)  # relative entries are relative to the list's folder
+    out = tmp_path / "feats"
+    with pytest.warns(UserWarning):
+        summary = F.extract_features(_config(listing, out, workers=2))
+    status = dict(zip(summary.video, summary.status))
+    assert status == {"a_video": "done", "c_video": "done", "garbage": "failed", "empty": "failed",
+                      "truncated": "failed", "one_frame": "failed", "missing": "failed"}
+    failures = F.read_failures(out).set_index("video")
+    assert sorted(failures.index) == ["empty", "garbage", "missing", "one_frame", "truncated"]
+    assert "file not found" in failures.loc["missing", "error"]
+    assert "too short" in failures.loc["one_frame", "error"]
+    for video in failures.index:
+        assert failures.loc[video, "path"].endswith(f"{video}.mp4") and failures.loc[video, "error"]
+    assert F.list_feature_videos(out) == ["a_video", "c_video"]
+    counts = F.summarize_extraction(summary).set_index("status").videos.to_dict()
+    assert counts == {"done": 2, "skipped": 0, "failed": 5}
+    # Allowing one-frame videos extracts it (one clip of a repeated frame).
+    with pytest.warns(UserWarning):
+        again = F.extract_features(_config(listing, out, min_frames=1))
+    assert dict(zip(again.video, again.status))["one_frame"] == "done"
+    assert F.load_features(out, "one_frame").shape == (1, 128)
+    assert sorted(F.read_failures(out).video) == ["empty", "garbage", "missing", "truncated"]
+
+
+def test_two_shards_together_equal_the_unsharded_run(videos, extracted, tmp_path, monkeypatch):
+    out, summary = extracted
+    sharded = tmp_path / "sharded"
+    with pytest.warns(UserWarning):
+        first = F.extract_features(_config(videos[0], sharded, shard_id=0, num_shards=2, format="h5"))
+    # The second shard comes from torchrun's environment (rank 1 of 2).
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.warns(UserWarning):
+        second = F.extract_features(_config(videos[0], sharded, format="h5"))
+    assert list(first.video) == ["a_video"] and list(second.video) == ["b_video", "c_video"]
+    assert F.list_feature_videos(sharded) == list(summary.video)
+    for video in summary.video:
+        np.testing.assert_allclose(F.load_features(sharded, video), F.load_features(out, video),
+                                   rtol=1e-5, atol=1e-6)
+    assert sorted(F.read_features_h5(sharded / "features.shard1of2.h5")) == ["b_video", "c_video"]
+    assert (sharded / "failures.shard0of2.csv").is_file()
+
+
+def test_checkpoint_run_folder_gives_backbone_and_clip_settings(one_video, extracted, tmp_path):
+    from tsplab.backbones import build_backbone
+
+    torch.manual_seed(7)
+    trained = build_backbone("r2plus1d_tiny")
+    model = {f"features.{k}": v for k, v in trained.state_dict().items()}
+    model.update({"fc1.weight": torch.zeros(3, 128), "fc1.bias": torch.zeros(3)})  # a head, dropped
+    run = tmp_path / "pretrain" / "tsp"
+    run.mkdir(parents=True)
+    config = {"model": {"backbone": "r2plus1d_tiny"},
+              "data": {"clip_length_frames": 4, "frame_rate": FPS, "short_side": 16, "crop_size": 16}}
+    torch.save({"model": model, "config": config, "epoch": 3}, run / "best.pt")
+    out = tmp_path / "feats"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a checkpoint run gives no random-weights warning
+        summary = F.extract_features(F.ExtractionConfig(videos=str(one_video), out_dir=str(out),
+                                                        checkpoint=str(run), batch_size=8, workers=0))
+    assert list(summary.status) == ["done"]
+    meta = F.FeatureMetadata.load(out)
+    assert meta.checkpoint == str(run / "best.pt") and meta.backbone == "r2plus1d_tiny"
+    assert (meta.clip_length_frames, meta.stride_frames, meta.frame_rate) == (4, 4, FPS)  # stride = L
+    assert meta.extra["random_weights"] is False
+    extracted_out, _ = extracted
+    feats = F.load_features(out, "b_video")
+    assert feats.shape == F.load_features(extracted_out, "b_video").shape
+    assert not np.allclose(feats, F.load_features(extracted_out, "b_video"))  # not the seed-0 weights
+    with pytest.raises(ValueError, match="trained with 'r2plus1d_tiny'"):
+        F.extract_features(F.ExtractionConfig(videos=str(one_video), out_dir=str(tmp_path / "x"),
+                                              checkpoint=str(run), backbone="r3d_18"))
+
+
+def test_cli_extract_and_gvf(one_video, tmp_path, capsys):
+    from tsplab.cli import main
+
+    out = tmp_path / "feats"
+    args = ["extract", "--videos", str(one_video), "--out", str(out), "--backbone", "r2plus1d_tiny",
+            "--clip-length", "4", "--frame-rate", "10", "--stride", "8", "--short-side", "16",
+            "--crop", "16", "--workers", "0", "--seed", "3"]
+    with pytest.warns(UserWarning, match="RANDOM"):
+        assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "done" in printed and "skipped" in printed and "failed" in printed
+    assert F.FeatureMetadata.load(out).stride_frames == 8
+    assert F.load_features(out, "b_video").shape == (6, 128)  # ceil((40 - 4) / 8) + 1
+    assert main(["gvf", str(out), "--out", str(tmp_path / "gvf.h5"), "--pooling", "avg"]) == 0
+    assert "GVFs of 1 videos (128-d)" in capsys.readouterr().out
+    gvfs = F.read_gvf_h5(tmp_path / "gvf.h5")
+    np.testing.assert_allclose(gvfs["b_video"], F.load_features(out, "b_video").mean(0), rtol=1e-6)
+    assert main(["extract", "--videos", str(one_video), "--out", str(out)]) == 2  # no weights source
+
+
+def test_pretrained_runs_lists_folders_with_a_checkpoint(tmp_path):
+    (tmp_path / "pretrain" / "tsp").mkdir(parents=True)
+    (tmp_path / "pretrain" / "tsp" / "best.pt").write_bytes(b"x")
+    (tmp_path / "pretrain" / "tac").mkdir()  # a run that never saved a checkpoint
+    (tmp_path / "pretrain" / "bsp").mkdir()
+    (tmp_path / "pretrain" / "bsp" / "checkpoint.pt").write_bytes(b"x")
+    assert F.pretrained_runs(tmp_path, ["tac", "tsp", "bsp", "pal"]) == {
+        "tsp": tmp_path / "pretrain" / "tsp", "bsp": tmp_path / "pretrain" / "bsp"}
+    assert F.resolve_checkpoint(tmp_path / "pretrain" / "bsp").name == "checkpoint.pt"
+    with pytest.raises(FileNotFoundError, match="tac"):
+        F.resolve_checkpoint(tmp_path / "pretrain" / "tac")
+
+
+def test_plot_feature_timeline_places_features_and_ground_truth(extracted):
+    import pandas as pd
+
+    from tsplab.plots import plot_feature_timeline
+
+    out, _ = extracted
+    meta = F.FeatureMetadata.load(out)
+    feats = F.load_features(out, "b_video")  # 10 features, stride 0.4 s, clips of 0.4 s
+    gt = pd.DataFrame(dict(t_start_s=[0.5, 2.0, 3.1], t_end_s=[1.5, 2.5, 4.0], label=["jump", "run", "jump"]))
+    fig = plot_feature_timeline(feats, meta, gt, duration_s=4.0, max_channels=32)
+    image_ax, gt_ax = fig.axes[:2]
+    image = image_ax.images[0]
+    assert image.get_array().shape == (32, 10)  # channels x time
+    np.testing.assert_allclose(image.get_extent(), [0.0, 4.0, 32, 0])  # centres 0.2..3.8 +- 0.2
+    np.testing.assert_allclose(image.get_array().mean(axis=1), 0, atol=1e-5)  # z-scored over time
+    bars = [c for c in gt_ax.collections]
+    assert len(bars) == 2  # one row per label
+    assert [t.get_text() for t in gt_ax.get_yticklabels()] == ["jump", "run"]
+    assert gt_ax.get_xlim() == (0.0, 4.0)
+
+
+def test_a_video_failing_mid_stream_drops_its_clips_only(videos, extracted, tmp_path, monkeypatch):
+    from tsplab.video import VideoError
+
+    original = F.ClipBatchStream.windows
+
+    def breaks_after_seven(self, path):  # b_video's 8th clip fails to decode, after a batch was sent
+        for window in original(self, path):
+            if "b_video" in str(path) and window.index == 7:
+                raise VideoError(path, "decoding failed: corrupt packet")
+            yield window
+
+    monkeypatch.setattr(F.ClipBatchStream, "windows", breaks_after_seven)
+    with pytest.warns(UserWarning):
+        summary = F.extract_features(_config(videos[0], tmp_path / "feats", batch_size=4))
+    assert dict(zip(summary.video, summary.status)) == {"a_video": "done", "b_video": "failed",
+                                                        "c_video": "done"}
+    assert "corrupt packet" in summary.set_index("video").error["b_video"]
+    assert F.list_feature_videos(tmp_path / "feats") == ["a_video", "c_video"]
+    out, _ = extracted
+    for video in ("a_video", "c_video"):  # clips of neighbouring videos in the same batches are intact
+        np.testing.assert_allclose(F.load_features(tmp_path / "feats", video), F.load_features(out, video),
+                                   rtol=1e-5, atol=1e-6)
