@@ -1,0 +1,27 @@
+"""Pretraining methods: each is sampling + heads + loss (+ optional hooks) behind the interface in
+``tsplab.methods.base``; ``tsplab.train`` runs any of them with the same loop.
+
+``METHODS`` maps a method's name to its constructor (``constructor(config) -> PretrainMethod``);
+``get_method(name)`` looks one up with an error listing the valid names.
+"""
+from __future__ import annotations
+
+from tsplab.methods.base import PretrainData, PretrainMethod, StepOutput, TrainContext
+from tsplab.methods.tac import TAC
+from tsplab.methods.tsp import TSP
+
+METHODS: dict = {
+    "tac": TAC,
+    "tsp": TSP,
+}
+
+
+def get_method(name: str):
+    """The constructor of method ``name``; an unknown name raises ``ValueError`` listing the valid ones."""
+    try:
+        return METHODS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown pretraining method {name!r}; valid methods: {', '.join(METHODS)}") from None
+
+
+__all__ = ["METHODS", "get_method", "PretrainMethod", "PretrainData", "StepOutput", "TrainContext", "TAC", "TSP"]

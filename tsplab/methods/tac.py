@@ -1,0 +1,68 @@
+"""TAC: trimmed action classification on the foreground segments of the pretraining set.
+
+TSP's "TAC on ActivityNet" baseline (TSP Table 1): the same encoder, data pipeline and optimisation as
+TSP, but only action clips, and one head (``fc``: Linear F -> C on the clip feature) trained with
+cross-entropy.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from tsplab.methods.base import (PretrainData, PretrainMethod, StepOutput, head_accuracy_counts,
+                                 masked_cross_entropy)
+from tsplab.sampling import SegmentClipDataset
+
+
+class TACModel(nn.Module):
+    """``features`` (the backbone, ``[B, 3, T, H, W] -> [B, F]``) + ``fc`` (``[B, F] -> [B, C]``);
+    the layout of TSP's single-head checkpoints."""
+
+    def __init__(self, features: nn.Module, num_classes: int):
+        super().__init__()
+        self.features = features
+        self.fc = nn.Linear(features.feature_dim, num_classes)
+
+    def forward(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``clip`` float [B, 3, T, H, W] -> ``{"action": [B, C] logits}``."""
+        return {"action": self.fc(self.features(clip))}
+
+
+def segment_datasets(config, data: PretrainData, *, foreground_only: bool):
+    """Training (jittered) and validation (uniform) clip datasets of the segment tables."""
+    common = dict(frames=data.frames, labels=data.labels, clip_length_frames=data.clip_length_frames,
+                  frame_rate=data.frame_rate, clips_per_segment=config.clips_per_segment,
+                  foreground_only=foreground_only, seed=config.seed)
+    train = SegmentClipDataset(data.train_table, data.video_dir, jitter=True, **common)
+    valid = SegmentClipDataset(data.valid_table, data.video_dir, jitter=False, **common)
+    return train, valid
+
+
+def clip_transform(config, train: bool):
+    from tsplab.backbones import ClipTransform
+
+    return ClipTransform(resize_short_side=config.resize_short_side, crop_size=config.crop_size, train=train)
+
+
+class TAC(PretrainMethod):
+    name = "tac"
+    head_names = ("action",)
+
+    def __init__(self, config):
+        super().__init__(config)
+        self._transforms = {True: clip_transform(config, True), False: clip_transform(config, False)}
+
+    def build_datasets(self, data: PretrainData):
+        return segment_datasets(self.config, data, foreground_only=True)
+
+    def build_model(self, backbone: nn.Module, data: PretrainData) -> nn.Module:
+        return TACModel(backbone, len(data.labels))
+
+    def step(self, model, batch, *, train, generator=None) -> StepOutput:
+        x = self._transforms[train](batch["clip"], generator)
+        logits = model(x)["action"]
+        target = batch["action_label"]
+        loss = masked_cross_entropy(logits, target)
+        correct, count = head_accuracy_counts(logits, target)
+        return StepOutput(loss=loss, head_losses={"action": loss.detach()},
+                          head_correct={"action": correct}, head_count={"action": count})

@@ -1,0 +1,300 @@
+"""Clip sampling for pretraining on untrimmed videos, as TSP does it.
+
+The input is TSP's segment table (``tsplab.annotations.build_segment_table``: one row per
+foreground or background segment, columns ``video-name, t-start, t-end, action-label,
+video-duration, filename, fps, video-frames, temporal-region-label``). Each row yields
+``clips_per_segment`` clips of ``clip_length_frames`` frames at ``frame_rate``: at random starts
+inside the segment in training (temporal jittering), evenly spaced in validation (TSP §4.1, "5 clips
+per segment, sampled randomly (temporal jittering) during training and uniformly in testing").
+
+Clips are read from decoded frames at the training resolution (``tsplab.video.FrameCache``: one
+memory-mapped ``[N, H, W, 3]`` uint8 array per video at ``frame_rate``), so a DataLoader worker only
+slices an array; spatial augmentation runs later on the whole batch (``ClipTransform``, on the GPU
+when there is one).
+
+Determinism: the sampler yields ``(index, epoch)`` keys and every random draw of an item comes from
+``numpy.random.default_rng((seed, epoch, index))``. The data an epoch sees depends only on
+``(seed, epoch)``, never on the number of workers or on which worker loads which item, which is what
+makes a killed and resumed run bit-identical to an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, Sampler
+
+#: Region labels (TSP's ``temporal-region-label`` mapping is ``["Action", "No action"]``; eq. (1)
+#: writes y_r = 1 for foreground, so the integer labels here follow the equation).
+FOREGROUND, BACKGROUND = 1, 0
+#: Target of a head that has no label for a clip (the action head on background clips); the losses
+#: use it as ``ignore_index`` (TSP eq. (1): background clips only train the region head).
+NO_LABEL = -1
+
+SEGMENT_COLUMNS = ("video-name", "t-start", "t-end", "action-label", "video-duration", "filename",
+                   "temporal-region-label")
+
+
+class FrameSource(Protocol):
+    """Anything that returns a video's frames at the sampling frame rate as ``[N, H, W, 3]`` uint8
+    (``tsplab.video.FrameCache`` in practice; a dict-backed stand-in in tests)."""
+
+    def get(self, video_path) -> np.ndarray: ...
+
+
+def segment_frame_bounds(t_start_s: float, t_end_s: float, frame_rate: float,
+                         num_frames: int | None = None) -> tuple[int, int]:
+    """First frame and one-past-last frame ``[a, b)`` of the frames at ``frame_rate`` that lie inside
+    ``[t_start_s, t_end_s]`` (frame j is shown from ``j / frame_rate``), clipped to ``num_frames``."""
+    eps = 1e-3  # in frames: annotation times are rounded decimals; do not lose a frame to round-off
+    a = max(0, math.ceil(t_start_s * frame_rate - eps))
+    b = math.floor(t_end_s * frame_rate + eps)
+    if num_frames is not None:
+        b = min(b, int(num_frames))
+    return a, b
+
+
+def clip_starts(first_frame: int, end_frame: int, clip_length_frames: int, clips_per_segment: int,
+                *, jitter: bool, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Start frames ``[clips_per_segment]`` of clips that fit in frames ``[first_frame, end_frame)``.
+
+    ``jitter``: independent uniform draws (TSP's temporal jittering); else evenly spaced from the
+    first to the last possible start (TSP's uniform test-time sampling, ``linspace`` in its code).
+    """
+    last = end_frame - clip_length_frames
+    if last < first_frame:
+        raise ValueError(f"segment frames [{first_frame}, {end_frame}) are shorter than a clip of "
+                         f"{clip_length_frames} frames")
+    if jitter:
+        rng = rng if rng is not None else np.random.default_rng()
+        return rng.integers(first_frame, last + 1, size=clips_per_segment)
+    return np.round(np.linspace(first_frame, last, clips_per_segment)).astype(np.int64)
+
+
+class SegmentClipDataset(Dataset):
+    """Clips from the segments of a TSP segment table.
+
+    Item ``i`` is clip ``i % clips_per_segment`` of segment ``i // clips_per_segment``; index it with
+    an ``(index, epoch)`` key (what :class:`EpochSampler` yields) or a plain index (epoch 0). An item
+    is a dict:
+
+    - ``clip``: uint8 ``[L, H, W, 3]`` (L = ``clip_length_frames``),
+    - ``action_label``: int64, the class index in ``labels``, or ``NO_LABEL`` (-1) for background,
+    - ``region_label``: int64, ``FOREGROUND`` (1) or ``BACKGROUND`` (0),
+    - ``video_index``: int64, the row of the video in ``self.videos`` (GVF lookup),
+    - ``t_start_s``: float64, the clip's start time.
+
+    Segments too short for one clip are dropped (as TSP's dataset does) and listed, with the reason,
+    in ``self.dropped``. ``foreground_only`` keeps the action segments only (TAC).
+    """
+
+    def __init__(self, table: pd.DataFrame, video_dir, frames: FrameSource, labels: list[str], *,
+                 clip_length_frames: int, frame_rate: float, clips_per_segment: int = 5,
+                 jitter: bool, foreground_only: bool = False, seed: int = 0,
+                 open_videos_per_worker: int = 32):
+        missing = [c for c in SEGMENT_COLUMNS if c not in table.columns]
+        if missing:
+            raise ValueError(f"segment table lacks columns {missing}; expected TSP's columns "
+                             f"{list(SEGMENT_COLUMNS)}")
+        if clip_length_frames < 1 or clips_per_segment < 1 or frame_rate <= 0:
+            raise ValueError("clip_length_frames and clips_per_segment must be >= 1 and frame_rate > 0, "
+                             f"got {clip_length_frames}, {clips_per_segment}, {frame_rate}")
+        self.video_dir = Path(video_dir)
+        self.frames = frames
+        self.labels = list(labels)
+        self.clip_length_frames = int(clip_length_frames)
+        self.frame_rate = float(frame_rate)
+        self.clips_per_segment = int(clips_per_segment)
+        self.jitter = bool(jitter)
+        self.seed = int(seed)
+        self._open: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._open_max = int(open_videos_per_worker)
+
+        label_index = {name: i for i, name in enumerate(self.labels)}
+        table = table.reset_index(drop=True)
+        is_fg = table["temporal-region-label"].astype(str).str.strip().str.lower() == "action"
+        rows, dropped = [], []
+        for row, fg in zip(table.itertuples(index=False), is_fg):
+            record = dict(zip(table.columns, row))
+            if foreground_only and not fg:
+                continue
+            if fg:
+                label = record["action-label"]
+                if label not in label_index:
+                    dropped.append({**record, "reason": f"action label {label!r} is not in the label list"})
+                    continue
+                action = label_index[label]
+            else:
+                action = NO_LABEL
+            num_frames = math.floor(float(record["video-duration"]) * self.frame_rate + 1e-6)
+            a, b = segment_frame_bounds(float(record["t-start"]), float(record["t-end"]),
+                                        self.frame_rate, num_frames)
+            if b - a < self.clip_length_frames:
+                dropped.append({**record, "reason": f"{max(0, b - a)} frames at {self.frame_rate:g} fps, "
+                                                    f"shorter than a clip of {self.clip_length_frames}"})
+                continue
+            rows.append(dict(video=str(record["video-name"]), filename=str(record["filename"]),
+                             first_frame=a, end_frame=b, action_label=action,
+                             region_label=FOREGROUND if fg else BACKGROUND))
+        self.dropped = pd.DataFrame(dropped, columns=[*table.columns, "reason"])
+        if len(self.dropped):
+            warnings.warn(f"{len(self.dropped)} of {len(table)} segments dropped (shorter than one clip "
+                          "or unknown label); see the dataset's .dropped table", stacklevel=2)
+        self.segments = pd.DataFrame(rows, columns=["video", "filename", "first_frame", "end_frame",
+                                                    "action_label", "region_label"])
+        if not len(self.segments):
+            raise ValueError("no segment of the table is long enough for one clip of "
+                             f"{self.clip_length_frames} frames at {self.frame_rate:g} fps")
+        #: One row per video (its order is the ``video_index`` of items): ``video, filename``.
+        self.videos = (self.segments[["video", "filename"]].drop_duplicates("video")
+                       .reset_index(drop=True))
+        video_index = {v: i for i, v in enumerate(self.videos["video"])}
+        self.segments["video_index"] = self.segments["video"].map(video_index).astype(np.int64)
+        self._seg = {c: self.segments[c].to_numpy(np.int64) for c in
+                     ("first_frame", "end_frame", "action_label", "region_label", "video_index")}
+
+    def __len__(self) -> int:
+        return len(self.segments) * self.clips_per_segment
+
+    @property
+    def region_labels(self) -> np.ndarray:
+        """Region label ``[len(self)]`` of every item."""
+        return np.repeat(self._seg["region_label"], self.clips_per_segment)
+
+    @property
+    def balance_groups(self) -> np.ndarray | None:
+        """Groups :class:`EpochSampler` balances (foreground vs background; None with one region)."""
+        groups = self.region_labels
+        return groups if len(np.unique(groups)) > 1 else None
+
+    def video_paths(self) -> list[Path]:
+        return [self.video_dir / f for f in self.videos["filename"]]
+
+    def clip_start_frame(self, index: int, epoch: int = 0) -> int:
+        """Start frame (at ``frame_rate``) of item ``index`` in ``epoch``."""
+        seg, k = divmod(int(index), self.clips_per_segment)
+        a, b = int(self._seg["first_frame"][seg]), int(self._seg["end_frame"][seg])
+        if self.jitter:
+            rng = np.random.default_rng((self.seed, int(epoch), int(index)))
+            return int(clip_starts(a, b, self.clip_length_frames, 1, jitter=True, rng=rng)[0])
+        return int(clip_starts(a, b, self.clip_length_frames, self.clips_per_segment, jitter=False)[k])
+
+    def _video_frames(self, video_index: int) -> np.ndarray:
+        filename = self.videos["filename"].iat[video_index]
+        frames = self._open.get(filename)
+        if frames is None:
+            frames = self.frames.get(self.video_dir / filename)
+            self._open[filename] = frames
+            # Memory maps hold a file handle each: keep only the most recently used ones open.
+            while len(self._open) > self._open_max:
+                self._open.popitem(last=False)
+        else:
+            self._open.move_to_end(filename)
+        return frames
+
+    def __getitem__(self, key) -> dict:
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        if not 0 <= index < len(self):
+            raise IndexError(f"item {index} out of range for {len(self)} clips")
+        seg = index // self.clips_per_segment
+        start = self.clip_start_frame(index, epoch)
+        frames = self._video_frames(int(self._seg["video_index"][seg]))
+        L = self.clip_length_frames
+        clip = np.array(frames[start:start + L])  # a copy: the memory map is read-only
+        if len(clip) < L:
+            # The cache can hold a frame or two fewer than the annotated duration implies: repeat
+            # the last frame, as tsplab.video.read_clip does near the end of a video.
+            if len(clip) == 0:
+                clip = np.asarray(frames[-1:])
+            clip = np.concatenate([clip, np.repeat(clip[-1:], L - len(clip), axis=0)])
+        return {
+            "clip": torch.from_numpy(np.ascontiguousarray(clip)),
+            "action_label": torch.tensor(self._seg["action_label"][seg], dtype=torch.int64),
+            "region_label": torch.tensor(self._seg["region_label"][seg], dtype=torch.int64),
+            "video_index": torch.tensor(self._seg["video_index"][seg], dtype=torch.int64),
+            "t_start_s": torch.tensor(start / self.frame_rate, dtype=torch.float64),
+        }
+
+    def __getstate__(self):
+        # Workers open their own memory maps.
+        state = self.__dict__.copy()
+        state["_open"] = OrderedDict()
+        return state
+
+
+class EpochSampler(Sampler):
+    """The items of one epoch, as ``(index, epoch)`` keys, for one process of ``num_replicas``.
+
+    - ``balance_groups`` (one integer per item, e.g. the region label): every group is subsampled to
+      the size of the smallest, freshly drawn each epoch in training (TSP §3.3: "we subsample clips
+      from videos in such a way that we train on the same number of foreground and background clip
+      samples"); with ``shuffle=False`` (validation) the draw is fixed, so every epoch validates on the
+      same clips.
+    - ``shuffle``: a permutation that depends only on ``(seed, epoch)``.
+    - Distribution (the role of torch's ``DistributedSampler``): every process computes the same epoch
+      list and takes every ``num_replicas``-th item from ``rank``. With ``pad=True`` (training) the
+      list is first padded by wrapping around so that every process gets the same count (DDP needs
+      the same number of steps on every process); with ``pad=False`` (validation) nothing is repeated.
+
+    Call :meth:`set_epoch` before each epoch.
+    """
+
+    def __init__(self, num_items: int, *, seed: int = 0, shuffle: bool = True,
+                 balance_groups: np.ndarray | None = None, num_replicas: int = 1, rank: int = 0,
+                 pad: bool = True):
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
+        if balance_groups is not None and len(balance_groups) != num_items:
+            raise ValueError(f"balance_groups has {len(balance_groups)} entries for {num_items} items")
+        self.num_items = int(num_items)
+        self.seed = int(seed)
+        self.shuffle = shuffle
+        self.balance_groups = None if balance_groups is None else np.asarray(balance_groups)
+        self.num_replicas = int(num_replicas)
+        self.rank = int(rank)
+        self.pad = pad
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def epoch_indices(self, epoch: int | None = None) -> np.ndarray:
+        """The item indices of ``epoch`` for all processes together, in order."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        # Validation draws the same balanced subset every epoch; training redraws it.
+        draw_epoch = epoch if self.shuffle else 0
+        rng = np.random.default_rng((self.seed, draw_epoch, 7919))
+        if self.balance_groups is None:
+            indices = np.arange(self.num_items)
+        else:
+            groups = [np.flatnonzero(self.balance_groups == g) for g in np.unique(self.balance_groups)]
+            size = min(len(g) for g in groups)
+            indices = np.sort(np.concatenate([rng.choice(g, size, replace=False) for g in groups]))
+        if self.shuffle:
+            indices = indices[np.random.default_rng((self.seed, epoch)).permutation(len(indices))]
+        return indices
+
+    def _local(self) -> np.ndarray:
+        indices = self.epoch_indices()
+        if self.pad and len(indices) % self.num_replicas:
+            extra = self.num_replicas - len(indices) % self.num_replicas
+            indices = np.concatenate([indices, np.resize(indices, extra)])
+        return indices[self.rank::self.num_replicas]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter([(int(i), self.epoch) for i in self._local()])
+
+    def __len__(self) -> int:
+        n = self.num_items
+        if self.balance_groups is not None:
+            _, counts = np.unique(self.balance_groups, return_counts=True)
+            n = int(counts.min()) * len(counts)
+        if self.pad:
+            return math.ceil(n / self.num_replicas)
+        return len(range(self.rank, n, self.num_replicas))
