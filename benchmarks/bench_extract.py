@@ -1,7 +1,7 @@
 """Feature-extraction throughput (clips/s), in one run on the same videos:
 
-- end-to-end: ``tsplab.features.extract_features`` (DataLoader workers stream-decode, the model runs
-  in the main process), files written;
+- end-to-end: ``tsplab.features.extract_features`` (videos stream-decoded inline on a CPU, in
+  DataLoader workers beside a GPU; the model runs in the main process), files written;
 - model-only: the same clip batches, already decoded and in memory, through transform + backbone;
 - stream decode: the same batches decoded in one process (``ClipBatchStream``, no model);
 - seek per clip: every clip decoded by ``tsplab.video.read_clip`` (open, seek, decode, close), the way
@@ -10,7 +10,7 @@
 The goal is end-to-end >= 0.9 x model-only (decoding hidden behind the model).
 
     # the synthetic benchmark's videos (tiny encoder, 8-frame clips on 32 px frames)
-    python benchmarks/bench_extract.py --preset default --device cpu --workers 1
+    python benchmarks/bench_extract.py --preset default --device cpu
     # generated 320x240 30 fps videos at TSP's settings (GPU machine)
     python benchmarks/bench_extract.py --generate 32 --seconds 60 --backbone r2plus1d_34 --workers 14
 """
@@ -91,7 +91,8 @@ def main() -> None:
     parser.add_argument("--short-side", type=int, default=None)
     parser.add_argument("--crop", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="decoding processes (default: extract_features' choice: none on a CPU)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--max-videos", type=int, default=None, help="use only the first N videos")
     parser.add_argument("--seek-clips", type=int, default=200, help="clips timed for seek-per-clip")

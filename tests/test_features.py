@@ -417,3 +417,13 @@ def test_a_video_failing_mid_stream_drops_its_clips_only(videos, extracted, tmp_
     for video in ("a_video", "c_video"):  # clips of neighbouring videos in the same batches are intact
         np.testing.assert_allclose(F.load_features(tmp_path / "feats", video), F.load_features(out, video),
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_decoding_workers_default_to_inline_on_cpu_and_processes_beside_a_gpu():
+    import torch
+
+    from tsplab.features import _decoding_workers
+
+    assert _decoding_workers(None, torch.device("cpu")) == 0  # a worker would compete with the model
+    assert 1 <= _decoding_workers(None, torch.device("cuda")) <= 8
+    assert _decoding_workers(3, torch.device("cpu")) == 3  # an explicit choice is kept

@@ -16,3 +16,30 @@ def test_dataset_prep_on_real_activitynet_tables(shared_data, tmp_path):
     assert shares["share_pct"].round(1).tolist() == [53.6, 16.2, 16.8, 9.4, 4.1]
     assert (tmp_path / "01_dataset_prep.ipynb").is_file()
     assert (tmp_path / "dataset" / "segments_validation.csv").is_file()
+
+
+def test_demo_steps_chain_the_notebooks_in_order():
+    from tsplab.pipeline import demo_steps
+
+    steps = demo_steps("runs/x", preset="default", seed=3)
+    assert [s.notebook[:2] for s in steps] == ["01", "03", "04", "07"]
+    pretrain = steps[1].parameters
+    assert pretrain["dataset"] == "runs/x/benchmark" and pretrain["seed"] == 3
+    assert pretrain["epochs"] == 4  # the default preset's tuned budget, not the notebook's tiny one
+    assert steps[3].parameters["feature_folders"] == {"tac": "runs/x/features/tac",
+                                                      "tsp": "runs/x/features/tsp"}
+    with pytest.raises(ValueError, match="tiny, default"):
+        demo_steps("runs/x", preset="huge")
+
+
+@pytest.mark.slow
+def test_tiny_demo_end_to_end(tmp_path, capsys):
+    from tsplab.cli import main
+
+    assert main(["demo", "--preset", "tiny", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for name in ("01_dataset_prep", "03_pretrain", "04_extract_features", "07_feature_similarity"):
+        assert (tmp_path / f"{name}.ipynb").is_file()
+        assert name in out
+    assert "sensitivity" in out
+    assert sorted(p.name for p in (tmp_path / "features").iterdir()) == ["tac", "tsp"]

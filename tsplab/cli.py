@@ -34,8 +34,14 @@ def _add_demo(sub) -> None:
 def _run_demo(args) -> int:
     from tsplab.pipeline import demo_steps, run_pipeline
 
+    from tsplab.pipeline import demo_comparison
+
     timings = run_pipeline(demo_steps(args.out, preset=args.preset, seed=args.seed), args.out)
     _print_table(timings, f"Executed notebooks (in {args.out}):")
+    print(f"total: {timings['seconds'].sum() / 60:.1f} min")
+    _print_table(demo_comparison(args.out).round(3), "\nTAC vs TSP on the synthetic benchmark "
+                 "(validation clip accuracies of the best epoch; feature sensitivity = fg-fg minus fg-bg "
+                 "cosine similarity):")
     return 0
 
 
@@ -61,7 +67,8 @@ def _add_extract(sub) -> None:
     p.add_argument("--num-shards", type=int, help="number of shards (default: torchrun's world size)")
     p.add_argument("--seed", type=int, default=0, help="seed of random weights (no checkpoint)")
     p.add_argument("--batch-size", type=int, default=32, help="clips per forward pass")
-    p.add_argument("--workers", type=int, default=2, help="decoding processes")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding processes beside the model (default: none on a CPU, up to 8 with a GPU)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1, ...")
     p.set_defaults(func=_run_extract)
 
