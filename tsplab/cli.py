@@ -20,9 +20,6 @@ def _print_table(df, title: str | None = None) -> None:
         print(df.to_string(index=False) if len(df) else "(none)")
 
 
-_SUBCOMMANDS: list = []
-
-
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="run the main job on the built-in synthetic benchmark (notebooks via papermill)")
     p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
@@ -32,9 +29,7 @@ def _add_demo(sub) -> None:
 
 
 def _run_demo(args) -> int:
-    from tsplab.pipeline import demo_steps, run_pipeline
-
-    from tsplab.pipeline import demo_comparison
+    from tsplab.pipeline import demo_comparison, demo_steps, run_pipeline
 
     timings = run_pipeline(demo_steps(args.out, preset=args.preset, seed=args.seed), args.out)
     _print_table(timings, f"Executed notebooks (in {args.out}):")
@@ -43,9 +38,6 @@ def _run_demo(args) -> int:
                  "(validation clip accuracies of the best epoch; feature sensitivity = fg-fg minus fg-bg "
                  "cosine similarity):")
     return 0
-
-
-_SUBCOMMANDS.append(_add_demo)
 
 
 def _add_extract(sub) -> None:
@@ -111,9 +103,6 @@ def _run_gvf(args) -> int:
     return 0
 
 
-_SUBCOMMANDS += [_add_extract, _add_gvf]
-
-
 def _add_synth(sub) -> None:
     p = sub.add_parser("synth", help="write the built-in synthetic benchmark (MP4 videos + ActivityNet JSON)")
     p.add_argument("--preset", default="default", choices=["tiny", "default"],
@@ -134,9 +123,6 @@ def _run_synth(args) -> int:
         return 2
     _print_table(benchmark_summary(out), f"Synthetic benchmark '{args.preset}' (seed {args.seed}) in {out}:")
     return 0
-
-
-_SUBCOMMANDS.append(_add_synth)
 
 
 def _add_segments(sub) -> None:
@@ -191,9 +177,6 @@ def _run_segments(args) -> int:
     return 0
 
 
-_SUBCOMMANDS.append(_add_segments)
-
-
 def _add_standardize(sub) -> None:
     p = sub.add_parser("standardize", help="re-encode videos to constant-frame-rate H.264 MP4 (TSP: 30 fps)")
     p.add_argument("in_dir", help="folder of videos (any format PyAV reads)")
@@ -222,9 +205,6 @@ def _run_standardize(args) -> int:
     if len(failed):
         _print_table(failed[["video", "error"]], "Failed videos:")
     return 1 if len(failed) else 0
-
-
-_SUBCOMMANDS.append(_add_standardize)
 
 
 def _add_evaluate(sub) -> None:
@@ -270,9 +250,6 @@ def _run_evaluate(args) -> int:
     if args.json:
         print(f"Results written to {write_json(resolve(args.json), result.to_dict())}")
     return 0
-
-
-_SUBCOMMANDS.append(_add_evaluate)
 
 
 def _add_pretrain(sub) -> None:
@@ -330,7 +307,10 @@ def _run_pretrain(args) -> int:
     return 0
 
 
-_SUBCOMMANDS.append(_add_pretrain)
+# In the order of the pipeline (this is the order `tsplab --help` lists them in).
+_SUBCOMMANDS = [_add_synth, _add_segments, _add_standardize, _add_pretrain, _add_extract, _add_gvf,
+                _add_evaluate, _add_demo]
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tsplab", description=__doc__.split("\n\n")[0])
