@@ -13,13 +13,8 @@ from tsplab.train import parse_overrides, pretrain, pretrain_config, read_metric
 
 
 @pytest.fixture(scope="module")
-def bench(request, tmp_path_factory):
-    try:
-        return request.getfixturevalue("tiny_benchmark")
-    except pytest.FixtureLookupError:
-        from tsplab.synthetic import generate_benchmark
-
-        return generate_benchmark(tmp_path_factory.mktemp("tiny_benchmark"), "tiny", seed=0, progress=False)
+def bench(tiny_benchmark):
+    return tiny_benchmark
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +151,17 @@ def test_two_gloo_processes_agree(bench, cache_dir, tmp_path):
     init = build_backbone("r2plus1d_tiny").state_dict()
     assert not torch.equal(init["layer1.0.conv1.0.0.weight"], r0["state"]["features.layer1.0.conv1.0.0.weight"])
     assert read_metrics(tmp_path / "pretrain" / "tsp")["epoch"].tolist() == [0]
+
+
+def test_defaults_follow_tsp_and_the_synthetic_preset_its_own_clip():
+    from tsplab.train import PRESETS, PretrainConfig
+
+    tsp = PretrainConfig(dataset_dir="x")
+    # TSP Sec. 4: 16 frames at 15 fps, crop 112, 5 clips per segment, 8 epochs; background gaps from
+    # 5 clips as in its released ActivityNet tables.
+    assert (tsp.clip_length_frames, tsp.frame_rate, tsp.crop_size) == (16, 15.0, 112)
+    assert (tsp.clips_per_segment, tsp.epochs, tsp.min_background_clips) == (5, 8, 5.0)
+    assert PRESETS["synthetic"]["min_background_clips"] == 1.0  # one 8-frame clip of a short video
 
 
 def test_cli_overrides_and_errors(capsys):
