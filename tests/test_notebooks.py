@@ -42,4 +42,5 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
         assert (tmp_path / f"{name}.ipynb").is_file()
         assert name in out
     assert "sensitivity" in out
-    assert sorted(p.name for p in (tmp_path / "features").iterdir()) == ["tac", "tsp"]
+    assert sorted(p.name for p in (tmp_path / "features").iterdir() if p.is_dir()) == ["tac", "tsp"]
+    assert list((tmp_path / "features" / "tsp").glob("*.npy"))
