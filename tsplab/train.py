@@ -92,6 +92,32 @@ class PretrainConfig:
     gvf_stride_frames: int = 0  # stride of the clip grid a GVF pools over (0: the clip length)
     gvf_file: str = ""  # an existing GVF h5 file to use instead of computing the frozen GVFs
 
+    # BSP (tsplab.methods.bsp)
+    bsp_boundaries: tuple = ("dc", "sc", "ds", "ss")  # synthesized types (BSP §3.2); the class is the index
+    bsp_loss: str = "classification"  # classification (BSP §3.3 default) | regression (change-point heat map)
+    bsp_blend_frames: int = 2  # ε of BSP eq. (1): diff-class clips blend over 2ε frames
+    bsp_speed_factors: tuple = (0.5, 2.0, 3.0)  # γ of BSP eq. (3), one drawn per diff-speed clip
+    bsp_middle_change_point: bool = False  # True: change point at L/2 (eqs. 1-2 as written); False: random
+    bsp_integration: str = "none"  # none | two-head | distill (BSP §3.4; see tsplab.methods.bsp)
+    bsp_teachers: tuple = ()  # distill: (TAC teacher, BSP teacher) checkpoint paths (best.pt or run folders)
+    # BSP (end)
+
+    # PAL (tsplab.methods.pal)
+    pal_clips_per_video: int = 8  # J clips of clip_length_frames in each synthesized video (PAL §4.1: 8 of 8)
+    pal_max_region_clips: int = 6  # longest pseudo-action region, in clips (PAL §4.1)
+    pal_max_stride: int = 4  # scale-aware sampling: frame stride drawn from 1..this (PAL §4.1)
+    pal_beta_range: tuple = (0.6, 1.0)  # blending ratio beta ~ U[low, high] (PAL §3.2.1, Table 5)
+    pal_queue_size: int = 16384  # MoCo negatives queue (PAL §4.1)
+    pal_temperature: float = 0.07  # tau of PAL eq. (7)
+    pal_key_momentum: float = 0.999  # momentum key encoder (MoCo v2, which PAL follows)
+    pal_embed_dim: int = 128  # projection / temporal-embedding width (MoCo v2's 128)
+    pal_samples_per_video: int = 1  # synthesized pairs per source video per epoch
+    pal_dense: bool = True  # Table 3: region of several clips (False: one clip)
+    pal_scale_aware: bool = True  # Table 3: stride drawn from 1..pal_max_stride (False: stride 1)
+    pal_paste: bool = True  # Table 3: paste onto background videos (False: the region alone)
+    pal_background: str = "different"  # Table 3: "different" (v_n != v_m) | "same" background video
+    # PAL (end)
+
     # optimisation (TSP §4.1)
     epochs: int = 8
     batch_size: int = 32  # clips per process

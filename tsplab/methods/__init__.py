@@ -7,12 +7,16 @@
 from __future__ import annotations
 
 from tsplab.methods.base import PretrainData, PretrainMethod, StepOutput, TrainContext
+from tsplab.methods.bsp import BSP
+from tsplab.methods.pal import PAL
 from tsplab.methods.tac import TAC
 from tsplab.methods.tsp import TSP
 
 METHODS: dict = {
     "tac": TAC,
     "tsp": TSP,
+    "bsp": BSP,
+    "pal": PAL,
 }
 
 

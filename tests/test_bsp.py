@@ -1,0 +1,294 @@
+"""BSP: the four syntheses (eqs. 1-3) on tiny arrays, the dataset's types and labels, the pretext
+variants, losses going down, a 1-epoch run whose checkpoint extracts, distillation, two-stream."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tsplab.backbones import build_backbone, load_backbone_weights
+from tsplab.methods import get_method
+from tsplab.methods.bsp import (BSP, NO_CHANGE, BSPClipDataset, blend_weights, change_point_heatmap,
+                                change_point_hits, concat_feature_folders, diff_class_boundary,
+                                diff_speed_boundary, same_class_boundary, same_speed, speed_change_indices)
+from tsplab.sampling import NO_LABEL
+from tsplab.train import pretrain, pretrain_config, read_metrics
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------------------------ synthesis
+def test_diff_class_blend_follows_eq1():
+    first = 100.0 + np.arange(6)[:, None]  # c + ε = 6 frames
+    second = 200.0 + np.arange(6)[:, None]  # L - c + ε = 6 frames
+    clip, c = diff_class_boundary(first, second, change_frame=4, blend_frames=2)
+    assert c == 4 and clip.shape == (8, 1)
+    # ω1(i) = (τ + ε - i) / 2ε on (τ - ε, τ + ε] (1-based i), with τ = 4, ε = 2
+    np.testing.assert_allclose(blend_weights(8, 4, 2), [1, 1, 0.75, 0.5, 0.25, 0, 0, 0])
+    expected = [100, 101, 0.75 * 102 + 0.25 * 200, 0.5 * 103 + 0.5 * 201, 0.25 * 104 + 0.75 * 202,
+                203, 204, 205]  # second starts at output frame τ - ε = 2 (f_{2, i-τ+ε})
+    np.testing.assert_allclose(clip[:, 0], expected)
+    # uint8 frames are blended in float and rounded back
+    a = np.full((6, 2, 2, 3), 10, np.uint8)
+    b = np.full((6, 2, 2, 3), 13, np.uint8)
+    mixed, _ = diff_class_boundary(a, b, 4, 2)
+    assert mixed.dtype == np.uint8 and mixed[:, 0, 0, 0].tolist() == [10, 10, 11, 12, 12, 13, 13, 13]
+    with pytest.raises(ValueError, match="needs 6 frames of the first clip"):
+        diff_class_boundary(first[:5], second, 4, 2)
+    with pytest.raises(ValueError, match="does not fit"):
+        blend_weights(8, 1, 2)
+
+
+def test_same_class_concatenates_at_the_change_frame():
+    first, second = np.arange(3)[:, None], 50 + np.arange(5)[:, None]
+    clip, c = same_class_boundary(first, second)
+    assert c == 3 and clip[:, 0].tolist() == [0, 1, 2, 50, 51, 52, 53, 54]
+
+
+def test_speed_change_index_pattern_eq3():
+    assert speed_change_indices(8, 4, 2.0).tolist() == [0, 1, 2, 3, 5, 7, 9, 11]  # frames skipped
+    assert speed_change_indices(8, 4, 0.5).tolist() == [0, 1, 2, 3, 4, 4, 5, 5]  # frames repeated
+    assert speed_change_indices(6, 2, 3.0).tolist() == [0, 1, 4, 7, 10, 13]
+    frames = np.arange(20)[:, None] * 2
+    clip, c = diff_speed_boundary(frames, 8, 4, 2.0)
+    assert c == 4 and clip[:, 0].tolist() == [0, 2, 4, 6, 10, 14, 18, 22]
+    with pytest.raises(ValueError, match="needs 12 source frames, got 10"):
+        diff_speed_boundary(frames[:10], 8, 4, 2.0)
+    with pytest.raises(ValueError, match="!= 1"):
+        speed_change_indices(8, 4, 1.0)
+
+
+def test_same_speed_is_the_clip_itself():
+    frames = np.arange(8)[:, None]
+    clip, c = same_speed(frames)
+    assert c == NO_CHANGE and np.array_equal(clip, frames)
+
+
+def test_change_point_heatmap_and_hits():
+    change = torch.tensor([4, 1, NO_CHANGE])
+    y = change_point_heatmap(change, 8)
+    t = torch.arange(8.0)
+    # BSP §3.3: y_t = exp(-(t - μ)² / 2τ), τ = L/2 = 4, μ the last frame before the boundary
+    torch.testing.assert_close(y[0], torch.exp(-((t - 3) ** 2) / 8))
+    assert y[1].argmax().item() == 0 and y[1, 0].item() == 1.0
+    assert torch.all(y[2] == 0)
+    pred = torch.zeros(3, 8)
+    pred[0, 4] = 1.0  # one frame off: a hit
+    pred[1, 3] = 1.0  # three frames off: a miss
+    pred[2, 5] = 0.3  # no boundary and no peak above 0.5: a hit
+    assert change_point_hits(pred, change).tolist() == [True, False, True]
+
+
+# ------------------------------------------------------------------------------------- dataset
+class Frames:
+    def __init__(self, arrays):
+        self.arrays = arrays
+
+    def get(self, path):
+        return self.arrays[Path(path).name]
+
+
+def _table_and_frames(side: int = 4):
+    """4 videos of 40 frames at 1 fps; frame n of video v has the value 40·v + n (so a clip's values
+    tell which video and frame each of its frames comes from). Classes: a (v0, v1), b (v2, v3)."""
+    rows = [("v0", 0, 20, "a"), ("v1", 5, 30, "a"), ("v2", 0, 39, "b"), ("v3", 10, 35, "b")]
+    table = pd.DataFrame([dict(**{"video-name": v, "t-start": s, "t-end": e, "action-label": lab,
+                                  "video-duration": 40.0, "filename": f"{v}.mp4", "fps": 1.0,
+                                  "video-frames": 40, "temporal-region-label": "Action"})
+                          for v, s, e, lab in rows])
+    background = table.iloc[[0]].assign(**{"t-start": 20, "t-end": 40, "action-label": "None",
+                                           "temporal-region-label": "No action"})
+    table = pd.concat([table, background], ignore_index=True)
+    arrays = {f"v{v}.mp4": np.broadcast_to((40 * v + np.arange(40, dtype=np.uint8))[:, None, None, None],
+                                           (40, side, side, 3)).copy() for v in range(4)}
+    return table, Frames(arrays)
+
+
+def _dataset(jitter=True, **kw):
+    table, frames = _table_and_frames()
+    values = dict(clip_length_frames=8, frame_rate=1.0, clips_per_segment=2, jitter=jitter, seed=3)
+    values.update(kw)
+    return BSPClipDataset(table, "videos", frames, ["a", "b"], **values)
+
+
+def test_dataset_synthesizes_each_type_from_the_right_sources():
+    ds = _dataset()
+    assert len(ds) == 8  # 4 foreground segments x 2 clips (the background row is not used)
+    label_of_video = {0: 0, 1: 0, 2: 1, 3: 1}
+    seen = set()
+    for epoch in range(2):
+        for index in range(len(ds)):
+            item = ds[(index, epoch)]
+            clip = item["clip"][:, 0, 0, 0].numpy().astype(int)
+            video, frame = clip // 40, clip % 40
+            kind = ds.boundaries[(index + epoch) % 4]
+            seen.add(kind)
+            assert item["boundary_label"].item() == ds.boundaries.index(kind)
+            c = item["change_frame"].item()
+            primary = label_of_video[index // 2]
+            if kind == "ss":
+                assert c == NO_CHANGE and np.all(np.diff(frame) == 1) and len(set(video)) == 1
+                assert item["action_label"].item() == primary
+            elif kind == "sc":
+                assert 2 <= c <= 6 and np.all(np.diff(frame[:c]) == 1) and np.all(np.diff(frame[c:]) == 1)
+                assert video[0] != video[-1] and label_of_video[video[-1]] == primary
+                assert item["action_label"].item() == primary
+            elif kind == "ds":
+                steps = np.diff(frame)
+                assert 2 <= c <= 6 and np.all(steps[:c - 1] == 1) and len(set(video)) == 1
+                assert set(steps[c - 1:].tolist()) in ({0, 1}, {2}, {3})  # γ = 1/2, 2 or 3
+                assert item["action_label"].item() == primary
+            else:  # dc: pure first class, 2ε blended frames, pure second class
+                assert item["action_label"].item() == NO_LABEL
+                first, last = label_of_video[clip[0] // 40], label_of_video[clip[-1] // 40]
+                assert first == primary and last != primary
+                w = blend_weights(8, c, 2)
+                pure_1, pure_2 = w == 1, w == 0
+                assert np.all(np.diff(clip[pure_1]) == 1) and np.all(np.diff(clip[pure_2]) == 1)
+    assert seen == {"dc", "sc", "ds", "ss"}
+    # deterministic per (seed, epoch, index); validation clips do not change with the epoch
+    assert torch.equal(ds[(5, 1)]["clip"], ds[(5, 1)]["clip"])
+    valid = _dataset(jitter=False)
+    assert all(torch.equal(valid[(i, 0)]["clip"], valid[(i, 3)]["clip"]) for i in range(len(valid)))
+    assert [valid[(i, 2)]["boundary_label"].item() for i in range(4)] == [0, 1, 2, 3]
+
+
+def test_middle_change_point_and_binary_variants():
+    ds = _dataset(boundaries=("ds", "ss"), middle_change_point=True)
+    labels = [ds[(i, 0)]["boundary_label"].item() for i in range(len(ds))]
+    assert labels == [0, 1] * 4
+    assert {ds[(i, 0)]["change_frame"].item() for i in range(0, 8, 2)} == {4}  # L/2
+    for variant in (("dc", "ss"), ("sc", "ss"), ("ds", "ss")):
+        method = BSP(_config(bsp_boundaries=variant))
+        assert method.head_names == ("boundary",)
+    with pytest.raises(ValueError, match="at least two types"):
+        BSP(_config(bsp_boundaries=("ss",)))
+    with pytest.raises(ValueError, match="distinct names among dc, sc, ds, ss"):
+        BSP(_config(bsp_boundaries=("dc", "xx")))
+    with pytest.raises(ValueError, match="bsp_loss='l2'"):
+        BSP(_config(bsp_loss="l2"))
+    with pytest.raises(ValueError, match="needs bsp_teachers"):
+        BSP(_config(bsp_integration="distill"))
+    with pytest.raises(ValueError, match="bsp_blend_frames=5"):
+        BSP(_config(bsp_blend_frames=5))
+    assert BSP(_config(bsp_loss="regression", bsp_boundaries=("ds",))).regression
+    assert BSP(_config(bsp_integration="two-head")).head_names == ("boundary", "action")
+    assert get_method("bsp") is BSP
+
+
+def _config(**kw):
+    return pretrain_config("synthetic", dataset_dir="unused", resize_short_side=16, crop_size=16, **kw)
+
+
+@pytest.mark.parametrize("options", [dict(), dict(bsp_loss="regression", bsp_boundaries=("sc",)),
+                                     dict(bsp_integration="two-head")])
+def test_a_few_steps_reduce_the_loss(options):
+    torch.manual_seed(0)
+    method = BSP(_config(**options))
+    table, frames = _table_and_frames(side=16)
+    ds = BSPClipDataset(table, "videos", frames, ["a", "b"], clip_length_frames=8, frame_rate=1.0,
+                        clips_per_segment=2, jitter=True, seed=0, boundaries=method.boundaries)
+    batch = {k: torch.stack([ds[(i, 0)][k] for i in range(len(ds))]) for k in ds[0]}
+    data = type("D", (), {"labels": ["a", "b"], "clip_length_frames": 8})()
+    model = method.build_model(build_backbone("r2plus1d_tiny"), data)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    losses = []
+    for _ in range(8):
+        out = method.step(model, batch, train=False)  # centre crop: the same inputs every step
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        losses.append(out.loss.item())
+    assert set(out.head_losses) == set(method.head_names)
+    assert int(out.head_count["boundary"]) == len(ds)
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+# -------------------------------------------------------------------------------- training run
+@pytest.mark.filterwarnings("ignore:.*segments dropped")
+def test_one_epoch_run_checkpoint_extracts_and_distills(tiny_benchmark, tmp_path):
+    config = pretrain_config("synthetic", method="bsp", dataset_dir=str(tiny_benchmark), run_dir=str(tmp_path),
+                             frame_cache_dir=str(tmp_path / "cache"), clips_per_segment=1, batch_size=8,
+                             epochs=1, max_steps_per_epoch=3, workers=0, progress=False)
+    result = pretrain(config)
+    out = tmp_path / "pretrain" / "bsp"
+    for name in ("config.json", "metrics.csv", "checkpoint.pt", "best.pt", "data_report.csv"):
+        assert (out / name).is_file(), name
+    metrics = read_metrics(out)
+    assert metrics["epoch"].tolist() == [0] and result.best_epoch == 0
+    assert 0 <= metrics["valid_acc_boundary"].iat[0] <= 1
+    assert metrics["valid_acc_avg"].iat[0] == metrics["valid_acc_boundary"].iat[0]
+    best = torch.load(out / "best.pt", weights_only=True)
+    assert {k.split(".")[0] for k in best["model"]} == {"features", "fc_boundary"}
+    backbone = load_backbone_weights(build_backbone("r2plus1d_tiny"), out / "best.pt")
+    assert torch.equal(backbone.stem[0].weight, best["model"]["features.stem.0.weight"])
+
+    # feature distillation from two teachers (here both this run's encoder), one step on real clips
+    distill = BSP(_config(bsp_integration="distill", bsp_teachers=(str(out), str(out / "best.pt"))))
+    data = type("D", (), {"labels": ["a", "b", "c"], "clip_length_frames": 8})()
+    model = distill.build_model(build_backbone("r2plus1d_tiny"), data)
+    assert model.proj_tac.out_features == backbone.feature_dim
+    assert not any(p.requires_grad for t in distill.teachers for p in t.parameters())
+    batch = {"clip": torch.randint(0, 256, (4, 8, 16, 16, 3), dtype=torch.uint8),
+             "boundary_label": torch.tensor([0, 1, 2, 3]), "action_label": torch.tensor([-1, 0, 1, 2]),
+             "change_frame": torch.tensor([3, 4, 5, -1])}
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(4):
+        step = distill.step(model, batch, train=False)
+        optimizer.zero_grad()
+        step.loss.backward()
+        optimizer.step()
+        losses.append(step.loss.item())
+    assert set(step.head_losses) == {"boundary", "action"} and losses[-1] < losses[0]
+
+
+# --------------------------------------------------------------------------------- two-stream
+def test_concat_feature_folders(tmp_path):
+    from tsplab.features import FeatureMetadata, load_features, save_features
+
+    tac, bsp = tmp_path / "tac", tmp_path / "bsp"
+    FeatureMetadata(8, 8, 15.0, 2, backbone="r2plus1d_tiny", checkpoint="tac.pt").save(tac)
+    FeatureMetadata(8, 8, 15.0, 3, backbone="r2plus1d_tiny", checkpoint="bsp.pt").save(bsp)
+    save_features(tac, "v1", np.ones((4, 2)))
+    save_features(bsp, "v1", np.full((4, 3), 2.0))
+    save_features(tac, "v2", np.ones((5, 2)))
+    save_features(bsp, "v2", np.ones((4, 3)))
+    save_features(tac, "v3", np.ones((4, 2)))
+    table = concat_feature_folders([tac, bsp], tmp_path / "both")
+    assert table.set_index("video")["status"].to_dict() == {"v1": "written", "v2": "skipped", "v3": "skipped"}
+    assert "different numbers of clips [5, 4]" in table.set_index("video").at["v2", "reason"]
+    assert "no features in" in table.set_index("video").at["v3", "reason"]
+    joined = load_features(tmp_path / "both", "v1")
+    assert joined.shape == (4, 5) and joined[0].tolist() == [1, 1, 2, 2, 2]
+    meta = FeatureMetadata.load(tmp_path / "both")
+    assert meta.feature_dim == 5 and meta.stride_frames == 8 and meta.extra["feature_dims"] == [2, 3]
+    FeatureMetadata(16, 8, 15.0, 3).save(tmp_path / "other")
+    with pytest.raises(ValueError, match="stride_frames=16"):
+        concat_feature_folders([tac, tmp_path / "other"], tmp_path / "bad")
+
+
+@pytest.mark.filterwarnings("ignore:.*segments dropped", "ignore:.*replaces the earlier run")
+def test_killed_and_resumed_two_head_run_is_bit_identical(tiny_benchmark, tmp_path):
+    def config(run_dir):
+        return pretrain_config("synthetic", method="bsp", bsp_integration="two-head",
+                               dataset_dir=str(tiny_benchmark), run_dir=str(run_dir),
+                               frame_cache_dir=str(tmp_path / "cache"), clips_per_segment=1, batch_size=8,
+                               epochs=2, max_steps_per_epoch=2, workers=0, progress=False)
+
+    straight = pretrain(config(tmp_path / "a"))
+    pretrain(config(tmp_path / "b"), stop_after_epochs=1)
+    resumed = pretrain(config(tmp_path / "b"), resume=True)
+    assert {"valid_acc_boundary", "valid_acc_action"} <= set(resumed.metrics.columns)
+    for (name, p), q in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(p, q), name

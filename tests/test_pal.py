@@ -1,0 +1,327 @@
+"""PAL (tsplab.methods.pal): synthesis, augmentation, region features, InfoNCE, the MoCo queue and
+momentum encoder, and training on the tiny synthetic benchmark."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tsplab.methods.pal import (PAL, PALDataset, augment_videos, draw_view, info_nce, paste_region,
+                                region_features, region_frame_indices)
+from tsplab.train import pretrain, pretrain_config, prepare_data
+
+SMALL = dict(pal_clips_per_video=4, pal_max_region_clips=3, pal_queue_size=16, pal_embed_dim=16)
+
+
+def small_config(**kw):
+    values = dict(dataset_dir="unused", **SMALL)
+    values.update(kw)
+    return pretrain_config("synthetic", **values)
+
+
+def test_draw_view_ranges_and_table3_switches():
+    rng = np.random.default_rng(0)
+    views = [draw_view(rng, num_clips=8, max_region_clips=6, max_stride=4) for _ in range(400)]
+    ks = {v["region_clips"] for v in views}
+    assert ks == set(range(1, 7))
+    assert {v["stride"] for v in views} == {1, 2, 3, 4}  # scale-aware: strides 1-4
+    for v in views:
+        assert 0 <= v["start_clip"] and v["end_clip"] == v["start_clip"] + v["region_clips"] <= 8
+    betas = np.array([v["beta"] for v in views])
+    assert betas.min() >= 0.6 and betas.max() <= 1.0 and betas.min() < 0.65 and betas.max() > 0.95
+    single = draw_view(rng, num_clips=8, max_region_clips=6, max_stride=4, dense=False, scale_aware=False)
+    assert single["region_clips"] == 1 and single["stride"] == 1
+    alone = draw_view(rng, num_clips=8, max_region_clips=6, max_stride=4, paste=False)
+    assert (alone["start_clip"], alone["end_clip"], alone["beta"]) == (0, 8, 1.0)
+
+
+def test_region_frame_indices_scale_aware_strides():
+    rng = np.random.default_rng(1)
+    idx = region_frame_indices(100, 2, 4, 3, rng)
+    assert len(idx) == 8 and np.all(np.diff(idx) == 3) and idx[-1] < 100
+    # too short for stride 4 (8 frames need 29): the largest stride that fits, here 2
+    idx = region_frame_indices(20, 2, 4, 4, rng)
+    assert np.all(np.diff(idx) == 2) and idx[-1] < 20
+    # shorter than the region at stride 1: the last frame repeats
+    assert region_frame_indices(5, 2, 4, 1, rng).tolist() == [0, 1, 2, 3, 4, 4, 4, 4]
+
+
+def test_paste_region_blends_with_beta_at_its_position():
+    bg = np.full((8, 2, 2, 3), 100, np.uint8)
+    region = np.full((4, 2, 2, 3), 200, np.uint8)
+    out = paste_region(bg, region, 2, 0.75)
+    assert (out[2:6] == 175).all()  # 0.75 * 200 + 0.25 * 100
+    assert (out[:2] == 100).all() and (out[6:] == 100).all()
+    with pytest.raises(ValueError, match="does not fit at frame 6"):
+        paste_region(bg, region, 6, 1.0)
+
+
+class DictFrames:
+    """A frame source of hand-made videos: channel 0 = frame index, channel 1 = 40 * (video + 1)."""
+
+    def __init__(self, lengths, side=6):
+        self.videos = {}
+        for v, n in enumerate(lengths):
+            f = np.zeros((n, side, side + 2, 3), np.uint8)  # not square: the dataset crops a square
+            f[..., 0] = np.arange(n)[:, None, None]
+            f[..., 1] = 40 * (v + 1)
+            self.videos[f"v{v}.mp4"] = f
+
+    def get(self, path):
+        return self.videos[Path(path).name]
+
+
+def _table(n):
+    import pandas as pd
+
+    # An action label column that must not matter: PAL reads only the videos.
+    return pd.DataFrame({"video-name": [f"v{i}" for i in range(n)], "filename": [f"v{i}.mp4" for i in range(n)],
+                         "action-label": ["x"] * n})
+
+
+def test_dataset_pastes_regions_of_one_video_onto_two_backgrounds():
+    frames = DictFrames([60, 70, 80, 90])
+    config = small_config(clip_length_frames=2)
+    ds = PALDataset(_table(4), "/videos", frames, clip_length_frames=2, frame_side=6, config=config, seed=0)
+    assert len(ds) == 4
+    seen_strides = set()
+    for index in range(4):
+        for epoch in range(6):
+            item = ds[(index, epoch)]
+            assert item["clip"].shape == (2, 8, 6, 6, 3) and item["clip"].dtype == torch.uint8
+            src = int(item["video_index"])
+            bgs = item["background"].tolist()
+            assert src == index and src not in bgs and bgs[0] != bgs[1]
+            for view in range(2):
+                s, e = item["region"][view].tolist()
+                beta, stride = float(item["beta"][view]), int(item["stride"][view])
+                seen_strides.add(stride)
+                assert 0 <= s < e <= 4 and e - s <= 3 and 0.6 <= beta <= 1.0
+                video = item["clip"][view].numpy().astype(float)
+                inside = np.zeros(8, bool)
+                inside[2 * s:2 * e] = True
+                bg_val, src_val = 40 * (bgs[view] + 1), 40 * (src + 1)
+                assert (video[~inside, :, :, 1] == bg_val).all()
+                assert np.abs(video[inside, :, :, 1] - (beta * src_val + (1 - beta) * bg_val)).max() <= 0.5 + 1e-6
+    assert seen_strides == {1, 2, 3, 4}
+    # the same key gives the same item; validation items do not change with the epoch
+    assert torch.equal(ds[(1, 3)]["clip"], ds[(1, 3)]["clip"])
+    fixed = PALDataset(_table(4), "/videos", frames, clip_length_frames=2, frame_side=6, config=config, fixed=True)
+    assert torch.equal(fixed[(2, 0)]["clip"], fixed[(2, 5)]["clip"])
+    same = PALDataset(_table(4), "/videos", frames, clip_length_frames=2, frame_side=6,
+                      config=small_config(clip_length_frames=2, pal_background="same"))
+    assert all(len(set(same[i]["background"].tolist())) == 1 for i in range(4))
+    alone = PALDataset(_table(2), "/videos", frames, clip_length_frames=2, frame_side=6,
+                       config=small_config(clip_length_frames=2, pal_paste=False, pal_dense=False))
+    item = alone[0]
+    assert item["clip"].shape == (2, 2, 6, 6, 3) and item["region"].tolist() == [[0, 1], [0, 1]]
+    assert (item["clip"][..., 1] == 40).all()  # only the source video
+    with pytest.raises(ValueError, match="at least 3 videos"):
+        PALDataset(_table(2), "/videos", frames, clip_length_frames=2, frame_side=6, config=config)
+
+
+def test_augmentation_is_the_same_for_every_frame_of_a_video():
+    torch.manual_seed(0)
+    frame = torch.randint(0, 256, (1, 1, 12, 12, 3), dtype=torch.uint8)
+    videos = frame.expand(6, 5, 12, 12, 3).contiguous()  # 6 videos of 5 identical frames
+    g = torch.Generator().manual_seed(3)
+    out = augment_videos(videos, 8, train=True, generator=g)
+    assert out.shape == (6, 5, 3, 8, 8)
+    assert torch.equal(out, out[:, :1].expand_as(out))  # frames of a video stay identical
+    # ... while the six videos, identical at input, got different augmentations
+    assert len({tuple(v[0].flatten()[:20].tolist()) for v in out}) > 1
+    ev = augment_videos(videos, 8, train=False)
+    mean = torch.tensor([0.43216, 0.394666, 0.37645]).view(3, 1, 1)
+    std = torch.tensor([0.22803, 0.22145, 0.216989]).view(3, 1, 1)
+    expected = (frame[0, 0, 2:10, 2:10].permute(2, 0, 1).float() / 255 - mean) / std
+    assert torch.allclose(ev[0, 0], expected, atol=1e-6)
+
+
+def test_region_features_average_the_pasted_clips():
+    feats = torch.zeros(2, 4, 2)
+    feats[0, :, 0] = torch.tensor([1.0, 3.0, 5.0, 7.0])
+    feats[0, :, 1] = 1.0
+    feats[1, :, 1] = torch.tensor([2.0, 2.0, 2.0, 4.0])
+    r = region_features(feats, torch.tensor([1, 3]), torch.tensor([3, 4]))
+    # row 0: mean of clips 1-2 = (4, 1); row 1: clip 3 = (0, 4); then unit length
+    assert torch.allclose(r[0], torch.tensor([4.0, 1.0]) / math.sqrt(17))
+    assert torch.allclose(r[1], torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="empty region"):
+        region_features(feats, torch.tensor([2, 0]), torch.tensor([2, 1]))
+
+
+def test_info_nce_matches_a_hand_computation():
+    q = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    k = torch.tensor([[0.8, 0.6], [0.0, 1.0]])
+    queue = torch.tensor([[0.0, 1.0], [-1.0, 0.0], [0.6, -0.8]])
+    loss, logits = info_nce(q, k, queue, 0.5)
+    expected = []
+    for qi, ki in zip(q.tolist(), k.tolist()):
+        pos = math.exp(np.dot(qi, ki) / 0.5)
+        negs = sum(math.exp(np.dot(qi, n) / 0.5) for n in queue.tolist())
+        expected.append(-math.log(pos / (pos + negs)))
+    assert loss.item() == pytest.approx(np.mean(expected), rel=1e-6)
+    assert logits.shape == (2, 4) and logits[0, 0].item() == pytest.approx(0.8 / 0.5)
+
+
+class TinyEncoder(torch.nn.Module):
+    """A stand-in backbone: mean over time and space, then a linear map ([B, 3, L, S, S] -> [B, 4])."""
+
+    feature_dim = 4
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 4)
+
+    def forward(self, x):
+        return self.fc(x.mean(dim=(2, 3, 4)))
+
+
+def test_queue_ring_buffer_and_momentum_update():
+    method = PAL(small_config(pal_queue_size=5, pal_embed_dim=2, pal_key_momentum=0.9))
+    torch.manual_seed(0)
+    model = PAL.build_model(method, TinyEncoder(), None)
+    with pytest.raises(RuntimeError, match="key encoder does not exist"):
+        method.state_dict()
+    method.attach(model)
+    assert method.queue.shape == (5, 2) and torch.allclose(method.queue.norm(dim=1), torch.ones(5))
+    a = torch.arange(6.0).view(3, 2)
+    method.enqueue(a)
+    assert method.queue_ptr == 3 and torch.equal(method.queue[:3], a)
+    b = 10 + torch.arange(8.0).view(4, 2)
+    method.enqueue(b)  # rows 3, 4, then 0, 1
+    assert method.queue_ptr == 2
+    assert torch.equal(method.queue, torch.stack([b[2], b[3], a[2], b[0], b[1]]))
+    # momentum: key <- 0.9 key + 0.1 query
+    before = [p.clone() for p in method.key_model.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    method.momentum_update(model)
+    for pk, pk0 in zip(method.key_model.parameters(), before):
+        assert torch.allclose(pk, pk0 + 0.1, atol=1e-6)
+    # the state round-trips (exact resume)
+    state = method.state_dict()
+    other = PAL(method.config)
+    other.attach(PAL.build_model(other, TinyEncoder(), None))
+    other.load_state_dict(state)
+    assert torch.equal(other.queue, method.queue) and other.queue_ptr == 2
+    assert all(torch.equal(x, y) for x, y in zip(other.key_model.parameters(), method.key_model.parameters()))
+
+
+# --------------------------------------------------------------------- the tiny synthetic benchmark
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("pal_frame_cache")
+
+
+def tiny_config(bench, cache_dir, run_dir, **kw):
+    values = dict(dataset_dir=str(bench), run_dir=str(run_dir), frame_cache_dir=str(cache_dir), method="pal",
+                  batch_size=4, epochs=1, max_steps_per_epoch=2, workers=0, progress=False, **SMALL)
+    values.update(kw)
+    return pretrain_config("synthetic", **values)
+
+
+@pytest.mark.filterwarnings("ignore:.*segments dropped")
+def test_loss_goes_down_on_the_tiny_benchmark(tiny_benchmark, cache_dir, tmp_path):
+    from tsplab.backbones import build_backbone
+    from tsplab.train import build_optimizer
+
+    config = tiny_config(tiny_benchmark, cache_dir, tmp_path, pal_queue_size=8)
+    data = prepare_data(config)
+    method = PAL(config)
+    train_set, valid_set = method.build_datasets(data)
+    assert len(train_set) == 12 and len(valid_set) == 6
+    torch.manual_seed(0)
+    model = method.build_model(build_backbone(config.backbone, weights=None), data)
+    method.attach(model)
+    optimizer = build_optimizer(model, config)
+    batches = [torch.utils.data.default_collate([train_set[(i, 0)] for i in range(j, j + 4)]) for j in (0, 4, 8)]
+    assert batches[0]["clip"].shape == (4, 2, 32, 16, 16, 3)
+    # Negatives: the keys of the other 8 videos (a random queue would be trivially easy to beat).
+    for batch in batches[1:]:
+        method.step(model, batch, train=True, generator=torch.Generator().manual_seed(0))
+        method.enqueue(method._pending_keys)
+    assert method.queue_ptr == 0  # 8 real keys filled the queue of 8
+    losses = []
+    for step in range(6):
+        out = method.step(model, batches[0], train=True, generator=torch.Generator().manual_seed(step % 2))
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        method.momentum_update(model)
+        losses.append(out.loss.item())
+    assert np.isfinite(losses).all()
+    assert losses[0] > 1.0  # about log(1 + 8) for an untrained encoder
+    assert np.mean(losses[-2:]) < 0.6 * np.mean(losses[:2]), losses
+
+
+@pytest.mark.filterwarnings("ignore:.*segments dropped")
+def test_pretrain_writes_a_loadable_checkpoint_and_resumes_exactly(tiny_benchmark, cache_dir, tmp_path):
+    import pandas as pd
+
+    from tsplab.backbones import build_backbone, load_backbone_weights
+    from tsplab.train import read_metrics
+
+    kw = dict(epochs=2, max_steps_per_epoch=1)
+    whole = pretrain(tiny_config(tiny_benchmark, cache_dir, tmp_path / "whole", **kw))
+    out = tmp_path / "whole" / "pretrain" / "pal"
+    for name in ("config.json", "metrics.csv", "checkpoint.pt", "best.pt", "data_report.csv"):
+        assert (out / name).is_file(), name
+    metrics = read_metrics(out)
+    assert list(metrics["epoch"]) == [0, 1]
+    acc = metrics["valid_acc_region"]
+    assert acc.between(0, 1).all() and (metrics["valid_acc_avg"] == acc).all()
+    assert np.isfinite(metrics["train_loss"]).all()
+    assert whole.best_epoch == int(acc.idxmax())
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["method"]["queue"].shape == (16, 16) and ckpt["method"]["queue_ptr"] == 8  # 2 steps x 4 keys
+    # extraction reads the backbone of best.pt
+    backbone = load_backbone_weights(build_backbone("r2plus1d_tiny"), out / "best.pt")
+    best = torch.load(out / "best.pt", weights_only=True)
+    for name, value in backbone.state_dict().items():
+        assert torch.equal(value, best["model"]["features." + name]), name
+    # killed after epoch 0 and resumed: the queue and key encoder come back, the weights match exactly
+    parts = tiny_config(tiny_benchmark, cache_dir, tmp_path / "parts", **kw)
+    pretrain(parts, stop_after_epochs=1)
+    resumed = pretrain(parts, resume=True)
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+    state_b = torch.load(tmp_path / "parts" / "pretrain" / "pal" / "checkpoint.pt", weights_only=True)["method"]
+    assert torch.equal(ckpt["method"]["queue"], state_b["queue"])
+    assert all(torch.equal(v, state_b["key_model"][k]) for k, v in ckpt["method"]["key_model"].items())
+    timing = ["data_wait_share", "clips_per_s", "train_seconds", "valid_seconds", "gvf_seconds"]
+    pd.testing.assert_frame_equal(whole.metrics.drop(columns=timing), resumed.metrics.drop(columns=timing))
+
+
+def test_step_on_every_table3_setting():
+    frames = DictFrames([40, 50, 60, 70], side=10)
+    settings = [dict(), dict(pal_dense=False), dict(pal_scale_aware=False), dict(pal_paste=False),
+                dict(pal_paste=False, pal_dense=False), dict(pal_background="same")]
+    for setting in settings:
+        config = small_config(clip_length_frames=2, crop_size=8, resize_short_side=10, **setting)
+        method = PAL(config)
+        ds = PALDataset(_table(4), "/videos", frames, clip_length_frames=2, frame_side=10, config=config)
+        batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
+        torch.manual_seed(0)
+        model = method.build_model(TinyEncoder(), None)
+        method.attach(model)
+        out = method.step(model, batch, train=True, generator=torch.Generator().manual_seed(0))
+        out.loss.backward()
+        assert torch.isfinite(out.loss) and out.head_count["region"].item() == 4, setting
+        assert 0 <= out.head_correct["region"].item() <= 4
+        assert model.temporal[0].weight.grad is not None and method._pending_keys.shape == (4, 16)
+    with pytest.raises(ValueError, match="pal_background='other'"):
+        PAL(small_config(pal_background="other"))
+    with pytest.raises(ValueError, match="pal_beta_range"):
+        PAL(small_config(pal_beta_range=(0.6, 1.2)))
+
+
+def test_frames_of_different_sizes_are_named():
+    frames = DictFrames([40, 50, 60], side=6)
+    frames.videos["v2.mp4"] = np.zeros((60, 4, 4, 3), np.uint8)  # smaller than frame_side: cannot blend
+    config = small_config(clip_length_frames=2)
+    ds = PALDataset(_table(3), "/videos", frames, clip_length_frames=2, frame_side=6, config=config)
+    with pytest.raises(ValueError, match=r"PAL pair 0: pasting v0.mp4 onto v\d.mp4"):
+        ds[0]

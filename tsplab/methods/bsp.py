@@ -1,0 +1,442 @@
+"""BSP: boundary-sensitive pretext (Xu et al., ICCV 2021, §3), as a pretraining method.
+
+BSP released no code; this follows the paper's equations and names every choice it leaves open.
+
+Synthesis (§3.2). The foreground segments of the training table play Kinetics' role (trimmed clips
+with class labels, from the table). Every synthesized clip has the encoder's ``L`` frames (the
+paper's ``2τ``) and one of four types:
+
+- ``dc`` diff-class boundary, eq. (1): clips of two different classes, blended linearly over ``2ε``
+  frames around the change point;
+- ``sc`` same-class boundary, eq. (2): clips of two segments of the same class, concatenated;
+- ``ds`` diff-speed boundary, eq. (3): one clip whose playback rate changes by ``γ ≠ 1`` at the
+  change point (nearest frame);
+- ``ss`` same-speed: one clip at its own rate (no boundary).
+
+Frame indices here are 0-based; the *change frame* ``c`` is the number of frames before the boundary
+(the paper's 1-based ``τ`` in eqs. 1-2 and ``t`` in eq. 3): frames ``0..c-1`` show the first content.
+Eqs. (1)-(2) place the boundary in the middle (``c = τ = L/2``); eq. (3) leaves ``t`` free. By
+default every type draws ``c`` uniformly (``bsp_middle_change_point=False``), because the regression
+pretext needs a varying target and an extracted feature's clip meets boundaries anywhere inside it;
+``bsp_middle_change_point=True`` gives eqs. (1)-(2) as written.
+
+Pretext (§3.3, Table 4): ``bsp_loss="classification"`` (default): cross-entropy over the types listed
+in ``bsp_boundaries`` (the class is the index in that tuple: all four, or a binary variant
+``("dc", "ss")``, ``("sc", "ss")``, ``("ds", "ss")``); ``"regression"``: a head predicts a value per
+frame, trained with smooth L1 against a Gaussian heat map of the change point (Table 4 trains it on
+one boundary type at a time, e.g. ``("ds",)``).
+
+Integration with action classification (§3.4, ``bsp_integration``):
+
+- ``"two-head"``: one backbone, the BSP head and an action head, losses summed;
+- ``"distill"``: the backbone is a student matching a TAC teacher and a BSP teacher (checkpoints
+  ``bsp_teachers``) through two pointwise projections, plus cross-entropy on the action head;
+- two-stream is not a training mode: :func:`concat_feature_folders` joins the features of a TAC run
+  and a BSP run extracted from the same videos.
+
+Measured on the ``default`` synthetic benchmark (synthetic preset, 4 epochs, 3 clips per segment,
+2 shared CPU cores: 150 s): 4-way validation accuracy 0.53 (chance 0.25); diff-class clips are
+recognised (91 %, the scene changes) while sc / ds / ss stay mostly confused. Features at stride 2 on
+the 96 validation videos: temporal sensitivity (``tsplab.similarity``) 0.001 (TAC 0.029, TSP 0.254),
+boundary ratio 0.95 (TAC 1.09, TSP 1.72); TAC ⊕ BSP (two-stream) 0.024 / 1.04. The benchmark's
+boundaries are motion onsets inside one scene, which none of the synthetic boundary types imitates.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from tsplab.methods.base import (PretrainData, PretrainMethod, StepOutput, head_accuracy_counts,
+                                 masked_cross_entropy)
+from tsplab.methods.tac import clip_transform
+from tsplab.sampling import NO_LABEL, SegmentClipDataset
+
+BOUNDARY_TYPES = ("dc", "sc", "ds", "ss")
+BSP_LOSSES = ("classification", "regression")
+INTEGRATIONS = ("none", "two-head", "distill")
+#: ``change_frame`` of an item without a boundary (``ss``).
+NO_CHANGE = -1
+
+
+# ------------------------------------------------------------------------------------- synthesis
+def blend_weights(length: int, change_frame: int, blend_frames: int) -> np.ndarray:
+    """ω1 ``[length]`` of BSP eq. (1): the weight of the first clip at each output frame.
+
+    In 1-based frames ``i`` with ``τ`` = ``change_frame`` and ``ε`` = ``blend_frames``: 1 for
+    ``i ≤ τ - ε``, ``(τ + ε - i) / 2ε`` on ``(τ - ε, τ + ε]``, 0 after; ω2 = 1 - ω1."""
+    if not 1 <= blend_frames <= change_frame <= length - blend_frames:
+        raise ValueError(f"blend over 2ε = {2 * blend_frames} frames around change frame {change_frame} "
+                         f"does not fit in {length} frames (need 1 <= ε <= change_frame <= length - ε)")
+    i = np.arange(1, length + 1, dtype=np.float64)  # the paper's 1-based frame numbers
+    return np.clip((change_frame + blend_frames - i) / (2.0 * blend_frames), 0.0, 1.0)
+
+
+def _mix(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    w = w.reshape((-1,) + (1,) * (a.ndim - 1))
+    out = w * a.astype(np.float64) + (1.0 - w) * b.astype(np.float64)
+    if np.issubdtype(a.dtype, np.integer):
+        out = np.clip(np.rint(out), np.iinfo(a.dtype).min, np.iinfo(a.dtype).max)
+    return out.astype(a.dtype)
+
+
+def diff_class_boundary(first: np.ndarray, second: np.ndarray, change_frame: int,
+                        blend_frames: int) -> tuple[np.ndarray, int]:
+    """BSP eq. (1): ``first`` ``[c + ε, ...]`` and ``second`` ``[L - c + ε, ...]`` (frames of two
+    classes) -> ``(clip [L, ...], c)``: ``first`` up to frame ``c - ε``, the blend ω1·first +
+    ω2·second on the next ``2ε`` frames (``second`` starts at output frame ``c - ε``), ``second`` after.
+    Integer frames are blended in float and rounded back."""
+    c, eps = int(change_frame), int(blend_frames)
+    length = len(first) + len(second) - 2 * eps
+    if len(first) != c + eps:
+        raise ValueError(f"diff-class boundary at frame {c} with ε={eps} needs {c + eps} frames of the "
+                         f"first clip, got {len(first)}")
+    w = blend_weights(length, c, eps)
+    a = np.concatenate([first, np.repeat(first[-1:], length - len(first), axis=0)])
+    b = np.concatenate([np.repeat(second[:1], c - eps, axis=0), second])  # f_{2, i-τ+ε} (eq. 1)
+    return _mix(a, b, w), c
+
+
+def same_class_boundary(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, int]:
+    """BSP eq. (2): ``first`` ``[c, ...]`` then ``second`` ``[L - c, ...]`` -> ``(clip [L, ...], c)``;
+    no blending (the two clips show the same class)."""
+    if len(first) < 1 or len(second) < 1:
+        raise ValueError(f"same-class boundary needs frames on both sides, got {len(first)} + {len(second)}")
+    return np.concatenate([first, second]), len(first)
+
+
+def speed_change_indices(length: int, change_frame: int, speed_factor: float) -> np.ndarray:
+    """Source frame ``[length]`` (int64) of each output frame of BSP eq. (3): ``f_i`` for ``i ≤ t``,
+    ``f_{t + γ(i - t)}`` after (1-based ``i``, ``t`` = ``change_frame``), the nearest frame when the
+    index is fractional (halves round up, so ``γ = 1/2`` shows each new frame twice)."""
+    if not 1 <= change_frame < length:
+        raise ValueError(f"change frame {change_frame} must be in [1, {length - 1}] for a clip of {length}")
+    if speed_factor <= 0 or speed_factor == 1:
+        raise ValueError(f"speed factor γ={speed_factor} must be > 0 and != 1 (BSP eq. 3)")
+    i = np.arange(1, length + 1, dtype=np.float64)
+    src = np.where(i <= change_frame, i, change_frame + speed_factor * (i - change_frame))
+    return np.floor(src + 0.5).astype(np.int64) - 1  # nearest frame, back to 0-based
+
+
+def diff_speed_boundary(frames: np.ndarray, length: int, change_frame: int,
+                        speed_factor: float) -> tuple[np.ndarray, int]:
+    """BSP eq. (3): ``frames`` ``[N, ...]`` of one clip -> ``(clip [length, ...], change_frame)``,
+    the rate changing by ``speed_factor`` at ``change_frame``; ``N`` must cover the last source frame
+    (``speed_change_indices(...)[-1] + 1``)."""
+    idx = speed_change_indices(length, change_frame, speed_factor)
+    if idx[-1] >= len(frames):
+        raise ValueError(f"speed factor {speed_factor} from frame {change_frame} needs {idx[-1] + 1} "
+                         f"source frames, got {len(frames)}")
+    return frames[idx], int(change_frame)
+
+
+def same_speed(frames: np.ndarray) -> tuple[np.ndarray, int]:
+    """The no-boundary class ``S_ss`` (§3.2 (4)): the clip as it is, ``change_frame = NO_CHANGE``."""
+    return frames, NO_CHANGE
+
+
+def change_point_heatmap(change_frame: torch.Tensor, length: int) -> torch.Tensor:
+    """BSP §3.3 regression target ``[B, length]``: ``y_t = exp(-(t - μ)² / 2τ)`` with ``τ = length/2``
+    (the paper's half clip) and ``μ`` the paper's 1-based change point ``τ``/``t`` (0-based: the last
+    frame before the boundary, ``change_frame - 1``). Rows with ``change_frame < 0`` (``ss``, no
+    boundary) are all zeros."""
+    t = torch.arange(length, dtype=torch.float32, device=change_frame.device)
+    mu = change_frame.to(torch.float32)[:, None] - 1.0
+    y = torch.exp(-((t[None] - mu) ** 2) / length)  # 2τ = length
+    return torch.where(change_frame[:, None] >= 0, y, torch.zeros_like(y))
+
+
+def change_point_hits(prediction: torch.Tensor, change_frame: torch.Tensor) -> torch.Tensor:
+    """Regression "accuracy" per row (bool ``[B]``): the peak of ``prediction`` ``[B, L]`` lies within
+    one frame of the heat map's peak; for a row without a boundary, the prediction stays below 0.5."""
+    peak = prediction.argmax(dim=1)
+    hit = (peak - (change_frame - 1)).abs() <= 1
+    flat = prediction.max(dim=1).values < 0.5
+    return torch.where(change_frame >= 0, hit, flat)
+
+
+# --------------------------------------------------------------------------------------- dataset
+class BSPClipDataset(SegmentClipDataset):
+    """Synthesized boundary clips from the foreground segments of a TSP segment table.
+
+    Item ``i`` (key ``(index, epoch)``) starts from segment ``i // clips_per_segment`` and has type
+    ``boundaries[(i + epoch) % K]`` in training (every epoch balances the types and rotates them over
+    the segments) and ``boundaries[i % K]`` in validation. Every random draw (positions, partner
+    segment, change frame, γ) comes from ``default_rng((seed, epoch, index))`` (validation: epoch 0),
+    so an epoch's data depends only on ``(seed, epoch)``. An item is a dict:
+
+    - ``clip``: uint8 ``[L, H, W, 3]``;
+    - ``boundary_label``: int64, the index of the type in ``boundaries``;
+    - ``change_frame``: int64, frames before the boundary (``NO_CHANGE`` = -1 for ``ss``);
+    - ``action_label``: int64, the class of a one-class clip (``sc``, ``ds``, ``ss``), ``NO_LABEL`` for
+      ``dc`` (two classes);
+    - ``video_index``: int64, the primary segment's video.
+    """
+
+    def __init__(self, table: pd.DataFrame, video_dir, frames, labels, *, clip_length_frames: int,
+                 frame_rate: float, clips_per_segment: int, jitter: bool, seed: int = 0,
+                 boundaries=BOUNDARY_TYPES, blend_frames: int = 2, speed_factors=(0.5, 2.0, 3.0),
+                 middle_change_point: bool = False):
+        super().__init__(table, video_dir, frames, labels, clip_length_frames=clip_length_frames,
+                         frame_rate=frame_rate, clips_per_segment=clips_per_segment, jitter=jitter,
+                         foreground_only=True, seed=seed)
+        self.boundaries = tuple(boundaries)
+        self.blend_frames = int(blend_frames)
+        self.speed_factors = tuple(float(g) for g in speed_factors)
+        self.middle_change_point = bool(middle_change_point)
+        actions = self._seg["action_label"]
+        self._same = {int(a): np.flatnonzero(actions == a) for a in np.unique(actions)}
+        if "dc" in self.boundaries and len(self._same) < 2:
+            raise ValueError(f"diff-class boundaries need two action classes; the table's foreground "
+                             f"segments have {len(self._same)}")
+
+    def change_frame_range(self) -> tuple[int, int]:
+        """``[lo, hi]`` of the change frame: both sides keep ``max(ε, 1)`` frames (eq. 1's blend
+        must fit, and every type places its boundary in the same range)."""
+        margin = max(self.blend_frames, 1)
+        return margin, self.clip_length_frames - margin
+
+    def _read(self, seg: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` consecutive frames of segment ``seg`` from a random start. A segment shorter than ``n``
+        is read on past its end (only fast diff-speed clips need more than ``L`` frames), repeating the
+        video's last frame at its end."""
+        a, b = int(self._seg["first_frame"][seg]), int(self._seg["end_frame"][seg])
+        start = int(rng.integers(a, b - n + 1)) if b - a >= n else a
+        video = self._video_frames(int(self._seg["video_index"][seg]))
+        clip = np.array(video[start:start + n])
+        if len(clip) < n:
+            last = clip[-1:] if len(clip) else np.asarray(video[-1:])
+            clip = np.concatenate([clip, np.repeat(last, n - len(clip), axis=0)])
+        return clip
+
+    def __getitem__(self, key) -> dict:
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        if not 0 <= index < len(self):
+            raise IndexError(f"item {index} out of range for {len(self)} clips")
+        epoch = int(epoch) if self.jitter else 0  # validation: the same clips every epoch
+        rng = np.random.default_rng((self.seed, epoch, int(index)))
+        kind = self.boundaries[(index + epoch) % len(self.boundaries)]
+        seg = index // self.clips_per_segment
+        action = int(self._seg["action_label"][seg])
+        L, eps = self.clip_length_frames, self.blend_frames
+        lo, hi = self.change_frame_range()
+        c = L // 2 if self.middle_change_point else int(rng.integers(lo, hi + 1))
+        if kind == "dc":
+            others = np.flatnonzero(self._seg["action_label"] != action)
+            partner = int(rng.choice(others))
+            clip, c = diff_class_boundary(self._read(seg, c + eps, rng), self._read(partner, L - c + eps, rng),
+                                          c, eps)
+            action = NO_LABEL
+        elif kind == "sc":
+            # Two segments of the same class ("two videos V1 and V2 from the same class"); a class
+            # with a single segment pairs it with another position of itself.
+            same = self._same[action]
+            others = same[same != seg]
+            partner = int(rng.choice(others)) if len(others) else seg
+            clip, c = same_class_boundary(self._read(seg, c, rng), self._read(partner, L - c, rng))
+        elif kind == "ds":
+            # γ among the factors whose span fits in the segment (γ < 1 always does); a segment too
+            # short for every factor takes the smallest and reads on past its end.
+            length = int(self._seg["end_frame"][seg] - self._seg["first_frame"][seg])
+            spans = {g: int(speed_change_indices(L, c, g)[-1]) + 1 for g in self.speed_factors}
+            fitting = [g for g in self.speed_factors if spans[g] <= length]
+            gamma = float(rng.choice(fitting)) if fitting else min(self.speed_factors)
+            clip, c = diff_speed_boundary(self._read(seg, spans[gamma], rng), L, c, gamma)
+        else:
+            clip, c = same_speed(self._read(seg, L, rng))
+        return {
+            "clip": torch.from_numpy(np.ascontiguousarray(clip)),
+            "boundary_label": torch.tensor(self.boundaries.index(kind), dtype=torch.int64),
+            "change_frame": torch.tensor(c, dtype=torch.int64),
+            "action_label": torch.tensor(action, dtype=torch.int64),
+            "video_index": torch.tensor(self._seg["video_index"][seg], dtype=torch.int64),
+        }
+
+
+# ----------------------------------------------------------------------------------------- model
+class BSPModel(nn.Module):
+    """``features`` (backbone ``[B, 3, T, H, W] -> [B, F]``) + ``fc_boundary`` (``[B, F] -> [B, K]``
+    type logits, or ``[B, L]`` per-frame heat map in regression) + optionally ``fc_action``
+    (``[B, F] -> [B, C]``, two-head and distill) and the distillation projections ``proj_tac``
+    ``[B, F] -> [B, F_tac]`` and ``proj_bsp`` ``[B, F] -> [B, F_bsp]`` (BSP §3.4's h1, h2)."""
+
+    def __init__(self, features: nn.Module, boundary_outputs: int, num_classes: int = 0,
+                 teacher_dims: tuple[int, int] | None = None):
+        super().__init__()
+        self.features = features
+        self.fc_boundary = nn.Linear(features.feature_dim, boundary_outputs)
+        self.fc_action = nn.Linear(features.feature_dim, num_classes) if num_classes else None
+        if teacher_dims is not None:
+            # "pointwise projection layers": on a pooled clip feature a 1x1 projection is a Linear.
+            self.proj_tac = nn.Linear(features.feature_dim, teacher_dims[0])
+            self.proj_bsp = nn.Linear(features.feature_dim, teacher_dims[1])
+        else:
+            self.proj_tac = self.proj_bsp = None
+
+    def forward(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = self.features(clip)
+        out = {"boundary": self.fc_boundary(f)}
+        if self.fc_action is not None:
+            out["action"] = self.fc_action(f)
+        if self.proj_tac is not None:
+            out["proj_tac"] = self.proj_tac(f)
+            out["proj_bsp"] = self.proj_bsp(f)
+        return out
+
+
+def load_teacher(path, device="cpu") -> nn.Module:
+    """A frozen backbone (eval mode) from a pretraining checkpoint or run folder (its ``best.pt``)."""
+    from tsplab.backbones import build_backbone, load_backbone_weights, load_checkpoint_file
+    from tsplab.features import checkpoint_settings, resolve_checkpoint
+
+    file = resolve_checkpoint(path)
+    checkpoint = load_checkpoint_file(file)
+    name = checkpoint_settings(checkpoint, file).get("backbone")
+    if name is None:
+        raise ValueError(f"{file}: the teacher checkpoint does not name its backbone (no saved config)")
+    teacher = load_backbone_weights(build_backbone(name), checkpoint).to(device).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+# ---------------------------------------------------------------------------------------- method
+class BSP(PretrainMethod):
+    """``method="bsp"``: the boundary pretext on synthesized clips (heads ``boundary``, plus ``action``
+    with ``bsp_integration`` two-head or distill); the best epoch averages their validation accuracies
+    (regression: the share of clips whose predicted change point is within one frame)."""
+
+    name = "bsp"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.boundaries = tuple(config.bsp_boundaries)
+        unknown = [b for b in self.boundaries if b not in BOUNDARY_TYPES]
+        if unknown or not self.boundaries or len(set(self.boundaries)) != len(self.boundaries):
+            raise ValueError(f"bsp_boundaries={config.bsp_boundaries!r}: distinct names among "
+                             f"{', '.join(BOUNDARY_TYPES)}")
+        if config.bsp_loss not in BSP_LOSSES:
+            raise ValueError(f"bsp_loss={config.bsp_loss!r}; valid: {', '.join(BSP_LOSSES)}")
+        if config.bsp_loss == "classification" and len(self.boundaries) < 2:
+            raise ValueError(f"bsp_boundaries={config.bsp_boundaries!r}: classification needs at least "
+                             "two types (BSP Table 4's binary variants pair one with 'ss')")
+        if config.bsp_integration not in INTEGRATIONS:
+            raise ValueError(f"bsp_integration={config.bsp_integration!r}; valid: {', '.join(INTEGRATIONS)}")
+        if config.bsp_integration == "distill" and len(config.bsp_teachers) != 2:
+            raise ValueError(f"bsp_integration='distill' needs bsp_teachers=(TAC checkpoint, BSP checkpoint), "
+                             f"got {config.bsp_teachers!r}")
+        margin = max(int(config.bsp_blend_frames), 1)
+        if config.bsp_blend_frames < 1 or 2 * margin > config.clip_length_frames:
+            raise ValueError(f"bsp_blend_frames={config.bsp_blend_frames}: need 1 <= ε <= clip_length_frames/2 "
+                             f"({config.clip_length_frames})")
+        if not config.bsp_speed_factors or any(g <= 0 or g == 1 for g in config.bsp_speed_factors):
+            raise ValueError(f"bsp_speed_factors={config.bsp_speed_factors!r}: need values > 0 and != 1")
+        self.regression = config.bsp_loss == "regression"
+        self.integration = config.bsp_integration
+        self.head_names = ("boundary",) if self.integration == "none" else ("boundary", "action")
+        self._transforms = {True: clip_transform(config, True), False: clip_transform(config, False)}
+        self.teachers: tuple[nn.Module, nn.Module] | None = None
+
+    def build_datasets(self, data: PretrainData):
+        cfg = self.config
+        common = dict(frames=data.frames, labels=data.labels, clip_length_frames=data.clip_length_frames,
+                      frame_rate=data.frame_rate, clips_per_segment=cfg.clips_per_segment, seed=cfg.seed,
+                      boundaries=self.boundaries, blend_frames=cfg.bsp_blend_frames,
+                      speed_factors=cfg.bsp_speed_factors, middle_change_point=cfg.bsp_middle_change_point)
+        train = BSPClipDataset(data.train_table, data.video_dir, jitter=True, **common)
+        valid = BSPClipDataset(data.valid_table, data.video_dir, jitter=False, **common)
+        return train, valid
+
+    def build_model(self, backbone: nn.Module, data: PretrainData) -> nn.Module:
+        outputs = data.clip_length_frames if self.regression else len(self.boundaries)
+        classes = len(data.labels) if self.integration != "none" else 0
+        dims = None
+        if self.integration == "distill":
+            # Teachers are kept outside the model: frozen, not checkpointed, reloaded from their files.
+            self.teachers = tuple(load_teacher(p) for p in self.config.bsp_teachers)
+            dims = tuple(t.feature_dim for t in self.teachers)
+        return BSPModel(backbone, outputs, classes, dims)
+
+    def setup(self, ctx) -> None:
+        if self.teachers is not None:
+            self.teachers = tuple(t.to(ctx.dist.device) for t in self.teachers)
+
+    def step(self, model, batch, *, train, generator=None) -> StepOutput:
+        x = self._transforms[train](batch["clip"], generator)
+        out = model(x)
+        losses, correct, count = {}, {}, {}
+        if self.regression:
+            change = batch["change_frame"]
+            target = change_point_heatmap(change, out["boundary"].shape[1])
+            losses["boundary"] = F.smooth_l1_loss(out["boundary"].float(), target)  # BSP §3.3
+            correct["boundary"] = change_point_hits(out["boundary"].detach(), change).sum()
+            count["boundary"] = torch.tensor(len(change), device=change.device)
+        else:
+            losses["boundary"] = masked_cross_entropy(out["boundary"], batch["boundary_label"])
+            correct["boundary"], count["boundary"] = head_accuracy_counts(out["boundary"], batch["boundary_label"])
+        loss = losses["boundary"]
+        if self.integration != "none":
+            losses["action"] = masked_cross_entropy(out["action"], batch["action_label"])
+            correct["action"], count["action"] = head_accuracy_counts(out["action"], batch["action_label"])
+            loss = loss + losses["action"]  # the paper gives no weights: equal, as TSP's alphas
+        if self.integration == "distill":
+            with torch.no_grad():
+                f_tac, f_bsp = (t(x) for t in self.teachers)
+            # BSP §3.4: ||f_v(x) - h1(f_s(x))||² + ||f_b(x) - h2(f_s(x))||², summed over feature
+            # dimensions and averaged over the batch.
+            match = ((out["proj_tac"].float() - f_tac.float()) ** 2).sum(1).mean() + \
+                    ((out["proj_bsp"].float() - f_bsp.float()) ** 2).sum(1).mean()
+            # In distillation the student is the network of §3.4 (Fig. 3c): the matching losses and
+            # "a standard cross-entropy loss", which we read as the action classification's; the BSP
+            # head still trains (its knowledge comes through the BSP teacher too).
+            loss = loss + match
+        return StepOutput(loss=loss, head_losses={h: v.detach() for h, v in losses.items()},
+                          head_correct=correct, head_count=count)
+
+
+# ------------------------------------------------------------------------------------ two-stream
+def concat_feature_folders(folders, out) -> pd.DataFrame:
+    """BSP §3.4 two-stream: concatenate, per video, the ``[T, C_k]`` features of ``folders`` (e.g. a TAC
+    run's and a BSP run's, extracted with the same clip grid) into ``out`` ``[T, ΣC_k]``.
+
+    The folders' metadata must agree on ``stride_frames``, ``clip_length_frames`` and ``frame_rate``.
+    A video missing from a folder, or with a different number of clips, is skipped and listed. Returns
+    one row per video: ``video, status (written | skipped), clips, reason``."""
+    from tsplab.features import FeatureMetadata, list_feature_videos, load_features, save_features
+    from tsplab.runs import resolve
+
+    folders = [resolve(f) for f in folders]
+    out = resolve(out)
+    if len(folders) < 2:
+        raise ValueError(f"two-stream concatenation needs at least two feature folders, got {len(folders)}")
+    metas = [FeatureMetadata.load(f) for f in folders]
+    for folder, meta in zip(folders[1:], metas[1:]):
+        for key in ("stride_frames", "clip_length_frames", "frame_rate"):
+            if getattr(meta, key) != getattr(metas[0], key):
+                raise ValueError(f"{folder}: {key}={getattr(meta, key)} but {folders[0]} has "
+                                 f"{getattr(metas[0], key)}; features of different clip grids cannot be joined")
+    videos = [set(list_feature_videos(f)) for f in folders]
+    rows = []
+    for video in sorted(set().union(*videos)):
+        lacking = [str(f) for f, vs in zip(folders, videos) if video not in vs]
+        if lacking:
+            rows.append(dict(video=video, status="skipped", clips=0, reason=f"no features in {', '.join(lacking)}"))
+            continue
+        parts = [load_features(f, video) for f in folders]
+        lengths = [len(p) for p in parts]
+        if len(set(lengths)) > 1:
+            rows.append(dict(video=video, status="skipped", clips=0,
+                             reason=f"different numbers of clips {lengths} in {[str(f) for f in folders]}"))
+            continue
+        save_features(out, video, np.concatenate(parts, axis=1))
+        rows.append(dict(video=video, status="written", clips=lengths[0], reason=""))
+    first = metas[0]
+    FeatureMetadata(stride_frames=first.stride_frames, clip_length_frames=first.clip_length_frames,
+                    frame_rate=first.frame_rate, feature_dim=sum(m.feature_dim for m in metas),
+                    backbone="+".join(m.backbone for m in metas),
+                    checkpoint="+".join(m.checkpoint for m in metas),
+                    extra={"two_stream": [str(f) for f in folders],
+                           "feature_dims": [m.feature_dim for m in metas]}).save(out)
+    return pd.DataFrame(rows, columns=["video", "status", "clips", "reason"])
