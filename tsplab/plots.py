@@ -369,3 +369,68 @@ def plot_pretrain_curves(metrics) -> Figure:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Localization (notebook 05): loss curves, predictions vs ground truth
+# ---------------------------------------------------------------------------------------------
+
+LOCALIZER_LOSS_TERMS = ("loss", "cls", "reg", "sens", "ascl")
+
+
+def plot_localizer_losses(histories) -> Figure:
+    """Per-epoch training loss terms of a localizer (``history.csv`` of ``tsplab.localizer``:
+    ``loss`` = eq. 15, ``cls`` eq. 9, ``reg`` eq. 10, ``sens`` eq. 7, ``ascl`` λ x eq. 14), one panel
+    per term, one colour per run when given as ``{name: history}``. Terms that stay 0 in every run
+    (components switched off) are left out."""
+    runs = histories if isinstance(histories, dict) else {"": histories}
+    if not runs:
+        raise ValueError("plot_localizer_losses: no histories given")
+    terms = [t for t in LOCALIZER_LOSS_TERMS
+             if any(t in h and (h[t].abs() > 0).any() for h in runs.values())]
+    if not terms:
+        raise ValueError("plot_localizer_losses: no loss columns (loss, cls, reg, sens, ascl) found")
+    fig, axes = _figure(1, len(terms), figsize=(3.3 * len(terms), 3.0))
+    for i, (name, h) in enumerate(runs.items()):
+        for ax, term in zip(axes[0], terms):
+            if term in h:
+                ax.plot(h["epoch"], h[term], "o-", markersize=3, color=f"C{i % 10}", label=name or None)
+    for ax, term in zip(axes[0], terms):
+        ax.set_title("total" if term == "loss" else term)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    if any(runs):
+        axes[0, 0].legend(fontsize=7)
+    return fig
+
+
+def plot_detection_timeline(ground_truth: pd.DataFrame, predictions, videos, *, top_k: int = 5,
+                            durations: dict | None = None) -> Figure:
+    """Ground-truth actions (green) above the ``top_k`` best predictions of each set (one row each,
+    bar opacity = score, label written on the bar) for each of ``videos``, one panel per video.
+    ``predictions``: DataFrame(video, t_start_s, t_end_s, label, score) or ``{name: DataFrame}``."""
+    sets = predictions if isinstance(predictions, dict) else {"prediction": predictions}
+    videos = list(videos)
+    if not videos:
+        raise ValueError("plot_detection_timeline: no videos given")
+    fig, axes = _figure(len(videos), 1, figsize=(8.0, 0.6 + 0.45 * (1 + len(sets)) * len(videos)))
+    for ax, video in zip(axes[:, 0], videos):
+        rows = [("ground truth", ground_truth[ground_truth["video"] == video], ACTION_COLOR, None)]
+        for i, (name, pred) in enumerate(sets.items()):
+            top = pred[pred["video"] == video].nlargest(top_k, "score")
+            rows.append((name, top, f"C{i % 10}", top["score"].to_numpy()))
+        end = 0.0
+        for y, (name, df, color, scores) in enumerate(reversed(rows)):
+            for j, r in enumerate(df.itertuples(index=False)):
+                alpha = 0.9 if scores is None else float(np.clip(0.2 + 0.8 * scores[j], 0, 1))
+                ax.broken_barh([(r.t_start_s, r.t_end_s - r.t_start_s)], (y + 0.15, 0.7), color=color,
+                               alpha=alpha)
+                ax.text(r.t_start_s, y + 0.5, str(r.label), fontsize=6, va="center")
+                end = max(end, r.t_end_s)
+        ax.set_yticks([y + 0.5 for y in range(len(rows))], [r[0] for r in reversed(rows)], fontsize=8)
+        ax.set_ylim(0, len(rows))
+        duration = (durations or {}).get(video)
+        ax.set_xlim(0, max(end, duration or 0.0) or 1.0)
+        ax.set_title(str(video), fontsize=9)
+    axes[-1, 0].set_xlabel("time (s)")
+    return fig

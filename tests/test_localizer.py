@@ -1,0 +1,352 @@
+"""The localizer: network shapes, θ mixing, target assignment, losses on hand values, ASE and ASCL,
+SoftNMS, the ASL switches, a short training run on easy features, the prediction file and the CLI."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tsplab.features import FeatureMetadata, save_features
+from tsplab.localizer import LocalizerConfig, load_localizer, predict, train_localizer
+from tsplab.localizer.asl import ClassSensitivity, ascl_loss, sensitive_features
+from tsplab.localizer.losses import diou_loss_1d, segment_tiou, sigmoid_focal_loss
+from tsplab.localizer.model import LocalizerNet, MixedAttention
+from tsplab.localizer.nms import batched_soft_nms, soft_nms
+from tsplab.localizer.train import (Localizer, VideoItem, assign_targets, level_points,
+                                    load_video_items, positions_to_seconds, seconds_to_positions)
+
+STRIDE_FRAMES, CLIP_FRAMES, FPS, DIM = 2, 8, 15.0, 16
+
+
+def test_model_shapes_per_level():
+    torch.manual_seed(0)
+    net = LocalizerNet(input_dim=12, num_classes=3, embed_dim=16, num_levels=3, num_stem_blocks=1)
+    feats = torch.randn(2, 12, 20)
+    mask = torch.zeros(2, 20, dtype=torch.bool)
+    mask[0], mask[1, :13] = True, True
+    out = net(feats, mask)
+    assert [x.shape for x in out["cls_logits"]] == [(2, 20, 3), (2, 10, 3), (2, 5, 3)]
+    assert [x.shape for x in out["offsets"]] == [(2, 20, 2), (2, 10, 2), (2, 5, 2)]
+    assert [x.shape for x in out["q_cls"]] == [(2, 20), (2, 10), (2, 5)]
+    assert [m[1].sum().item() for m in out["masks"]] == [13, 7, 4]  # ceil(13 / 2**l)
+    assert all((o >= 0).all() for o in out["offsets"])
+    assert all(((q > 0) & (q < 1)).all() for q in out["q_loc"])
+    # the focal prior: every class starts at probability 0.01
+    assert torch.sigmoid(out["cls_logits"][0]).mean().item() == pytest.approx(0.01, abs=0.01)
+    # padding does not change the real positions' outputs
+    short = net(feats[1:, :, :13], mask[1:, :13])
+    assert torch.allclose(short["cls_logits"][0][0], out["cls_logits"][0][1, :13], atol=1e-5)
+
+
+def test_theta_mixes_temporal_and_channel_attention():
+    torch.manual_seed(0)
+    att = MixedAttention(dim=8, num_heads=2, theta=0.2)
+    x, mask = torch.randn(1, 8, 6), torch.ones(1, 6, dtype=torch.bool)
+    expected = att.proj(0.8 * att.temporal(x, mask) + 0.2 * att.channel(x, mask))
+    assert torch.allclose(att(x, mask), expected, atol=1e-6)
+    att.theta = 0.0
+    assert torch.allclose(att(x, mask), att.proj(att.temporal(x, mask)), atol=1e-6)
+    # θ = 1: channel attention alone, a different output
+    att.theta = 1.0
+    assert torch.allclose(att(x, mask), att.proj(att.channel(x, mask)), atol=1e-6)
+    assert not torch.allclose(att(x, mask), att.proj(att.temporal(x, mask)), atol=1e-3)
+    # channel attention: each output channel is a softmax-weighted mix of the value channels, so a
+    # value projection that is constant over channels comes back unchanged
+    with torch.no_grad():
+        att.qkv_c.weight[16:].zero_()
+        att.qkv_c.bias[16:] = 3.0
+    assert torch.allclose(att.channel(x, mask), torch.full((1, 8, 6), 3.0), atol=1e-5)
+
+
+def test_assignment_takes_shortest_action_and_respects_ranges():
+    ranges = ((0, 4), (4, 8), (8, 10000))
+    points, strides, rngs, levels = level_points(32, 3, ranges)
+    assert len(points) == 32 + 16 + 8
+    assert points[32].item() == 0.5 and strides[32].item() == 2  # level 1 window centres
+    # a long action [0, 30] and a short one [10, 14] inside it, different classes
+    segs = torch.tensor([[0.0, 30.0], [10.0, 14.0]])
+    labels = torch.tensor([0, 1])
+    cls, reg, gt = assign_targets(segs, labels, points, strides, rngs, num_classes=2, radius=1.5)
+    lvl0 = gt[:32]
+    # positions 11..13 are in the short action's centre region (12 ± 1.5): the short one wins
+    assert lvl0[11:14].tolist() == [1, 1, 1]
+    assert cls[12].tolist() == [0.0, 1.0]
+    assert reg[12].tolist() == [2.0, 2.0]  # distances to 10 and 14 at stride 1
+    # the long action (max distance ~15) only on the last level (range 8..inf), near its centre 15
+    long_pts = points[gt == 0]
+    assert set(levels[gt == 0].tolist()) == {2}
+    assert all(abs(p - 15) <= 1.5 * 4 for p in long_pts.tolist())
+    i = int(torch.nonzero((gt == 0) & (points == 13.5))[0])
+    assert reg[i].tolist() == pytest.approx([13.5 / 4, 16.5 / 4])  # in units of stride 4
+    # background elsewhere
+    assert (gt[:8] == -1).all() and cls[:8].sum() == 0
+
+
+def test_focal_loss_hand_values():
+    logits = torch.tensor([0.0, 2.0, -1.0])
+    targets = torch.tensor([1.0, 0.0, 0.0])
+    p = torch.sigmoid(logits)
+    expected = torch.stack([
+        0.25 * (1 - p[0]) ** 2 * -torch.log(p[0]),
+        0.75 * p[1] ** 2 * -torch.log(1 - p[1]),
+        0.75 * p[2] ** 2 * -torch.log(1 - p[2])])
+    assert torch.allclose(sigmoid_focal_loss(logits, targets), expected, atol=1e-6)
+    assert sigmoid_focal_loss(torch.tensor([0.0]), torch.tensor([1.0])).item() == pytest.approx(
+        0.25 * 0.25 * math.log(2), rel=1e-5)
+
+
+def test_diou_loss_hand_values():
+    # identical segments: 0
+    assert diou_loss_1d(torch.tensor([[2.0, 3.0]]), torch.tensor([[2.0, 3.0]])).item() == pytest.approx(0)
+    # pred [-1, 1], target [-1, 3]: IoU 2/4, centres 0 and 1, enclosing 4 -> 1 - 0.5 + 1/16
+    pred, target = torch.tensor([[1.0, 1.0]]), torch.tensor([[1.0, 3.0]])
+    assert segment_tiou(pred, target).item() == pytest.approx(0.5)
+    assert diou_loss_1d(pred, target).item() == pytest.approx(0.5625)
+    # pred [0, 1] vs target [-2, 0] are disjoint only at a point: IoU 0, centre gap 1.5, enclosing 3
+    pred, target = torch.tensor([[0.0, 1.0]]), torch.tensor([[2.0, 0.0]])
+    assert diou_loss_1d(pred, target).item() == pytest.approx(1 + 1.5 ** 2 / 9)
+
+
+def test_ase_gaussian_initialisation_and_clamp():
+    sens = ClassSensitivity(num_classes=3)
+    assert sens.mu_cls.tolist() == [0, 0, 0]
+    assert sens.mu_loc.tolist() == [[-0.5, 0.5]] * 3
+    assert sens.sigma_cls.tolist() == [1, 1, 1] and sens.sigma_loc.tolist() == [[1, 1]] * 3
+    d = torch.tensor([-0.5, 0.0, 0.5])
+    lab = torch.tensor([1, 1, 1])
+    assert sens.p_cls(d, lab).tolist() == pytest.approx([math.exp(-0.125), 1.0, math.exp(-0.125)])
+    p_se = sens.p_start_end(d, lab)
+    assert p_se[0].tolist() == pytest.approx([1.0, math.exp(-0.5)])  # start frame: p_sot peaks
+    assert sens.p_loc(d, lab).tolist() == pytest.approx([1 + math.exp(-0.5), 2 * math.exp(-0.125),
+                                                          1 + math.exp(-0.5)])
+    with torch.no_grad():
+        sens.sigma_cls[1] = 50.0
+    # σ clamped at 5: exp(-0.25 / 50) at d = 0.5
+    assert sens.p_cls(torch.tensor([0.5]), torch.tensor([1])).item() == pytest.approx(math.exp(-0.25 / 50))
+
+
+def _toy_items(num_videos=4, seed=0):
+    """Videos of 24 positions whose features carry the class in channel 1 + class inside actions."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for v in range(num_videos):
+        feats = rng.normal(0, 0.1, (24, DIM)).astype(np.float32)
+        start = 3 + 2 * v
+        c = v % 2
+        feats[start:start + 6, 1 + c] += 3.0
+        items.append(VideoItem(f"v{v}", feats, np.array([[start, start + 5.0]]), np.array([c]), 10.0))
+    return items
+
+
+def test_instance_evaluator_targets_and_sensitivity_loss():
+    torch.manual_seed(0)
+    cfg = LocalizerConfig(embed_dim=16, num_levels=2, regression_ranges=((0, 4), (4, 100)),
+                          ase_class=False, ase_instance=True, ascl=False)
+    model = Localizer(cfg, DIM, 2)
+    items = _toy_items()
+    terms = model.losses(items)
+    # eq. (7): MSE of q to the sigmoid probability of the true class and to the predicted tIoU
+    from tsplab.localizer.train import collate
+    feats, mask = collate(items, model.multiple)
+    out = model(feats, mask)
+    points, strides, ranges, _ = level_points(feats.shape[-1], 2, cfg.regression_ranges)
+    logits, offsets = torch.cat(out["cls_logits"], 1), torch.cat(out["offsets"], 1)
+    q_cls, q_loc = torch.cat(out["q_cls"], 1), torch.cat(out["q_loc"], 1)
+    mse = []
+    for b, item in enumerate(items):
+        cls, reg, gt = assign_targets(torch.tensor(item.segments, dtype=torch.float32),
+                                      torch.tensor(item.labels), points, strides, ranges, 2)
+        pos = gt >= 0
+        quality = torch.sigmoid(logits[b, pos, int(item.labels[0])])
+        mse.append((q_cls[b, pos], quality, q_loc[b, pos], segment_tiou(offsets[b, pos], reg[pos])))
+    qc = torch.cat([m[0] for m in mse]); tc = torch.cat([m[1] for m in mse])
+    ql = torch.cat([m[2] for m in mse]); tl = torch.cat([m[3] for m in mse])
+    expected = ((qc - tc) ** 2).mean() + ((ql - tl) ** 2).mean()
+    assert terms["sens"].item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_sensitive_features_and_ascl_tiny_case():
+    sens = ClassSensitivity(2)
+    feats = torch.zeros(2, 20)
+    feats[0, 5:16] = 1.0  # the action at positions 5..15
+    feats[1, :5] = 2.0
+    feats[1, 16:] = 2.0
+    f_cls, f_loc, f_bg = sensitive_features(feats, 5.0, 15.0, 0, sens, delta=0.2)
+    # N_f = 11, range ±2.2: classification around the centre (10): positions 8..12, weights p_cls
+    d = (torch.arange(8, 13, dtype=torch.float32) - 10) / 10
+    assert f_cls[0].item() == pytest.approx(torch.exp(-d ** 2 / 2).mean().item(), rel=1e-5)
+    assert f_cls[1].item() == 0
+    # background: 2.2 positions either side outside the action (3, 4 and 16, 17): channel 1 only
+    assert f_bg.tolist() == pytest.approx([0.0, 2.0])
+    assert f_loc[0] > 0 and f_loc[1] == 0
+    # ASCL: identical same-class features with a background equal to them -> log 2; orthogonal -> ~0
+    a = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    labels = torch.tensor([0, 0])
+    assert ascl_loss(a, labels, torch.tensor([[1.0, 0.0]])).item() == pytest.approx(math.log(2), rel=1e-5)
+    assert ascl_loss(a, labels, torch.tensor([[0.0, 1.0]])).item() == pytest.approx(
+        math.log(1 + math.exp(-10)), rel=1e-3)
+    # a different-class action as a negative raises the loss
+    three = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.9, 0.1]])
+    assert ascl_loss(three, torch.tensor([0, 0, 1]), torch.zeros(0, 2)) > 0.5
+
+
+def test_soft_nms_hand_boxes():
+    segs = np.array([[0.0, 10.0], [1.0, 10.0], [20.0, 30.0]])
+    scores = np.array([0.9, 0.8, 0.7])
+    keep, kept = soft_nms(segs, scores, sigma=0.5)
+    assert keep.tolist() == [0, 2, 1]
+    assert kept.tolist() == pytest.approx([0.9, 0.7, 0.8 * math.exp(-0.81 / 0.5)])
+    # classes do not suppress each other; the cap keeps the best
+    seg, score, lab = batched_soft_nms(segs, scores, np.array([0, 1, 0]), sigma=0.5, max_keep=2)
+    assert score.tolist() == pytest.approx([0.9, 0.8]) and lab.tolist() == [0, 1]
+
+
+def test_each_switch_changes_the_loss():
+    base = LocalizerConfig(embed_dim=16, num_levels=2, regression_ranges=((0, 4), (4, 100)),
+                           ase_class=False, ase_instance=False, ascl=False)
+    items = _toy_items()
+    values = {}
+    for name in ("baseline", "ase_class", "ase_instance", "ascl"):
+        cfg = base if name == "baseline" else replace(base, **{name: True})
+        torch.manual_seed(0)
+        terms = Localizer(cfg, DIM, 2).losses(items)
+        values[name] = (terms["loss"].item(), terms["cls"].item(), terms["reg"].item())
+    assert values["ascl"][1:] == pytest.approx(values["baseline"][1:])  # ASCL only adds its term
+    for name in ("ase_class", "ase_instance", "ascl"):
+        assert values[name][0] != pytest.approx(values["baseline"][0], rel=1e-4), name
+
+
+def _write_easy_features(benchmark, folder):
+    """Features of every benchmark video that make detection easy: class-specific channels on inside
+    the actions, noise elsewhere."""
+    ann = json.loads((benchmark / "annotations.json").read_text())["database"]
+    labels = sorted({a["label"] for v in ann.values() for a in v["annotations"]})
+    meta = FeatureMetadata(STRIDE_FRAMES, CLIP_FRAMES, FPS, DIM, backbone="hand-made")
+    meta.save(folder)
+    rng = np.random.default_rng(0)
+    for video, info in ann.items():
+        t = max(1, math.ceil((info["duration"] * FPS - CLIP_FRAMES) / STRIDE_FRAMES) + 1)
+        feats = rng.normal(0, 0.1, (t, DIM)).astype(np.float32)
+        centres = meta.clip_centre_s(t)
+        for a in info["annotations"]:
+            inside = (centres >= a["segment"][0]) & (centres <= a["segment"][1])
+            feats[inside, 1 + labels.index(a["label"])] += 2.0
+            feats[inside, 0] += 2.0
+        save_features(folder, video, feats)
+    return labels
+
+
+@pytest.fixture(scope="module")
+def easy_run(tiny_benchmark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("loc")
+    _write_easy_features(tiny_benchmark, root / "features")
+    cfg = LocalizerConfig(features_dir=str(root / "features"),
+                          annotations=str(tiny_benchmark / "annotations.json"), out_dir=str(root / "run"),
+                          epochs=12, batch_size=4, embed_dim=32, max_predictions=5)
+    return cfg, train_localizer(cfg, progress=False)
+
+
+def test_short_training_learns_easy_features(easy_run):
+    from tsplab.metrics import read_predictions
+
+    cfg, result = easy_run
+    h = result.history
+    assert len(h) == 12 and h["loss"].iloc[-1] < 0.7 * h["loss"].iloc[0]
+    assert result.detection.mAP.iloc[0] > 0.3  # mAP@0.5 on features that show the actions
+    assert result.detection.average_mAP > 0.1
+    files = {p.name for p in result.out_dir.iterdir()}
+    assert {"config.json", "checkpoint.pt", "history.csv", "predictions.json", "metrics.json"} <= files
+    assert json.loads((result.out_dir / "config.json").read_text())["ase_class"] is True
+    back = read_predictions(result.predictions_path)
+    assert len(back) == len(result.predictions) > 0
+    assert back["score"].to_numpy() == pytest.approx(result.predictions["score"].to_numpy())
+    # the cap per video
+    assert back.groupby("video").size().max() <= 5
+    assert (back["t_start_s"] >= 0).all() and (back["t_end_s"] > back["t_start_s"]).all()
+
+
+def test_checkpoint_reload_predicts_the_same(easy_run):
+    from tsplab.annotations import read_annotations
+
+    cfg, result = easy_run
+    model, labels, meta = load_localizer(result.out_dir)
+    items, _ = load_video_items(cfg.features_dir, read_annotations(cfg.annotations), "validation", labels)
+    model.config.max_predictions = 2
+    again = predict(model, items[:3], meta, labels)
+    assert again.groupby("video").size().max() <= 2
+    first = result.predictions[result.predictions.video == items[0].video].head(2)
+    assert again[again.video == items[0].video]["score"].to_numpy() == pytest.approx(
+        first["score"].to_numpy(), rel=1e-4)
+
+
+def test_time_conversion_round_trip():
+    meta = FeatureMetadata(STRIDE_FRAMES, CLIP_FRAMES, FPS, DIM)
+    # position 0 is the first clip's centre (8 / 15 / 2 s); one position is 2 / 15 s
+    assert positions_to_seconds(0, meta) == pytest.approx(4 / 15)
+    assert seconds_to_positions(4 / 15 + 2 / 15, meta) == pytest.approx(1.0)
+
+
+def test_missing_features_are_skipped_and_recorded(tiny_benchmark, tmp_path):
+    from tsplab.annotations import read_annotations
+
+    labels = _write_easy_features(tiny_benchmark, tmp_path)
+    gone = sorted(tmp_path.glob("*.npy"))[0]
+    gone.unlink()
+    items, skipped = load_video_items(tmp_path, read_annotations(tiny_benchmark / "annotations.json"),
+                                      "training", labels)
+    assert skipped["video"].tolist() == [gone.stem] and "no feature file" in skipped["reason"][0]
+    assert gone.stem not in {i.video for i in items}
+
+
+def test_cli_localize(tiny_benchmark, tmp_path, capsys):
+    from tsplab.cli import main
+
+    _write_easy_features(tiny_benchmark, tmp_path / "f")
+    rc = main(["localize", "--features", str(tmp_path / "f"), "--annotations",
+               str(tiny_benchmark / "annotations.json"), "--out", str(tmp_path / "run"),
+               "--epochs", "2", "--baseline", "--max-predictions", "3"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "average" in out and "predictions.json" in out
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["ase_class"], config["ase_instance"], config["ascl"]) == (False, False, False)
+    assert config["max_predictions"] == 3
+    rc = main(["localize", "--features", str(tmp_path / "nope"), "--annotations",
+               str(tiny_benchmark / "annotations.json"), "--out", str(tmp_path / "run2")])
+    assert rc == 1
+
+
+def test_plots_of_a_run(easy_run):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tsplab import plots
+
+    cfg, result = easy_run
+    fig = plots.plot_localizer_losses({"a": result.history, "b": result.history})
+    assert [ax.get_title() for ax in fig.axes] == ["total", "cls", "reg", "sens", "ascl"]
+    assert len(fig.axes[0].lines) == 2
+    plt.close(fig)
+    baseline = result.history.assign(sens=0.0, ascl=0.0)
+    fig = plots.plot_localizer_losses(baseline)  # switched-off terms are not drawn
+    assert [ax.get_title() for ax in fig.axes] == ["total", "cls", "reg"]
+    plt.close(fig)
+    gt = pd.DataFrame(dict(video=["x", "x", "y"], t_start_s=[1.0, 4.0, 0.5], t_end_s=[2.0, 6.0, 1.5],
+                           label=["a", "b", "a"]))
+    pred = pd.DataFrame(dict(video=["x", "x", "x", "y"], t_start_s=[1.1, 4.2, 0.0, 0.4],
+                             t_end_s=[2.0, 5.5, 0.5, 1.6], label=["a", "b", "a", "a"],
+                             score=[0.9, 0.8, 0.1, 0.7]))
+    fig = plots.plot_detection_timeline(gt, {"tsp": pred}, ["x", "y"], top_k=2, durations={"x": 8.0})
+    assert len(fig.axes) == 2
+    assert len(fig.axes[0].collections) == 2 + 2  # 2 ground-truth bars + the 2 best predictions
+    assert fig.axes[0].get_xlim() == (0, 8.0)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no videos"):
+        plots.plot_detection_timeline(gt, pred, [])
