@@ -228,11 +228,11 @@ def test_loss_goes_down_on_the_tiny_benchmark(tiny_benchmark, cache_dir, tmp_pat
     from tsplab.backbones import build_backbone
     from tsplab.train import build_optimizer
 
-    config = tiny_config(tiny_benchmark, cache_dir, tmp_path, pal_queue_size=8)
+    config = tiny_config(tiny_benchmark, cache_dir, tmp_path, pal_queue_size=8, pal_samples_per_video=1)
     data = prepare_data(config)
     method = PAL(config)
     train_set, valid_set = method.build_datasets(data)
-    assert len(train_set) == 12 and len(valid_set) == 6
+    assert len(train_set) == 12 and len(valid_set) == 6  # one synthesized pair per video
     torch.manual_seed(0)
     model = method.build_model(build_backbone(config.backbone, weights=None), data)
     method.attach(model)
@@ -325,3 +325,15 @@ def test_frames_of_different_sizes_are_named():
     ds = PALDataset(_table(3), "/videos", frames, clip_length_frames=2, frame_side=6, config=config)
     with pytest.raises(ValueError, match=r"PAL pair 0: pasting v0.mp4 onto v\d.mp4"):
         ds[0]
+
+
+def test_presets_bring_pal_its_own_settings_and_user_overrides_win():
+    from tsplab.methods.pal import PAL_SYNTHETIC_OVERRIDES
+    from tsplab.train import pretrain_config
+
+    synthetic = pretrain_config("synthetic", method="pal", dataset_dir="x")
+    assert synthetic.pal_queue_size == PAL_SYNTHETIC_OVERRIDES["pal_queue_size"]
+    paper = pretrain_config("tsp", method="pal", dataset_dir="x")
+    assert (paper.optimizer, paper.backbone_lr, paper.weight_decay) == ("adam", 1e-4, 1e-5)  # PAL §4.1
+    assert pretrain_config("synthetic", method="pal", dataset_dir="x", batch_size=8).batch_size == 8
+    assert pretrain_config("synthetic", method="tsp", dataset_dir="x").optimizer == "adam"  # unchanged

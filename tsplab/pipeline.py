@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tsplab.runs import repo_root, resolve
+from tsplab.runs import read_json, repo_root, resolve
 
 
 @dataclass
@@ -48,8 +48,9 @@ def run_notebook(step: NotebookStep, run_dir, kernel_name: str | None = None) ->
 
 # The notebooks' committed defaults are the tiny preset's (CI runs them as they are); the default
 # preset needs the training budget the pretraining preset was tuned with (a few minutes per method on
-# 2 CPU cores, TSP's region loss well below 0.4 at the end).
+# 2 CPU cores, TSP's region loss well below 0.4 at the end) and the localizer's default epochs.
 _PRETRAIN_SIZES = {"tiny": {}, "default": dict(epochs=4, batch_size=32, clips_per_segment=3)}
+_LOCALIZER_EPOCHS = {"tiny": 8, "default": 15}
 
 DEMO_METHODS = ("tac", "tsp")
 
@@ -57,57 +58,75 @@ DEMO_METHODS = ("tac", "tsp")
 def demo_steps(run_dir: str, preset: str = "default", seed: int = 0,
                methods=DEMO_METHODS) -> list[NotebookStep]:
     """The main job on the built-in synthetic benchmark, in the order the notebooks tell it:
-    prepare the data, pretrain each method, extract its features, compare the features."""
+    prepare the data, pretrain each method (one executed notebook per method, so that each keeps its
+    own preset settings), extract its features, localize on them, analyse by length, compare the
+    features."""
     if preset not in _PRETRAIN_SIZES:
         raise ValueError(f"unknown synthetic preset {preset!r}; valid: {', '.join(_PRETRAIN_SIZES)}")
     run_dir = str(run_dir)
     benchmark = f"{run_dir}/benchmark"
+    ground_truth = f"{benchmark}/annotations.json"
     methods = list(methods)
+    features = {m: f"{run_dir}/features/{m}" for m in methods}
     return [
         NotebookStep("01_dataset_prep.ipynb",
                      dict(dataset="synthetic", preset=preset, seed=seed, run_dir=run_dir)),
-        NotebookStep("03_pretrain.ipynb",
-                     dict(method=methods, dataset=benchmark, synthetic_preset=preset, run_dir=run_dir,
-                          seed=seed, **_PRETRAIN_SIZES[preset])),
+        *[NotebookStep("03_pretrain.ipynb",
+                       dict(method=m, dataset=benchmark, synthetic_preset=preset, run_dir=run_dir,
+                            seed=seed, **_PRETRAIN_SIZES[preset]),
+                       output_name=f"03_pretrain_{m}.ipynb") for m in methods],
         NotebookStep("04_extract_features.ipynb",
                      dict(method=methods, dataset=benchmark, synthetic_preset=preset, run_dir=run_dir,
                           seed=seed)),
+        NotebookStep("05_localization.ipynb",
+                     dict(feature_dirs=features, ground_truth=ground_truth,
+                          run_dir=f"{run_dir}/localization", preset="synthetic",
+                          epochs=_LOCALIZER_EPOCHS[preset], seed=seed)),
+        NotebookStep("06_detad_length_analysis.ipynb",
+                     dict(ground_truth=ground_truth, subset="validation", preset="synthetic",
+                          predictions={m: f"{run_dir}/localization/{m}/predictions.json" for m in methods})),
         NotebookStep("07_feature_similarity.ipynb",
-                     dict(feature_folders={m: f"{run_dir}/features/{m}" for m in methods},
-                          ground_truth=f"{benchmark}/annotations.json")),
+                     dict(feature_folders=features, ground_truth=ground_truth)),
     ]
 
 
 def demo_comparison(run_dir, methods=DEMO_METHODS) -> pd.DataFrame:
-    """One row per method of a demo run: the validation clip accuracies of its best pretraining
-    epoch and the temporal sensitivity of its features on the validation videos (fg-fg minus fg-bg
-    cosine similarity; TSP's claim is that it is higher for TSP than for TAC)."""
+    """One row per method of a demo run: localization average mAP (and mAP@0.5) on the validation
+    videos, the average mAP_N of each DETAD length bucket (the synthetic benchmark's XS..XL), and the
+    temporal sensitivity of the features (fg-fg minus fg-bg cosine similarity). TSP's claim: higher
+    than TAC's on all of them, most on short actions."""
     from tsplab.annotations import read_annotations
+    from tsplab.detad import bucket_table
+    from tsplab.metrics import read_predictions
     from tsplab.similarity import temporal_sensitivity
-    from tsplab.train import read_run_metrics
 
     run_dir = resolve(run_dir)
-    runs = read_run_metrics(run_dir, names=list(methods))
-    rows = []
+    ann = read_annotations(run_dir / "benchmark" / "annotations.json")
+    instances = ann.instances[ann.instances["subset"] == "validation"]
+    rows = {}
     for method in methods:
-        if method not in runs:
-            raise FileNotFoundError(f"{run_dir}/pretrain/{method}: no finished pretraining run")
-        best = runs[method].sort_values("valid_acc_avg").iloc[-1]
-        rows.append({"method": method, "best_epoch": int(best["epoch"]),
-                     **{c: best[c] for c in best.index if c.startswith("valid_acc")}})
-    instances = read_annotations(run_dir / "benchmark" / "annotations.json").instances
-    instances = instances[instances["subset"] == "validation"]
+        metrics_path = run_dir / "localization" / method / "metrics.json"
+        if not metrics_path.is_file():
+            raise FileNotFoundError(f"{metrics_path}: no localization results for {method!r}")
+        metrics = read_json(metrics_path)
+        rows[method] = {"avg_mAP": 100 * metrics["average_mAP"], "mAP@0.5": 100 * metrics["mAP"][0]}
+    predictions = {m: read_predictions(run_dir / "localization" / m / "predictions.json") for m in methods}
+    durations = ann.videos.set_index("video")["duration_s"]
+    per_length = bucket_table(instances, predictions, "length", preset="synthetic", durations=durations,
+                              include_shares=False)
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table = table.join(per_length.drop(columns="all").add_prefix("mAP_N "))
     folders = {m: run_dir / "features" / m for m in methods}
-    sensitivity = temporal_sensitivity(folders, instances).rename(columns={"feature_set": "method"})
-    return pd.DataFrame(rows).merge(sensitivity, on="method", how="left")
+    sensitivity = temporal_sensitivity(folders, instances).set_index("feature_set")["sensitivity"]
+    table["sensitivity"] = sensitivity
+    return table.rename_axis("method").reset_index()
 
 
 def run_pipeline(steps: list[NotebookStep], run_dir) -> pd.DataFrame:
-    """Run ``steps`` in order; returns a table of (notebook, output, seconds). Stops at the first
-    failing notebook (later steps need its outputs)."""
+    """Run ``steps`` in order; returns a table of (executed notebook in ``run_dir``, seconds).
+    Stops at the first failing notebook (later steps need its outputs)."""
     rows = []
     for step in steps:
         seconds = run_notebook(step, run_dir)
-        rows.append(dict(notebook=step.notebook, output=str(step.output_path(resolve(run_dir))),
-                         seconds=round(seconds, 1)))
+        rows.append(dict(notebook=step.output_path(resolve(run_dir)).name, seconds=round(seconds, 1)))
     return pd.DataFrame(rows)

@@ -180,7 +180,8 @@ def pretrain_config(preset: str = "tsp", **overrides) -> PretrainConfig:
 
     With ``preset="synthetic"`` and a ``dataset_dir`` holding a synthetic benchmark, the clip length,
     frame rate and short side come from the benchmark's ``benchmark.json`` (the tiny benchmark uses
-    16 px frames) unless overridden; the crop keeps TSP's ratio 112/128."""
+    16 px frames) unless overridden; the crop keeps TSP's ratio 112/128. A method's own
+    ``preset_overrides`` for the preset come next (e.g. PAL's optimiser), then ``overrides``."""
     if preset not in PRESETS:
         raise ValueError(f"unknown pretraining preset {preset!r}; valid presets: {', '.join(PRESETS)}")
     names = {f.name for f in dataclasses.fields(PretrainConfig)}
@@ -188,6 +189,7 @@ def pretrain_config(preset: str = "tsp", **overrides) -> PretrainConfig:
     if unknown:
         raise ValueError(f"unknown PretrainConfig fields {unknown}; valid fields: {', '.join(sorted(names))}")
     values = dict(PRESETS[preset])
+    values.update(get_method(overrides.get("method", PretrainConfig.method)).preset_overrides.get(preset, {}))
     if preset == "synthetic" and overrides.get("dataset_dir"):
         bench = resolve(overrides["dataset_dir"]) / "benchmark.json"
         if bench.is_file():

@@ -84,6 +84,9 @@ class PretrainMethod:
     name: str = ""
     #: The classification heads, in the order the metrics table lists them.
     head_names: tuple[str, ...] = ()
+    #: Settings a method needs on top of a ``tsplab.train.PRESETS`` entry, by preset name (applied
+    #: by ``pretrain_config`` before the user's overrides), e.g. a paper's own optimiser.
+    preset_overrides: dict = {}
 
     def __init__(self, config):
         self.config = config
