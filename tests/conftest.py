@@ -27,3 +27,16 @@ def tiny_benchmark(tmp_path_factory) -> Path:
 
     return generate_benchmark(tmp_path_factory.mktemp("synthetic") / "tiny", "tiny", seed=0,
                               workers=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tiny convolutions on one torch thread: on a shared 2-core machine two OpenMP
+    threads are far slower than one as soon as another process wants a core (see
+    ``tsplab.train.PRESETS``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

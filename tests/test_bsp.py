@@ -18,12 +18,7 @@ from tsplab.sampling import NO_LABEL
 from tsplab.train import pretrain, pretrain_config, read_metrics
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ------------------------------------------------------------------------------------ synthesis

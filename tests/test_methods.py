@@ -15,14 +15,7 @@ from tsplab.train import (PretrainConfig, WarmupMultiStep, build_lr_scheduler, b
                           check_config, pretrain_config)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny convolutions on a shared 2-core machine: two OpenMP threads are far slower than one as soon
-    # as another process wants a core (see tsplab.train.PRESETS).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
