@@ -24,7 +24,7 @@ import pandas as pd
 from tsplab.annotations import (REPORT_COLUMNS, SEGMENT_PRESETS, Annotations, SegmentTablePreset, build_segment_table,
                                 make_annotations, read_annotations, write_activitynet_json,
                                 write_label_mapping, write_segment_table)
-from tsplab.runs import read_json, resolve, write_json
+from tsplab.runs import atomic_path, read_json, resolve, write_json
 
 SHARED_DATA = "../shared/data"  # the real annotation files, beside the checkout
 
@@ -182,7 +182,5 @@ def _read_all(files: list[Path], durations) -> Annotations:
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    from tsplab.runs import atomic_path
-
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
