@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tsplab.errors import InputError
 from tsplab.runs import atomic_path, read_json, write_json
 
 VIDEO_COLUMNS = ["video", "subset", "duration_s", "fps", "num_frames", "filename"]
@@ -66,7 +67,7 @@ _SUBSET_TOKENS = {
 }
 
 
-class AnnotationError(ValueError):
+class AnnotationError(InputError):
     """Bad annotation input. ``report`` holds the offending rows (``REPORT_COLUMNS``) when there are
     rows to blame."""
 

@@ -2,6 +2,11 @@
 ``torchrun -m tsplab``). Each subcommand is a thin shell over library functions that the notebooks
 call too; the library returns tables and figures, this module prints them.
 
+Exit status: 0 when everything succeeded; 1 when the command ran but some of its work failed (e.g.
+videos that could not be decoded, listed in the output); 2 for bad input, printed as one line
+``tsplab <command>: error: <file/row/field>: <what is wrong and what is valid>`` (an
+``InputError`` or a missing file; any other exception is a bug and keeps its traceback).
+
 To add a subcommand: write ``_add_NAME(subparsers)`` that builds its parser and sets
 ``func=_run_NAME``, and list it in ``_SUBCOMMANDS``.
 """
@@ -9,6 +14,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+from tsplab.errors import InputError, one_line
+
+DESCRIPTION = ("tsplab: pretrain video encoders for temporal action localization (TSP, TAC, BSP, PAL), "
+               "extract clip features, localize and evaluate. Exit status: 0 success, 1 some work "
+               "failed (listed), 2 bad input.")
 
 
 def _print_table(df, title: str | None = None) -> None:
@@ -373,7 +384,7 @@ _SUBCOMMANDS = [_add_synth, _add_segments, _add_standardize, _add_pretrain, _add
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tsplab", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="tsplab", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
     for add in _SUBCOMMANDS:
         add(sub)
@@ -386,7 +397,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (InputError, FileNotFoundError) as exc:
+        print(f"tsplab {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

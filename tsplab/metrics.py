@@ -22,6 +22,7 @@ Tables are pandas DataFrames; values are fractions in [0, 1] (papers print them 
 """
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tsplab.errors import InputError
 from tsplab.runs import read_json, write_json
 
 PREDICTION_COLUMNS = ["video", "t_start_s", "t_end_s", "label", "score"]
@@ -66,8 +68,33 @@ def get_preset(preset: str | MetricPreset) -> MetricPreset:
     if isinstance(preset, MetricPreset):
         return preset
     if preset not in PRESETS:
-        raise ValueError(f"unknown metric preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+        raise InputError(f"unknown metric preset {preset!r}; valid presets: {', '.join(PRESETS)}")
     return PRESETS[preset]
+
+
+# How each dataset spells its video ids (after ``normalize_video_id``): THUMOS14's
+# ``video_test_0000004``, ActivityNet's 11-character YouTube ids, the synthetic benchmark's
+# ``train_0000`` / ``val_0000``.
+_ID_PATTERNS = {
+    "thumos14": re.compile(r"video_(validation|test)_\d{7}"),
+    "activitynet": re.compile(r"[A-Za-z0-9_-]{11}"),
+    "synthetic": re.compile(r"(train|val)_\d{4}"),
+}
+
+
+def infer_preset(videos, source="ground truth") -> str:
+    """The metric preset of a dataset, told from its video ids: every id must match one dataset's
+    pattern (``_ID_PATTERNS``). A wrong preset changes every average mAP without any error
+    (ActivityNet averages tIoU 0.5:0.95, THUMOS14 0.3:0.7), so ids that match none, or several
+    datasets at once, raise ``InputError`` asking for the preset by name."""
+    ids = pd.unique(pd.Series(list(videos), dtype=object).astype(str))
+    found = [name for name, pattern in _ID_PATTERNS.items()
+             if len(ids) and all(pattern.fullmatch(v) for v in ids)]
+    if len(found) != 1:
+        example = ", ".join(map(str, ids[:3]))
+        raise InputError(f"{source}: cannot tell the dataset from its video ids ({example}, ...); "
+                         f"give the metric preset: {' | '.join(PRESETS)}")
+    return found[0]
 
 
 # --------------------------------------------------------------------------------------------

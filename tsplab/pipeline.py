@@ -24,6 +24,17 @@ class NotebookStep:
         return run_dir / (self.output_name or self.notebook)
 
 
+def notebooks_dir() -> Path:
+    """The checkout's ``notebooks/``: the one above the working directory when there is one, else the
+    one beside the installed package (an editable install, as ``make`` makes, knows its checkout), so
+    ``tsplab demo`` works from any folder."""
+    for root in (repo_root(), Path(__file__).resolve().parent.parent):
+        if (root / "notebooks").is_dir():
+            return root / "notebooks"
+    raise FileNotFoundError(f"no notebooks/ folder above {Path.cwd()} nor beside the tsplab package "
+                            f"({Path(__file__).resolve().parent}); run tsplab from its checkout")
+
+
 def run_notebook(step: NotebookStep, run_dir, kernel_name: str | None = None) -> float:
     """Execute one notebook with papermill into ``run_dir``; returns the seconds it took.
 
@@ -35,7 +46,7 @@ def run_notebook(step: NotebookStep, run_dir, kernel_name: str | None = None) ->
 
     run_dir = resolve(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    source = repo_root() / "notebooks" / step.notebook
+    source = notebooks_dir() / step.notebook
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such notebook")
     start = time.perf_counter()

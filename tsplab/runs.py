@@ -13,6 +13,8 @@ import json
 import os
 from pathlib import Path
 
+from tsplab.errors import InputError
+
 
 def repo_root(start: Path | None = None) -> Path:
     """The checkout's root (the folder holding ``tsplab/`` and ``notebooks/``), found by walking up
@@ -65,8 +67,11 @@ def read_json(path):
         raise FileNotFoundError(f"{path}: file not found")
     try:
         return json.loads(path.read_text())
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from exc
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+        what = "empty file" if not exc.doc.strip() else f"not valid JSON ({exc})"
+        raise InputError(f"{path}: {what}; expected a JSON document") from exc
 
 
 def save_config(config, folder, name: str = "config.json") -> Path:
