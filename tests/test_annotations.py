@@ -134,10 +134,12 @@ def test_background_rebuild_matches_tsp(released, name, residual):
     # 3 zero-length actions dropped: 6kgJx6ahgq0 (0-0) and e6J_ygZ779A (starts past its end) had
     # nothing else, so their whole-video background row goes (an unlabeled video is not background);
     # QhiKgeJV3k0's zero-length action at 4.10 s no longer splits a gap ([4.10, 29.34] -> [0, 29.34]).
-    ("an_valid", {"clipped": 567, "dropped": 3, "tsp_only": 3, "ours_only": 1}),
+    # Plus 19 exact repeats of an earlier Action row (counted with pandas' duplicated() on the raw
+    # CSV: none is zero-length or clipped); a repeat changes no gap.
+    ("an_valid", {"clipped": 567, "dropped": 3 + 19, "tsp_only": 3, "ours_only": 1}),
     # 9 zero-length actions: 8 videos lose their only action (and background row), and in
-    # EJxWhTE_ZeE two gaps become one.
-    ("an_train", {"clipped": 1164, "dropped": 9, "tsp_only": 10, "ours_only": 1}),
+    # EJxWhTE_ZeE two gaps become one. Plus 30 exact repeats.
+    ("an_train", {"clipped": 1164, "dropped": 9 + 30, "tsp_only": 10, "ours_only": 1}),
     # The tie above, plus 4 actions starting past the end of videos 364 and 856: TSP's gaps around
     # them lie past the video; ours end at the duration.
     ("th_valid", {"clipped": 0, "dropped": 4, "tsp_only": 4, "ours_only": 3}),
@@ -219,9 +221,11 @@ def test_custom_csv_with_durations_and_validation_report(tmp_path):
     with pytest.raises(A.AnnotationError) as info:
         A.validate_instances(ann, labels=["jump", "run"], strict=True)
     message = str(info.value)
-    assert message.startswith("7 invalid annotation rows")
-    assert "clipA [7.0, 6.0]" in message and "ghost [1.0, 2.0]" in message
-    assert len(info.value.report) == 7
+    # One line: the first 3 rows, then how many more; the report holds all 7.
+    assert message == ("7 invalid annotation rows (strict mode): clipA [-2, 4] (duration 10) 'run': negative "
+                       "start; clipA [8, 12.5] (duration 10) 'jump': ends past the video duration; clipA [5, 5] "
+                       "(duration 10) 'run': zero length; ... and 4 more; see the report")
+    assert len(info.value.report) == 7 and info.value.report["video"].iloc[-1] == "ghost"
 
 
 def test_video_missing_from_video_list(tmp_path):
@@ -322,7 +326,8 @@ def test_unrecognised_files_are_named(tmp_path):
     with pytest.raises(A.AnnotationError, match="actions.csv: cannot tell the subset"):
         A.read_annotations(no_subset)
     bad_number = _write(tmp_path / "x_val.csv", "video,t_start,t_end,label\na,1,2,x\nb,one,2,x\n")
-    with pytest.raises(A.AnnotationError, match=r"x_val.csv: column 't_start' is not numeric on lines \[3\]"):
+    with pytest.raises(A.AnnotationError,
+                       match=r"x_val.csv: line 3: t_start is 'one', not a number; give the start in seconds$"):
         A.read_annotations(bad_number)
     with pytest.raises(FileNotFoundError, match="missing.json"):
         A.read_annotations(tmp_path / "missing.json")
@@ -358,5 +363,316 @@ def test_cli_segments(tmp_path, capsys):
         [2.0, 4.0], [6.0, 10.0], [0.0, 2.0], [4.0, 6.0]]
     report = pd.read_csv(tmp_path / "table_report.csv")
     assert report[["video", "t_end_s", "action"]].values.tolist() == [["a", 12.0, "clipped"]]
-    assert cli_main(["segments", str(csv), "--out", str(out), "--durations", str(durations), "--strict"]) == 1
-    assert "a [6.0, 12.0] (duration 10.0) 'y': ends past the video duration" in capsys.readouterr().err
+    before = _snapshot(tmp_path)
+    assert cli_main(["segments", str(csv), "--out", str(out), "--durations", str(durations), "--strict"]) == 2
+    err = _one_error_line(capsys, "segments")
+    assert err.endswith(f"clips_val.csv: 1 invalid annotation rows (strict mode): a [6, 12] (duration 10) 'y': "
+                        f"ends past the video duration; see the report (rerun without --strict to write it to "
+                        f"{tmp_path / 'table_report.csv'})")
+    assert _snapshot(tmp_path) == before  # strict failure: the earlier table and report are kept
+
+
+# --- bad input: nothing lost, one clear line (issue 10) ---------------------------------------------
+
+TSP_HEADER = ",".join(A.SEGMENT_TABLE_COLUMNS)
+
+
+def _tsp_csv(path, *rows):
+    return _write(path, "\n".join([TSP_HEADER, *rows]) + "\n")
+
+
+def _snapshot(folder):
+    """Every file under ``folder``: bytes and modification time (to assert nothing was touched)."""
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _one_error_line(capsys, command):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"tsplab {command}: error: ")
+    return err[0]
+
+
+def test_region_label_any_case(tmp_path):
+    path = _tsp_csv(tmp_path / "tiny_valid_tsp.csv",
+                    "vidA,2.0,4.0,Jump,20.0,vidA.mp4,30.0,600,action",
+                    "vidA,10.0,12.0,Run,20.0,vidA.mp4,30.0,600,ACTION",
+                    "vidA,4.0,10.0,,20.0,vidA.mp4,30.0,600,no action",
+                    "vidA,12.0,20.0,,20.0,vidA.mp4,30.0,600, No Action")
+    ann = A.read_annotations(path)
+    assert ann.instances[["t_start_s", "label"]].values.tolist() == [[2.0, "Jump"], [10.0, "Run"]]
+    table = A.read_segment_table(path)
+    assert table["temporal-region-label"].tolist() == ["Action", "Action", "No action", "No action"]
+
+
+@pytest.mark.parametrize("reader", [A.read_annotations, A.read_segment_table])
+def test_unknown_region_label_names_line_and_valid_values(tmp_path, reader):
+    path = _tsp_csv(tmp_path / "tiny_valid_tsp.csv",
+                    "vidA,2.0,4.0,Jump,20.0,vidA.mp4,30.0,600,Action",
+                    "vidA,4.0,10.0,,20.0,vidA.mp4,30.0,600,Actoin")
+    with pytest.raises(A.AnnotationError, match=r"tiny_valid_tsp.csv: line 3: temporal-region-label is "
+                                                r"'Actoin'; give 'Action' or 'No action' \(any case\)$"):
+        reader(path)
+
+
+@pytest.mark.parametrize("rows,message", [
+    # The file ends mid-row: pandas would pad it with NaN and the action would vanish in validation.
+    (["vidA,2.0,4.0,Jump,20.0,vidA.mp4,30.0,600,Action", "vidA,10.0,12"],
+     "line 3: 3 fields but the header has 9 (too few: was the file cut short?)"),
+    (["vidA,2.0,4.0,Jump, Twice,20.0,vidA.mp4,30.0,600,Action", "vidA,10.0,12.0,Run,20.0,vidA.mp4,30.0,600,Action"],
+     "line 2: 10 fields but the header has 9 (too many: is there an unquoted comma in a name?)"),
+])
+def test_rows_with_wrong_field_count_raise(tmp_path, rows, message):
+    path = _tsp_csv(tmp_path / "tiny_valid_tsp.csv", *rows)
+    with pytest.raises(A.AnnotationError) as info:
+        A.read_annotations(path)
+    assert str(info.value).startswith(f"{path}: {message}; every row needs one value per column")
+    with pytest.raises(A.AnnotationError, match=message.split(":")[0]):
+        A.read_segment_table(path)
+
+
+def test_line_numbers_count_blank_lines(tmp_path):
+    path = _write(tmp_path / "x_val.csv", "video,t_start,t_end,label\n\na,1,2,x\n\nb,1,two,x\n")
+    with pytest.raises(A.AnnotationError, match=r"x_val.csv: line 5: t_end is 'two', not a number"):
+        A.read_annotations(path)
+
+
+_ENTRY = {"subset": "validation", "duration": 30.0, "annotations": [{"segment": [1.0, 5.0], "label": "Jump"}]}
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("empty.json", "", "empty file; expected an annotation file"),
+    ("empty_val.csv", "  \n\n", "empty file; expected an annotation file"),
+    ("bytes_val.csv", b"video,t_start,t_end,label\nab\xff,1,2,x\n",
+     "line 2: not UTF-8 text (byte 0xff at offset 28); save the file as UTF-8"),
+    ("null.json", {"abcdefghijk": {**_ENTRY, "duration": None}},
+     "database['abcdefghijk']: 'duration' is null; give the video's duration in seconds as JSON numbers"),
+    ("abc.json", {"abcdefghijk": {**_ENTRY, "duration": "abc"}},
+     "database['abcdefghijk']: 'duration' is \"abc\"; give the video's duration in seconds"),
+    ("negative.json", {"abcdefghijk": {**_ENTRY, "duration": -3}},
+     "database['abcdefghijk']: 'duration' is -3; give the video's duration in seconds (a number > 0)"),
+    ("list.json", {"abcdefghijk": [1, 2]},
+     "database['abcdefghijk']: a video entry must be an object"),
+    ("annotations.json", {"abcdefghijk": {**_ENTRY, "annotations": "Jump 1-5"}},
+     "database['abcdefghijk']: 'annotations' must be a list of"),
+    ("segment.json", {"abcdefghijk": {**_ENTRY, "annotations": [{"segment": ["1", "x"], "label": "Jump"}]}},
+     "database['abcdefghijk']: annotations[0]: 'segment' is [\"1\", \"x\"]; give [start, end] in seconds"),
+    ("short_segment.json", {"abcdefghijk": {**_ENTRY, "annotations": [{"segment": [1.0], "label": "Jump"}]}},
+     "database['abcdefghijk']: annotations[0] needs 'segment': [start, end] and 'label'"),
+    ("twice.json", '{"database": {"abcdefghijk": {}, "abcdefghijk": {}}}',
+     "key 'abcdefghijk' appears twice in one JSON object"),
+    ("broken.json", '{"database": {"abcdefghijk": {"subset": "validation",\n}}}',
+     "line 2 column 1: not valid JSON"),
+    ("no_id_val.csv", "video,t_start,t_end,label\nab,1,2,x\n,3,4,x\n", "line 3: video is empty; give the video id"),
+])
+def test_malformed_files_raise_one_line_naming_the_field(tmp_path, name, content, message):
+    if isinstance(content, dict):
+        content = json.dumps({"database": content})
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(A.AnnotationError) as info:
+        A.read_annotations(path)
+    text = str(info.value)
+    assert "\n" not in text and text.startswith(f"{path}: ") and message in text
+
+
+def test_null_duration_allowed_when_a_durations_file_replaces_it(tmp_path):
+    path = _write(tmp_path / "anet.json", json.dumps({"database": {"abcdefghijk": {**_ENTRY, "duration": None}}}))
+    ann = A.read_annotations(path, durations={"abcdefghijk": 40.0})
+    assert ann.videos["duration_s"].tolist() == [40.0]
+
+
+def test_two_spellings_of_one_video_in_json(tmp_path):
+    same = _write(tmp_path / "same.json", json.dumps({"database": {"abcdefghijk": _ENTRY, "v_abcdefghijk": _ENTRY}}))
+    with pytest.warns(UserWarning, match=r"same.json: 1 videos appear under two keys with identical entries "
+                                         r"\(abcdefghijk/v_abcdefghijk\); each is read once"):
+        ann = A.read_annotations(same)
+    assert ann.videos["video"].tolist() == ["abcdefghijk"] and len(ann.instances) == 1
+    other = {**_ENTRY, "duration": 31.0}
+    conflict = _write(tmp_path / "conflict.json",
+                      json.dumps({"database": {"abcdefghijk": _ENTRY, "v_abcdefghijk": other}}))
+    with pytest.raises(A.AnnotationError, match=r"conflict.json: database keys 'abcdefghijk' and 'v_abcdefghijk' "
+                                                r"name the same video 'abcdefghijk' .* differ in duration "
+                                                r"\(30.0 vs 31.0\); keep one entry$"):
+        A.read_annotations(conflict)
+    moved = {**_ENTRY, "annotations": [{"segment": [1.0, 6.0], "label": "Jump"}]}
+    _write(conflict, json.dumps({"database": {"abcdefghijk": _ENTRY, "v_abcdefghijk": moved}}))
+    with pytest.raises(A.AnnotationError, match="differ in annotations"):
+        A.read_annotations(conflict)
+
+
+def test_conflicting_video_values_in_csv_files(tmp_path):
+    tsp = _tsp_csv(tmp_path / "tiny_valid_tsp.csv",
+                   "abcdefghijk,2.0,4.0,Jump,20.0,v_abcdefghijk.mp4,30.0,600,Action",
+                   "vidB,1.0,2.0,Jump,9.0,vidB.mp4,30.0,270,Action",
+                   "v_abcdefghijk,5.0,8.0,Run,21.0,v_abcdefghijk.mp4,30.0,600,Action")
+    with pytest.raises(A.AnnotationError, match=r"tiny_valid_tsp.csv: lines 2 and 4: video 'abcdefghijk' has two "
+                                                r"values of video-duration \(20.0 as 'abcdefghijk', 21.0 as "
+                                                r"'v_abcdefghijk'\); give one value per video$"), \
+            pytest.warns(UserWarning, match="spelled two ways"):
+        A.read_annotations(tsp)
+    custom = _write(tmp_path / "clips.csv", "video,t_start,t_end,label,subset\na,1,2,x,training\n"
+                                            "a,3,4,x,validation\n")
+    with pytest.raises(A.AnnotationError, match=r"clips.csv: lines 2 and 3: video 'a' has two values of subset"):
+        A.read_annotations(custom)
+    durations = _write(tmp_path / "durations.csv", "video,duration\nabcdefghijk,20\nb,5\nv_abcdefghijk,20.5\n")
+    with pytest.raises(A.AnnotationError, match=r"durations.csv: lines 2 and 4: video 'abcdefghijk' has two values "
+                                                r"of duration_s"):
+        A.read_durations(durations)
+    # The same value twice (also under two spellings) is one video.
+    assert A.read_durations({"abcdefghijk": 20.0, "v_abcdefghijk": 20.0})["video"].tolist() == ["abcdefghijk"]
+    videos = pd.DataFrame({"video": ["abcdefghijk", "v_abcdefghijk"], "duration_s": [20.0, 21.0]})
+    instances = pd.DataFrame(columns=["video", "t_start_s", "t_end_s", "label"])
+    with pytest.raises(A.AnnotationError, match="video table: rows 0 and 1: video 'abcdefghijk' has two values"):
+        A.make_annotations(videos, instances)
+
+
+def test_two_spellings_in_a_csv_are_one_video_and_repeats_are_reported(tmp_path):
+    csv = _write(tmp_path / "clips_val.csv", "\n".join([
+        "video,t_start,t_end,label",
+        "abcdefghijk,1.0,3.0,jump",
+        "v_abcdefghijk,1.0,3.0,jump",   # the same action under the file's spelling: a repeat
+        "abcdefghijk,1.0,3.0,run",      # same times, other class: a different action
+        "abcdefghijk,5.0,6.0,jump",
+        "abcdefghijk,5.0,6.0,jump",     # an exact repeat
+    ]) + "\n")
+    with pytest.warns(UserWarning, match=r"1 videos are spelled two ways in video \(abcdefghijk/v_abcdefghijk\)"):
+        ann = A.read_annotations(csv, durations={"abcdefghijk": 10.0})
+    # The reader keeps every row (an evaluation counts every ground-truth row, as the official one).
+    assert len(ann.videos) == 1 and len(ann.instances) == 5
+    kept, report = A.validate_instances(ann)
+    assert kept[["t_start_s", "label"]].values.tolist() == [[1.0, "jump"], [1.0, "run"], [5.0, "jump"]]
+    assert report[["t_start_s", "label", "problem", "action"]].values.tolist() == [
+        [1.0, "jump", "duplicate of an earlier row", "dropped"],
+        [5.0, "jump", "duplicate of an earlier row", "dropped"]]
+    with pytest.raises(A.AnnotationError, match="2 invalid annotation rows"):
+        A.validate_instances(ann, strict=True)
+
+
+# --- tsplab segments on bad input -------------------------------------------------------------------
+
+
+def test_cli_segments_reads_lowercase_region_labels(tmp_path, capsys):
+    path = _tsp_csv(tmp_path / "tiny_valid_tsp.csv",
+                    "vidA,2.0,4.0,Jump,20.0,vidA.mp4,30.0,600,action",
+                    "vidA,4.0,20.0,,20.0,vidA.mp4,30.0,600,no action")
+    assert cli_main(["segments", str(path), "--out", str(tmp_path / "t.csv"), "--preset", "thumos14"]) == 0
+    assert "Wrote 3 segments (1 actions, 2 background" in capsys.readouterr().out
+    assert A.read_segment_table(tmp_path / "t.csv")["temporal-region-label"].tolist() == [
+        "Action", "No action", "No action"]
+
+
+@pytest.mark.parametrize("case", ["region", "cut", "null_duration", "empty", "out_is_input", "out_is_durations",
+                                  "out_is_labels", "report_is_input", "out_is_folder", "parent_is_file",
+                                  "negative_gap"])
+def test_cli_segments_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, monkeypatch, case):
+    monkeypatch.chdir(tmp_path)
+    good = ["vidA,2.0,4.0,Jump,20.0,vidA.mp4,30.0,600,Action"]
+    gt = _tsp_csv(tmp_path / "gt_valid.csv", *good)
+    durations = _write(tmp_path / "durations.csv", "video,duration\nvidA,20\n")
+    labels = _write(tmp_path / "labels.json", '["Jump"]')
+    (tmp_path / "folder").mkdir()
+    _write(tmp_path / "table.csv", "an earlier result\n")
+    argv, expected = ["segments", str(gt), "--out", str(tmp_path / "table.csv")], []
+    if case == "region":
+        _tsp_csv(gt, *good, "vidA,4.0,9.0,Run,20.0,vidA.mp4,30.0,600,Actions")
+        expected = ["gt_valid.csv: line 3: temporal-region-label is 'Actions'"]
+    elif case == "cut":
+        _write(gt, gt.read_text() + "vidA,4.0,9.0,Ru")
+        expected = ["gt_valid.csv: line 3: 4 fields but the header has 9"]
+    elif case == "null_duration":
+        gt = _write(tmp_path / "gt.json", json.dumps({"database": {"vidA": {**_ENTRY, "duration": None}}}))
+        argv[1] = str(gt)
+        expected = ["gt.json: database['vidA']: 'duration' is null"]
+    elif case == "empty":
+        _write(gt, "")
+        expected = ["gt_valid.csv: empty file"]
+    elif case == "out_is_input":
+        argv[1:4] = ["gt_valid.csv", "--out", "./sub/../gt_valid.csv"]  # the same file, spelled otherwise
+        expected = ["gt_valid.csv: --out would overwrite the annotation file"]
+    elif case == "out_is_durations":
+        argv[3] = str(durations)
+        argv += ["--durations", "durations.csv"]
+        (tmp_path / "sub").mkdir()
+        expected = ["durations.csv: --out would overwrite the --durations file"]
+    elif case == "out_is_labels":
+        argv[3] = str(labels)
+        argv += ["--labels", str(labels)]
+        expected = ["labels.json: --out would overwrite the --labels file"]
+    elif case == "report_is_input":
+        gt.rename(tmp_path / "gt_valid_report.csv")
+        argv[1:4] = [str(tmp_path / "gt_valid_report.csv"), "--out", str(tmp_path / "gt_valid.csv")]
+        expected = ["gt_valid_report.csv: the report gt_valid_report.csv would overwrite the annotation file"]
+    elif case == "out_is_folder":
+        argv[3] = str(tmp_path / "folder")
+        expected = ["folder: --out is an existing folder; give a file path"]
+    elif case == "parent_is_file":
+        argv[3] = str(tmp_path / "table.csv" / "new.csv")
+        expected = ["table.csv/new.csv: cannot write --out:", "table.csv is a file, not a folder"]
+    elif case == "negative_gap":
+        argv += ["--min-background-s", "-1"]
+        expected = ["--min-background-s -1.0: give the shortest background gap in seconds, a number >= 0"]
+    if case == "out_is_input":
+        (tmp_path / "sub").mkdir()
+    before = _snapshot(tmp_path)
+    assert cli_main(argv) == 2
+    err = _one_error_line(capsys, "segments")
+    for text in expected:
+        assert text in err
+    assert _snapshot(tmp_path) == before
+
+
+def test_cli_segments_zero_actions_left_exits_1(tmp_path, capsys):
+    csv = _write(tmp_path / "clips_val.csv", "video,t_start,t_end,label\na,5,5,x\na,30,40,x\nghost,1,2,x\n")
+    durations = _write(tmp_path / "durations.csv", "video,duration\na,10\n")
+    out = _write(tmp_path / "table.csv", "an earlier result\n")
+    before = out.read_bytes()
+    assert cli_main(["segments", str(csv), "--out", str(out), "--durations", str(durations)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"tsplab segments: error: 0 actions left of 3 in {csv}; {out} was not written; see the "
+                       f"report {tmp_path / 'table_report.csv'}")
+    assert all(line.startswith("tsplab segments: warning: ") for line in err[:-1])
+    assert out.read_bytes() == before  # the earlier table is kept
+    report = pd.read_csv(tmp_path / "table_report.csv")
+    assert report["problem"].tolist() == ["zero length", "starts at or past the video duration",
+                                          "video duration unknown (missing from durations)"]
+
+
+def test_cli_segments_counts_dropped_rows(tmp_path, capsys):
+    csv = _write(tmp_path / "clips_val.csv", "video,t_start,t_end,label\na,1,2,x\na,1,2,x\na,3,12,x\n")
+    durations = _write(tmp_path / "durations.csv", "video,duration\na,10\n")
+    assert cli_main(["segments", str(csv), "--out", str(tmp_path / "t.csv"), "--durations", str(durations)]) == 0
+    out = capsys.readouterr().out
+    assert f"2 of 3 actions kept: 1 dropped, 1 clipped (every one listed in {tmp_path / 't_report.csv'})" in out
+    assert "duplicate of an earlier row" in out
+
+
+# --- synth and standardize: bad parameters stop with one line ---------------------------------------
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["synth", "--out", "{tmp}/bench", "--seed", "-1"], "--seed -1: give a seed >= 0"),
+    (["synth", "--out", "{tmp}/file.txt"], "file.txt: --out is an existing file"),
+    (["standardize", "{tmp}/videos", "{tmp}/out", "--fps", "0"], "--fps 0.0: give a frame rate > 0"),
+    (["standardize", "{tmp}/videos", "{tmp}/out", "--short-side", "113"], "--short-side 113: give an even number"),
+    (["standardize", "{tmp}/videos", "{tmp}/videos"], "videos: the output folder must differ from the input"),
+    (["standardize", "{tmp}/missing", "{tmp}/out"], "missing: video folder not found"),
+])
+def test_cli_synth_and_standardize_bad_parameters(tmp_path, capsys, argv, expected):
+    (tmp_path / "videos").mkdir()
+    _write(tmp_path / "file.txt", "keep me\n")
+    before = _snapshot(tmp_path)
+    assert cli_main([a.format(tmp=tmp_path) for a in argv]) == 2
+    assert expected in _one_error_line(capsys, argv[0])
+    assert _snapshot(tmp_path) == before and not (tmp_path / "out").exists()
+
+
+def test_cli_standardize_says_how_many_failed(tmp_path, capsys):
+    (tmp_path / "videos").mkdir()
+    _write(tmp_path / "videos" / "broken.mp4", "not a video")
+    assert cli_main(["standardize", str(tmp_path / "videos"), str(tmp_path / "out"), "--workers", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "broken" in captured.out
+    assert captured.err.strip().splitlines()[-1] == (
+        f"tsplab standardize: 1 of 1 videos failed (listed above with the reason); the other 0 are done in "
+        f"{tmp_path / 'out'}")

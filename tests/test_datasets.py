@@ -15,13 +15,16 @@ def test_activitynet_from_shared_tsp_tables(shared_data, tmp_path):
         shared_data / "activitynet" / "activitynet_v1-3_action_label_mapping.json")
     valid = prepared.segment_tables["validation"]
     assert list(valid.columns) == SEGMENT_TABLE_COLUMNS
-    # 7,654 actions less the 3 of zero length; background kept from 5 clips of 16 frames at 15 fps.
-    assert (valid["temporal-region-label"] == "Action").sum() == 7651
+    # 7,654 actions less the 3 of zero length and the 19 exact repeats of an earlier row; background
+    # kept from 5 clips of 16 frames at 15 fps.
+    assert (valid["temporal-region-label"] == "Action").sum() == 7654 - 3 - 19
     background = valid[valid["temporal-region-label"] == "No action"]
     assert (background["t-end"] - background["t-start"]).min() >= 5 * 16 / 15 - 1e-9
     problems = prepared.report.groupby(["subset", "problem"]).size()
     assert problems[("validation", "zero length")] == 3
     assert problems[("training", "zero length")] == 9
+    assert problems[("validation", "duplicate of an earlier row")] == 19
+    assert problems[("training", "duplicate of an earlier row")] == 30
 
     again = load_prepared_dataset(tmp_path)
     assert again.spec == prepared.spec
@@ -64,3 +67,17 @@ def test_custom_needs_durations_and_strict_names_bad_rows(tmp_path):
 def test_unknown_dataset_lists_the_valid_ones():
     with pytest.raises(ValueError, match="activitynet, thumos14, synthetic, custom"):
         get_dataset_spec("kinetics")
+
+
+def test_a_video_in_two_annotation_files_is_refused(tmp_path):
+    # The same ActivityNet video, spelled with and without the file prefix in two files.
+    train = tmp_path / "a_train.csv"
+    train.write_text("video,t_start,t_end,label\nabcdefghijk,1.0,3.0,jump\n")
+    valid = tmp_path / "b_val.csv"
+    valid.write_text("video,t_start,t_end,label\nv_abcdefghijk,1.0,3.0,jump\n")
+    durations = tmp_path / "durations.csv"
+    durations.write_text("video,duration\nabcdefghijk,10.0\n")
+    with pytest.raises(AnnotationError, match=r"share videos \['abcdefghijk'\]"):
+        prepare_dataset(DatasetConfig(dataset="custom", annotations=[str(train), str(valid)],
+                                      durations=str(durations)), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -25,12 +25,37 @@ Video ids: ActivityNet ids are YouTube ids, and the ActivityNet downloader names
 JSON key and a file stem therefore name the same video with and without the prefix.
 :func:`normalize_video_id` maps both to the bare id, which is what ``video`` holds everywhere.
 
+What a reader refuses (:class:`AnnotationError`, one line naming the file, the line or video key,
+and the field, with what would be valid): an empty or non-UTF-8 file; invalid JSON or a key given
+twice in one JSON object; a database entry that is not an object, ``annotations`` that is not a
+list, a ``segment`` that is not two numbers, a ``duration`` that is missing, null (allowed only when
+a durations file replaces it), not a number or not > 0; a CSV row with fewer or more fields than the
+header (pandas would pad a row cut short with NaN and the row would be lost later); a non-numeric
+time, duration, fps or frame count; an empty video id; a ``temporal-region-label`` other than
+``Action`` / ``No action`` (read without regard to case, so ``action`` and ``NO ACTION`` are fine).
+Empty times and labels are not refused here: validation reports them row by row.
+
+Duplicates, decided so that nothing disappears uncounted:
+
+- one video under two spellings (``x`` and ``v_x``): with identical content (subset, duration, fps,
+  frames, annotations; in a CSV, the per-video columns) it is read once and a warning names both
+  spellings; with conflicting content it raises, naming both spellings and lines/keys and the field;
+- the same video with conflicting per-video values in one CSV (durations, fps, frames, file name,
+  subset) or a durations file: raises, naming both lines;
+- an instance row repeated exactly (same video, times, label, subset): the readers keep it (the
+  official ActivityNet evaluation counts every ground-truth row, and ActivityNet v1.3 has 19 such
+  rows in validation and 30 in training); :func:`validate_instances` drops the repeats after the
+  first and lists each in its report as ``"duplicate of an earlier row"`` (strict mode raises).
+
 The segment table (:func:`build_segment_table`) is TSP's training/validation input: foreground rows
 are the actions, background rows the gaps between them (see :func:`background_segments` for the exact
 rule, checked against TSP's released files), in TSP's CSV format so existing files work as they are.
 """
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 import os
 import re
@@ -56,6 +81,7 @@ METADATA_COLUMNS = ["filename", "video-duration", "fps", "video-frames"]
 CUSTOM_COLUMNS = ["video", "t_start", "t_end", "label"]
 FOREGROUND, BACKGROUND = "Action", "No action"  # TSP's temporal-region labels
 SUBSETS = ("training", "validation", "testing")
+DUPLICATE_PROBLEM = "duplicate of an earlier row"
 
 _VIDEO_EXTENSIONS = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".3gp"}
 _YOUTUBE_ID_LENGTH = 11
@@ -158,8 +184,9 @@ def make_annotations(videos: pd.DataFrame, instances: pd.DataFrame, labels=None)
     for column in ("video", "t_start_s", "t_end_s", "label"):
         if column not in instances:
             raise AnnotationError(f"instance table lacks column {column!r}")
-    videos["video"] = videos["video"].map(normalize_video_id)
-    instances["video"] = instances["video"].map(normalize_video_id)
+    names = videos["video"].to_numpy()
+    videos["video"] = _normalize_ids(videos["video"])
+    instances["video"] = _normalize_ids(instances["video"])
     if "subset" not in videos:
         videos["subset"] = None
     for column in ("fps", "num_frames"):
@@ -177,6 +204,10 @@ def make_annotations(videos: pd.DataFrame, instances: pd.DataFrame, labels=None)
     frames = pd.to_numeric(videos["num_frames"], errors="coerce").astype(float)
     derived = (videos["duration_s"] * videos["fps"]).round()
     videos["num_frames"] = frames.fillna(derived).astype("Int64")
+    # A video given twice (also as x and v_x) must be the same video both times; identical rows
+    # are one video.
+    _check_one_value_per_video(videos.assign(name=names).reset_index(drop=True), "video table",
+                               ["subset", "duration_s", "fps", "num_frames", "filename"], "rows")
     videos = videos[VIDEO_COLUMNS].drop_duplicates("video").reset_index(drop=True)
 
     if "subset" not in instances:
@@ -199,114 +230,311 @@ def read_annotations(path, *, durations=None, subset: str | None = None) -> Anno
     duration_s`` or a ``{video: seconds}`` mapping. When given it describes the video files you have
     and takes precedence: it sets ``duration_s`` (and ``fps``, ``num_frames``, ``filename`` where it
     has them), and a video it lacks gets ``duration_s`` NaN (a warning says how many), which
-    validation later reports as missing. Required in practice for the custom CSV.
+    validation later reports as missing. Required in practice for the custom CSV. (With it, a JSON
+    ``"duration": null`` is allowed, since the file's durations are not used.)
 
     ``subset``: keep only this subset (files that carry subsets), or name the subset of a file that
     does not (TSP CSVs, where it is otherwise inferred from the file name: ``valid`` -> ``validation``).
+
+    Raises :class:`AnnotationError` naming the file, line or video and field for anything malformed
+    (see the module docstring, "What a reader refuses").
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: annotation file not found")
-    with path.open("rb") as f:
-        head = f.read(4096).decode("utf-8", errors="replace")
-    if head.lstrip("\ufeff \t\r\n").startswith("{"):
-        ann = _read_json_annotations(path, subset)
+    text = _read_text(path, "an annotation file (ActivityNet/DETAD JSON, TSP ground-truth CSV or "
+                            "custom CSV video,t_start,t_end,label)")
+    if text.lstrip()[:1] in ("{", "["):
+        ann = _read_json_annotations(path, text, subset, durations_given=durations is not None)
     else:
-        ann = _read_csv_annotations(path, subset)
+        ann = _read_csv_annotations(path, text, subset)
     if durations is not None:
         ann = _apply_durations(ann, durations)
     return ann
 
 
-def _read_json_annotations(path: Path, subset: str | None) -> Annotations:
-    data = read_json(path)
+def _read_text(path: Path, expected: str) -> str:
+    """The file as text (UTF-8, a byte-order mark allowed); empty or non-UTF-8 files raise."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise AnnotationError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8"
+        ) from exc
+    if not text.strip():
+        raise AnnotationError(f"{path}: empty file; expected {expected}")
+    return text
+
+
+# --- JSON ---
+
+
+def _load_json(path: Path, text: str):
+    """Parse JSON text; a key given twice in one object (which ``json`` would silently collapse to
+    the last value) raises instead."""
+    def pairs(items):
+        seen = {}
+        for key, value in items:
+            if key in seen:
+                raise AnnotationError(f"{path}: key {key!r} appears twice in one JSON object; give each "
+                                      "key (video id) once")
+            seen[key] = value
+        return seen
+
+    try:
+        return json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        raise AnnotationError(f"{path}: line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from exc
+
+
+def _read_json_annotations(path: Path, text: str, subset: str | None, *, durations_given: bool) -> Annotations:
+    data = _load_json(path, text)
     database = data.get("database") if isinstance(data, dict) else None
     if not isinstance(database, dict):
         raise AnnotationError(
             f"{path}: not a recognised annotation JSON; expected ActivityNet v1.3 or DETAD layout "
             '{"database": {video_id: {"subset", "duration", "annotations": [{"segment", "label"}]}}}'
         )
-    entries = list(database.values())
-    if entries and all("duration" in e for e in entries):
-        kind = "activitynet"
-    elif entries and all(
-        "coverage" in a and "length" in a for e in entries for a in e.get("annotations", [])
-    ):
-        kind = "detad"
-    elif not entries:
-        kind = "activitynet"
-    else:
-        missing = [k for k, e in database.items() if "duration" not in e][:5]
-        raise AnnotationError(
-            f"{path}: ActivityNet-style JSON whose videos {missing} have no 'duration', and the "
-            "annotations lack DETAD's 'length'/'coverage' to derive it"
-        )
-
-    video_rows, instance_rows = [], []
     for key, entry in database.items():
-        video = normalize_video_id(key)
-        entry_subset = entry.get("subset")
+        if not isinstance(entry, dict):
+            raise AnnotationError(
+                f"{path}: database[{key!r}]: a video entry must be an object "
+                f'{{"subset", "duration", "annotations": [...]}}, got a {type(entry).__name__}'
+            )
+    kind = _json_kind(path, database)
+    parsed = {key: _json_entry(path, key, entry, kind, durations_given) for key, entry in database.items()}
+    parsed = _merge_json_spellings(path, parsed)
+    video_rows, instance_rows = [], []
+    for video_row, rows in parsed.values():
+        entry_subset = video_row["subset"]
         if subset is not None and entry_subset is not None and entry_subset != subset:
             continue
         entry_subset = entry_subset if entry_subset is not None else subset
-        annotations = entry.get("annotations") or []
-        if kind == "activitynet":
-            duration_s = float(entry["duration"])
-        else:
-            # DETAD stores no duration; coverage = length / duration (DETAD's definition), so each
-            # instance gives the duration back. The median guards against one rounded value; it
-            # agrees with TSP's THUMOS14 metadata within 0.13 s.
-            estimates = [a["length"] / a["coverage"] for a in annotations if a.get("coverage")]
-            duration_s = float(np.median(estimates)) if estimates else math.nan
-        if "filename" in entry:
-            filename = entry["filename"]
-        elif kind == "activitynet" and "youtube" in str(entry.get("url", "")):
-            filename = f"v_{video}.mp4"  # how ActivityNet's YouTube downloader (and TSP) name files
-        else:
-            filename = f"{video}.mp4"
-        video_rows.append({
-            "video": video, "subset": entry_subset, "duration_s": duration_s,
-            "fps": entry.get("fps", math.nan), "num_frames": entry.get("num_frames", math.nan),
-            "filename": filename,
-        })
-        for i, annotation in enumerate(annotations):
-            segment = annotation.get("segment")
-            if not isinstance(segment, (list, tuple)) or len(segment) != 2 or "label" not in annotation:
-                raise AnnotationError(
-                    f"{path}: video {key!r} annotation {i} needs 'segment': [start, end] and 'label', "
-                    f"got {annotation!r}"
-                )
-            instance_rows.append({
-                "video": video, "t_start_s": segment[0], "t_end_s": segment[1],
-                "label": annotation["label"], "subset": entry_subset,
-            })
+        video_rows.append({**video_row, "subset": entry_subset})
+        instance_rows += [{**row, "subset": entry_subset} for row in rows]
     if subset is not None and not video_rows:
-        subsets = sorted({str(e.get("subset")) for e in entries})
+        subsets = sorted({str(e.get("subset")) for e in database.values()})
         raise AnnotationError(f"{path}: no videos in subset {subset!r}; the file has {subsets}")
     videos = pd.DataFrame(video_rows, columns=VIDEO_COLUMNS)
     instances = pd.DataFrame(instance_rows, columns=INSTANCE_COLUMNS)
     return make_annotations(videos, instances)
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    # Only empty fields are missing: a video id or class name must never turn into NaN ("NA").
+def _json_kind(path: Path, database: dict) -> str:
+    """``activitynet`` (every entry has ``duration``) or ``detad`` (durations from length/coverage)."""
+    entries = list(database.values())
+    if not entries or all("duration" in e for e in entries):
+        return "activitynet"
+    annotations = [e.get("annotations") for e in entries]
+    if all(isinstance(a, list) for a in annotations) and all(
+        isinstance(x, dict) and "coverage" in x and "length" in x for a in annotations for x in a
+    ):
+        return "detad"
+    missing = [k for k, e in database.items() if "duration" not in e][:5]
+    raise AnnotationError(
+        f"{path}: videos {missing} have no 'duration' (and the annotations lack DETAD's "
+        "'length'/'coverage' to derive it); give each video its duration in seconds"
+    )
+
+
+def _json_entry(path: Path, key: str, entry: dict, kind: str, durations_given: bool) -> tuple[dict, list]:
+    """One database entry as (video row, instance rows); every field is type-checked."""
+    where = f"{path}: database[{key!r}]"
+    video = normalize_video_id(key)
+    entry_subset = entry.get("subset")
+    if entry_subset is not None and not isinstance(entry_subset, str):
+        raise AnnotationError(f"{where}: 'subset' must be a string ({' | '.join(SUBSETS)}), got {entry_subset!r}")
+    annotations = entry.get("annotations", [])
+    if annotations is None:
+        annotations = []
+    if not isinstance(annotations, list):
+        raise AnnotationError(f"{where}: 'annotations' must be a list of {{\"segment\": [start, end], "
+                              f"\"label\"}}, got a {type(annotations).__name__}")
+    rows = [_json_instance(where, i, a, video) for i, a in enumerate(annotations)]
+    if kind == "activitynet":
+        duration_s = _json_float(where, "duration", entry.get("duration"), "the video's duration in seconds",
+                                 allow_null=durations_given)
+        if duration_s is not None and not duration_s > 0:
+            raise AnnotationError(f"{where}: 'duration' is {entry.get('duration')!r}; give the video's "
+                                  "duration in seconds (a number > 0)")
+        duration_s = math.nan if duration_s is None else duration_s
+    else:
+        duration_s = _detad_duration(where, annotations)
+    if "filename" in entry:
+        filename = entry["filename"]
+    elif kind == "activitynet" and "youtube" in str(entry.get("url", "")):
+        filename = f"v_{video}.mp4"  # how ActivityNet's YouTube downloader (and TSP) name files
+    else:
+        filename = f"{video}.mp4"
+    fps = _json_float(where, "fps", entry.get("fps"), "frames per second", allow_null=True)
+    num_frames = _json_float(where, "num_frames", entry.get("num_frames"), "a frame count", allow_null=True)
+    video_row = {
+        "video": video, "subset": entry_subset, "duration_s": duration_s,
+        "fps": math.nan if fps is None else fps, "num_frames": math.nan if num_frames is None else num_frames,
+        "filename": filename,
+    }
+    return video_row, rows
+
+
+def _json_instance(where: str, i: int, annotation, video: str) -> dict:
+    segment = annotation.get("segment") if isinstance(annotation, dict) else None
+    if not isinstance(segment, (list, tuple)) or len(segment) != 2 or "label" not in annotation:
+        raise AnnotationError(
+            f"{where}: annotations[{i}] needs 'segment': [start, end] and 'label', got {annotation!r}"
+        )
+    times = [_json_float(f"{where}: annotations[{i}]", "segment", t, "[start, end] in seconds", shown=segment)
+             for t in segment]
+    label = annotation["label"]
+    if isinstance(label, (list, dict, bool)):
+        raise AnnotationError(f"{where}: annotations[{i}]: 'label' must be a class name, got {label!r}")
+    return {"video": video, "t_start_s": times[0], "t_end_s": times[1], "label": label}
+
+
+def _json_float(where: str, field: str, value, valid: str, *, allow_null: bool = False,
+                shown=None) -> float | None:
+    """``value`` as a float (None for a null when ``allow_null``); anything but a JSON number raises,
+    naming ``where``, ``field`` and the value (``shown`` when given, e.g. the whole segment)."""
+    if value is None and allow_null:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        shown = value if shown is None else shown
+        raise AnnotationError(f"{where}: '{field}' is {json.dumps(shown)}; give {valid} as JSON numbers")
+    return float(value)
+
+
+def _detad_duration(where: str, annotations: list) -> float:
+    # DETAD stores no duration; coverage = length / duration (DETAD's definition), so each instance
+    # gives the duration back. The median guards against one rounded value; it agrees with TSP's
+    # THUMOS14 metadata within 0.13 s.
+    estimates = []
+    for i, a in enumerate(annotations):
+        length = _json_float(f"{where}: annotations[{i}]", "length", a.get("length"), "the length in seconds")
+        coverage = _json_float(f"{where}: annotations[{i}]", "coverage", a.get("coverage"),
+                               "the share of the video covered")
+        if coverage:
+            estimates.append(length / coverage)
+    return float(np.median(estimates)) if estimates else math.nan
+
+
+def _merge_json_spellings(path: Path, parsed: dict) -> dict:
+    """Entries whose keys name the same video (``x`` and ``v_x``): identical ones are merged (one
+    warning names them), differing ones raise, naming both keys and the field that differs."""
+    by_video: dict[str, list[str]] = {}
+    for key, (video_row, _) in parsed.items():
+        by_video.setdefault(video_row["video"], []).append(key)
+    merged = []
+    for video, keys in by_video.items():
+        if len(keys) < 2:
+            continue
+        first = keys[0]
+        for other in keys[1:]:
+            field = _first_difference(parsed[first], parsed[other])
+            if field is not None:
+                raise AnnotationError(
+                    f"{path}: database keys {first!r} and {other!r} name the same video {video!r} "
+                    f"(ActivityNet's v_ file prefix) but differ in {field}; keep one entry"
+                )
+            del parsed[other]
+        merged.append(f"{'/'.join(keys)}")
+    if merged:
+        warnings.warn(f"{path}: {len(merged)} videos appear under two keys with identical entries "
+                      f"({', '.join(merged[:5])}); each is read once", stacklevel=4)
+    return parsed
+
+
+def _first_difference(a: tuple[dict, list], b: tuple[dict, list]) -> str | None:
+    """The first field in which two parsed entries differ (None when they are the same video)."""
+    for field in ("subset", "duration_s", "fps", "num_frames"):
+        x, y = a[0][field], b[0][field]
+        if not (x == y or (_is_missing(x) and _is_missing(y))):
+            return f"{field.removesuffix('_s')} ({x!r} vs {y!r})"
+    if a[1] != b[1]:
+        return f"annotations ({len(a[1])} vs {len(b[1])} instances, or different segments/labels)"
+    return None
+
+
+# --- CSV ---
+
+
+def _read_csv(path: Path, text: str | None = None) -> pd.DataFrame:
+    """A CSV as strings, indexed by file line number (1-based, the header is line 1 or later).
+
+    Only empty fields are missing (NaN): a video id or class name must never turn into NaN ("NA").
+    Leading spaces of a field are dropped; blank lines are skipped. Every row must have one field per
+    header column: pandas would silently pad a row cut short with NaN (or shift a row with one field
+    too many into the index), so such rows raise, naming their lines.
+    """
+    if text is None:
+        text = _read_text(path, "a CSV file with a header line")
+    reader = csv.reader(io.StringIO(text), skipinitialspace=True)
+    header, records, lines = None, [], []
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise AnnotationError(f"{path}: not a readable CSV ({exc})") from exc
+        for record in reader:
+            if not record or record == [""]:
+                continue
+            if header is None:
+                header = [name.strip() for name in record]
+            else:
+                records.append(record)
+                lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise AnnotationError(f"{path}: line {reader.line_num}: not a readable CSV row ({exc})") from exc
+    _check_header(path, header)
+    _check_field_counts(path, header, records, lines)
+    df = pd.DataFrame(records, columns=header, index=pd.Index(lines, name="line"), dtype=object)
+    return df.mask(df == "")
 
 
-def _numeric(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
+def _check_header(path: Path, header: list[str]) -> None:
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated or "" in header:
+        what = f"repeats column(s) {repeated}" if repeated else "has an empty column name"
+        raise AnnotationError(f"{path}: line 1: the header {what}; give each column one distinct name")
+
+
+def _check_field_counts(path: Path, header: list[str], records: list, lines: list[int]) -> None:
+    bad = [(line, len(r)) for line, r in zip(lines, records) if len(r) != len(header)]
+    if not bad:
+        return
+    line, count = bad[0]
+    why = ("too few: was the file cut short?" if count < len(header)
+           else "too many: is there an unquoted comma in a name?")
+    more = f" (and {len(bad) - 1} more rows: lines {[b[0] for b in bad[1:6]]}{' ...' if len(bad) > 6 else ''})" \
+        if len(bad) > 1 else ""
+    raise AnnotationError(
+        f"{path}: line {line}: {count} fields but the header has {len(header)} ({why}){more}; every row "
+        f"needs one value per column ({','.join(header)}), empty ones included"
+    )
+
+
+def _numeric(df: pd.DataFrame, column: str, path: Path, valid: str = "a number") -> pd.Series:
+    """Column ``column`` as floats (empty fields NaN); a non-empty field that is not a number raises,
+    naming its line (``df`` is indexed by line, see :func:`_read_csv`)."""
     values = pd.to_numeric(df[column], errors="coerce")
     bad = values.isna() & df[column].notna()
     if bad.any():
-        rows = (np.flatnonzero(bad.to_numpy())[:5] + 2).tolist()  # +2: header line, 1-based
-        raise AnnotationError(f"{path}: column {column!r} is not numeric on lines {rows}")
+        lines = df.index[bad.to_numpy()].tolist()
+        more = f" (also lines {lines[1:6]}{' ...' if len(lines) > 6 else ''})" if len(lines) > 1 else ""
+        raise AnnotationError(
+            f"{path}: line {lines[0]}: {column} is {df[column][bad].iloc[0]!r}, not a number; give {valid}{more}"
+        )
     return values.astype(float)
 
 
-def _read_csv_annotations(path: Path, subset: str | None) -> Annotations:
-    df = _read_csv(path)
+def _required(df: pd.DataFrame, column: str, path: Path, valid: str) -> None:
+    """Raise when ``column`` is empty on some row, naming the line."""
+    empty = df[column].isna()
+    if empty.any():
+        lines = df.index[empty.to_numpy()].tolist()
+        raise AnnotationError(f"{path}: line {lines[0]}: {column} is empty; give {valid}"
+                              + (f" (also empty on lines {lines[1:6]})" if len(lines) > 1 else ""))
+
+
+def _read_csv_annotations(path: Path, text: str, subset: str | None) -> Annotations:
+    df = _read_csv(path, text)
     columns = set(df.columns)
     if set(SEGMENT_TABLE_COLUMNS) <= columns:
         return _from_tsp_table(df, path, subset)
@@ -342,15 +570,79 @@ def _resolve_file_subset(path: Path, subset: str | None) -> str:
     return inferred
 
 
+def _region_labels(df: pd.DataFrame, path: Path) -> pd.Series:
+    """``temporal-region-label`` as TSP spells it (``Action`` / ``No action``), read without regard
+    to case or surrounding spaces; any other value raises, naming the line."""
+    canonical = {FOREGROUND.lower(): FOREGROUND, BACKGROUND.lower(): BACKGROUND}
+    raw = df["temporal-region-label"]
+    regions = raw.astype(object).str.strip().str.lower().map(canonical)
+    bad = regions.isna()
+    if bad.any():
+        lines = df.index[bad.to_numpy()].tolist()
+        value = raw[bad].iloc[0]
+        shown = "empty" if _is_missing(value) else repr(value)
+        raise AnnotationError(
+            f"{path}: line {lines[0]}: temporal-region-label is {shown}; give {FOREGROUND!r} or "
+            f"{BACKGROUND!r} (any case)" + (f" (also lines {lines[1:6]})" if len(lines) > 1 else "")
+        )
+    return regions
+
+
+def _video_ids(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """Normalised ids of ``column``; one warning names videos spelled two ways (``x`` / ``v_x``),
+    which are read as one video."""
+    _required(df, column, path, "the video id")
+    names, spellings = pd.factorize(df[column].astype(str).str.strip())
+    ids = np.array([normalize_video_id(name) for name in spellings], dtype=object)
+    distinct = pd.DataFrame({"video": ids, "name": np.asarray(spellings, dtype=object)})
+    several = distinct[distinct["video"].duplicated(keep=False)].groupby("video", sort=False)["name"].agg("/".join)
+    if len(several):
+        warnings.warn(f"{path}: {len(several)} videos are spelled two ways in {column} "
+                      f"({', '.join(several.head(5))}); each is read as one video (ActivityNet's v_ file "
+                      "prefix)", stacklevel=5)
+    return pd.Series(ids[names], index=df.index, name=column)
+
+
+def _normalize_ids(values: pd.Series) -> pd.Series:
+    """:func:`normalize_video_id` of each value, computed once per distinct value."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    ids = np.array([normalize_video_id(u) for u in uniques], dtype=object)
+    return pd.Series(ids[codes], index=values.index, name=values.name)
+
+
+def _check_one_value_per_video(df: pd.DataFrame, path, columns, rows_are: str = "lines") -> None:
+    """Raise when rows of one video disagree on a per-video column, naming both values and the
+    rows (``df.index``: file lines, or table rows when ``rows_are="rows"``); ``df["name"]`` holds
+    each row's id as written."""
+    for column in columns:
+        values = df[column].astype(object).where(df[column].notna(), "(empty)")
+        counts = values.groupby(df["video"].to_numpy()).nunique()
+        conflicting = counts.index[counts > 1]
+        if len(conflicting):
+            video = conflicting[0]
+            rows = df[df["video"] == video]
+            first = rows.index[0]
+            other = rows.index[(values[rows.index] != values[first]).to_numpy()][0]
+            raise AnnotationError(
+                f"{path}: {rows_are} {first} and {other}: video {video!r} has two values of {column} "
+                f"({values[first]!r} as {df.loc[first, 'name']!r}, {values[other]!r} as "
+                f"{df.loc[other, 'name']!r}); give one value per video"
+                + (f" ({len(conflicting)} videos conflict)" if len(conflicting) > 1 else "")
+            )
+
+
 def _from_tsp_table(df: pd.DataFrame, path: Path, subset: str | None) -> Annotations:
     subset = _resolve_file_subset(path, subset)
+    regions = _region_labels(df, path)
     df = df.assign(**{c: _numeric(df, c, path) for c in ("t-start", "t-end", "video-duration", "fps", "video-frames")})
-    df["video"] = df["video-name"].map(normalize_video_id)
+    df["name"] = df["video-name"]
+    df["video"] = _video_ids(df, "video-name", path)
+    _check_one_value_per_video(df, path, ["video-duration", "fps", "video-frames", "filename"])
     videos = pd.DataFrame({
         "video": df["video"], "subset": subset, "duration_s": df["video-duration"], "fps": df["fps"],
         "num_frames": df["video-frames"], "filename": df["filename"],
     }).drop_duplicates("video")
-    foreground = df[df["temporal-region-label"] == FOREGROUND]
+    foreground = df[regions == FOREGROUND]
     instances = pd.DataFrame({
         "video": foreground["video"], "t_start_s": foreground["t-start"],
         "t_end_s": foreground["t-end"], "label": foreground["action-label"], "subset": subset,
@@ -359,14 +651,18 @@ def _from_tsp_table(df: pd.DataFrame, path: Path, subset: str | None) -> Annotat
 
 
 def _from_custom_csv(df: pd.DataFrame, path: Path, subset: str | None) -> Annotations:
-    df = df.assign(t_start=_numeric(df, "t_start", path), t_end=_numeric(df, "t_end", path))
+    df = df.assign(t_start=_numeric(df, "t_start", path, "the start in seconds"),
+                   t_end=_numeric(df, "t_end", path, "the end in seconds"))
+    df["name"] = df["video"]
+    df["video"] = _video_ids(df, "video", path)
+    if "subset" in df:
+        _check_one_value_per_video(df, path, ["subset"])
     if "subset" in df and subset is not None:
         df = df[df["subset"] == subset]
         if df.empty:
             raise AnnotationError(f"{path}: no rows of subset {subset!r}")
     elif "subset" not in df:
         df = df.assign(subset=_resolve_file_subset(path, subset))
-    df = df.assign(video=df["video"].map(normalize_video_id))
     instances = pd.DataFrame({
         "video": df["video"], "t_start_s": df["t_start"], "t_end_s": df["t_end"],
         "label": df["label"], "subset": df["subset"],
@@ -381,42 +677,55 @@ def read_durations(source) -> pd.DataFrame:
     ``source``: a TSP metadata CSV (``filename,video-duration,fps,video-frames``), a CSV
     ``video,duration`` (optional ``fps``, ``num_frames``, ``filename``), a DataFrame with ``video,
     duration_s``, or a ``{video: seconds}`` mapping. Missing optional columns come back NaN/None.
+    A video listed twice (also as ``x`` and ``v_x``) must have the same values both times.
     """
     if isinstance(source, Mapping):
         df = pd.DataFrame({"video": list(source), "duration_s": list(source.values())})
+        path = "durations"
     elif isinstance(source, pd.DataFrame):
-        df = source.copy()
+        df = source.reset_index(drop=True)
+        path = "durations table"
         if not {"video", "duration_s"} <= set(df.columns):
             raise AnnotationError(f"durations table needs columns video, duration_s; got {list(df.columns)}")
     else:
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: durations file not found")
-        raw = _read_csv(path)
-        if set(METADATA_COLUMNS) <= set(raw.columns):
-            df = pd.DataFrame({
-                "video": raw["filename"], "duration_s": _numeric(raw, "video-duration", path),
-                "fps": _numeric(raw, "fps", path), "num_frames": _numeric(raw, "video-frames", path),
-                "filename": raw["filename"],
-            })
-        elif {"video", "duration"} <= set(raw.columns):
-            df = raw.rename(columns={"duration": "duration_s"})
-            df["duration_s"] = _numeric(raw, "duration", path)
-            for column in ("fps", "num_frames"):
-                if column in df:
-                    df[column] = _numeric(raw, column, path)
-        else:
-            raise AnnotationError(
-                f"{path}: unrecognised durations file (columns {list(raw.columns)}); expected "
-                f"{','.join(METADATA_COLUMNS)} (TSP metadata) or video,duration[,fps,num_frames,filename]"
-            )
+        df = _durations_from_csv(path)
     for column in ("fps", "num_frames"):
         if column not in df:
             df[column] = math.nan
     if "filename" not in df:
         df["filename"] = None
+    df["name"] = df["video"]
     df["video"] = df["video"].map(normalize_video_id)
+    df["duration_s"] = pd.to_numeric(df["duration_s"], errors="coerce")
+    _check_one_value_per_video(df, path, ["duration_s", "fps", "num_frames"],
+                               "lines" if isinstance(path, Path) else "rows")
     return df[["video", "duration_s", "fps", "num_frames", "filename"]].drop_duplicates("video").reset_index(drop=True)
+
+
+def _durations_from_csv(path: Path) -> pd.DataFrame:
+    raw = _read_csv(path)
+    if set(METADATA_COLUMNS) <= set(raw.columns):
+        _required(raw, "filename", path, "the video file name")
+        return pd.DataFrame({
+            "video": raw["filename"], "duration_s": _numeric(raw, "video-duration", path, "seconds"),
+            "fps": _numeric(raw, "fps", path, "frames per second"),
+            "num_frames": _numeric(raw, "video-frames", path, "a frame count"), "filename": raw["filename"],
+        })
+    if {"video", "duration"} <= set(raw.columns):
+        _required(raw, "video", path, "the video id")
+        df = raw.rename(columns={"duration": "duration_s"})
+        df["duration_s"] = _numeric(raw, "duration", path, "seconds")
+        for column in ("fps", "num_frames"):
+            if column in df:
+                df[column] = _numeric(raw, column, path)
+        return df
+    raise AnnotationError(
+        f"{path}: unrecognised durations file (columns {list(raw.columns)}); expected "
+        f"{','.join(METADATA_COLUMNS)} (TSP metadata) or video,duration[,fps,num_frames,filename]"
+    )
 
 
 def _apply_durations(ann: Annotations, durations) -> Annotations:
@@ -475,8 +784,9 @@ def validate_instances(
 
     Problems: video missing from the video list, unknown duration, missing times, start >= end
     (zero-length or reversed), negative times, times past the duration, label not in ``labels``
-    (default ``ann.labels``). What can be clipped to ``[0, duration]`` is clipped; what is empty
-    afterwards, or cannot be checked, is dropped.
+    (default ``ann.labels``), an exact repeat of an earlier row (same video, times, label and
+    subset: ``DUPLICATE_PROBLEM``). What can be clipped to ``[0, duration]`` is clipped; what is
+    empty afterwards, repeated, or cannot be checked, is dropped.
 
     Returns ``(instances, report)``: the kept instances (clipped) and one ``REPORT_COLUMNS`` row per
     changed or dropped instance, with its original times, its video's duration, the problems found
@@ -512,6 +822,10 @@ def validate_instances(
         flag(no_label, "missing label", True)
         unknown = ~no_label & ~instances["label"].isin(labels).to_numpy()
         flag(unknown, "unknown label", True)
+        # The same action twice would be sampled twice as often in pretraining (and counted as two
+        # ground-truth instances, one of them unmatched, in an evaluation); the first copy is kept.
+        repeated = instances.duplicated(["video", "t_start_s", "t_end_s", "label", "subset"], keep="first")
+        flag(repeated.to_numpy(), DUPLICATE_PROBLEM, True)
         ok = ~drop
         flag(ok & (end <= 0), "ends at or before 0", True)
         flag(ok & (start < 0) & (end > 0), "negative start", False)
@@ -534,13 +848,14 @@ def validate_instances(
     return kept.reset_index(drop=True), report
 
 
-def _strict_message(report: pd.DataFrame, limit: int = 30) -> str:
-    lines = [
-        f"  {r.video} [{r.t_start_s}, {r.t_end_s}] (duration {r.duration_s}) {r.label!r}: {r.problem}"
+def _strict_message(report: pd.DataFrame, limit: int = 3) -> str:
+    """One line: how many rows are invalid, the first ``limit`` of them, how many more."""
+    shown = "; ".join(
+        f"{r.video} [{r.t_start_s:g}, {r.t_end_s:g}] (duration {r.duration_s:g}) {r.label!r}: {r.problem}"
         for r in report.head(limit).itertuples(index=False)
-    ]
-    more = f"\n  ... and {len(report) - limit} more" if len(report) > limit else ""
-    return f"{len(report)} invalid annotation rows (strict mode):\n" + "\n".join(lines) + more
+    )
+    more = f"; ... and {len(report) - limit} more" if len(report) > limit else ""
+    return f"{len(report)} invalid annotation rows (strict mode): {shown}{more}; see the report"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -676,9 +991,44 @@ def write_segment_table(table: pd.DataFrame, path) -> Path:
     return Path(path)
 
 
+def segment_report_path(out) -> Path:
+    """Where ``tsplab segments`` writes the validation report of segment table ``out``:
+    ``<out stem>_report.csv`` beside it."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_report.csv")
+
+
+def write_validation_report(report: pd.DataFrame, path) -> Path:
+    """Write a :func:`validate_instances` report as CSV (atomically)."""
+    with atomic_path(path) as tmp:
+        report.to_csv(tmp, index=False)
+    return Path(path)
+
+
+def check_output_paths(outputs: Mapping[str, Path], inputs: Mapping[str, Path]) -> None:
+    """Raise :class:`InputError` before anything is read or written when an output file (``{what:
+    path}``) is one of the inputs (compared as resolved paths, so ``./a.csv`` and ``a.csv`` are the
+    same file), is an existing folder, or lies where no file can be written."""
+    for what, path in outputs.items():
+        path = Path(path)
+        for input_what, input_path in inputs.items():
+            if path.resolve() == Path(input_path).resolve():
+                raise InputError(f"{path}: {what} would overwrite {input_what} (the same file); write "
+                                 "it elsewhere")
+        if path.is_dir():
+            raise InputError(f"{path}: {what} is an existing folder; give a file path, e.g. {path / 'segments.csv'}")
+        folder = path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise InputError(f"{path}: cannot write {what}: {folder} is a file, not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(f"{path}: cannot write {what}: no write permission in {folder}")
+
+
 def read_segment_table(path) -> pd.DataFrame:
     """A segment table CSV (TSP's or ours) with typed columns; ``action-label`` is NaN on background
-    rows."""
+    rows and ``temporal-region-label`` is spelled as TSP does (read without regard to case)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: segment table not found")
@@ -687,15 +1037,12 @@ def read_segment_table(path) -> pd.DataFrame:
         raise AnnotationError(
             f"{path}: not a segment table; expected columns {SEGMENT_TABLE_COLUMNS}, got {list(df.columns)}"
         )
+    _required(df, "video-name", path, "the video id")
+    df["temporal-region-label"] = _region_labels(df, path)
     for column in ("t-start", "t-end", "video-duration", "fps"):
         df[column] = _numeric(df, column, path)
-    df["video-frames"] = _numeric(df, "video-frames", path).round().astype("Int64")
-    regions = set(df["temporal-region-label"].dropna())
-    if not regions <= {FOREGROUND, BACKGROUND}:
-        raise AnnotationError(
-            f"{path}: temporal-region-label must be {FOREGROUND!r} or {BACKGROUND!r}, found {sorted(regions)}"
-        )
-    return df
+    df["video-frames"] = _numeric(df, "video-frames", path, "a frame count").round().astype("Int64")
+    return df.reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------

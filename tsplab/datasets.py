@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from tsplab.annotations import (REPORT_COLUMNS, SEGMENT_PRESETS, Annotations, SegmentTablePreset, build_segment_table,
-                                make_annotations, read_annotations, write_activitynet_json,
-                                write_label_mapping, write_segment_table)
+from tsplab.annotations import (REPORT_COLUMNS, SEGMENT_PRESETS, AnnotationError, Annotations, SegmentTablePreset,
+                                build_segment_table, make_annotations, read_annotations,
+                                write_activitynet_json, write_label_mapping, write_segment_table)
 from tsplab.runs import atomic_path, read_json, resolve, write_json
 
 SHARED_DATA = "../shared/data"  # the real annotation files, beside the checkout
@@ -174,8 +174,9 @@ def _read_all(files: list[Path], durations) -> Annotations:
     videos = pd.concat([p.videos for p in parts], ignore_index=True)
     duplicated = videos["video"].duplicated(keep=False)
     if duplicated.any():
-        raise ValueError(f"annotation files {[str(f) for f in files]} share videos "
-                         f"{sorted(videos.loc[duplicated, 'video'].unique())[:5]}; give each video once")
+        raise AnnotationError(f"annotation files {[str(f) for f in files]} share videos "
+                              f"{sorted(videos.loc[duplicated, 'video'].unique())[:5]} (ids compared without "
+                              "ActivityNet's v_ prefix); give each video once")
     instances = pd.concat([p.instances for p in parts], ignore_index=True)
     labels = sorted(set().union(*(p.labels for p in parts)))
     return make_annotations(videos, instances, labels)
