@@ -81,3 +81,23 @@ def test_a_video_in_two_annotation_files_is_refused(tmp_path):
         prepare_dataset(DatasetConfig(dataset="custom", annotations=[str(train), str(valid)],
                                       durations=str(durations)), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_video_of_unknown_duration_is_reported_and_the_dataset_loads_again(tmp_path):
+    """A durations file that lacks a video: its actions are dropped and reported at preparation, and
+    the prepared folder (which stores that duration as null) still loads."""
+    from tsplab.datasets import load_prepared_dataset
+
+    gt = tmp_path / "gt.csv"
+    gt.write_text("video,t_start,t_end,label,subset\n"
+                  "clip1,1.0,3.0,jump,training\nclip2,2.0,4.0,jump,training\n")
+    durations = tmp_path / "durations.csv"
+    durations.write_text("video,duration\nclip1,10.0\n")
+    with pytest.warns(UserWarning, match="missing from the durations"):
+        prepared = prepare_dataset(DatasetConfig(dataset="custom", annotations=[str(gt)],
+                                                 durations=str(durations)), tmp_path / "run")
+    assert prepared.report["video"].tolist() == ["clip2"]
+    loaded = load_prepared_dataset(tmp_path / "run")
+    assert sorted(loaded.annotations.videos["video"]) == ["clip1", "clip2"]
+    assert loaded.annotations.videos.set_index("video")["duration_s"].isna().tolist() == [False, True]
+    assert loaded.report["video"].tolist() == ["clip2"]

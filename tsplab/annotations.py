@@ -223,7 +223,8 @@ def make_annotations(videos: pd.DataFrame, instances: pd.DataFrame, labels=None)
 # Readers
 
 
-def read_annotations(path, *, durations=None, subset: str | None = None) -> Annotations:
+def read_annotations(path, *, durations=None, subset: str | None = None,
+                     allow_unknown_durations: bool = False) -> Annotations:
     """Read an annotation file in any supported format (detected from its content).
 
     ``durations``: a durations file (see :func:`read_durations`), a DataFrame with ``video,
@@ -232,6 +233,8 @@ def read_annotations(path, *, durations=None, subset: str | None = None) -> Anno
     has them), and a video it lacks gets ``duration_s`` NaN (a warning says how many), which
     validation later reports as missing. Required in practice for the custom CSV. (With it, a JSON
     ``"duration": null`` is allowed, since the file's durations are not used.)
+    ``allow_unknown_durations``: accept ``"duration": null`` without a durations file (NaN), for files
+    tsplab wrote itself, where a video whose duration was unknown was already reported.
 
     ``subset``: keep only this subset (files that carry subsets), or name the subset of a file that
     does not (TSP CSVs, where it is otherwise inferred from the file name: ``valid`` -> ``validation``).
@@ -245,7 +248,7 @@ def read_annotations(path, *, durations=None, subset: str | None = None) -> Anno
     text = _read_text(path, "an annotation file (ActivityNet/DETAD JSON, TSP ground-truth CSV or "
                             "custom CSV video,t_start,t_end,label)")
     if text.lstrip()[:1] in ("{", "["):
-        ann = _read_json_annotations(path, text, subset, durations_given=durations is not None)
+        ann = _read_json_annotations(path, text, subset, durations_given=durations is not None or allow_unknown_durations)
     else:
         ann = _read_csv_annotations(path, text, subset)
     if durations is not None:

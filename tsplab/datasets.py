@@ -152,7 +152,9 @@ def load_prepared_dataset(run_dir) -> PreparedDataset:
     spec_dict = dict(meta["spec"])
     spec_dict["segment_preset"] = SegmentTablePreset(**spec_dict["segment_preset"])
     spec_dict["default_annotations"] = tuple(spec_dict["default_annotations"])
-    annotations = read_annotations(folder / "annotations.json")
+    # Videos whose duration was unknown at preparation are in the validation report; their
+    # "duration": null is expected here.
+    annotations = read_annotations(folder / "annotations.json", allow_unknown_durations=True)
     tables = {p.stem.removeprefix("segments_"): read_segment_table(p)
               for p in sorted(folder.glob("segments_*.csv"))}
     report = pd.read_csv(folder / "validation_report.csv")
