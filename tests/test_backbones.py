@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import urllib.error
+import warnings
 
 import pytest
 import torch
 from torchvision.models.video import R2Plus1D_18_Weights, VideoResNet
 
 from tsplab import backbones
+from tsplab.errors import InputError
 from tsplab.backbones import (BACKBONES, KINETICS_MEAN, KINETICS_STD, ClipTransform, build_backbone,
                               load_backbone_weights, r2plus1d_midplanes)
 
@@ -126,9 +129,12 @@ def test_load_tsp_layout_checkpoint(trained_tiny, tmp_path):
     model.update({"fc1.weight": torch.randn(5, 256), "fc1.bias": torch.zeros(5),
                   "fc2.weight": torch.randn(2, 256), "fc2.bias": torch.zeros(2)})
     path = tmp_path / "epoch_3.pth"
-    torch.save({"model": model, "optimizer": {}, "epoch": 3, "args": argparse.Namespace(lr=0.1)}, path)
-    with pytest.warns(UserWarning, match="full unpickling"):
+    args = argparse.Namespace(lr=0.1, label_columns=["action-label", "temporal-region-label"], resume="")
+    torch.save({"model": model, "optimizer": {}, "epoch": 3, "args": args}, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the safe loader takes it: no fallback, no warning
         load_backbone_weights(fresh, path)
+        assert backbones.load_checkpoint_file(path)["args"] == args
     assert _same_weights(trained, fresh)
     x = torch.randn(1, 3, 8, 32, 32)
     with torch.no_grad():
@@ -183,9 +189,47 @@ def test_missing_and_unreadable_checkpoint(tmp_path):
         load_backbone_weights(model, tmp_path / "nope.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="junk.pt: not a readable torch checkpoint"), \
-            pytest.warns(UserWarning):
+    with pytest.raises(InputError, match="junk.pt: not a readable torch checkpoint") as err:
         load_backbone_weights(model, junk)
+    assert "trust" not in str(err.value)  # not a refused object: the flag would not help
+
+
+class _Harmful:
+    """Unpickling this calls ``os.mkdir(marker)``: the observable stand-in for code run from a file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+def test_checkpoint_with_code_is_refused_unless_trusted(trained_tiny, tmp_path):
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "harmful.pt"
+    torch.save({"model": {f"features.{k}": v for k, v in trained_tiny.state_dict().items()},
+                "args": _Harmful(marker)}, path)
+    before = path.read_bytes()
+    with pytest.raises(InputError) as err:
+        load_backbone_weights(_fresh_tiny(), path)
+    msg = str(err.value)
+    assert str(path) in msg and f"'{os.mkdir.__module__}.mkdir'" in msg  # the file and the refused global
+    assert "trust_pickle=True" in msg and "--trust-checkpoint-code" in msg and "\n" not in msg
+    assert not marker.exists()  # the harmful code did not run
+    assert path.read_bytes() == before
+    # Every reader of checkpoints goes through the same loader: BSP teachers and the localizer too.
+    from tsplab.localizer import load_localizer
+    from tsplab.methods.bsp import load_teacher
+
+    for load in (load_teacher, load_localizer):
+        with pytest.raises(InputError, match="refused"):
+            load(path)
+        assert not marker.exists()
+    # With the explicit flag the file is unpickled in full, and its code runs (the reason for the flag).
+    fresh = _fresh_tiny()
+    with pytest.warns(UserWarning, match="unpickling in full"):
+        load_backbone_weights(fresh, path, trust_pickle=True)
+    assert marker.is_dir() and _same_weights(trained_tiny, fresh)
 
 
 def test_kinetics400_offline_fails_fast_with_instructions(tmp_path, monkeypatch):

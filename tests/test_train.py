@@ -1,14 +1,18 @@
 """The training loop on the tiny synthetic benchmark: outputs, exact resume, 2-process DDP, the CLI."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import socket
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
+from tsplab.errors import InputError
+from tsplab.runs import save_config
 from tsplab.train import parse_overrides, pretrain, pretrain_config, read_metrics
 
 
@@ -65,10 +69,11 @@ def test_tsp_run_writes_its_folder(bench, cache_dir, tmp_path):
     assert torch.equal(backbone.layer4[0].conv1[0][0].weight, best["model"]["features.layer4.0.conv1.0.0.weight"])
     # a second fresh run in the same folder replaces the first one's results but reuses its GVF file
     stamp = (out / "gvf_initial_max.h5").stat().st_mtime_ns
-    with pytest.warns(UserWarning, match="replaces the earlier run's checkpoint.pt, best.pt, metrics.csv"):
+    with pytest.warns(UserWarning, match="replaces the earlier run's best.pt, checkpoint.pt, metrics.csv, config.json"):
         pretrain(tiny_config(bench, cache_dir, tmp_path, method="tsp", epochs=1, max_steps_per_epoch=1))
     assert (out / "gvf_initial_max.h5").stat().st_mtime_ns == stamp
     assert read_metrics(out)["epoch"].tolist() == [0]
+    assert not (out / "previous").exists()  # the earlier run's files went after the first checkpoint
 
 
 def test_pretrain_curves_figure():
@@ -164,15 +169,228 @@ def test_defaults_follow_tsp_and_the_synthetic_preset_its_own_clip():
     assert PRESETS["synthetic"]["min_background_clips"] == 1.0  # one 8-frame clip of a short video
 
 
-def test_cli_overrides_and_errors(capsys):
+# ------------------------------------------------------------------------ settings and bad input
+def test_set_values_are_typed_by_their_field():
     assert parse_overrides(["alpha_c=0", "lr_milestones=[3, 5]", "weights=none", "output_name=123"]) == {
-        "alpha_c": 0, "lr_milestones": (3, 5), "weights": None, "output_name": "123"}
-    with pytest.raises(ValueError, match="bad override 'alpha=1'"):
+        "alpha_c": 0.0, "lr_milestones": (3, 5), "weights": None, "output_name": "123"}
+    typed = parse_overrides(["epochs=3", "lr_gamma=0.5", "amp=false", "progress=1", "keep_epoch_checkpoints=yes",
+                             "lr_milestones=3,5", "lr_milestones=[]", "bsp_boundaries=dc,ss",
+                             "pal_beta_range=[0.5, 0.9]", "weights=runs/x/best.pt", "device=none"])
+    assert typed == {"epochs": 3, "lr_gamma": 0.5, "amp": False, "progress": True, "keep_epoch_checkpoints": True,
+                     "lr_milestones": (), "bsp_boundaries": ("dc", "ss"), "pal_beta_range": (0.5, 0.9),
+                     "weights": "runs/x/best.pt", "device": "none"}  # device is text, not optional
+    assert type(typed["epochs"]) is int and type(typed["amp"]) is bool
+    for item, expected in [("epochs=abc", "whole number"), ("epochs=2.5", "whole number"),
+                           ("lr_gamma=abc", "a number"), ("lr_gamma=nan", "a number"),
+                           ("amp=maybe", "true or false"), ("lr_milestones=[a, 5]", "a list"),
+                           ("seed=", "whole number")]:
+        field, value = item.split("=")
+        with pytest.raises(InputError) as err:
+            parse_overrides([item])
+        assert f"{field}={value!r}" in str(err.value) and expected in str(err.value), item
+    with pytest.raises(InputError, match=r"unknown field 'alpha'; valid fields: alpha_c, alpha_r, amp"):
         parse_overrides(["alpha=1"])
+    with pytest.raises(InputError, match="expected FIELD=VALUE"):
+        parse_overrides(["epochs"])
+
+
+@pytest.mark.parametrize("changes, named", [
+    (dict(epochs=0), "epochs=0: must be > 0"),
+    (dict(batch_size=-4), "batch_size=-4: must be > 0"),
+    (dict(lr_gamma=0.0), "lr_gamma=0.0: must be > 0"),
+    (dict(backbone_lr=-1e-4), "backbone_lr=-0.0001: must be >= 0"),
+    (dict(workers=-1), "workers=-1: must be >= 0"),
+    (dict(momentum=1.5), "momentum=1.5: must be between 0 and 1"),
+    (dict(crop_size=40), "crop_size=40 is larger than resize_short_side=32"),
+    (dict(backbone="r9d"), "backbone: unknown backbone 'r9d'; valid backbones: r2plus1d_18"),
+    (dict(method="nope"), "unknown pretraining method 'nope'; valid methods: tac, tsp, bsp, pal"),
+    (dict(optimizer="rmsprop"), "optimizer='rmsprop'; valid: sgd, adam"),
+    (dict(gvf_pooling="sum"), "gvf_pooling='sum'; valid: max, avg, none"),
+    (dict(epochs="3"), "epochs='3': expected a whole number (str given)"),
+    (dict(lr_gamma=float("nan")), "lr_gamma=nan: expected a number"),
+    (dict(amp=1), "amp=1: expected true or false"),
+    (dict(lr_milestones=(2, -1)), "lr_milestones=[2, -1]: expected epochs >= 0"),
+    (dict(device="gpu"), "device='gpu': not a torch device"),
+    (dict(output_name="../x"), "output_name='../x': must be a plain folder name"),
+    (dict(dataset_dir=""), "dataset_dir: give dataset_dir"),
+])
+def test_check_config_names_the_bad_field(changes, named):
+    from tsplab.train import check_config
+
+    config = dataclasses.replace(pretrain_config("synthetic", dataset_dir="x"), **changes)
+    with pytest.raises(InputError) as err:
+        check_config(config)
+    assert named in str(err.value)
+
+
+def test_help_lists_methods_backbones_and_presets(capsys):
+    from tsplab.backbones import BACKBONES
+    from tsplab.cli import main
+    from tsplab.methods import METHODS
+    from tsplab.train import PRESETS
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pretrain", "--help"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for names in (METHODS, BACKBONES, PRESETS):
+        assert "one of " + ", ".join(names) in out
+    assert "bsp" in out and "pal" in out and "--trust-checkpoint-code" in out
+
+
+def _earlier_run(run_dir: Path) -> Path:
+    """A run folder as an earlier finished run left it (distinct bytes per file)."""
+    out = run_dir / "pretrain" / "tsp"
+    out.mkdir(parents=True)
+    for name in ("checkpoint.pt", "best.pt", "metrics.csv", "config.json", "data_report.csv",
+                 "epoch_000.pt", "gvf_initial_max.h5"):
+        (out / name).write_bytes(f"earlier run's {name}".encode())
+    return out
+
+
+def _snapshot(root: Path) -> dict:
+    """Every file and folder under ``root``: bytes and modification time."""
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*"))}
+
+
+class _Harmful:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)  # would run on unpickling
+
+
+def _bad_pretrain_args(case: str, bench: Path, inputs: Path) -> tuple[list, list]:
+    """(extra CLI arguments, strings the one-line error must contain) of each bad-input case."""
+    from tsplab.backbones import build_backbone
+
+    if case == "weights_typo":
+        return ["--weights", str(inputs / "tpyo.pt")], ["weights", "tpyo.pt", "not found"]
+    if case == "weights_junk":
+        (inputs / "junk.pt").write_bytes(b"no checkpoint")
+        return ["--weights", str(inputs / "junk.pt")], ["weights", "junk.pt", "not a readable torch checkpoint"]
+    if case == "weights_other_backbone":
+        state = build_backbone("r2plus1d_tiny").state_dict()
+        del state["layer4.0.conv2.1.weight"]
+        torch.save(state, inputs / "cut.pt")
+        return ["--weights", str(inputs / "cut.pt")], ["weights", "cut.pt", "layer4.0.conv2.1.weight"]
+    if case == "weights_with_code":
+        torch.save({"model": build_backbone("r2plus1d_tiny").state_dict(),
+                    "args": _Harmful(inputs / "code_ran")}, inputs / "harmful.pt")
+        return ["--weights", str(inputs / "harmful.pt")], ["harmful.pt", "mkdir", "--trust-checkpoint-code"]
+    if case == "epochs_abc":
+        return ["--set", "epochs=abc"], ["epochs='abc'", "whole number"]
+    if case == "lr_gamma_abc":
+        return ["--set", "lr_gamma=abc"], ["lr_gamma='abc'", "a number"]
+    if case == "stop_after_0":
+        return ["--stop-after-epochs", "0"], ["stop_after_epochs=0", ">= 1"]
+    if case == "crop_too_large":
+        return ["--set", "crop_size=40"], ["crop_size=40", "resize_short_side=16"]
+    if case == "no_annotations":
+        return ["--annotations", str(inputs / "gt.json")], ["annotations", "gt.json", "not found"]
+    if case == "no_such_subset":
+        return ["--set", "train_subset=train"], ["train_subset", "'train'", "training, validation"]
+    if case == "unknown_method":
+        return ["--method", "tsp2"], ["method 'tsp2'", "tac, tsp, bsp, pal"]
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["weights_typo", "weights_junk", "weights_other_backbone", "weights_with_code",
+                                  "epochs_abc", "lr_gamma_abc", "stop_after_0", "crop_too_large",
+                                  "no_annotations", "no_such_subset", "unknown_method"])
+def test_bad_input_leaves_the_earlier_run_untouched(case, bench, tmp_path, capsys):
+    """Issue 10: a typo in --weights on an existing run folder left only config.json. Every input is
+    now checked before the run folder (and the frame cache) is touched."""
     from tsplab.cli import main
 
-    assert main(["pretrain", "--method", "nope", "--dataset", "x"]) == 2
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    run_dir = tmp_path / "run"
+    _earlier_run(run_dir)
+    extra, named = _bad_pretrain_args(case, bench, inputs)
+    before = _snapshot(tmp_path)
+    code = main(["pretrain", "--preset", "synthetic", "--dataset", str(bench), "--run-dir", str(run_dir),
+                 "--workers", "0", "--set", "progress=false", *extra])
     err = capsys.readouterr().err
-    assert "unknown pretraining method 'nope'" in err and "tac, tsp" in err
-    assert main(["pretrain", "--backbone", "r9d", "--dataset", "x"]) == 2
-    assert "valid backbones" in capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("tsplab pretrain: error: ") and err.count("\n") == 1, err
+    for text in named:
+        assert text in err, (text, err)
+    assert _snapshot(tmp_path) == before  # nothing removed, changed or added (no frame cache, no previous/)
+
+
+def test_previous_run_is_set_aside_restored_and_dropped(tmp_path):
+    from tsplab.train import _PreviousRun
+
+    config = pretrain_config("synthetic", dataset_dir="x", run_dir=str(tmp_path))
+    out = _earlier_run(tmp_path)
+    (out / "notes.txt").write_text("the user's own file")  # not a run file: never moved
+    earlier = _snapshot(out)
+    # earlier config.json is not JSON, so its GVFs count as computed with other settings
+    previous = _PreviousRun(out)
+    with pytest.warns(UserWarning, match="moved to .*previous"):
+        previous.set_aside(config)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "previous"]
+    from tsplab.features import resolve_checkpoint
+
+    with pytest.raises(FileNotFoundError):  # a reader finds no checkpoint, never the earlier run's
+        resolve_checkpoint(out)
+    (out / "config.json").write_text("{}")  # the new run's files, then it fails before its checkpoint
+    (out / "gvf_initial_max.h5").write_bytes(b"new gvf")
+    previous.restore()
+    assert _snapshot(out) == earlier  # bytes and mtimes: renamed back, not rewritten
+
+    # A run killed before its first checkpoint leaves previous/; the next fresh run keeps it there.
+    with pytest.warns(UserWarning, match="moved to"):
+        previous.set_aside(config)
+    (out / "config.json").write_text("{}")  # the killed attempt's
+    second = _PreviousRun(out)
+    with pytest.warns(UserWarning, match="stay in .*previous"):
+        second.set_aside(config)
+    assert not (out / "config.json").exists()
+    assert (out / "previous" / "best.pt").read_bytes() == b"earlier run's best.pt"
+    (out / "checkpoint.pt").write_bytes(b"new checkpoint")
+    second.drop()  # the new run's first checkpoint exists
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "notes.txt"]
+
+
+def test_reused_gvf_file_stays_in_place(tmp_path):
+    from tsplab.train import _PreviousRun
+
+    config = pretrain_config("synthetic", dataset_dir="x", run_dir=str(tmp_path))
+    out = _earlier_run(tmp_path)
+    save_config(config, out)  # the earlier run had this run's GVF settings
+    previous = _PreviousRun(out)
+    with pytest.warns(UserWarning):
+        previous.set_aside(config)
+    assert sorted(p.name for p in out.iterdir()) == ["gvf_initial_max.h5", "previous"]
+    previous.restore()
+    assert (out / "gvf_initial_max.h5").read_bytes() == b"earlier run's gvf_initial_max.h5"
+
+
+@pytest.mark.filterwarnings("ignore:.*segments dropped")
+def test_run_failing_before_its_first_checkpoint_restores_the_earlier_run(bench, cache_dir, tmp_path, monkeypatch):
+    import tsplab.train as train
+    from tsplab.features import resolve_checkpoint
+
+    out = _earlier_run(tmp_path)
+    before = _snapshot(out)
+    seen = {}
+
+    def failing_save(path, state):
+        seen["files"] = sorted(p.name for p in out.iterdir())
+        try:
+            seen["checkpoint"] = resolve_checkpoint(out)
+        except FileNotFoundError:
+            seen["checkpoint"] = None
+        raise OSError("disk full")
+
+    monkeypatch.setattr(train, "_save_checkpoint", failing_save)
+    with pytest.raises(OSError, match="disk full"), pytest.warns(UserWarning, match="moved to"):
+        pretrain(tiny_config(bench, cache_dir, tmp_path, method="tsp", epochs=1, max_steps_per_epoch=1))
+    # while the new run trained, the folder held its own config, report and GVFs, and no checkpoint
+    assert seen == {"checkpoint": None,
+                    "files": ["config.json", "data_report.csv", "gvf_initial_max.h5", "previous"]}
+    assert _snapshot(out) == before

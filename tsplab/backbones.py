@@ -15,9 +15,13 @@ Weights (``load_backbone_weights``): ``"kinetics400"`` through torchvision's wei
 cache first; offline, a clear error naming the URL and the path to put the file at), or a checkpoint
 file: TSP's released checkpoints and ours keep the backbone under ``features.`` in ``ckpt["model"]``
 beside the heads (``fc.*``, ``fc1.*``, ...), which are dropped; a bare backbone state dict works too.
+
+Checkpoint files are read by ``load_checkpoint_file`` only, with torch's safe loader: no code stored
+in a data file runs unless the caller says it trusts the file (``trust_pickle=True``).
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import pickle
 import re
@@ -34,6 +38,7 @@ import torch.nn.functional as F
 from torchvision.models.video import R2Plus1D_18_Weights, R3D_18_Weights, r2plus1d_18, r3d_18
 from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D, R2Plus1dStem, VideoResNet
 
+from tsplab.errors import InputError
 from tsplab.runs import atomic_path
 
 BACKBONES = ("r2plus1d_18", "r3d_18", "r2plus1d_34", "r2plus1d_tiny")
@@ -135,9 +140,10 @@ def _r2plus1d_34() -> VideoResNet:
     return model
 
 
-def build_backbone(name: str, *, weights=None) -> nn.Module:
+def build_backbone(name: str, *, weights=None, trust_pickle: bool = False) -> nn.Module:
     """A backbone by name (one of ``BACKBONES``), randomly initialised unless ``weights`` is given
-    (anything ``load_backbone_weights`` accepts: ``"kinetics400"``, a checkpoint path, a state dict).
+    (anything ``load_backbone_weights`` accepts: ``"kinetics400"``, a checkpoint path, a state dict;
+    ``trust_pickle``: see ``load_checkpoint_file``).
 
     Returns a ``VideoResNet`` mapping float ``[B, 3, T, H, W]`` (normalized with ``ClipTransform``) to
     ``[B, feature_dim]``.
@@ -151,17 +157,18 @@ def build_backbone(name: str, *, weights=None) -> nn.Module:
     elif name == "r2plus1d_tiny":
         model, dim = NarrowVideoResNet(TINY_WIDTHS, (1, 1, 1, 1)), TINY_WIDTHS[-1]
     else:
-        raise ValueError(f"unknown backbone {name!r}; valid names: {', '.join(BACKBONES)}")
+        raise InputError(f"unknown backbone {name!r}; valid names: {', '.join(BACKBONES)}")
     model.fc = nn.Identity()
     model.feature_dim = dim
     model.name = name
     if weights is not None:
-        load_backbone_weights(model, weights)
+        load_backbone_weights(model, weights, trust_pickle=trust_pickle)
     return model
 
 
 # -------------------------------------------------------------------------------------------- weights
-def load_backbone_weights(backbone: nn.Module, source, *, download_timeout_s: float = 10.0) -> nn.Module:
+def load_backbone_weights(backbone: nn.Module, source, *, download_timeout_s: float = 10.0,
+                          trust_pickle: bool = False) -> nn.Module:
     """Load weights into ``backbone`` (built by ``build_backbone``) in place and return it.
 
     ``source``:
@@ -170,11 +177,12 @@ def load_backbone_weights(backbone: nn.Module, source, *, download_timeout_s: fl
       per network operation). Offline this fails at once, naming the URL and where to put the file.
     - a checkpoint path (``torch.save`` file): ``{"model": state_dict, ...}`` with the backbone under
       ``features.`` (TSP's released checkpoints and ours; head keys are dropped), or a bare backbone
-      state dict (a classifier ``fc.*`` is dropped, as the backbone's ``fc`` is the identity).
+      state dict (a classifier ``fc.*`` is dropped, as the backbone's ``fc`` is the identity). Read
+      with the safe loader (``load_checkpoint_file``; ``trust_pickle`` is passed on to it).
     - a state dict already in memory, read the same way.
 
     Backbone keys are matched strictly: any missing, unexpected or wrongly shaped key raises a
-    ``ValueError`` that names them.
+    ``tsplab.errors.InputError`` that names them.
     """
     name = getattr(backbone, "name", type(backbone).__name__)
     if isinstance(source, str) and source == "kinetics400":
@@ -182,7 +190,7 @@ def load_backbone_weights(backbone: nn.Module, source, *, download_timeout_s: fl
     elif isinstance(source, Mapping):
         state, origin = source, "the given state dict"
     elif isinstance(source, (str, Path)):
-        state, origin = load_checkpoint_file(Path(source)), str(source)
+        state, origin = load_checkpoint_file(Path(source), trust_pickle=trust_pickle), str(source)
     else:
         raise TypeError(f"weights source must be 'kinetics400', a checkpoint path or a state dict, "
                         f"got {type(source).__name__}")
@@ -201,14 +209,14 @@ def backbone_state_dict(checkpoint: Mapping, origin: str = "checkpoint") -> dict
     are minus a classifier ``fc.*``. A ``module.`` prefix (a model saved while wrapped in DDP) is
     removed first."""
     if not isinstance(checkpoint, Mapping):
-        raise ValueError(f"{origin}: expected a state dict or a checkpoint dict, "
+        raise InputError(f"{origin}: expected a state dict or a checkpoint dict, "
                          f"got {type(checkpoint).__name__}")
     state = checkpoint.get("model", checkpoint)
     if not isinstance(state, Mapping):
-        raise ValueError(f"{origin}: 'model' entry is a {type(state).__name__}, not a state dict")
+        raise InputError(f"{origin}: 'model' entry is a {type(state).__name__}, not a state dict")
     state = {_strip(k, "module."): v for k, v in state.items() if torch.is_tensor(v)}
     if not state:
-        raise ValueError(f"{origin}: holds no tensors (keys: {_short_list(checkpoint.keys())})")
+        raise InputError(f"{origin}: holds no tensors (keys: {_short_list(checkpoint.keys())})")
     if any(k.startswith("features.") for k in state):
         return {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
     return {k: v for k, v in state.items() if not k.startswith("fc.")}
@@ -219,11 +227,11 @@ def kinetics400_weights_path(name: str) -> tuple[str, Path]:
     torchvision's weights API downloads to ``torch.hub.get_dir()/checkpoints/``."""
     if name not in _KINETICS_WEIGHTS:
         if name == "r2plus1d_34":
-            raise ValueError(
+            raise InputError(
                 "r2plus1d_34 has no torchvision Kinetics-400 weights. TSP starts from the IG65M model "
                 f"fine-tuned on Kinetics: download {R2PLUS1D_34_KINETICS_URL} and pass the file's path "
                 "as the weights source")
-        raise ValueError(f"no Kinetics-400 weights for backbone {name!r}; torchvision has them for "
+        raise InputError(f"no Kinetics-400 weights for backbone {name!r}; torchvision has them for "
                          f"{', '.join(_KINETICS_WEIGHTS)}")
     url = _KINETICS_WEIGHTS[name].url
     return url, Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
@@ -259,28 +267,65 @@ def _download(url: str, dst: Path, timeout_s: float) -> None:
             raise OSError(f"{url}: downloaded file's sha256 does not start with {match.group(1)}")
 
 
-def load_checkpoint_file(path):
-    """``torch.load`` of a checkpoint onto the CPU: the safe tensors-only loader first; a file it
-    refuses (TSP's released checkpoints) is unpickled in full with a warning. Missing file:
-    ``FileNotFoundError``; unreadable: ``ValueError``; both name the file."""
+#: The only non-tensor types the safe loader is told to accept: TSP's released checkpoints pickle
+#: their training arguments, ``{"model", "optimizer", "lr_scheduler", "epoch", "args": argparse.Namespace}``
+#: (TSP ``train/train.py``); everything else in them (state dicts, numbers, strings, lists) is already
+#: allowed by ``torch.load(weights_only=True)``. Ours and torchvision's files hold plain types only.
+SAFE_CHECKPOINT_GLOBALS = (argparse.Namespace,)
+
+
+def load_checkpoint_file(path, *, trust_pickle: bool = False):
+    """``torch.load`` of a checkpoint onto the CPU with torch's safe loader (``weights_only=True``:
+    tensors, containers, numbers, strings, plus ``SAFE_CHECKPOINT_GLOBALS``), so that no code stored
+    in a data file runs. Every checkpoint tsplab reads goes through here (initial weights, resume,
+    feature extraction, BSP teachers, the localizer).
+
+    A file that pickles any other Python object is refused with an ``InputError`` naming the file
+    and the refused global. ``trust_pickle=True`` (CLI: ``--trust-checkpoint-code``) then unpickles
+    it in full, which runs whatever code the file holds: only for files from a source you trust.
+    Missing file: ``FileNotFoundError``; unreadable: ``InputError``; both name the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint file not found (a weights source is 'kinetics400', "
                                 "a checkpoint path or a state dict)")
     try:
-        try:
+        with torch.serialization.safe_globals(list(SAFE_CHECKPOINT_GLOBALS)):
             return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            pass
-        # TSP's released checkpoints pickle an argparse Namespace beside the weights, which the safe
-        # loader refuses; the file was named by the user, so we unpickle it in full.
-        warnings.warn(f"{path}: the safe loader refused it (it pickles Python objects, as TSP's "
-                      "checkpoints do); loading it with full unpickling (only load checkpoints you trust)",
-                      stacklevel=2)
+    except pickle.UnpicklingError as exc:
+        refused = _refused_global(exc)
+        if refused is None:
+            raise _unreadable(path, exc) from exc
+        if not trust_pickle:
+            raise InputError(
+                f"{path}: the safe checkpoint loader refused it: it pickles the Python object "
+                f"'{refused}', and unpickling it could run code stored in the file. If you trust the "
+                "file's source, load it with trust_pickle=True (command line: --trust-checkpoint-code)"
+            ) from None
+        warnings.warn(f"{path}: unpickling in full (trust_pickle=True), which runs any code the file "
+                      f"holds; it pickles '{refused}'", stacklevel=2)
+    except Exception as exc:
+        raise _unreadable(path, exc) from exc
+    try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise ValueError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise _unreadable(path, exc) from exc
 
+
+def _refused_global(exc: Exception) -> str | None:
+    """The ``module.name`` of the global torch's safe unpickler refused (its message says
+    ``... GLOBAL posix.mkdir ...``), or None when it stopped for another reason (not a pickle)."""
+    match = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    return match.group(1) if match else None
+
+
+def _unreadable(path: Path, exc: Exception) -> InputError:
+    # torch's messages run over many lines: keep the line that says what failed.
+    lines = [s.strip() for s in str(exc).splitlines() if s.strip()]
+    detail = next((s for s in lines if "error" in s.lower() and "weights only" not in s.lower()),
+                  lines[-1] if lines else "")
+    detail = detail.split("WeightsUnpickler error:")[-1].strip() or type(exc).__name__
+    return InputError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {detail[:200]}); "
+                      "give a file written by torch.save")
 
 
 def _check_keys(backbone: nn.Module, state: Mapping, origin: str, name: str) -> None:
@@ -301,7 +346,7 @@ def _check_keys(backbone: nn.Module, state: Mapping, origin: str, name: str) -> 
     hint = ""
     if len(missing) + len(shapes) >= len(expected) // 2:
         hint = " Is it a checkpoint of another backbone?"
-    raise ValueError(f"{origin}: weights do not fit backbone {name}: " + "; ".join(problems) + "." + hint)
+    raise InputError(f"{origin}: weights do not fit backbone {name}: " + "; ".join(problems) + "." + hint)
 
 
 def _short_list(items, limit: int = 5) -> str:

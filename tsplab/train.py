@@ -15,6 +15,12 @@ under ``features.``, the layout ``tsplab.backbones.load_backbone_weights`` and f
 read), ``data_report.csv`` (every segment or video left out, with the reason), and method files (the
 frozen GVFs ``gvf_initial_max.h5``). Only process 0 writes.
 
+Nothing is lost on bad input: settings, files, initial weights and data are checked before the run
+folder is touched (``check_config``, ``check_inputs``; ``InputError`` names the field or file). A
+fresh run in a folder holding an earlier run's results moves them to ``previous/`` and deletes them
+once it has written its first checkpoint (moved back if it fails before; see ``_PreviousRun``).
+Checkpoints are read with torch's safe loader only (``tsplab.backbones.load_checkpoint_file``).
+
 Exact resume: every random draw of an epoch is seeded from ``(seed, epoch, rank)`` (clip positions,
 balanced subsets and order, crops and flips), DataLoader workers do no random work, and checkpoints
 hold everything else, so on the CPU a run killed after epoch k and resumed ends with bit-identical
@@ -28,8 +34,12 @@ from __future__ import annotations
 import bisect
 import contextlib
 import dataclasses
+import json
 import math
+import numbers
+import os
 import random
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -40,12 +50,14 @@ import torch
 import torch.nn as nn
 
 from tsplab.distributed import DistContext, all_reduce_sum, barrier, broadcast_object, cleanup, init_distributed
+from tsplab.errors import InputError
 from tsplab.methods import PretrainData, TrainContext, get_method
 from tsplab.runs import atomic_path, read_json, resolve, save_config
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
 METRICS = "metrics.csv"
+DATA_REPORT = "data_report.csv"
 
 
 @dataclasses.dataclass
@@ -58,6 +70,9 @@ class PretrainConfig:
     method: str = "tsp"  # a name in tsplab.methods.METHODS
     backbone: str = "r2plus1d_34"  # a name in tsplab.backbones.BACKBONES
     weights: str | None = "kinetics400"  # initial weights: "kinetics400", a checkpoint path, or None (random)
+    # Checkpoints (weights, BSP teachers) are read with torch's safe loader; True unpickles a file it
+    # refuses in full, which runs any code stored in the file: only for files from a trusted source.
+    trust_pickle: bool = False
 
     # data: the synthetic layout DATASET/{annotations.json, videos/}, or explicit paths
     dataset_dir: str = ""
@@ -144,8 +159,9 @@ class PretrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        if isinstance(self.lr_milestones, list):
-            self.lr_milestones = tuple(self.lr_milestones)
+        for field in dataclasses.fields(self):  # JSON (config.json, papermill) gives lists
+            if _field_kind(field)[0] == "tuple" and isinstance(getattr(self, field.name), list):
+                setattr(self, field.name, tuple(getattr(self, field.name)))
 
     @property
     def output_dir(self) -> Path:
@@ -181,13 +197,14 @@ def pretrain_config(preset: str = "tsp", **overrides) -> PretrainConfig:
     With ``preset="synthetic"`` and a ``dataset_dir`` holding a synthetic benchmark, the clip length,
     frame rate and short side come from the benchmark's ``benchmark.json`` (the tiny benchmark uses
     16 px frames) unless overridden; the crop keeps TSP's ratio 112/128. A method's own
-    ``preset_overrides`` for the preset come next (e.g. PAL's optimiser), then ``overrides``."""
+    ``preset_overrides`` for the preset come next (e.g. PAL's optimiser), then ``overrides``.
+    An unknown preset or field raises ``InputError`` listing the valid ones."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown pretraining preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+        raise InputError(f"unknown pretraining preset {preset!r}; valid presets: {', '.join(PRESETS)}")
     names = {f.name for f in dataclasses.fields(PretrainConfig)}
     unknown = sorted(set(overrides) - names)
     if unknown:
-        raise ValueError(f"unknown PretrainConfig fields {unknown}; valid fields: {', '.join(sorted(names))}")
+        raise InputError(f"unknown PretrainConfig fields {unknown}; valid fields: {', '.join(sorted(names))}")
     values = dict(PRESETS[preset])
     values.update(get_method(overrides.get("method", PretrainConfig.method)).preset_overrides.get(preset, {}))
     if preset == "synthetic" and overrides.get("dataset_dir"):
@@ -201,25 +218,178 @@ def pretrain_config(preset: str = "tsp", **overrides) -> PretrainConfig:
     return PretrainConfig(**values)
 
 
-def check_config(config: PretrainConfig) -> None:
-    """Fail at once, naming the parameter and the valid choices, before any data is touched."""
+# ------------------------------------------------------------------------------------ checks
+OPTIMIZERS = ("sgd", "adam")
+# Fields that must be > 0, and fields that must be >= 0 (learning rates, counts where 0 means "off").
+_POSITIVE = ("clip_length_frames", "frame_rate", "clips_per_segment", "resize_short_side", "crop_size",
+             "epochs", "batch_size", "lr_gamma")
+_NON_NEGATIVE = ("min_background_clips", "alpha_c", "alpha_r", "gvf_refresh_steps", "gvf_stride_frames",
+                 "bsp_blend_frames", "backbone_lr", "fc_lr", "stem_lr", "weight_decay",
+                 "warmup_epochs", "warmup_factor", "seed", "workers", "threads", "max_steps_per_epoch")
+# What each field type accepts, as said in error messages.
+_EXPECTED = {"int": "a whole number", "float": "a number", "bool": "true or false",
+             "str": "text", "tuple": "a list such as [4, 6] or 4,6"}
+
+
+def _field_kind(field: dataclasses.Field) -> tuple[str, bool]:
+    """``(base type name, None allowed)`` of a ``PretrainConfig`` field from its annotation (a
+    string under ``from __future__ import annotations``: ``"int"``, ``"str | None"``, ...)."""
+    parts = [p.strip() for p in str(field.type).split("|")]
+    return parts[0], "None" in parts[1:]
+
+
+def _has_type(value, kind: str) -> bool:
+    if kind == "bool":
+        return isinstance(value, (bool, np.bool_))
+    if isinstance(value, (bool, np.bool_)):
+        return False  # True is an int to Python, not a count or a rate
+    if kind == "int":
+        return isinstance(value, numbers.Integral)
+    if kind == "float":
+        return isinstance(value, numbers.Real) and math.isfinite(value)
+    return isinstance(value, {"str": str, "tuple": (tuple, list)}[kind])
+
+
+def _check_types(config: PretrainConfig) -> None:
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        kind, optional = _field_kind(field)
+        if value is None and optional:
+            continue
+        if not _has_type(value, kind):
+            raise InputError(f"{field.name}={value!r}: expected {_EXPECTED[kind]}"
+                             f"{' or none' if optional else ''} ({type(value).__name__} given)")
+
+
+def _check_values(config: PretrainConfig) -> None:
+    for name in _POSITIVE:
+        if getattr(config, name) <= 0:
+            raise InputError(f"{name}={getattr(config, name)!r}: must be > 0")
+    for name in _NON_NEGATIVE:
+        if getattr(config, name) < 0:
+            raise InputError(f"{name}={getattr(config, name)!r}: must be >= 0")
+    for name in ("momentum", "gvf_momentum"):
+        if not 0 <= getattr(config, name) <= 1:
+            raise InputError(f"{name}={getattr(config, name)!r}: must be between 0 and 1")
+    if not all(_has_type(m, "float") and m >= 0 for m in config.lr_milestones):
+        raise InputError(f"lr_milestones={list(config.lr_milestones)!r}: expected epochs >= 0, e.g. [4, 6]")
+    if config.crop_size > config.resize_short_side:
+        raise InputError(f"crop_size={config.crop_size} is larger than resize_short_side="
+                         f"{config.resize_short_side}; the crop must fit in the resized frame")
+    name = config.output_name
+    if name and (Path(name).name != name or name in (".", "..")):
+        raise InputError(f"output_name={name!r}: must be a plain folder name (no '/'), e.g. tsp_no_gvf")
+
+
+def _check_names(config: PretrainConfig) -> None:
     from tsplab.backbones import BACKBONES
 
-    method = get_method(config.method)
+    get_method(config.method)
     if config.backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {config.backbone!r}; valid backbones: {', '.join(BACKBONES)}")
-    if config.optimizer not in ("sgd", "adam"):
-        raise ValueError(f"optimizer={config.optimizer!r}; valid: sgd, adam")
-    positive = ("clip_length_frames", "frame_rate", "clips_per_segment", "crop_size", "epochs", "batch_size")
-    for name in positive:
-        if getattr(config, name) <= 0:
-            raise ValueError(f"{name}={getattr(config, name)} must be > 0")
-    if config.crop_size > config.resize_short_side:
-        raise ValueError(f"crop_size={config.crop_size} is larger than resize_short_side={config.resize_short_side}")
+        raise InputError(f"backbone: unknown backbone {config.backbone!r}; valid backbones: "
+                         f"{', '.join(BACKBONES)}")
+    if config.optimizer not in OPTIMIZERS:
+        raise InputError(f"optimizer={config.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+    if config.device:
+        try:
+            torch.device(config.device)
+        except RuntimeError:
+            raise InputError(f"device={config.device!r}: not a torch device; give cpu, cuda, cuda:1, ... "
+                             "or leave it empty (CUDA when available)") from None
+
+
+def check_config(config: PretrainConfig) -> None:
+    """Fail at once on a bad setting, naming the field, the value and what is valid (``InputError``),
+    before any file is read: field types, names (method, backbone, optimizer, device), ranges, crop
+    within the resized frame, a data source given, and the method's own options (checked by its
+    constructor). Files and folders are checked by ``check_inputs``."""
+    _check_types(config)
+    _check_names(config)
+    _check_values(config)
     if not (config.dataset_dir or (config.annotations and config.video_dir)):
-        raise ValueError("give dataset_dir (a folder with annotations.json and videos/) or both "
-                         "annotations and video_dir")
-    method(config)  # method options are checked by the method's constructor
+        raise InputError("dataset_dir: give dataset_dir (a folder with annotations.json and videos/) or "
+                         "both annotations and video_dir")
+    try:
+        get_method(config.method)(config)  # method options are checked by the method's constructor
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+
+
+def data_paths(config: PretrainConfig) -> dict[str, Path]:
+    """The annotation files and the video folder a run reads: ``annotations``, ``valid_annotations``
+    and ``video_dir`` (defaults under ``dataset_dir``: ``annotations.json``, ``videos/``)."""
+    dataset = resolve(config.dataset_dir) if config.dataset_dir else None
+    ann_path = resolve(config.annotations) if config.annotations else dataset / "annotations.json"
+    return {"annotations": ann_path,
+            "valid_annotations": resolve(config.valid_annotations) if config.valid_annotations else ann_path,
+            "video_dir": resolve(config.video_dir) if config.video_dir else dataset / "videos"}
+
+
+def check_inputs(config: PretrainConfig) -> None:
+    """Every file and folder a run reads or writes, checked before any is touched (``InputError``
+    naming the field and the path): the dataset folder, annotation files, video folder, GVF file
+    and BSP teachers exist; the run folder and the frame cache can be created and written."""
+    from tsplab.features import resolve_checkpoint
+
+    if config.dataset_dir and not resolve(config.dataset_dir).is_dir():
+        raise InputError(f"dataset_dir: {resolve(config.dataset_dir)}: folder not found; give a folder "
+                         "with annotations.json and videos/")
+    paths = data_paths(config)
+    for name in ("annotations", "valid_annotations"):
+        if not paths[name].is_file():
+            raise InputError(f"{name}: {paths[name]}: file not found; give an annotation file "
+                             "(ActivityNet/DETAD JSON, TSP CSV or custom CSV)")
+    if not paths["video_dir"].is_dir():
+        raise InputError(f"video_dir: {paths['video_dir']}: folder not found; give the folder of the videos")
+    if config.gvf_file and not resolve(config.gvf_file).is_file():
+        raise InputError(f"gvf_file: {resolve(config.gvf_file)}: file not found; give a GVF h5 file "
+                         "(tsplab gvf) or leave it empty to compute the GVFs")
+    if config.method == "bsp" and config.bsp_integration == "distill":
+        for i, teacher in enumerate(config.bsp_teachers):
+            try:
+                resolve_checkpoint(teacher)
+            except FileNotFoundError as exc:
+                raise InputError(f"bsp_teachers[{i}]: {exc}") from None
+    _check_writable_folder("run_dir", config.output_dir)
+    if config.frame_cache_dir:
+        _check_writable_folder("frame_cache_dir", resolve(config.frame_cache_dir))
+    else:
+        _check_writable_folder("run_dir", resolve(config.run_dir) / "frame_cache")
+
+
+def _check_writable_folder(field: str, folder: Path) -> None:
+    """``folder`` exists as a writable folder, or can be made: its nearest existing ancestor is a
+    writable folder (a file in the way, or no write permission, is named)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{field}: {existing} is a file, not a folder, so {folder} cannot be made; "
+                         "give another folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{field}: cannot write into {existing} (permission denied); give a writable folder")
+
+
+def _load_initial_weights(config: PretrainConfig):
+    """``config.weights`` read and checked against the backbone before any data is prepared (a
+    typo in a path must not wait for the frame cache): ``None`` (random), or the backbone's state
+    dict. The real backbone is built later from this state, after the same seeding as always, so
+    its initial weights (and the heads') do not depend on this check."""
+    from tsplab.backbones import build_backbone, load_backbone_weights
+
+    if config.weights is None:
+        return None
+    source = config.weights if config.weights == "kinetics400" else resolve(config.weights)
+    probe = build_backbone(config.backbone)
+    try:
+        load_backbone_weights(probe, source, trust_pickle=config.trust_pickle)
+    except FileNotFoundError as exc:
+        raise InputError(f"weights: {exc}") from None
+    except InputError as exc:
+        raise InputError(f"weights: {exc}") from exc
+    return probe.state_dict()
 
 
 # ------------------------------------------------------------------------------------ optimisation
@@ -303,19 +473,19 @@ def prepare_data(config: PretrainConfig, dist: DistContext | None = None,
     from tsplab.annotations import build_segment_table, read_annotations
     from tsplab.video import FrameCache
 
-    dataset = resolve(config.dataset_dir) if config.dataset_dir else None
-    ann_path = resolve(config.annotations) if config.annotations else dataset / "annotations.json"
-    valid_path = resolve(config.valid_annotations) if config.valid_annotations else ann_path
-    video_dir = resolve(config.video_dir) if config.video_dir else dataset / "videos"
+    paths = data_paths(config)
+    ann_path, valid_path, video_dir = paths["annotations"], paths["valid_annotations"], paths["video_dir"]
     ann = read_annotations(ann_path)
     valid_ann = ann if valid_path == ann_path else read_annotations(valid_path)
     min_background_s = config.min_background_clips * config.clip_length_frames / config.frame_rate
     report = report if report is not None else []
     tables = {}
     for split, source, subset in (("train", ann, config.train_subset), ("valid", valid_ann, config.valid_subset)):
-        part = source.subset(subset)
-        if not len(part.videos):
-            raise ValueError(f"{ann_path if split == 'train' else valid_path}: no videos in subset {subset!r}")
+        part = source.subset(subset) if subset in source.subsets else None
+        if part is None or not len(part.videos):
+            field = "train_subset" if split == "train" else "valid_subset"
+            raise InputError(f"{ann_path if split == 'train' else valid_path}: no videos in subset {subset!r} "
+                             f"({field}); subsets in the file: {', '.join(source.subsets) or 'none'}")
         table, dropped = build_segment_table(part, min_background_s=min_background_s)
         tables[split] = table
         for row in dropped.to_dict("records"):
@@ -475,10 +645,21 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, stop_after_epochs:
 
     ``resume``: continue from the run folder's ``checkpoint.pt`` (a fresh start, with a warning, if
     there is none). ``stop_after_epochs``: return after this many epochs of this call (for jobs with
-    a time limit; ``resume=True`` continues). Under ``torchrun`` every process calls this; the process
-    group is created here (NCCL on CUDA, gloo on CPU) and destroyed at the end if created here.
+    a time limit; ``resume=True`` continues; at least 1). Under ``torchrun`` every process calls this;
+    the process group is created here (NCCL on CUDA, gloo on CPU) and destroyed at the end if created
+    here.
+
+    Nothing is lost on bad input: the settings (``check_config``), the files and folders
+    (``check_inputs``), the initial weights and the data are all checked before the run folder is
+    touched (``InputError`` naming the field or file). A fresh run in a folder that holds an earlier
+    run's results sets them aside in ``previous/`` and deletes them only once it has written its
+    first checkpoint (see ``_PreviousRun``).
     """
     check_config(config)
+    if stop_after_epochs is not None and (not _has_type(stop_after_epochs, "int") or stop_after_epochs < 1):
+        raise InputError(f"stop_after_epochs={stop_after_epochs!r}: must be a whole number >= 1 "
+                         "(None: train to the last epoch)")
+    check_inputs(config)
     owns_group = not torch.distributed.is_initialized()
     dist = init_distributed(device=config.device or None)
     threads = torch.get_num_threads()
@@ -501,20 +682,10 @@ def _pretrain(config: PretrainConfig, dist: DistContext, *, resume: bool,
     out_dir = config.output_dir
     if dist.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed clip shapes: let cuDNN pick its fastest kernels
-    if dist.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / CHECKPOINT
-    checkpoint = None
-    if resume:
-        if ckpt_path.is_file():
-            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-            _warn_config_changes(checkpoint.get("config", {}), dataclasses.asdict(config), ckpt_path)
-        else:
-            warnings.warn(f"resume: no {CHECKPOINT} in {out_dir}; starting from scratch")
-    if checkpoint is None and dist.is_main:
-        _forget_stale_files(out_dir, config)
-        save_config(config, out_dir)
-    barrier()
+    checkpoint = _resume_checkpoint(out_dir, config) if resume else None
+    # The initial weights are read before the data: a bad path must not wait for the frame cache.
+    initial_weights = _load_initial_weights(config)
 
     report: list = []
     data = prepare_data(config, dist, report)
@@ -525,13 +696,10 @@ def _pretrain(config: PretrainConfig, dist: DistContext, *, resume: bool,
             report.append({"split": split, "stage": "clip sampling", **_short_record(row)})
     data_report = pd.DataFrame(report, columns=["split", "stage", "video", "reason", "t-start", "t-end",
                                                 "action-label", "temporal-region-label"])
-    if dist.is_main:
-        with atomic_path(out_dir / "data_report.csv") as tmp:
-            data_report.to_csv(tmp, index=False)
 
     # The same seed builds the same initial weights on every process.
     torch.manual_seed(config.seed)
-    backbone = build_backbone(config.backbone, weights=config.weights)
+    backbone = build_backbone(config.backbone, weights=initial_weights)
     model = method.build_model(backbone, data).to(dist.device)
     optimizer = build_optimizer(model, config, dist.world_size)
     train_loader, train_sampler = make_loader(train_set, config, dist, train=True)
@@ -540,144 +708,162 @@ def _pretrain(config: PretrainConfig, dist: DistContext, *, resume: bool,
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
     if steps_per_epoch == 0:
-        raise ValueError(f"the training set has {len(train_set)} clips, fewer than one batch per process")
+        raise InputError(f"batch_size={config.batch_size}: the training set has {len(train_set)} clips, "
+                         f"fewer than one batch per process; lower batch_size")
     scheduler = build_lr_scheduler(optimizer, config, steps_per_epoch)
     amp_dtype = _autocast_dtype(config, dist.device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
 
-    ctx = TrainContext(config=config, model=model, dist=dist, output_dir=out_dir, data=data,
-                       train_dataset=train_set, valid_dataset=valid_set, autocast_dtype=amp_dtype)
-    # Before loading a checkpoint: frozen GVFs come from the *initial* encoder.
-    method.setup(ctx)
+    # Every input is checked and the data is ready: only now is the run folder written.
+    previous = _PreviousRun(out_dir)
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if checkpoint is None:
+            previous.set_aside(config)
+            save_config(config, out_dir)
+        with atomic_path(out_dir / DATA_REPORT) as tmp:
+            data_report.to_csv(tmp, index=False)
+    barrier()
 
-    start_epoch, rows, best = 0, [], {"epoch": -1, "score": -math.inf}
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["lr_scheduler"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        method.load_state_dict(checkpoint.get("method", {}))
-        _set_rng_states(checkpoint["rng"])
-        start_epoch = checkpoint["epoch"] + 1
-        ctx.global_step = checkpoint["global_step"]
-        rows = list(checkpoint.get("metrics", []))
-        best = dict(checkpoint.get("best", best))
+    try:
+        ctx = TrainContext(config=config, model=model, dist=dist, output_dir=out_dir, data=data,
+                           train_dataset=train_set, valid_dataset=valid_set, autocast_dtype=amp_dtype)
+        # Before loading a checkpoint: frozen GVFs come from the *initial* encoder.
+        method.setup(ctx)
 
-    net = model
-    if dist.distributed:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+        start_epoch, rows, best = 0, [], {"epoch": -1, "score": -math.inf}
+        if checkpoint is not None:
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            scheduler.load_state_dict(checkpoint["lr_scheduler"])
+            scaler.load_state_dict(checkpoint["scaler"])
+            method.load_state_dict(checkpoint.get("method", {}))
+            _set_rng_states(checkpoint["rng"])
+            start_epoch = checkpoint["epoch"] + 1
+            ctx.global_step = checkpoint["global_step"]
+            rows = list(checkpoint.get("metrics", []))
+            best = dict(checkpoint.get("best", best))
 
-    def autocast():
-        if amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=dist.device.type, dtype=amp_dtype)
-
-    def sync():
-        if dist.device.type == "cuda":
-            torch.cuda.synchronize(dist.device)
-
-    epochs_done = 0
-    for epoch in range(start_epoch, config.epochs):
-        ctx.epoch = epoch
-        generator = _seed_epoch(config.seed, epoch, dist.rank)
-        train_sampler.set_epoch(epoch)
-        valid_sampler.set_epoch(epoch)
-        gvf_before = getattr(method, "gvf_seconds", 0.0)
-
-        # ---- train
-        model.train()
-        meter = _Meter(method.head_names, dist.device)
-        wait_s, clips = 0.0, 0
-        t_epoch = time.perf_counter()
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch} train", unit="step",
-                   disable=not (config.progress and dist.is_main), leave=False)
-        batches = iter(train_loader)
-        t_ready = time.perf_counter()
-        for step in range(steps_per_epoch):
-            batch = _to_device(next(batches), dist.device)
-            sync()
-            wait_s += time.perf_counter() - t_ready
-            with autocast():
-                out = method.step(net, batch, train=True, generator=generator)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(out.loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            ctx.global_step += 1
-            method.after_optimizer_step(ctx)
-            meter.add(out)
-            clips += int(batch["clip"].shape[0])
-            if step % 10 == 0 and bar.total:
-                bar.set_postfix(loss=f"{out.loss.item():.3f}")
-            bar.update()
-            sync()
-            t_ready = time.perf_counter()
-        bar.close()
-        del batches
+        net = model
         if dist.distributed:
-            # DDP broadcasts buffers at the start of each forward, so after the last step every process
-            # holds BN statistics updated by its own last batch: take process 0's, so that validation,
-            # GVFs and the checkpoint see one model.
-            for buffer in model.buffers():
-                torch.distributed.broadcast(buffer, src=0)
-        # GVF refreshes during the epoch (momentum mode) are reported apart from training time.
-        train_s = time.perf_counter() - t_epoch - (getattr(method, "gvf_seconds", 0.0) - gvf_before)
-        lrs = {f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}
-        row = {"epoch": epoch, **lrs, **meter.result("train")}
+            net = nn.parallel.DistributedDataParallel(
+                model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
 
-        method.on_train_epoch_end(ctx)
+        def autocast():
+            if amp_dtype is None:
+                return contextlib.nullcontext()
+            return torch.autocast(device_type=dist.device.type, dtype=amp_dtype)
 
-        # ---- validate
-        t_valid = time.perf_counter()
-        model.eval()
-        meter = _Meter(method.head_names, dist.device)
-        with torch.no_grad():
-            for batch in tqdm(valid_loader, desc=f"epoch {epoch} valid", unit="step", leave=False,
-                              disable=not (config.progress and dist.is_main)):
-                # The unwrapped model: no gradients to synchronise, and processes may hold different
-                # numbers of validation batches.
+        def sync():
+            if dist.device.type == "cuda":
+                torch.cuda.synchronize(dist.device)
+
+        epochs_done = 0
+        for epoch in range(start_epoch, config.epochs):
+            ctx.epoch = epoch
+            generator = _seed_epoch(config.seed, epoch, dist.rank)
+            train_sampler.set_epoch(epoch)
+            valid_sampler.set_epoch(epoch)
+            gvf_before = getattr(method, "gvf_seconds", 0.0)
+
+            # ---- train
+            model.train()
+            meter = _Meter(method.head_names, dist.device)
+            wait_s, clips = 0.0, 0
+            t_epoch = time.perf_counter()
+            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch} train", unit="step",
+                       disable=not (config.progress and dist.is_main), leave=False)
+            batches = iter(train_loader)
+            t_ready = time.perf_counter()
+            for step in range(steps_per_epoch):
+                batch = _to_device(next(batches), dist.device)
+                sync()
+                wait_s += time.perf_counter() - t_ready
                 with autocast():
-                    meter.add(method.step(model, _to_device(batch, dist.device), train=False))
-        row.update(meter.result("valid"))
-        score = float(np.mean([row[f"valid_acc_{h}"] for h in method.selection_heads]))
-        waits = all_reduce_sum(torch.tensor([wait_s, train_s], dtype=torch.float64, device=dist.device)).cpu()
-        row.update({
-            "valid_acc_avg": score,
-            "train_steps": steps_per_epoch,
-            "data_wait_share": float(waits[0] / waits[1]) if waits[1] > 0 else float("nan"),
-            "clips_per_s": clips * dist.world_size / train_s,
-            "train_seconds": train_s,
-            "valid_seconds": time.perf_counter() - t_valid,
-            "gvf_seconds": getattr(method, "gvf_seconds", 0.0) - gvf_before,
-        })
-        rows.append(row)
-        improved = score > best["score"]
-        if improved:
-            best = {"epoch": epoch, "score": score}
+                    out = method.step(net, batch, train=True, generator=generator)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(out.loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                ctx.global_step += 1
+                method.after_optimizer_step(ctx)
+                meter.add(out)
+                clips += int(batch["clip"].shape[0])
+                if step % 10 == 0 and bar.total:
+                    bar.set_postfix(loss=f"{out.loss.item():.3f}")
+                bar.update()
+                sync()
+                t_ready = time.perf_counter()
+            bar.close()
+            del batches
+            if dist.distributed:
+                # DDP broadcasts buffers at the start of each forward, so after the last step every process
+                # holds BN statistics updated by its own last batch: take process 0's, so that validation,
+                # GVFs and the checkpoint see one model.
+                for buffer in model.buffers():
+                    torch.distributed.broadcast(buffer, src=0)
+            # GVF refreshes during the epoch (momentum mode) are reported apart from training time.
+            train_s = time.perf_counter() - t_epoch - (getattr(method, "gvf_seconds", 0.0) - gvf_before)
+            lrs = {f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}
+            row = {"epoch": epoch, **lrs, **meter.result("train")}
 
-        # ---- write (process 0 only)
-        if dist.is_main:
-            state = {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "lr_scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                "epoch": epoch, "global_step": ctx.global_step, "rng": _rng_states(),
-                "config": dataclasses.asdict(config), "method": method.state_dict(),
-                "metrics": rows, "best": best,
-            }
+            method.on_train_epoch_end(ctx)
+
+            # ---- validate
+            t_valid = time.perf_counter()
+            model.eval()
+            meter = _Meter(method.head_names, dist.device)
+            with torch.no_grad():
+                for batch in tqdm(valid_loader, desc=f"epoch {epoch} valid", unit="step", leave=False,
+                                  disable=not (config.progress and dist.is_main)):
+                    # The unwrapped model: no gradients to synchronise, and processes may hold different
+                    # numbers of validation batches.
+                    with autocast():
+                        meter.add(method.step(model, _to_device(batch, dist.device), train=False))
+            row.update(meter.result("valid"))
+            score = float(np.mean([row[f"valid_acc_{h}"] for h in method.selection_heads]))
+            waits = all_reduce_sum(torch.tensor([wait_s, train_s], dtype=torch.float64, device=dist.device)).cpu()
+            row.update({
+                "valid_acc_avg": score,
+                "train_steps": steps_per_epoch,
+                "data_wait_share": float(waits[0] / waits[1]) if waits[1] > 0 else float("nan"),
+                "clips_per_s": clips * dist.world_size / train_s,
+                "train_seconds": train_s,
+                "valid_seconds": time.perf_counter() - t_valid,
+                "gvf_seconds": getattr(method, "gvf_seconds", 0.0) - gvf_before,
+            })
+            rows.append(row)
+            improved = score > best["score"]
             if improved:
-                _save_checkpoint(out_dir / BEST, {"model": state["model"], "config": state["config"],
-                                                  "epoch": epoch, "metrics": row})
-            _save_checkpoint(ckpt_path, state)
-            if config.keep_epoch_checkpoints:
-                _save_checkpoint(out_dir / f"epoch_{epoch:03d}.pt", state)
-            with atomic_path(out_dir / METRICS) as tmp:
-                pd.DataFrame(rows).to_csv(tmp, index=False)
-        barrier()
-        epochs_done += 1
-        if stop_after_epochs is not None and epochs_done >= stop_after_epochs:
-            break
+                best = {"epoch": epoch, "score": score}
+
+            # ---- write (process 0 only)
+            if dist.is_main:
+                state = {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "lr_scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                    "epoch": epoch, "global_step": ctx.global_step, "rng": _rng_states(),
+                    "config": dataclasses.asdict(config), "method": method.state_dict(),
+                    "metrics": rows, "best": best,
+                }
+                if improved:
+                    _save_checkpoint(out_dir / BEST, {"model": state["model"], "config": state["config"],
+                                                      "epoch": epoch, "metrics": row})
+                _save_checkpoint(ckpt_path, state)
+                if config.keep_epoch_checkpoints:
+                    _save_checkpoint(out_dir / f"epoch_{epoch:03d}.pt", state)
+                with atomic_path(out_dir / METRICS) as tmp:
+                    pd.DataFrame(rows).to_csv(tmp, index=False)
+                previous.drop()  # this run's first checkpoint exists: the earlier run's files go
+            barrier()
+            epochs_done += 1
+            if stop_after_epochs is not None and epochs_done >= stop_after_epochs:
+                break
+    except BaseException:
+        if dist.is_main:
+            previous.restore()  # failed before its first checkpoint: the earlier run's files come back
+        raise
 
     return PretrainResult(output_dir=out_dir, metrics=pd.DataFrame(rows), best_epoch=int(best["epoch"]),
                           best_checkpoint=out_dir / BEST, checkpoint=ckpt_path, data_report=data_report,
@@ -688,25 +874,101 @@ _GVF_INPUTS = ("backbone", "weights", "seed", "dataset_dir", "annotations", "vid
                "frame_rate", "resize_short_side", "crop_size", "gvf_stride_frames", "gvf_pooling")
 
 
-def _forget_stale_files(out_dir: Path, config: PretrainConfig) -> None:
-    """A fresh (not resumed) run replaces what an earlier run left in its folder: its checkpoints and
-    metrics go (a later reader must not take an old ``best.pt`` for this run's), and so do the frozen
-    GVFs when they were computed from another initial encoder (same settings: they are reused)."""
-    old_results = [p for p in (out_dir / CHECKPOINT, out_dir / BEST, out_dir / METRICS) if p.is_file()]
-    old_results += sorted(out_dir.glob("epoch_*.pt"))
-    if old_results:
-        warnings.warn(f"{out_dir}: a fresh run replaces the earlier run's "
-                      f"{', '.join(p.name for p in old_results)} (resume=True continues it instead)")
-        for path in old_results:
-            path.unlink()
-    old_path = out_dir / "config.json"
-    if not old_path.is_file():
-        return
-    old = read_json(old_path)
-    new = dataclasses.asdict(config)
-    if any(_plain(old.get(k)) != _plain(new.get(k)) for k in _GVF_INPUTS):
-        for f in out_dir.glob("gvf_initial_*.h5"):
-            f.unlink()
+def _resume_checkpoint(out_dir: Path, config: PretrainConfig) -> dict | None:
+    """The run folder's ``checkpoint.pt`` (safe loader), or None (with a warning) when there is none."""
+    from tsplab.backbones import load_checkpoint_file
+
+    path = out_dir / CHECKPOINT
+    if not path.is_file():
+        warnings.warn(f"resume: no {CHECKPOINT} in {out_dir}; starting from scratch")
+        return None
+    checkpoint = load_checkpoint_file(path)
+    _warn_config_changes(checkpoint.get("config", {}), dataclasses.asdict(config), path)
+    return checkpoint
+
+
+class _PreviousRun:
+    """An earlier run's files in a run folder, kept until a fresh run there has replaced them.
+
+    Design: once every input is checked and the data is ready, a fresh (not resumed) run moves the
+    earlier run's files (``checkpoint.pt``, ``best.pt``, ``metrics.csv``, ``epoch_*.pt``,
+    ``data_report.csv``, ``config.json``, and GVF files computed with other settings) into
+    ``<run folder>/previous/``, one atomic ``os.replace`` each, before writing its own
+    ``config.json``. While it trains its first epoch the folder holds no checkpoint and no metrics at
+    all, so nothing that reads it (``tsplab.features.resolve_checkpoint``, extraction, ``read_metrics``)
+    can take the earlier run's results for this run's. When this run has written its first
+    checkpoint and metrics, ``previous/`` is deleted (``drop``). If it fails before that (an
+    exception or Ctrl-C), its own files are removed and the earlier ones moved back (``restore``).
+    A run killed before its first checkpoint leaves them in ``previous/``: the next fresh run keeps
+    them there (the files beside them then belong to the killed attempt, not to a finished run) and
+    deletes them only after its own first checkpoint. Only process 0 calls these methods.
+    """
+
+    FOLDER = "previous"
+    RESULTS = (CHECKPOINT, BEST, METRICS, "epoch_*.pt")
+    OTHERS = (DATA_REPORT, "config.json", "gvf_initial_*.h5")
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.folder = out_dir / self.FOLDER
+        self.active = False  # True while previous/ holds files that restore() would bring back
+        self.kept: set[str] = set()  # run files left in place (GVFs reused by this run)
+
+    def _files(self, patterns) -> list[Path]:
+        return sorted({p for pattern in patterns for p in self.out_dir.glob(pattern) if p.is_file()})
+
+    def set_aside(self, config: PretrainConfig) -> None:
+        results = self._files(self.RESULTS)
+        moved = results + [p for p in self._files(self.OTHERS) if not self._reusable(p, config)]
+        if results and self.folder.is_dir():
+            # previous/ holds an older generation whose replacement finished an epoch (and was
+            # killed before deleting it): the folder's own results are the ones to keep.
+            shutil.rmtree(self.folder)
+        if self.folder.is_dir():
+            for path in moved:  # a killed attempt's config, report and GVFs, not a finished run's
+                path.unlink()
+            moved = []
+            warnings.warn(f"{self.out_dir}: the earlier run's files stay in {self.folder} until this run "
+                          "writes its first checkpoint")
+        elif moved:
+            self.folder.mkdir()
+            for path in moved:
+                os.replace(path, self.folder / path.name)
+            warnings.warn(f"{self.out_dir}: a fresh run replaces the earlier run's "
+                          f"{', '.join(p.name for p in moved)}: moved to {self.folder}, deleted once this run "
+                          "writes its first checkpoint, moved back if it fails before (resume=True continues "
+                          "the earlier run instead)")
+        self.active = self.folder.is_dir()
+        self.kept = {p.name for p in self._files(self.RESULTS + self.OTHERS)}
+
+    def _reusable(self, path: Path, config: PretrainConfig) -> bool:
+        """A frozen-GVF file stays when the earlier run computed it with this run's settings."""
+        if not path.name.startswith("gvf_initial_"):
+            return False
+        try:
+            old = read_json(self.out_dir / "config.json")
+        except (OSError, InputError):
+            return False
+        new = dataclasses.asdict(config)
+        return all(_plain(old.get(k)) == _plain(new.get(k)) for k in _GVF_INPUTS)
+
+    def drop(self) -> None:
+        """This run has written its first checkpoint: the earlier run's files go."""
+        if self.active:
+            shutil.rmtree(self.folder)
+            self.active = False
+
+    def restore(self) -> None:
+        """This run failed before its first checkpoint: remove its files, bring the earlier ones back."""
+        if not self.active:
+            return
+        for path in self._files(self.RESULTS + self.OTHERS):
+            if path.name not in self.kept:
+                path.unlink()
+        for path in self.folder.iterdir():
+            os.replace(path, self.out_dir / path.name)
+        self.folder.rmdir()
+        self.active = False
 
 
 def _plain(value):
@@ -714,7 +976,7 @@ def _plain(value):
 
 
 def _warn_config_changes(old: dict, new: dict, path: Path) -> None:
-    ignore = {"epochs", "workers", "progress", "device", "keep_epoch_checkpoints"}
+    ignore = {"epochs", "workers", "progress", "device", "keep_epoch_checkpoints", "trust_pickle"}
     changed = sorted(k for k in new if k not in ignore and _plain(old.get(k)) != _plain(new[k]))
     if changed:
         warnings.warn(f"{path}: resuming with settings that differ from the checkpoint's: {changed}")
@@ -728,32 +990,84 @@ def read_metrics(output_dir) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def parse_overrides(items: list[str]) -> dict:
-    """``["alpha_c=0", "lr_milestones=[3, 5]", "weights=none"]`` -> typed ``PretrainConfig`` values
-    (JSON where it parses, else the string; ``none`` -> None). Unknown fields raise ``ValueError``."""
-    import json
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["alpha_c=0", "lr_milestones=[3, 5]", "weights=none", "amp=false"]`` -> ``PretrainConfig``
+    values typed by each field's annotation: whole numbers for ``int`` fields, finite numbers for
+    ``float``, ``true/false/1/0/yes/no`` for ``bool``, text as given for ``str``, ``none``/``null``
+    for a field that may be None (``weights``), and for ``tuple`` fields a JSON list (``[3, 5]``) or
+    comma-separated values (``3,5``; empty: ``[]``) whose items have the type of the default's.
+    A malformed item, an unknown field or a value of the wrong type raises ``InputError`` naming
+    the field, the value and what is valid."""
     fields = {f.name: f for f in dataclasses.fields(PretrainConfig)}
-    names = set(fields)
     out = {}
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip().replace("-", "_")
-        if not sep or key not in names:
-            raise ValueError(f"bad override {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(names))}")
-        text = text.strip()
-        if isinstance(fields[key].default, str) and key != "weights":
-            out[key] = text  # a string field stays a string (output_name=123)
-            continue
-        if text.lower() in ("none", "null"):
-            out[key] = None
-            continue
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        out[key] = tuple(value) if isinstance(value, list) else value
+        if not sep or key not in fields:
+            what = f"unknown field {key!r}" if sep else "expected FIELD=VALUE"
+            raise InputError(f"--set {item!r}: {what}; valid fields: {', '.join(sorted(fields))}")
+        out[key] = _parse_value(fields[key], text.strip())
     return out
+
+
+def _parse_value(field: dataclasses.Field, text: str):
+    kind, optional = _field_kind(field)
+    if optional and text.lower() in ("none", "null"):
+        return None
+    try:
+        if kind == "tuple":
+            return _parse_tuple(text, field.default)
+        return _parse_scalar(text, kind)
+    except ValueError:
+        example = _plain(field.default)
+        raise InputError(f"--set {field.name}={text!r}: expected {_EXPECTED[kind]}"
+                         f"{' or none' if optional else ''} for field {field.name} "
+                         f"(default: {json.dumps(example)})") from None
+
+
+def _parse_scalar(text: str, kind: str):
+    """``text`` as a value of ``kind`` (int, float, bool, str); ``ValueError`` when it is not one."""
+    if kind == "int":
+        return int(text)  # "8" yes; "8.5", "abc", "" no
+    if kind == "float":
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(text)
+        return value
+    if kind == "bool":
+        if text.lower() not in _TRUE + _FALSE:
+            raise ValueError(text)
+        return text.lower() in _TRUE
+    return text
+
+
+def _parse_tuple(text: str, default: tuple) -> tuple:
+    """A JSON list or comma-separated items. Items are numbers when the default's are (ints stay
+    ints: ``[3, 5]`` -> ``(3, 5)``), else text (a field with an empty default takes text)."""
+    try:
+        items = json.loads(text)
+        items = items if isinstance(items, list) else [items]
+    except json.JSONDecodeError:
+        inner = text.strip().removeprefix("[").removesuffix("]")
+        items = [s.strip().strip("'\"") for s in inner.split(",")] if inner.strip() else []
+    if not (default and all(isinstance(d, numbers.Real) for d in default)):
+        return tuple(str(i) for i in items)
+    return tuple(_number(i) for i in items)
+
+
+def _number(item):
+    """A JSON number, or a string holding one (int when whole, else float); ``ValueError`` else."""
+    if isinstance(item, str):
+        try:
+            return int(item)
+        except ValueError:
+            return _parse_scalar(item, "float")
+    if isinstance(item, bool) or not isinstance(item, numbers.Real) or not math.isfinite(item):
+        raise ValueError(item)
+    return item
 
 
 def read_run_metrics(run_dir, names=None) -> dict[str, pd.DataFrame]:

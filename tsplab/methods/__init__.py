@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+from tsplab.errors import InputError
 from tsplab.methods.base import PretrainData, PretrainMethod, StepOutput, TrainContext
 from tsplab.methods.bsp import BSP
 from tsplab.methods.pal import PAL
@@ -21,11 +22,11 @@ METHODS: dict = {
 
 
 def get_method(name: str):
-    """The constructor of method ``name``; an unknown name raises ``ValueError`` listing the valid ones."""
+    """The constructor of method ``name``; an unknown name raises ``InputError`` listing the valid ones."""
     try:
         return METHODS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown pretraining method {name!r}; valid methods: {', '.join(METHODS)}") from None
+        raise InputError(f"unknown pretraining method {name!r}; valid methods: {', '.join(METHODS)}") from None
 
 
 __all__ = ["METHODS", "get_method", "PretrainMethod", "PretrainData", "StepOutput", "TrainContext", "TAC", "TSP"]

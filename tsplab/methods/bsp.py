@@ -286,16 +286,19 @@ class BSPModel(nn.Module):
         return out
 
 
-def load_teacher(path, device="cpu") -> nn.Module:
-    """A frozen backbone (eval mode) from a pretraining checkpoint or run folder (its ``best.pt``)."""
+def load_teacher(path, device="cpu", *, trust_pickle: bool = False) -> nn.Module:
+    """A frozen backbone (eval mode) from a pretraining checkpoint or run folder (its ``best.pt``),
+    read with the safe loader (``tsplab.backbones.load_checkpoint_file``; ``trust_pickle``: see there)."""
     from tsplab.backbones import build_backbone, load_backbone_weights, load_checkpoint_file
+    from tsplab.errors import InputError
     from tsplab.features import checkpoint_settings, resolve_checkpoint
 
     file = resolve_checkpoint(path)
-    checkpoint = load_checkpoint_file(file)
+    checkpoint = load_checkpoint_file(file, trust_pickle=trust_pickle)
     name = checkpoint_settings(checkpoint, file).get("backbone")
     if name is None:
-        raise ValueError(f"{file}: the teacher checkpoint does not name its backbone (no saved config)")
+        raise InputError(f"{file}: the teacher checkpoint does not name its backbone (no saved config, "
+                         "and its file name does not start with one); give a tsplab pretraining checkpoint")
     teacher = load_backbone_weights(build_backbone(name), checkpoint).to(device).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -355,7 +358,8 @@ class BSP(PretrainMethod):
         dims = None
         if self.integration == "distill":
             # Teachers are kept outside the model: frozen, not checkpointed, reloaded from their files.
-            self.teachers = tuple(load_teacher(p) for p in self.config.bsp_teachers)
+            trust = bool(getattr(self.config, "trust_pickle", False))
+            self.teachers = tuple(load_teacher(p, trust_pickle=trust) for p in self.config.bsp_teachers)
             dims = tuple(t.feature_dim for t in self.teachers)
         return BSPModel(backbone, outputs, classes, dims)
 
