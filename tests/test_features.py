@@ -1,10 +1,15 @@
-"""Tests of tsplab.features: clip grid, encoding, GVF, extraction runs, formats, CLI."""
+"""Tests of tsplab.features: clip grid, encoding, GVF, extraction runs, formats, CLI, the video-id
+rule where ids meet files, and the toolbox (ActionFormer, OpenTAD) config of a feature folder."""
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
+
+from pathlib import Path
 
 from tsplab import features as F
 
@@ -92,6 +97,65 @@ def test_gvf_h5_round_trip_tsp_layout(tmp_path):
     with pytest.raises(ValueError, match="v_bad"):
         F.write_gvf_h5(tmp_path / "bad.h5", {"v_bad": np.zeros((2, 2))})
     assert not (tmp_path / "bad.h5").exists()
+
+
+def test_feature_files_follow_the_one_id_rule(tmp_path):
+    from tsplab.errors import InputError
+
+    for stem in ("v_JDg--pjY5gg", "v_v_Vg4a8igc0", "video_test_0000004", "v_short"):
+        F.save_features(tmp_path, stem, np.zeros((2, 3)))
+    files = F.feature_files(tmp_path)
+    # v_ is dropped only where an 11-character YouTube id remains (v_Vg4a8igc0 is itself an id).
+    assert files == {"JDg--pjY5gg": tmp_path / "v_JDg--pjY5gg.npy",
+                     "v_Vg4a8igc0": tmp_path / "v_v_Vg4a8igc0.npy",
+                     "video_test_0000004": tmp_path / "video_test_0000004.npy",
+                     "v_short": tmp_path / "v_short.npy"}
+    F.save_features(tmp_path, "JDg--pjY5gg", np.zeros((2, 3)))  # the same video under its bare id
+    with pytest.raises(InputError, match=r"JDg--pjY5gg\.npy and v_JDg--pjY5gg\.npy are the same video"):
+        F.feature_files(tmp_path)
+    with pytest.raises(InputError, match="gvf.h5"):
+        F.by_video_id({"v_JDg--pjY5gg": 1, "JDg--pjY5gg": 2}, "gvf.h5")
+    assert F.by_video_id({"v_JDg--pjY5gg": 1, "x": 2}, "gvf.h5") == {"JDg--pjY5gg": 1, "x": 2}
+
+
+def test_metadata_that_is_not_ours_is_named(tmp_path):
+    from tsplab.errors import InputError
+
+    (tmp_path / F.METADATA_FILE).write_text('{"stride": 16, "fps": 15}')
+    with pytest.raises(InputError, match=r"metadata.json: not tsplab feature metadata; expected .*stride_frames"):
+        F.FeatureMetadata.load(tmp_path)
+
+
+def test_gvf_files_keep_file_stems_and_are_looked_up_by_id(tmp_path):
+    feats = tmp_path / "feats"
+    F.save_features(feats, "v_JDg--pjY5gg", np.array([[1.0, -2.0], [3.0, 0.0]]))
+    F.save_features(feats, "video_test_0000004", np.array([[5.0, 5.0]]))
+    path = F.compute_gvf_file(feats, tmp_path / "gvf.h5")
+    stored = F.read_gvf_h5(path)
+    assert sorted(stored) == ["v_JDg--pjY5gg", "video_test_0000004"]  # TSP's keys: the file stems
+    by_id = F.read_gvf_h5(path, by_id=True)
+    np.testing.assert_array_equal(by_id["JDg--pjY5gg"], [3.0, 0.0])  # max over time
+    np.testing.assert_array_equal(by_id["video_test_0000004"], [5.0, 5.0])
+
+
+def test_gvf_refuses_bad_outputs_before_writing(tmp_path, capsys):
+    from tsplab.cli import main
+
+    feats = tmp_path / "feats"
+    F.save_features(feats, "v_JDg--pjY5gg", np.ones((2, 3)))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("keep me")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    for out, named in ((feats, "is a folder"), (blocker / "gvf.h5", "is a file, not a folder"),
+                       (Path("/proc/tsplab_gvf.h5"), "not writable")):
+        assert main(["gvf", str(feats), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("tsplab gvf: error: --out:") and named in err[0]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before and blocker.read_text() == "keep me"
+    F.save_features(feats, "JDg--pjY5gg", np.ones((2, 3)))  # v_x.npy and x.npy: one video twice
+    assert main(["gvf", str(feats), "--out", str(tmp_path / "gvf.h5")]) == 2
+    assert "same video 'JDg--pjY5gg'" in capsys.readouterr().err
+    assert not (tmp_path / "gvf.h5").exists()
 
 
 def test_resample_features_interpolates_time_only():
@@ -359,6 +423,91 @@ def test_cli_extract_and_gvf(one_video, tmp_path, capsys):
     gvfs = F.read_gvf_h5(tmp_path / "gvf.h5")
     np.testing.assert_allclose(gvfs["b_video"], F.load_features(out, "b_video").mean(0), rtol=1e-6)
     assert main(["extract", "--videos", str(one_video), "--out", str(out)]) == 2  # no weights source
+    # The folder says how ActionFormer and OpenTAD read it (stride 8 != clip length 4 here).
+    toolboxes = json.loads((out / F.TOOLBOXES_FILE).read_text())
+    assert toolboxes["actionformer"] == dict(feat_folder=str(out), file_prefix="", file_ext=".npy",
+                                             input_dim=128, feat_stride=8, num_frames=4, default_fps=10)
+    assert (out / F.MISSING_FILE).read_text() == ""
+
+
+def test_toolbox_config_puts_features_where_actionformer_and_opentad_read_them(tmp_path):
+    import pandas as pd
+
+    F.FeatureMetadata(stride_frames=8, clip_length_frames=16, frame_rate=15.0, feature_dim=512).save(tmp_path)
+    F.save_features(tmp_path, "v_JDg--pjY5gg", np.zeros((6, 512)))
+    pd.DataFrame(dict(video=["v_abcdefghijk", "v_v_Vg4a8igc0"], path=["a.mp4", "b.mp4"],
+                      error=["broken", "broken"])).to_csv(tmp_path / "failures.shard1of2.csv", index=False)
+    config = F.write_toolbox_files(tmp_path)
+    af, ot = config["actionformer"], config["opentad"]
+    assert (af["feat_stride"], af["num_frames"], af["default_fps"], af["input_dim"]) == (8, 16, 15, 512)
+    assert (ot["feature_stride"], ot["sample_stride"], ot["offset_frames"], ot["fps"]) == (8, 1, 8, 15)
+    assert af["file_prefix"] == ot["load_feats"]["prefix"] == "v_" and config["notes"] == []
+    # OpenTAD's block list: the failed videos as the annotation spells them, one a line.
+    assert (tmp_path / F.MISSING_FILE).read_text() == "abcdefghijk\nv_Vg4a8igc0\n"
+    assert json.loads((tmp_path / F.TOOLBOXES_FILE).read_text()) == config
+    # Feature i lies at its clip's centre; the toolboxes' own time -> grid maps must give i back.
+    centres_s = F.FeatureMetadata.load(tmp_path).clip_centre_s(6)
+    actionformer = (centres_s * af["default_fps"] - 0.5 * af["num_frames"]) / af["feat_stride"]  # anet.py
+    opentad = (centres_s * ot["fps"] - ot["offset_frames"]) / (ot["feature_stride"] * ot["sample_stride"])
+    np.testing.assert_allclose(actionformer, np.arange(6), atol=1e-9)
+    np.testing.assert_allclose(opentad, np.arange(6), atol=1e-9)
+    snippet = F.toolbox_snippet(tmp_path)
+    for line in ("file_prefix: v_,", "feat_stride: 8,", "num_frames: 16,", "default_fps: 15,",
+                 "input_dim: 512,", "offset_frames=8,", "feature_stride=8,", 'prefix="v_"',
+                 f'block_list = "{tmp_path / F.MISSING_FILE}"'):
+        assert line in snippet
+    F.save_features(tmp_path, "video_test_0000004", np.zeros((6, 512)))  # no single prefix any more
+    assert F.toolbox_config(tmp_path)["actionformer"]["file_prefix"] is None
+    assert "mix prefixes" in F.toolbox_config(tmp_path)["notes"][0]
+
+
+_BASE_EXTRACT = ["--backbone", "r2plus1d_tiny", "--clip-length", "4", "--frame-rate", "10", "--stride", "4",
+                 "--short-side", "16", "--crop", "16", "--workers", "0"]
+
+
+@pytest.mark.parametrize("extra,named", [
+    (["--stride", "0"], "stride_frames (--stride): 0 is out of range; valid: an integer >= 1"),
+    (["--clip-length", "0"], "clip_length_frames (--clip-length): 0"),
+    (["--frame-rate", "0"], "frame_rate (--frame-rate): 0.0"),
+    (["--frame-rate", "nan"], "frame_rate (--frame-rate): nan"),
+    (["--batch-size", "0"], "batch_size (--batch-size): 0"),
+    (["--crop", "32"], "crop_size (--crop): 32 is out of range; valid: at most the short side"),
+    (["--short-side", "8"], "crop_size (--crop): 16"),
+    (["--shard-id", "2", "--num-shards", "2"], "shard_id (--shard-id): 2"),
+    (["--num-shards", "0"], "num_shards (--num-shards): 0"),
+    (["--workers", "-1"], "workers (--workers): -1"),
+    (["--backbone", "resnet"], "backbone (--backbone): 'resnet'"),
+    (["--device", "gpu"], "device (--device): 'gpu' is not a device"),
+])
+def test_extract_refuses_bad_parameters_before_writing(one_video, tmp_path, capsys, extra, named):
+    from tsplab.cli import main
+
+    out = tmp_path / "feats"
+    out.mkdir()
+    (out / "notes.txt").write_text("an earlier file")
+    stamp = (out / "notes.txt").stat().st_mtime_ns
+    assert main(["extract", "--videos", str(one_video), "--out", str(out), *_BASE_EXTRACT, *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tsplab extract: error: ") and named in err[0]
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]  # no metadata.json, nothing else
+    assert (out / "notes.txt").read_text() == "an earlier file"
+    assert (out / "notes.txt").stat().st_mtime_ns == stamp
+
+
+def test_extract_refuses_output_paths_it_cannot_use(one_video, tmp_path, capsys):
+    from tsplab.cli import main
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("keep me")
+    for out, named in ((blocker, "is a file; give a folder"), (blocker / "feats", "is a file, not a folder"),
+                       (Path("/proc/tsplab_feats"), "not writable"),
+                       (one_video.parent / "good", "is the folder of the input videos")):
+        args = ["extract", "--videos", str(one_video.parent / "good"), "--out", str(out), *_BASE_EXTRACT]
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("tsplab extract: error: out_dir (--out): ") and named in err[0]
+    assert blocker.read_text() == "keep me" and [p.name for p in tmp_path.iterdir()] == ["a_file"]
+    assert not (one_video.parent / "good" / F.METADATA_FILE).exists()
 
 
 def test_pretrained_runs_lists_folders_with_a_checkpoint(tmp_path):

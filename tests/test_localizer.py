@@ -313,12 +313,98 @@ def test_cli_localize(tiny_benchmark, tmp_path, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "average" in out and "predictions.json" in out
+    # No --preset: the synthetic benchmark's ids (train_0000, val_0000) tell the preset.
+    assert "metric preset: synthetic (told from the video ids)" in out
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (config["ase_class"], config["ase_instance"], config["ascl"]) == (False, False, False)
-    assert config["max_predictions"] == 3
+    assert (config["max_predictions"], config["metric_preset"]) == (3, "synthetic")
     rc = main(["localize", "--features", str(tmp_path / "nope"), "--annotations",
                str(tiny_benchmark / "annotations.json"), "--out", str(tmp_path / "run2")])
-    assert rc == 1
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tsplab localize: error: ") and "nope" in err[0]
+    assert not (tmp_path / "run2").exists()
+
+
+def test_preset_and_prediction_cap_follow_the_dataset():
+    from types import SimpleNamespace
+
+    from tsplab.errors import InputError
+    from tsplab.localizer import resolve_preset
+
+    def ann(*videos):
+        return SimpleNamespace(videos=pd.DataFrame({"video": list(videos)}))
+
+    cfg = LocalizerConfig(annotations="gt.json")
+    thumos = resolve_preset(cfg, ann("video_validation_0000051", "video_test_0000004"))
+    assert (thumos.metric_preset, thumos.max_predictions) == ("thumos14", 200)  # ASL sec. 4.2
+    anet = resolve_preset(cfg, ann("JDg--pjY5gg", "v_Vg4a8igc0"))
+    assert (anet.metric_preset, anet.max_predictions) == ("activitynet", 100)
+    given = resolve_preset(replace(cfg, metric_preset="thumos14", max_predictions=7), ann("JDg--pjY5gg"))
+    assert (given.metric_preset, given.max_predictions) == ("thumos14", 7)  # given values win
+    with pytest.raises(InputError, match="gt.json: cannot tell the dataset"):
+        resolve_preset(cfg, ann("clip1", "clip2"))
+
+
+def _run_folder_snapshot(folder):
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("extra,named", [
+    (["--epochs", "0"], "epochs (--epochs): 0 is out of range; valid: an integer >= 1"),
+    (["--batch-size", "0"], "batch_size (--batch-size): 0"),
+    (["--lr", "0"], "lr (--lr): 0.0"),
+    (["--lr", "nan"], "lr (--lr): nan"),
+    (["--max-predictions", "0"], "max_predictions (--max-predictions): 0"),
+    (["--device", "gpu"], "device (--device): 'gpu' is not a device"),
+    (["--features", "ANNOTATIONS"], "ANNOTATIONS: feature folder not found (--features)"),
+    (["--out", "FEATURES"], "out_dir (--out): FEATURES is the feature folder (--features)"),
+    (["--out", "ANNOTATIONS"], "out_dir (--out): ANNOTATIONS is the annotation file (--annotations)"),
+    (["--features", "EMPTY"], "has usable features (e.g. no feature file for train_0000"),
+])
+def test_localize_refuses_bad_input_and_keeps_the_earlier_run(tiny_benchmark, tmp_path, capsys, extra, named):
+    from tsplab.cli import main
+
+    paths = dict(FEATURES=tmp_path / "f", ANNOTATIONS=tiny_benchmark / "annotations.json",
+                 EMPTY=tmp_path / "empty")
+    _write_easy_features(tiny_benchmark, paths["FEATURES"])
+    FeatureMetadata(STRIDE_FRAMES, CLIP_FRAMES, FPS, DIM).save(paths["EMPTY"])  # no .npy at all
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.json", "checkpoint.pt", "predictions.json", "metrics.json"):
+        (run / name).write_text(f"earlier {name}")
+    before = _run_folder_snapshot(run), _run_folder_snapshot(paths["FEATURES"])
+    extra = [str(paths.get(a, a)) for a in extra]
+    args = ["localize", "--features", str(paths["FEATURES"]), "--annotations", str(paths["ANNOTATIONS"]),
+            "--out", str(run), "--epochs", "1", *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    for key, path in paths.items():
+        named = named.replace(key, str(path))
+    assert len(err) == 1 and err[0].startswith("tsplab localize: error: ") and named in err[0]
+    assert (_run_folder_snapshot(run), _run_folder_snapshot(paths["FEATURES"])) == before
+
+
+def test_v_prefixed_feature_files_serve_activitynet_ids(tmp_path):
+    from tsplab.annotations import read_annotations
+    from tsplab.errors import InputError
+
+    database = {v: {"subset": "training", "duration": 10.0,
+                    "annotations": [{"segment": [2.0, 5.0], "label": "jump"}]}
+                for v in ("JDg--pjY5gg", "v_Vg4a8igc0", "abcdefghijk")}
+    (tmp_path / "gt.json").write_text(json.dumps({"database": database}))
+    feats = tmp_path / "feats"
+    FeatureMetadata(STRIDE_FRAMES, CLIP_FRAMES, FPS, DIM).save(feats)
+    save_features(feats, "v_JDg--pjY5gg", np.ones((70, DIM)))  # ActivityNet's file name
+    save_features(feats, "v_v_Vg4a8igc0", np.ones((70, DIM)))  # an id that itself begins with v_
+    ann = read_annotations(tmp_path / "gt.json")
+    items, skipped = load_video_items(feats, ann, "training", ["jump"])
+    assert sorted(i.video for i in items) == ["JDg--pjY5gg", "v_Vg4a8igc0"]
+    assert skipped["video"].tolist() == ["abcdefghijk"]
+    assert "abcdefghijk.npy or v_abcdefghijk.npy" in skipped["reason"][0]
+    save_features(feats, "JDg--pjY5gg", np.ones((70, DIM)))  # now the same video twice
+    with pytest.raises(InputError, match="JDg--pjY5gg.npy and v_JDg--pjY5gg.npy are the same video"):
+        load_video_items(feats, ann, "training", ["jump"])
 
 
 def test_plots_of_a_run(easy_run):

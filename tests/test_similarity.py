@@ -147,6 +147,26 @@ def test_missing_features_are_named(feature_sets):
         similarity_views(folders, "nope", instances)
 
 
+def test_v_prefixed_files_and_bare_ids_are_one_video(feature_sets):
+    """The other spelling on each side: files v_<id>.npy (what tsplab extract writes for
+    ActivityNet), ground truth with bare ids; two files of one video are refused."""
+    from tsplab.errors import InputError
+
+    instances, folders = feature_sets
+    for folder in folders.values():
+        (folder / "JDg--pjY5gg.npy").rename(folder / "v_JDg--pjY5gg.npy")
+    bare = instances.assign(video=instances["video"].str.replace("v_", "", regex=False))
+    assert common_videos(folders, bare) == ["JDg--pjY5gg", "vid_b", "vid_c"]
+    (view,) = similarity_views({"tsp": folders["tsp"]}, "JDg--pjY5gg", bare)
+    np.testing.assert_allclose(view.matrix, cosine_similarity_matrix(np.load(folders["tsp"] / "v_JDg--pjY5gg.npy")))
+    assert view.segments_s.shape == (2, 2)
+    (folders["tac"] / "vid_b.npy").rename(folders["tac"] / "v_vid_b.npy")  # not an ActivityNet id: kept
+    assert common_videos(folders, bare) == ["JDg--pjY5gg", "vid_c"]
+    save_features(folders["tsp"], "JDg--pjY5gg", np.zeros((40, 16)))
+    with pytest.raises(InputError, match="JDg--pjY5gg.npy and v_JDg--pjY5gg.npy are the same video"):
+        common_videos(folders, bare)
+
+
 @pytest.mark.slow
 def test_notebook_07_runs_on_constructed_features(tmp_path):
     import nbformat

@@ -13,10 +13,20 @@ This module also makes and transforms features:
 - ``pool_gvf`` / ``compute_gvf_file`` / ``read_gvf_h5`` / ``write_gvf_h5``: global video features
   (TSP sec. 3) in the h5 layout of TSP's released GVF files; ``tsplab gvf`` runs it.
 - ``resample_features``: a feature sequence to a fixed length on the time axis (G-TAD, BMN).
+
+Video ids meet file names in one place, ``feature_files`` (and ``by_video_id`` for h5 keys): feature
+files keep the video file's stem (``v_<id>.npy`` for ActivityNet, the naming ActionFormer and OpenTAD
+read), and every module that looks a video up (localizer, similarity, GVF files, pretraining) goes
+through ``tsplab.annotations.normalize_video_id``, so ``v_<id>`` and ``<id>`` are one video.
+
+Each feature folder also says how ActivityNet's localization toolboxes read it: ``toolboxes.json``
+(ActionFormer's and OpenTAD's config values for this folder) and ``missing_files.txt`` (OpenTAD's
+block list: the videos whose extraction failed, as annotation ids); see ``toolbox_config``.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import warnings
@@ -28,7 +38,9 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from tsplab.runs import atomic_path, read_json, resolve, write_json
+from tsplab.annotations import normalize_video_id
+from tsplab.errors import InputError
+from tsplab.runs import atomic_path, atomic_write_text, read_json, resolve, write_json
 from tsplab.video import VideoError, iter_clip_windows, list_videos, num_clip_windows, probe_video
 
 METADATA_FILE = "metadata.json"
@@ -71,15 +83,23 @@ class FeatureMetadata:
         path = Path(folder) / METADATA_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no feature metadata; is {folder} a tsplab feature folder?")
-        return cls(**read_json(path))
+        values = read_json(path)
+        required = ("stride_frames", "clip_length_frames", "frame_rate", "feature_dim")
+        known = required + ("backbone", "checkpoint", "extra")
+        if not isinstance(values, dict) or not set(required) <= set(values) or not set(values) <= set(known):
+            raise InputError(f"{path}: not tsplab feature metadata; expected a JSON object with "
+                             f"{', '.join(required)} (and optionally backbone, checkpoint, extra)")
+        return cls(**values)
 
 
 def feature_path(folder, video: str) -> Path:
+    """The feature file of the video whose file stem is ``video`` (``v_<id>`` for ActivityNet)."""
     return Path(folder) / f"{video}.npy"
 
 
 def load_features(folder, video: str) -> np.ndarray:
-    """The ``[T, C]`` float32 features of ``video`` in ``folder``."""
+    """The ``[T, C]`` float32 features of the video with file stem ``video`` in ``folder`` (to find a
+    video by its annotation id, use ``feature_files``)."""
     path = feature_path(folder, video)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no features for video {video!r}")
@@ -87,7 +107,41 @@ def load_features(folder, video: str) -> np.ndarray:
 
 
 def list_feature_videos(folder) -> list[str]:
+    """The file stems of the feature files in ``folder``, sorted."""
     return sorted(p.stem for p in Path(folder).glob("*.npy"))
+
+
+# --- Video ids: the one rule where ids meet files and h5 keys ----------------------------------------
+
+def ids_to_keys(keys, source, suffix: str = "") -> dict[str, str]:
+    """``{video id: key}`` for file stems or h5 keys ``keys``, the id being
+    ``tsplab.annotations.normalize_video_id(key)`` (ActivityNet's ``v_<id>`` and ``<id>`` are one
+    video). Two keys of one video raise ``InputError`` naming both (``source``: the folder or file
+    they come from; ``suffix``: appended to each key in the message, e.g. ``.npy``)."""
+    out: dict[str, str] = {}
+    for key in keys:
+        key = str(key)
+        video = normalize_video_id(key)
+        if video in out and out[video] != key:
+            raise InputError(f"{source}: {out[video]}{suffix} and {key}{suffix} are the same video "
+                             f"{video!r} (ids are compared with and without the v_ prefix); keep one")
+        out[video] = key
+    return out
+
+
+def feature_files(folder) -> dict[str, Path]:
+    """``{video id: feature file}`` of every ``*.npy`` in ``folder``, keyed by the normalised id of
+    the file stem (``v_abcdefghijk.npy`` -> ``abcdefghijk``), the way annotations spell videos.
+    Raises ``InputError`` when two files are one video (``v_x.npy`` beside ``x.npy``)."""
+    folder = Path(folder)
+    stems = ids_to_keys(list_feature_videos(folder), folder, ".npy")
+    return {video: feature_path(folder, stem) for video, stem in stems.items()}
+
+
+def by_video_id(arrays: dict, source) -> dict:
+    """``arrays`` (e.g. a GVF file read by ``read_gvf_h5``) re-keyed by normalised video id; two keys
+    of one video raise ``InputError``."""
+    return {video: arrays[key] for video, key in ids_to_keys(arrays, source).items()}
 
 
 def save_features(folder, video: str, features: np.ndarray) -> Path:
@@ -97,6 +151,63 @@ def save_features(folder, video: str, features: np.ndarray) -> Path:
     with atomic_path(path) as tmp:
         np.save(tmp, np.ascontiguousarray(features, dtype=np.float32))
     return path
+
+
+# --- Output paths ----------------------------------------------------------------------------------
+
+def check_output_folder(path, param: str) -> Path:
+    """``path`` resolved, after checking it can be an output folder: not an existing file, and
+    somewhere a folder can be created. ``InputError`` naming ``param`` otherwise. Leaves nothing
+    behind (the check creates and removes an empty probe folder)."""
+    path = resolve(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{param}: {path} is a file; give a folder (new or existing) for the output")
+    _check_writable(path if path.is_dir() else _nearest_existing(path), path, param)
+    return path
+
+
+def check_output_file(path, param: str) -> Path:
+    """``path`` resolved, after checking a file can be written there: not a folder, and its folder
+    exists or can be created. ``InputError`` naming ``param`` otherwise; nothing is written."""
+    path = resolve(path)
+    if path.is_dir():
+        raise InputError(f"{param}: {path} is a folder; give the path of the file to write")
+    _check_writable(_nearest_existing(path.parent), path, param)
+    return path
+
+
+def _nearest_existing(path: Path) -> Path:
+    for folder in (path, *path.parents):
+        if folder.exists():
+            return folder
+    return Path(path.anchor)
+
+
+def _check_writable(folder: Path, path: Path, param: str) -> None:
+    import tempfile
+
+    if not folder.is_dir():
+        raise InputError(f"{param}: cannot create {path}: {folder} is a file, not a folder")
+    try:  # os.access says yes to root everywhere; creating something is the real test
+        tempfile.TemporaryDirectory(dir=folder, prefix=".tsplab-write-check-").cleanup()
+    except OSError as exc:
+        raise InputError(f"{param}: cannot write {path}: {folder} is not writable ({exc.strerror}); "
+                         f"give an output path in a writable folder") from exc
+
+
+def check_parameter(name: str, value, ok: bool, valid: str) -> None:
+    """``InputError`` ``"<name>: <value> is out of range; valid: <valid>"`` unless ``ok``."""
+    if not ok:
+        raise InputError(f"{name}: {value!r} is out of range; valid: {valid}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_positive_number(value) -> bool:
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            and bool(np.isfinite(value)) and value > 0)
 
 
 # --- Encoding an in-memory frame array (shared with pretraining's GVF computation) -----------------
@@ -197,9 +308,12 @@ def write_gvf_h5(path, gvfs: dict) -> Path:
     return _write_h5(path, gvfs, expect_ndim=1)
 
 
-def read_gvf_h5(path) -> dict:
-    """``{video: [C] float32}`` from a GVF h5 file (ours or TSP's released ones)."""
-    return _read_h5(path, expect_ndim=1)
+def read_gvf_h5(path, by_id: bool = False) -> dict:
+    """``{video: [C] float32}`` from a GVF h5 file (ours or TSP's released ones), keyed as stored
+    (the feature file stems, ``v_<id>`` for ActivityNet), or with ``by_id`` by normalised video id
+    (``by_video_id``), the way annotations spell videos."""
+    gvfs = _read_h5(path, expect_ndim=1)
+    return by_video_id(gvfs, path) if by_id else gvfs
 
 
 def _write_h5(path, arrays: dict, expect_ndim: int) -> Path:
@@ -245,17 +359,25 @@ def read_features_h5(path) -> dict:
 
 
 def compute_gvfs(feature_dir, pooling: str = "max") -> dict:
-    """``{video: [C]}``: the pooled GVF of every video in a feature folder."""
+    """``{file stem: [C]}``: the pooled GVF of every video in a feature folder (keyed like TSP's
+    released GVF files, by the video file's stem; two files of one video raise ``InputError``)."""
     feature_dir = Path(feature_dir)
-    videos = list_feature_videos(feature_dir)
-    if not videos:
+    files = feature_files(feature_dir)
+    if not files:
         raise FileNotFoundError(f"{feature_dir}: no feature files (*.npy)")
-    return {v: pool_gvf(load_features(feature_dir, v), pooling) for v in videos}
+    return {path.stem: pool_gvf(np.load(path), pooling) for path in files.values()}
 
 
 def compute_gvf_file(feature_dir, out_h5, pooling: str = "max") -> Path:
     """Pool every video of ``feature_dir`` into one GVF h5 file (``tsplab gvf``), the file TSP's
-    pretraining reads its global video features from."""
+    pretraining reads its global video features from. Inputs and the output path are checked before
+    anything is written; an existing file is replaced only once the new one is complete."""
+    feature_dir, out_h5 = resolve(feature_dir), resolve(out_h5)
+    if pooling not in ("max", "avg"):
+        raise InputError(f"pooling: {pooling!r} is not a pooling; valid: max, avg")
+    if not feature_dir.is_dir():
+        raise FileNotFoundError(f"{feature_dir}: feature folder not found")
+    check_output_file(out_h5, "--out")
     return write_gvf_h5(out_h5, compute_gvfs(feature_dir, pooling))
 
 
@@ -289,6 +411,8 @@ def resample_features(features: np.ndarray, length: int) -> np.ndarray:
 
 FAILURES_FILE = "failures.csv"
 VIDEOS_TABLE = "videos.csv"
+TOOLBOXES_FILE = "toolboxes.json"  # ActionFormer's and OpenTAD's config values for the folder
+MISSING_FILE = "missing_files.txt"  # OpenTAD's block list: videos without features, one id a line
 
 # TSP's clip settings: 16 frames at 15 fps (16 frames with stride 2 at 30 fps, TSP sec. 4), short
 # side 128, centre crop 112.
@@ -320,6 +444,58 @@ class ExtractionConfig:
     min_frames: int | None = None  # fewer frames at frame_rate is "too short"; None: half a clip
 
 
+# The CLI flag of each ExtractionConfig field, so an error names what the user typed.
+_EXTRACT_FLAGS = dict(clip_length_frames="--clip-length", frame_rate="--frame-rate",
+                      stride_frames="--stride", short_side="--short-side", crop_size="--crop",
+                      batch_size="--batch-size", workers="--workers", format="--format",
+                      min_frames="min_frames", shard_id="--shard-id", num_shards="--num-shards")
+
+
+def _name(field_name: str) -> str:
+    flag = _EXTRACT_FLAGS.get(field_name, field_name)
+    return field_name if flag == field_name else f"{field_name} ({flag})"
+
+
+def validate_extraction_config(config: "ExtractionConfig") -> None:
+    """Check every parameter given in ``config`` (``None`` = from the checkpoint or TSP's default,
+    checked once resolved by ``check_clip_settings``); ``InputError`` naming the parameter and its
+    valid range. Run before anything is read or written."""
+    if config.format not in ("npy", "h5"):
+        raise InputError(f"{_name('format')}: {config.format!r} is not a format; valid: npy, h5")
+    for name in ("clip_length_frames", "stride_frames", "short_side", "crop_size", "batch_size",
+                 "min_frames"):
+        value = getattr(config, name)
+        if value is not None or name == "batch_size":
+            check_parameter(_name(name), value, _is_int(value) and value >= 1, "an integer >= 1")
+    if config.frame_rate is not None:
+        check_parameter(_name("frame_rate"), config.frame_rate, _is_positive_number(config.frame_rate),
+                        "a number of frames per second > 0")
+    if config.workers is not None:
+        check_parameter(_name("workers"), config.workers, _is_int(config.workers) and config.workers >= 0,
+                        "an integer >= 0 (0: decode in the main process)")
+    if config.crop_size is not None and config.short_side is not None:
+        check_clip_settings(dict(short_side=config.short_side, crop_size=config.crop_size))
+    for name in ("shard_id", "num_shards"):
+        value = getattr(config, name)
+        if value is not None:
+            check_parameter(_name(name), value, _is_int(value) and value >= (name == "num_shards"),
+                            "an integer >= 1" if name == "num_shards" else "an integer >= 0")
+
+
+def check_clip_settings(settings: dict) -> None:
+    """The resolved clip settings (explicit, from the checkpoint or TSP's) form a valid grid: every
+    count >= 1, a frame rate > 0, and a centre crop that fits in the resized frame."""
+    for name in ("clip_length_frames", "stride_frames", "short_side", "crop_size"):
+        if name in settings:
+            check_parameter(_name(name), settings[name], settings[name] >= 1, "an integer >= 1")
+    if "frame_rate" in settings:
+        check_parameter(_name("frame_rate"), settings["frame_rate"],
+                        _is_positive_number(settings["frame_rate"]), "a number of frames per second > 0")
+    crop, side = settings["crop_size"], settings["short_side"]
+    check_parameter(_name("crop_size"), crop, crop <= side,
+                    f"at most the short side the frames are resized to ({side}; --short-side)")
+
+
 def find_videos(source) -> list[tuple[str, Path]]:
     """``[(video, path)]`` sorted by video id (the file name without extension).
 
@@ -341,19 +517,26 @@ def find_videos(source) -> list[tuple[str, Path]]:
     else:
         raise FileNotFoundError(f"{source}: neither a folder of videos nor a list file")
     seen: dict[str, Path] = {}
+    by_id: dict[str, Path] = {}
     for p in paths:
         if p.stem in seen:
-            raise ValueError(f"{source}: two videos share the id {p.stem!r}: {seen[p.stem]} and {p}")
-        seen[p.stem] = p
+            raise InputError(f"{source}: two videos share the id {p.stem!r}: {seen[p.stem]} and {p}; "
+                             f"keep one of them")
+        video = normalize_video_id(p.stem)
+        if video in by_id:  # v_x.mp4 beside x.mp4: their feature files would be one video
+            raise InputError(f"{source}: {by_id[video]} and {p} are the same video {video!r} (ids are "
+                             f"compared with and without the v_ prefix); keep one of them")
+        seen[p.stem], by_id[video] = p, p
     return sorted(seen.items())
 
 
 def shard_videos(videos: list, shard_id: int, num_shards: int) -> list:
     """The ``shard_id``-th of ``num_shards`` contiguous, nearly equal blocks of ``videos`` (pass them
     sorted: every process then agrees on the split, and the shards together are the whole list)."""
-    if num_shards < 1 or not 0 <= shard_id < num_shards:
-        raise ValueError(f"need 0 <= shard_id < num_shards, got shard_id={shard_id}, "
-                         f"num_shards={num_shards}")
+    check_parameter("num_shards (--num-shards)", num_shards, _is_int(num_shards) and num_shards >= 1,
+                    "an integer >= 1")
+    check_parameter("shard_id (--shard-id)", shard_id, _is_int(shard_id) and 0 <= shard_id < num_shards,
+                    f"an integer from 0 to num_shards - 1 = {num_shards - 1}")
     n = len(videos)
     return videos[shard_id * n // num_shards:(shard_id + 1) * n // num_shards]
 
@@ -429,10 +612,13 @@ def resolve_extraction_settings(config: ExtractionConfig) -> tuple[dict, object]
         from_ckpt = checkpoint_settings(weights, path)
     backbone = config.backbone or from_ckpt.get("backbone")
     if backbone is None:
-        raise ValueError(f"checkpoint {checkpoint or config.checkpoint!r} does not name its backbone; "
+        raise InputError(f"checkpoint {checkpoint or config.checkpoint!r} does not name its backbone; "
                          f"pass backbone (one of {', '.join(BACKBONES)})")
+    if backbone not in BACKBONES:
+        raise InputError(f"backbone (--backbone): {backbone!r} is not a backbone; valid: "
+                         f"{', '.join(BACKBONES)}")
     if from_ckpt.get("backbone") and config.backbone and config.backbone != from_ckpt["backbone"]:
-        raise ValueError(f"backbone {config.backbone!r} given, but checkpoint {checkpoint} was trained "
+        raise InputError(f"backbone {config.backbone!r} given, but checkpoint {checkpoint} was trained "
                          f"with {from_ckpt['backbone']!r}")
     settings = dict(backbone=backbone, checkpoint=checkpoint)
     for name in ("clip_length_frames", "frame_rate", "short_side", "crop_size"):
@@ -469,7 +655,15 @@ def pick_device(device: str) -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         return torch.device("cpu")
-    return torch.device(device)
+    try:
+        picked = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"device (--device): {device!r} is not a device; valid: auto, cpu, cuda, "
+                         f"cuda:N") from exc
+    if picked.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device (--device): {device!r} asked for, but this machine has no CUDA GPU; "
+                         f"valid here: auto, cpu")
+    return picked
 
 
 class ClipBatchStream(IterableDataset):
@@ -565,7 +759,7 @@ def _check_metadata(out_dir: Path, meta: FeatureMetadata) -> None:
     diff += [f"{k}: {old.extra.get(k)!r} there, {meta.extra.get(k)!r} now"
              for k in keys if old.extra.get(k) != meta.extra.get(k)]
     if diff:
-        raise ValueError(f"{out_dir} already holds features made with other settings ("
+        raise InputError(f"{out_dir} already holds features made with other settings ("
                          + "; ".join(diff) + "); use another output folder")
 
 
@@ -585,6 +779,28 @@ def _decoding_workers(workers: int | None, device: torch.device) -> int:
     return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
+def _check_extraction_inputs(config: ExtractionConfig) -> tuple[Path, list, tuple[int, int]]:
+    """(output folder, this shard's ``[(video, path)]``, (shard id, number of shards)) once the
+    parameters, the shard (from torchrun's environment when not given), the video source and the
+    output folder have been checked; reads only."""
+    validate_extraction_config(config)
+    shard_id, num_shards = config.shard_id, config.num_shards
+    if shard_id is None or num_shards is None:
+        from tsplab.distributed import rank_and_world_size
+
+        rank, world = rank_and_world_size()
+        shard_id = rank if shard_id is None else shard_id
+        num_shards = world if num_shards is None else num_shards
+    out_dir = check_output_folder(config.out_dir, "out_dir (--out)")
+    if out_dir == resolve(config.videos):
+        raise InputError(f"out_dir (--out): {out_dir} is the folder of the input videos; give another "
+                         f"folder for the features")
+    all_videos = find_videos(config.videos)
+    if not all_videos:
+        raise FileNotFoundError(f"{resolve(config.videos)}: no videos to extract")
+    return out_dir, shard_videos(all_videos, shard_id, num_shards), (shard_id, num_shards)
+
+
 def extract_features(config: ExtractionConfig) -> pd.DataFrame:
     """Extract features for every video of ``config.videos`` (this shard's share) into
     ``config.out_dir``; returns one row per video: ``video, status, num_features, error, path`` with
@@ -593,31 +809,21 @@ def extract_features(config: ExtractionConfig) -> pd.DataFrame:
     Writes ``{video}.npy`` ``[T, C]`` float32 per video (atomically, as each video finishes),
     ``metadata.json`` (``FeatureMetadata``: the clip grid, backbone, checkpoint; ``extra`` holds the
     resize/crop, seed and the run's config), ``videos.csv`` (per-video T and first/last clip times),
-    ``failures.csv`` (video, path, error) and, for ``format="h5"``, ``features.h5`` keyed by video
-    (TSP's layout; the ``.npy`` files are kept as the resumable state). Sharded runs suffix the
-    failures and h5 files with ``.shard{i}of{n}``.
+    ``failures.csv`` (video, path, error), ``toolboxes.json`` and ``missing_files.txt``
+    (``write_toolbox_files``: how ActionFormer and OpenTAD read the folder, and the failed videos as
+    their block list) and, for ``format="h5"``, ``features.h5`` keyed by video (TSP's layout; the
+    ``.npy`` files are kept as the resumable state). Sharded runs suffix the failures and h5 files
+    with ``.shard{i}of{n}``. Every parameter and the output folder are checked before anything is
+    written (``InputError`` naming the parameter); videos that fail are recorded and skipped.
     """
     from tqdm.auto import tqdm
 
     from tsplab.backbones import ClipTransform
 
-    if config.format not in ("npy", "h5"):
-        raise ValueError(f"format must be 'npy' or 'h5', got {config.format!r}")
-    if config.batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {config.batch_size}")
-    shard_id, num_shards = config.shard_id, config.num_shards
-    if shard_id is None or num_shards is None:
-        from tsplab.distributed import rank_and_world_size
-
-        rank, world = rank_and_world_size()
-        shard_id = rank if shard_id is None else shard_id
-        num_shards = world if num_shards is None else num_shards
-    out_dir = resolve(config.out_dir)
-    all_videos = find_videos(config.videos)
-    if not all_videos:
-        raise FileNotFoundError(f"{resolve(config.videos)}: no videos to extract")
-    videos = shard_videos(all_videos, shard_id, num_shards)
+    # Every input is checked before the output folder is touched (no metadata.json for a bad run).
+    out_dir, videos, (shard_id, num_shards) = _check_extraction_inputs(config)
     settings, weights = resolve_extraction_settings(config)
+    check_clip_settings(settings)
     device = pick_device(config.device)
     backbone = load_extraction_backbone(settings["backbone"], weights, config.seed).to(device)
     del weights  # a checkpoint with optimizer state can be large
@@ -632,7 +838,7 @@ def extract_features(config: ExtractionConfig) -> pd.DataFrame:
                    random_weights=not settings["checkpoint"], videos_table=VIDEOS_TABLE,
                    clip_times="feature i: clip from i*stride_frames/frame_rate s, lasting "
                               "clip_length_frames/frame_rate s; the last clip repeats the last frame",
-                   config=asdict(config)))
+                   toolboxes=TOOLBOXES_FILE, config=asdict(config)))
     _check_metadata(out_dir, meta)
     meta.save(out_dir)
 
@@ -690,11 +896,15 @@ def extract_features(config: ExtractionConfig) -> pd.DataFrame:
     summary = summary.sort_values("video", ignore_index=True)
     suffix = _shard_suffix(shard_id, num_shards)
     failures = summary.loc[summary.status == "failed", ["video", "path", "error"]]
-    _write_csv(out_dir / f"failures{suffix}.csv", failures)
+    failures_file = _write_csv(out_dir / f"failures{suffix}.csv", failures)
     _write_csv(out_dir / VIDEOS_TABLE, feature_table(out_dir))
     if config.format == "h5":
         have = [v for v in summary.video if feature_path(out_dir, v).is_file()]
         write_features_h5(out_dir / f"features{suffix}.h5", {v: load_features(out_dir, v) for v in have})
+    write_toolbox_files(out_dir)
+    # Where the lists are, for the CLI to say so.
+    summary.attrs.update(failures_file=str(failures_file), missing_file=str(out_dir / MISSING_FILE),
+                         toolboxes_file=str(out_dir / TOOLBOXES_FILE))
     return summary
 
 
@@ -751,6 +961,108 @@ def read_failures(folder) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["video", "path", "error"])
     return pd.concat(frames, ignore_index=True).sort_values("video", ignore_index=True)
+
+
+# --- Drop-in for the localization toolboxes (ActionFormer, OpenTAD) ---------------------------------
+
+def file_prefix(stems) -> str | None:
+    """What every file stem puts before its video id: ``"v_"`` for ActivityNet's ``v_<id>`` files,
+    ``""`` for files named by id (THUMOS14's ``video_test_0000004``); ``None`` when the stems differ
+    (no single prefix lets a toolbox build every file name from the annotation ids)."""
+    prefixes = {stem[:len(stem) - len(normalize_video_id(stem))] for stem in map(str, stems)}
+    if not prefixes:
+        return ""
+    return prefixes.pop() if len(prefixes) == 1 else None
+
+
+def _number(x: float):
+    """15.0 -> 15 (configs read better with the integer when there is one)."""
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def toolbox_config(folder) -> dict:
+    """How ActionFormer and OpenTAD read this feature folder, from its metadata and file names.
+
+    Both toolboxes place feature ``i`` at the centre of its clip in frames at a fixed frame rate:
+    ActionFormer (``libs/datasets/anet.py``) maps a time ``t`` to the grid position
+    ``(t * default_fps - num_frames / 2) / feat_stride``, OpenTAD (``AnetPaddingDataset``) to
+    ``(t * fps - offset_frames) / (feature_stride * sample_stride)``. tsplab's grid puts clip ``i``'s
+    centre at ``(i * stride_frames + clip_length_frames / 2) / frame_rate`` seconds (every video
+    resampled to ``frame_rate``), so ``feat_stride = feature_stride = stride_frames``,
+    ``num_frames = clip_length_frames``, ``offset_frames = clip_length_frames / 2``,
+    ``default_fps = fps = frame_rate``. Both build a file name as ``prefix + annotation id + .npy``.
+    """
+    folder = resolve(folder)
+    meta = FeatureMetadata.load(folder)
+    failed = read_failures(folder)
+    prefix = file_prefix(list_feature_videos(folder) + list(failed["video"].astype(str)))
+    offset = meta.clip_length_frames / 2
+    notes = []
+    if prefix is None:
+        notes.append("file names mix prefixes (some v_<id>, some <id>): rename them to one pattern, "
+                     "the toolboxes take one prefix")
+    if not float(offset).is_integer():
+        notes.append(f"OpenTAD reads offset_frames as an integer; the clip centre is {offset} frames")
+    return {
+        "actionformer": dict(feat_folder=str(folder), file_prefix=prefix, file_ext=".npy",
+                             input_dim=meta.feature_dim, feat_stride=meta.stride_frames,
+                             num_frames=meta.clip_length_frames, default_fps=_number(meta.frame_rate)),
+        "opentad": dict(data_path=str(folder), block_list=str(folder / MISSING_FILE),
+                        feature_stride=meta.stride_frames, sample_stride=1,
+                        offset_frames=_number(offset), fps=_number(meta.frame_rate),
+                        load_feats=dict(type="LoadFeats", feat_format="npy", prefix=prefix)),
+        "missing_videos": missing_videos(folder),
+        "notes": notes,
+    }
+
+
+def missing_videos(folder) -> list[str]:
+    """The annotation ids (``normalize_video_id``) of the videos whose extraction failed in
+    ``folder`` (all shards), sorted: the block list OpenTAD skips."""
+    return sorted({normalize_video_id(v) for v in read_failures(folder)["video"].astype(str)})
+
+
+def write_toolbox_files(folder) -> dict:
+    """Write ``toolboxes.json`` (``toolbox_config``) and ``missing_files.txt`` (one id a line,
+    OpenTAD's ``block_list``; empty when nothing failed, so the configured path always exists)."""
+    folder = resolve(folder)
+    config = toolbox_config(folder)
+    atomic_write_text(folder / MISSING_FILE, "".join(f"{v}\n" for v in config["missing_videos"]))
+    write_json(folder / TOOLBOXES_FILE, config)
+    return config
+
+
+def toolbox_snippet(folder) -> str:
+    """Markdown with the config lines of ActionFormer (YAML, its ``dataset`` block) and OpenTAD
+    (Python, its dataset settings and ``LoadFeats`` step) for this feature folder."""
+    config = toolbox_config(folder)
+    af, ot = config["actionformer"], config["opentad"]
+    prefix = "" if af["file_prefix"] is None else af["file_prefix"]
+    actionformer = "\n".join([
+        "dataset: {",
+        f"  feat_folder: {af['feat_folder']},",
+        f"  file_prefix: {prefix},",
+        f"  file_ext: {af['file_ext']},",
+        f"  input_dim: {af['input_dim']},",
+        f"  feat_stride: {af['feat_stride']},",
+        f"  num_frames: {af['num_frames']},",
+        f"  default_fps: {af['default_fps']},",
+        "  # json_file, num_classes, max_seq_len, ...: as for your dataset",
+        "}"])
+    opentad = "\n".join([
+        f"data_path = {json.dumps(ot['data_path'])}",
+        f"block_list = {json.dumps(ot['block_list'])}  # videos whose extraction failed",
+        "# in each of train/val/test of `dataset`:",
+        f"    feature_stride={ot['feature_stride']},",
+        f"    sample_stride={ot['sample_stride']},",
+        f"    offset_frames={ot['offset_frames']},",
+        f"    fps={ot['fps']},",
+        f"    # pipeline: dict(type=\"LoadFeats\", feat_format=\"npy\", prefix={json.dumps(prefix)}),"])
+    lines = ["ActionFormer (`configs/*.yaml`):", "", "```yaml", actionformer, "```", "",
+             "OpenTAD (`configs/_base_/datasets/...`):", "", "```python", opentad, "```"]
+    if config["notes"]:
+        lines += [""] + [f"Note: {n}." for n in config["notes"]]
+    return "\n".join(lines) + "\n"
 
 
 def pretrained_runs(run_dir, methods=("tac", "tsp")) -> dict[str, Path]:

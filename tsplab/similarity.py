@@ -14,8 +14,10 @@
 
 A clip belongs to an action when its centre (``FeatureMetadata.clip_centre_s``, where a localizer
 anchors it) lies inside the action's [t_start_s, t_end_s]; background clips belong to none.
-Feature folders follow ``tsplab.features`` (``{video}.npy`` [T, C] + ``metadata.json``); video ids
-are compared through ``tsplab.annotations.normalize_video_id`` on both sides.
+Feature folders follow ``tsplab.features`` (``{video}.npy`` [T, C] + ``metadata.json``); videos are
+matched to their files by ``tsplab.features.feature_files`` (the one id rule, ``v_<id>.npy`` and
+``<id>.npy`` serve video ``<id>``) and ground-truth ids through the same
+``tsplab.annotations.normalize_video_id``.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tsplab.features import FeatureMetadata, list_feature_videos, load_features
+from tsplab.annotations import normalize_video_id
+from tsplab.features import FeatureMetadata, feature_files
 from tsplab.metrics import normalize_ids
 
 
@@ -55,22 +58,12 @@ def segments_by_video(instances: pd.DataFrame) -> dict[str, np.ndarray]:
 # Feature folders
 # --------------------------------------------------------------------------------------------
 
-def feature_video_ids(folder) -> dict[str, str]:
-    """Normalised video id -> file stem of every ``{video}.npy`` in ``folder``."""
-    stems = list_feature_videos(folder)
-    return dict(zip(normalize_ids(pd.Series(stems, dtype=object)), stems))
-
-
 def common_videos(feature_folders: dict, instances: pd.DataFrame) -> list[str]:
     """Normalised ids of videos with ground truth and features in every folder, sorted."""
     ids = set(normalize_ids(instances["video"]))
     for folder in feature_folders.values():
-        ids &= set(feature_video_ids(folder))
+        ids &= set(feature_files(folder))
     return sorted(ids)
-
-
-def _normalize(video: str) -> str:
-    return normalize_ids(pd.Series([video], dtype=object))[0]
 
 
 def iter_video_features(feature_folders: dict, instances: pd.DataFrame, videos=None):
@@ -80,15 +73,14 @@ def iter_video_features(feature_folders: dict, instances: pd.DataFrame, videos=N
     from tqdm.auto import tqdm
 
     videos = (common_videos(feature_folders, instances) if videos is None
-              else [_normalize(v) for v in videos])
+              else [normalize_video_id(v) for v in videos])
     segments = segments_by_video(instances)
     for name, folder in feature_folders.items():
-        stems, meta = feature_video_ids(folder), FeatureMetadata.load(folder)
+        files, meta = feature_files(folder), FeatureMetadata.load(folder)
         for video in tqdm(videos, desc=f"features {name}", disable=len(videos) < 100, leave=False):
-            if video not in stems:
+            if video not in files:
                 raise FileNotFoundError(f"{folder}: no features for video {video!r}")
-            yield name, video, load_features(folder, stems[video]), meta, segments.get(
-                video, np.zeros((0, 2)))
+            yield name, video, np.load(files[video]), meta, segments.get(video, np.zeros((0, 2)))
 
 
 @dataclass

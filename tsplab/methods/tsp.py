@@ -195,6 +195,7 @@ class TSP(PretrainMethod):
     def _frozen_tables(self, ctx: TrainContext) -> dict:
         """The frozen GVFs: read from ``gvf_file`` or the run folder's file, computing (from the
         initial encoder) and writing whatever the file lacks."""
+        from tsplab.annotations import normalize_video_id
         from tsplab.distributed import barrier, broadcast_object
         from tsplab.features import read_gvf_h5, write_gvf_h5
         from tsplab.runs import resolve
@@ -203,7 +204,9 @@ class TSP(PretrainMethod):
         names = self._names(ctx)
         user_file = bool(cfg.gvf_file)
         path = resolve(cfg.gvf_file) if user_file else ctx.output_dir / f"gvf_initial_{cfg.gvf_pooling}.h5"
-        stored = read_gvf_h5(path) if path.is_file() else {}
+        # Keyed by normalised id (TSP's released files key by v_<id>, annotations by <id>).
+        stored = read_gvf_h5(path, by_id=True) if path.is_file() else {}
+        names = {s: [normalize_video_id(n) for n in names[s]] for s in names}
         missing = {s: [n for n in names[s] if n not in stored] for s in names}
         if user_file and any(missing.values()):
             lacking = missing["train"] + missing["valid"]
