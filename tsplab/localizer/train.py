@@ -26,12 +26,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from tsplab.features import FeatureMetadata, list_feature_videos, load_features
+from tsplab.annotations import normalize_video_id
+from tsplab.errors import InputError
+from tsplab.features import FeatureMetadata, check_parameter, feature_files, pick_device
 from tsplab.localizer.asl import ClassSensitivity, ascl_loss, batched_sensitive_features
 from tsplab.localizer.losses import diou_loss_1d, segment_tiou, sigmoid_focal_loss
 from tsplab.localizer.model import LocalizerNet
 from tsplab.localizer.nms import batched_soft_nms
-from tsplab.runs import atomic_path, resolve, save_config, write_json
+from tsplab.runs import atomic_path, check_output_folder, resolve, save_config, write_json
 
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -39,6 +41,11 @@ PREDICTIONS_FILE = "predictions.json"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 SKIPPED_FILE = "skipped.csv"
+
+# Detections kept per video when max_predictions is not given: ActionFormer's and ASL's test
+# settings (ASL sec. 4.2): 100 on ActivityNet, 200 on THUMOS14; the synthetic benchmark is
+# ActivityNet-like.
+PRESET_MAX_PREDICTIONS = {"activitynet": 100, "thumos14": 200, "synthetic": 100}
 
 
 @dataclass
@@ -49,14 +56,19 @@ class LocalizerConfig:
     max_predictions=100``; THUMOS14 ``embed_dim=512, num_levels=6, epochs=30, batch_size=2,
     lr=1e-4, max_seq_len=2304, max_predictions=200``, with ranges ``(0,4),(4,8),...,(64,10000)``.
     ``ase_class``, ``ase_instance``, ``ascl`` all off = the plain ActionFormer-style baseline
-    (ASL Table 5's first row)."""
+    (ASL Table 5's first row).
+
+    ``metric_preset`` ``None`` follows the dataset (``tsplab.metrics.infer_preset`` on the
+    annotation ids; ids of no known dataset stop the run asking for it), and ``max_predictions``
+    ``None`` follows the preset (``PRESET_MAX_PREDICTIONS``); the saved ``config.json`` holds the
+    values used."""
 
     features_dir: str = ""
     annotations: str = ""
     out_dir: str = ""
     train_subset: str = "training"
     valid_subset: str = "validation"
-    metric_preset: str = "synthetic"
+    metric_preset: str | None = None  # activitynet | thumos14 | synthetic; None: from the ids
     # ASL switches (Table 5)
     ase_class: bool = True
     ase_instance: bool = True
@@ -91,13 +103,65 @@ class LocalizerConfig:
     pre_nms_topk: int = 2000
     nms_sigma: float = 0.5
     min_duration_s: float = 0.05
-    max_predictions: int = 100  # per video: ActivityNet 100, THUMOS14 200 (ASL sec. 4.2)
+    max_predictions: int | None = None  # per video; None: the preset's (PRESET_MAX_PREDICTIONS)
 
     def __post_init__(self):
         self.regression_ranges = tuple(tuple(float(x) for x in r) for r in self.regression_ranges)
         if len(self.regression_ranges) != self.num_levels:
-            raise ValueError(f"regression_ranges has {len(self.regression_ranges)} entries for "
+            raise InputError(f"regression_ranges has {len(self.regression_ranges)} entries for "
                              f"num_levels={self.num_levels}; give one (low, high) per level")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def validate_localizer_config(config: LocalizerConfig) -> None:
+    """``InputError`` naming the first parameter out of its valid range (CLI flag in brackets); runs
+    before anything is read or written."""
+    from tsplab.metrics import PRESETS
+
+    if not config.features_dir or not config.annotations or not config.out_dir:
+        raise InputError("LocalizerConfig needs features_dir (--features), annotations (--annotations) "
+                         "and out_dir (--out)")
+    for name, flag in (("epochs", "--epochs"), ("batch_size", "--batch-size"), ("max_seq_len", None),
+                       ("embed_dim", None), ("num_levels", None), ("pre_nms_topk", None)):
+        value = getattr(config, name)
+        check_parameter(f"{name} ({flag})" if flag else name, value, _is_int(value) and value >= 1,
+                        "an integer >= 1")
+    if config.max_predictions is not None:
+        check_parameter("max_predictions (--max-predictions)", config.max_predictions,
+                        _is_int(config.max_predictions) and config.max_predictions >= 1,
+                        "an integer >= 1, or none for the preset's (ActivityNet 100, THUMOS14 200)")
+    check_parameter("lr (--lr)", config.lr, _finite(config.lr) and config.lr > 0, "a number > 0")
+    for name in ("weight_decay", "warmup_epochs", "dropout", "min_duration_s"):
+        value = getattr(config, name)
+        check_parameter(name, value, _finite(value) and value >= 0, "a number >= 0")
+    pick_device(config.device)  # an unknown device or a missing GPU stops here, not after loading
+    if config.metric_preset is not None and config.metric_preset not in PRESETS:
+        raise InputError(f"metric_preset (--preset): {config.metric_preset!r} is not a preset; valid: "
+                         f"{', '.join(PRESETS)}, or none to infer it from the annotation ids")
+
+
+def _finite(value) -> bool:
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            and bool(np.isfinite(value)))
+
+
+def check_localizer_paths(config: LocalizerConfig) -> Path:
+    """The run folder, after checking the inputs exist and the output can be written without
+    touching them: ``--out`` may be neither the feature folder nor the annotation file."""
+    features, annotations = resolve(config.features_dir), resolve(config.annotations)
+    if not features.is_dir():
+        raise FileNotFoundError(f"{features}: feature folder not found (--features)")
+    if not annotations.is_file():
+        raise FileNotFoundError(f"{annotations}: annotation file not found (--annotations)")
+    out_dir = resolve(config.out_dir)
+    for name, path in (("the feature folder (--features)", features),
+                       ("the annotation file (--annotations)", annotations)):
+        if out_dir == path:
+            raise InputError(f"out_dir (--out): {out_dir} is {name}; give a separate run folder")
+    return check_output_folder(out_dir, "out_dir (--out)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -128,22 +192,28 @@ def load_video_items(features_dir, annotations, subset: str, labels: list[str]
                      ) -> tuple[list[VideoItem], pd.DataFrame]:
     """The videos of ``subset`` that have features, and a table ``video, reason`` of those skipped
     (no feature file, unreadable file, wrong shape). ``annotations``: a ``tsplab.annotations.
-    Annotations``. Instances whose label is not in ``labels`` are dropped with a warning."""
+    Annotations``. Instances whose label is not in ``labels`` are dropped with a warning.
+
+    Annotation ids are matched to feature files by ``tsplab.features.feature_files`` (the one id
+    rule): ``v_<id>.npy`` (ActivityNet's file names, what ``tsplab extract`` writes) and ``<id>.npy``
+    both serve video ``<id>``."""
     folder = resolve(features_dir)
     meta = FeatureMetadata.load(folder)
-    have = set(list_feature_videos(folder))
+    files = feature_files(folder)
     videos = annotations.videos[annotations.videos["subset"] == subset]
     if videos.empty:
-        raise ValueError(f"annotations: no videos in subset {subset!r} (subsets: {annotations.subsets})")
+        raise InputError(f"annotations: no videos in subset {subset!r} (subsets: {annotations.subsets})")
     by_video = dict(tuple(annotations.instances.groupby("video")))
     index = {name: i for i, name in enumerate(labels)}
     items, skipped = [], []
     for row in videos.itertuples(index=False):
-        if row.video not in have:
-            skipped.append((row.video, f"no feature file {folder / (row.video + '.npy')}"))
+        path = files.get(normalize_video_id(row.video))
+        if path is None:
+            skipped.append((row.video, f"no feature file for {row.video} in {folder} "
+                                       f"({_file_names(row.video)})"))
             continue
         try:
-            feats = load_features(folder, row.video)
+            feats = np.load(path)
         except (OSError, ValueError) as exc:
             skipped.append((row.video, f"unreadable features: {exc}"))
             continue
@@ -167,6 +237,13 @@ def load_video_items(features_dir, annotations, subset: str, labels: list[str]
             positions_to_seconds(len(feats) - 1, meta) + 0.5 * meta.clip_length_s)
         items.append(VideoItem(row.video, feats.astype(np.float32), segs.reshape(-1, 2), labs, duration))
     return items, pd.DataFrame(skipped, columns=["video", "reason"])
+
+
+def _file_names(video: str) -> str:
+    """The feature file names that serve ``video`` under the id rule."""
+    if normalize_video_id(f"v_{video}") == video:
+        return f"{video}.npy or v_{video}.npy"
+    return f"{video}.npy"
 
 
 def crop_item(item: VideoItem, max_len: int, rng: np.random.Generator) -> VideoItem:
@@ -401,7 +478,7 @@ def _predict(model, items, meta, labels, progress) -> pd.DataFrame:
         seg, score, lab = batched_soft_nms(np.stack([t0[ok], t1[ok]], axis=1), flat[keep].numpy()[ok],
                                            ci.numpy()[ok], sigma=cfg.nms_sigma,
                                            min_score=cfg.pre_nms_threshold,
-                                           max_keep=cfg.max_predictions)
+                                           max_keep=_max_predictions(cfg))
         frames.append(pd.DataFrame(dict(video=item.video, t_start_s=seg[:, 0], t_end_s=seg[:, 1],
                                         label=[labels[int(c)] for c in lab], score=score)))
     columns = ["video", "t_start_s", "t_end_s", "label", "score"]
@@ -413,6 +490,13 @@ def _predict(model, items, meta, labels, progress) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------
 # Training
 # ------------------------------------------------------------------------------------------------
+
+def _max_predictions(config: LocalizerConfig) -> int:
+    """The per-video cap: the config's, else its preset's (training stores the value it used)."""
+    if config.max_predictions is not None:
+        return int(config.max_predictions)
+    return PRESET_MAX_PREDICTIONS.get(config.metric_preset or "activitynet", 100)
+
 
 @dataclass
 class LocalizerResult:
@@ -462,34 +546,56 @@ def train_localizer(config: LocalizerConfig, progress: bool = True) -> Localizer
         return _train_localizer(config, progress)
 
 
-def _train_localizer(config: LocalizerConfig, progress: bool) -> LocalizerResult:
-    from tsplab.annotations import read_annotations
-    from tsplab.metrics import evaluate_detection, write_predictions
+def resolve_preset(config: LocalizerConfig, ann) -> LocalizerConfig:
+    """``config`` with ``metric_preset`` (inferred from the annotation ids when ``None``; a wrong
+    preset changes every average mAP silently) and ``max_predictions`` (the preset's when ``None``)
+    filled in."""
+    from dataclasses import replace
 
-    if not config.features_dir or not config.annotations or not config.out_dir:
-        raise ValueError("LocalizerConfig needs features_dir, annotations and out_dir")
-    out_dir = resolve(config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, out_dir)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+    from tsplab.metrics import infer_preset
+
+    preset = config.metric_preset or infer_preset(ann.videos["video"], source=str(config.annotations))
+    cap = config.max_predictions if config.max_predictions is not None else PRESET_MAX_PREDICTIONS[preset]
+    return replace(config, metric_preset=preset, max_predictions=cap)
+
+
+def _load_data(config: LocalizerConfig, out_dir: Path):
+    """(config with the preset resolved, feature metadata, annotations, labels, training items,
+    validation items, skipped table). Reads only; raises ``InputError`` when no training video has
+    features, naming where the files were looked for."""
+    from tsplab.annotations import read_annotations
+
     meta = FeatureMetadata.load(resolve(config.features_dir))
     ann = read_annotations(resolve(config.annotations))
+    config = resolve_preset(config, ann)
     labels = list(ann.labels)
     train_items, skipped_train = load_video_items(config.features_dir, ann, config.train_subset, labels)
     valid_items, skipped_valid = load_video_items(config.features_dir, ann, config.valid_subset, labels)
     skipped = pd.concat([skipped_train.assign(subset=config.train_subset),
                          skipped_valid.assign(subset=config.valid_subset)], ignore_index=True
                         )[["video", "subset", "reason"]]
+    if not train_items:
+        example = skipped_train["reason"].iloc[0] if len(skipped_train) else "no videos"
+        raise InputError(f"{config.features_dir}: none of the {len(skipped_train)} {config.train_subset} "
+                         f"videos of {config.annotations} has usable features (e.g. {example})")
     if len(skipped):
         warnings.warn(f"{config.features_dir}: skipped {len(skipped)} video(s) without usable features "
-                      f"(listed in {out_dir / SKIPPED_FILE})", stacklevel=2)
-    with atomic_path(out_dir / SKIPPED_FILE) as tmp:
-        skipped.to_csv(tmp, index=False)
-    if not train_items:
-        raise ValueError(f"{config.features_dir}: no {config.train_subset} video has features")
+                      f"(listed in {out_dir / SKIPPED_FILE})", stacklevel=3)
+    return config, meta, ann, labels, train_items, valid_items, skipped
 
-    device = torch.device(config.device)
+
+def _train_localizer(config: LocalizerConfig, progress: bool) -> LocalizerResult:
+    from tsplab.metrics import evaluate_detection, write_predictions
+
+    # Every input is read and checked before the run folder is touched, and the run's files are
+    # written only once training has finished: a failed run leaves an earlier run's files as they were.
+    validate_localizer_config(config)
+    out_dir = check_localizer_paths(config)
+    config, meta, ann, labels, train_items, valid_items, skipped = _load_data(config, out_dir)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+
+    device = pick_device(config.device)
     model = Localizer(config, meta.feature_dim, len(labels)).to(device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                   weight_decay=config.weight_decay)
@@ -517,6 +623,10 @@ def _train_localizer(config: LocalizerConfig, progress: bool) -> LocalizerResult
                 sums[k] += float(terms[k].detach()) / steps_per_epoch
         rows.append(dict(epoch=epoch + 1, lr=lr, **sums))
     history = pd.DataFrame(rows, columns=["epoch", "lr", "loss", "cls", "reg", "sens", "ascl"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, out_dir)
+    with atomic_path(out_dir / SKIPPED_FILE) as tmp:
+        skipped.to_csv(tmp, index=False)
     with atomic_path(out_dir / HISTORY_FILE) as tmp:
         history.to_csv(tmp, index=False)
     with atomic_path(out_dir / CHECKPOINT_FILE) as tmp:
@@ -532,15 +642,22 @@ def _train_localizer(config: LocalizerConfig, progress: bool) -> LocalizerResult
                            out_dir=out_dir, skipped=skipped)
 
 
-def load_localizer(checkpoint, device="cpu") -> tuple[Localizer, list[str], FeatureMetadata]:
+def load_localizer(checkpoint, device="cpu", *,
+                   trust_pickle: bool = False) -> tuple[Localizer, list[str], FeatureMetadata]:
     """A trained localizer from ``checkpoint.pt`` (or its run folder): (model in eval mode, labels,
-    the feature metadata it was trained on)."""
+    the feature metadata it was trained on).
+
+    Read with torch's safe loader (``tsplab.backbones.load_checkpoint_file``): the file holds plain
+    types only (state dict, config and metadata dicts, label list); ``trust_pickle=True`` unpickles
+    a file that holds other objects in full, running any code it carries."""
+    from tsplab.backbones import load_checkpoint_file
+
     path = resolve(checkpoint)
     if path.is_dir():
         path = path / CHECKPOINT_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no localizer checkpoint")
-    state = torch.load(path, map_location=device, weights_only=False)
+    state = load_checkpoint_file(path, trust_pickle=trust_pickle)
     config = LocalizerConfig(**state["config"])
     model = Localizer(config, state["input_dim"], len(state["labels"]))
     model.load_state_dict(state["model"])
