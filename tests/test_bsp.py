@@ -273,6 +273,21 @@ def test_concat_feature_folders(tmp_path):
         concat_feature_folders([tac, tmp_path / "other"], tmp_path / "bad")
 
 
+def test_concat_matches_activitynet_ids_with_and_without_prefix(tmp_path):
+    """``v_<id>.npy`` (tsplab extract's naming) and ``<id>.npy`` (another extractor's) are one video."""
+    from tsplab.features import FeatureMetadata, feature_files, load_features, save_features
+
+    tac, bsp = tmp_path / "tac", tmp_path / "bsp"
+    FeatureMetadata(8, 8, 15.0, 2).save(tac)
+    FeatureMetadata(8, 8, 15.0, 1).save(bsp)
+    save_features(tac, "v_abcdefghijk", np.ones((3, 2)))
+    save_features(bsp, "abcdefghijk", np.zeros((3, 1)))
+    table = concat_feature_folders([tac, bsp], tmp_path / "both")
+    assert table.to_dict("records") == [dict(video="abcdefghijk", status="written", clips=3, reason="")]
+    assert list(feature_files(tmp_path / "both")) == ["abcdefghijk"]
+    assert load_features(tmp_path / "both", "v_abcdefghijk").shape == (3, 3)
+
+
 @pytest.mark.filterwarnings("ignore:.*segments dropped", "ignore:.*replaces the earlier run")
 def test_killed_and_resumed_two_head_run_is_bit_identical(tiny_benchmark, tmp_path):
     def config(run_dir):

@@ -249,8 +249,10 @@ def _earlier_run(run_dir: Path) -> Path:
 
 
 def _snapshot(root: Path) -> dict:
-    """Every file and folder under ``root``: bytes and modification time."""
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
+    """Every file and folder under ``root``: a file's bytes and modification time, a folder's name
+    (the write check probes a folder by making and removing an empty one, which touches the folder's
+    own mtime and nothing in it)."""
+    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else None
             for p in sorted(root.rglob("*"))}
 
 

@@ -40,7 +40,8 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from tsplab.annotations import normalize_video_id
 from tsplab.errors import InputError
-from tsplab.runs import atomic_path, atomic_write_text, read_json, resolve, write_json
+from tsplab.runs import (atomic_path, atomic_write_text, check_output_file, check_output_folder, read_json,
+                         resolve, write_json)
 from tsplab.video import VideoError, iter_clip_windows, list_videos, num_clip_windows, probe_video
 
 METADATA_FILE = "metadata.json"
@@ -154,46 +155,6 @@ def save_features(folder, video: str, features: np.ndarray) -> Path:
 
 
 # --- Output paths ----------------------------------------------------------------------------------
-
-def check_output_folder(path, param: str) -> Path:
-    """``path`` resolved, after checking it can be an output folder: not an existing file, and
-    somewhere a folder can be created. ``InputError`` naming ``param`` otherwise. Leaves nothing
-    behind (the check creates and removes an empty probe folder)."""
-    path = resolve(path)
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{param}: {path} is a file; give a folder (new or existing) for the output")
-    _check_writable(path if path.is_dir() else _nearest_existing(path), path, param)
-    return path
-
-
-def check_output_file(path, param: str) -> Path:
-    """``path`` resolved, after checking a file can be written there: not a folder, and its folder
-    exists or can be created. ``InputError`` naming ``param`` otherwise; nothing is written."""
-    path = resolve(path)
-    if path.is_dir():
-        raise InputError(f"{param}: {path} is a folder; give the path of the file to write")
-    _check_writable(_nearest_existing(path.parent), path, param)
-    return path
-
-
-def _nearest_existing(path: Path) -> Path:
-    for folder in (path, *path.parents):
-        if folder.exists():
-            return folder
-    return Path(path.anchor)
-
-
-def _check_writable(folder: Path, path: Path, param: str) -> None:
-    import tempfile
-
-    if not folder.is_dir():
-        raise InputError(f"{param}: cannot create {path}: {folder} is a file, not a folder")
-    try:  # os.access says yes to root everywhere; creating something is the real test
-        tempfile.TemporaryDirectory(dir=folder, prefix=".tsplab-write-check-").cleanup()
-    except OSError as exc:
-        raise InputError(f"{param}: cannot write {path}: {folder} is not writable ({exc.strerror}); "
-                         f"give an output path in a writable folder") from exc
-
 
 def check_parameter(name: str, value, ok: bool, valid: str) -> None:
     """``InputError`` ``"<name>: <value> is out of range; valid: <valid>"`` unless ``ok``."""

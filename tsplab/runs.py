@@ -85,3 +85,57 @@ def _json_default(obj):
     if hasattr(obj, "tolist"):  # numpy scalars and arrays
         return obj.tolist()
     raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+# --------------------------------------------------------------------------------------------
+# Output paths, checked before anything is written (the one place every command uses)
+
+
+def check_output_file(path, param: str, inputs: dict | None = None) -> Path:
+    """``path`` resolved, after checking that a file can be written there without harm: it is not
+    one of ``inputs`` (``{what: path}``, compared as resolved paths, so ``./a.csv`` and ``a.csv``
+    are one file), not a folder, and its folder exists or can be made writable. Raises
+    ``InputError`` naming ``param`` otherwise; writes nothing."""
+    path = resolve(path)
+    _check_not_an_input(path, param, inputs)
+    if path.is_dir():
+        raise InputError(f"{param}: {path} is a folder; give the path of the file to write")
+    _check_writable(_nearest_existing(path.parent), path, param)
+    return path
+
+
+def check_output_folder(path, param: str, inputs: dict | None = None) -> Path:
+    """``path`` resolved, after checking it can be an output folder: not one of ``inputs``, not an
+    existing file, and somewhere a folder can be made. Raises ``InputError`` naming ``param``."""
+    path = resolve(path)
+    _check_not_an_input(path, param, inputs)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{param}: {path} is a file; give a folder (new or existing) for the output")
+    _check_writable(path if path.is_dir() else _nearest_existing(path), path, param)
+    return path
+
+
+def _check_not_an_input(path: Path, param: str, inputs: dict | None) -> None:
+    for what, input_path in (inputs or {}).items():
+        if input_path is not None and path.resolve() == resolve(input_path).resolve():
+            raise InputError(f"{param}: {path} is also {what}; an output must not overwrite an input, "
+                             "give another path")
+
+
+def _nearest_existing(path: Path) -> Path:
+    for folder in (path, *path.parents):
+        if folder.exists():
+            return folder
+    return Path(path.anchor)
+
+
+def _check_writable(folder: Path, path: Path, param: str) -> None:
+    import tempfile
+
+    if not folder.is_dir():
+        raise InputError(f"{param}: cannot create {path}: {folder} is a file, not a folder")
+    try:  # os.access says yes to root everywhere; creating something is the real test
+        tempfile.TemporaryDirectory(dir=folder, prefix=".tsplab-write-check-").cleanup()
+    except OSError as exc:
+        raise InputError(f"{param}: cannot write {path}: {folder} is not writable ({exc.strerror}); "
+                         f"give an output path in a writable folder") from exc

@@ -52,7 +52,7 @@ import torch.nn as nn
 from tsplab.distributed import DistContext, all_reduce_sum, barrier, broadcast_object, cleanup, init_distributed
 from tsplab.errors import InputError
 from tsplab.methods import PretrainData, TrainContext, get_method
-from tsplab.runs import atomic_path, read_json, resolve, save_config
+from tsplab.runs import atomic_path, check_output_folder, read_json, resolve, save_config
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -352,24 +352,11 @@ def check_inputs(config: PretrainConfig) -> None:
                 resolve_checkpoint(teacher)
             except FileNotFoundError as exc:
                 raise InputError(f"bsp_teachers[{i}]: {exc}") from None
-    _check_writable_folder("run_dir", config.output_dir)
+    check_output_folder(config.output_dir, "run_dir")
     if config.frame_cache_dir:
-        _check_writable_folder("frame_cache_dir", resolve(config.frame_cache_dir))
+        check_output_folder(config.frame_cache_dir, "frame_cache_dir")
     else:
-        _check_writable_folder("run_dir", resolve(config.run_dir) / "frame_cache")
-
-
-def _check_writable_folder(field: str, folder: Path) -> None:
-    """``folder`` exists as a writable folder, or can be made: its nearest existing ancestor is a
-    writable folder (a file in the way, or no write permission, is named)."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise InputError(f"{field}: {existing} is a file, not a folder, so {folder} cannot be made; "
-                         "give another folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"{field}: cannot write into {existing} (permission denied); give a writable folder")
+        check_output_folder(resolve(config.run_dir) / "frame_cache", "run_dir")
 
 
 def _load_initial_weights(config: PretrainConfig):

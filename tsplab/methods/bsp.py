@@ -407,8 +407,10 @@ def concat_feature_folders(folders, out) -> pd.DataFrame:
 
     The folders' metadata must agree on ``stride_frames``, ``clip_length_frames`` and ``frame_rate``.
     A video missing from a folder, or with a different number of clips, is skipped and listed. Returns
-    one row per video: ``video, status (written | skipped), clips, reason``."""
-    from tsplab.features import FeatureMetadata, list_feature_videos, load_features, save_features
+    one row per video: ``video, status (written | skipped), clips, reason``. Videos are matched by
+    id (``tsplab.features.feature_files``: ``v_x.npy`` in one folder and ``x.npy`` in another are one
+    video); the output file takes the first folder's name for it."""
+    from tsplab.features import FeatureMetadata, feature_files, save_features
     from tsplab.runs import resolve
 
     folders = [resolve(f) for f in folders]
@@ -421,20 +423,20 @@ def concat_feature_folders(folders, out) -> pd.DataFrame:
             if getattr(meta, key) != getattr(metas[0], key):
                 raise ValueError(f"{folder}: {key}={getattr(meta, key)} but {folders[0]} has "
                                  f"{getattr(metas[0], key)}; features of different clip grids cannot be joined")
-    videos = [set(list_feature_videos(f)) for f in folders]
+    files = [feature_files(f) for f in folders]
     rows = []
-    for video in sorted(set().union(*videos)):
-        lacking = [str(f) for f, vs in zip(folders, videos) if video not in vs]
+    for video in sorted(set().union(*files)):
+        lacking = [str(f) for f, have in zip(folders, files) if video not in have]
         if lacking:
             rows.append(dict(video=video, status="skipped", clips=0, reason=f"no features in {', '.join(lacking)}"))
             continue
-        parts = [load_features(f, video) for f in folders]
+        parts = [np.load(have[video]) for have in files]
         lengths = [len(p) for p in parts]
         if len(set(lengths)) > 1:
             rows.append(dict(video=video, status="skipped", clips=0,
                              reason=f"different numbers of clips {lengths} in {[str(f) for f in folders]}"))
             continue
-        save_features(out, video, np.concatenate(parts, axis=1))
+        save_features(out, files[0][video].stem, np.concatenate(parts, axis=1))
         rows.append(dict(video=video, status="written", clips=lengths[0], reason=""))
     first = metas[0]
     FeatureMetadata(stride_frames=first.stride_frames, clip_length_frames=first.clip_length_frames,
