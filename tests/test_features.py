@@ -405,6 +405,36 @@ def test_checkpoint_run_folder_gives_backbone_and_clip_settings(one_video, extra
                                               checkpoint=str(run), backbone="r3d_18"))
 
 
+class _Harmful:
+    """Unpickling this calls ``os.mkdir(marker)``: the observable stand-in for code run from a file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (self.marker,)
+
+
+def test_cli_extract_refuses_a_checkpoint_carrying_code_unless_trusted(one_video, tmp_path, capsys):
+    from tsplab.backbones import build_backbone
+    from tsplab.cli import main
+
+    model = {f"features.{k}": v for k, v in build_backbone("r2plus1d_tiny").state_dict().items()}
+    marker, path = tmp_path / "code_ran", tmp_path / "r2plus1d_tiny-harmful.pt"
+    torch.save({"model": model, "args": _Harmful(marker)}, path)
+    args = ["extract", "--videos", str(one_video), "--out", str(tmp_path / "feats"), "--checkpoint", str(path),
+            "--clip-length", "4", "--frame-rate", "10", "--short-side", "16", "--crop", "16", "--workers", "0"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and "--trust-checkpoint-code" in err
+    assert not marker.exists() and not (tmp_path / "feats").exists()  # no code ran, nothing written
+    with pytest.warns(UserWarning, match="unpickling in full"):
+        assert main(args + ["--trust-checkpoint-code"]) == 0
+    assert marker.is_dir() and F.load_features(tmp_path / "feats", "b_video").shape[1] == 128
+
+
 def test_cli_extract_and_gvf(one_video, tmp_path, capsys):
     from tsplab.cli import main
 

@@ -83,7 +83,8 @@ def test_extract_gvf_localize_evaluate_on_v_prefixed_files(dataset, tmp_path, ca
 def test_a_failed_video_is_blocked_for_the_toolboxes_and_skipped_by_localize(dataset, tmp_path, capsys):
     """One broken video: extract finishes the others, exits 1 naming the count and the failures
     file, and lists the video (bare id, as the annotation spells it) in missing_files.txt; localize
-    then trains on the rest and names the missing one in skipped.csv."""
+    then trains on the rest, names the missing one in skipped.csv and exits 1 (not everything
+    succeeded)."""
     import shutil
 
     videos, feats = tmp_path / "videos", tmp_path / "features"
@@ -103,7 +104,8 @@ def test_a_failed_video_is_blocked_for_the_toolboxes_and_skipped_by_localize(dat
 
     with pytest.warns(UserWarning, match="skipped 1 video"):
         assert main(["localize", "--features", str(feats), "--annotations", str(dataset / "gt.json"),
-                     "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "2"]) == 0
+                     "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "2"]) == 1
+    assert "1 video(s) without usable features were left out" in capsys.readouterr().err
     skipped = pd.read_csv(tmp_path / "run" / "skipped.csv")
     assert skipped["video"].tolist() == [TRAIN[1]]
     assert f"v_{TRAIN[1]}.npy" in skipped["reason"][0]

@@ -403,6 +403,9 @@ class ExtractionConfig:
     seed: int = 0  # the weights of a backbone without a checkpoint come from it
     device: str = "auto"  # "auto": cuda:LOCAL_RANK when there is a GPU, else cpu
     min_frames: int | None = None  # fewer frames at frame_rate is "too short"; None: half a clip
+    # Unpickle a checkpoint in full when torch's safe loader refuses it: runs any code stored in the
+    # file (tsplab.backbones.load_checkpoint_file); only for files you trust.
+    trust_pickle: bool = False
 
 
 # The CLI flag of each ExtractionConfig field, so an error names what the user typed.
@@ -569,7 +572,7 @@ def resolve_extraction_settings(config: ExtractionConfig) -> tuple[dict, object]
         weights = checkpoint = "kinetics400"
     elif config.checkpoint:
         path = resolve_checkpoint(config.checkpoint)
-        weights, checkpoint = load_checkpoint_file(path), str(path)
+        weights, checkpoint = load_checkpoint_file(path, trust_pickle=config.trust_pickle), str(path)
         from_ckpt = checkpoint_settings(weights, path)
     backbone = config.backbone or from_ckpt.get("backbone")
     if backbone is None:
