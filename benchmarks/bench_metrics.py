@@ -10,6 +10,7 @@ machine may be shared).
 from __future__ import annotations
 
 import argparse
+import warnings
 import time
 
 import numpy as np
@@ -38,8 +39,11 @@ def random_predictions(gt: pd.DataFrame, durations: pd.Series, per_video: int, s
     start[near] = gt["t_start_s"].to_numpy()[pick] + rng.normal(0, 0.2, len(pick)) * length
     end[near] = gt["t_end_s"].to_numpy()[pick] + rng.normal(0, 0.2, len(pick)) * length
     label[near] = gt["label"].to_numpy()[pick]
-    return pd.DataFrame({"video": video, "t_start_s": np.minimum(start, end),
-                         "t_end_s": np.maximum(start, end), "label": label, "score": rng.random(n)})
+    # Valid segments, as a localizer writes them: inside the video (clipped, as tsplab.localizer
+    # does) and of positive length (a clipped or zero-length instance's copy is given 0.1 s).
+    start, end = (np.clip(t, 0.0, duration) for t in (np.minimum(start, end), np.maximum(start, end)))
+    return pd.DataFrame({"video": video, "t_start_s": start, "t_end_s": np.maximum(end, start + 0.1),
+                         "label": label, "score": rng.random(n)})
 
 
 def main() -> None:
@@ -67,8 +71,13 @@ def main() -> None:
             seconds.append(time.perf_counter() - start)
         return min(seconds), result
 
-    t_det, det = best_time(lambda: evaluate_detection(gt, pred, "activitynet"))
-    t_prop, prop = best_time(lambda: evaluate_proposals(gt, pred, "activitynet"))
+    with warnings.catch_warnings(record=True) as caught:  # the ground truth's notes, once each
+        warnings.simplefilter("always")
+        t_det, det = best_time(lambda: evaluate_detection(gt, pred, "activitynet"))
+        t_prop, prop = best_time(lambda: evaluate_proposals(gt, pred, "activitynet"))
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"warning: {message[:150]} ...")
+    assert len(det.dropped) == 0 and len(prop.dropped) == 0, "the benchmark's predictions must be valid"
     print(f"detection mAP (10 tIoU thresholds): {t_det:.2f} s "
           f"(average mAP {100 * det.average_mAP:.2f} %)")
     print(f"proposals AR@AN + AUC:              {t_prop:.2f} s "

@@ -589,26 +589,26 @@ def test_cli_segments_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, mon
         expected = ["gt_valid.csv: empty file"]
     elif case == "out_is_input":
         argv[1:4] = ["gt_valid.csv", "--out", "./sub/../gt_valid.csv"]  # the same file, spelled otherwise
-        expected = ["gt_valid.csv: --out would overwrite the annotation file"]
+        expected = ["--out: ", "gt_valid.csv is also the annotation file"]
     elif case == "out_is_durations":
         argv[3] = str(durations)
         argv += ["--durations", "durations.csv"]
         (tmp_path / "sub").mkdir()
-        expected = ["durations.csv: --out would overwrite the --durations file"]
+        expected = ["--out: ", "durations.csv is also the --durations file"]
     elif case == "out_is_labels":
         argv[3] = str(labels)
         argv += ["--labels", str(labels)]
-        expected = ["labels.json: --out would overwrite the --labels file"]
+        expected = ["--out: ", "labels.json is also the --labels file"]
     elif case == "report_is_input":
         gt.rename(tmp_path / "gt_valid_report.csv")
         argv[1:4] = [str(tmp_path / "gt_valid_report.csv"), "--out", str(tmp_path / "gt_valid.csv")]
-        expected = ["gt_valid_report.csv: the report gt_valid_report.csv would overwrite the annotation file"]
+        expected = ["--out's report gt_valid_report.csv: ", "gt_valid_report.csv is also the annotation file"]
     elif case == "out_is_folder":
         argv[3] = str(tmp_path / "folder")
-        expected = ["folder: --out is an existing folder; give a file path"]
+        expected = ["--out: ", "folder is a folder; give the path of the file to write"]
     elif case == "parent_is_file":
         argv[3] = str(tmp_path / "table.csv" / "new.csv")
-        expected = ["table.csv/new.csv: cannot write --out:", "table.csv is a file, not a folder"]
+        expected = ["--out: cannot create ", "table.csv/new.csv: ", "table.csv is a file, not a folder"]
     elif case == "negative_gap":
         argv += ["--min-background-s", "-1"]
         expected = ["--min-background-s -1.0: give the shortest background gap in seconds, a number >= 0"]

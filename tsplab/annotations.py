@@ -1008,27 +1008,6 @@ def write_validation_report(report: pd.DataFrame, path) -> Path:
     return Path(path)
 
 
-def check_output_paths(outputs: Mapping[str, Path], inputs: Mapping[str, Path]) -> None:
-    """Raise :class:`InputError` before anything is read or written when an output file (``{what:
-    path}``) is one of the inputs (compared as resolved paths, so ``./a.csv`` and ``a.csv`` are the
-    same file), is an existing folder, or lies where no file can be written."""
-    for what, path in outputs.items():
-        path = Path(path)
-        for input_what, input_path in inputs.items():
-            if path.resolve() == Path(input_path).resolve():
-                raise InputError(f"{path}: {what} would overwrite {input_what} (the same file); write "
-                                 "it elsewhere")
-        if path.is_dir():
-            raise InputError(f"{path}: {what} is an existing folder; give a file path, e.g. {path / 'segments.csv'}")
-        folder = path.parent
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        if not folder.is_dir():
-            raise InputError(f"{path}: cannot write {what}: {folder} is a file, not a folder")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise InputError(f"{path}: cannot write {what}: no write permission in {folder}")
-
-
 def read_segment_table(path) -> pd.DataFrame:
     """A segment table CSV (TSP's or ours) with typed columns; ``action-label`` is NaN on background
     rows and ``temporal-region-label`` is spelled as TSP does (read without regard to case)."""
