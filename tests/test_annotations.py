@@ -11,6 +11,8 @@ import pytest
 
 from tsplab import annotations as A
 from tsplab.cli import main as cli_main
+from tsplab.errors import InputError
+from tsplab.presets import get_preset
 
 AN = "activitynet/activitynet_v1-3_{}_tsp_groundtruth.csv"
 TH = "thumos14/thumos14_{}_tsp_groundtruth.csv"
@@ -42,7 +44,7 @@ def released(shared_data):
                                ("th_valid", TH.format("valid"), "thumos14"),
                                ("th_test", TH.format("test"), "thumos14")]:
         out[name] = (A.read_segment_table(shared_data / path), A.read_annotations(shared_data / path),
-                     A.SEGMENT_PRESETS[preset])
+                     get_preset(preset))
     return out
 
 
@@ -152,7 +154,7 @@ def test_validated_table_vs_tsp(released, name, expected):
     table, ann, preset = released[name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the videos left without actions, checked below
-        ours, report = A.build_segment_table(ann, min_background_s=preset.min_background_s)
+        ours, report = A.build_segment_table(ann, preset)  # the preset's background rule
     actions = report["action"].value_counts()
     assert (actions.get("clipped", 0), actions.get("dropped", 0)) == (expected["clipped"], expected["dropped"])
     assert (ours["temporal-region-label"] == A.FOREGROUND).sum() == len(ann.instances) - expected["dropped"]
@@ -289,11 +291,48 @@ def test_background_gap_rules():
     free = A.background_segments(instances, videos, min_background_s=4.0, overlap_free=True)
     assert free[["t_start_s", "t_end_s"]].values.tolist() == [[10.0, 16.0], [20.0, 30.0]]
     # The minimum is inclusive: a gap of exactly one clip (16/15 s) is kept, as in TSP's THUMOS14 tables.
-    one_clip = A.SEGMENT_PRESETS["thumos14"].min_background_s
-    assert one_clip == pytest.approx(16 / 15) and A.SEGMENT_PRESETS["activitynet"].min_background_s == pytest.approx(80 / 15)
+    one_clip = get_preset("thumos14").min_background_s
+    assert one_clip == pytest.approx(16 / 15) and get_preset("activitynet").min_background_s == pytest.approx(80 / 15)
     instances = pd.DataFrame({"video": ["a"], "t_start_s": [one_clip], "t_end_s": [29.0]})
     short = A.background_segments(instances, videos, min_background_s=one_clip)
     assert short[["t_start_s", "t_end_s"]].values.tolist() == [[0.0, one_clip]]
+
+
+def test_segment_table_background_rule_comes_from_the_preset_or_seconds():
+    """The one builder's rule: the preset's clips x clip seconds, a run's own clip settings in place
+    of the preset's, or plain seconds; never both, never neither, never negative."""
+    rule = A.segment_min_background_s
+    assert rule("activitynet") == pytest.approx(5 * 16 / 15)
+    assert rule(get_preset("thumos14")) == pytest.approx(16 / 15)
+    assert rule("synthetic") == pytest.approx(8 / 15)
+    # a synthetic benchmark with 16-frame clips, or a pretraining config asking for 5 clips
+    assert rule("synthetic", clip_length_frames=16, frame_rate=30.0) == pytest.approx(16 / 30)
+    assert rule("thumos14", min_background_clips=5) == pytest.approx(5 * 16 / 15)
+    assert rule(None, min_background_s=2.5) == 2.5
+    with pytest.raises(InputError, match="not both"):
+        rule("activitynet", min_background_s=2.5, frame_rate=30.0)
+    with pytest.raises(InputError, match="give the dataset preset"):
+        rule(None)
+    with pytest.raises(InputError, match="a number >= 0"):
+        rule(None, min_background_s=-1.0)
+    with pytest.raises(InputError, match="unknown dataset preset 'kinetics'"):
+        rule("kinetics")
+
+    # One video, actions at [2, 3] and [4, 10] of 12 s: gaps 2 s, 1 s and 2 s.
+    ann = A.make_annotations(pd.DataFrame({"video": ["a"], "duration_s": [12.0], "subset": ["training"]}),
+                             pd.DataFrame({"video": ["a", "a"], "t_start_s": [2.0, 4.0], "t_end_s": [3.0, 10.0],
+                                           "label": ["x", "x"]}))
+
+    def gaps(*args, **kwargs):
+        table, _ = A.build_segment_table(ann, *args, **kwargs)
+        rows = table[table["temporal-region-label"] == A.BACKGROUND]
+        return rows[["t-start", "t-end"]].values.tolist()
+
+    assert gaps("thumos14") == [[0.0, 2.0], [10.0, 12.0]]  # 1 s < 16/15 s
+    assert gaps("synthetic") == [[0.0, 2.0], [3.0, 4.0], [10.0, 12.0]]  # 1 s >= 8/15 s
+    assert gaps("activitynet") == []  # every gap < 5.33 s
+    assert gaps("activitynet", clip_length_frames=3, frame_rate=15.0) == [[0.0, 2.0], [3.0, 4.0], [10.0, 12.0]]
+    assert gaps(min_background_s=2.0) == [[0.0, 2.0], [10.0, 12.0]]
 
 
 def test_normalize_video_id():

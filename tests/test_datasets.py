@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from tsplab.annotations import SEGMENT_TABLE_COLUMNS, AnnotationError, read_label_mapping
-from tsplab.datasets import DatasetConfig, get_dataset_spec, load_prepared_dataset, prepare_dataset
+from tsplab.datasets import DatasetConfig, dataset_preset, load_prepared_dataset, prepare_dataset
 
 
 def test_activitynet_from_shared_tsp_tables(shared_data, tmp_path):
@@ -27,7 +27,7 @@ def test_activitynet_from_shared_tsp_tables(shared_data, tmp_path):
     assert problems[("training", "duplicate of an earlier row")] == 30
 
     again = load_prepared_dataset(tmp_path)
-    assert again.spec == prepared.spec
+    assert again.preset == prepared.preset
     assert len(again.report) == len(prepared.report)
     reread = again.segment_tables["validation"].reset_index(drop=True)
     # Background rows have no label: None in memory, NaN once read back from the CSV.
@@ -44,7 +44,7 @@ def test_synthetic_prepares_the_benchmark_with_its_own_clip(tiny_benchmark, tmp_
     assert prepared.videos_dir == tmp_path / "benchmark" / "videos"
     assert sorted(p.name for p in prepared.videos_dir.glob("*.mp4")) == sorted(
         p.name for p in (tiny_benchmark / "videos").glob("*.mp4"))
-    assert prepared.spec.segment_preset.clip_length_frames == 8
+    assert prepared.preset.clip_length_frames == 8
     for table in prepared.segment_tables.values():
         rows = table[table["temporal-region-label"] == "No action"]
         assert ((rows["t-end"] - rows["t-start"]) >= 8 / 15 - 1e-9).all()
@@ -66,7 +66,7 @@ def test_custom_needs_durations_and_strict_names_bad_rows(tmp_path):
 
 def test_unknown_dataset_lists_the_valid_ones():
     with pytest.raises(ValueError, match="activitynet, thumos14, synthetic, custom"):
-        get_dataset_spec("kinetics")
+        dataset_preset(DatasetConfig(dataset="kinetics"))
 
 
 def test_a_video_in_two_annotation_files_is_refused(tmp_path):
@@ -101,3 +101,30 @@ def test_a_video_of_unknown_duration_is_reported_and_the_dataset_loads_again(tmp
     assert sorted(loaded.annotations.videos["video"]) == ["clip1", "clip2"]
     assert loaded.annotations.videos.set_index("video")["duration_s"].isna().tolist() == [False, True]
     assert loaded.report["video"].tolist() == ["clip2"]
+
+
+def test_custom_follows_a_named_preset_and_never_borrows_its_files(tmp_path):
+    """A custom dataset takes the rules of the preset it follows (here its background rule: a 2 s
+    gap is kept with THUMOS14's 1 clip, not with ActivityNet's 5), never that preset's files."""
+    gt = tmp_path / "gt.csv"
+    gt.write_text("video,t_start,t_end,label,subset\nclip1,2.0,8.0,jump,training\n")
+    durations = tmp_path / "durations.csv"
+    durations.write_text("video,duration\nclip1,10.0\n")
+
+    def background_rows(follows):
+        config = DatasetConfig(dataset="custom", annotations=[str(gt)], durations=str(durations),
+                               follows=follows)
+        prepared = prepare_dataset(config, tmp_path / follows)
+        table = prepared.segment_tables["training"]
+        assert prepared.dataset == "custom" and prepared.preset.name == follows
+        assert load_prepared_dataset(tmp_path / follows).preset == prepared.preset
+        return int((table["temporal-region-label"] == "No action").sum())
+
+    assert background_rows("thumos14") == 2  # [0, 2] and [8, 10]
+    assert background_rows("activitynet") == 0
+    with pytest.raises(ValueError, match="follows: 'kinetics' is not a dataset preset; a custom dataset "
+                                         "follows one of: activitynet, thumos14, synthetic"):
+        dataset_preset(DatasetConfig(dataset="custom", follows="kinetics"))
+    with pytest.raises(ValueError, match="give its annotation file"):
+        prepare_dataset(DatasetConfig(dataset="custom", durations=str(durations)), tmp_path / "none")
+    assert not (tmp_path / "none").exists()

@@ -109,10 +109,10 @@ def test_method_worse_on_short_actions_shows_in_the_length_table(thumos_test):
 
 
 def test_synthetic_preset_uses_the_benchmark_edges():
-    from tsplab.synthetic import DETAD_LENGTH_EDGES_S
+    from tsplab.presets import SYNTHETIC_LENGTH_EDGES_S
 
     spec = get_bucket_spec("length", "synthetic")
-    assert spec.edges == tuple(DETAD_LENGTH_EDGES_S) and spec.labels == ("XS", "S", "M", "L", "XL")
+    assert spec.edges == SYNTHETIC_LENGTH_EDGES_S and spec.labels == ("XS", "S", "M", "L", "XL")
     inst = gt_df([("a", 0, 0.5, "x"), ("a", 1, 2.0, "x"), ("b", 0, 4.0, "y")])
     assert assign_buckets(inst, "length", preset="synthetic").tolist() == ["XS", "S", "XL"]
     assert assign_buckets(inst, "num_instances", preset="synthetic").tolist() == ["S", "S", "XS"]

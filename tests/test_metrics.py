@@ -3,6 +3,7 @@ official ActivityNet algorithm (tie order included) on the real validation groun
 ActivityNet sample submission, and the ``tsplab evaluate`` command on the issue's bad inputs."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -11,10 +12,11 @@ import pandas as pd
 import pytest
 
 from tsplab.errors import InputError
-from tsplab.metrics import (ACTIVITYNET_TIOU, MetricPreset, check_ground_truth, detection_table,
-                            evaluate_detection, evaluate_files, evaluate_proposals, interpolated_ap,
-                            load_ground_truth, match_predictions, official_order, read_predictions,
-                            segment_iou, select_subset, write_predictions)
+from tsplab.metrics import (check_ground_truth, detection_table, evaluate_detection, evaluate_files,
+                            evaluate_proposals, interpolated_ap, load_ground_truth, match_predictions,
+                            official_order, read_predictions, segment_iou, select_subset,
+                            write_predictions)
+from tsplab.presets import ACTIVITYNET_TIOU, get_preset
 
 VALID_GT = "activitynet/activitynet_v1-3_valid_tsp_groundtruth.csv"
 
@@ -499,7 +501,7 @@ def test_proposals_are_truncated_in_proportion():
     # a: 4 proposals, the hit last; b: none. max 1 per video on average -> ratio 0.5: a keeps 2.
     props = pred_df([("a", 20, 30, "", 0.9), ("a", 40, 50, "", 0.8), ("a", 60, 70, "", 0.7),
                      ("a", 0, 10, "", 0.6)])
-    one = MetricPreset("one", ACTIVITYNET_TIOU, "validation", max_avg_proposals=1, ar_at=(1,))
+    one = dataclasses.replace(get_preset("activitynet"), name="one", max_avg_proposals=1, ar_at=(1,))
     assert evaluate_proposals(gt, props, one).ar_at[1] == 0.0
     props.loc[3, "score"] = 0.85  # now ranked second: within the kept two
     assert evaluate_proposals(gt, props, one).ar_at[1] == 0.5
@@ -688,3 +690,99 @@ def test_cli_preset_follows_the_dataset(shared_data, tmp_path, capsys):
     (tmp_path / "gt.csv").write_text("video,t_start,t_end,label\nvidA,10,20,Jump\n")
     assert main(["evaluate", str(tmp_path / "gt.csv"), pred, "--subset", "validation"]) == 2
     one_error_line(capsys, str(tmp_path / "gt.csv"), "cannot tell the dataset", "--preset")
+
+
+# ------------------------------------------------------------------ properties (hypothesis)
+def _segments(max_size=6):
+    from hypothesis import strategies as st
+
+    bound = st.floats(0, 100, allow_nan=False, width=32).map(lambda x: round(x, 2))
+    return st.lists(st.tuples(bound, bound).map(sorted), min_size=1, max_size=max_size)
+
+
+def _hand_ap(ranked_tp, num_positives):
+    """All-point interpolated AP written out: each true positive at rank k adds 1/npos times the best
+    precision at rank k or later (VOC 2011 / the official ``interpolated_prec_rec``)."""
+    precision, tp = [], 0
+    for k, hit in enumerate(ranked_tp, start=1):
+        tp += hit
+        precision.append(tp / k)
+    return sum(max(precision[k:]) / num_positives for k, hit in enumerate(ranked_tp) if hit)
+
+
+def _ap_of_ranking(ranked_tp, num_positives):
+    tp = np.cumsum(ranked_tp, dtype=float)
+    fp = np.cumsum(np.logical_not(ranked_tp), dtype=float)
+    return interpolated_ap(tp / (tp + fp), tp / num_positives)
+
+
+def test_tiou_properties():
+    from hypothesis import given, settings
+
+    @settings(max_examples=60, deadline=None)
+    @given(_segments(), _segments())
+    def check(a, b):
+        iou = segment_iou(np.array(a), np.array(b))
+        assert iou.shape == (len(a), len(b))
+        np.testing.assert_array_equal(iou, segment_iou(np.array(b), np.array(a)).T)  # symmetric
+        finite = ~np.isnan(iou)
+        assert ((iou[finite] >= 0) & (iou[finite] <= 1)).all()
+        for i, (s1, e1) in enumerate(a):
+            for j, (s2, e2) in enumerate(b):
+                if e1 - s1 == 0 and e2 - s2 == 0:
+                    assert np.isnan(iou[i, j])  # 0/0, never a match (official behaviour)
+                    continue
+                overlap = max(0.0, min(e1, e2) - max(s1, s2))
+                assert iou[i, j] == pytest.approx(overlap / ((e1 - s1) + (e2 - s2) - overlap))
+                assert (iou[i, j] == 1) == ((s1, e1) == (s2, e2))  # 1 iff the same non-empty segment
+    check()
+
+
+def test_ap_properties():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tsplab.metrics import average_precision_from_matches
+
+    @settings(max_examples=80, deadline=None)
+    @given(st.lists(st.booleans(), min_size=1, max_size=25), st.integers(0, 5), st.integers(0, 4))
+    def check(ranked_tp, missed, extra_fp):
+        npos = sum(ranked_tp) + missed  # ground truth never found adds to the positives only
+        if npos == 0:
+            return
+        ap = _ap_of_ranking(ranked_tp, npos)
+        assert 0 <= ap <= 1
+        assert ap == pytest.approx(_hand_ap(ranked_tp, npos), abs=1e-12)
+        # false positives ranked after every true positive change nothing
+        assert _ap_of_ranking(ranked_tp + [False] * extra_fp, npos) == pytest.approx(ap, abs=1e-12)
+        # a perfect ranking scores recall: 1 when every positive is found
+        perfect = sorted(ranked_tp, reverse=True)
+        assert _ap_of_ranking(perfect, npos) == pytest.approx(sum(ranked_tp) / npos, abs=1e-12)
+        assert _ap_of_ranking(perfect, npos) >= ap - 1e-12
+        # DETAD's normalised precision with N̄ = the class's own count is the ordinary precision
+        k = len(ranked_tp)
+        scores = np.linspace(1.0, 0.1, k)
+        ordinary = average_precision_from_matches(np.array(["a"] * k), scores, np.array(ranked_tp)[:, None],
+                                                  pd.Series([npos], index=["a"]), [0.5])
+        normalised = average_precision_from_matches(np.array(["a"] * k), scores, np.array(ranked_tp)[:, None],
+                                                    pd.Series([npos], index=["a"]), [0.5],
+                                                    normalized_num_positives=float(npos))
+        assert ordinary.iloc[0, 0] == pytest.approx(ap, abs=1e-12)
+        assert normalised.iloc[0, 0] == pytest.approx(ap, abs=1e-12)
+    check()
+
+
+def test_predicting_the_ground_truth_scores_map_one():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=30, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(["v1", "v2"]), st.integers(0, 90), st.integers(1, 10),
+                              st.sampled_from(["a", "b"])), min_size=1, max_size=8),
+           st.randoms(use_true_random=False))
+    def check(rows, rng):
+        gt = gt_df([(v, float(s), float(s + n), lab) for v, s, n, lab in rows])
+        pred = gt.assign(score=[rng.random() for _ in rows]).sample(frac=1.0, random_state=rng.randrange(100))
+        result = evaluate_detection(gt, pred, "activitynet", tiou_thresholds=[0.5, 0.95])
+        assert (result.ap.to_numpy() == 1.0).all()
+    check()

@@ -10,8 +10,10 @@ import av
 import numpy as np
 import pytest
 
+from tsplab import annotations as A
 from tsplab import synthetic as S
 from tsplab.cli import main
+from tsplab.presets import SIZES
 
 TINY = S.PRESETS["tiny"]
 
@@ -77,7 +79,7 @@ def test_default_plan_is_deterministic_and_well_formed():
     assert longest_share > 0.7  # lengths reach "most of the video"
 
     table = S.instance_table(S.PRESETS["default"], plans)
-    shares = table["bucket"].value_counts(normalize=True).reindex(S.LENGTH_BUCKET_NAMES)
+    shares = table["bucket"].value_counts(normalize=True).reindex(SIZES)
     assert (shares > 0.08).all(), shares  # every DETAD bucket holds a fair share
     scene_match = np.mean([p.scene_class == p.label for p in plans])
     assert abs(scene_match - 0.9) < 0.05
@@ -165,21 +167,20 @@ def test_folder_layout_and_activitynet_json(tiny_benchmark):
     assert S.read_benchmark_config(tiny_benchmark) == (TINY, 0)
     summary = S.benchmark_summary(tiny_benchmark)
     assert summary["videos"].tolist() == [12, 6]
-    assert summary[list(S.LENGTH_BUCKET_NAMES)].to_numpy().sum() == sum(len(p.instances) for p in plans)
+    assert summary[list(SIZES)].to_numpy().sum() == sum(len(p.instances) for p in plans)
 
 
 def test_annotation_reader_and_segment_table_accept_it(tmp_path):
-    annotations = pytest.importorskip("tsplab.annotations")
     config = S.PRESETS["default"]
     plans = S.plan_benchmark(config, 0)
     path = tmp_path / "annotations.json"
     path.write_text(json.dumps(S.activitynet_json(config, plans)))
-    ann = annotations.read_annotations(path)
+    ann = A.read_annotations(path)
     assert len(ann.videos) == 336 and ann.labels == S.class_names(config)
     assert len(ann.instances) == sum(len(p.instances) for p in plans)
     # Every video yields background rows of one clip (8 frames); half a frame of slack because the
     # table compares float seconds and a gap of exactly 8 frames can come out 1e-16 s short.
-    table, report = annotations.build_segment_table(ann, min_background_s=7.5 / config.fps)
+    table, report = A.build_segment_table(ann, min_background_s=7.5 / config.fps)
     assert report.empty
     background = table[table["temporal-region-label"] == "No action"]
     assert set(background["video-name"]) == {p.video for p in plans}

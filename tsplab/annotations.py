@@ -61,6 +61,7 @@ import os
 import re
 import warnings
 from collections.abc import Mapping
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +69,8 @@ import numpy as np
 import pandas as pd
 
 from tsplab.errors import InputError
-from tsplab.runs import atomic_path, read_json, write_json
+from tsplab.presets import get_preset
+from tsplab.runs import read_json, write_csv, write_json
 
 VIDEO_COLUMNS = ["video", "subset", "duration_s", "fps", "num_frames", "filename"]
 INSTANCE_COLUMNS = ["video", "t_start_s", "t_end_s", "label", "subset"]
@@ -799,11 +801,31 @@ def validate_instances(
     instances = ann.instances.reset_index(drop=True)
     labels = set(ann.labels if labels is None else labels)
     durations = instances["video"].map(ann.videos.drop_duplicates("video").set_index("video")["duration_s"])
-    in_list = instances["video"].isin(ann.videos["video"])
     start = instances["t_start_s"].to_numpy(dtype=float)
     end = instances["t_end_s"].to_numpy(dtype=float)
     duration = durations.to_numpy(dtype=float)
+    problems, drop = _instance_problems(instances, ann.videos["video"], labels, start, end, duration)
 
+    changed = np.array([bool(p) for p in problems], dtype=bool)
+    report = pd.DataFrame({
+        "video": instances["video"], "t_start_s": start, "t_end_s": end, "duration_s": duration,
+        "label": instances["label"], "problem": ["; ".join(p) for p in problems],
+        "action": np.where(drop, "dropped", "clipped"),
+    })[changed].reset_index(drop=True)
+    if strict and len(report):
+        raise AnnotationError(_strict_message(report), report)
+
+    kept = instances[~drop].copy()
+    kept["t_start_s"] = np.clip(start[~drop], 0.0, None)
+    kept["t_end_s"] = np.minimum(end[~drop], duration[~drop])
+    return kept.reset_index(drop=True), report
+
+
+def _instance_problems(instances: pd.DataFrame, listed_videos: pd.Series, labels: set, start: np.ndarray,
+                       end: np.ndarray, duration: np.ndarray) -> tuple[list[list[str]], np.ndarray]:
+    """What :func:`validate_instances` finds in each of the N ``instances``: ``(problems, drop)``,
+    the problem texts of each row (in check order) and whether the row is dropped [N] (else what is
+    wrong can be clipped). ``start``, ``end``, ``duration``: [N] seconds (NaN where unknown)."""
     problems: list[list[str]] = [[] for _ in range(len(instances))]
     drop = np.zeros(len(instances), dtype=bool)
 
@@ -814,10 +836,11 @@ def validate_instances(
         if dropped:
             drop |= mask
 
+    in_list = instances["video"].isin(listed_videos).to_numpy()
     with np.errstate(invalid="ignore"):
         no_times = np.isnan(start) | np.isnan(end)
-        flag(~in_list.to_numpy(), "video missing from the video list", True)
-        flag(in_list.to_numpy() & np.isnan(duration), "video duration unknown (missing from durations)", True)
+        flag(~in_list, "video missing from the video list", True)
+        flag(in_list & np.isnan(duration), "video duration unknown (missing from durations)", True)
         flag(no_times, "missing start or end time", True)
         flag(~no_times & (start == end), "zero length", True)
         flag(~no_times & (start > end), "start after end", True)
@@ -835,20 +858,7 @@ def validate_instances(
         flag(ok & (start >= duration), "starts at or past the video duration", True)
         past_end = ok & (end > duration) & (start < duration)
         flag(past_end, "ends past the video duration", False)
-
-    changed = np.array([bool(p) for p in problems], dtype=bool)
-    report = pd.DataFrame({
-        "video": instances["video"], "t_start_s": start, "t_end_s": end, "duration_s": duration,
-        "label": instances["label"], "problem": ["; ".join(p) for p in problems],
-        "action": np.where(drop, "dropped", "clipped"),
-    })[changed].reset_index(drop=True)
-    if strict and len(report):
-        raise AnnotationError(_strict_message(report), report)
-
-    kept = instances[~drop].copy()
-    kept["t_start_s"] = np.clip(start[~drop], 0.0, None)
-    kept["t_end_s"] = np.minimum(end[~drop], duration[~drop])
-    return kept.reset_index(drop=True), report
+    return problems, drop
 
 
 def _strict_message(report: pd.DataFrame, limit: int = 3) -> str:
@@ -863,29 +873,6 @@ def _strict_message(report: pd.DataFrame, limit: int = 3) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # The TSP segment table
-
-
-@dataclass(frozen=True)
-class SegmentTablePreset:
-    """How long a gap must be to become a background row: ``min_background_clips`` clips of
-    ``clip_length_frames`` frames at ``frame_rate`` fps (TSP's clip: 16 frames at 15 fps)."""
-
-    min_background_clips: int
-    clip_length_frames: int = 16
-    frame_rate: float = 15.0
-
-    @property
-    def min_background_s(self) -> float:
-        return self.min_background_clips * self.clip_length_frames / self.frame_rate
-
-
-# TSP samples 5 clips per segment (TSP Sec. 4 "Pretraining details"); its released ActivityNet table
-# keeps gaps from 5 clips (5 x 16/15 s) and its THUMOS14 tables from 1 clip (shortest released
-# background rows: 5.334 s and 1.0667 s).
-SEGMENT_PRESETS = {
-    "activitynet": SegmentTablePreset(min_background_clips=5),
-    "thumos14": SegmentTablePreset(min_background_clips=1),
-}
 
 
 def background_segments(
@@ -935,18 +922,53 @@ def background_segments(
     return gaps[columns].reset_index(drop=True)
 
 
+def segment_min_background_s(preset=None, *, clip_length_frames: int | None = None,
+                             frame_rate: float | None = None, min_background_clips: float | None = None,
+                             min_background_s: float | None = None) -> float:
+    """The shortest background gap a segment table keeps, in seconds: ``min_background_s`` when
+    given, else ``min_background_clips`` clips of ``clip_length_frames`` frames at ``frame_rate`` fps,
+    each defaulting to ``preset``'s (a :class:`tsplab.presets.DatasetPreset` or its name). Raises
+    ``InputError`` for a negative or infinite gap, or when neither a preset nor seconds are given."""
+    clip_settings = (clip_length_frames, frame_rate, min_background_clips)
+    if min_background_s is None:
+        if preset is None:
+            raise InputError("segment table: give the dataset preset (activitynet, thumos14, synthetic) "
+                             "or min_background_s")
+        given = {k: v for k, v in zip(("clip_length_frames", "frame_rate", "min_background_clips"),
+                                      clip_settings) if v is not None}
+        min_background_s = dataclasses.replace(get_preset(preset), **given).min_background_s
+    elif any(v is not None for v in clip_settings):
+        raise InputError("segment table: give min_background_s or the clip settings "
+                         "(clip_length_frames, frame_rate, min_background_clips), not both")
+    if not 0 <= min_background_s < math.inf:
+        raise InputError(f"min_background_s {min_background_s}: give the shortest background gap in "
+                         "seconds, a number >= 0")
+    return float(min_background_s)
+
+
 def build_segment_table(
-    ann: Annotations, *, min_background_s: float, labels=None, strict: bool = False,
+    ann: Annotations, preset=None, *, clip_length_frames: int | None = None,
+    frame_rate: float | None = None, min_background_clips: float | None = None,
+    min_background_s: float | None = None, labels=None, strict: bool = False,
     overlap_free_background: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """TSP's segment table from annotations: ``(table, report)``.
+    """TSP's segment table from annotations: ``(table, report)``. The one builder (dataset
+    preparation, pretraining and ``tsplab segments`` call it).
 
     ``table`` has exactly ``SEGMENT_TABLE_COLUMNS``: the validated actions (``Action`` rows, in input
     order) then the background gaps (``No action`` rows, empty label; see
     :func:`background_segments`), by video and time, as TSP's released files. ``report`` lists every
     dropped or clipped action (:func:`validate_instances`; ``strict`` raises instead).
-    ``min_background_s``: e.g. ``SEGMENT_PRESETS["activitynet"].min_background_s``.
+
+    The background rule (:func:`segment_min_background_s`): ``preset`` (a
+    :class:`tsplab.presets.DatasetPreset` or its name: ActivityNet keeps gaps from 5 clips of 16
+    frames at 15 fps, THUMOS14 and the synthetic benchmark from 1 clip), with a run's own clip
+    settings (``clip_length_frames``, ``frame_rate``, e.g. a synthetic benchmark's) and
+    ``min_background_clips`` in place of the preset's where given; or ``min_background_s`` seconds.
     """
+    gap_s = segment_min_background_s(preset, clip_length_frames=clip_length_frames, frame_rate=frame_rate,
+                                     min_background_clips=min_background_clips,
+                                     min_background_s=min_background_s)
     instances, report = validate_instances(ann, labels=labels, strict=strict)
     unannotated = ~ann.videos["video"].isin(instances["video"])
     if unannotated.any():
@@ -956,31 +978,32 @@ def build_segment_table(
             "(unlabeled is not background)",
             stacklevel=2,
         )
-    background = background_segments(
-        instances, ann.videos, min_background_s=min_background_s, overlap_free=overlap_free_background
-    )
+    background = background_segments(instances, ann.videos, min_background_s=gap_s,
+                                     overlap_free=overlap_free_background)
     video_info = ann.videos.drop_duplicates("video").set_index("video")
-
-    def rows(df, label, region):
-        info = video_info.reindex(df["video"])
-        return pd.DataFrame({
-            "video-name": df["video"].to_numpy(),
-            "t-start": df["t_start_s"].to_numpy(dtype=float),
-            "t-end": df["t_end_s"].to_numpy(dtype=float),
-            "action-label": label,
-            "video-duration": info["duration_s"].to_numpy(dtype=float),
-            "filename": info["filename"].to_numpy(),
-            "fps": info["fps"].to_numpy(dtype=float),
-            "video-frames": pd.array(info["num_frames"].to_numpy(), dtype="Int64"),
-            "temporal-region-label": region,
-        })
-
     table = pd.concat([
-        rows(instances, instances["label"].to_numpy(), FOREGROUND),
-        rows(background, None, BACKGROUND),
+        _segment_rows(instances, video_info, instances["label"].to_numpy(), FOREGROUND),
+        _segment_rows(background, video_info, None, BACKGROUND),
     ], ignore_index=True)
     table["video-frames"] = table["video-frames"].astype("Int64")
     return table[SEGMENT_TABLE_COLUMNS], report
+
+
+def _segment_rows(segments: pd.DataFrame, video_info: pd.DataFrame, label, region: str) -> pd.DataFrame:
+    """Segment-table rows (TSP's columns) of ``segments`` DataFrame(video, t_start_s, t_end_s), with
+    the per-video columns from ``video_info`` (the video table indexed by video)."""
+    info = video_info.reindex(segments["video"])
+    return pd.DataFrame({
+        "video-name": segments["video"].to_numpy(),
+        "t-start": segments["t_start_s"].to_numpy(dtype=float),
+        "t-end": segments["t_end_s"].to_numpy(dtype=float),
+        "action-label": label,
+        "video-duration": info["duration_s"].to_numpy(dtype=float),
+        "filename": info["filename"].to_numpy(),
+        "fps": info["fps"].to_numpy(dtype=float),
+        "video-frames": pd.array(info["num_frames"].to_numpy(), dtype="Int64"),
+        "temporal-region-label": region,
+    })
 
 
 def write_segment_table(table: pd.DataFrame, path) -> Path:
@@ -989,9 +1012,7 @@ def write_segment_table(table: pd.DataFrame, path) -> Path:
         raise AnnotationError(
             f"{path}: segment table columns must be {SEGMENT_TABLE_COLUMNS}, got {list(table.columns)}"
         )
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False)
-    return Path(path)
+    return write_csv(path, table)
 
 
 def segment_report_path(out) -> Path:
@@ -1003,9 +1024,7 @@ def segment_report_path(out) -> Path:
 
 def write_validation_report(report: pd.DataFrame, path) -> Path:
     """Write a :func:`validate_instances` report as CSV (atomically)."""
-    with atomic_path(path) as tmp:
-        report.to_csv(tmp, index=False)
-    return Path(path)
+    return write_csv(path, report)
 
 
 def read_segment_table(path) -> pd.DataFrame:

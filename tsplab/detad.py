@@ -4,7 +4,9 @@ and the average mAP of each bucket.
 
 Characteristics of an instance: ``length`` (seconds), ``coverage`` (length / video duration) and
 ``num_instances`` (instances in its video, all classes). Bucket edges are right-closed intervals
-``(a, b]`` (the first one includes its lower edge), as DETAD bins them with ``pandas.cut``.
+``(a, b]`` (the first one includes its lower edge), as DETAD bins them with ``pandas.cut``; each
+dataset's edges and tIoU thresholds are in its ``tsplab.presets.DatasetPreset`` (``detad_buckets``,
+``detad_tiou_thresholds``), read here as :class:`BucketSpec` by :func:`get_bucket_spec`.
 
 Per-bucket average mAP follows DETAD's sensitivity analysis (``src/sensitivity_analysis.py``):
 predictions are matched once against all the ground truth; for a bucket, a class's predictions are
@@ -18,15 +20,15 @@ Like DETAD, instances with ``t_end_s <= t_start_s`` are left out of the analysis
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from tsplab.metrics import (ACTIVITYNET_TIOU, PREDICTION_COLUMNS, check_columns,
-                            average_precision_from_matches, iou_elementwise, match_predictions,
-                            normalize_ids)
-from tsplab.synthetic import DETAD_LENGTH_EDGES_S, LENGTH_BUCKET_NAMES
+from tsplab.errors import InputError
+from tsplab.metrics import (PREDICTION_COLUMNS, average_precision_from_matches, check_columns,
+                            iou_elementwise, match_predictions, normalize_ids)
+from tsplab.presets import DatasetPreset, get_preset
 
 CHARACTERISTICS = ("length", "coverage", "num_instances")
 
@@ -56,59 +58,18 @@ class BucketSpec:
         return [f"({fmt(a)}, {fmt(b)}]" for a, b in zip(self.edges[:-1], self.edges[1:])]
 
 
-@dataclass(frozen=True)
-class DetadPreset:
-    """DETAD's bucket definitions for a dataset, and the tIoU thresholds its analysis averages."""
-
-    name: str
-    buckets: dict = field(default_factory=dict)  # characteristic -> BucketSpec
-    tiou_thresholds: tuple[float, ...] = ACTIVITYNET_TIOU
-
-
-_SIZES = ("XS", "S", "M", "L", "XL")
-INF = float("inf")
-
-# Edges as in DETAD's sensitivity_analysis.py main(); coverage uses np.linspace(0, 1, 6) there.
-DETAD_PRESETS = {
-    "activitynet": DetadPreset("activitynet", {
-        "length": BucketSpec("length", (0, 30, 60, 120, 180, INF), _SIZES),
-        "coverage": BucketSpec("coverage", tuple(float(x) for x in np.linspace(0, 1, 6)), _SIZES),
-        "num_instances": BucketSpec("num_instances", (-1, 1, 4, 8, INF), _SIZES[:4]),
-    }, ACTIVITYNET_TIOU),
-    # DETAD evaluates THUMOS14 at tIoU 0.5 only.
-    "thumos14": DetadPreset("thumos14", {
-        "length": BucketSpec("length", (0, 3, 6, 12, 18, INF), _SIZES),
-        "coverage": BucketSpec("coverage", (0, 0.02, 0.04, 0.06, 0.08, 1), _SIZES),
-        "num_instances": BucketSpec("num_instances", (-1, 1, 40, 80, INF), _SIZES[:4]),
-    }, (0.5,)),
-    # The built-in benchmark's videos last seconds: its own length edges (tsplab.synthetic, chosen so
-    # each bucket holds a fair share); 1-3 actions per video; ActivityNet's coverage and thresholds.
-    "synthetic": DetadPreset("synthetic", {
-        "length": BucketSpec("length", tuple(DETAD_LENGTH_EDGES_S), tuple(LENGTH_BUCKET_NAMES)),
-        "coverage": BucketSpec("coverage", tuple(float(x) for x in np.linspace(0, 1, 6)), _SIZES),
-        "num_instances": BucketSpec("num_instances", (-1, 1, 2, INF), _SIZES[:3]),
-    }, ACTIVITYNET_TIOU),
-}
-
-
-def get_detad_preset(preset: str | DetadPreset) -> DetadPreset:
-    if isinstance(preset, DetadPreset):
-        return preset
-    if preset not in DETAD_PRESETS:
-        raise ValueError(f"unknown DETAD preset {preset!r}; valid presets: {', '.join(DETAD_PRESETS)}")
-    return DETAD_PRESETS[preset]
-
-
-def get_bucket_spec(spec: str | BucketSpec = "length", preset: str | DetadPreset = "activitynet"
+def get_bucket_spec(spec: str | BucketSpec = "length", preset: str | DatasetPreset = "activitynet"
                     ) -> BucketSpec:
-    """``spec`` itself, or the preset's buckets for the characteristic named ``spec``."""
+    """``spec`` itself, or the buckets of the characteristic named ``spec`` in the dataset preset's
+    ``detad_buckets`` (``tsplab.presets``: DETAD's edges for ActivityNet and THUMOS14, the synthetic
+    benchmark's own length edges)."""
     if isinstance(spec, BucketSpec):
         return spec
-    buckets = get_detad_preset(preset).buckets
-    if spec not in buckets:
-        raise ValueError(f"no {spec!r} buckets in preset {get_detad_preset(preset).name!r}; "
-                         f"valid: {', '.join(buckets)}")
-    return buckets[spec]
+    p = get_preset(preset)
+    if spec not in p.detad_buckets:
+        raise InputError(f"no {spec!r} buckets in preset {p.name!r}; valid: {', '.join(p.detad_buckets)}")
+    edges, labels = p.detad_buckets[spec]
+    return BucketSpec(spec, tuple(edges), tuple(labels))
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,7 +115,7 @@ def _cut(table: pd.DataFrame, spec: BucketSpec) -> pd.Series:
 
 
 def assign_buckets(instances: pd.DataFrame, spec: str | BucketSpec = "length", *,
-                   preset: str | DetadPreset = "activitynet", durations=None) -> pd.Series:
+                   preset: str | DatasetPreset = "activitynet", durations=None) -> pd.Series:
     """Bucket label of every instance (categorical, in bucket order; NaN outside the edges)."""
     return _cut(instance_characteristics(instances, durations), get_bucket_spec(spec, preset))
 
@@ -165,7 +126,7 @@ def _valid(instances: pd.DataFrame) -> np.ndarray:
 
 
 def bucket_shares(instances: pd.DataFrame, spec: str | BucketSpec = "length", *,
-                  preset: str | DetadPreset = "activitynet", durations=None) -> pd.DataFrame:
+                  preset: str | DatasetPreset = "activitynet", durations=None) -> pd.DataFrame:
     """Share of instances per bucket: DataFrame(characteristic, bucket, interval, count, share_pct).
 
     Instances of length <= 0 are left out (as DETAD does). On ActivityNet v1.3 validation
@@ -206,7 +167,7 @@ def _prepare(ground_truth, predictions, durations, exclude_videos):
 
 
 def bucket_average_map(ground_truth: pd.DataFrame, predictions: pd.DataFrame,
-                       spec: str | BucketSpec = "length", *, preset: str | DetadPreset = "activitynet",
+                       spec: str | BucketSpec = "length", *, preset: str | DatasetPreset = "activitynet",
                        durations=None, tiou_thresholds=None, normalized: bool = True,
                        exclude_videos=None) -> pd.DataFrame:
     """Average mAP (over DETAD's thresholds) of each bucket of ``spec``.
@@ -216,9 +177,9 @@ def bucket_average_map(ground_truth: pd.DataFrame, predictions: pd.DataFrame,
     average_mAP) with a first row ``bucket="all"`` holding the average mAP(_N) over all instances
     (DETAD's dashed "base" line). Fractions in [0, 1].
     """
-    p = get_detad_preset(preset)
+    p = get_preset(preset)
     spec = get_bucket_spec(spec, p)
-    thresholds = tuple(tiou_thresholds if tiou_thresholds is not None else p.tiou_thresholds)
+    thresholds = tuple(tiou_thresholds if tiou_thresholds is not None else p.detad_tiou_thresholds)
     gt, pred = _prepare(ground_truth, predictions, durations, exclude_videos)
     buckets = _cut(gt, spec).to_numpy()
     classes = pd.Index(sorted(gt["label"].unique()), name="label")
@@ -247,7 +208,7 @@ def bucket_average_map(ground_truth: pd.DataFrame, predictions: pd.DataFrame,
 
 
 def bucket_table(ground_truth: pd.DataFrame, predictions: dict[str, pd.DataFrame],
-                 spec: str | BucketSpec = "length", *, preset: str | DetadPreset = "activitynet",
+                 spec: str | BucketSpec = "length", *, preset: str | DatasetPreset = "activitynet",
                  durations=None, tiou_thresholds=None, normalized: bool = True,
                  include_shares: bool = True, exclude_videos=None) -> pd.DataFrame:
     """The TSP Table 7 layout: rows = methods (first "% of instances" with ``include_shares``),
@@ -299,26 +260,44 @@ def perturb_ground_truth(instances: pd.DataFrame, *, seed: int = 0, boundary_jit
     check_columns(instances, ["video", "t_start_s", "t_end_s", "label"], "instances")
     rng = np.random.default_rng(seed)
     gt = instances.reset_index(drop=True)
-    videos = gt["video"].astype(str).to_numpy()
-    labels = gt["label"].astype(str).to_numpy()
-    start, end = gt["t_start_s"].to_numpy(float), gt["t_end_s"].to_numpy(float)
-    length = np.maximum(end - start, 1e-3)
-    # The span of a video: its duration, stretched to its last instance (real annotations can end
-    # after the video does).
-    video_end = pd.Series(end).groupby(videos).transform("max").to_numpy(float)
-    if durations is not None:
-        dur = pd.Series(durations, dtype=float)
-        dur.index = normalize_ids(pd.Series(dur.index.astype(str))).to_numpy()
-        known = normalize_ids(pd.Series(videos)).map(dur).to_numpy(float)
-        video_end = np.fmax(video_end, known)
-
+    video_end = _video_spans(gt, durations)
+    length = np.maximum(gt["t_end_s"].to_numpy(float) - gt["t_start_s"].to_numpy(float), 1e-3)
     short = np.zeros(len(gt), bool) if short_length_s is None else length <= short_length_s
     jitter, p_drop = np.full(len(gt), boundary_jitter), np.full(len(gt), drop_rate)
     if short_boundary_jitter is not None:
         jitter[short] = short_boundary_jitter
     if short_drop_rate is not None:
         p_drop[short] = short_drop_rate
+    # The random draws keep this order (kept, boundaries, scores, labels, false positives), so a
+    # seed gives the same predictions as it always did.
     kept = rng.random(len(gt)) >= p_drop
+    detections = _jittered_detections(gt, rng, jitter, video_end, label_error_rate, score_noise)[kept]
+    fp_rows = _false_positives(gt, rng, video_end, false_positives_per_video, score_noise)
+    predictions = pd.concat([detections] + fp_rows, ignore_index=True)
+    return predictions[PREDICTION_COLUMNS]
+
+
+def _video_spans(gt: pd.DataFrame, durations) -> np.ndarray:
+    """Per instance [N], the end of its video's span: the video's duration (``durations``, when
+    known) stretched to its last instance (real annotations can end after the video does)."""
+    videos = gt["video"].astype(str).to_numpy()
+    video_end = gt["t_end_s"].astype(float).groupby(videos).transform("max").to_numpy(float)
+    if durations is not None:
+        dur = pd.Series(durations, dtype=float)
+        dur.index = normalize_ids(pd.Series(dur.index.astype(str))).to_numpy()
+        known = normalize_ids(pd.Series(videos)).map(dur).to_numpy(float)
+        video_end = np.fmax(video_end, known)
+    return video_end
+
+
+def _jittered_detections(gt: pd.DataFrame, rng: np.random.Generator, jitter: np.ndarray,
+                         video_end: np.ndarray, label_error_rate: float, score_noise: float) -> pd.DataFrame:
+    """One detection per instance of ``gt`` [N]: boundaries moved by Gaussian noise of std
+    ``jitter`` [N] x its length within [0, ``video_end``], scored by its tIoU with the instance plus
+    noise, the label swapped for another class with probability ``label_error_rate``."""
+    start, end = gt["t_start_s"].to_numpy(float), gt["t_end_s"].to_numpy(float)
+    labels = gt["label"].astype(str).to_numpy()
+    length = np.maximum(end - start, 1e-3)
     new_start = np.clip(start + rng.normal(0.0, 1.0, len(gt)) * jitter * length, 0.0, video_end)
     new_end = np.clip(end + rng.normal(0.0, 1.0, len(gt)) * jitter * length, 0.0, video_end)
     lo, hi = np.minimum(new_start, new_end), np.maximum(new_start, new_end)
@@ -333,14 +312,17 @@ def perturb_ground_truth(instances: pd.DataFrame, *, seed: int = 0, boundary_jit
         shift = rng.integers(1, len(classes), len(gt))
         wrong = classes[(np.searchsorted(classes, labels) + shift) % len(classes)]
         pred_labels = np.where(swap, wrong, labels)
-    detections = pd.DataFrame({"video": videos, "t_start_s": lo, "t_end_s": hi,
-                               "label": pred_labels, "score": score})[kept]
+    return pd.DataFrame({"video": gt["video"].astype(str).to_numpy(), "t_start_s": lo, "t_end_s": hi,
+                         "label": pred_labels, "score": score})
 
-    # False positives: random segments with the video's own labels, scored low.
-    per_video = gt.assign(_end=video_end).groupby("video", sort=True)
+
+def _false_positives(gt: pd.DataFrame, rng: np.random.Generator, video_end: np.ndarray,
+                     per_video: float, score_noise: float) -> list[pd.DataFrame]:
+    """Poisson(``per_video``) random segments in each video's span, with the video's own labels and
+    low scores (one DataFrame per video that gets any)."""
     fp_rows = []
-    for video, rows in per_video:
-        n = rng.poisson(false_positives_per_video)
+    for video, rows in gt.assign(_end=video_end).groupby("video", sort=True):
+        n = rng.poisson(per_video)
         if n == 0:
             continue
         span = float(rows["_end"].iloc[0])
@@ -349,6 +331,4 @@ def perturb_ground_truth(instances: pd.DataFrame, *, seed: int = 0, boundary_jit
             "video": video, "t_start_s": np.minimum(a, b), "t_end_s": np.maximum(a, b),
             "label": rng.choice(rows["label"].astype(str).to_numpy(), n),
             "score": np.clip(rng.random(n) * 0.5 + rng.normal(0.0, score_noise, n), 0.01, 1.0)}))
-    predictions = pd.concat([detections] + fp_rows, ignore_index=True)
-    return predictions[PREDICTION_COLUMNS]
-
+    return fp_rows

@@ -41,11 +41,14 @@ Validation (nothing is scored silently, see ``check_ground_truth`` and ``check_p
   never a match (the official code lets a 0/0 = NaN tIoU match, since NaN is never ``< t``).
   Predictions on videos without ground truth stay false positives (official convention).
 
+The settings of a benchmark (tIoU thresholds, the subset evaluated, proposals kept, AR@AN points)
+are its ``tsplab.presets.DatasetPreset``; ``preset=None`` tells it from the ground truth's video ids
+(``tsplab.presets.infer_preset``).
+
 Tables are pandas DataFrames; values are fractions in [0, 1] (papers print them x100).
 """
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,72 +57,13 @@ import numpy as np
 import pandas as pd
 
 from tsplab.errors import InputError
+from tsplab.presets import DatasetPreset, get_preset, infer_preset
 from tsplab.runs import read_json, write_json
 
 PREDICTION_COLUMNS = ["video", "t_start_s", "t_end_s", "label", "score"]
 DROPPED_COLUMNS = ["video", "index", "reason"]
 GT_ISSUE_COLUMNS = ["video", "index", "t_start_s", "t_end_s", "label", "problem", "action"]
 _SHOWN = 5  # rows named in a one-line message
-
-# ActivityNet tIoU grid: np.linspace(0.5, 0.95, 10) as in the official evaluation.
-ACTIVITYNET_TIOU = tuple(float(t) for t in np.linspace(0.5, 0.95, 10))
-THUMOS14_TIOU = tuple(float(t) for t in np.linspace(0.3, 0.7, 5))
-@dataclass(frozen=True)
-class MetricPreset:
-    """Evaluation settings of a benchmark.
-
-    ``subset`` is the ground-truth subset evaluated when a file holds several and none is named
-    (ActivityNet reports on validation; THUMOS14 on its test videos, ``testing`` in DETAD's JSON).
-    """
-
-    name: str
-    tiou_thresholds: tuple[float, ...]
-    subset: str
-    proposal_tiou_thresholds: tuple[float, ...] = ACTIVITYNET_TIOU
-    max_avg_proposals: int = 100
-    ar_at: tuple[int, ...] = (1, 10, 100)
-
-
-PRESETS = {
-    "activitynet": MetricPreset("activitynet", ACTIVITYNET_TIOU, "validation"),
-    "thumos14": MetricPreset("thumos14", THUMOS14_TIOU, "testing"),
-    # the built-in benchmark: ActivityNet-like (few actions per video), evaluated on validation
-    "synthetic": MetricPreset("synthetic", ACTIVITYNET_TIOU, "validation"),
-}
-
-
-def get_preset(preset: str | MetricPreset) -> MetricPreset:
-    if isinstance(preset, MetricPreset):
-        return preset
-    if preset not in PRESETS:
-        raise InputError(f"unknown metric preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-    return PRESETS[preset]
-
-
-# How each dataset spells its video ids (after ``normalize_video_id``): THUMOS14's
-# ``video_test_0000004``, ActivityNet's 11-character YouTube ids, the synthetic benchmark's
-# ``train_0000`` / ``val_0000``.
-_ID_PATTERNS = {
-    "thumos14": re.compile(r"video_(validation|test)_\d{7}"),
-    "activitynet": re.compile(r"[A-Za-z0-9_-]{11}"),
-    "synthetic": re.compile(r"(train|val)_\d{4}"),
-}
-
-
-def infer_preset(videos, source="ground truth") -> str:
-    """The metric preset of a dataset, told from its video ids: every id must match one dataset's
-    pattern (``_ID_PATTERNS``). A wrong preset changes every average mAP without any error
-    (ActivityNet averages tIoU 0.5:0.95, THUMOS14 0.3:0.7), so ids that match none, or several
-    datasets at once, raise ``InputError`` asking for the preset by name."""
-    ids = pd.unique(pd.Series(list(videos), dtype=object).astype(str))
-    found = [name for name, pattern in _ID_PATTERNS.items()
-             if len(ids) and all(pattern.fullmatch(v) for v in ids)]
-    if len(found) != 1:
-        example = ", ".join(map(str, ids[:3]))
-        raise InputError(f"{source}: cannot tell the dataset from its video ids ({example}, ...); "
-                         f"give the metric preset by name (--preset, or preset=): {' | '.join(PRESETS)}")
-    return found[0]
-
 
 # --------------------------------------------------------------------------------------------
 # Inputs and outputs (ActivityNet formats)
@@ -217,7 +161,7 @@ def write_predictions(predictions: pd.DataFrame, path, *, version: str = "VERSIO
     return write_json(path, {"version": version, "results": results, "external_data": {}})
 
 
-def load_ground_truth(path, subset: str | None = None, *, preset: str | MetricPreset | None = None
+def load_ground_truth(path, subset: str | None = None, *, preset: str | DatasetPreset | None = None
                       ) -> pd.DataFrame:
     """Ground-truth instances DataFrame(video, t_start_s, t_end_s, label, subset, duration_s) of one
     subset of any file ``tsplab.annotations.read_annotations`` reads (``duration_s``: the video's,
@@ -227,7 +171,7 @@ def load_ground_truth(path, subset: str | None = None, *, preset: str | MetricPr
     return _load_ground_truth(path, subset, preset, infer=False)[0]
 
 
-def _load_ground_truth(path, subset, preset, *, infer: bool) -> tuple[pd.DataFrame, MetricPreset | None]:
+def _load_ground_truth(path, subset, preset, *, infer: bool) -> tuple[pd.DataFrame, DatasetPreset | None]:
     """(instances, preset); the preset is inferred when None and ``infer`` or needed."""
     from tsplab.annotations import read_annotations
 
@@ -238,7 +182,7 @@ def _load_ground_truth(path, subset, preset, *, infer: bool) -> tuple[pd.DataFra
     if preset is None and (infer or (subset is None and several)):
         preset = infer_preset(instances["video"], source=str(path))
     preset = None if preset is None else get_preset(preset)
-    default = None if preset is None else preset.subset
+    default = None if preset is None else preset.eval_subset
     return select_subset(instances, subset, default=default, source=path), preset
 
 
@@ -544,36 +488,17 @@ def match_predictions(ground_truth: pd.DataFrame, predictions: pd.DataFrame,
     its group; only the number of predictions of the busiest group is looped over.
     """
     thresholds = np.asarray(tiou_thresholds, dtype=float).reshape(-1)
-    n_pred, k = len(predictions), len(thresholds)
-    matched = np.full((n_pred, k), -1, dtype=np.int64)
-    if n_pred == 0 or len(ground_truth) == 0:
+    matched = np.full((len(predictions), len(thresholds)), -1, dtype=np.int64)
+    if len(predictions) == 0 or len(ground_truth) == 0:
         return matched
-    gt_video, pr_video = _codes(ground_truth["video"], predictions["video"])
-    gt_label, pr_label = _codes(ground_truth["label"], predictions["label"])
-    n_videos = int(max(gt_video.max(), pr_video.max())) + 1
-    groups = _pad_groups(gt_label.astype(np.int64) * n_videos + gt_video,
-                         ground_truth["t_start_s"].to_numpy(float), ground_truth["t_end_s"].to_numpy(float))
-    pr_key = pr_label.astype(np.int64) * n_videos + pr_video
-
-    # Rank of each prediction in its class's official order.
-    class_rank = np.empty(n_pred, dtype=np.int64)
-    class_rank[official_order(pr_label, predictions["score"].to_numpy(float))] = np.arange(n_pred)
-    # Predictions that have ground truth of their class in their video, by (group, class rank).
-    pos = np.searchsorted(groups.keys, pr_key).clip(max=len(groups.keys) - 1)
-    candidates = np.flatnonzero(groups.keys[pos] == pr_key)
+    groups, candidates, group, rank = _match_candidates(ground_truth, predictions)
     if len(candidates) == 0:
         return matched
-    group = pos[candidates]
-    order = np.lexsort((class_rank[candidates], group))
-    candidates, group = candidates[order], group[order]
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-    rank = np.arange(len(group)) - np.repeat(starts, np.diff(np.r_[starts, len(group)]))
-
     pr_start = predictions["t_start_s"].to_numpy(float)[candidates]
     pr_end = predictions["t_end_s"].to_numpy(float)[candidates]
     pr_ok = pr_end > pr_start
     gt_ok = groups.end > groups.start  # False on padding (NaN) and zero-length instances
-    locked = np.zeros((len(groups.keys), k, groups.index.shape[1]), dtype=bool)
+    locked = np.zeros((len(groups.keys), len(thresholds), groups.index.shape[1]), dtype=bool)
     by_rank = np.argsort(rank, kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(rank))]
     for r in range(len(bounds) - 1):
@@ -582,16 +507,48 @@ def match_predictions(ground_truth: pd.DataFrame, predictions: pd.DataFrame,
         raw = iou_elementwise(pr_start[sel, None], pr_end[sel, None], groups.start[g], groups.end[g])
         iou = np.where(pr_ok[sel, None] & gt_ok[g], raw, -np.inf)  # [n, Gmax]
         free = (iou[:, None, :] >= thresholds[None, :, None]) & ~locked[g]  # [n, K, Gmax]
-        candidate_iou = np.where(free, iou[:, None, :], -np.inf)
-        best = candidate_iou.argmax(axis=2)  # [n, K]: the first best in file order ...
-        last_best = candidate_iou.shape[2] - 1 - candidate_iou[..., ::-1].argmax(axis=2)
-        tied = (last_best != best) & np.take_along_axis(free, best[..., None], axis=2)[..., 0]
-        if tied.any():  # ... which the official order may not try first
-            _official_choice(best, tied, free, raw, groups.size[g])
+        best = _best_free(iou, free, raw, groups.size[g])
         rows, ks = np.nonzero(np.take_along_axis(free, best[..., None], axis=2)[..., 0])
         locked[g[rows], ks, best[rows, ks]] = True
         matched[candidates[sel[rows]], ks] = groups.index[g[rows], best[rows, ks]]
     return matched
+
+
+def _match_candidates(ground_truth: pd.DataFrame, predictions: pd.DataFrame
+                      ) -> tuple[_PaddedGroups, np.ndarray, np.ndarray, np.ndarray]:
+    """The ground truth grouped by (class, video), and the predictions that have ground truth of
+    their class in their video: ``(groups, candidates [C], group [C], rank [C])``, candidates being
+    prediction rows sorted by group then by their rank in their class's ``official_order``, and
+    ``rank`` their position within their group (0 = tried first)."""
+    gt_video, pr_video = _codes(ground_truth["video"], predictions["video"])
+    gt_label, pr_label = _codes(ground_truth["label"], predictions["label"])
+    n_videos = int(max(gt_video.max(), pr_video.max())) + 1
+    groups = _pad_groups(gt_label.astype(np.int64) * n_videos + gt_video,
+                         ground_truth["t_start_s"].to_numpy(float), ground_truth["t_end_s"].to_numpy(float))
+    pr_key = pr_label.astype(np.int64) * n_videos + pr_video
+    class_rank = np.empty(len(predictions), dtype=np.int64)
+    class_rank[official_order(pr_label, predictions["score"].to_numpy(float))] = np.arange(len(predictions))
+    pos = np.searchsorted(groups.keys, pr_key).clip(max=len(groups.keys) - 1)
+    candidates = np.flatnonzero(groups.keys[pos] == pr_key)
+    group = pos[candidates]
+    order = np.lexsort((class_rank[candidates], group))
+    candidates, group = candidates[order], group[order]
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    rank = np.arange(len(group)) - np.repeat(starts, np.diff(np.r_[starts, len(group)]))
+    return groups, candidates, group, rank
+
+
+def _best_free(iou: np.ndarray, free: np.ndarray, raw_iou: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """For n predictions (one per group) and K thresholds, the padded column [n, K] of the free
+    instance with the highest tIoU, equal tIoUs resolved as the official code resolves them
+    (``_official_choice``). iou [n, Gmax] (-inf where no match is possible), free [n, K, Gmax]."""
+    candidate_iou = np.where(free, iou[:, None, :], -np.inf)
+    best = candidate_iou.argmax(axis=2)  # [n, K]: the first best in file order ...
+    last_best = candidate_iou.shape[2] - 1 - candidate_iou[..., ::-1].argmax(axis=2)
+    tied = (last_best != best) & np.take_along_axis(free, best[..., None], axis=2)[..., 0]
+    if tied.any():  # ... which the official order may not try first
+        _official_choice(best, tied, free, raw_iou, sizes)
+    return best
 
 
 def _official_choice(best: np.ndarray, tied: np.ndarray, free: np.ndarray, raw_iou: np.ndarray,
@@ -749,7 +706,7 @@ class DetectionResult:
 # --------------------------------------------------------------------------------------------
 
 def evaluate_detection(ground_truth: pd.DataFrame, predictions: pd.DataFrame,
-                       preset: str | MetricPreset = "activitynet", *, tiou_thresholds=None,
+                       preset: str | DatasetPreset = "activitynet", *, tiou_thresholds=None,
                        exclude_videos=None, lenient: bool = False,
                        sources=("ground truth", "predictions")) -> DetectionResult:
     """Detection AP/mAP of ``predictions`` DataFrame(video, t_start_s, t_end_s, label, score)
@@ -814,7 +771,7 @@ class ProposalResult:
 
 
 def evaluate_proposals(ground_truth: pd.DataFrame, proposals: pd.DataFrame,
-                       preset: str | MetricPreset = "activitynet", *, tiou_thresholds=None,
+                       preset: str | DatasetPreset = "activitynet", *, tiou_thresholds=None,
                        max_avg_proposals: int | None = None, exclude_videos=None,
                        lenient: bool = False, sources=("ground truth", "proposals")) -> ProposalResult:
     """AR@AN and AUC of class-agnostic ``proposals`` DataFrame(video, t_start_s, t_end_s, score)
@@ -906,7 +863,7 @@ def _first_hits(gt: pd.DataFrame, prop: pd.DataFrame, videos: np.ndarray, max_av
 # Files
 # --------------------------------------------------------------------------------------------
 
-def evaluate_files(ground_truth_path, predictions_path, preset: str | MetricPreset | None = None,
+def evaluate_files(ground_truth_path, predictions_path, preset: str | DatasetPreset | None = None,
                    *, subset: str | None = None, proposals: bool = False, exclude_videos=None,
                    lenient: bool = False):
     """Evaluate a result file against a ground-truth file (any format ``read_annotations`` reads);

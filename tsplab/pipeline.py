@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from tsplab.errors import InputError
+from tsplab.presets import get_preset
 from tsplab.runs import read_json, repo_root, resolve
 
 
@@ -64,6 +66,7 @@ _PRETRAIN_SIZES = {"tiny": {}, "default": dict(epochs=4, batch_size=32, clips_pe
 _LOCALIZER_EPOCHS = {"tiny": 8, "default": 15}
 
 DEMO_METHODS = ("tac", "tsp")
+DEMO_DATASET = get_preset("synthetic")  # the demo's dataset: its metrics, DETAD buckets, evaluated subset
 
 
 def demo_steps(run_dir: str, preset: str = "default", seed: int = 0,
@@ -73,7 +76,7 @@ def demo_steps(run_dir: str, preset: str = "default", seed: int = 0,
     own preset settings), extract its features, localize on them, analyse by length, compare the
     features."""
     if preset not in _PRETRAIN_SIZES:
-        raise ValueError(f"unknown synthetic preset {preset!r}; valid: {', '.join(_PRETRAIN_SIZES)}")
+        raise InputError(f"unknown synthetic preset {preset!r}; valid: {', '.join(_PRETRAIN_SIZES)}")
     run_dir = str(run_dir)
     benchmark = f"{run_dir}/benchmark"
     ground_truth = f"{benchmark}/annotations.json"
@@ -91,10 +94,11 @@ def demo_steps(run_dir: str, preset: str = "default", seed: int = 0,
                           seed=seed)),
         NotebookStep("05_localization.ipynb",
                      dict(feature_dirs=features, ground_truth=ground_truth,
-                          run_dir=f"{run_dir}/localization", preset="synthetic",
+                          run_dir=f"{run_dir}/localization", preset=DEMO_DATASET.name,
                           epochs=_LOCALIZER_EPOCHS[preset], seed=seed)),
         NotebookStep("06_detad_length_analysis.ipynb",
-                     dict(ground_truth=ground_truth, subset="validation", preset="synthetic",
+                     dict(ground_truth=ground_truth, subset=DEMO_DATASET.eval_subset,
+                          preset=DEMO_DATASET.name,
                           predictions={m: f"{run_dir}/localization/{m}/predictions.json" for m in methods})),
         NotebookStep("07_feature_similarity.ipynb",
                      dict(feature_folders=features, ground_truth=ground_truth)),
@@ -113,7 +117,7 @@ def demo_comparison(run_dir, methods=DEMO_METHODS) -> pd.DataFrame:
 
     run_dir = resolve(run_dir)
     ann = read_annotations(run_dir / "benchmark" / "annotations.json")
-    instances = ann.instances[ann.instances["subset"] == "validation"]
+    instances = ann.instances[ann.instances["subset"] == DEMO_DATASET.eval_subset]
     rows = {}
     for method in methods:
         metrics_path = run_dir / "localization" / method / "metrics.json"
@@ -123,7 +127,7 @@ def demo_comparison(run_dir, methods=DEMO_METHODS) -> pd.DataFrame:
         rows[method] = {"avg_mAP": 100 * metrics["average_mAP"], "mAP@0.5": 100 * metrics["mAP"][0]}
     predictions = {m: read_predictions(run_dir / "localization" / m / "predictions.json") for m in methods}
     durations = ann.videos.set_index("video")["duration_s"]
-    per_length = bucket_table(instances, predictions, "length", preset="synthetic", durations=durations,
+    per_length = bucket_table(instances, predictions, "length", preset=DEMO_DATASET, durations=durations,
                               include_shares=False)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table = table.join(per_length.drop(columns="all").add_prefix("mAP_N "))

@@ -42,12 +42,12 @@ def plot_length_histogram(instances: pd.DataFrame, edges_s=None, *, labels=None,
     edges_s: bucket edges in seconds (default: DETAD's ActivityNet length buckets, 0/30/60/120/180/
     inf s); labels: one name per bucket (default: DETAD's XS..XL when the count fits).
     """
-    from tsplab.detad import DETAD_PRESETS
+    from tsplab.presets import get_preset
 
-    default = DETAD_PRESETS["activitynet"].buckets["length"]
-    edges = list(default.edges if edges_s is None else edges_s)
+    default_edges, default_labels = get_preset("activitynet").detad_buckets["length"]
+    edges = list(default_edges if edges_s is None else edges_s)
     if labels is None:
-        labels = list(default.labels) if len(edges) - 1 == len(default.labels) else []
+        labels = list(default_labels) if len(edges) - 1 == len(default_labels) else []
     length = (instances["t_end_s"] - instances["t_start_s"]).to_numpy(float)
     length = length[length > 0]
     fig, axes = _figure(figsize=(7, 3.2))

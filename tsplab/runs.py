@@ -61,6 +61,15 @@ def write_json(path, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
+def write_csv(path, df, **to_csv_kwargs) -> Path:
+    """Write the DataFrame ``df`` to ``path`` atomically (see :func:`atomic_path`); ``to_csv_kwargs``
+    go to ``DataFrame.to_csv``, with ``index=False`` unless given. Returns ``path``."""
+    to_csv_kwargs.setdefault("index", False)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, **to_csv_kwargs)
+    return Path(path)
+
+
 def read_json(path):
     path = Path(path)
     if not path.is_file():

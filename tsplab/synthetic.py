@@ -48,8 +48,9 @@ Design (numbers for the ``default`` preset; a prototype measured what made the e
 * **Instances.** 1-3 per video, lengths log-uniform from 8 frames (one clip) to 80 % of the video,
   with at least ``min_gap_frames`` (8) of background between consecutive instances and at least one
   background stretch of that length per video, so that every video has pure background clips.
-  ``DETAD_LENGTH_EDGES_S`` splits instance lengths into five buckets (XS..XL, analogous to ActivityNet's
-  0/30/60/120/180 s edges) chosen so that each holds a reasonable share in the default preset.
+  ``tsplab.presets.SYNTHETIC_LENGTH_EDGES_S`` splits instance lengths into five buckets (XS..XL,
+  analogous to ActivityNet's 0/30/60/120/180 s edges) chosen so that each holds a reasonable share in
+  the default preset (the synthetic dataset preset's DETAD length buckets).
 * **Size.** 240 training + 96 validation videos, as in the prototype, where the TAC-TSP gap was clear
   (it narrowed at 720 training videos) and the whole pipeline fits in about 15 minutes on 2 cores.
 
@@ -80,14 +81,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tsplab.errors import InputError
+from tsplab.presets import get_preset
 from tsplab.runs import read_json, resolve, write_json
-
-LENGTH_BUCKET_NAMES = ("XS", "S", "M", "L", "XL")
-# Instance-length bucket edges in seconds for this benchmark, playing the role of ActivityNet's DETAD
-# edges (0, 30, 60, 120, 180, inf) s; XS is at most 1.5 clips of 8 frames at 15 fps. Chosen from the
-# default preset's length distribution: over seeds 0-2 the buckets hold 24-26 / 24-25 / 24-26 / 14-17
-# / 9-12 % of the instances (ActivityNet validation: 53.6 / 16.2 / 16.8 / 9.4 / 4.1 %, TSP Table 9).
-DETAD_LENGTH_EDGES_S = (0.0, 0.8, 1.2, 2.0, 3.0, math.inf)
 
 SUBSETS = ("training", "validation")
 _VIDEO_PREFIX = {"training": "train", "validation": "val"}
@@ -200,22 +196,22 @@ class SyntheticConfig:
     def validate(self) -> None:
         lo, hi = self.num_frames_range
         if not 2 <= self.num_classes <= len(MOTIONS):
-            raise ValueError(f"num_classes={self.num_classes}: must be in 2..{len(MOTIONS)} "
+            raise InputError(f"num_classes={self.num_classes}: must be in 2..{len(MOTIONS)} "
                              f"(one motion per class: {', '.join(MOTIONS)})")
         if self.frame_size % 2 or self.frame_size < 16:
-            raise ValueError(f"frame_size={self.frame_size}: must be even and >= 16")
+            raise InputError(f"frame_size={self.frame_size}: must be even and >= 16")
         if not 0.0 <= self.p_scene <= 1.0:
-            raise ValueError(f"p_scene={self.p_scene}: must be a probability")
+            raise InputError(f"p_scene={self.p_scene}: must be a probability")
         if self.num_train_videos < 1 or self.num_val_videos < 0:
-            raise ValueError("num_train_videos must be >= 1 and num_val_videos >= 0")
+            raise InputError("num_train_videos must be >= 1 and num_val_videos >= 0")
         need = self.min_instance_frames + self.min_gap_frames
         if lo > hi or lo < need or int(self.max_instance_frac * lo) < self.min_instance_frames:
-            raise ValueError(f"num_frames_range={self.num_frames_range}: videos must be at least "
+            raise InputError(f"num_frames_range={self.num_frames_range}: videos must be at least "
                              f"{need} frames and max_instance_frac * shortest >= min_instance_frames")
         if not 1 <= self.instances_range[0] <= self.instances_range[1]:
-            raise ValueError(f"instances_range={self.instances_range}: need 1 <= min <= max")
+            raise InputError(f"instances_range={self.instances_range}: need 1 <= min <= max")
         if _base_half_range(self, self.action_amplitude_radii[1]) < 0:
-            raise ValueError(f"action_amplitude_radii={self.action_amplitude_radii} with "
+            raise InputError(f"action_amplitude_radii={self.action_amplitude_radii} with "
                              f"object_radius_frac={self.object_radius_frac}: the motion does not fit "
                              "in the frame")
 
@@ -281,14 +277,14 @@ def _get_config(config) -> SyntheticConfig:
         return config
     if config in PRESETS:
         return PRESETS[config]
-    raise ValueError(f"unknown synthetic preset {config!r}; valid presets: {', '.join(PRESETS)}")
+    raise InputError(f"unknown synthetic preset {config!r}; valid presets: {', '.join(PRESETS)}")
 
 
 def plan_benchmark(config="tiny", seed: int = 0) -> list[VideoPlan]:
     """The plan of every video (training first, then validation), deterministic in (config, seed)."""
     config = _get_config(config)
     if int(seed) < 0:
-        raise ValueError(f"seed={seed}: must be >= 0")
+        raise InputError(f"seed={seed}: must be >= 0")
     plans = []
     index = 0
     for subset_code, (subset, count) in enumerate(
@@ -511,11 +507,12 @@ def activitynet_json(config, plans: list[VideoPlan]) -> dict:
 
 
 def length_buckets(lengths_s) -> pd.Categorical:
-    """DETAD-style length bucket (XS..XL, ``DETAD_LENGTH_EDGES_S``) of each instance length."""
+    """DETAD-style length bucket (XS..XL: the synthetic dataset preset's length buckets,
+    ``tsplab.presets.SYNTHETIC_LENGTH_EDGES_S``) of each instance length."""
     import pandas as pd  # lazily: encoding workers never need it
 
-    return pd.cut(np.asarray(lengths_s, dtype=float), list(DETAD_LENGTH_EDGES_S),
-                  labels=list(LENGTH_BUCKET_NAMES), right=True)
+    edges, names = get_preset("synthetic").detad_buckets["length"]
+    return pd.cut(np.asarray(lengths_s, dtype=float), list(edges), labels=list(names), right=True)
 
 
 def instance_table(config, plans: list[VideoPlan]) -> pd.DataFrame:
@@ -538,6 +535,7 @@ def summarize(config, plans: list[VideoPlan]) -> dict:
     """Counts per subset, foreground share, scene-class agreement and instances per length bucket."""
     config = _get_config(config)
     inst = instance_table(config, plans)
+    bucket_names = list(inst["bucket"].cat.categories)  # XS..XL, in order
     out = {}
     for subset in SUBSETS:
         ps = [p for p in plans if p.subset == subset]
@@ -552,7 +550,7 @@ def summarize(config, plans: list[VideoPlan]) -> dict:
             "scene_matches_class": round(float(np.mean([p.scene_class == p.label for p in ps])), 4)
             if ps else 0.0,
             "instances_per_bucket": {b: int(n) for b, n in
-                                     sub["bucket"].value_counts().reindex(LENGTH_BUCKET_NAMES).items()},
+                                     sub["bucket"].value_counts().reindex(bucket_names).items()},
         }
     return out
 
@@ -589,7 +587,7 @@ def generate_benchmark(out_dir, preset="tiny", seed: int = 0, *, workers: int = 
     if manifest_path.is_file():
         old = read_json(manifest_path)
         if {"config": old.get("config"), "seed": old.get("seed")} != identity:
-            raise ValueError(f"{out}: holds a synthetic benchmark of another config or seed "
+            raise InputError(f"{out}: holds a synthetic benchmark of another config or seed "
                              f"(seed {old.get('seed')}); choose another folder or delete this one")
     plans = plan_benchmark(config, seed)
     video_dir = out / "videos"
@@ -632,7 +630,7 @@ def benchmark_summary(folder) -> pd.DataFrame:
 
     meta = read_json(resolve(folder) / "benchmark.json")
     if not meta.get("complete"):
-        raise ValueError(f"{resolve(folder)}: benchmark not complete (generation was interrupted); "
+        raise InputError(f"{resolve(folder)}: benchmark not complete (generation was interrupted); "
                          "run generate_benchmark again to finish it")
     rows = []
     for subset in SUBSETS:
