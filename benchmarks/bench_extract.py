@@ -1,6 +1,6 @@
 """Feature-extraction throughput (clips/s), in one run on the same videos:
 
-- end-to-end: ``tsplab.features.extract_features`` (videos stream-decoded inline on a CPU, in
+- end-to-end: ``tsplab.features.extraction.extract_features`` (videos stream-decoded inline on a CPU, in
   DataLoader workers beside a GPU; the model runs in the main process), files written;
 - model-only: the same clip batches, already decoded and in memory, through transform + backbone;
 - stream decode: the same batches decoded in one process (``ClipBatchStream``, no model);
@@ -27,8 +27,9 @@ import pandas as pd
 import torch
 
 from tsplab.backbones import ClipTransform
-from tsplab.features import (ClipBatchStream, ExtractionConfig, encode_clips, extract_features,
-                             find_videos, load_extraction_backbone, pick_device)
+from tsplab.features.config import ExtractionConfig
+from tsplab.features.encoding import ClipBatchStream, encode_clips, pick_device
+from tsplab.features.extraction import extract_features, find_videos, load_extraction_backbone
 from tsplab.video import read_clip, write_video
 
 

@@ -11,7 +11,11 @@ from torch import nn
 
 from pathlib import Path
 
+from tsplab import backbones
 from tsplab import features as F
+from tsplab.features import encoding as E
+from tsplab.features import extraction as X
+from tsplab.features.config import ExtractionConfig
 
 
 class _MeanColour(nn.Module):
@@ -39,7 +43,7 @@ def _numbered_frames(n, h=4, w=6):
     (64, 8, 8, 8), (65, 8, 8, 9), (30, 16, 16, 2),
 ])
 def test_clip_grid_count_and_padding(n, length, stride, expected_t):
-    idx = F.clip_frame_indices(n, length, stride)
+    idx = E.clip_frame_indices(n, length, stride)
     assert idx.shape == (expected_t, length)
     assert list(idx[:, 0]) == [min(i * stride, n - 1) for i in range(expected_t)]
     # Windows run consecutively and the tail repeats the last frame.
@@ -48,9 +52,34 @@ def test_clip_grid_count_and_padding(n, length, stride, expected_t):
     np.testing.assert_array_equal(idx, full)
 
 
+def test_clip_grid_covers_every_frame_with_no_spare_window():
+    """Property: for any video length, clip length and stride, the windows (i * stride, L frames,
+    the last frame repeated past the end) reach the last frame, cover every frame when the stride is
+    at most L, the last window is needed (without it the end is missed), and the count is
+    ``tsplab.video.num_clip_windows``'s."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tsplab.video import num_clip_windows
+
+    @settings(max_examples=100, deadline=None)
+    @given(st.integers(1, 300), st.integers(1, 32), st.integers(1, 32))
+    def check(n, length, stride):
+        idx = E.clip_frame_indices(n, length, stride)
+        t = len(idx)
+        assert t == num_clip_windows(n, length, stride) >= 1
+        assert idx.min() == 0 and idx[-1, -1] == n - 1  # from the first frame to the last
+        if stride <= length:  # windows that touch or overlap: every frame is in one
+            assert set(idx.ravel().tolist()) == set(range(n))
+            assert (t - 1) * stride < n  # and every window starts inside the video
+        assert t == 1 or (t - 2) * stride + length < n  # without the last window the end is missed
+        np.testing.assert_array_equal(idx[:, 0], np.minimum(np.arange(t) * stride, n - 1))
+    check()
+
+
 def test_encode_frames_matches_hand_made_clips():
     frames = _numbered_frames(21)
-    feats = F.encode_frames(_MeanColour(), frames, clip_length_frames=4, stride_frames=3,
+    feats = E.encode_frames(_MeanColour(), frames, clip_length_frames=4, stride_frames=3,
                             transform=_to_float, batch_size=2)
     # T = ceil((21 - 4) / 3) + 1 = 7; clip i holds frames 3i..3i+3, clipped at frame 20.
     assert feats.shape == (7, 12) and feats.dtype == np.float32
@@ -59,16 +88,16 @@ def test_encode_frames_matches_hand_made_clips():
         np.testing.assert_allclose(feats[i].reshape(3, 4), np.tile(expected, (3, 1)))
     # The backbone's train/eval mode is left as it was (pretraining calls this mid-training).
     model = _MeanColour().train()
-    F.encode_frames(model, frames, 4, 3, _to_float)
+    E.encode_frames(model, frames, 4, 3, _to_float)
     assert model.training
     # Batch size does not change the result.
     np.testing.assert_array_equal(
-        feats, F.encode_frames(_MeanColour(), frames, 4, 3, _to_float, batch_size=64))
+        feats, E.encode_frames(_MeanColour(), frames, 4, 3, _to_float, batch_size=64))
 
 
 def test_encode_frames_rejects_wrong_dtype():
     with pytest.raises(ValueError, match="uint8"):
-        F.encode_frames(_MeanColour(), np.zeros((4, 2, 2, 3), np.float32), 2, 1, _to_float)
+        E.encode_frames(_MeanColour(), np.zeros((4, 2, 2, 3), np.float32), 2, 1, _to_float)
 
 
 def test_pool_gvf_max_and_avg():
@@ -175,11 +204,11 @@ def test_resample_features_interpolates_time_only():
 
 def test_shard_videos_split_is_a_partition():
     items = list(range(11))
-    parts = [F.shard_videos(items, i, 3) for i in range(3)]
+    parts = [X.shard_videos(items, i, 3) for i in range(3)]
     assert sum(parts, []) == items and [len(p) for p in parts] == [3, 4, 4]
-    assert F.shard_videos(items[:1], 0, 4) == [] and F.shard_videos(items[:1], 3, 4) == [0]
+    assert X.shard_videos(items[:1], 0, 4) == [] and X.shard_videos(items[:1], 3, 4) == [0]
     with pytest.raises(ValueError, match="shard_id"):
-        F.shard_videos(items, 3, 3)
+        X.shard_videos(items, 3, 3)
 
 
 # --- extraction on real (tiny) video files -----------------------------------------------------------
@@ -227,14 +256,14 @@ def one_video(videos):
 
 
 def _config(videos, out, **kw):
-    return F.ExtractionConfig(videos=str(videos), out_dir=str(out), **{**SETTINGS, **kw})
+    return ExtractionConfig(videos=str(videos), out_dir=str(out), **{**SETTINGS, **kw})
 
 
 @pytest.fixture(scope="module")
 def extracted(videos, tmp_path_factory):
     out = tmp_path_factory.mktemp("features")
     with pytest.warns(UserWarning, match="RANDOM weights"):
-        summary = F.extract_features(_config(videos[0], out, workers=2, format="h5"))
+        summary = X.extract_features(_config(videos[0], out, workers=2, format="h5"))
     return out, summary
 
 
@@ -255,12 +284,12 @@ def test_extraction_equals_encoding_decoded_clips_by_hand(videos, extracted):
         feats = F.load_features(out, video)
         # The grid: T = max(1, ceil((N - L) / stride) + 1) clips of the video resampled to 10 fps.
         assert feats.shape == (max(1, -(-(num_frames - 4) // 4) + 1), 128)
-        index = F.clip_frame_indices(len(frames), 4, 4)
+        index = E.clip_frame_indices(len(frames), 4, 4)
         windows = list(iter_clip_windows(path, 4, FPS, 4, short_side=16))
         assert len(windows) == len(index) == len(feats)
         for window, idx in zip(windows, index):
             np.testing.assert_array_equal(window.frames, frames[idx])  # the streamed clip grid
-        by_hand = F.encode_frames(backbone, frames, 4, 4, transform, batch_size=3)
+        by_hand = E.encode_frames(backbone, frames, 4, 4, transform, batch_size=3)
         np.testing.assert_allclose(feats, by_hand, rtol=1e-4, atol=1e-5)
     # c_video is portrait (32x24 -> 21x16 after resize): batches never mix frame sizes.
     assert F.load_features(out, "c_video").shape[0] == 5
@@ -297,9 +326,9 @@ def test_h5_format_holds_the_same_features(extracted):
 def test_random_weights_are_reproducible_from_the_seed(one_video, extracted, tmp_path):
     out, _ = extracted
     with pytest.warns(UserWarning, match="RANDOM weights"):
-        F.extract_features(_config(one_video, tmp_path / "again"))
+        X.extract_features(_config(one_video, tmp_path / "again"))
     with pytest.warns(UserWarning, match="seed 1"):
-        F.extract_features(_config(one_video, tmp_path / "seed1", seed=1))
+        X.extract_features(_config(one_video, tmp_path / "seed1", seed=1))
     first = F.load_features(out, "b_video")
     np.testing.assert_allclose(F.load_features(tmp_path / "again", "b_video"), first, rtol=1e-5, atol=1e-6)
     assert not np.allclose(F.load_features(tmp_path / "seed1", "b_video"), first)
@@ -308,11 +337,11 @@ def test_random_weights_are_reproducible_from_the_seed(one_video, extracted, tmp
 def test_rerun_skips_finished_videos(videos, tmp_path):
     out = tmp_path / "feats"
     with pytest.warns(UserWarning):
-        F.extract_features(_config(videos[0], out))
+        X.extract_features(_config(videos[0], out))
     stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.npy")}
     (out / "b_video.npy").unlink()
     with pytest.warns(UserWarning):
-        summary = F.extract_features(_config(videos[0], out))
+        summary = X.extract_features(_config(videos[0], out))
     assert dict(zip(summary.video, summary.status)) == {
         "a_video": "skipped", "b_video": "done", "c_video": "skipped"}
     assert summary.set_index("video").num_features.to_dict() == {"a_video": 6, "b_video": 10, "c_video": 5}
@@ -320,7 +349,7 @@ def test_rerun_skips_finished_videos(videos, tmp_path):
         assert (out / name).stat().st_mtime_ns == stamps[name]
     # Other settings into the same folder would mix two clip grids: refused, naming the difference.
     with pytest.raises(ValueError, match="stride_frames: 4 there, 2 now"), pytest.warns(UserWarning):
-        F.extract_features(_config(videos[0], out, stride_frames=2))
+        X.extract_features(_config(videos[0], out, stride_frames=2))
 
 
 def test_broken_videos_are_recorded_and_the_run_goes_on(videos, tmp_path):
@@ -332,7 +361,7 @@ def test_broken_videos_are_recorded_and_the_run_goes_on(videos, tmp_path):
     (tmp_path / "broken").symlink_to(broken)  # relative entries are relative to the list's folder
     out = tmp_path / "feats"
     with pytest.warns(UserWarning):
-        summary = F.extract_features(_config(listing, out, workers=2))
+        summary = X.extract_features(_config(listing, out, workers=2))
     status = dict(zip(summary.video, summary.status))
     assert status == {"a_video": "done", "c_video": "done", "garbage": "failed", "empty": "failed",
                       "truncated": "failed", "one_frame": "failed", "missing": "failed"}
@@ -343,11 +372,11 @@ def test_broken_videos_are_recorded_and_the_run_goes_on(videos, tmp_path):
     for video in failures.index:
         assert failures.loc[video, "path"].endswith(f"{video}.mp4") and failures.loc[video, "error"]
     assert F.list_feature_videos(out) == ["a_video", "c_video"]
-    counts = F.summarize_extraction(summary).set_index("status").videos.to_dict()
+    counts = X.summarize_extraction(summary).set_index("status").videos.to_dict()
     assert counts == {"done": 2, "skipped": 0, "failed": 5}
     # Allowing one-frame videos extracts it (one clip of a repeated frame).
     with pytest.warns(UserWarning):
-        again = F.extract_features(_config(listing, out, min_frames=1))
+        again = X.extract_features(_config(listing, out, min_frames=1))
     assert dict(zip(again.video, again.status))["one_frame"] == "done"
     assert F.load_features(out, "one_frame").shape == (1, 128)
     assert sorted(F.read_failures(out).video) == ["empty", "garbage", "missing", "truncated"]
@@ -357,12 +386,12 @@ def test_two_shards_together_equal_the_unsharded_run(videos, extracted, tmp_path
     out, summary = extracted
     sharded = tmp_path / "sharded"
     with pytest.warns(UserWarning):
-        first = F.extract_features(_config(videos[0], sharded, shard_id=0, num_shards=2, format="h5"))
+        first = X.extract_features(_config(videos[0], sharded, shard_id=0, num_shards=2, format="h5"))
     # The second shard comes from torchrun's environment (rank 1 of 2).
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.warns(UserWarning):
-        second = F.extract_features(_config(videos[0], sharded, format="h5"))
+        second = X.extract_features(_config(videos[0], sharded, format="h5"))
     assert list(first.video) == ["a_video"] and list(second.video) == ["b_video", "c_video"]
     assert F.list_feature_videos(sharded) == list(summary.video)
     for video in summary.video:
@@ -389,7 +418,7 @@ def test_checkpoint_run_folder_gives_backbone_and_clip_settings(one_video, extra
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a checkpoint run gives no random-weights warning
-        summary = F.extract_features(F.ExtractionConfig(videos=str(one_video), out_dir=str(out),
+        summary = X.extract_features(ExtractionConfig(videos=str(one_video), out_dir=str(out),
                                                         checkpoint=str(run), batch_size=8, workers=0))
     assert list(summary.status) == ["done"]
     meta = F.FeatureMetadata.load(out)
@@ -401,7 +430,7 @@ def test_checkpoint_run_folder_gives_backbone_and_clip_settings(one_video, extra
     assert feats.shape == F.load_features(extracted_out, "b_video").shape
     assert not np.allclose(feats, F.load_features(extracted_out, "b_video"))  # not the seed-0 weights
     with pytest.raises(ValueError, match="trained with 'r2plus1d_tiny'"):
-        F.extract_features(F.ExtractionConfig(videos=str(one_video), out_dir=str(tmp_path / "x"),
+        X.extract_features(ExtractionConfig(videos=str(one_video), out_dir=str(tmp_path / "x"),
                                               checkpoint=str(run), backbone="r3d_18"))
 
 
@@ -445,7 +474,9 @@ def test_cli_extract_and_gvf(one_video, tmp_path, capsys):
     with pytest.warns(UserWarning, match="RANDOM"):
         assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "done" in printed and "skipped" in printed and "failed" in printed
+    # the counts table: one video done, none skipped or failed (the words alone are always printed)
+    rows = [line.split() for line in printed.splitlines()]
+    assert ["done", "1"] in rows and ["skipped", "0"] in rows and ["failed", "0"] in rows
     assert F.FeatureMetadata.load(out).stride_frames == 8
     assert F.load_features(out, "b_video").shape == (6, 128)  # ceil((40 - 4) / 8) + 1
     assert main(["gvf", str(out), "--out", str(tmp_path / "gvf.h5"), "--pooling", "avg"]) == 0
@@ -546,11 +577,11 @@ def test_pretrained_runs_lists_folders_with_a_checkpoint(tmp_path):
     (tmp_path / "pretrain" / "tac").mkdir()  # a run that never saved a checkpoint
     (tmp_path / "pretrain" / "bsp").mkdir()
     (tmp_path / "pretrain" / "bsp" / "checkpoint.pt").write_bytes(b"x")
-    assert F.pretrained_runs(tmp_path, ["tac", "tsp", "bsp", "pal"]) == {
+    assert backbones.pretrained_runs(tmp_path, ["tac", "tsp", "bsp", "pal"]) == {
         "tsp": tmp_path / "pretrain" / "tsp", "bsp": tmp_path / "pretrain" / "bsp"}
-    assert F.resolve_checkpoint(tmp_path / "pretrain" / "bsp").name == "checkpoint.pt"
+    assert backbones.resolve_checkpoint(tmp_path / "pretrain" / "bsp").name == "checkpoint.pt"
     with pytest.raises(FileNotFoundError, match="tac"):
-        F.resolve_checkpoint(tmp_path / "pretrain" / "tac")
+        backbones.resolve_checkpoint(tmp_path / "pretrain" / "tac")
 
 
 def test_plot_feature_timeline_places_features_and_ground_truth(extracted):
@@ -577,7 +608,7 @@ def test_plot_feature_timeline_places_features_and_ground_truth(extracted):
 def test_a_video_failing_mid_stream_drops_its_clips_only(videos, extracted, tmp_path, monkeypatch):
     from tsplab.video import VideoError
 
-    original = F.ClipBatchStream.windows
+    original = E.ClipBatchStream.windows
 
     def breaks_after_seven(self, path):  # b_video's 8th clip fails to decode, after a batch was sent
         for window in original(self, path):
@@ -585,9 +616,9 @@ def test_a_video_failing_mid_stream_drops_its_clips_only(videos, extracted, tmp_
                 raise VideoError(path, "decoding failed: corrupt packet")
             yield window
 
-    monkeypatch.setattr(F.ClipBatchStream, "windows", breaks_after_seven)
+    monkeypatch.setattr(E.ClipBatchStream, "windows", breaks_after_seven)
     with pytest.warns(UserWarning):
-        summary = F.extract_features(_config(videos[0], tmp_path / "feats", batch_size=4))
+        summary = X.extract_features(_config(videos[0], tmp_path / "feats", batch_size=4))
     assert dict(zip(summary.video, summary.status)) == {"a_video": "done", "b_video": "failed",
                                                         "c_video": "done"}
     assert "corrupt packet" in summary.set_index("video").error["b_video"]
@@ -601,7 +632,7 @@ def test_a_video_failing_mid_stream_drops_its_clips_only(videos, extracted, tmp_
 def test_decoding_workers_default_to_inline_on_cpu_and_processes_beside_a_gpu():
     import torch
 
-    from tsplab.features import _decoding_workers
+    from tsplab.features.encoding import _decoding_workers
 
     assert _decoding_workers(None, torch.device("cpu")) == 0  # a worker would compete with the model
     assert 1 <= _decoding_workers(None, torch.device("cuda")) <= 8

@@ -17,8 +17,9 @@ from tsplab.localizer.asl import ClassSensitivity, ascl_loss, sensitive_features
 from tsplab.localizer.losses import diou_loss_1d, segment_tiou, sigmoid_focal_loss
 from tsplab.localizer.model import LocalizerNet, MixedAttention
 from tsplab.localizer.nms import batched_soft_nms, soft_nms
-from tsplab.localizer.train import (Localizer, VideoItem, assign_targets, level_points,
-                                    load_video_items, positions_to_seconds, seconds_to_positions)
+from tsplab.localizer.data import (VideoItem, assign_targets, level_points, load_video_items,
+                                   positions_to_seconds, seconds_to_positions)
+from tsplab.localizer.model import Localizer
 
 STRIDE_FRAMES, CLIP_FRAMES, FPS, DIM = 2, 8, 15.0, 16
 
@@ -151,7 +152,7 @@ def test_instance_evaluator_targets_and_sensitivity_loss():
     items = _toy_items()
     terms = model.losses(items)
     # eq. (7): MSE of q to the sigmoid probability of the true class and to the predicted tIoU
-    from tsplab.localizer.train import collate
+    from tsplab.localizer.data import collate
     feats, mask = collate(items, model.multiple)
     out = model(feats, mask)
     points, strides, ranges, _ = level_points(feats.shape[-1], 2, cfg.regression_ranges)
@@ -193,6 +194,66 @@ def test_sensitive_features_and_ascl_tiny_case():
     # a different-class action as a negative raises the loss
     three = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.9, 0.1]])
     assert ascl_loss(three, torch.tensor([0, 0, 1]), torch.zeros(0, 2)) > 0.5
+
+
+@pytest.mark.parametrize("ase_class, ase_instance", [(True, False), (True, True), (False, True)])
+def test_ase_weights_in_the_losses_by_hand(ase_class, ase_instance):
+    """ASL eqs. (8)-(10): each positive position's focal loss is weighted by p^cls(d) (+ q_cls), its
+    DIoU loss by p^loc(d) = p^sot + p^eot (+ q_loc), each normalised to mean 1 over the batch's
+    positives; computed here from the model's raw outputs and the Gaussians' formulas at their initial
+    values (μ_cls = 0, μ_sot/eot = ∓0.5, σ = 1)."""
+    torch.manual_seed(0)
+    cfg = LocalizerConfig(embed_dim=16, num_levels=2, regression_ranges=((0, 100), (100, 1000)),
+                          center_sample_radius=100.0, ase_class=ase_class, ase_instance=ase_instance,
+                          ascl=False, dropout=0.0)
+    model = Localizer(cfg, DIM, 2).eval()
+    with torch.no_grad():  # logits that differ a lot between positions, so the weights' shape matters
+        model.net.cls_head.out.weight.normal_(0.0, 1.0)
+    rng = np.random.default_rng(1)
+    items = [VideoItem(f"v{v}", rng.normal(0, 1, (24, DIM)).astype(np.float32),
+                       np.array([[2.0 + v, 14.0 + v]]), np.array([v % 2]), 10.0) for v in range(3)]
+    terms = model.losses(items)
+    feats = torch.stack([torch.from_numpy(item.features).T for item in items])  # [B, C, 24]: no padding
+    out = model(feats, torch.ones(3, 24, dtype=torch.bool))
+    logits, offsets = torch.cat(out["cls_logits"], 1), torch.cat(out["offsets"], 1)
+    q_cls, q_loc = torch.cat(out["q_cls"], 1), torch.cat(out["q_loc"], 1)
+    points, strides, ranges, _ = level_points(24, 2, cfg.regression_ranges)
+    focal_pos, diou, d, qc, ql, focal_bg = [], [], [], [], [], 0.0
+    for b, item in enumerate(items):
+        cls_t, reg_t, gt = assign_targets(torch.tensor(item.segments, dtype=torch.float32),
+                                          torch.tensor(item.labels), points, strides, ranges, 2, 100.0)
+        pos = gt >= 0
+        assert pos[:24].sum() == 13 and not pos[24:].any()  # every level-0 position of the action
+        p = torch.sigmoid(logits[b])
+        focal = -(0.25 * cls_t * (1 - p) ** 2 * torch.log(p)
+                  + 0.75 * (1 - cls_t) * p ** 2 * torch.log(1 - p)).sum(-1)  # Lin et al. eq. 5
+        focal_pos.append(focal[pos])
+        focal_bg = focal_bg + focal[~pos].sum()
+        o, r = offsets[b, pos], reg_t[pos]
+        inter = torch.minimum(o[:, 0], r[:, 0]) + torch.minimum(o[:, 1], r[:, 1])
+        iou = inter / (o.sum(1) + r.sum(1) - inter)
+        gap = 0.5 * ((o[:, 1] - o[:, 0]) - (r[:, 1] - r[:, 0]))
+        enclosing = torch.maximum(o[:, 0], r[:, 0]) + torch.maximum(o[:, 1], r[:, 1])
+        diou.append(1 - iou + gap ** 2 / enclosing ** 2)
+        start, end = item.segments[0]
+        d.append((points[pos] - 0.5 * (start + end)) / (end - start))
+        qc.append(q_cls[b, pos])
+        ql.append(q_loc[b, pos])
+    d = torch.cat(d)
+    assert d.min() == -0.5 and d.max() == 0.5
+    h_cls, h_loc = torch.zeros_like(d), torch.zeros_like(d)
+    if ase_class:
+        h_cls = h_cls + torch.exp(-d ** 2 / 2)  # eq. (3)
+        h_loc = h_loc + torch.exp(-(d + 0.5) ** 2 / 2) + torch.exp(-(d - 0.5) ** 2 / 2)  # eq. (4)
+    if ase_instance:
+        h_cls, h_loc = h_cls + torch.cat(qc), h_loc + torch.cat(ql)
+    w_cls, w_loc = h_cls / h_cls.mean(), h_loc / h_loc.mean()
+    n = len(d)
+    expected_cls = ((torch.cat(focal_pos) * w_cls).sum() + focal_bg) / n
+    expected_reg = (torch.cat(diou) * w_loc).sum() / n
+    assert terms["num_pos"] == n
+    assert terms["cls"].item() == pytest.approx(expected_cls.item(), rel=1e-5)
+    assert terms["reg"].item() == pytest.approx(expected_reg.item(), rel=1e-5)
 
 
 def test_soft_nms_hand_boxes():

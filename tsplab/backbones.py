@@ -16,13 +16,18 @@ cache first; offline, a clear error naming the URL and the path to put the file 
 file: TSP's released checkpoints and ours keep the backbone under ``features.`` in ``ckpt["model"]``
 beside the heads (``fc.*``, ``fc1.*``, ...), which are dropped; a bare backbone state dict works too.
 
-Checkpoint files are read by ``load_checkpoint_file`` only, with torch's safe loader: no code stored
-in a data file runs unless the caller says it trusts the file (``trust_pickle=True``).
+Checkpoints are read here, for every caller (initial weights, resume, feature extraction, BSP
+teachers, the localizer): ``resolve_checkpoint`` finds the file of a pretraining run folder,
+``load_checkpoint_file`` reads it with torch's safe loader (no code stored in a data file runs unless
+the caller says it trusts the file, ``trust_pickle=True``), ``checkpoint_settings`` says which
+backbone and clip settings it was trained with, and ``pretrained_runs`` lists the run folders that
+hold one.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import pickle
 import re
 import urllib.request
@@ -39,7 +44,7 @@ from torchvision.models.video import R2Plus1D_18_Weights, R3D_18_Weights, r2plus
 from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D, R2Plus1dStem, VideoResNet
 
 from tsplab.errors import InputError
-from tsplab.runs import atomic_path
+from tsplab.runs import atomic_path, resolve
 
 BACKBONES = ("r2plus1d_18", "r3d_18", "r2plus1d_34", "r2plus1d_tiny")
 
@@ -328,6 +333,74 @@ def _unreadable(path: Path, exc: Exception) -> InputError:
                       "give a file written by torch.save")
 
 
+def resolve_checkpoint(path) -> Path:
+    """A checkpoint file from a file path or a pretraining run folder (``runs/<name>/pretrain/<method>``:
+    its ``best.pt``, TSP's model selection; else the latest ``checkpoint.pt``; else its only
+    ``*.pt``/``*.pth``)."""
+    path = resolve(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for name in ("best.pt", "checkpoint.pt"):
+            if (path / name).is_file():
+                return path / name
+        found = sorted([*path.glob("*.pt"), *path.glob("*.pth")])
+        if len(found) == 1:
+            return found[0]
+        raise FileNotFoundError(f"{path}: no best.pt or checkpoint.pt, and {len(found)} other checkpoint "
+                                "files; pass the checkpoint file itself")
+    raise FileNotFoundError(f"{path}: checkpoint file or run folder not found")
+
+
+def checkpoint_settings(checkpoint: dict, path) -> dict:
+    """What a loaded checkpoint says about how it was trained: ``backbone`` and the clip settings
+    found in its ``config`` (missing ones absent). TSP's released files carry no config but start
+    their name with the backbone (``r2plus1d_34-tsp_on_activitynet-...pth``), which is used then."""
+    config = checkpoint.get("config") if isinstance(checkpoint, dict) else None
+    config = config if isinstance(config, dict) else {}
+    out = {}
+    aliases = dict(backbone=("backbone", "backbone_name"), clip_length_frames=("clip_length_frames",),
+                   frame_rate=("frame_rate", "clip_frame_rate"),
+                   short_side=("short_side", "resize_short_side"), crop_size=("crop_size",))
+    for name, keys in aliases.items():
+        for key in keys:
+            value = _find_key(config, key)
+            if value is not None:
+                out[name] = value
+                break
+    prefix = Path(path).name.split("-")[0]
+    if "backbone" not in out and prefix in BACKBONES:
+        out["backbone"] = prefix
+    return out
+
+
+def _find_key(tree, key):
+    """The first value stored under ``key`` anywhere in a nested dict (configs nest sub-configs)."""
+    if isinstance(tree, dict):
+        if key in tree and not isinstance(tree[key], dict):
+            return tree[key]
+        for value in tree.values():
+            found = _find_key(value, key)
+            if found is not None:
+                return found
+    return None
+
+
+def pretrained_runs(run_dir, methods=("tac", "tsp")) -> dict[str, Path]:
+    """``{method: run folder}`` for each of ``methods`` whose pretraining run folder
+    ``{run_dir}/pretrain/<method>`` holds a checkpoint (``resolve_checkpoint`` finds one); the
+    others are left out."""
+    found = {}
+    for method in methods:
+        folder = resolve(run_dir) / "pretrain" / method
+        try:
+            resolve_checkpoint(folder)
+        except FileNotFoundError:
+            continue
+        found[method] = folder
+    return found
+
+
 def _check_keys(backbone: nn.Module, state: Mapping, origin: str, name: str) -> None:
     expected = backbone.state_dict()
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
@@ -369,6 +442,12 @@ class ClipTransform:
     evaluation a centre crop; then Kinetics normalization. TSP sec. 4: short side 128, crop 112.
     (TSP's code resizes to a fixed 128x171; we follow the paper's text and keep the aspect ratio.)
     Runs on whatever device the batch is on, so the uint8 batch can be moved to the GPU first.
+
+    Every random choice is drawn once per clip and applied to all its frames (temporally consistent).
+    In training, optionally (off by default; PAL's augmentation, ``tsplab.methods.pal``): colour
+    jitter with probability ``jitter_p`` (brightness, contrast and saturation factors in
+    ``1 +- jitter_strength``, in that order) and a Gaussian blur with probability ``blur_p`` (sigma
+    0.1-2 at 224 px, scaled to the crop): MoCo v2's strengths, without hue jitter.
     """
 
     resize_short_side: int | None
@@ -376,29 +455,30 @@ class ClipTransform:
     train: bool
     mean: tuple = KINETICS_MEAN
     std: tuple = KINETICS_STD
+    jitter_strength: float = 0.0
+    jitter_p: float = 0.0
+    blur_p: float = 0.0
 
     def __call__(self, clips: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``generator`` (a CPU ``torch.Generator``) makes the crops and flips reproducible."""
+        """``generator`` (a CPU ``torch.Generator``) makes the crops, flips and colours reproducible."""
         if not torch.is_tensor(clips) or clips.ndim != 5 or clips.shape[-1] != 3:
             shape = tuple(clips.shape) if hasattr(clips, "shape") else type(clips).__name__
             raise ValueError(f"ClipTransform expects a uint8 tensor [B, T, H, W, 3], got {shape}")
-        b, t, h, w, _ = clips.shape
-        x = clips.permute(0, 1, 4, 2, 3).reshape(b * t, 3, h, w).float().div_(255)
-        if self.resize_short_side is not None and min(h, w) != self.resize_short_side:
-            side = self.resize_short_side
-            h, w = (side, round(w * side / h)) if h <= w else (round(h * side / w), side)
-            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=False)
+        x = self._resized(clips)  # [B, T, 3, h, w] in [0, 1]
+        b, _, _, h, w = x.shape
         c = self.crop_size
         if c > h or c > w:
             raise ValueError(f"crop_size {c} is larger than the resized frames {h}x{w} "
                              f"(resize_short_side={self.resize_short_side})")
-        x = x.reshape(b, t, 3, h, w)
         if self.train:
+            # Draw order (crops, flips, then colours) is part of a run's reproducibility.
             tops = torch.randint(0, h - c + 1, (b,), generator=generator).tolist()
             lefts = torch.randint(0, w - c + 1, (b,), generator=generator).tolist()
             flips = torch.rand(b, generator=generator) < 0.5
             x = torch.stack([x[i, :, :, y0:y0 + c, x0:x0 + c] for i, (y0, x0) in enumerate(zip(tops, lefts))])
             x = torch.where(flips.to(x.device)[:, None, None, None, None], x.flip(-1), x)
+            if self.jitter_p > 0 or self.blur_p > 0:
+                x = self._colour_and_blur(x, generator)
         else:
             y0, x0 = (h - c) // 2, (w - c) // 2
             x = x[:, :, :, y0:y0 + c, x0:x0 + c]
@@ -406,3 +486,56 @@ class ClipTransform:
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device)[:, None, None]
         x = (x - mean) / std
         return x.permute(0, 2, 1, 3, 4).contiguous()  # [B, 3, T, c, c]
+
+    def _resized(self, clips: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[B, T, H, W, 3]`` -> float ``[B, T, 3, h, w]`` in [0, 1], short side resized."""
+        b, t, h, w, _ = clips.shape
+        x = clips.permute(0, 1, 4, 2, 3).reshape(b * t, 3, h, w).float().div_(255)
+        if self.resize_short_side is not None and min(h, w) != self.resize_short_side:
+            side = self.resize_short_side
+            h, w = (side, round(w * side / h)) if h <= w else (round(h * side / w), side)
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=False)
+        return x.reshape(b, t, 3, h, w)
+
+    def _colour_and_blur(self, x: torch.Tensor, generator) -> torch.Tensor:
+        """Colour jitter and blur of cropped clips ``[B, T, 3, c, c]``, one draw per clip."""
+        b, c = x.shape[0], x.shape[-1]
+        jitter = (torch.rand(b, generator=generator) < self.jitter_p).tolist()
+        factors = 1 + self.jitter_strength * (2 * torch.rand(b, 3, generator=generator) - 1)
+        blur = (torch.rand(b, generator=generator) < self.blur_p).tolist()
+        sigmas = (0.1 + 1.9 * torch.rand(b, generator=generator)) * c / 224
+        out = []
+        for i in range(b):
+            v = x[i]  # [T, 3, c, c]
+            if jitter[i]:
+                v = _colour_jitter(v, *factors[i].tolist())
+            if blur[i] and float(sigmas[i]) > 0.05:
+                v = _gaussian_blur(v, float(sigmas[i]))
+            out.append(v)
+        return torch.stack(out)
+
+
+_GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, torchvision's rgb_to_grayscale
+
+
+def _colour_jitter(v: torch.Tensor, brightness: float, contrast: float, saturation: float) -> torch.Tensor:
+    """Brightness, contrast (about the clip's mean gray), saturation (against each pixel's gray) of
+    ``[T, 3, H, W]`` frames in [0, 1], clamped to [0, 1] after each step."""
+    gray_w = torch.tensor(_GRAY_WEIGHTS, device=v.device).view(1, 3, 1, 1)
+    v = (v * brightness).clamp(0, 1)
+    mean_gray = (v * gray_w).sum(1, keepdim=True).mean()
+    v = ((v - mean_gray) * contrast + mean_gray).clamp(0, 1)
+    gray = (v * gray_w).sum(1, keepdim=True)
+    return (gray + (v - gray) * saturation).clamp(0, 1)
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``[T, 3, H, W]`` (every frame with the same ``sigma``)."""
+    radius = max(1, int(math.ceil(2 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-t ** 2 / (2 * sigma ** 2))
+    kernel = kernel / kernel.sum()
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)

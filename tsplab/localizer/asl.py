@@ -1,6 +1,7 @@
-"""ASL's action sensitivity: class-level Gaussians (ASE, sec. 3.2, eqs. 3-4) and the action
-sensitive contrastive loss (ASCL, sec. 3.3, eqs. 11-14). The instance-level evaluators are modules of
-``tsplab.localizer.model`` (``InstanceEvaluator``); their targets are built in ``train``.
+"""ASL's action sensitivity: class-level Gaussians (ASE, sec. 3.2, eqs. 3-4), the weights ASE puts
+on each positive position's losses (eq. 8), and the action sensitive contrastive loss (ASCL, sec.
+3.3, eqs. 11-14). The instance-level evaluators are modules of ``tsplab.localizer.model``
+(``InstanceEvaluator``), trained by ``Localizer.losses`` there (eq. 7).
 """
 from __future__ import annotations
 
@@ -46,6 +47,32 @@ class ClassSensitivity(nn.Module):
     def p_loc(self, d: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``p^loc 1[c] = p^sot + p^eot`` (eq. 4), ``[N]``."""
         return self.p_start_end(d, labels).sum(dim=1)
+
+
+def ase_weights(d: torch.Tensor, labels: torch.Tensor, sensitivity: ClassSensitivity | None = None,
+                q_cls: torch.Tensor | None = None, q_loc: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """ASE's weights ``(w_cls, w_loc)`` ``[N]`` of the positive positions' classification and
+    regression losses (eq. 8): the class-level ``p^cls``/``p^loc`` at the normalised distance ``d``
+    ``[N]`` to the action's centre (``sensitivity``; ``None``: class level off) plus the
+    instance-level evaluators' ``q_cls``/``q_loc`` ``[N]`` (``None``: instance level off). With
+    both off every weight is 1."""
+    if sensitivity is None and q_cls is None:
+        return torch.ones_like(d), torch.ones_like(d)
+    h_cls = torch.zeros_like(d)
+    h_loc = torch.zeros_like(d)
+    if sensitivity is not None:
+        h_cls = h_cls + sensitivity.p_cls(d, labels)
+        h_loc = h_loc + sensitivity.p_loc(d, labels)
+    if q_cls is not None:
+        # q is trained by its own MSE (eq. 7) only: detached here, else the detector could lower
+        # its losses by predicting small q.
+        h_cls = h_cls + q_cls.detach()
+        h_loc = h_loc + q_loc.detach()
+    # Normalised to mean 1 over the batch's positives (our choice; the paper gives no scale): the
+    # weights redistribute attention among frames without changing the loss's magnitude, so λ and
+    # the learning rate keep their meaning across the ablation rows.
+    return h_cls / h_cls.mean().clamp(min=1e-6), h_loc / h_loc.mean().clamp(min=1e-6)
 
 
 def sensitive_features(features: torch.Tensor, start: float, end: float, label: int,

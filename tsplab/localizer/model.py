@@ -1,5 +1,7 @@
 """The localizer network: projection, Transformer encoder with ASL's mixed attention, feature pyramid,
-heads (ASL sec. 3.1, on ActionFormer's one-stage design).
+heads (ASL sec. 3.1, on ActionFormer's one-stage design); and ``Localizer``, the network with ASL's
+class-level sensitivity and its training losses (eq. 15: focal and DIoU reweighted by ASE, the
+evaluators' MSE, ASCL). Prediction is in ``tsplab.localizer.inference``.
 
 Shapes: ``B`` videos, ``T`` feature positions (padded), ``C`` input channels, ``D`` embedding
 channels, ``K`` classes. Sequences are ``[B, D, T]`` (channels first, as ``nn.Conv1d`` wants) with a
@@ -9,9 +11,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from tsplab.localizer.asl import ClassSensitivity, ascl_loss, ase_weights, batched_sensitive_features
+from tsplab.localizer.config import LocalizerConfig
+from tsplab.localizer.data import VideoItem, batch_targets, collate, level_points, positive_actions
+from tsplab.localizer.losses import diou_loss_1d, segment_tiou, sigmoid_focal_loss
 
 
 class MaskedLayerNorm(nn.Module):
@@ -184,3 +192,85 @@ class LocalizerNet(nn.Module):
             out["q_cls"].append(self.eval_cls(f))
             out["q_loc"].append(self.eval_loc(f))
         return out
+
+
+# ------------------------------------------------------------------------------------------------
+# The model with its losses
+# ------------------------------------------------------------------------------------------------
+
+class Localizer(nn.Module):
+    """``LocalizerNet`` plus the ASL class-level sensitivity; ``losses(items)`` computes eq. (15)."""
+
+    def __init__(self, config: LocalizerConfig, input_dim: int, num_classes: int):
+        super().__init__()
+        self.config = config
+        self.num_classes = num_classes
+        self.net = LocalizerNet(input_dim, num_classes, config.embed_dim, config.num_levels,
+                                config.num_stem_blocks, config.num_heads, config.theta,
+                                config.head_layers, config.dropout)
+        self.sensitivity = ClassSensitivity(num_classes)
+        # With ASE's class level off, ASCL still needs sensitive frames: it then uses the Gaussians
+        # at their initial values, frozen (our choice; the paper always runs ASCL with ASE).
+        self.fixed_sensitivity = ClassSensitivity(num_classes).requires_grad_(False)
+
+    @property
+    def multiple(self) -> int:
+        return 2 ** (self.config.num_levels - 1)
+
+    def forward(self, features, mask):
+        return self.net(features, mask)
+
+    def losses(self, items: list[VideoItem]) -> dict:
+        """The loss terms of one batch: ``cls`` (eq. 9), ``reg`` (eq. 10), ``sens`` (eq. 7, both
+        evaluators), ``ascl`` (eq. 14, already x λ) and ``loss`` (their sum, eq. 15)."""
+        cfg = self.config
+        device = next(self.parameters()).device
+        feats, mask = collate(items, self.multiple)
+        out = self.net(feats.to(device), mask.to(device))
+        points, strides, ranges, _ = (x.to(device) for x in level_points(
+            feats.shape[-1], cfg.num_levels, cfg.regression_ranges))
+        logits, offsets, valid, q_cls, q_loc = (torch.cat(out[k], dim=1) for k in (
+            "cls_logits", "offsets", "masks", "q_cls", "q_loc"))  # [B, P, K], [B, P, 2], [B, P] x 3
+        cls_t, reg_t, gt_idx = batch_targets(items, points, strides, ranges, self.num_classes,
+                                             cfg.center_sample_radius)
+        pos = (gt_idx >= 0) & valid
+        num_pos = max(int(pos.sum()), 1)
+
+        focal = sigmoid_focal_loss(logits, cls_t).sum(dim=-1)  # [B, P]
+        diou = diou_loss_1d(offsets[pos], reg_t[pos])  # [N_pos]
+        d, lab = positive_actions(items, gt_idx, pos, points)
+        instance = (q_cls[pos], q_loc[pos]) if cfg.ase_instance else (None, None)
+        w_cls, w_loc = ase_weights(d, lab, self.sensitivity if cfg.ase_class else None, *instance)
+        bg = valid & ~pos
+        loss_cls = ((focal[pos] * w_cls).sum() + focal[bg].sum()) / num_pos  # eq. (9)
+        loss_reg = (diou * w_loc).sum() / num_pos  # eq. (10)
+        zero = logits.sum() * 0.0
+        loss_sens = zero
+        if cfg.ase_instance and len(d):
+            quality_cls = torch.sigmoid(logits[pos].gather(1, lab[:, None]))[:, 0].detach()  # eq. (6)
+            quality_loc = segment_tiou(offsets[pos], reg_t[pos]).detach()
+            loss_sens = F.mse_loss(q_cls[pos], quality_cls) + F.mse_loss(q_loc[pos], quality_loc)  # eq. (7)
+        loss_ascl = zero
+        if cfg.ascl:
+            loss_ascl = cfg.ascl_weight * self._ascl(items, out["features"][0], out["masks"][0])
+        total = loss_cls + loss_reg + loss_sens + loss_ascl  # eq. (15)
+        return dict(loss=total, cls=loss_cls, reg=loss_reg, sens=loss_sens, ascl=loss_ascl,
+                    num_pos=num_pos)
+
+    def _ascl(self, items, features, mask) -> torch.Tensor:
+        """Eq. (14) on the finest pyramid level's features ``[B, D, T]``, all instances at once."""
+        sens = self.sensitivity if self.config.ase_class else self.fixed_sensitivity
+        video_index = torch.tensor([b for b, item in enumerate(items) for _ in item.labels], dtype=torch.long)
+        if len(video_index) == 0:
+            return features.sum() * 0.0
+        device = features.device
+        segments = torch.tensor(np.concatenate([item.segments for item in items]), dtype=features.dtype,
+                                device=device)
+        labels = torch.tensor(np.concatenate([item.labels for item in items]), dtype=torch.long,
+                              device=device)
+        f_cls, f_loc, f_bg, has_frames, has_bg = batched_sensitive_features(
+            features, mask.sum(dim=1), video_index.to(device), segments, labels, sens,
+            self.config.ascl_delta)
+        actions = torch.cat([f_cls[has_frames], f_loc[has_frames]])
+        action_labels = torch.cat([labels[has_frames], labels[has_frames]])
+        return ascl_loss(actions, action_labels, f_bg[has_bg])
