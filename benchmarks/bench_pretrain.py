@@ -30,7 +30,8 @@ import pandas as pd
 import torch
 
 from tsplab.synthetic import generate_benchmark
-from tsplab.train import pretrain, pretrain_config
+from tsplab.pretrain_config import pretrain_config
+from tsplab.train import pretrain
 
 
 def clip_features(model, dataset, config, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:

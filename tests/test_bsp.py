@@ -12,10 +12,12 @@ import torch
 from tsplab.backbones import build_backbone, load_backbone_weights
 from tsplab.methods import get_method
 from tsplab.methods.bsp import (BSP, NO_CHANGE, BSPClipDataset, blend_weights, change_point_heatmap,
-                                change_point_hits, concat_feature_folders, diff_class_boundary,
-                                diff_speed_boundary, same_class_boundary, same_speed, speed_change_indices)
+                                change_point_hits, diff_class_boundary, diff_speed_boundary,
+                                same_class_boundary, same_speed, speed_change_indices)
+from tsplab.features import concat_feature_folders
 from tsplab.sampling import NO_LABEL
-from tsplab.train import pretrain, pretrain_config, read_metrics
+from tsplab.pretrain_config import pretrain_config
+from tsplab.train import pretrain, read_metrics
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -81,6 +83,20 @@ def test_change_point_heatmap_and_hits():
     pred[1, 3] = 1.0  # three frames off: a miss
     pred[2, 5] = 0.3  # no boundary and no peak above 0.5: a hit
     assert change_point_hits(pred, change).tolist() == [True, False, True]
+
+
+def test_change_point_hits_tolerate_exactly_one_frame():
+    """BSP's regression accuracy (our reading, ``change_point_hits``): the predicted peak lies within
+    one frame of the heat map's peak (frame ``c - 1``); a row without a boundary counts when its
+    maximum stays below 0.5."""
+    change = torch.tensor([4, 4, 4, 4, 4, 1, 8, NO_CHANGE, NO_CHANGE])
+    pred = torch.zeros(9, 8)
+    for row, peak in enumerate([3, 2, 4, 1, 5, 1, 5]):  # heat-map peaks at frames 3, ..., 0, 7
+        pred[row, peak] = 1.0
+    pred[7, 2] = 0.5  # no boundary but a maximum of exactly 0.5: a miss
+    pred[8, 2] = 0.49
+    assert change_point_hits(pred, change).tolist() == [True, True, True, False, False, True, False,
+                                                         False, True]
 
 
 # ------------------------------------------------------------------------------------- dataset
@@ -151,7 +167,10 @@ def test_dataset_synthesizes_each_type_from_the_right_sources():
                 assert np.all(np.diff(clip[pure_1]) == 1) and np.all(np.diff(clip[pure_2]) == 1)
     assert seen == {"dc", "sc", "ds", "ss"}
     # deterministic per (seed, epoch, index); validation clips do not change with the epoch
-    assert torch.equal(ds[(5, 1)]["clip"], ds[(5, 1)]["clip"])
+    again = _dataset()  # a new dataset with the same seed makes the same item
+    assert torch.equal(again[(5, 1)]["clip"], ds[(5, 1)]["clip"])
+    assert again[(5, 1)]["change_frame"] == ds[(5, 1)]["change_frame"]
+    assert not torch.equal(_dataset(seed=4)[(5, 1)]["clip"], ds[(5, 1)]["clip"])  # the seed matters
     valid = _dataset(jitter=False)
     assert all(torch.equal(valid[(i, 0)]["clip"], valid[(i, 3)]["clip"]) for i in range(len(valid)))
     assert [valid[(i, 2)]["boundary_label"].item() for i in range(4)] == [0, 1, 2, 3]
@@ -163,29 +182,29 @@ def test_middle_change_point_and_binary_variants():
     assert labels == [0, 1] * 4
     assert {ds[(i, 0)]["change_frame"].item() for i in range(0, 8, 2)} == {4}  # L/2
     for variant in (("dc", "ss"), ("sc", "ss"), ("ds", "ss")):
-        method = BSP(_config(bsp_boundaries=variant))
+        method = BSP(_config(boundaries=variant))
         assert method.head_names == ("boundary",)
     with pytest.raises(ValueError, match="at least two types"):
-        BSP(_config(bsp_boundaries=("ss",)))
+        BSP(_config(boundaries=("ss",)))
     with pytest.raises(ValueError, match="distinct names among dc, sc, ds, ss"):
-        BSP(_config(bsp_boundaries=("dc", "xx")))
-    with pytest.raises(ValueError, match="bsp_loss='l2'"):
-        BSP(_config(bsp_loss="l2"))
-    with pytest.raises(ValueError, match="needs bsp_teachers"):
-        BSP(_config(bsp_integration="distill"))
-    with pytest.raises(ValueError, match="bsp_blend_frames=5"):
-        BSP(_config(bsp_blend_frames=5))
-    assert BSP(_config(bsp_loss="regression", bsp_boundaries=("ds",))).regression
-    assert BSP(_config(bsp_integration="two-head")).head_names == ("boundary", "action")
+        BSP(_config(boundaries=("dc", "xx")))
+    with pytest.raises(ValueError, match="loss='l2'"):
+        BSP(_config(loss="l2"))
+    with pytest.raises(ValueError, match="needs teachers"):
+        BSP(_config(integration="distill"))
+    with pytest.raises(ValueError, match="blend_frames=5"):
+        BSP(_config(blend_frames=5))
+    assert BSP(_config(loss="regression", boundaries=("ds",))).regression
+    assert BSP(_config(integration="two-head")).head_names == ("boundary", "action")
     assert get_method("bsp") is BSP
 
 
 def _config(**kw):
-    return pretrain_config("synthetic", dataset_dir="unused", resize_short_side=16, crop_size=16, **kw)
+    return pretrain_config("synthetic", method="bsp", dataset_dir="unused", resize_short_side=16, crop_size=16, **kw)
 
 
-@pytest.mark.parametrize("options", [dict(), dict(bsp_loss="regression", bsp_boundaries=("sc",)),
-                                     dict(bsp_integration="two-head")])
+@pytest.mark.parametrize("options", [dict(), dict(loss="regression", boundaries=("sc",)),
+                                     dict(integration="two-head")])
 def test_a_few_steps_reduce_the_loss(options):
     torch.manual_seed(0)
     method = BSP(_config(**options))
@@ -229,7 +248,7 @@ def test_one_epoch_run_checkpoint_extracts_and_distills(tiny_benchmark, tmp_path
     assert torch.equal(backbone.stem[0].weight, best["model"]["features.stem.0.weight"])
 
     # feature distillation from two teachers (here both this run's encoder), one step on real clips
-    distill = BSP(_config(bsp_integration="distill", bsp_teachers=(str(out), str(out / "best.pt"))))
+    distill = BSP(_config(integration="distill", teachers=(str(out), str(out / "best.pt"))))
     data = type("D", (), {"labels": ["a", "b", "c"], "clip_length_frames": 8})()
     model = distill.build_model(build_backbone("r2plus1d_tiny"), data)
     assert model.proj_tac.out_features == backbone.feature_dim
@@ -291,7 +310,7 @@ def test_concat_matches_activitynet_ids_with_and_without_prefix(tmp_path):
 @pytest.mark.filterwarnings("ignore:.*segments dropped", "ignore:.*replaces the earlier run")
 def test_killed_and_resumed_two_head_run_is_bit_identical(tiny_benchmark, tmp_path):
     def config(run_dir):
-        return pretrain_config("synthetic", method="bsp", bsp_integration="two-head",
+        return pretrain_config("synthetic", method="bsp", integration="two-head",
                                dataset_dir=str(tiny_benchmark), run_dir=str(run_dir),
                                frame_cache_dir=str(tmp_path / "cache"), clips_per_segment=1, batch_size=8,
                                epochs=2, max_steps_per_epoch=2, workers=0, progress=False)

@@ -1,6 +1,8 @@
 """Methods: TSP eq. (1) loss, heads and GVFs, TAC, the optimizer groups and schedule, name errors."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -10,9 +12,9 @@ from tsplab.backbones import ClipTransform, build_backbone
 from tsplab.methods import METHODS, get_method
 from tsplab.methods.base import head_accuracy_counts, masked_cross_entropy
 from tsplab.methods.tac import TAC, TACModel
-from tsplab.methods.tsp import TSP, TSPModel, compute_video_gvfs, tsp_loss
-from tsplab.train import (PretrainConfig, WarmupMultiStep, build_lr_scheduler, build_optimizer,
-                          check_config, pretrain_config)
+from tsplab.methods.tsp import TSP, TSPModel, TSPOptions, compute_video_gvfs, tsp_loss
+from tsplab.pretrain_config import PretrainConfig, check_config, pretrain_config
+from tsplab.train import WarmupMultiStep, build_lr_scheduler, build_optimizer
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -37,7 +39,7 @@ def test_method_registry_and_unknown_names():
     with pytest.raises(ValueError, match="unknown backbone 'r9d'.*r2plus1d_18"):
         check_config(PretrainConfig(backbone="r9d", dataset_dir="x"))
     with pytest.raises(ValueError, match="gvf_pooling='sum'.*max, avg, none"):
-        check_config(PretrainConfig(gvf_pooling="sum", dataset_dir="x"))
+        check_config(PretrainConfig(options=TSPOptions(gvf_pooling="sum"), dataset_dir="x"))
     with pytest.raises(ValueError, match="unknown pretraining preset"):
         pretrain_config("imagenet")
     with pytest.raises(ValueError, match=r"unknown PretrainConfig fields \['lr'\]"):
@@ -159,6 +161,45 @@ def test_a_few_steps_reduce_the_loss(method_name):
     assert losses[-1] < 0.6 * losses[0], losses
 
 
+class ConstantEncoder(torch.nn.Module):
+    """A stand-in backbone: the feature of every clip is (0, 0), so the heads see only their biases
+    and the GVF."""
+
+    feature_dim = 2
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return torch.zeros(len(x), 2) + 0 * self.unused
+
+
+def test_tsp_step_conditions_each_split_on_its_own_gvf_table():
+    """TSP §3.3 through ``TSP.step``: the region head reads f ⊕ GVF of the clip's video, from the
+    training videos' table in training and from the validation videos' table in validation (the
+    tables are indexed by each split's own video rows); eq. (1) adds both heads' cross-entropies."""
+    method = get_method("tsp")(synthetic_config(method="tsp"))
+    model = method.build_model(ConstantEncoder(), type("D", (), {"labels": ["a", "b", "c"]})())
+    with torch.no_grad():
+        model.fc1.weight.zero_()
+        model.fc1.bias.copy_(torch.tensor([1.0, 0.0, -1.0]))
+        model.fc2.weight.copy_(torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]))  # (0, gvf[0])
+        model.fc2.bias.zero_()
+    method.gvf = {"train": torch.tensor([[-3.0, 0.0], [3.0, 0.0]]), "valid": torch.tensor([[3.0, 0.0], [-3.0, 0.0]])}
+    batch = {"clip": torch.zeros(4, 4, 16, 16, 3, dtype=torch.uint8), "video_index": torch.tensor([0, 1, 0, 1]),
+             "region_label": torch.tensor([1, 0, 1, 0]), "action_label": torch.tensor([0, -1, 2, -1])}
+    action_ce = math.log(math.e + 1 + 1 / math.e)  # mean of -log softmax(1, 0, -1) at classes 0 and 2
+    valid = method.step(model, batch, train=False)
+    assert valid.head_correct["region"].item() == 4  # region logits (0, 3), (0, -3), ...: all right
+    assert valid.head_losses["region"].item() == pytest.approx(math.log(1 + math.exp(-3)), rel=1e-6)
+    assert valid.loss.item() == pytest.approx(math.log(1 + math.exp(-3)) + action_ce, rel=1e-6)
+    assert (valid.head_correct["action"].item(), valid.head_count["action"].item()) == (1, 2)
+    train = method.step(model, batch, train=True)
+    assert train.head_correct["region"].item() == 0  # the training table flips every logit
+    assert train.head_losses["region"].item() == pytest.approx(math.log(1 + math.exp(3)), rel=1e-6)
+
+
 def test_optimizer_groups_stem_frozen_and_scaled_lrs(tiny):
     config = PretrainConfig(dataset_dir="x", backbone_lr=1e-4, fc_lr=0.004)
     model = TSPModel(build_backbone("r2plus1d_tiny"), 4, 0)
@@ -181,7 +222,7 @@ def test_optimizer_groups_stem_frozen_and_scaled_lrs(tiny):
 
 
 def test_warmup_and_decay_schedule_values():
-    config = PretrainConfig(dataset_dir="x", backbone_lr=1e-4, fc_lr=0.002)  # TSP: warm-up 2, decay at 4, 6
+    config = PretrainConfig(method="tac", dataset_dir="x", backbone_lr=1e-4, fc_lr=0.002)  # TSP: warm-up 2, decay at 4, 6
     model = TAC(config).build_model(build_backbone("r2plus1d_tiny"), type("D", (), {"labels": ["a"]})())
     opt = build_optimizer(model, config)
     steps = 10

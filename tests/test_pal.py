@@ -9,13 +9,15 @@ import torch
 
 from tsplab.methods.pal import (PAL, PALDataset, augment_videos, draw_view, info_nce, paste_region,
                                 region_features, region_frame_indices)
-from tsplab.train import pretrain, pretrain_config, prepare_data
+from tsplab.pretrain_config import pretrain_config
+from tsplab.train import pretrain, prepare_data
 
-SMALL = dict(pal_clips_per_video=4, pal_max_region_clips=3, pal_queue_size=16, pal_embed_dim=16)
+SMALL = dict(clips_per_video=4, max_region_clips=3, queue_size=16, embed_dim=16)
 
 
 def small_config(**kw):
-    values = dict(dataset_dir="unused", **SMALL)
+    # PAL's own defaults where the synthetic preset would size them for whole runs (PAL_SYNTHETIC_OVERRIDES)
+    values = dict(method="pal", dataset_dir="unused", samples_per_video=1, key_momentum=0.999, **SMALL)
     values.update(kw)
     return pretrain_config("synthetic", **values)
 
@@ -83,7 +85,7 @@ def _table(n):
 def test_dataset_pastes_regions_of_one_video_onto_two_backgrounds():
     frames = DictFrames([60, 70, 80, 90])
     config = small_config(clip_length_frames=2)
-    ds = PALDataset(_table(4), "/videos", frames, clip_length_frames=2, frame_side=6, config=config, seed=0)
+    ds = PALDataset(_table(4), "/videos", frames, clip_length_frames=2, frame_side=6, options=config.options, seed=0)
     assert len(ds) == 4
     seen_strides = set()
     for index in range(4):
@@ -106,19 +108,25 @@ def test_dataset_pastes_regions_of_one_video_onto_two_backgrounds():
                 assert np.abs(video[inside, :, :, 1] - (beta * src_val + (1 - beta) * bg_val)).max() <= 0.5 + 1e-6
     assert seen_strides == {1, 2, 3, 4}
     # the same key gives the same item; validation items do not change with the epoch
-    assert torch.equal(ds[(1, 3)]["clip"], ds[(1, 3)]["clip"])
-    fixed = PALDataset(_table(4), "/videos", frames, clip_length_frames=2, frame_side=6, config=config, fixed=True)
+    first = ds[(1, 3)]["clip"]
+    ds[(2, 0)]  # drawing other items in between changes nothing (no hidden random state)
+    assert torch.equal(first, ds[(1, 3)]["clip"])
+    again = PALDataset(_table(4), "/videos", frames, clip_length_frames=2, frame_side=6, options=config.options,
+                       seed=0)
+    assert torch.equal(again[(1, 3)]["clip"], first)  # a new dataset with the same seed
+    assert not torch.equal(ds[(1, 4)]["clip"], first)  # training pairs change with the epoch
+    fixed = PALDataset(_table(4), "/videos", frames, clip_length_frames=2, frame_side=6, options=config.options, fixed=True)
     assert torch.equal(fixed[(2, 0)]["clip"], fixed[(2, 5)]["clip"])
     same = PALDataset(_table(4), "/videos", frames, clip_length_frames=2, frame_side=6,
-                      config=small_config(clip_length_frames=2, pal_background="same"))
+                      options=small_config(clip_length_frames=2, background="same").options)
     assert all(len(set(same[i]["background"].tolist())) == 1 for i in range(4))
     alone = PALDataset(_table(2), "/videos", frames, clip_length_frames=2, frame_side=6,
-                       config=small_config(clip_length_frames=2, pal_paste=False, pal_dense=False))
+                       options=small_config(clip_length_frames=2, paste=False, dense=False).options)
     item = alone[0]
     assert item["clip"].shape == (2, 2, 6, 6, 3) and item["region"].tolist() == [[0, 1], [0, 1]]
     assert (item["clip"][..., 1] == 40).all()  # only the source video
     with pytest.raises(ValueError, match="at least 3 videos"):
-        PALDataset(_table(2), "/videos", frames, clip_length_frames=2, frame_side=6, config=config)
+        PALDataset(_table(2), "/videos", frames, clip_length_frames=2, frame_side=6, options=config.options)
 
 
 def test_augmentation_is_the_same_for_every_frame_of_a_video():
@@ -179,7 +187,7 @@ class TinyEncoder(torch.nn.Module):
 
 
 def test_queue_ring_buffer_and_momentum_update():
-    method = PAL(small_config(pal_queue_size=5, pal_embed_dim=2, pal_key_momentum=0.9))
+    method = PAL(small_config(queue_size=5, embed_dim=2, key_momentum=0.9))
     torch.manual_seed(0)
     model = PAL.build_model(method, TinyEncoder(), None)
     with pytest.raises(RuntimeError, match="key encoder does not exist"):
@@ -228,7 +236,7 @@ def test_loss_goes_down_on_the_tiny_benchmark(tiny_benchmark, cache_dir, tmp_pat
     from tsplab.backbones import build_backbone
     from tsplab.train import build_optimizer
 
-    config = tiny_config(tiny_benchmark, cache_dir, tmp_path, pal_queue_size=8, pal_samples_per_video=1)
+    config = tiny_config(tiny_benchmark, cache_dir, tmp_path, queue_size=8, samples_per_video=1)
     data = prepare_data(config)
     method = PAL(config)
     train_set, valid_set = method.build_datasets(data)
@@ -297,12 +305,12 @@ def test_pretrain_writes_a_loadable_checkpoint_and_resumes_exactly(tiny_benchmar
 
 def test_step_on_every_table3_setting():
     frames = DictFrames([40, 50, 60, 70], side=10)
-    settings = [dict(), dict(pal_dense=False), dict(pal_scale_aware=False), dict(pal_paste=False),
-                dict(pal_paste=False, pal_dense=False), dict(pal_background="same")]
+    settings = [dict(), dict(dense=False), dict(scale_aware=False), dict(paste=False),
+                dict(paste=False, dense=False), dict(background="same")]
     for setting in settings:
         config = small_config(clip_length_frames=2, crop_size=8, resize_short_side=10, **setting)
         method = PAL(config)
-        ds = PALDataset(_table(4), "/videos", frames, clip_length_frames=2, frame_side=10, config=config)
+        ds = PALDataset(_table(4), "/videos", frames, clip_length_frames=2, frame_side=10, options=config.options)
         batch = torch.utils.data.default_collate([ds[i] for i in range(4)])
         torch.manual_seed(0)
         model = method.build_model(TinyEncoder(), None)
@@ -310,29 +318,70 @@ def test_step_on_every_table3_setting():
         out = method.step(model, batch, train=True, generator=torch.Generator().manual_seed(0))
         out.loss.backward()
         assert torch.isfinite(out.loss) and out.head_count["region"].item() == 4, setting
-        assert 0 <= out.head_correct["region"].item() <= 4
         assert model.temporal[0].weight.grad is not None and method._pending_keys.shape == (4, 16)
-    with pytest.raises(ValueError, match="pal_background='other'"):
-        PAL(small_config(pal_background="other"))
-    with pytest.raises(ValueError, match="pal_beta_range"):
-        PAL(small_config(pal_beta_range=(0.6, 1.2)))
+    with pytest.raises(ValueError, match="background='other'"):
+        PAL(small_config(background="other"))
+    with pytest.raises(ValueError, match="beta_range"):
+        PAL(small_config(beta_range=(0.6, 1.2)))
+
+
+class ClipPositionEncoder(torch.nn.Module):
+    """A stand-in PAL encoder whatever the pixels: clip ``j`` of every video gets the unit vector
+    ``e_j`` (of 16 dimensions), so a region feature shows exactly which clips were pooled."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, clips):  # [B, J, 3, L, S, S] -> [B, J, 16]
+        b, j = clips.shape[:2]
+        return torch.eye(j, 16).expand(b, j, 16) + 0 * self.unused
+
+
+def test_step_pools_each_view_over_its_own_region():
+    """PAL eqs. (6)-(7) through ``PAL.step``: the query is the mean of the first view's clips inside
+    the first region, the key that of the second view inside the second region; InfoNCE with τ = 0.07
+    (PAL §4.1) against the queue; the accuracy counts queries whose own key is the most similar."""
+    config = small_config(clip_length_frames=2, crop_size=8, resize_short_side=10)
+    method = PAL(config)
+    model = ClipPositionEncoder()
+    method.attach(model)
+    e = torch.eye(16)
+    method.queue = torch.stack([e[0], e[1], -e[3]])
+    batch = {"clip": torch.zeros(3, 2, 8, 10, 10, 3, dtype=torch.uint8),  # 4 clips of 2 frames per view
+             "region": torch.tensor([[[0, 2], [2, 4]], [[1, 4], [0, 1]], [[3, 4], [3, 4]]])}
+    out = method.step(model, batch, train=True, generator=torch.Generator().manual_seed(0))
+    s2, s3 = math.sqrt(2), math.sqrt(3)
+    # queries (e0+e1)/√2, (e1+e2+e3)/√3, e3; keys (e2+e3)/√2, e0, e3
+    positive = [0.0, 0.0, 1.0]
+    negatives = [[1 / s2, 1 / s2, 0.0], [0.0, 1 / s3, -1 / s3], [0.0, 0.0, -1.0]]  # q · (e0, e1, -e3)
+    tau = 0.07
+    expected = np.mean([-math.log(math.exp(p / tau) / (math.exp(p / tau) + sum(math.exp(n / tau) for n in ns)))
+                        for p, ns in zip(positive, negatives)])
+    assert out.loss.item() == pytest.approx(expected, rel=1e-5)
+    # q · k of every pair: rows (0, 1/√2, 0), (2/√6, 0, 1/√3), (1/√2, 0, 1): only query 2 finds its key
+    assert out.head_correct["region"].item() == 1 and out.head_count["region"].item() == 4 - 1
+    # the keys wait for the queue until after the optimizer step
+    keys = torch.stack([(e[2] + e[3]) / s2, e[0], e[3]])
+    assert torch.allclose(method._pending_keys, keys, atol=1e-6)
+    assert torch.equal(method.queue, torch.stack([e[0], e[1], -e[3]]))
 
 
 def test_frames_of_different_sizes_are_named():
     frames = DictFrames([40, 50, 60], side=6)
     frames.videos["v2.mp4"] = np.zeros((60, 4, 4, 3), np.uint8)  # smaller than frame_side: cannot blend
     config = small_config(clip_length_frames=2)
-    ds = PALDataset(_table(3), "/videos", frames, clip_length_frames=2, frame_side=6, config=config)
+    ds = PALDataset(_table(3), "/videos", frames, clip_length_frames=2, frame_side=6, options=config.options)
     with pytest.raises(ValueError, match=r"PAL pair 0: pasting v0.mp4 onto v\d.mp4"):
         ds[0]
 
 
 def test_presets_bring_pal_its_own_settings_and_user_overrides_win():
     from tsplab.methods.pal import PAL_SYNTHETIC_OVERRIDES
-    from tsplab.train import pretrain_config
+    from tsplab.pretrain_config import pretrain_config
 
     synthetic = pretrain_config("synthetic", method="pal", dataset_dir="x")
-    assert synthetic.pal_queue_size == PAL_SYNTHETIC_OVERRIDES["pal_queue_size"]
+    assert synthetic.options.queue_size == PAL_SYNTHETIC_OVERRIDES["queue_size"]
     paper = pretrain_config("tsp", method="pal", dataset_dir="x")
     assert (paper.optimizer, paper.backbone_lr, paper.weight_decay) == ("adam", 1e-4, 1e-5)  # PAL §4.1
     assert pretrain_config("synthetic", method="pal", dataset_dir="x", batch_size=8).batch_size == 8

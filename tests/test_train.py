@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import socket
@@ -12,8 +13,10 @@ import pytest
 import torch
 
 from tsplab.errors import InputError
+from tsplab.methods.tsp import TSPOptions
 from tsplab.runs import save_config
-from tsplab.train import parse_overrides, pretrain, pretrain_config, read_metrics
+from tsplab.pretrain_config import parse_overrides, pretrain_config
+from tsplab.train import pretrain, read_metrics
 
 
 @pytest.fixture(scope="module")
@@ -159,14 +162,16 @@ def test_two_gloo_processes_agree(bench, cache_dir, tmp_path):
 
 
 def test_defaults_follow_tsp_and_the_synthetic_preset_its_own_clip():
-    from tsplab.train import PRESETS, PretrainConfig
+    from tsplab.methods.tsp import TSPOptions
+    from tsplab.pretrain_config import PRESETS, PretrainConfig
 
     tsp = PretrainConfig(dataset_dir="x")
-    # TSP Sec. 4: 16 frames at 15 fps, crop 112, 5 clips per segment, 8 epochs; background gaps from
-    # 5 clips as in its released ActivityNet tables.
+    # TSP Sec. 4: 16 frames at 15 fps, crop 112, 5 clips per segment, 8 epochs; the background rule
+    # is the dataset's (test_background_rule_follows_the_dataset), not a number of the loop's.
     assert (tsp.clip_length_frames, tsp.frame_rate, tsp.crop_size) == (16, 15.0, 112)
-    assert (tsp.clips_per_segment, tsp.epochs, tsp.min_background_clips) == (5, 8, 5.0)
-    assert PRESETS["synthetic"]["min_background_clips"] == 1.0  # one 8-frame clip of a short video
+    assert (tsp.clips_per_segment, tsp.epochs, tsp.min_background_clips, tsp.dataset) == (5, 8, None, "")
+    assert "min_background_clips" not in PRESETS["synthetic"]
+    assert tsp.options == TSPOptions()  # the method's options, its paper's defaults
 
 
 # ------------------------------------------------------------------------ settings and bad input
@@ -174,11 +179,14 @@ def test_set_values_are_typed_by_their_field():
     assert parse_overrides(["alpha_c=0", "lr_milestones=[3, 5]", "weights=none", "output_name=123"]) == {
         "alpha_c": 0.0, "lr_milestones": (3, 5), "weights": None, "output_name": "123"}
     typed = parse_overrides(["epochs=3", "lr_gamma=0.5", "amp=false", "progress=1", "keep_epoch_checkpoints=yes",
-                             "lr_milestones=3,5", "lr_milestones=[]", "bsp_boundaries=dc,ss",
-                             "pal_beta_range=[0.5, 0.9]", "weights=runs/x/best.pt", "device=none"])
+                             "lr_milestones=3,5", "lr_milestones=[]", "boundaries=dc,ss",
+                             "weights=runs/x/best.pt", "device=none"], method="bsp")
     assert typed == {"epochs": 3, "lr_gamma": 0.5, "amp": False, "progress": True, "keep_epoch_checkpoints": True,
-                     "lr_milestones": (), "bsp_boundaries": ("dc", "ss"), "pal_beta_range": (0.5, 0.9),
+                     "lr_milestones": (), "boundaries": ("dc", "ss"),
                      "weights": "runs/x/best.pt", "device": "none"}  # device is text, not optional
+    # a method's options are typed by its options dataclass; a method=... item picks the method
+    assert parse_overrides(["method=pal", "beta_range=[0.5, 0.9]", "queue_size=64"]) == {
+        "method": "pal", "beta_range": (0.5, 0.9), "queue_size": 64}
     assert type(typed["epochs"]) is int and type(typed["amp"]) is bool
     for item, expected in [("epochs=abc", "whole number"), ("epochs=2.5", "whole number"),
                            ("lr_gamma=abc", "a number"), ("lr_gamma=nan", "a number"),
@@ -188,8 +196,11 @@ def test_set_values_are_typed_by_their_field():
         with pytest.raises(InputError) as err:
             parse_overrides([item])
         assert f"{field}={value!r}" in str(err.value) and expected in str(err.value), item
-    with pytest.raises(InputError, match=r"unknown field 'alpha'; valid fields: alpha_c, alpha_r, amp"):
+    with pytest.raises(InputError, match=r"unknown field 'alpha'; tsp options: alpha_c, alpha_r, gvf_file, "
+                                         r"gvf_mode, .*; valid fields: amp, annotations, backbone, "):
         parse_overrides(["alpha=1"])
+    with pytest.raises(InputError, match=r"unknown field 'alpha_c'; .*tac options: none"):
+        parse_overrides(["alpha_c=0"], method="tac")  # TSP's option is not TAC's
     with pytest.raises(InputError, match="expected FIELD=VALUE"):
         parse_overrides(["epochs"])
 
@@ -205,7 +216,12 @@ def test_set_values_are_typed_by_their_field():
     (dict(backbone="r9d"), "backbone: unknown backbone 'r9d'; valid backbones: r2plus1d_18"),
     (dict(method="nope"), "unknown pretraining method 'nope'; valid methods: tac, tsp, bsp, pal"),
     (dict(optimizer="rmsprop"), "optimizer='rmsprop'; valid: sgd, adam"),
-    (dict(gvf_pooling="sum"), "gvf_pooling='sum'; valid: max, avg, none"),
+    (dict(options=TSPOptions(gvf_pooling="sum")), "gvf_pooling='sum'; valid: max, avg, none"),
+    (dict(options=TSPOptions(gvf_stride_frames="8")), "gvf_stride_frames='8': expected a whole number"),
+    (dict(options=TSPOptions(alpha_c=-1.0)), "alpha_c=-1.0, alpha_r=1.0: both must be >= 0"),
+    (dict(method="bsp"), "options: method 'bsp' takes BSPOptions"),
+    (dict(dataset="kinetics"), "dataset='kinetics': unknown dataset preset; valid: activitynet, thumos14"),
+    (dict(min_background_clips=-1.0), "min_background_clips=-1.0: must be >= 0"),
     (dict(epochs="3"), "epochs='3': expected a whole number (str given)"),
     (dict(lr_gamma=float("nan")), "lr_gamma=nan: expected a number"),
     (dict(amp=1), "amp=1: expected true or false"),
@@ -215,7 +231,7 @@ def test_set_values_are_typed_by_their_field():
     (dict(dataset_dir=""), "dataset_dir: give dataset_dir"),
 ])
 def test_check_config_names_the_bad_field(changes, named):
-    from tsplab.train import check_config
+    from tsplab.pretrain_config import check_config
 
     config = dataclasses.replace(pretrain_config("synthetic", dataset_dir="x"), **changes)
     with pytest.raises(InputError) as err:
@@ -227,7 +243,7 @@ def test_help_lists_methods_backbones_and_presets(capsys):
     from tsplab.backbones import BACKBONES
     from tsplab.cli import main
     from tsplab.methods import METHODS
-    from tsplab.train import PRESETS
+    from tsplab.pretrain_config import PRESETS
 
     with pytest.raises(SystemExit) as exit_info:
         main(["pretrain", "--help"])
@@ -296,12 +312,25 @@ def _bad_pretrain_args(case: str, bench: Path, inputs: Path) -> tuple[list, list
         return ["--set", "train_subset=train"], ["train_subset", "'train'", "training, validation"]
     if case == "unknown_method":
         return ["--method", "tsp2"], ["method 'tsp2'", "tac, tsp, bsp, pal"]
+    if case == "option_of_another_method":  # TSP's GVF pooling is no option of TAC's
+        return ["--method", "tac", "--gvf-pooling", "avg"], ["['gvf_pooling']", "tac options: none"]
+    if case == "unknown_option":
+        return ["--set", "boundaries=dc,ss"], ["'boundaries'", "tsp options: alpha_c, alpha_r, gvf_file"]
+    if case == "bad_option_value":
+        return ["--method", "bsp", "--set", "loss=l2"], ["loss='l2'", "classification, regression"]
+    if case == "ids_of_no_dataset":  # the background rule needs the dataset: ids tell none, none given
+        gt = inputs / "gt.json"
+        gt.write_text(json.dumps({"database": {v: {"subset": s, "duration": 9.0, "annotations": [
+            {"segment": [1.0, 5.0], "label": "a"}]} for v, s in (("clip1", "training"), ("clip2", "validation"))}}))
+        return ["--annotations", str(gt), "--video-dir", str(bench / "videos")], [
+            "gt.json", "cannot tell the dataset", "set dataset (activitynet, thumos14, synthetic)"]
     raise AssertionError(case)
 
 
 @pytest.mark.parametrize("case", ["weights_typo", "weights_junk", "weights_other_backbone", "weights_with_code",
                                   "epochs_abc", "lr_gamma_abc", "stop_after_0", "crop_too_large",
-                                  "no_annotations", "no_such_subset", "unknown_method"])
+                                  "no_annotations", "no_such_subset", "unknown_method", "option_of_another_method",
+                                  "unknown_option", "bad_option_value", "ids_of_no_dataset"])
 def test_bad_input_leaves_the_earlier_run_untouched(case, bench, tmp_path, capsys):
     """Issue 10: a typo in --weights on an existing run folder left only config.json. Every input is
     now checked before the run folder (and the frame cache) is touched."""
@@ -335,7 +364,7 @@ def test_previous_run_is_set_aside_restored_and_dropped(tmp_path):
     with pytest.warns(UserWarning, match="moved to .*previous"):
         previous.set_aside(config)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "previous"]
-    from tsplab.features import resolve_checkpoint
+    from tsplab.backbones import resolve_checkpoint
 
     with pytest.raises(FileNotFoundError):  # a reader finds no checkpoint, never the earlier run's
         resolve_checkpoint(out)
@@ -375,7 +404,7 @@ def test_reused_gvf_file_stays_in_place(tmp_path):
 @pytest.mark.filterwarnings("ignore:.*segments dropped")
 def test_run_failing_before_its_first_checkpoint_restores_the_earlier_run(bench, cache_dir, tmp_path, monkeypatch):
     import tsplab.train as train
-    from tsplab.features import resolve_checkpoint
+    from tsplab.backbones import resolve_checkpoint
 
     out = _earlier_run(tmp_path)
     before = _snapshot(out)
@@ -396,3 +425,246 @@ def test_run_failing_before_its_first_checkpoint_restores_the_earlier_run(bench,
     assert seen == {"checkpoint": None,
                     "files": ["config.json", "data_report.csv", "gvf_initial_max.h5", "previous"]}
     assert _snapshot(out) == before
+
+
+# ------------------------------------------------------------------ method options, old run folders
+#: A config.json as runs wrote it before the methods owned their options (every method's options
+#: flat beside the loop's fields), copied from a real run folder of the tiny benchmark.
+OLD_LAYOUT = {
+    "method": "tsp", "backbone": "r2plus1d_tiny", "weights": None, "trust_pickle": False,
+    "dataset_dir": "runs/tiny/benchmark", "annotations": "", "valid_annotations": "", "video_dir": "",
+    "train_subset": "training", "valid_subset": "validation", "min_background_clips": 1.0,
+    "run_dir": "runs/tiny", "output_name": "", "frame_cache_dir": "", "clip_length_frames": 8,
+    "frame_rate": 15.0, "clips_per_segment": 1, "resize_short_side": 16, "crop_size": 14,
+    "alpha_c": 0.5, "alpha_r": 1.0, "gvf_pooling": "max", "gvf_mode": "momentum", "gvf_momentum": 0.99,
+    "gvf_refresh_steps": 0, "gvf_stride_frames": 0, "gvf_file": "",
+    "bsp_boundaries": ["dc", "sc", "ds", "ss"], "bsp_loss": "classification", "bsp_blend_frames": 2,
+    "bsp_speed_factors": [0.5, 2.0, 3.0], "bsp_middle_change_point": False, "bsp_integration": "none",
+    "bsp_teachers": [], "pal_clips_per_video": 8, "pal_max_region_clips": 6, "pal_max_stride": 4,
+    "pal_beta_range": [0.6, 1.0], "pal_queue_size": 16384, "pal_temperature": 0.07,
+    "pal_key_momentum": 0.999, "pal_embed_dim": 128, "pal_samples_per_video": 1, "pal_dense": True,
+    "pal_scale_aware": True, "pal_paste": True, "pal_background": "different", "epochs": 2,
+    "batch_size": 16, "optimizer": "adam", "backbone_lr": 0.002, "fc_lr": 0.002, "stem_lr": 0.002,
+    "momentum": 0.9, "weight_decay": 0.0001, "warmup_epochs": 0.5, "warmup_factor": 1e-05,
+    "lr_milestones": [3], "lr_gamma": 0.1, "scale_lr_with_world_size": True, "amp": True, "seed": 0,
+    "workers": 1, "threads": 1, "device": "", "max_steps_per_epoch": 0, "keep_epoch_checkpoints": False,
+    "progress": True,
+}
+
+
+@pytest.mark.filterwarnings("error")  # nothing of an old run folder is ignored
+def test_old_run_folders_still_load():
+    from tsplab.methods import get_method
+    from tsplab.methods.bsp import BSPOptions
+    from tsplab.methods.pal import PALOptions
+    from tsplab.pretrain_config import config_from_dict, config_values
+
+    tsp = config_from_dict(OLD_LAYOUT)
+    assert tsp.options == TSPOptions(alpha_c=0.5, gvf_mode="momentum")
+    assert (tsp.epochs, tsp.lr_milestones, tsp.min_background_clips, tsp.dataset) == (2, (3,), 1.0, "")
+    bsp = config_from_dict({**OLD_LAYOUT, "method": "bsp", "bsp_boundaries": ["ds", "ss"], "bsp_loss": "regression"})
+    assert bsp.options == BSPOptions(boundaries=("ds", "ss"), loss="regression")
+    pal = config_from_dict({**OLD_LAYOUT, "method": "pal", "pal_queue_size": 512, "pal_background": "same"})
+    assert pal.options == PALOptions(queue_size=512, background="same")
+    assert config_from_dict({**OLD_LAYOUT, "method": "tac"}).options == get_method("tac").Options()
+    # today's layout reads back to the same config (saved config.json / checkpoint "config")
+    for config in (tsp, bsp, pal):
+        assert config_from_dict(json.loads(json.dumps(dataclasses.asdict(config)))) == config
+    # flat names: loop fields and options side by side, as --set and the notebook name them
+    values = config_values(tsp)
+    assert values["alpha_c"] == 0.5 and values["epochs"] == 2 and "options" not in values
+    with pytest.warns(UserWarning, match=r"\['colour'\] are neither PretrainConfig fields nor tsp options"):
+        config_from_dict({**OLD_LAYOUT, "colour": "red"})
+
+
+def test_an_old_run_folder_keeps_its_gvf_file_and_resumes_without_false_warnings(tmp_path):
+    import warnings
+
+    from tsplab.pretrain_config import config_from_dict
+    from tsplab.train import _PreviousRun, _warn_config_changes
+
+    old = {**OLD_LAYOUT, "run_dir": str(tmp_path)}
+    out = _earlier_run(tmp_path)
+    (out / "config.json").write_text(json.dumps(old))
+    config = config_from_dict(old)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_config_changes(old, config, out / "checkpoint.pt")  # same settings, other layout: silent
+    with pytest.warns(UserWarning, match=r"differ from the checkpoint's: \['alpha_c'\]"):
+        _warn_config_changes(old, dataclasses.replace(config, options=TSPOptions(gvf_mode="momentum")), out)
+    previous = _PreviousRun(out)
+    with pytest.warns(UserWarning, match="moved to"):
+        previous.set_aside(config)  # the old-layout config.json vouches for the GVF file
+    assert sorted(p.name for p in out.iterdir()) == ["gvf_initial_max.h5", "previous"]
+    previous.restore()
+    other = _PreviousRun(out)
+    with pytest.warns(UserWarning, match="moved to"):
+        other.set_aside(dataclasses.replace(config, options=TSPOptions(gvf_stride_frames=4)))
+    assert sorted(p.name for p in out.iterdir()) == ["previous"]  # other GVF settings: not reused
+
+
+def test_method_options_by_name_in_presets_and_overrides():
+    from tsplab.methods.bsp import BSPOptions
+
+    config = pretrain_config("synthetic", method="bsp", dataset_dir="x", boundaries=["dc", "ss"], epochs=3)
+    assert config.options == BSPOptions(boundaries=("dc", "ss")) and config.epochs == 3
+    # a base options object, updated by name
+    config = pretrain_config("synthetic", method="bsp", dataset_dir="x", options=BSPOptions(loss="regression"),
+                             boundaries=("ds",))
+    assert config.options == BSPOptions(loss="regression", boundaries=("ds",))
+    with pytest.raises(InputError, match=r"unknown PretrainConfig fields \['gvf_mode'\]; bsp options: "
+                                         r"blend_frames, boundaries, integration, .*; valid fields: amp, "):
+        pretrain_config("synthetic", method="bsp", dataset_dir="x", gvf_mode="epoch")
+    # an options object given wins over the preset's options (PAL's queue on the synthetic preset)
+    from tsplab.methods.pal import PAL_SYNTHETIC_OVERRIDES, PALOptions
+
+    pal = pretrain_config("synthetic", method="pal", dataset_dir="x")
+    assert pal.options.queue_size == PAL_SYNTHETIC_OVERRIDES["queue_size"] != PALOptions().queue_size
+    pal = pretrain_config("synthetic", method="pal", dataset_dir="x", options=PALOptions(queue_size=64))
+    assert pal.options.queue_size == 64 and pal.options.samples_per_video == 1
+    # JSON (config.json, papermill) gives a dict of options and lists
+    assert dataclasses.replace(config, options={"loss": "regression", "boundaries": ["ds"]}).options == config.options
+    with pytest.raises(InputError, match=r"unknown bsp options \['queue'\]"):
+        dataclasses.replace(config, options={"queue": 3})
+
+
+def test_cli_flags_and_set_reach_the_method_options(monkeypatch):
+    import tsplab.train as train
+    from tsplab.cli import main
+
+    seen = {}
+
+    def fake_pretrain(config, **kw):
+        seen["config"] = config
+        raise InputError("stop here")
+
+    monkeypatch.setattr(train, "pretrain", fake_pretrain)
+    main(["pretrain", "--preset", "synthetic", "--dataset", "x", "--gvf-pooling", "avg", "--gvf-mode", "epoch",
+          "--set", "alpha_c=0", "--set", "gvf_stride_frames=4", "--set", "dataset=thumos14"])
+    assert seen["config"].options == TSPOptions(alpha_c=0.0, gvf_pooling="avg", gvf_mode="epoch", gvf_stride_frames=4)
+    assert seen["config"].dataset == "thumos14"
+    main(["pretrain", "--preset", "synthetic", "--dataset", "x", "--set", "method=pal", "--set", "beta_range=0.5,0.8"])
+    assert seen["config"].method == "pal" and seen["config"].options.beta_range == (0.5, 0.8)
+
+
+# --------------------------------------------------------------------------- the background rule
+def _two_video_annotations(path: Path, ids) -> Path:
+    """ActivityNet-format annotations: one training and one validation video of 20 s, actions at
+    [0, 5] and [6, 20] s, so the one gap between them lasts 1 s."""
+    database = {v: {"subset": subset, "duration": 20.0, "annotations": [
+        {"segment": [0.0, 5.0], "label": "a"}, {"segment": [6.0, 20.0], "label": "b"}]}
+        for v, subset in zip(ids, ("training", "validation"))}
+    path.write_text(json.dumps({"database": database}))
+    return path
+
+
+def test_background_rule_follows_the_dataset(tmp_path):
+    from tsplab.annotations import segment_min_background_s
+    from tsplab.train import background_rule, segment_tables
+
+    config = pretrain_config("synthetic", dataset_dir="x")  # clips of 8 frames at 15 fps
+    clip_s = 8 / 15.0
+    thumos = ["video_validation_0000001", "video_test_0000004"]
+    anet = ["v_JDg--pjY5gg", "abcdefghijk"]  # ActivityNet ids, with and without the file prefix
+    # TSP's released tables: THUMOS14 keeps gaps from 1 clip, ActivityNet from 5
+    assert segment_min_background_s(**background_rule(config, thumos)) == pytest.approx(1 * clip_s)
+    assert segment_min_background_s(**background_rule(config, anet)) == pytest.approx(5 * clip_s)
+    assert segment_min_background_s(**background_rule(config, ["train_0000", "val_0003"])) == pytest.approx(clip_s)
+    named = dataclasses.replace(config, dataset="thumos14")  # the dataset named: its rule, whatever the ids
+    assert segment_min_background_s(**background_rule(named, anet)) == pytest.approx(clip_s)
+    fixed = dataclasses.replace(config, min_background_clips=2.0)  # a number of clips: for any ids
+    assert segment_min_background_s(**background_rule(fixed, ["my_video"])) == pytest.approx(2 * clip_s)
+    with pytest.raises(InputError, match="cannot tell the dataset from its video ids .*set dataset"):
+        background_rule(config, ["my_video"])
+    # the segment tables: a 1 s gap (under 5 clips, over 1) is background on THUMOS14 only
+    for ids, kept in ((thumos, True), (anet, False)):
+        gt = _two_video_annotations(tmp_path / f"{ids[0]}.json", ids)
+        tables, labels = segment_tables(dataclasses.replace(config, dataset_dir="", annotations=str(gt),
+                                                            video_dir=str(tmp_path)))
+        regions = tables["train"]["temporal-region-label"].tolist()
+        assert labels == ["a", "b"] and regions == ["Action", "Action"] + ["No action"] * kept, ids
+
+
+# ------------------------------------------------------------------------ a new method in one file
+from tsplab.methods import PretrainMethod, StepOutput  # noqa: E402
+from tsplab.methods.base import head_accuracy_counts, masked_cross_entropy  # noqa: E402
+
+
+@dataclasses.dataclass
+class HalfOptions:
+    """The one option of a method written in this test."""
+
+    scale: float = 1.0  # the loss is multiplied by this
+
+    def check(self, config) -> None:
+        if self.scale <= 0:
+            raise ValueError(f"scale={self.scale}: must be > 0")
+
+
+class Half(PretrainMethod):
+    """A method defined outside tsplab: TAC's clips, one linear head on the clip feature, its loss
+    scaled by the option ``scale``. Nothing in train.py or the CLI knows about it."""
+
+    name = "half"
+    head_names = ("action",)
+    Options = HalfOptions
+
+    def __init__(self, config):
+        super().__init__(config)
+        from tsplab.methods.tac import clip_transform
+
+        self.transform = clip_transform(config, False)
+        self.scales_seen: set = set()
+
+    def build_datasets(self, data):
+        from tsplab.methods.tac import segment_datasets
+
+        return segment_datasets(self.config, data, foreground_only=True)
+
+    def build_model(self, backbone, data):
+        from tsplab.methods.tac import TACModel
+
+        return TACModel(backbone, len(data.labels))
+
+    def step(self, model, batch, *, train, generator=None):
+        logits = model(self.transform(batch["clip"]))["action"]
+        loss = masked_cross_entropy(logits, batch["action_label"])
+        self.scales_seen.add(self.options.scale)
+        correct, count = head_accuracy_counts(logits, batch["action_label"])
+        return StepOutput(loss=self.options.scale * loss, head_losses={"action": loss.detach()},
+                          head_correct={"action": correct}, head_count={"action": count})
+
+    def state_dict(self) -> dict:
+        return {"scales_seen": sorted(self.scales_seen)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scales_seen = set(state.get("scales_seen", []))
+
+
+@pytest.mark.filterwarnings("ignore:.*segments dropped")
+def test_a_new_method_is_one_class_and_one_line_in_methods(bench, cache_dir, tmp_path, monkeypatch, capsys):
+    import tsplab.methods
+    from tsplab.cli import main
+    from tsplab.pretrain_config import config_from_dict
+
+    monkeypatch.setitem(tsplab.methods.METHODS, "half", Half)
+    common = ["pretrain", "--preset", "synthetic", "--method", "half", "--dataset", str(bench),
+              "--run-dir", str(tmp_path), "--workers", "0", "--batch-size", "8", "--epochs", "1",
+              "--set", "progress=false", "--set", "max_steps_per_epoch=2", "--set", "clips_per_segment=1",
+              "--set", f"frame_cache_dir={cache_dir}"]
+    assert main([*common, "--set", "scale=0.5"]) == 0
+    out = tmp_path / "pretrain" / "half"
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["method"] == "half" and saved["options"] == {"scale": 0.5}
+    assert config_from_dict(saved).options == HalfOptions(scale=0.5)
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert checkpoint["config"]["options"] == {"scale": 0.5} and checkpoint["method"] == {"scales_seen": [0.5]}
+    assert read_metrics(out)["valid_acc_action"].between(0, 1).all()
+    capsys.readouterr()
+    # its options are checked like the built-in methods' (names, types, ranges)
+    for extra, named in ((["--set", "scal=1"], "unknown field 'scal'; half options: scale; valid fields: amp, "),
+                         (["--set", "scale=abc"], "scale='abc': expected a number"),
+                         (["--set", "scale=-1"], "scale=-1.0: must be > 0")):
+        assert main([*common, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("tsplab pretrain: error: ") and named in err, err

@@ -32,9 +32,11 @@ def _print_table(df, title: str | None = None) -> None:
 
 
 def _add_demo(sub) -> None:
+    from tsplab.synthetic import PRESETS as SIZES
+
     p = sub.add_parser("demo", help="run the main job on the built-in synthetic benchmark (notebooks via papermill)")
     p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
-    p.add_argument("--preset", default="default", choices=["tiny", "default"], help="synthetic benchmark size")
+    p.add_argument("--preset", default="default", choices=list(SIZES), help="synthetic benchmark size")
     p.add_argument("--methods", nargs="+", default=["tac", "tsp"],
                    help="pretraining methods to compare (default: tac tsp; also bsp, pal)")
     p.add_argument("--seed", type=int, default=0)
@@ -92,7 +94,8 @@ def _add_extract(sub) -> None:
 def _run_extract(args) -> int:
     """Exit status 1 when any video failed: the good ones are finished first, and the failures are
     counted and listed (failures.csv, missing_files.txt)."""
-    from tsplab.features import ExtractionConfig, extract_features, summarize_extraction
+    from tsplab.features.config import ExtractionConfig
+    from tsplab.features.extraction import extract_features, summarize_extraction
 
     if not (args.checkpoint or args.backbone):
         raise InputError("give --checkpoint (a checkpoint file, run folder or 'kinetics400') or "
@@ -136,8 +139,10 @@ def _run_gvf(args) -> int:
 
 
 def _add_synth(sub) -> None:
+    from tsplab.synthetic import PRESETS as SIZES
+
     p = sub.add_parser("synth", help="write the built-in synthetic benchmark (MP4 videos + ActivityNet JSON)")
-    p.add_argument("--preset", default="default", choices=["tiny", "default"],
+    p.add_argument("--preset", default="default", choices=list(SIZES),
                    help="benchmark size (default: default, the demo's)")
     p.add_argument("--out", required=True, help="output folder (videos/, annotations.json, ...)")
     p.add_argument("--seed", type=int, default=0)
@@ -155,26 +160,23 @@ def _run_synth(args) -> int:
         raise InputError(f"--workers {args.workers}: give at least 1 encoding process")
     if resolve(args.out).exists() and not resolve(args.out).is_dir():
         raise InputError(f"{args.out}: --out is an existing file; give a folder for the benchmark")
-    try:
-        out = generate_benchmark(args.out, args.preset, seed=args.seed, workers=args.workers)
-    except ValueError as exc:
-        if isinstance(exc, InputError):
-            raise
-        # synthetic.py reports a folder that holds a benchmark of another seed or config as a plain
-        # ValueError (it names the folder): bad input, printed by main as one line.
-        raise InputError(str(exc)) from exc
+    out = generate_benchmark(args.out, args.preset, seed=args.seed, workers=args.workers)
     _print_table(benchmark_summary(out), f"Synthetic benchmark '{args.preset}' (seed {args.seed}) in {out}:")
     return 0
 
 
 def _add_segments(sub) -> None:
+    from tsplab.presets import PRESETS
+
+    rules = ", ".join(f"{d.name} {d.min_background_clips:g} x {d.clip_length_frames}/{d.frame_rate:g} s"
+                      for d in PRESETS.values())
     p = sub.add_parser("segments", help="build TSP's segment table (actions + background gaps) from annotations")
     p.add_argument("annotations", help="ActivityNet/DETAD JSON, TSP ground-truth CSV or custom CSV "
                                        "(video,t_start,t_end,label)")
     p.add_argument("--out", required=True, help="segment table CSV to write (TSP's columns); the "
                                                 "dropped/changed rows go to <out>_report.csv")
-    p.add_argument("--preset", default="activitynet", choices=["activitynet", "thumos14"],
-                   help="minimum background gap: activitynet 5 clips, thumos14 1 clip of 16/15 s")
+    p.add_argument("--preset", default="activitynet", choices=list(PRESETS),
+                   help=f"dataset preset, for its minimum background gap (clips x clip seconds): {rules}")
     p.add_argument("--min-background-s", type=float, help="override the preset's minimum gap (seconds)")
     p.add_argument("--durations", help="durations file: TSP metadata CSV or video,duration CSV")
     p.add_argument("--subset", help="keep this subset (training, validation, testing), or name the "
@@ -189,8 +191,8 @@ def _run_segments(args) -> int:
     is written, naming every dropped row); else 0."""
     import warnings
 
-    from tsplab.annotations import (FOREGROUND, SEGMENT_PRESETS, read_label_mapping, segment_report_path,
-                                    write_segment_table, write_validation_report)
+    from tsplab.annotations import (FOREGROUND, read_label_mapping, segment_min_background_s,
+                                    segment_report_path, write_segment_table, write_validation_report)
     from tsplab.runs import check_output_file, resolve
 
     inputs = {"the annotation file": resolve(args.annotations)}
@@ -202,16 +204,14 @@ def _run_segments(args) -> int:
     report_path = segment_report_path(out)
     check_output_file(out, "--out", inputs)
     check_output_file(report_path, f"--out's report {report_path.name}", inputs)
-    min_background_s = args.min_background_s
-    if min_background_s is None:
-        min_background_s = SEGMENT_PRESETS[args.preset].min_background_s
-    elif not 0 <= min_background_s < float("inf"):
-        raise InputError(f"--min-background-s {min_background_s}: give the shortest background gap in "
+    if args.min_background_s is not None and not 0 <= args.min_background_s < float("inf"):
+        raise InputError(f"--min-background-s {args.min_background_s}: give the shortest background gap in "
                          "seconds, a number >= 0")
+    min_background_s = segment_min_background_s(args.preset, min_background_s=args.min_background_s)
     labels = read_label_mapping(inputs["the --labels file"]) if args.labels else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ann, table, report = _segments_table(args, inputs, labels, min_background_s, report_path)
+        ann, table, report = _segments_table(args, inputs, labels, report_path)
     for warning in caught:  # one line each, like the errors
         print(f"tsplab segments: warning: {one_line(warning.message)}", file=sys.stderr)
 
@@ -244,16 +244,17 @@ def _run_segments(args) -> int:
     return 0
 
 
-def _segments_table(args, inputs, labels, min_background_s, report_path):
-    """``tsplab segments``' reading and validation: ``(annotations, table, report)``. In strict mode
+def _segments_table(args, inputs, labels, report_path):
+    """``tsplab segments``' reading and validation: ``(annotations, table, report)``, the table by
+    the one builder with ``--preset``'s background rule (or ``--min-background-s``). In strict mode
     the error names the annotation file and where the full list would go."""
     from tsplab.annotations import AnnotationError, build_segment_table, read_annotations
 
     ann = read_annotations(inputs["the annotation file"], durations=inputs.get("the --durations file"),
                            subset=args.subset)
     try:
-        table, report = build_segment_table(ann, min_background_s=min_background_s, labels=labels,
-                                            strict=args.strict)
+        table, report = build_segment_table(ann, args.preset, min_background_s=args.min_background_s,
+                                            labels=labels, strict=args.strict)
     except AnnotationError as exc:
         if exc.report is None:
             raise
@@ -306,13 +307,16 @@ def _run_standardize(args) -> int:
 
 
 def _add_evaluate(sub) -> None:
+    from tsplab.presets import PRESETS
+
     p = sub.add_parser("evaluate", help="detection mAP or proposal AR@AN of an ActivityNet-format result "
                                         "file (the ActivityNet evaluation's algorithms, ties included)")
     p.add_argument("ground_truth", help="ActivityNet/DETAD JSON, TSP ground-truth CSV or custom CSV")
     p.add_argument("predictions", help='result JSON {"results": {video: [{segment, label, score}]}}')
-    p.add_argument("--preset", default=None, choices=["activitynet", "thumos14", "synthetic"],
-                   help="tIoU thresholds: activitynet (and synthetic) 0.5:0.05:0.95, thumos14 0.3:0.1:0.7 "
-                        "(default: told from the ground truth's video ids; required when it cannot be)")
+    p.add_argument("--preset", default=None, choices=list(PRESETS),
+                   help="dataset preset, for its tIoU thresholds: activitynet (and synthetic) 0.5:0.05:0.95, "
+                        "thumos14 0.3:0.1:0.7 (default: told from the ground truth's video ids; required when "
+                        "it cannot be)")
     p.add_argument("--subset", help="ground-truth subset (default: the only one in the file, else the "
                                     "preset's: validation / testing)")
     p.add_argument("--proposals", action="store_true", help="evaluate as proposals: AR@1/10/100 and AUC")
@@ -388,8 +392,10 @@ def _add_pretrain(sub) -> None:
         "preset": p.add_argument("--preset", default="tsp", help="settings to start from (default: tsp, "
                                                                  "the paper's)"),
         "backbone": p.add_argument("--backbone", help="video encoder (default: the preset's)"),
-        "gvf_pooling": p.add_argument("--gvf-pooling", help="TSP's global video feature pooling"),
-        "gvf_mode": p.add_argument("--gvf-mode", help="how TSP's GVFs are refreshed"),
+        "gvf_pooling": p.add_argument("--gvf-pooling", help="TSP's global video feature pooling (the "
+                                                            "option gvf_pooling of --method tsp)"),
+        "gvf_mode": p.add_argument("--gvf-mode", help="how TSP's GVFs are refreshed (the option gvf_mode "
+                                                      "of --method tsp)"),
     }
     p.add_argument("--dataset", help="folder with annotations.json and videos/ (the synthetic layout)")
     p.add_argument("--annotations", help="annotation file (ActivityNet/DETAD JSON, TSP CSV, custom CSV)")
@@ -407,34 +413,44 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--workers", type=int, help="DataLoader workers per process")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="cpu, cuda (default: CUDA when available)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="any other PretrainConfig field, e.g. --set alpha_c=0 --set lr_milestones=[3,5] "
-                        "--set amp=false --set output_name=tsp_no_ac")
+    named["set"] = p.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE",
+        help="any other PretrainConfig field or an option of the method, e.g. --set lr_milestones=[3,5] "
+             "--set amp=false --set alpha_c=0 --set output_name=tsp_no_ac --set dataset=thumos14")
     p.add_argument("--resume", action="store_true", help="continue the run folder's checkpoint")
     p.add_argument("--stop-after-epochs", type=int, help="return after this many epochs, >= 1 (resume later)")
     format_help = p.format_help
 
     def format_help_with_names() -> str:
-        from tsplab.backbones import BACKBONES
-        from tsplab.methods import METHODS
-        from tsplab.methods.tsp import GVF_MODES, GVF_POOLINGS
-        from tsplab.train import PRESETS
-
-        for field, names in (("method", METHODS), ("preset", PRESETS), ("backbone", BACKBONES),
-                             ("gvf_pooling", GVF_POOLINGS), ("gvf_mode", GVF_MODES)):
-            action = named[field]
-            action.help = action.help.split(": one of ")[0] + ": one of " + ", ".join(names)
+        _pretrain_help_names(named)
         return format_help()
 
     p.format_help = format_help_with_names
     p.set_defaults(func=_run_pretrain)
 
 
+def _pretrain_help_names(named: dict) -> None:
+    """Fill the valid names into the pretrain help texts (``named``: field -> argparse action)."""
+    from tsplab.backbones import BACKBONES
+    from tsplab.methods import METHODS
+    from tsplab.methods.tsp import GVF_MODES, GVF_POOLINGS
+    from tsplab.pretrain_config import PRESETS, option_fields
+
+    for field, names in (("method", METHODS), ("preset", PRESETS), ("backbone", BACKBONES),
+                         ("gvf_pooling", GVF_POOLINGS), ("gvf_mode", GVF_MODES)):
+        action = named[field]
+        action.help = action.help.split(": one of ")[0] + ": one of " + ", ".join(names)
+    options = "; ".join(f"{name}: {', '.join(f.name for f in option_fields(m)) or 'none'}"
+                        for name, m in METHODS.items())
+    named["set"].help = named["set"].help.split(". Options by method")[0] + f". Options by method: {options}"
+
+
 def _run_pretrain(args) -> int:
     """Bad settings, files or weights raise ``InputError`` before the run folder is touched (the
     caller prints it as one line, exit 2)."""
     from tsplab.distributed import rank_and_world_size
-    from tsplab.train import parse_overrides, pretrain, pretrain_config
+    from tsplab.pretrain_config import parse_overrides, pretrain_config
+    from tsplab.train import pretrain
 
     flags = {"method": args.method, "dataset_dir": args.dataset, "annotations": args.annotations,
              "valid_annotations": args.valid_annotations, "video_dir": args.video_dir,
@@ -447,7 +463,7 @@ def _run_pretrain(args) -> int:
         overrides["weights"] = None if args.weights.lower() == "none" else args.weights
     if args.trust_checkpoint_code:
         overrides["trust_pickle"] = True
-    overrides.update(parse_overrides(args.set))
+    overrides.update(parse_overrides(args.set, method=args.method))
     config = pretrain_config(args.preset, **overrides)
     result = pretrain(config, resume=args.resume, stop_after_epochs=args.stop_after_epochs)
     if rank_and_world_size()[0] == 0:
@@ -460,15 +476,19 @@ def _run_pretrain(args) -> int:
 
 # In the order of the pipeline (this is the order `tsplab --help` lists them in).
 def _add_localize(sub) -> None:
+    from tsplab.presets import PRESETS
+
     p = sub.add_parser("localize", help="train the ActionFormer-style localizer with ASL on a feature folder, "
                                         "predict the validation videos and evaluate (mAP)")
     p.add_argument("--features", required=True, help="feature folder (one [T, C] .npy per video + metadata.json)")
     p.add_argument("--annotations", required=True, help="ground truth (ActivityNet JSON or any format "
                                                          "tsplab reads) with training and validation subsets")
     p.add_argument("--out", required=True, help="run folder: config, checkpoint, history, predictions.json")
-    p.add_argument("--preset", default=None, choices=["activitynet", "thumos14", "synthetic"],
-                   help="metric preset (tIoU thresholds: activitynet and synthetic 0.5:0.95, thumos14 "
-                        "0.3:0.7); default: told from the annotation's video ids")
+    p.add_argument("--preset", default=None, choices=list(PRESETS),
+                   help="dataset preset, for the tIoU thresholds and the predictions kept per video ("
+                        + "; ".join(f"{d.name} {d.tiou_thresholds[0]:g}:{d.tiou_thresholds[-1]:g}, "
+                                    f"{d.max_predictions}" for d in PRESETS.values())
+                        + "); default: told from the annotation's video ids")
     p.add_argument("--train-subset", default="training")
     p.add_argument("--valid-subset", default="validation")
     for name, text in (("ase-class", "ASE class-level Gaussians"),

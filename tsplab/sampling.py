@@ -15,7 +15,9 @@ when there is one).
 Determinism: the sampler yields ``(index, epoch)`` keys and every random draw of an item comes from
 ``numpy.random.default_rng((seed, epoch, index))``. The data an epoch sees depends only on
 ``(seed, epoch)``, never on the number of workers or on which worker loads which item, which is what
-makes a killed and resumed run bit-identical to an uninterrupted one.
+makes a killed and resumed run bit-identical to an uninterrupted one. Every clip dataset (here, and
+BSP's and PAL's in ``tsplab.methods``) reads its keys with :func:`item_key`, draws with
+:func:`item_rng` and reads frames with :func:`read_frames` (the last frame repeated past a video's end).
 """
 from __future__ import annotations
 
@@ -46,6 +48,37 @@ class FrameSource(Protocol):
     (``tsplab.video.FrameCache`` in practice; a dict-backed stand-in in tests)."""
 
     def get(self, video_path) -> np.ndarray: ...
+
+
+def item_key(key, num_items: int, *, fixed: bool = False) -> tuple[int, int]:
+    """``(index, epoch)`` of a dataset key: an ``(index, epoch)`` pair (what :class:`EpochSampler`
+    yields) or a plain index (epoch 0). ``fixed`` (validation): epoch 0 whatever the key says, so
+    every epoch sees the same items. An index outside ``[0, num_items)`` raises ``IndexError``."""
+    index, epoch = key if isinstance(key, tuple) else (key, 0)
+    if not 0 <= index < num_items:
+        raise IndexError(f"item {index} out of range for {num_items} items")
+    return int(index), 0 if fixed else int(epoch)
+
+
+def item_rng(seed: int, epoch: int, index: int, *salt: int) -> np.random.Generator:
+    """The random generator of item ``index`` in ``epoch``: a pure function of ``(seed, epoch,
+    index, *salt)``, so an epoch's data never depends on workers or on the order items load in."""
+    return np.random.default_rng((int(seed), int(epoch), int(index), *salt))
+
+
+def frame_indices(start: int, count: int, num_frames: int, stride: int = 1) -> np.ndarray:
+    """``count`` frame indices from ``start``, ``stride`` apart; those past the video's last frame
+    are the last frame (as ``tsplab.video.read_clip`` does near the end of a video: a frame cache can
+    hold a frame or two fewer than the annotated duration implies)."""
+    if num_frames < 1:
+        raise ValueError("the video has no frames")
+    return np.minimum(int(start) + int(stride) * np.arange(int(count)), num_frames - 1)
+
+
+def read_frames(frames: np.ndarray, start: int, count: int, stride: int = 1) -> np.ndarray:
+    """A copy of ``frames[frame_indices(start, count, len(frames), stride)]``: ``[count, ...]``
+    (memory-mapped frame caches are read-only; the copy is the item's own)."""
+    return np.asarray(frames[frame_indices(start, count, len(frames), stride)])
 
 
 def segment_frame_bounds(t_start_s: float, t_end_s: float, frame_rate: float,
@@ -116,32 +149,7 @@ class SegmentClipDataset(Dataset):
         self._open: OrderedDict[str, np.ndarray] = OrderedDict()
         self._open_max = int(open_videos_per_worker)
 
-        label_index = {name: i for i, name in enumerate(self.labels)}
-        table = table.reset_index(drop=True)
-        is_fg = table["temporal-region-label"].astype(str).str.strip().str.lower() == "action"
-        rows, dropped = [], []
-        for row, fg in zip(table.itertuples(index=False), is_fg):
-            record = dict(zip(table.columns, row))
-            if foreground_only and not fg:
-                continue
-            if fg:
-                label = record["action-label"]
-                if label not in label_index:
-                    dropped.append({**record, "reason": f"action label {label!r} is not in the label list"})
-                    continue
-                action = label_index[label]
-            else:
-                action = NO_LABEL
-            num_frames = math.floor(float(record["video-duration"]) * self.frame_rate + 1e-6)
-            a, b = segment_frame_bounds(float(record["t-start"]), float(record["t-end"]),
-                                        self.frame_rate, num_frames)
-            if b - a < self.clip_length_frames:
-                dropped.append({**record, "reason": f"{max(0, b - a)} frames at {self.frame_rate:g} fps, "
-                                                    f"shorter than a clip of {self.clip_length_frames}"})
-                continue
-            rows.append(dict(video=str(record["video-name"]), filename=str(record["filename"]),
-                             first_frame=a, end_frame=b, action_label=action,
-                             region_label=FOREGROUND if fg else BACKGROUND))
+        rows, dropped = self._segment_rows(table.reset_index(drop=True), foreground_only)
         self.dropped = pd.DataFrame(dropped, columns=[*table.columns, "reason"])
         if len(self.dropped):
             warnings.warn(f"{len(self.dropped)} of {len(table)} segments dropped (shorter than one clip "
@@ -158,6 +166,33 @@ class SegmentClipDataset(Dataset):
         self.segments["video_index"] = self.segments["video"].map(video_index).astype(np.int64)
         self._seg = {c: self.segments[c].to_numpy(np.int64) for c in
                      ("first_frame", "end_frame", "action_label", "region_label", "video_index")}
+
+    def _segment_rows(self, table: pd.DataFrame, foreground_only: bool) -> tuple[list[dict], list[dict]]:
+        """``(rows, dropped)``: the segments that hold a clip (frame bounds, labels) and the others,
+        each with the reason it was dropped."""
+        label_index = {name: i for i, name in enumerate(self.labels)}
+        is_fg = table["temporal-region-label"].astype(str).str.strip().str.lower() == "action"
+        rows, dropped = [], []
+        for row, fg in zip(table.itertuples(index=False), is_fg):
+            record = dict(zip(table.columns, row))
+            if foreground_only and not fg:
+                continue
+            if fg and record["action-label"] not in label_index:
+                reason = f"action label {record['action-label']!r} is not in the label list"
+                dropped.append({**record, "reason": reason})
+                continue
+            num_frames = math.floor(float(record["video-duration"]) * self.frame_rate + 1e-6)
+            a, b = segment_frame_bounds(float(record["t-start"]), float(record["t-end"]),
+                                        self.frame_rate, num_frames)
+            if b - a < self.clip_length_frames:
+                dropped.append({**record, "reason": f"{max(0, b - a)} frames at {self.frame_rate:g} fps, "
+                                                    f"shorter than a clip of {self.clip_length_frames}"})
+                continue
+            rows.append(dict(video=str(record["video-name"]), filename=str(record["filename"]),
+                             first_frame=a, end_frame=b,
+                             action_label=label_index[record["action-label"]] if fg else NO_LABEL,
+                             region_label=FOREGROUND if fg else BACKGROUND))
+        return rows, dropped
 
     def __len__(self) -> int:
         return len(self.segments) * self.clips_per_segment
@@ -181,7 +216,7 @@ class SegmentClipDataset(Dataset):
         seg, k = divmod(int(index), self.clips_per_segment)
         a, b = int(self._seg["first_frame"][seg]), int(self._seg["end_frame"][seg])
         if self.jitter:
-            rng = np.random.default_rng((self.seed, int(epoch), int(index)))
+            rng = item_rng(self.seed, epoch, index)
             return int(clip_starts(a, b, self.clip_length_frames, 1, jitter=True, rng=rng)[0])
         return int(clip_starts(a, b, self.clip_length_frames, self.clips_per_segment, jitter=False)[k])
 
@@ -199,20 +234,10 @@ class SegmentClipDataset(Dataset):
         return frames
 
     def __getitem__(self, key) -> dict:
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
-        if not 0 <= index < len(self):
-            raise IndexError(f"item {index} out of range for {len(self)} clips")
+        index, epoch = item_key(key, len(self))
         seg = index // self.clips_per_segment
         start = self.clip_start_frame(index, epoch)
-        frames = self._video_frames(int(self._seg["video_index"][seg]))
-        L = self.clip_length_frames
-        clip = np.array(frames[start:start + L])  # a copy: the memory map is read-only
-        if len(clip) < L:
-            # The cache can hold a frame or two fewer than the annotated duration implies: repeat
-            # the last frame, as tsplab.video.read_clip does near the end of a video.
-            if len(clip) == 0:
-                clip = np.asarray(frames[-1:])
-            clip = np.concatenate([clip, np.repeat(clip[-1:], L - len(clip), axis=0)])
+        clip = read_frames(self._video_frames(int(self._seg["video_index"][seg])), start, self.clip_length_frames)
         return {
             "clip": torch.from_numpy(np.ascontiguousarray(clip)),
             "action_label": torch.tensor(self._seg["action_label"][seg], dtype=torch.int64),

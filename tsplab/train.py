@@ -8,12 +8,19 @@ first 2 epochs (per iteration, from 1e-5 of the rate), decay x0.01 at epochs 4 a
 far slower). Validation after every epoch: clip accuracy per head; the epoch with the best average
 accuracy is kept as ``best.pt`` (TSP's model selection).
 
+The loop (the layout of torchvision's video-classification reference): ``pretrain`` checks
+everything, ``_pretrain`` drives the epochs over ``train_one_epoch`` (the optimizer steps),
+``evaluate`` (the validation pass) and ``save_checkpoint`` / ``restore_checkpoint``.
+
+Settings: ``tsplab.pretrain_config.PretrainConfig`` (the loop's fields plus the chosen method's
+options), made, read back and checked there.
+
 Run folder ``<run_dir>/pretrain/<output_name or method>/``: ``config.json``, ``metrics.csv`` (one row
 per epoch), ``checkpoint.pt`` (the latest epoch: model, optimizer, scheduler, scaler, epoch, RNG
 states, config, method state), ``best.pt`` (``{"model", "config", "epoch", "metrics"}``; the backbone
 under ``features.``, the layout ``tsplab.backbones.load_backbone_weights`` and feature extraction
-read), ``data_report.csv`` (every segment or video left out, with the reason), and method files (the
-frozen GVFs ``gvf_initial_max.h5``). Only process 0 writes.
+read), ``data_report.csv`` (every segment or video left out, with the reason), and the method's own
+files (``run_files``: TSP's frozen GVFs ``gvf_initial_max.h5``). Only process 0 writes.
 
 Nothing is lost on bad input: settings, files, initial weights and data are checked before the run
 folder is touched (``check_config``, ``check_inputs``; ``InputError`` names the field or file). A
@@ -26,15 +33,15 @@ balanced subsets and order, crops and flips), DataLoader workers do no random wo
 hold everything else, so on the CPU a run killed after epoch k and resumed ends with bit-identical
 weights to one that was never interrupted.
 
-The synthetic benchmark trains a tiny encoder from random weights, which TSP's schedule (tuned for
-fine-tuning Kinetics weights) does not suit: ``PRESETS["synthetic"]`` holds its settings.
+The background rule follows the dataset: ``min_background_clips=None`` takes the dataset preset's
+(``tsplab.presets``: ActivityNet 5 clips, THUMOS14 1, the synthetic benchmark 1), the preset being
+``dataset`` or told from the annotations' video ids.
 """
 from __future__ import annotations
 
 import bisect
 import contextlib
 import dataclasses
-import json
 import math
 import numbers
 import os
@@ -43,6 +50,7 @@ import shutil
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,8 +59,10 @@ import torch.nn as nn
 
 from tsplab.distributed import DistContext, all_reduce_sum, barrier, broadcast_object, cleanup, init_distributed
 from tsplab.errors import InputError
-from tsplab.methods import PretrainData, TrainContext, get_method
-from tsplab.runs import atomic_path, check_output_folder, read_json, resolve, save_config
+from tsplab.methods import METHODS, PretrainData, TrainContext, get_method
+from tsplab.pretrain_config import (PretrainConfig, check_config, check_inputs, config_from_dict, config_values,
+                                    data_paths, plain_value)
+from tsplab.runs import atomic_path, read_json, resolve, save_config, write_csv
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -60,303 +70,50 @@ METRICS = "metrics.csv"
 DATA_REPORT = "data_report.csv"
 
 
-@dataclasses.dataclass
-class PretrainConfig:
-    """Everything a pretraining run depends on (saved as ``config.json`` in its folder).
-
-    Defaults are TSP's (R(2+1)D-34 from Kinetics weights, 16 frames at 15 fps, short side 128, crop
-    112, SGD schedule of §4.1). See ``PRESETS`` for the synthetic benchmark's settings."""
-
-    method: str = "tsp"  # a name in tsplab.methods.METHODS
-    backbone: str = "r2plus1d_34"  # a name in tsplab.backbones.BACKBONES
-    weights: str | None = "kinetics400"  # initial weights: "kinetics400", a checkpoint path, or None (random)
-    # Checkpoints (weights, BSP teachers) are read with torch's safe loader; True unpickles a file it
-    # refuses in full, which runs any code stored in the file: only for files from a trusted source.
-    trust_pickle: bool = False
-
-    # data: the synthetic layout DATASET/{annotations.json, videos/}, or explicit paths
-    dataset_dir: str = ""
-    annotations: str = ""  # default DATASET/annotations.json (any format tsplab.annotations reads)
-    valid_annotations: str = ""  # default: the same file as ``annotations``
-    video_dir: str = ""  # default DATASET/videos
-    train_subset: str = "training"
-    valid_subset: str = "validation"
-    # Background gaps shorter than this many clips are dropped: TSP's ActivityNet tables keep gaps
-    # from 5 clips (tsplab.annotations.SEGMENT_PRESETS; THUMOS14 and the synthetic benchmark: 1).
-    min_background_clips: float = 5.0
-
-    # where outputs go
-    run_dir: str = "runs/default"
-    output_name: str = ""  # run folder name under RUN/pretrain/ (default: the method's name)
-    frame_cache_dir: str = ""  # default RUN/frame_cache (shared by every method of the run)
-
-    # clips (TSP §4.1)
-    clip_length_frames: int = 16
-    frame_rate: float = 15.0
-    clips_per_segment: int = 5
-    resize_short_side: int = 128
-    crop_size: int = 112
-
-    # TSP options
-    alpha_c: float = 1.0  # eq. (1) weight of the action label head (0: TSP w/o action label)
-    alpha_r: float = 1.0  # eq. (1) weight of the temporal region head (0: w/o temporal region)
-    gvf_pooling: str = "max"  # max | avg | none (TSP w/o GVF)
-    gvf_mode: str = "frozen"  # frozen | epoch | momentum (see tsplab.methods.tsp)
-    gvf_momentum: float = 0.99  # EMA factor per optimizer step of the momentum encoder
-    gvf_refresh_steps: int = 0  # momentum mode: also refresh the GVFs every this many steps (0: per epoch)
-    gvf_stride_frames: int = 0  # stride of the clip grid a GVF pools over (0: the clip length)
-    gvf_file: str = ""  # an existing GVF h5 file to use instead of computing the frozen GVFs
-
-    # BSP (tsplab.methods.bsp)
-    bsp_boundaries: tuple = ("dc", "sc", "ds", "ss")  # synthesized types (BSP §3.2); the class is the index
-    bsp_loss: str = "classification"  # classification (BSP §3.3 default) | regression (change-point heat map)
-    bsp_blend_frames: int = 2  # ε of BSP eq. (1): diff-class clips blend over 2ε frames
-    bsp_speed_factors: tuple = (0.5, 2.0, 3.0)  # γ of BSP eq. (3), one drawn per diff-speed clip
-    bsp_middle_change_point: bool = False  # True: change point at L/2 (eqs. 1-2 as written); False: random
-    bsp_integration: str = "none"  # none | two-head | distill (BSP §3.4; see tsplab.methods.bsp)
-    bsp_teachers: tuple = ()  # distill: (TAC teacher, BSP teacher) checkpoint paths (best.pt or run folders)
-    # BSP (end)
-
-    # PAL (tsplab.methods.pal)
-    pal_clips_per_video: int = 8  # J clips of clip_length_frames in each synthesized video (PAL §4.1: 8 of 8)
-    pal_max_region_clips: int = 6  # longest pseudo-action region, in clips (PAL §4.1)
-    pal_max_stride: int = 4  # scale-aware sampling: frame stride drawn from 1..this (PAL §4.1)
-    pal_beta_range: tuple = (0.6, 1.0)  # blending ratio beta ~ U[low, high] (PAL §3.2.1, Table 5)
-    pal_queue_size: int = 16384  # MoCo negatives queue (PAL §4.1)
-    pal_temperature: float = 0.07  # tau of PAL eq. (7)
-    pal_key_momentum: float = 0.999  # momentum key encoder (MoCo v2, which PAL follows)
-    pal_embed_dim: int = 128  # projection / temporal-embedding width (MoCo v2's 128)
-    pal_samples_per_video: int = 1  # synthesized pairs per source video per epoch
-    pal_dense: bool = True  # Table 3: region of several clips (False: one clip)
-    pal_scale_aware: bool = True  # Table 3: stride drawn from 1..pal_max_stride (False: stride 1)
-    pal_paste: bool = True  # Table 3: paste onto background videos (False: the region alone)
-    pal_background: str = "different"  # Table 3: "different" (v_n != v_m) | "same" background video
-    # PAL (end)
-
-    # optimisation (TSP §4.1)
-    epochs: int = 8
-    batch_size: int = 32  # clips per process
-    optimizer: str = "sgd"  # sgd | adam
-    backbone_lr: float = 1e-4
-    fc_lr: float = 0.002  # TSP grid-searched 0.002-0.01; its released ActivityNet model used 0.002
-    stem_lr: float = 0.0  # 0: stem frozen (TSP)
-    momentum: float = 0.9
-    weight_decay: float = 0.005
-    warmup_epochs: float = 2.0
-    warmup_factor: float = 1e-5  # the first step's fraction of the rate (TSP's WarmupMultiStepLR)
-    lr_milestones: tuple = (4, 6)  # epochs
-    lr_gamma: float = 0.01
-    scale_lr_with_world_size: bool = True
-    amp: bool = True  # CUDA only
-
-    # running
-    seed: int = 0
-    workers: int = 2  # DataLoader worker processes per training process
-    threads: int = 0  # torch threads of each training process (0: torch's default)
-    device: str = ""  # "" = CUDA when available, else CPU
-    max_steps_per_epoch: int = 0  # 0 = the whole epoch (a cap is for benchmarks and smoke runs)
-    keep_epoch_checkpoints: bool = False  # also keep epoch_NNN.pt for every epoch
-    progress: bool = True
-
-    def __post_init__(self):
-        for field in dataclasses.fields(self):  # JSON (config.json, papermill) gives lists
-            if _field_kind(field)[0] == "tuple" and isinstance(getattr(self, field.name), list):
-                setattr(self, field.name, tuple(getattr(self, field.name)))
-
-    @property
-    def output_dir(self) -> Path:
-        return resolve(self.run_dir) / "pretrain" / (self.output_name or self.method)
 
 
-#: Named settings. ``tsp``: the paper's. ``synthetic``: the built-in benchmark (tiny R(2+1)D from
-#: random weights, 8-frame clips at the videos' 15 fps on 32 px frames, crop 28 = TSP's 112/128).
-#: A randomly initialised encoder needs the stem trained and far larger learning rates than
-#: fine-tuning; Adam at 2e-3, what the benchmark's prototype used, trains it in a few hundred steps
-#: (shared/notes). The schedule keeps TSP's shape (linear warm-up, step decay), shortened to 4 epochs
-#: of 3 clips per segment (~93 steps per epoch for TSP on the default benchmark). One torch thread
-#: beside one loader process: on this 2-core machine 2 OpenMP threads train 1.5x faster when nothing
-#: else runs (117 vs 79 clips/s) but 2-3x *slower* as soon as another process wants a core (19 vs 36
-#: clips/s), so 1 is the safe default (``threads=2`` on a quiet machine). Measured on the default
-#: benchmark (benchmarks/bench_pretrain.py --full, 2 shared cores): TSP 191 s (region loss 0.19,
-#: validation region accuracy 0.93), TAC 91 s, data wait 2 %.
-PRESETS: dict[str, dict] = {
-    "tsp": {},
-    "synthetic": dict(
-        backbone="r2plus1d_tiny", weights=None,
-        clip_length_frames=8, frame_rate=15.0, resize_short_side=32, crop_size=28, clips_per_segment=3,
-        min_background_clips=1.0, epochs=4, batch_size=32, optimizer="adam", backbone_lr=2e-3,
-        fc_lr=2e-3, stem_lr=2e-3,
-        weight_decay=1e-4, warmup_epochs=0.5, lr_milestones=(3,), lr_gamma=0.1, workers=1, threads=1,
-    ),
-}
 
 
-def pretrain_config(preset: str = "tsp", **overrides) -> PretrainConfig:
-    """A ``PretrainConfig`` from a named preset (``PRESETS``) with ``overrides``.
-
-    With ``preset="synthetic"`` and a ``dataset_dir`` holding a synthetic benchmark, the clip length,
-    frame rate and short side come from the benchmark's ``benchmark.json`` (the tiny benchmark uses
-    16 px frames) unless overridden; the crop keeps TSP's ratio 112/128. A method's own
-    ``preset_overrides`` for the preset come next (e.g. PAL's optimiser), then ``overrides``.
-    An unknown preset or field raises ``InputError`` listing the valid ones."""
-    if preset not in PRESETS:
-        raise InputError(f"unknown pretraining preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-    names = {f.name for f in dataclasses.fields(PretrainConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise InputError(f"unknown PretrainConfig fields {unknown}; valid fields: {', '.join(sorted(names))}")
-    values = dict(PRESETS[preset])
-    values.update(get_method(overrides.get("method", PretrainConfig.method)).preset_overrides.get(preset, {}))
-    if preset == "synthetic" and overrides.get("dataset_dir"):
-        bench = resolve(overrides["dataset_dir"]) / "benchmark.json"
-        if bench.is_file():
-            cfg = read_json(bench)["config"]
-            values.update(clip_length_frames=int(cfg["clip_length_frames"]), frame_rate=float(cfg["fps"]),
-                          resize_short_side=int(cfg["clip_short_side"]),
-                          crop_size=int(round(cfg["clip_short_side"] * 112 / 128)))
-    values.update(overrides)
-    return PretrainConfig(**values)
 
 
-# ------------------------------------------------------------------------------------ checks
-OPTIMIZERS = ("sgd", "adam")
-# Fields that must be > 0, and fields that must be >= 0 (learning rates, counts where 0 means "off").
-_POSITIVE = ("clip_length_frames", "frame_rate", "clips_per_segment", "resize_short_side", "crop_size",
-             "epochs", "batch_size", "lr_gamma")
-_NON_NEGATIVE = ("min_background_clips", "alpha_c", "alpha_r", "gvf_refresh_steps", "gvf_stride_frames",
-                 "bsp_blend_frames", "backbone_lr", "fc_lr", "stem_lr", "weight_decay",
-                 "warmup_epochs", "warmup_factor", "seed", "workers", "threads", "max_steps_per_epoch")
-# What each field type accepts, as said in error messages.
-_EXPECTED = {"int": "a whole number", "float": "a number", "bool": "true or false",
-             "str": "text", "tuple": "a list such as [4, 6] or 4,6"}
 
 
-def _field_kind(field: dataclasses.Field) -> tuple[str, bool]:
-    """``(base type name, None allowed)`` of a ``PretrainConfig`` field from its annotation (a
-    string under ``from __future__ import annotations``: ``"int"``, ``"str | None"``, ...)."""
-    parts = [p.strip() for p in str(field.type).split("|")]
-    return parts[0], "None" in parts[1:]
 
 
-def _has_type(value, kind: str) -> bool:
-    if kind == "bool":
-        return isinstance(value, (bool, np.bool_))
-    if isinstance(value, (bool, np.bool_)):
-        return False  # True is an int to Python, not a count or a rate
-    if kind == "int":
-        return isinstance(value, numbers.Integral)
-    if kind == "float":
-        return isinstance(value, numbers.Real) and math.isfinite(value)
-    return isinstance(value, {"str": str, "tuple": (tuple, list)}[kind])
 
 
-def _check_types(config: PretrainConfig) -> None:
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        kind, optional = _field_kind(field)
-        if value is None and optional:
-            continue
-        if not _has_type(value, kind):
-            raise InputError(f"{field.name}={value!r}: expected {_EXPECTED[kind]}"
-                             f"{' or none' if optional else ''} ({type(value).__name__} given)")
 
 
-def _check_values(config: PretrainConfig) -> None:
-    for name in _POSITIVE:
-        if getattr(config, name) <= 0:
-            raise InputError(f"{name}={getattr(config, name)!r}: must be > 0")
-    for name in _NON_NEGATIVE:
-        if getattr(config, name) < 0:
-            raise InputError(f"{name}={getattr(config, name)!r}: must be >= 0")
-    for name in ("momentum", "gvf_momentum"):
-        if not 0 <= getattr(config, name) <= 1:
-            raise InputError(f"{name}={getattr(config, name)!r}: must be between 0 and 1")
-    if not all(_has_type(m, "float") and m >= 0 for m in config.lr_milestones):
-        raise InputError(f"lr_milestones={list(config.lr_milestones)!r}: expected epochs >= 0, e.g. [4, 6]")
-    if config.crop_size > config.resize_short_side:
-        raise InputError(f"crop_size={config.crop_size} is larger than resize_short_side="
-                         f"{config.resize_short_side}; the crop must fit in the resized frame")
-    name = config.output_name
-    if name and (Path(name).name != name or name in (".", "..")):
-        raise InputError(f"output_name={name!r}: must be a plain folder name (no '/'), e.g. tsp_no_gvf")
 
 
-def _check_names(config: PretrainConfig) -> None:
-    from tsplab.backbones import BACKBONES
-
-    get_method(config.method)
-    if config.backbone not in BACKBONES:
-        raise InputError(f"backbone: unknown backbone {config.backbone!r}; valid backbones: "
-                         f"{', '.join(BACKBONES)}")
-    if config.optimizer not in OPTIMIZERS:
-        raise InputError(f"optimizer={config.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-    if config.device:
-        try:
-            torch.device(config.device)
-        except RuntimeError:
-            raise InputError(f"device={config.device!r}: not a torch device; give cpu, cuda, cuda:1, ... "
-                             "or leave it empty (CUDA when available)") from None
 
 
-def check_config(config: PretrainConfig) -> None:
-    """Fail at once on a bad setting, naming the field, the value and what is valid (``InputError``),
-    before any file is read: field types, names (method, backbone, optimizer, device), ranges, crop
-    within the resized frame, a data source given, and the method's own options (checked by its
-    constructor). Files and folders are checked by ``check_inputs``."""
-    _check_types(config)
-    _check_names(config)
-    _check_values(config)
-    if not (config.dataset_dir or (config.annotations and config.video_dir)):
-        raise InputError("dataset_dir: give dataset_dir (a folder with annotations.json and videos/) or "
-                         "both annotations and video_dir")
-    try:
-        get_method(config.method)(config)  # method options are checked by the method's constructor
-    except InputError:
-        raise
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
 
 
-def data_paths(config: PretrainConfig) -> dict[str, Path]:
-    """The annotation files and the video folder a run reads: ``annotations``, ``valid_annotations``
-    and ``video_dir`` (defaults under ``dataset_dir``: ``annotations.json``, ``videos/``)."""
-    dataset = resolve(config.dataset_dir) if config.dataset_dir else None
-    ann_path = resolve(config.annotations) if config.annotations else dataset / "annotations.json"
-    return {"annotations": ann_path,
-            "valid_annotations": resolve(config.valid_annotations) if config.valid_annotations else ann_path,
-            "video_dir": resolve(config.video_dir) if config.video_dir else dataset / "videos"}
 
 
-def check_inputs(config: PretrainConfig) -> None:
-    """Every file and folder a run reads or writes, checked before any is touched (``InputError``
-    naming the field and the path): the dataset folder, annotation files, video folder, GVF file
-    and BSP teachers exist; the run folder and the frame cache can be created and written."""
-    from tsplab.features import resolve_checkpoint
 
-    if config.dataset_dir and not resolve(config.dataset_dir).is_dir():
-        raise InputError(f"dataset_dir: {resolve(config.dataset_dir)}: folder not found; give a folder "
-                         "with annotations.json and videos/")
-    paths = data_paths(config)
-    for name in ("annotations", "valid_annotations"):
-        if not paths[name].is_file():
-            raise InputError(f"{name}: {paths[name]}: file not found; give an annotation file "
-                             "(ActivityNet/DETAD JSON, TSP CSV or custom CSV)")
-    if not paths["video_dir"].is_dir():
-        raise InputError(f"video_dir: {paths['video_dir']}: folder not found; give the folder of the videos")
-    if config.gvf_file and not resolve(config.gvf_file).is_file():
-        raise InputError(f"gvf_file: {resolve(config.gvf_file)}: file not found; give a GVF h5 file "
-                         "(tsplab gvf) or leave it empty to compute the GVFs")
-    if config.method == "bsp" and config.bsp_integration == "distill":
-        for i, teacher in enumerate(config.bsp_teachers):
-            try:
-                resolve_checkpoint(teacher)
-            except FileNotFoundError as exc:
-                raise InputError(f"bsp_teachers[{i}]: {exc}") from None
-    check_output_folder(config.output_dir, "run_dir")
-    if config.frame_cache_dir:
-        check_output_folder(config.frame_cache_dir, "frame_cache_dir")
-    else:
-        check_output_folder(resolve(config.run_dir) / "frame_cache", "run_dir")
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
 
 
 def _load_initial_weights(config: PretrainConfig):
@@ -450,21 +207,43 @@ def build_lr_scheduler(optimizer, config: PretrainConfig, steps_per_epoch: int):
 
 
 # --------------------------------------------------------------------------------------------- data
-def prepare_data(config: PretrainConfig, dist: DistContext | None = None,
-                 report: list | None = None) -> PretrainData:
-    """Segment tables of the training and validation subsets, the label list, and the frame cache
-    (built by the first process of each node for every video of both tables, reused by later runs
-    and methods).
+def background_rule(config: PretrainConfig, video_ids, source="annotations") -> dict:
+    """The background arguments of ``tsplab.annotations.build_segment_table`` for this run.
 
-    Videos whose frames cannot be decoded are left out (named in ``report`` with the error)."""
+    ``min_background_clips=None`` (the default): the dataset preset's number of clips, the preset
+    being ``config.dataset`` or told from ``video_ids`` (``tsplab.presets.infer_preset``: ActivityNet
+    5, THUMOS14 1, synthetic 1), with the run's clip length and frame rate. A number of clips given
+    without a dataset: that many clips, whatever the ids (a custom dataset's ids match no preset)."""
+    from tsplab.annotations import normalize_video_id
+    from tsplab.presets import infer_preset
+
+    clip = dict(clip_length_frames=config.clip_length_frames, frame_rate=config.frame_rate)
+    if config.min_background_clips is not None and not config.dataset:
+        return {"min_background_s": config.min_background_clips * config.clip_length_frames / config.frame_rate}
+    preset = config.dataset
+    if not preset:
+        ids = list(dict.fromkeys(normalize_video_id(v) for v in video_ids))
+        try:
+            preset = infer_preset(ids)
+        except InputError:
+            raise InputError(f"{source}: cannot tell the dataset from its video ids ({', '.join(ids[:3])}, ...) "
+                             "for the background rule; set dataset (activitynet, thumos14, synthetic) or "
+                             "min_background_clips (e.g. --set min_background_clips=5)") from None
+    return {"preset": preset, **clip, "min_background_clips": config.min_background_clips}
+
+
+def segment_tables(config: PretrainConfig, report: list | None = None) -> tuple[dict, list[str]]:
+    """``({"train": table, "valid": table}, labels)``: the TSP segment tables of the training and
+    validation subsets (``tsplab.annotations.build_segment_table``, background rule
+    :func:`background_rule`) and the sorted action classes. Rows the tables drop go to ``report``."""
     from tsplab.annotations import build_segment_table, read_annotations
-    from tsplab.video import FrameCache
 
     paths = data_paths(config)
-    ann_path, valid_path, video_dir = paths["annotations"], paths["valid_annotations"], paths["video_dir"]
+    ann_path, valid_path = paths["annotations"], paths["valid_annotations"]
     ann = read_annotations(ann_path)
     valid_ann = ann if valid_path == ann_path else read_annotations(valid_path)
-    min_background_s = config.min_background_clips * config.clip_length_frames / config.frame_rate
+    ids = pd.concat([ann.videos["video"], valid_ann.videos["video"]])
+    rule = background_rule(config, ids, source=ann_path)
     report = report if report is not None else []
     tables = {}
     for split, source, subset in (("train", ann, config.train_subset), ("valid", valid_ann, config.valid_subset)):
@@ -473,11 +252,33 @@ def prepare_data(config: PretrainConfig, dist: DistContext | None = None,
             field = "train_subset" if split == "train" else "valid_subset"
             raise InputError(f"{ann_path if split == 'train' else valid_path}: no videos in subset {subset!r} "
                              f"({field}); subsets in the file: {', '.join(source.subsets) or 'none'}")
-        table, dropped = build_segment_table(part, min_background_s=min_background_s)
-        tables[split] = table
+        tables[split], dropped = build_segment_table(part, **rule)
         for row in dropped.to_dict("records"):
             report.append({"split": split, "stage": "segment table", **_short_record(row)})
+    return tables, list(ann.labels)
 
+
+def prepare_data(config: PretrainConfig, dist: DistContext | None = None,
+                 report: list | None = None) -> PretrainData:
+    """Segment tables of the training and validation subsets (:func:`segment_tables`), the label
+    list, and the frame cache (built by the first process of each node for every video of both
+    tables, reused by later runs and methods).
+
+    Videos whose frames cannot be decoded are left out (named in ``report`` with the error)."""
+    report = report if report is not None else []
+    tables, labels = segment_tables(config, report)
+    cache = _frame_cache(config, dist, tables, report)
+    return PretrainData(train_table=tables["train"], valid_table=tables["valid"], labels=labels,
+                        video_dir=data_paths(config)["video_dir"], frames=cache,
+                        clip_length_frames=config.clip_length_frames, frame_rate=config.frame_rate)
+
+
+def _frame_cache(config: PretrainConfig, dist: DistContext | None, tables: dict, report: list):
+    """The frame cache of every video of ``tables``; videos that cannot be decoded are removed
+    from ``tables`` (in place) and named in ``report``."""
+    from tsplab.video import FrameCache
+
+    video_dir = data_paths(config)["video_dir"]
     cache_root = resolve(config.frame_cache_dir) if config.frame_cache_dir else resolve(config.run_dir) / "frame_cache"
     cache = FrameCache(cache_root, config.frame_rate, config.resize_short_side)
     filenames = sorted(set(tables["train"]["filename"]) | set(tables["valid"]["filename"]))
@@ -497,9 +298,7 @@ def prepare_data(config: PretrainConfig, dist: DistContext | None = None,
         for split in tables:
             stems = tables[split]["filename"].map(lambda f: Path(f).stem)
             tables[split] = tables[split][~stems.isin(bad)].reset_index(drop=True)
-    return PretrainData(train_table=tables["train"], valid_table=tables["valid"], labels=list(ann.labels),
-                        video_dir=video_dir, frames=cache, clip_length_frames=config.clip_length_frames,
-                        frame_rate=config.frame_rate)
+    return cache
 
 
 def _short_record(row: dict) -> dict:
@@ -622,9 +421,215 @@ class _Meter:
         return row
 
 
+@dataclasses.dataclass
+class _Loop:
+    """What the epochs of one run share (built by ``_build_loop``): the method, its model (``model``
+    unwrapped; ``net`` as trained, DDP-wrapped under torchrun), the optimisation state, the loaders,
+    and the metrics rows and best epoch so far."""
+
+    config: PretrainConfig
+    dist: DistContext
+    method: Any
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    ctx: TrainContext
+    loaders: dict  # "train"/"valid" -> (DataLoader, EpochSampler)
+    steps_per_epoch: int
+    amp_dtype: torch.dtype | None
+    net: nn.Module | None = None
+    rows: list = dataclasses.field(default_factory=list)
+    best: dict = dataclasses.field(default_factory=lambda: {"epoch": -1, "score": -math.inf})
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.dist.device.type, dtype=self.amp_dtype)
+
+    def sync(self) -> None:
+        """Wait for the device, so that timings measure the work and not its queueing."""
+        if self.dist.device.type == "cuda":
+            torch.cuda.synchronize(self.dist.device)
+
+    def bar(self, **kw):
+        from tqdm.auto import tqdm
+
+        return tqdm(unit="step", leave=False, disable=not (self.config.progress and self.dist.is_main), **kw)
+
+
+def _build_loop(config: PretrainConfig, dist: DistContext, initial_weights) -> tuple[_Loop, pd.DataFrame]:
+    """The data, method, model, optimizer, schedule and loaders of a run, and its data report.
+    Writes nothing but the frame cache; a batch size larger than the training set raises here."""
+    from tsplab.backbones import build_backbone
+
+    report: list = []
+    data = prepare_data(config, dist, report)
+    method = get_method(config.method)(config)
+    train_set, valid_set = method.build_datasets(data)
+    for split, ds in (("train", train_set), ("valid", valid_set)):
+        for row in getattr(ds, "dropped", pd.DataFrame()).to_dict("records"):
+            report.append({"split": split, "stage": "clip sampling", **_short_record(row)})
+    data_report = pd.DataFrame(report, columns=["split", "stage", "video", "reason", "t-start", "t-end",
+                                                "action-label", "temporal-region-label"])
+    torch.manual_seed(config.seed)  # the same seed builds the same initial weights on every process
+    backbone = build_backbone(config.backbone, weights=initial_weights)
+    model = method.build_model(backbone, data).to(dist.device)
+    optimizer = build_optimizer(model, config, dist.world_size)
+    loaders = {"train": make_loader(train_set, config, dist, train=True),
+               "valid": make_loader(valid_set, config, dist, train=False)}
+    steps_per_epoch = len(loaders["train"][0])
+    if config.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+    if steps_per_epoch == 0:
+        raise InputError(f"batch_size={config.batch_size}: the training set has {len(train_set)} clips, "
+                         f"fewer than one batch per process; lower batch_size")
+    amp_dtype = _autocast_dtype(config, dist.device)
+    ctx = TrainContext(config=config, model=model, dist=dist, output_dir=config.output_dir, data=data,
+                       train_dataset=train_set, valid_dataset=valid_set, autocast_dtype=amp_dtype)
+    loop = _Loop(config=config, dist=dist, method=method, model=model, optimizer=optimizer,
+                 scheduler=build_lr_scheduler(optimizer, config, steps_per_epoch),
+                 scaler=torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16), ctx=ctx,
+                 loaders=loaders, steps_per_epoch=steps_per_epoch, amp_dtype=amp_dtype)
+    return loop, data_report
+
+
+def _train_step(loop: _Loop, batch: dict, generator: torch.Generator):
+    """One optimizer step on ``batch`` (already on the device); returns the method's ``StepOutput``."""
+    with loop.autocast():
+        out = loop.method.step(loop.net, batch, train=True, generator=generator)
+    loop.optimizer.zero_grad(set_to_none=True)
+    loop.scaler.scale(out.loss).backward()
+    loop.scaler.step(loop.optimizer)
+    loop.scaler.update()
+    loop.scheduler.step()
+    loop.ctx.global_step += 1
+    loop.method.after_optimizer_step(loop.ctx)
+    return out
+
+
+def train_one_epoch(loop: _Loop, epoch: int, generator: torch.Generator) -> tuple[dict, dict]:
+    """The training steps of ``epoch``: ``(row, timing)``, ``row`` holding the epoch, the learning
+    rates and the training losses and accuracies per head (``_Meter``), ``timing`` the seconds spent
+    waiting for data and training (the method's GVF work excluded) and the clips seen."""
+    dist, method = loop.dist, loop.method
+    loop.model.train()
+    meter = _Meter(method.head_names, dist.device)
+    wait_s, clips, gvf_before = 0.0, 0, method.gvf_seconds
+    t_epoch = time.perf_counter()
+    bar = loop.bar(total=loop.steps_per_epoch, desc=f"epoch {epoch} train")
+    batches = iter(loop.loaders["train"][0])
+    t_ready = time.perf_counter()
+    for step in range(loop.steps_per_epoch):
+        batch = _to_device(next(batches), dist.device)
+        loop.sync()
+        wait_s += time.perf_counter() - t_ready
+        out = _train_step(loop, batch, generator)
+        meter.add(out)
+        clips += int(batch["clip"].shape[0])
+        if step % 10 == 0 and bar.total:
+            bar.set_postfix(loss=f"{out.loss.item():.3f}")
+        bar.update()
+        loop.sync()
+        t_ready = time.perf_counter()
+    bar.close()
+    del batches
+    if dist.distributed:
+        # DDP broadcasts buffers at the start of each forward, so after the last step every process
+        # holds BN statistics updated by its own last batch: take process 0's, so that validation,
+        # GVFs and the checkpoint see one model.
+        for buffer in loop.model.buffers():
+            torch.distributed.broadcast(buffer, src=0)
+    # GVF refreshes during the epoch (momentum mode) are reported apart from training time.
+    train_s = time.perf_counter() - t_epoch - (method.gvf_seconds - gvf_before)
+    lrs = {f"lr_{g['name']}": g["lr"] for g in loop.optimizer.param_groups}
+    row = {"epoch": epoch, **lrs, **meter.result("train")}
+    return row, {"wait_s": wait_s, "train_s": train_s, "clips": clips}
+
+
+@torch.no_grad()
+def evaluate(loop: _Loop, epoch: int) -> dict:
+    """The validation pass: mean loss, and per head the loss and accuracy over labelled clips
+    (``valid_*`` columns), summed over every process."""
+    loop.model.eval()
+    meter = _Meter(loop.method.head_names, loop.dist.device)
+    for batch in loop.bar(iterable=loop.loaders["valid"][0], desc=f"epoch {epoch} valid"):
+        # The unwrapped model: no gradients to synchronise, and processes may hold different
+        # numbers of validation batches.
+        with loop.autocast():
+            meter.add(loop.method.step(loop.model, _to_device(batch, loop.dist.device), train=False))
+    return meter.result("valid")
+
+
+def run_epoch(loop: _Loop, epoch: int) -> tuple[dict, bool]:
+    """Train, let the method end its epoch (e.g. refresh GVFs), validate: ``(metrics row, whether
+    this epoch is the best so far)``; the row joins ``loop.rows``."""
+    loop.ctx.epoch = epoch
+    generator = _seed_epoch(loop.config.seed, epoch, loop.dist.rank)
+    for _, sampler in loop.loaders.values():
+        sampler.set_epoch(epoch)
+    gvf_before = loop.method.gvf_seconds
+    row, timing = train_one_epoch(loop, epoch, generator)
+    loop.method.on_train_epoch_end(loop.ctx)
+    t_valid = time.perf_counter()
+    row.update(evaluate(loop, epoch))
+    score = float(np.mean([row[f"valid_acc_{h}"] for h in loop.method.selection_heads]))
+    waits = all_reduce_sum(torch.tensor([timing["wait_s"], timing["train_s"]], dtype=torch.float64,
+                                        device=loop.dist.device)).cpu()
+    row.update({
+        "valid_acc_avg": score,
+        "train_steps": loop.steps_per_epoch,
+        "data_wait_share": float(waits[0] / waits[1]) if waits[1] > 0 else float("nan"),
+        "clips_per_s": timing["clips"] * loop.dist.world_size / timing["train_s"],
+        "train_seconds": timing["train_s"],
+        "valid_seconds": time.perf_counter() - t_valid,
+        "gvf_seconds": loop.method.gvf_seconds - gvf_before,
+    })
+    loop.rows.append(row)
+    improved = score > loop.best["score"]
+    if improved:
+        loop.best = {"epoch": epoch, "score": score}
+    return row, improved
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+def save_checkpoint(loop: _Loop, epoch: int, improved: bool) -> None:
+    """Process 0, after ``epoch``: ``checkpoint.pt`` (everything a resumed run needs), ``best.pt``
+    when the epoch improved, ``epoch_NNN.pt`` if kept, and ``metrics.csv``."""
+    out_dir = loop.config.output_dir
+    state = {
+        "model": loop.model.state_dict(), "optimizer": loop.optimizer.state_dict(),
+        "lr_scheduler": loop.scheduler.state_dict(), "scaler": loop.scaler.state_dict(),
+        "epoch": epoch, "global_step": loop.ctx.global_step, "rng": _rng_states(),
+        "config": dataclasses.asdict(loop.config), "method": loop.method.state_dict(),
+        "metrics": loop.rows, "best": loop.best,
+    }
+    if improved:
+        _save_checkpoint(out_dir / BEST, {"model": state["model"], "config": state["config"],
+                                          "epoch": epoch, "metrics": loop.rows[-1]})
+    _save_checkpoint(out_dir / CHECKPOINT, state)
+    if loop.config.keep_epoch_checkpoints:
+        _save_checkpoint(out_dir / f"epoch_{epoch:03d}.pt", state)
+    write_csv(out_dir / METRICS, pd.DataFrame(loop.rows))
+
+
+def restore_checkpoint(loop: _Loop, checkpoint: dict) -> int:
+    """Load a run's ``checkpoint.pt`` (model, optimizer, schedule, scaler, method state, RNG states,
+    step, metrics and best epoch so far) into ``loop``; returns the epoch to continue with."""
+    loop.model.load_state_dict(checkpoint["model"])
+    loop.optimizer.load_state_dict(checkpoint["optimizer"])
+    loop.scheduler.load_state_dict(checkpoint["lr_scheduler"])
+    loop.scaler.load_state_dict(checkpoint["scaler"])
+    loop.method.load_state_dict(checkpoint.get("method", {}))
+    _set_rng_states(checkpoint["rng"])
+    loop.ctx.global_step = checkpoint["global_step"]
+    loop.rows = list(checkpoint.get("metrics", []))
+    loop.best = dict(checkpoint.get("best", loop.best))
+    return checkpoint["epoch"] + 1
 
 
 def pretrain(config: PretrainConfig, *, resume: bool = False, stop_after_epochs: int | None = None) -> PretrainResult:
@@ -643,7 +648,8 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, stop_after_epochs:
     first checkpoint (see ``_PreviousRun``).
     """
     check_config(config)
-    if stop_after_epochs is not None and (not _has_type(stop_after_epochs, "int") or stop_after_epochs < 1):
+    whole = isinstance(stop_after_epochs, numbers.Integral) and not isinstance(stop_after_epochs, bool)
+    if stop_after_epochs is not None and (not whole or stop_after_epochs < 1):
         raise InputError(f"stop_after_epochs={stop_after_epochs!r}: must be a whole number >= 1 "
                          "(None: train to the last epoch)")
     check_inputs(config)
@@ -662,203 +668,52 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, stop_after_epochs:
 
 def _pretrain(config: PretrainConfig, dist: DistContext, *, resume: bool,
               stop_after_epochs: int | None) -> PretrainResult:
-    from tqdm.auto import tqdm
-
-    from tsplab.backbones import build_backbone
-
-    out_dir = config.output_dir
+    """The driver: build the run, open its folder, then per epoch ``run_epoch`` (``train_one_epoch``,
+    the method's epoch end, ``evaluate``) and ``save_checkpoint``; ``restore_checkpoint`` on resume."""
     if dist.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed clip shapes: let cuDNN pick its fastest kernels
-    ckpt_path = out_dir / CHECKPOINT
-    checkpoint = _resume_checkpoint(out_dir, config) if resume else None
+    checkpoint = _resume_checkpoint(config.output_dir, config) if resume else None
     # The initial weights are read before the data: a bad path must not wait for the frame cache.
-    initial_weights = _load_initial_weights(config)
-
-    report: list = []
-    data = prepare_data(config, dist, report)
-    method = get_method(config.method)(config)
-    train_set, valid_set = method.build_datasets(data)
-    for split, ds in (("train", train_set), ("valid", valid_set)):
-        for row in getattr(ds, "dropped", pd.DataFrame()).to_dict("records"):
-            report.append({"split": split, "stage": "clip sampling", **_short_record(row)})
-    data_report = pd.DataFrame(report, columns=["split", "stage", "video", "reason", "t-start", "t-end",
-                                                "action-label", "temporal-region-label"])
-
-    # The same seed builds the same initial weights on every process.
-    torch.manual_seed(config.seed)
-    backbone = build_backbone(config.backbone, weights=initial_weights)
-    model = method.build_model(backbone, data).to(dist.device)
-    optimizer = build_optimizer(model, config, dist.world_size)
-    train_loader, train_sampler = make_loader(train_set, config, dist, train=True)
-    valid_loader, valid_sampler = make_loader(valid_set, config, dist, train=False)
-    steps_per_epoch = len(train_loader)
-    if config.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
-    if steps_per_epoch == 0:
-        raise InputError(f"batch_size={config.batch_size}: the training set has {len(train_set)} clips, "
-                         f"fewer than one batch per process; lower batch_size")
-    scheduler = build_lr_scheduler(optimizer, config, steps_per_epoch)
-    amp_dtype = _autocast_dtype(config, dist.device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-
+    loop, data_report = _build_loop(config, dist, _load_initial_weights(config))
     # Every input is checked and the data is ready: only now is the run folder written.
-    previous = _PreviousRun(out_dir)
-    if dist.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if checkpoint is None:
-            previous.set_aside(config)
-            save_config(config, out_dir)
-        with atomic_path(out_dir / DATA_REPORT) as tmp:
-            data_report.to_csv(tmp, index=False)
-    barrier()
-
+    previous = _open_run_folder(config, dist, data_report, fresh=checkpoint is None)
     try:
-        ctx = TrainContext(config=config, model=model, dist=dist, output_dir=out_dir, data=data,
-                           train_dataset=train_set, valid_dataset=valid_set, autocast_dtype=amp_dtype)
-        # Before loading a checkpoint: frozen GVFs come from the *initial* encoder.
-        method.setup(ctx)
-
-        start_epoch, rows, best = 0, [], {"epoch": -1, "score": -math.inf}
-        if checkpoint is not None:
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            scheduler.load_state_dict(checkpoint["lr_scheduler"])
-            scaler.load_state_dict(checkpoint["scaler"])
-            method.load_state_dict(checkpoint.get("method", {}))
-            _set_rng_states(checkpoint["rng"])
-            start_epoch = checkpoint["epoch"] + 1
-            ctx.global_step = checkpoint["global_step"]
-            rows = list(checkpoint.get("metrics", []))
-            best = dict(checkpoint.get("best", best))
-
-        net = model
+        loop.method.setup(loop.ctx)  # before loading a checkpoint: frozen GVFs come from the initial encoder
+        start_epoch = restore_checkpoint(loop, checkpoint) if checkpoint is not None else 0
+        loop.net = loop.model
         if dist.distributed:
-            net = nn.parallel.DistributedDataParallel(
-                model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
-
-        def autocast():
-            if amp_dtype is None:
-                return contextlib.nullcontext()
-            return torch.autocast(device_type=dist.device.type, dtype=amp_dtype)
-
-        def sync():
-            if dist.device.type == "cuda":
-                torch.cuda.synchronize(dist.device)
-
-        epochs_done = 0
-        for epoch in range(start_epoch, config.epochs):
-            ctx.epoch = epoch
-            generator = _seed_epoch(config.seed, epoch, dist.rank)
-            train_sampler.set_epoch(epoch)
-            valid_sampler.set_epoch(epoch)
-            gvf_before = getattr(method, "gvf_seconds", 0.0)
-
-            # ---- train
-            model.train()
-            meter = _Meter(method.head_names, dist.device)
-            wait_s, clips = 0.0, 0
-            t_epoch = time.perf_counter()
-            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch} train", unit="step",
-                       disable=not (config.progress and dist.is_main), leave=False)
-            batches = iter(train_loader)
-            t_ready = time.perf_counter()
-            for step in range(steps_per_epoch):
-                batch = _to_device(next(batches), dist.device)
-                sync()
-                wait_s += time.perf_counter() - t_ready
-                with autocast():
-                    out = method.step(net, batch, train=True, generator=generator)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(out.loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                ctx.global_step += 1
-                method.after_optimizer_step(ctx)
-                meter.add(out)
-                clips += int(batch["clip"].shape[0])
-                if step % 10 == 0 and bar.total:
-                    bar.set_postfix(loss=f"{out.loss.item():.3f}")
-                bar.update()
-                sync()
-                t_ready = time.perf_counter()
-            bar.close()
-            del batches
-            if dist.distributed:
-                # DDP broadcasts buffers at the start of each forward, so after the last step every process
-                # holds BN statistics updated by its own last batch: take process 0's, so that validation,
-                # GVFs and the checkpoint see one model.
-                for buffer in model.buffers():
-                    torch.distributed.broadcast(buffer, src=0)
-            # GVF refreshes during the epoch (momentum mode) are reported apart from training time.
-            train_s = time.perf_counter() - t_epoch - (getattr(method, "gvf_seconds", 0.0) - gvf_before)
-            lrs = {f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}
-            row = {"epoch": epoch, **lrs, **meter.result("train")}
-
-            method.on_train_epoch_end(ctx)
-
-            # ---- validate
-            t_valid = time.perf_counter()
-            model.eval()
-            meter = _Meter(method.head_names, dist.device)
-            with torch.no_grad():
-                for batch in tqdm(valid_loader, desc=f"epoch {epoch} valid", unit="step", leave=False,
-                                  disable=not (config.progress and dist.is_main)):
-                    # The unwrapped model: no gradients to synchronise, and processes may hold different
-                    # numbers of validation batches.
-                    with autocast():
-                        meter.add(method.step(model, _to_device(batch, dist.device), train=False))
-            row.update(meter.result("valid"))
-            score = float(np.mean([row[f"valid_acc_{h}"] for h in method.selection_heads]))
-            waits = all_reduce_sum(torch.tensor([wait_s, train_s], dtype=torch.float64, device=dist.device)).cpu()
-            row.update({
-                "valid_acc_avg": score,
-                "train_steps": steps_per_epoch,
-                "data_wait_share": float(waits[0] / waits[1]) if waits[1] > 0 else float("nan"),
-                "clips_per_s": clips * dist.world_size / train_s,
-                "train_seconds": train_s,
-                "valid_seconds": time.perf_counter() - t_valid,
-                "gvf_seconds": getattr(method, "gvf_seconds", 0.0) - gvf_before,
-            })
-            rows.append(row)
-            improved = score > best["score"]
-            if improved:
-                best = {"epoch": epoch, "score": score}
-
-            # ---- write (process 0 only)
+            loop.net = nn.parallel.DistributedDataParallel(
+                loop.model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+        end_epoch = config.epochs if stop_after_epochs is None else start_epoch + stop_after_epochs
+        for epoch in range(start_epoch, min(end_epoch, config.epochs)):
+            _, improved = run_epoch(loop, epoch)
             if dist.is_main:
-                state = {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "lr_scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                    "epoch": epoch, "global_step": ctx.global_step, "rng": _rng_states(),
-                    "config": dataclasses.asdict(config), "method": method.state_dict(),
-                    "metrics": rows, "best": best,
-                }
-                if improved:
-                    _save_checkpoint(out_dir / BEST, {"model": state["model"], "config": state["config"],
-                                                      "epoch": epoch, "metrics": row})
-                _save_checkpoint(ckpt_path, state)
-                if config.keep_epoch_checkpoints:
-                    _save_checkpoint(out_dir / f"epoch_{epoch:03d}.pt", state)
-                with atomic_path(out_dir / METRICS) as tmp:
-                    pd.DataFrame(rows).to_csv(tmp, index=False)
+                save_checkpoint(loop, epoch, improved)
                 previous.drop()  # this run's first checkpoint exists: the earlier run's files go
             barrier()
-            epochs_done += 1
-            if stop_after_epochs is not None and epochs_done >= stop_after_epochs:
-                break
     except BaseException:
         if dist.is_main:
             previous.restore()  # failed before its first checkpoint: the earlier run's files come back
         raise
+    return PretrainResult(output_dir=config.output_dir, metrics=pd.DataFrame(loop.rows),
+                          best_epoch=int(loop.best["epoch"]), best_checkpoint=config.output_dir / BEST,
+                          checkpoint=config.output_dir / CHECKPOINT, data_report=data_report, model=loop.model)
 
-    return PretrainResult(output_dir=out_dir, metrics=pd.DataFrame(rows), best_epoch=int(best["epoch"]),
-                          best_checkpoint=out_dir / BEST, checkpoint=ckpt_path, data_report=data_report,
-                          model=model)
 
-
-_GVF_INPUTS = ("backbone", "weights", "seed", "dataset_dir", "annotations", "video_dir", "clip_length_frames",
-               "frame_rate", "resize_short_side", "crop_size", "gvf_stride_frames", "gvf_pooling")
+def _open_run_folder(config: PretrainConfig, dist: DistContext, data_report: pd.DataFrame, *,
+                     fresh: bool) -> "_PreviousRun":
+    """Process 0 makes the run folder; a fresh run sets an earlier run's files aside and writes its
+    ``config.json``; every run writes its ``data_report.csv``."""
+    out_dir = config.output_dir
+    previous = _PreviousRun(out_dir)
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            previous.set_aside(config)
+            save_config(config, out_dir)
+        write_csv(out_dir / DATA_REPORT, data_report)
+    barrier()
+    return previous
 
 
 def _resume_checkpoint(out_dir: Path, config: PretrainConfig) -> dict | None:
@@ -870,7 +725,7 @@ def _resume_checkpoint(out_dir: Path, config: PretrainConfig) -> dict | None:
         warnings.warn(f"resume: no {CHECKPOINT} in {out_dir}; starting from scratch")
         return None
     checkpoint = load_checkpoint_file(path)
-    _warn_config_changes(checkpoint.get("config", {}), dataclasses.asdict(config), path)
+    _warn_config_changes(checkpoint.get("config", {}), config, path)
     return checkpoint
 
 
@@ -882,7 +737,7 @@ class _PreviousRun:
     ``data_report.csv``, ``config.json``, and GVF files computed with other settings) into
     ``<run folder>/previous/``, one atomic ``os.replace`` each, before writing its own
     ``config.json``. While it trains its first epoch the folder holds no checkpoint and no metrics at
-    all, so nothing that reads it (``tsplab.features.resolve_checkpoint``, extraction, ``read_metrics``)
+    all, so nothing that reads it (``tsplab.backbones.resolve_checkpoint``, extraction, ``read_metrics``)
     can take the earlier run's results for this run's. When this run has written its first
     checkpoint and metrics, ``previous/`` is deleted (``drop``). If it fails before that (an
     exception or Ctrl-C), its own files are removed and the earlier ones moved back (``restore``).
@@ -893,13 +748,17 @@ class _PreviousRun:
 
     FOLDER = "previous"
     RESULTS = (CHECKPOINT, BEST, METRICS, "epoch_*.pt")
-    OTHERS = (DATA_REPORT, "config.json", "gvf_initial_*.h5")
 
     def __init__(self, out_dir: Path):
         self.out_dir = out_dir
         self.folder = out_dir / self.FOLDER
         self.active = False  # True while previous/ holds files that restore() would bring back
         self.kept: set[str] = set()  # run files left in place (GVFs reused by this run)
+
+    @property
+    def OTHERS(self) -> tuple[str, ...]:
+        """The loop's other files and every method's own (``run_files``), whichever ran here before."""
+        return (DATA_REPORT, "config.json", *dict.fromkeys(p for m in METHODS.values() for p in m.run_files))
 
     def _files(self, patterns) -> list[Path]:
         return sorted({p for pattern in patterns for p in self.out_dir.glob(pattern) if p.is_file()})
@@ -929,15 +788,15 @@ class _PreviousRun:
         self.kept = {p.name for p in self._files(self.RESULTS + self.OTHERS)}
 
     def _reusable(self, path: Path, config: PretrainConfig) -> bool:
-        """A frozen-GVF file stays when the earlier run computed it with this run's settings."""
-        if not path.name.startswith("gvf_initial_"):
-            return False
+        """A method's file stays when the method says the earlier run made it with this run's
+        settings (``reuses_file``: TSP's frozen GVFs)."""
         try:
-            old = read_json(self.out_dir / "config.json")
-        except (OSError, InputError):
-            return False
-        new = dataclasses.asdict(config)
-        return all(_plain(old.get(k)) == _plain(new.get(k)) for k in _GVF_INPUTS)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                old = config_from_dict(read_json(self.out_dir / "config.json"), source="config.json")
+        except (OSError, InputError, TypeError, ValueError, AttributeError):
+            return False  # no readable earlier config: nothing to vouch for the file
+        return get_method(config.method).reuses_file(path.name, old, config)
 
     def drop(self) -> None:
         """This run has written its first checkpoint: the earlier run's files go."""
@@ -958,13 +817,17 @@ class _PreviousRun:
         self.active = False
 
 
-def _plain(value):
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _warn_config_changes(old: dict, new: dict, path: Path) -> None:
+def _warn_config_changes(old: dict, new: PretrainConfig, path: Path) -> None:
+    """Warn when a run resumes with settings (loop fields or options) other than its checkpoint's."""
     ignore = {"epochs", "workers", "progress", "device", "keep_epoch_checkpoints", "trust_pickle"}
-    changed = sorted(k for k in new if k not in ignore and _plain(old.get(k)) != _plain(new[k]))
+    try:
+        before = config_values(config_from_dict(old, source=str(path)))
+    except (InputError, TypeError) as exc:
+        warnings.warn(f"{path}: the checkpoint's settings cannot be compared with this run's ({exc})")
+        return
+    after = config_values(new)
+    changed = sorted(k for k in set(before) | set(after)
+                     if k not in ignore and plain_value(before.get(k)) != plain_value(after.get(k)))
     if changed:
         warnings.warn(f"{path}: resuming with settings that differ from the checkpoint's: {changed}")
 
@@ -977,84 +840,16 @@ def read_metrics(output_dir) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
-def parse_overrides(items: list[str]) -> dict:
-    """``["alpha_c=0", "lr_milestones=[3, 5]", "weights=none", "amp=false"]`` -> ``PretrainConfig``
-    values typed by each field's annotation: whole numbers for ``int`` fields, finite numbers for
-    ``float``, ``true/false/1/0/yes/no`` for ``bool``, text as given for ``str``, ``none``/``null``
-    for a field that may be None (``weights``), and for ``tuple`` fields a JSON list (``[3, 5]``) or
-    comma-separated values (``3,5``; empty: ``[]``) whose items have the type of the default's.
-    A malformed item, an unknown field or a value of the wrong type raises ``InputError`` naming
-    the field, the value and what is valid."""
-    fields = {f.name: f for f in dataclasses.fields(PretrainConfig)}
-    out = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or key not in fields:
-            what = f"unknown field {key!r}" if sep else "expected FIELD=VALUE"
-            raise InputError(f"--set {item!r}: {what}; valid fields: {', '.join(sorted(fields))}")
-        out[key] = _parse_value(fields[key], text.strip())
-    return out
 
 
-def _parse_value(field: dataclasses.Field, text: str):
-    kind, optional = _field_kind(field)
-    if optional and text.lower() in ("none", "null"):
-        return None
-    try:
-        if kind == "tuple":
-            return _parse_tuple(text, field.default)
-        return _parse_scalar(text, kind)
-    except ValueError:
-        example = _plain(field.default)
-        raise InputError(f"--set {field.name}={text!r}: expected {_EXPECTED[kind]}"
-                         f"{' or none' if optional else ''} for field {field.name} "
-                         f"(default: {json.dumps(example)})") from None
 
 
-def _parse_scalar(text: str, kind: str):
-    """``text`` as a value of ``kind`` (int, float, bool, str); ``ValueError`` when it is not one."""
-    if kind == "int":
-        return int(text)  # "8" yes; "8.5", "abc", "" no
-    if kind == "float":
-        value = float(text)
-        if not math.isfinite(value):
-            raise ValueError(text)
-        return value
-    if kind == "bool":
-        if text.lower() not in _TRUE + _FALSE:
-            raise ValueError(text)
-        return text.lower() in _TRUE
-    return text
 
 
-def _parse_tuple(text: str, default: tuple) -> tuple:
-    """A JSON list or comma-separated items. Items are numbers when the default's are (ints stay
-    ints: ``[3, 5]`` -> ``(3, 5)``), else text (a field with an empty default takes text)."""
-    try:
-        items = json.loads(text)
-        items = items if isinstance(items, list) else [items]
-    except json.JSONDecodeError:
-        inner = text.strip().removeprefix("[").removesuffix("]")
-        items = [s.strip().strip("'\"") for s in inner.split(",")] if inner.strip() else []
-    if not (default and all(isinstance(d, numbers.Real) for d in default)):
-        return tuple(str(i) for i in items)
-    return tuple(_number(i) for i in items)
 
 
-def _number(item):
-    """A JSON number, or a string holding one (int when whole, else float); ``ValueError`` else."""
-    if isinstance(item, str):
-        try:
-            return int(item)
-        except ValueError:
-            return _parse_scalar(item, "float")
-    if isinstance(item, bool) or not isinstance(item, numbers.Real) or not math.isfinite(item):
-        raise ValueError(item)
-    return item
 
 
 def read_run_metrics(run_dir, names=None) -> dict[str, pd.DataFrame]:

@@ -2,12 +2,14 @@
 ``tsplab.methods.base``; ``tsplab.train`` runs any of them with the same loop.
 
 ``METHODS`` maps a method's name to its constructor (``constructor(config) -> PretrainMethod``);
-``get_method(name)`` looks one up with an error listing the valid names.
+``get_method(name)`` looks one up with an error listing the valid names. A new method is one file
+(its ``Options`` dataclass, datasets, model and loss; see ``tsplab.methods.base``) and one line here:
+nothing in ``tsplab.train`` or the CLI names a method or its options.
 """
 from __future__ import annotations
 
 from tsplab.errors import InputError
-from tsplab.methods.base import PretrainData, PretrainMethod, StepOutput, TrainContext
+from tsplab.methods.base import NoOptions, PretrainData, PretrainMethod, StepOutput, TrainContext
 from tsplab.methods.bsp import BSP
 from tsplab.methods.pal import PAL
 from tsplab.methods.tac import TAC
@@ -29,4 +31,5 @@ def get_method(name: str):
         raise InputError(f"unknown pretraining method {name!r}; valid methods: {', '.join(METHODS)}") from None
 
 
-__all__ = ["METHODS", "get_method", "PretrainMethod", "PretrainData", "StepOutput", "TrainContext", "TAC", "TSP"]
+__all__ = ["METHODS", "get_method", "NoOptions", "PretrainMethod", "PretrainData", "StepOutput", "TrainContext",
+           "TAC", "TSP", "BSP", "PAL"]

@@ -1,7 +1,13 @@
 """What a pretraining method is to the one training loop (``tsplab.train``).
 
-A method is a small object with
+A method is one file: a small object with
 
+- its options: ``Options``, a dataclass of the settings only this method reads (defaults: its
+  paper's), beside its code. The loop's ``PretrainConfig`` holds one instance in ``config.options``
+  (saved with the loop's settings in ``config.json`` and the checkpoint); ``pretrain_config``,
+  ``tsplab pretrain --set NAME=VALUE`` and notebook 03 reach each option by its field name, typed by
+  its annotation. ``Options.check(config)``, if defined, raises ``ValueError`` for a value out of
+  range; the constructor calls it;
 - its data: ``build_datasets(data) -> (train, valid)``, map-style datasets indexed by the
   ``(index, epoch)`` keys of ``tsplab.sampling.EpochSampler``, whose items are dicts of tensors; a
   dataset may expose ``balance_groups`` (one integer per item; the sampler balances them);
@@ -12,9 +18,13 @@ A method is a small object with
   trainable parameter must be reached through ``model(...)``);
 - optional hooks: ``setup`` (before training, e.g. precomputing GVFs), ``after_optimizer_step``
   (e.g. a momentum update), ``on_train_epoch_end`` (e.g. an end-of-epoch GVF refresh), and
-  ``state_dict``/``load_state_dict`` for whatever of its state a resumed run needs.
+  ``state_dict``/``load_state_dict`` for whatever of its state a resumed run needs;
+- its files: ``check_files`` (inputs it reads, checked before the run folder is touched),
+  ``run_files`` (what it writes into the run folder) and ``reuses_file`` (which of them a fresh run
+  with other settings may keep).
 
-The loop never looks at a method's name: everything method-specific lives behind these calls.
+The loop never looks at a method's name or options: everything method-specific lives behind these
+calls, so a new method is one file plus one line in ``tsplab.methods.METHODS``.
 """
 from __future__ import annotations
 
@@ -31,6 +41,11 @@ from tsplab.sampling import NO_LABEL, FrameSource
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from tsplab.distributed import DistContext
+
+
+@dataclasses.dataclass
+class NoOptions:
+    """The options of a method that has none (TAC)."""
 
 
 @dataclasses.dataclass
@@ -79,17 +94,35 @@ class TrainContext:
 
 
 class PretrainMethod:
-    """Base class: hooks default to doing nothing. Subclasses set ``name`` and ``head_names``."""
+    """Base class: hooks default to doing nothing. Subclasses set ``name``, ``head_names`` and, if
+    they have options, ``Options``."""
 
     name: str = ""
     #: The classification heads, in the order the metrics table lists them.
     head_names: tuple[str, ...] = ()
+    #: The dataclass of the method's own options (``config.options`` holds one).
+    Options: type = NoOptions
     #: Settings a method needs on top of a ``tsplab.train.PRESETS`` entry, by preset name (applied
-    #: by ``pretrain_config`` before the user's overrides), e.g. a paper's own optimiser.
+    #: by ``pretrain_config`` before the user's overrides): loop fields (e.g. a paper's own
+    #: optimiser) and the method's options, by name.
     preset_overrides: dict = {}
+    #: Glob patterns of the files the method writes into the run folder (beside the loop's).
+    run_files: tuple[str, ...] = ()
+    #: Seconds of the method's own work outside the training steps (TSP: computing GVFs), reported
+    #: apart from training time (the metrics' ``gvf_seconds`` column).
+    gvf_seconds: float = 0.0
 
     def __init__(self, config):
+        """``config``: the loop's ``tsplab.train.PretrainConfig``, whose ``options`` must be an
+        ``Options`` (``ValueError`` naming the option otherwise, or when one is out of range)."""
+        options = getattr(config, "options", None)
+        if not isinstance(options, self.Options):
+            raise ValueError(f"options: method {self.name!r} takes {self.Options.__name__}, "
+                             f"got {type(options).__name__}")
+        if hasattr(options, "check"):
+            options.check(config)
         self.config = config
+        self.options = options
 
     # -- what every method defines
     def build_datasets(self, data: PretrainData):
@@ -107,6 +140,17 @@ class PretrainMethod:
     def selection_heads(self) -> tuple[str, ...]:
         """Heads whose validation accuracies are averaged to pick the best epoch (TSP §4.1)."""
         return self.head_names
+
+    # -- files
+    def check_files(self) -> None:
+        """Raise ``InputError`` naming the option when a file the method reads is missing (called
+        before the run folder is touched)."""
+
+    @classmethod
+    def reuses_file(cls, name: str, old_config, new_config) -> bool:
+        """Whether the file ``name`` (one of ``run_files``) that a run with ``old_config`` wrote
+        holds what a fresh run with ``new_config`` would write again (it then stays in place)."""
+        return False
 
     # -- optional hooks
     def setup(self, ctx: TrainContext) -> None:

@@ -16,23 +16,24 @@ paper's ``2τ``) and one of four types:
 Frame indices here are 0-based; the *change frame* ``c`` is the number of frames before the boundary
 (the paper's 1-based ``τ`` in eqs. 1-2 and ``t`` in eq. 3): frames ``0..c-1`` show the first content.
 Eqs. (1)-(2) place the boundary in the middle (``c = τ = L/2``); eq. (3) leaves ``t`` free. By
-default every type draws ``c`` uniformly (``bsp_middle_change_point=False``), because the regression
+default every type draws ``c`` uniformly (``middle_change_point=False``), because the regression
 pretext needs a varying target and an extracted feature's clip meets boundaries anywhere inside it;
-``bsp_middle_change_point=True`` gives eqs. (1)-(2) as written.
+``middle_change_point=True`` gives eqs. (1)-(2) as written. (The options are :class:`BSPOptions`,
+``config.options``: ``--set boundaries=ds,ss``.)
 
-Pretext (§3.3, Table 4): ``bsp_loss="classification"`` (default): cross-entropy over the types listed
-in ``bsp_boundaries`` (the class is the index in that tuple: all four, or a binary variant
+Pretext (§3.3, Table 4): ``loss="classification"`` (default): cross-entropy over the types listed
+in ``boundaries`` (the class is the index in that tuple: all four, or a binary variant
 ``("dc", "ss")``, ``("sc", "ss")``, ``("ds", "ss")``); ``"regression"``: a head predicts a value per
 frame, trained with smooth L1 against a Gaussian heat map of the change point (Table 4 trains it on
 one boundary type at a time, e.g. ``("ds",)``).
 
-Integration with action classification (§3.4, ``bsp_integration``):
+Integration with action classification (§3.4, ``integration``):
 
 - ``"two-head"``: one backbone, the BSP head and an action head, losses summed;
 - ``"distill"``: the backbone is a student matching a TAC teacher and a BSP teacher (checkpoints
-  ``bsp_teachers``) through two pointwise projections, plus cross-entropy on the action head;
-- two-stream is not a training mode: :func:`concat_feature_folders` joins the features of a TAC run
-  and a BSP run extracted from the same videos.
+  ``teachers``) through two pointwise projections, plus cross-entropy on the action head;
+- two-stream is not a training mode: ``tsplab.features.concat_feature_folders`` joins the features
+  of a TAC run and a BSP run extracted from the same videos.
 
 Measured on the ``default`` synthetic benchmark (synthetic preset, 4 epochs, 3 clips per segment,
 2 shared CPU cores: 150 s): 4-way validation accuracy 0.53 (chance 0.25); diff-class clips are
@@ -43,6 +44,8 @@ boundaries are motion onsets inside one scene, which none of the synthetic bound
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import torch
@@ -52,13 +55,50 @@ import torch.nn.functional as F
 from tsplab.methods.base import (PretrainData, PretrainMethod, StepOutput, head_accuracy_counts,
                                  masked_cross_entropy)
 from tsplab.methods.tac import clip_transform
-from tsplab.sampling import NO_LABEL, SegmentClipDataset
+from tsplab.sampling import NO_LABEL, SegmentClipDataset, item_key, item_rng, read_frames
 
 BOUNDARY_TYPES = ("dc", "sc", "ds", "ss")
 BSP_LOSSES = ("classification", "regression")
 INTEGRATIONS = ("none", "two-head", "distill")
 #: ``change_frame`` of an item without a boundary (``ss``).
 NO_CHANGE = -1
+
+
+@dataclasses.dataclass
+class BSPOptions:
+    """BSP's options (``method="bsp"``): the synthesized boundaries, the pretext loss and the
+    integration with action classification."""
+
+    boundaries: tuple = BOUNDARY_TYPES  # synthesized types (BSP §3.2); the class is the index
+    loss: str = "classification"  # classification (BSP §3.3 default) | regression (change-point heat map)
+    blend_frames: int = 2  # ε of BSP eq. (1): diff-class clips blend over 2ε frames
+    speed_factors: tuple = (0.5, 2.0, 3.0)  # γ of BSP eq. (3), one drawn per diff-speed clip
+    middle_change_point: bool = False  # True: change point at L/2 (eqs. 1-2 as written); False: random
+    integration: str = "none"  # none | two-head | distill (BSP §3.4)
+    teachers: tuple = ()  # distill: (TAC teacher, BSP teacher) checkpoint paths (best.pt or run folders)
+
+    def check(self, config) -> None:
+        """``ValueError`` naming the first option out of range (``config.clip_length_frames``: the
+        clip the blend must fit in)."""
+        boundaries = tuple(self.boundaries)
+        if (any(b not in BOUNDARY_TYPES for b in boundaries) or not boundaries
+                or len(set(boundaries)) != len(boundaries)):
+            raise ValueError(f"boundaries={self.boundaries!r}: distinct names among {', '.join(BOUNDARY_TYPES)}")
+        if self.loss not in BSP_LOSSES:
+            raise ValueError(f"loss={self.loss!r}; valid: {', '.join(BSP_LOSSES)}")
+        if self.loss == "classification" and len(boundaries) < 2:
+            raise ValueError(f"boundaries={self.boundaries!r}: classification needs at least two types "
+                             "(BSP Table 4's binary variants pair one with 'ss')")
+        if self.integration not in INTEGRATIONS:
+            raise ValueError(f"integration={self.integration!r}; valid: {', '.join(INTEGRATIONS)}")
+        if self.integration == "distill" and len(self.teachers) != 2:
+            raise ValueError(f"integration='distill' needs teachers=(TAC checkpoint, BSP checkpoint), "
+                             f"got {self.teachers!r}")
+        if self.blend_frames < 1 or 2 * self.blend_frames > config.clip_length_frames:
+            raise ValueError(f"blend_frames={self.blend_frames}: need 1 <= ε <= clip_length_frames/2 "
+                             f"({config.clip_length_frames})")
+        if not self.speed_factors or any(g <= 0 or g == 1 for g in self.speed_factors):
+            raise ValueError(f"speed_factors={self.speed_factors!r}: need values > 0 and != 1")
 
 
 # ------------------------------------------------------------------------------------- synthesis
@@ -204,48 +244,43 @@ class BSPClipDataset(SegmentClipDataset):
         video's last frame at its end."""
         a, b = int(self._seg["first_frame"][seg]), int(self._seg["end_frame"][seg])
         start = int(rng.integers(a, b - n + 1)) if b - a >= n else a
-        video = self._video_frames(int(self._seg["video_index"][seg]))
-        clip = np.array(video[start:start + n])
-        if len(clip) < n:
-            last = clip[-1:] if len(clip) else np.asarray(video[-1:])
-            clip = np.concatenate([clip, np.repeat(last, n - len(clip), axis=0)])
-        return clip
+        return read_frames(self._video_frames(int(self._seg["video_index"][seg])), start, n)
 
-    def __getitem__(self, key) -> dict:
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
-        if not 0 <= index < len(self):
-            raise IndexError(f"item {index} out of range for {len(self)} clips")
-        epoch = int(epoch) if self.jitter else 0  # validation: the same clips every epoch
-        rng = np.random.default_rng((self.seed, epoch, int(index)))
-        kind = self.boundaries[(index + epoch) % len(self.boundaries)]
-        seg = index // self.clips_per_segment
-        action = int(self._seg["action_label"][seg])
+    def _synthesize(self, kind: str, seg: int, c: int, rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
+        """A clip of type ``kind`` from segment ``seg`` with its boundary after frame ``c``:
+        ``(clip [L, H, W, 3], change frame, action label)``."""
         L, eps = self.clip_length_frames, self.blend_frames
-        lo, hi = self.change_frame_range()
-        c = L // 2 if self.middle_change_point else int(rng.integers(lo, hi + 1))
+        action = int(self._seg["action_label"][seg])
         if kind == "dc":
-            others = np.flatnonzero(self._seg["action_label"] != action)
-            partner = int(rng.choice(others))
+            partner = int(rng.choice(np.flatnonzero(self._seg["action_label"] != action)))
             clip, c = diff_class_boundary(self._read(seg, c + eps, rng), self._read(partner, L - c + eps, rng),
                                           c, eps)
-            action = NO_LABEL
-        elif kind == "sc":
+            return clip, c, NO_LABEL
+        if kind == "sc":
             # Two segments of the same class ("two videos V1 and V2 from the same class"); a class
             # with a single segment pairs it with another position of itself.
             same = self._same[action]
             others = same[same != seg]
             partner = int(rng.choice(others)) if len(others) else seg
-            clip, c = same_class_boundary(self._read(seg, c, rng), self._read(partner, L - c, rng))
-        elif kind == "ds":
+            return (*same_class_boundary(self._read(seg, c, rng), self._read(partner, L - c, rng)), action)
+        if kind == "ds":
             # γ among the factors whose span fits in the segment (γ < 1 always does); a segment too
             # short for every factor takes the smallest and reads on past its end.
             length = int(self._seg["end_frame"][seg] - self._seg["first_frame"][seg])
             spans = {g: int(speed_change_indices(L, c, g)[-1]) + 1 for g in self.speed_factors}
             fitting = [g for g in self.speed_factors if spans[g] <= length]
             gamma = float(rng.choice(fitting)) if fitting else min(self.speed_factors)
-            clip, c = diff_speed_boundary(self._read(seg, spans[gamma], rng), L, c, gamma)
-        else:
-            clip, c = same_speed(self._read(seg, L, rng))
+            return (*diff_speed_boundary(self._read(seg, spans[gamma], rng), L, c, gamma), action)
+        return (*same_speed(self._read(seg, L, rng)), action)
+
+    def __getitem__(self, key) -> dict:
+        index, epoch = item_key(key, len(self), fixed=not self.jitter)  # validation: the same clips every epoch
+        rng = item_rng(self.seed, epoch, index)
+        kind = self.boundaries[(index + epoch) % len(self.boundaries)]
+        seg = index // self.clips_per_segment
+        lo, hi = self.change_frame_range()
+        c = self.clip_length_frames // 2 if self.middle_change_point else int(rng.integers(lo, hi + 1))
+        clip, c, action = self._synthesize(kind, seg, c, rng)
         return {
             "clip": torch.from_numpy(np.ascontiguousarray(clip)),
             "boundary_label": torch.tensor(self.boundaries.index(kind), dtype=torch.int64),
@@ -291,7 +326,7 @@ def load_teacher(path, device="cpu", *, trust_pickle: bool = False) -> nn.Module
     read with the safe loader (``tsplab.backbones.load_checkpoint_file``; ``trust_pickle``: see there)."""
     from tsplab.backbones import build_backbone, load_backbone_weights, load_checkpoint_file
     from tsplab.errors import InputError
-    from tsplab.features import checkpoint_settings, resolve_checkpoint
+    from tsplab.backbones import checkpoint_settings, resolve_checkpoint
 
     file = resolve_checkpoint(path)
     checkpoint = load_checkpoint_file(file, trust_pickle=trust_pickle)
@@ -308,46 +343,39 @@ def load_teacher(path, device="cpu", *, trust_pickle: bool = False) -> nn.Module
 # ---------------------------------------------------------------------------------------- method
 class BSP(PretrainMethod):
     """``method="bsp"``: the boundary pretext on synthesized clips (heads ``boundary``, plus ``action``
-    with ``bsp_integration`` two-head or distill); the best epoch averages their validation accuracies
+    with ``integration`` two-head or distill); the best epoch averages their validation accuracies
     (regression: the share of clips whose predicted change point is within one frame)."""
 
     name = "bsp"
+    Options = BSPOptions
 
     def __init__(self, config):
-        super().__init__(config)
-        self.boundaries = tuple(config.bsp_boundaries)
-        unknown = [b for b in self.boundaries if b not in BOUNDARY_TYPES]
-        if unknown or not self.boundaries or len(set(self.boundaries)) != len(self.boundaries):
-            raise ValueError(f"bsp_boundaries={config.bsp_boundaries!r}: distinct names among "
-                             f"{', '.join(BOUNDARY_TYPES)}")
-        if config.bsp_loss not in BSP_LOSSES:
-            raise ValueError(f"bsp_loss={config.bsp_loss!r}; valid: {', '.join(BSP_LOSSES)}")
-        if config.bsp_loss == "classification" and len(self.boundaries) < 2:
-            raise ValueError(f"bsp_boundaries={config.bsp_boundaries!r}: classification needs at least "
-                             "two types (BSP Table 4's binary variants pair one with 'ss')")
-        if config.bsp_integration not in INTEGRATIONS:
-            raise ValueError(f"bsp_integration={config.bsp_integration!r}; valid: {', '.join(INTEGRATIONS)}")
-        if config.bsp_integration == "distill" and len(config.bsp_teachers) != 2:
-            raise ValueError(f"bsp_integration='distill' needs bsp_teachers=(TAC checkpoint, BSP checkpoint), "
-                             f"got {config.bsp_teachers!r}")
-        margin = max(int(config.bsp_blend_frames), 1)
-        if config.bsp_blend_frames < 1 or 2 * margin > config.clip_length_frames:
-            raise ValueError(f"bsp_blend_frames={config.bsp_blend_frames}: need 1 <= ε <= clip_length_frames/2 "
-                             f"({config.clip_length_frames})")
-        if not config.bsp_speed_factors or any(g <= 0 or g == 1 for g in config.bsp_speed_factors):
-            raise ValueError(f"bsp_speed_factors={config.bsp_speed_factors!r}: need values > 0 and != 1")
-        self.regression = config.bsp_loss == "regression"
-        self.integration = config.bsp_integration
+        super().__init__(config)  # checks the options (BSPOptions.check)
+        self.boundaries = tuple(self.options.boundaries)
+        self.regression = self.options.loss == "regression"
+        self.integration = self.options.integration
         self.head_names = ("boundary",) if self.integration == "none" else ("boundary", "action")
         self._transforms = {True: clip_transform(config, True), False: clip_transform(config, False)}
         self.teachers: tuple[nn.Module, nn.Module] | None = None
 
+    def check_files(self) -> None:
+        from tsplab.backbones import resolve_checkpoint
+        from tsplab.errors import InputError
+
+        if self.integration != "distill":
+            return
+        for i, teacher in enumerate(self.options.teachers):
+            try:
+                resolve_checkpoint(teacher)
+            except FileNotFoundError as exc:
+                raise InputError(f"teachers[{i}]: {exc}") from None
+
     def build_datasets(self, data: PretrainData):
-        cfg = self.config
+        cfg, opt = self.config, self.options
         common = dict(frames=data.frames, labels=data.labels, clip_length_frames=data.clip_length_frames,
                       frame_rate=data.frame_rate, clips_per_segment=cfg.clips_per_segment, seed=cfg.seed,
-                      boundaries=self.boundaries, blend_frames=cfg.bsp_blend_frames,
-                      speed_factors=cfg.bsp_speed_factors, middle_change_point=cfg.bsp_middle_change_point)
+                      boundaries=self.boundaries, blend_frames=opt.blend_frames,
+                      speed_factors=opt.speed_factors, middle_change_point=opt.middle_change_point)
         train = BSPClipDataset(data.train_table, data.video_dir, jitter=True, **common)
         valid = BSPClipDataset(data.valid_table, data.video_dir, jitter=False, **common)
         return train, valid
@@ -359,7 +387,7 @@ class BSP(PretrainMethod):
         if self.integration == "distill":
             # Teachers are kept outside the model: frozen, not checkpointed, reloaded from their files.
             trust = bool(getattr(self.config, "trust_pickle", False))
-            self.teachers = tuple(load_teacher(p, trust_pickle=trust) for p in self.config.bsp_teachers)
+            self.teachers = tuple(load_teacher(p, trust_pickle=trust) for p in self.options.teachers)
             dims = tuple(t.feature_dim for t in self.teachers)
         return BSPModel(backbone, outputs, classes, dims)
 
@@ -398,51 +426,3 @@ class BSP(PretrainMethod):
             loss = loss + match
         return StepOutput(loss=loss, head_losses={h: v.detach() for h, v in losses.items()},
                           head_correct=correct, head_count=count)
-
-
-# ------------------------------------------------------------------------------------ two-stream
-def concat_feature_folders(folders, out) -> pd.DataFrame:
-    """BSP §3.4 two-stream: concatenate, per video, the ``[T, C_k]`` features of ``folders`` (e.g. a TAC
-    run's and a BSP run's, extracted with the same clip grid) into ``out`` ``[T, ΣC_k]``.
-
-    The folders' metadata must agree on ``stride_frames``, ``clip_length_frames`` and ``frame_rate``.
-    A video missing from a folder, or with a different number of clips, is skipped and listed. Returns
-    one row per video: ``video, status (written | skipped), clips, reason``. Videos are matched by
-    id (``tsplab.features.feature_files``: ``v_x.npy`` in one folder and ``x.npy`` in another are one
-    video); the output file takes the first folder's name for it."""
-    from tsplab.features import FeatureMetadata, feature_files, save_features
-    from tsplab.runs import resolve
-
-    folders = [resolve(f) for f in folders]
-    out = resolve(out)
-    if len(folders) < 2:
-        raise ValueError(f"two-stream concatenation needs at least two feature folders, got {len(folders)}")
-    metas = [FeatureMetadata.load(f) for f in folders]
-    for folder, meta in zip(folders[1:], metas[1:]):
-        for key in ("stride_frames", "clip_length_frames", "frame_rate"):
-            if getattr(meta, key) != getattr(metas[0], key):
-                raise ValueError(f"{folder}: {key}={getattr(meta, key)} but {folders[0]} has "
-                                 f"{getattr(metas[0], key)}; features of different clip grids cannot be joined")
-    files = [feature_files(f) for f in folders]
-    rows = []
-    for video in sorted(set().union(*files)):
-        lacking = [str(f) for f, have in zip(folders, files) if video not in have]
-        if lacking:
-            rows.append(dict(video=video, status="skipped", clips=0, reason=f"no features in {', '.join(lacking)}"))
-            continue
-        parts = [np.load(have[video]) for have in files]
-        lengths = [len(p) for p in parts]
-        if len(set(lengths)) > 1:
-            rows.append(dict(video=video, status="skipped", clips=0,
-                             reason=f"different numbers of clips {lengths} in {[str(f) for f in folders]}"))
-            continue
-        save_features(out, files[0][video].stem, np.concatenate(parts, axis=1))
-        rows.append(dict(video=video, status="written", clips=lengths[0], reason=""))
-    first = metas[0]
-    FeatureMetadata(stride_frames=first.stride_frames, clip_length_frames=first.clip_length_frames,
-                    frame_rate=first.frame_rate, feature_dim=sum(m.feature_dim for m in metas),
-                    backbone="+".join(m.backbone for m in metas),
-                    checkpoint="+".join(m.checkpoint for m in metas),
-                    extra={"two_stream": [str(f) for f in folders],
-                           "feature_dims": [m.feature_dim for m in metas]}).save(out)
-    return pd.DataFrame(rows, columns=["video", "status", "clips", "reason"])

@@ -14,16 +14,18 @@ is ``region``: the top-1 accuracy of retrieving each query region's positive key
 keys, a label-free number the loop's best-epoch selection uses.
 
 PAL released no code. The choices the paper leaves open are marked ``# Choice:`` below.
+The method's options are :class:`PALOptions` (``--set queue_size=4096``; the paper's values).
 The paper's optimisation (Adam, lr 1e-4, weight decay 1e-5) is ``PAL_OPTIMIZER_OVERRIDES``, which
 ``tsplab.train.pretrain_config`` applies on the paper-default preset ``tsp`` (the synthetic preset's
 Adam settings train the tiny random-init encoder); ``PAL_SYNTHETIC_OVERRIDES`` sizes the queue and
-momentum for the synthetic benchmark's short runs and is applied on the ``synthetic`` preset. ``batch_size`` counts synthesized *pairs* (2 x J clips each), so
-the loop's ``clips_per_s`` column counts pairs too.
+momentum for the synthetic benchmark's short runs and is applied on the ``synthetic`` preset.
+``batch_size`` counts synthesized *pairs* (2 x J clips each), so the loop's ``clips_per_s`` column
+counts pairs too.
 """
 from __future__ import annotations
 
 import copy
-import math
+import dataclasses
 
 import numpy as np
 import torch
@@ -32,6 +34,44 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from tsplab.methods.base import PretrainData, PretrainMethod, StepOutput
+from tsplab.sampling import frame_indices, item_key, item_rng, read_frames
+
+BACKGROUNDS = ("different", "same")
+
+
+@dataclasses.dataclass
+class PALOptions:
+    """PAL's options (``method="pal"``): synthesis (paste) and contrast (queue). Defaults: PAL §4.1."""
+
+    clips_per_video: int = 8  # J clips of clip_length_frames in each synthesized video (PAL §4.1: 8 of 8)
+    max_region_clips: int = 6  # longest pseudo-action region, in clips (PAL §4.1)
+    max_stride: int = 4  # scale-aware sampling: frame stride drawn from 1..this (PAL §4.1)
+    beta_range: tuple = (0.6, 1.0)  # blending ratio beta ~ U[low, high] (PAL §3.2.1, Table 5)
+    queue_size: int = 16384  # MoCo negatives queue (PAL §4.1)
+    temperature: float = 0.07  # tau of PAL eq. (7)
+    key_momentum: float = 0.999  # momentum key encoder (MoCo v2, which PAL follows)
+    embed_dim: int = 128  # projection / temporal-embedding width (MoCo v2's 128)
+    samples_per_video: int = 1  # synthesized pairs per source video per epoch
+    dense: bool = True  # Table 3: region of several clips (False: one clip)
+    scale_aware: bool = True  # Table 3: stride drawn from 1..max_stride (False: stride 1)
+    paste: bool = True  # Table 3: paste onto background videos (False: the region alone)
+    background: str = "different"  # Table 3: "different" (v_n != v_m) | "same" background video
+
+    def check(self, config=None) -> None:
+        """``ValueError`` naming the first option out of range (``config``: the loop's, unused)."""
+        if self.background not in BACKGROUNDS:
+            raise ValueError(f"background={self.background!r}; valid: {', '.join(BACKGROUNDS)}")
+        lo, hi = (float(v) for v in self.beta_range) if len(self.beta_range) == 2 else (1.0, 0.0)
+        if not 0 <= lo <= hi <= 1:
+            raise ValueError(f"beta_range={list(self.beta_range)} must be [low, high] with "
+                             "0 <= low <= high <= 1")
+        for name in ("clips_per_video", "max_region_clips", "max_stride", "queue_size", "embed_dim",
+                     "samples_per_video"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if not 0 <= self.key_momentum < 1 or self.temperature <= 0:
+            raise ValueError(f"key_momentum={self.key_momentum} must be in [0, 1) and "
+                             f"temperature={self.temperature} > 0")
 
 #: PAL §4.1: Adam, initial learning rate 1e-4, weight decay 1e-5 (``pretrain_config(**PAL_OPTIMIZER_OVERRIDES)``).
 #: The paper decays the rate x0.1 "when the validation loss saturates"; the loop's step decay stands in.
@@ -43,9 +83,7 @@ PAL_OPTIMIZER_OVERRIDES = dict(optimizer="adam", backbone_lr=1e-4, fc_lr=1e-4, s
 #: contrast: on the tiny benchmark a random 16-row queue gave a loss < 0.01 at the first step). A queue
 #: about one epoch of keys long, m = 0.99
 #: (MoCo's ablation shows it works too), two pairs per video and 16 pairs (256 clips) per step.
-PAL_SYNTHETIC_OVERRIDES = dict(pal_queue_size=512, pal_key_momentum=0.99, pal_samples_per_video=2, batch_size=16)
-
-BACKGROUNDS = ("different", "same")
+PAL_SYNTHETIC_OVERRIDES = dict(queue_size=512, key_momentum=0.99, samples_per_video=2, batch_size=16)
 
 
 # ------------------------------------------------------------------- input-level transformation T
@@ -86,7 +124,7 @@ def region_frame_indices(num_frames: int, region_clips: int, clip_length_frames:
     stride = max(1, min(stride, (num_frames - 1) // max(n - 1, 1))) if n > 1 else 1
     span = (n - 1) * stride + 1
     start = int(rng.integers(0, max(num_frames - span, 0) + 1))
-    return np.minimum(start + stride * np.arange(n), num_frames - 1)
+    return frame_indices(start, n, num_frames, stride)
 
 
 def paste_region(background: np.ndarray, region: np.ndarray, start_frame: int, beta: float) -> np.ndarray:
@@ -117,7 +155,7 @@ def centre_square(frames: np.ndarray, side: int) -> np.ndarray:
 
 class PALDataset(Dataset):
     """Synthesized pairs ``(v_{i->n}, v_{i->m})`` of the videos of a segment table (only the
-    ``video-name``/``filename`` columns are read: no labels).
+    ``video-name``/``filename`` columns are read: no labels), with :class:`PALOptions` ``options``.
 
     Item ``idx`` takes video ``idx // samples_per_video`` as ``v_i``; index it with ``(idx, epoch)``
     (``tsplab.sampling.EpochSampler``). Every draw is seeded by ``(seed, epoch, idx)`` (``fixed=True``,
@@ -129,8 +167,8 @@ class PALDataset(Dataset):
       -1 without paste), ``video_index``: int64 (the source video's row in ``self.videos``).
     """
 
-    def __init__(self, table, video_dir, frames, *, clip_length_frames: int, frame_side: int, config,
-                 seed: int = 0, fixed: bool = False):
+    def __init__(self, table, video_dir, frames, *, clip_length_frames: int, frame_side: int,
+                 options: PALOptions, seed: int = 0, fixed: bool = False):
         from pathlib import Path
 
         missing = [c for c in ("video-name", "filename") if c not in table.columns]
@@ -143,14 +181,14 @@ class PALDataset(Dataset):
         self.clip_length_frames = int(clip_length_frames)
         self.frame_side = int(frame_side)
         self.seed, self.fixed = int(seed), bool(fixed)
-        c = config
+        o = options
         # J clips per synthesized video; without paste the region is the video (1 clip when not dense).
-        self.num_clips = int(c.pal_clips_per_video) if c.pal_paste or c.pal_dense else 1
-        self.view_args = dict(num_clips=int(c.pal_clips_per_video), max_region_clips=int(c.pal_max_region_clips),
-                              max_stride=int(c.pal_max_stride), beta_range=tuple(c.pal_beta_range),
-                              dense=bool(c.pal_dense), scale_aware=bool(c.pal_scale_aware), paste=bool(c.pal_paste))
-        self.paste, self.same_background = bool(c.pal_paste), c.pal_background == "same"
-        self.samples_per_video = int(c.pal_samples_per_video)
+        self.num_clips = int(o.clips_per_video) if o.paste or o.dense else 1
+        self.view_args = dict(num_clips=int(o.clips_per_video), max_region_clips=int(o.max_region_clips),
+                              max_stride=int(o.max_stride), beta_range=tuple(o.beta_range),
+                              dense=bool(o.dense), scale_aware=bool(o.scale_aware), paste=bool(o.paste))
+        self.paste, self.same_background = bool(o.paste), o.background == "same"
+        self.samples_per_video = int(o.samples_per_video)
         needed = 1 + (0 if not self.paste else 1 if self.same_background else 2)
         if len(self.videos) < needed:
             raise ValueError(f"PAL needs at least {needed} videos (a source and its backgrounds), "
@@ -162,65 +200,52 @@ class PALDataset(Dataset):
     def _frames(self, row: int) -> np.ndarray:
         return self.frames.get(self.video_dir / self.videos["filename"].iat[row])
 
-    def __getitem__(self, key) -> dict:
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
-        if not 0 <= index < len(self):
-            raise IndexError(f"item {index} out of range for {len(self)} pairs")
-        rng = np.random.default_rng((self.seed, 0 if self.fixed else int(epoch), int(index), 71))
-        source_row = index // self.samples_per_video
-        source = centre_square(self._frames(source_row), self.frame_side)
+    def _backgrounds(self, source_row: int, rng: np.random.Generator) -> list[int]:
+        """The background video rows of the pair (``v_n``, ``v_m``), -1 without paste."""
         others = np.delete(np.arange(len(self.videos)), source_row)
         if not self.paste:
-            backgrounds = [-1, -1]
-        elif self.same_background:
-            backgrounds = [int(rng.choice(others))] * 2  # Table 3 #3: both regions on one background
-        else:
-            backgrounds = [int(b) for b in rng.choice(others, size=2, replace=False)]
+            return [-1, -1]
+        if self.same_background:
+            return [int(rng.choice(others))] * 2  # Table 3 #3: both regions on one background
+        return [int(b) for b in rng.choice(others, size=2, replace=False)]
+
+    def _synthesize(self, source: np.ndarray, source_row: int, bg_row: int, rng, index: int):
+        """One synthesized video: ``(frames [J*L, S, S, 3], view, stride used)``."""
         L, J = self.clip_length_frames, self.num_clips
-        videos, regions, betas, strides = [], [], [], []
-        for bg_row in backgrounds:
-            view = draw_view(rng, **self.view_args)
-            idx = region_frame_indices(len(source), view["region_clips"], L, view["stride"], rng)
-            region = np.asarray(source[idx])
-            if bg_row < 0:
-                video = region
-            else:
-                bg = centre_square(self._frames(bg_row), self.frame_side)
-                # Choice: the background is J*L consecutive frames (stride 1) from a random start.
-                bidx = np.minimum(int(rng.integers(0, max(len(bg) - J * L, 0) + 1)) + np.arange(J * L), len(bg) - 1)
-                try:
-                    video = paste_region(np.asarray(bg[bidx]), region, view["start_clip"] * L, view["beta"])
-                except ValueError as err:
-                    raise ValueError(f"PAL pair {index}: pasting {self.videos['filename'].iat[source_row]} onto "
-                                     f"{self.videos['filename'].iat[bg_row]}: {err}") from None
-            videos.append(video)
-            regions.append((view["start_clip"], view["end_clip"]))
-            betas.append(view["beta"])
-            # the stride used (smaller than the drawn one when the source is too short for it)
-            strides.append(max(1, int(idx[1] - idx[0])) if len(idx) > 1 else view["stride"])
+        view = draw_view(rng, **self.view_args)
+        idx = region_frame_indices(len(source), view["region_clips"], L, view["stride"], rng)
+        region = np.asarray(source[idx])
+        # the stride used (smaller than the drawn one when the source is too short for it)
+        stride = max(1, int(idx[1] - idx[0])) if len(idx) > 1 else view["stride"]
+        if bg_row < 0:
+            return region, view, stride
+        bg = centre_square(self._frames(bg_row), self.frame_side)
+        # Choice: the background is J*L consecutive frames (stride 1) from a random start.
+        background = read_frames(bg, int(rng.integers(0, max(len(bg) - J * L, 0) + 1)), J * L)
+        try:
+            return paste_region(background, region, view["start_clip"] * L, view["beta"]), view, stride
+        except ValueError as err:
+            raise ValueError(f"PAL pair {index}: pasting {self.videos['filename'].iat[source_row]} onto "
+                             f"{self.videos['filename'].iat[bg_row]}: {err}") from None
+
+    def __getitem__(self, key) -> dict:
+        index, epoch = item_key(key, len(self), fixed=self.fixed)
+        rng = item_rng(self.seed, epoch, index, 71)
+        source_row = index // self.samples_per_video
+        source = centre_square(self._frames(source_row), self.frame_side)
+        backgrounds = self._backgrounds(source_row, rng)
+        views = [self._synthesize(source, source_row, bg_row, rng, index) for bg_row in backgrounds]
         return {
-            "clip": torch.from_numpy(np.stack(videos)),
-            "region": torch.tensor(regions, dtype=torch.int64),
-            "beta": torch.tensor(betas, dtype=torch.float32),
-            "stride": torch.tensor(strides, dtype=torch.int64),
+            "clip": torch.from_numpy(np.stack([video for video, _, _ in views])),
+            "region": torch.tensor([(v["start_clip"], v["end_clip"]) for _, v, _ in views], dtype=torch.int64),
+            "beta": torch.tensor([v["beta"] for _, v, _ in views], dtype=torch.float32),
+            "stride": torch.tensor([stride for _, _, stride in views], dtype=torch.int64),
             "background": torch.tensor(backgrounds, dtype=torch.int64),
             "video_index": torch.tensor(source_row, dtype=torch.int64),
         }
 
 
 # ------------------------------------------------------------- temporally consistent augmentation
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``[T, 3, H, W]`` (every frame with the same ``sigma``)."""
-    radius = max(1, int(math.ceil(2 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    kernel = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    kernel = kernel / kernel.sum()
-    c = x.shape[1]
-    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
-    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
 def augment_videos(videos: torch.Tensor, crop_size: int, *, train: bool,
                    generator: torch.Generator | None = None, jitter_strength: float = 0.4,
                    jitter_p: float = 0.8, blur_p: float = 0.5) -> torch.Tensor:
@@ -229,51 +254,17 @@ def augment_videos(videos: torch.Tensor, crop_size: int, *, train: bool,
     Training: per video one random crop, horizontal flip, colour jitter (brightness, contrast,
     saturation factors in ``1 +- jitter_strength``, with probability ``jitter_p``) and Gaussian blur
     (probability ``blur_p``), the same for all its frames (PAL §3.2.1: "all are temporally
-    consistent"). Evaluation: centre crop only. Then Kinetics normalization.
+    consistent"). Evaluation: centre crop only. Then Kinetics normalization. The one clip
+    augmentation of every method (``tsplab.backbones.ClipTransform``, without resizing: the frames
+    are already squares of the training side).
 
     Choice: MoCo v2's strengths (jitter 0.4 with p 0.8, blur p 0.5, sigma 0.1-2 at 224 px, here scaled
     to ``crop``); no hue jitter and a fixed order brightness -> contrast -> saturation."""
-    if not torch.is_tensor(videos) or videos.ndim != 5 or videos.shape[-1] != 3:
-        raise ValueError(f"augment_videos expects uint8 [N, T, H, W, 3], got {tuple(getattr(videos, 'shape', ()))}")
-    n, t, h, w, _ = videos.shape
-    c = int(crop_size)
-    if c > h or c > w:
-        raise ValueError(f"crop_size {c} is larger than the frames {h}x{w}")
-    x = videos.permute(0, 1, 4, 2, 3).float().div_(255)  # [N, T, 3, H, W]
-    if not train:
-        y0, x0 = (h - c) // 2, (w - c) // 2
-        x = x[..., y0:y0 + c, x0:x0 + c]
-    else:
-        g = generator
-        tops = torch.randint(0, h - c + 1, (n,), generator=g).tolist()
-        lefts = torch.randint(0, w - c + 1, (n,), generator=g).tolist()
-        flips = (torch.rand(n, generator=g) < 0.5).tolist()
-        jitter = (torch.rand(n, generator=g) < jitter_p).tolist()
-        factors = 1 + jitter_strength * (2 * torch.rand(n, 3, generator=g) - 1)
-        blur = (torch.rand(n, generator=g) < blur_p).tolist()
-        sigmas = (0.1 + 1.9 * torch.rand(n, generator=g)) * c / 224
-        gray_w = torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)
-        out = []
-        for i in range(n):
-            v = x[i, :, :, tops[i]:tops[i] + c, lefts[i]:lefts[i] + c]  # [T, 3, c, c]
-            if flips[i]:
-                v = v.flip(-1)
-            if jitter[i]:
-                b, con, s = factors[i].tolist()
-                v = (v * b).clamp(0, 1)
-                v = ((v - (v * gray_w).sum(1, keepdim=True).mean()) * con
-                     + (v * gray_w).sum(1, keepdim=True).mean()).clamp(0, 1)
-                gray = (v * gray_w).sum(1, keepdim=True)
-                v = (gray + (v - gray) * s).clamp(0, 1)
-            if blur[i] and float(sigmas[i]) > 0.05:
-                v = _gaussian_blur(v, float(sigmas[i]))
-            out.append(v)
-        x = torch.stack(out)
-    from tsplab.backbones import KINETICS_MEAN, KINETICS_STD  # lazily: torchvision loads slowly
+    from tsplab.backbones import ClipTransform  # lazily: torchvision loads slowly
 
-    mean = torch.tensor(KINETICS_MEAN, dtype=x.dtype, device=x.device).view(1, 1, 3, 1, 1)
-    std = torch.tensor(KINETICS_STD, dtype=x.dtype, device=x.device).view(1, 1, 3, 1, 1)
-    return ((x - mean) / std).contiguous()
+    transform = ClipTransform(None, int(crop_size), train, jitter_strength=jitter_strength,
+                              jitter_p=jitter_p, blur_p=blur_p)
+    return transform(videos, generator).transpose(1, 2).contiguous()
 
 
 # -------------------------------------------------------------------------------------- encoder
@@ -333,21 +324,10 @@ class PAL(PretrainMethod):
     # short synthetic runs (see PAL_SYNTHETIC_OVERRIDES).
     preset_overrides = {"tsp": PAL_OPTIMIZER_OVERRIDES, "synthetic": PAL_SYNTHETIC_OVERRIDES}
 
+    Options = PALOptions
+
     def __init__(self, config):
-        super().__init__(config)
-        c = config
-        if c.pal_background not in BACKGROUNDS:
-            raise ValueError(f"pal_background={c.pal_background!r}; valid: {', '.join(BACKGROUNDS)}")
-        lo, hi = (float(v) for v in c.pal_beta_range)
-        if not 0 <= lo <= hi <= 1:
-            raise ValueError(f"pal_beta_range={tuple(c.pal_beta_range)} must satisfy 0 <= low <= high <= 1")
-        for name in ("pal_clips_per_video", "pal_max_region_clips", "pal_max_stride", "pal_queue_size",
-                     "pal_embed_dim", "pal_samples_per_video"):
-            if int(getattr(c, name)) < 1:
-                raise ValueError(f"{name}={getattr(c, name)} must be >= 1")
-        if not 0 <= c.pal_key_momentum < 1 or c.pal_temperature <= 0:
-            raise ValueError(f"pal_key_momentum={c.pal_key_momentum} must be in [0, 1) and "
-                             f"pal_temperature={c.pal_temperature} > 0")
+        super().__init__(config)  # checks the options (PALOptions.check)
         self.key_model: nn.Module | None = None
         self.queue: torch.Tensor | None = None
         self.queue_ptr = 0
@@ -355,25 +335,25 @@ class PAL(PretrainMethod):
 
     def build_datasets(self, data: PretrainData):
         c = self.config
-        common = dict(clip_length_frames=data.clip_length_frames, frame_side=c.resize_short_side, config=c,
-                      seed=c.seed)
+        common = dict(clip_length_frames=data.clip_length_frames, frame_side=c.resize_short_side,
+                      options=self.options, seed=c.seed)
         train = PALDataset(data.train_table, data.video_dir, data.frames, fixed=False, **common)
         valid = PALDataset(data.valid_table, data.video_dir, data.frames, fixed=True, **common)
         return train, valid
 
     def build_model(self, backbone: nn.Module, data: PretrainData) -> nn.Module:
-        return PALModel(backbone, int(self.config.pal_embed_dim))
+        return PALModel(backbone, int(self.options.embed_dim))
 
     # -- the momentum key encoder and its queue (MoCo)
     def attach(self, model: nn.Module) -> None:
         """Make the key encoder (a frozen copy of ``model``) and the queue of unit random negatives
-        ``[pal_queue_size, pal_embed_dim]`` (seeded by ``config.seed``, as MoCo starts)."""
+        ``[queue_size, embed_dim]`` (seeded by ``config.seed``, as MoCo starts)."""
         self.key_model = copy.deepcopy(model)
         for p in self.key_model.parameters():
             p.requires_grad_(False)
         device = next(model.parameters()).device
         g = torch.Generator().manual_seed(int(self.config.seed) + 17)
-        queue = torch.randn(int(self.config.pal_queue_size), int(self.config.pal_embed_dim), generator=g)
+        queue = torch.randn(int(self.options.queue_size), int(self.options.embed_dim), generator=g)
         self.queue = F.normalize(queue, dim=1).to(device)
         self.queue_ptr = 0
         self._pending_keys = None
@@ -387,10 +367,10 @@ class PAL(PretrainMethod):
 
     @torch.no_grad()
     def momentum_update(self, model: nn.Module) -> None:
-        """``key = m * key + (1 - m) * query`` for every parameter (MoCo eq. 2, m = pal_key_momentum).
+        """``key = m * key + (1 - m) * query`` for every parameter (MoCo eq. 2, m = key_momentum).
         Choice (as MoCo): BN running statistics of the key encoder come from its own forward passes."""
         self._require_key_model()
-        m = float(self.config.pal_key_momentum)
+        m = float(self.options.key_momentum)
         for pk, pq in zip(self.key_model.parameters(), model.parameters()):
             pk.mul_(m).add_(pq.detach(), alpha=1 - m)
 
@@ -455,7 +435,7 @@ class PAL(PretrainMethod):
             k = region_features(self.key_model(xk), region[:, 1, 0], region[:, 1, 1])  # r_k+ = r_{i->m}
         # The queue changes only in after_optimizer_step, after backward (autograd would catch an
         # earlier in-place change).
-        loss, _ = info_nce(q, k, self.queue, float(self.config.pal_temperature))
+        loss, _ = info_nce(q, k, self.queue, float(self.options.temperature))
         if train:
             self._pending_keys = k.detach()
         # Label-free accuracy: is each query's own key the most similar of the batch's keys?

@@ -9,12 +9,15 @@ Two heads on the clip feature ``f = E(X)``:
 Loss, TSP eq. (1): ``alpha_r * CE(region) + alpha_c * CE(action)`` for foreground clips, and
 ``alpha_r * CE(region)`` for background clips (their action target is -1 and ignored).
 
-GVF modes (``config.gvf_mode``):
+The options (:class:`TSPOptions`: the heads' weights and the GVF) are ``config.options``.
+
+GVF modes (``gvf_mode``):
 
 - ``frozen`` (the paper): computed once from the *initial* encoder over each video's clip grid,
   pooled, stored in ``gvf_initial_<pooling>.h5`` in the run folder (keyed by video, the layout of
-  TSP's released GVF files) and reused if present; ``config.gvf_file`` points at an existing file
-  instead (e.g. TSP's released ``r2plus1d_34-max_gvf.h5``).
+  TSP's released GVF files) and reused if present; the option ``gvf_file`` points at an existing file
+  instead (e.g. TSP's released ``r2plus1d_34-max_gvf.h5``). A fresh run in the same folder keeps the
+  file when the earlier run computed it with the same settings (``TSP.reuses_file``).
 - ``epoch`` (TSP §3.3, suggested future work): recomputed with the current encoder after every
   epoch, before validation.
 - ``momentum`` (TSP §3.3: "a slowly progressing global encoder driven by a momentum update with the
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import time
 import warnings
 
@@ -48,6 +52,40 @@ from tsplab.methods.tac import clip_transform, segment_datasets
 
 GVF_POOLINGS = ("max", "avg", "none")
 GVF_MODES = ("frozen", "epoch", "momentum")
+#: What the frozen GVF file depends on: loop settings (encoder, data, clips) and TSP options.
+GVF_LOOP_INPUTS = ("backbone", "weights", "seed", "dataset_dir", "annotations", "video_dir",
+                   "clip_length_frames", "frame_rate", "resize_short_side", "crop_size")
+GVF_OPTION_INPUTS = ("gvf_stride_frames", "gvf_pooling")
+
+
+@dataclasses.dataclass
+class TSPOptions:
+    """TSP's options (``method="tsp"``): the heads' loss weights and the global video feature."""
+
+    alpha_c: float = 1.0  # eq. (1) weight of the action label head (0: TSP w/o action label)
+    alpha_r: float = 1.0  # eq. (1) weight of the temporal region head (0: w/o temporal region)
+    gvf_pooling: str = "max"  # max | avg | none (TSP w/o GVF)
+    gvf_mode: str = "frozen"  # frozen | epoch | momentum (see the module docstring)
+    gvf_momentum: float = 0.99  # EMA factor per optimizer step of the momentum encoder
+    gvf_refresh_steps: int = 0  # momentum mode: also refresh the GVFs every this many steps (0: per epoch)
+    gvf_stride_frames: int = 0  # stride of the clip grid a GVF pools over (0: the clip length)
+    gvf_file: str = ""  # an existing GVF h5 file to use instead of computing the frozen GVFs
+
+    def check(self, config=None) -> None:
+        """``ValueError`` naming the first option out of range (``config``: the loop's, unused)."""
+        if self.gvf_pooling not in GVF_POOLINGS:
+            raise ValueError(f"gvf_pooling={self.gvf_pooling!r}; valid: {', '.join(GVF_POOLINGS)}")
+        if self.gvf_mode not in GVF_MODES:
+            raise ValueError(f"gvf_mode={self.gvf_mode!r}; valid: {', '.join(GVF_MODES)}")
+        if self.alpha_c < 0 or self.alpha_r < 0 or self.alpha_c == self.alpha_r == 0:
+            raise ValueError(f"alpha_c={self.alpha_c}, alpha_r={self.alpha_r}: both must be >= 0 "
+                             "and at least one > 0")
+        if not 0.0 <= self.gvf_momentum < 1.0:
+            raise ValueError(f"gvf_momentum={self.gvf_momentum}: must be in [0, 1)")
+        for name in ("gvf_refresh_steps", "gvf_stride_frames"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)}: must be >= 0 (0: {name.split('_')[1]} "
+                                 "follows the default)")
 
 
 class TSPModel(nn.Module):
@@ -95,7 +133,7 @@ def compute_video_gvfs(encoder: nn.Module, frames, video_paths: list, *, clip_le
                        autocast_dtype: torch.dtype | None = None, progress: bool = True,
                        desc: str = "GVF") -> np.ndarray:
     """GVFs ``[V, F]`` float32 of ``video_paths``: each video's clip grid (``stride_frames`` apart) is
-    encoded by ``encoder`` in eval mode (``tsplab.features.encode_frames``) and pooled over time
+    encoded by ``encoder`` in eval mode (``tsplab.features.encoding.encode_frames``) and pooled over time
     (``tsplab.features.pool_gvf``).
 
     Under torchrun the videos are split between the processes and the results gathered, so every
@@ -103,7 +141,8 @@ def compute_video_gvfs(encoder: nn.Module, frames, video_paths: list, *, clip_le
     """
     from tqdm.auto import tqdm
 
-    from tsplab.features import encode_frames, pool_gvf
+    from tsplab.features import pool_gvf
+    from tsplab.features.encoding import encode_frames
 
     rank, world_size = rank_and_world_size()
     was_training = encoder.training
@@ -132,19 +171,12 @@ def compute_video_gvfs(encoder: nn.Module, frames, video_paths: list, *, clip_le
 class TSP(PretrainMethod):
     name = "tsp"
     head_names = ("action", "region")
+    Options = TSPOptions
+    run_files = ("gvf_initial_*.h5",)
 
     def __init__(self, config):
-        super().__init__(config)
-        if config.gvf_pooling not in GVF_POOLINGS:
-            raise ValueError(f"gvf_pooling={config.gvf_pooling!r}; valid: {', '.join(GVF_POOLINGS)}")
-        if config.gvf_mode not in GVF_MODES:
-            raise ValueError(f"gvf_mode={config.gvf_mode!r}; valid: {', '.join(GVF_MODES)}")
-        if config.alpha_c < 0 or config.alpha_r < 0 or config.alpha_c == config.alpha_r == 0:
-            raise ValueError(f"alpha_c={config.alpha_c}, alpha_r={config.alpha_r}: both must be >= 0 "
-                             "and at least one > 0")
-        if not 0.0 <= config.gvf_momentum < 1.0:
-            raise ValueError(f"gvf_momentum={config.gvf_momentum}: must be in [0, 1)")
-        self.use_gvf = config.gvf_pooling != "none"
+        super().__init__(config)  # checks the options (TSPOptions.check)
+        self.use_gvf = self.options.gvf_pooling != "none"
         self._transforms = {True: clip_transform(config, True), False: clip_transform(config, False)}
         self.gvf: dict[str, torch.Tensor] = {}  # "train"/"valid" -> [V, F] on the training device
         self.ema: nn.Module | None = None
@@ -156,7 +188,7 @@ class TSP(PretrainMethod):
     def selection_heads(self) -> tuple[str, ...]:
         # A head with weight 0 is not trained (TSP w/o action label / w/o temporal region): its
         # accuracy says nothing about the encoder, so model selection averages the trained heads.
-        alphas = {"action": self.config.alpha_c, "region": self.config.alpha_r}
+        alphas = {"action": self.options.alpha_c, "region": self.options.alpha_r}
         return tuple(h for h in self.head_names if alphas[h] > 0)
 
     def build_datasets(self, data: PretrainData):
@@ -164,6 +196,24 @@ class TSP(PretrainMethod):
 
     def build_model(self, backbone: nn.Module, data: PretrainData) -> nn.Module:
         return TSPModel(backbone, len(data.labels), backbone.feature_dim if self.use_gvf else 0)
+
+    # -------------------------------------------------------------------------------- files
+    def check_files(self) -> None:
+        from tsplab.errors import InputError
+        from tsplab.runs import resolve
+
+        if self.options.gvf_file and not resolve(self.options.gvf_file).is_file():
+            raise InputError(f"gvf_file: {resolve(self.options.gvf_file)}: file not found; give a GVF h5 "
+                             "file (tsplab gvf) or leave it empty to compute the GVFs")
+
+    @classmethod
+    def reuses_file(cls, name: str, old_config, new_config) -> bool:
+        """A frozen-GVF file stays when the earlier run computed it with this run's settings."""
+        if not name.startswith("gvf_initial_") or not isinstance(old_config.options, TSPOptions):
+            return False
+        pairs = [(getattr(old_config, k), getattr(new_config, k)) for k in GVF_LOOP_INPUTS]
+        pairs += [(getattr(old_config.options, k), getattr(new_config.options, k)) for k in GVF_OPTION_INPUTS]
+        return all(old == new for old, new in pairs)
 
     # -------------------------------------------------------------------------------- GVF tables
     def _videos(self, ctx: TrainContext) -> dict[str, list]:
@@ -175,14 +225,14 @@ class TSP(PretrainMethod):
 
     def _compute(self, ctx: TrainContext, encoder: nn.Module, which=("train", "valid")) -> dict:
         start = time.perf_counter()
-        cfg = self.config
+        cfg, opt = self.config, self.options
         paths = self._videos(ctx)
         out = {}
         for split in which:
             out[split] = compute_video_gvfs(
                 encoder, ctx.data.frames, paths[split], clip_length_frames=ctx.data.clip_length_frames,
-                stride_frames=cfg.gvf_stride_frames or ctx.data.clip_length_frames,
-                transform=self._transforms[False], pooling=cfg.gvf_pooling,
+                stride_frames=opt.gvf_stride_frames or ctx.data.clip_length_frames,
+                transform=self._transforms[False], pooling=opt.gvf_pooling,
                 batch_size=cfg.batch_size, device=ctx.dist.device, autocast_dtype=ctx.autocast_dtype,
                 progress=cfg.progress, desc=f"GVF ({split})")
         self.gvf_seconds += time.perf_counter() - start
@@ -200,10 +250,10 @@ class TSP(PretrainMethod):
         from tsplab.features import read_gvf_h5, write_gvf_h5
         from tsplab.runs import resolve
 
-        cfg = self.config
+        opt = self.options
         names = self._names(ctx)
-        user_file = bool(cfg.gvf_file)
-        path = resolve(cfg.gvf_file) if user_file else ctx.output_dir / f"gvf_initial_{cfg.gvf_pooling}.h5"
+        user_file = bool(opt.gvf_file)
+        path = resolve(opt.gvf_file) if user_file else ctx.output_dir / f"gvf_initial_{opt.gvf_pooling}.h5"
         # Keyed by normalised id (TSP's released files key by v_<id>, annotations by <id>).
         stored = read_gvf_h5(path, by_id=True) if path.is_file() else {}
         names = {s: [normalize_video_id(n) for n in names[s]] for s in names}
@@ -232,14 +282,14 @@ class TSP(PretrainMethod):
         if dim != ctx.model.gvf_dim:
             raise ValueError(f"GVFs have {dim} dimensions but the region head expects "
                              f"{ctx.model.gvf_dim} (the backbone's feature size)")
-        if self.config.gvf_mode == "momentum":
+        if self.options.gvf_mode == "momentum":
             self.ema = copy.deepcopy(ctx.model.features).eval()
             for p in self.ema.parameters():
                 p.requires_grad_(False)
 
     @torch.no_grad()
     def _momentum_update(self, encoder: nn.Module) -> None:
-        m = self.config.gvf_momentum
+        m = self.options.gvf_momentum
         for ema_p, p in zip(self.ema.parameters(), encoder.parameters()):
             ema_p.mul_(m).add_(p.detach(), alpha=1.0 - m)
         for ema_b, b in zip(self.ema.buffers(), encoder.buffers()):
@@ -252,18 +302,18 @@ class TSP(PretrainMethod):
         if self.ema is None:
             return
         self._momentum_update(ctx.model.features)
-        every = self.config.gvf_refresh_steps
+        every = self.options.gvf_refresh_steps
         if every and ctx.global_step % every == 0:
             self._set_tables(self._compute(ctx, self.ema), ctx.dist.device)
 
     def on_train_epoch_end(self, ctx: TrainContext) -> None:
-        if not self.use_gvf or self.config.gvf_mode == "frozen":
+        if not self.use_gvf or self.options.gvf_mode == "frozen":
             return
-        encoder = self.ema if self.config.gvf_mode == "momentum" else ctx.model.features
+        encoder = self.ema if self.options.gvf_mode == "momentum" else ctx.model.features
         self._set_tables(self._compute(ctx, encoder), ctx.dist.device)
 
     def state_dict(self) -> dict:
-        if not self.use_gvf or self.config.gvf_mode == "frozen":
+        if not self.use_gvf or self.options.gvf_mode == "frozen":
             return {}  # the frozen GVFs are the h5 file in the run folder
         state = {f"gvf_{s}": t.detach().cpu() for s, t in self.gvf.items()}
         if self.ema is not None:
@@ -289,7 +339,7 @@ class TSP(PretrainMethod):
         gvf = self.gvf["train" if train else "valid"][batch["video_index"]] if self.use_gvf else None
         logits = model(x, gvf)
         loss, head_losses = tsp_loss(logits, batch["action_label"], batch["region_label"],
-                                     self.config.alpha_c, self.config.alpha_r)
+                                     self.options.alpha_c, self.options.alpha_r)
         correct, count = {}, {}
         for head, target in (("action", batch["action_label"]), ("region", batch["region_label"])):
             correct[head], count[head] = head_accuracy_counts(logits[head], target)

@@ -1,0 +1,526 @@
+"""What a pretraining run is: ``PretrainConfig`` and everything that makes, reads and checks one.
+
+``PretrainConfig`` holds what the loop (``tsplab.train``) reads plus, in ``options``, the chosen
+method's own options (its ``Options`` dataclass, e.g. ``tsplab.methods.tsp.TSPOptions``); both are
+saved together in ``config.json`` and the checkpoint. ``pretrain_config`` (named settings in
+``PRESETS`` plus overrides), ``parse_overrides`` (``tsplab pretrain --set``) and notebook 03 reach an
+option by its name, like a loop field, typed by its dataclass. ``config_from_dict`` reads a saved
+config back, also the flat layout of runs made before options moved into the methods (``bsp_*``,
+``pal_*``, ``gvf_*``, ``alpha_*`` beside the loop's fields).
+
+Checks, before any run folder is touched: ``check_config`` (types, ranges and names of every field
+and option) and ``check_inputs`` (the files and folders a run reads and writes); ``InputError``
+names the field or file and what is valid.
+
+The synthetic benchmark trains a tiny encoder from random weights, which TSP's schedule (tuned for
+fine-tuning Kinetics weights) does not suit: ``PRESETS["synthetic"]`` holds its settings.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import numbers
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tsplab.errors import InputError
+from tsplab.methods import METHODS, get_method
+from tsplab.runs import check_output_folder, read_json, resolve
+
+@dataclasses.dataclass
+class PretrainConfig:
+    """Everything a pretraining run depends on (saved as ``config.json`` in its folder): the loop's
+    settings and, in ``options``, the chosen method's.
+
+    Defaults are TSP's (R(2+1)D-34 from Kinetics weights, 16 frames at 15 fps, short side 128, crop
+    112, SGD schedule of §4.1). See ``PRESETS`` for the synthetic benchmark's settings."""
+
+    method: str = "tsp"  # a name in tsplab.methods.METHODS
+    backbone: str = "r2plus1d_34"  # a name in tsplab.backbones.BACKBONES
+    weights: str | None = "kinetics400"  # initial weights: "kinetics400", a checkpoint path, or None (random)
+    # Checkpoints (weights, BSP teachers) are read with torch's safe loader; True unpickles a file it
+    # refuses in full, which runs any code stored in the file: only for files from a trusted source.
+    trust_pickle: bool = False
+
+    # data: the synthetic layout DATASET/{annotations.json, videos/}, or explicit paths
+    dataset_dir: str = ""
+    annotations: str = ""  # default DATASET/annotations.json (any format tsplab.annotations reads)
+    valid_annotations: str = ""  # default: the same file as ``annotations``
+    video_dir: str = ""  # default DATASET/videos
+    train_subset: str = "training"
+    valid_subset: str = "validation"
+    # The dataset preset (tsplab.presets: activitynet | thumos14 | synthetic) whose background rule
+    # applies; "" tells it from the annotations' video ids (tsplab.presets.infer_preset).
+    dataset: str = ""
+    # Background gaps shorter than this many clips are dropped; None: the dataset preset's (TSP's
+    # released tables keep gaps from 5 clips on ActivityNet and 1 on THUMOS14; synthetic: 1).
+    min_background_clips: float | None = None
+
+    # where outputs go
+    run_dir: str = "runs/default"
+    output_name: str = ""  # run folder name under RUN/pretrain/ (default: the method's name)
+    frame_cache_dir: str = ""  # default RUN/frame_cache (shared by every method of the run)
+
+    # clips (TSP §4.1)
+    clip_length_frames: int = 16
+    frame_rate: float = 15.0
+    clips_per_segment: int = 5
+    resize_short_side: int = 128
+    crop_size: int = 112
+
+    # optimisation (TSP §4.1)
+    epochs: int = 8
+    batch_size: int = 32  # clips per process
+    optimizer: str = "sgd"  # sgd | adam
+    backbone_lr: float = 1e-4
+    fc_lr: float = 0.002  # TSP grid-searched 0.002-0.01; its released ActivityNet model used 0.002
+    stem_lr: float = 0.0  # 0: stem frozen (TSP)
+    momentum: float = 0.9
+    weight_decay: float = 0.005
+    warmup_epochs: float = 2.0
+    warmup_factor: float = 1e-5  # the first step's fraction of the rate (TSP's WarmupMultiStepLR)
+    lr_milestones: tuple = (4, 6)  # epochs
+    lr_gamma: float = 0.01
+    scale_lr_with_world_size: bool = True
+    amp: bool = True  # CUDA only
+
+    # running
+    seed: int = 0
+    workers: int = 2  # DataLoader worker processes per training process
+    threads: int = 0  # torch threads of each training process (0: torch's default)
+    device: str = ""  # "" = CUDA when available, else CPU
+    max_steps_per_epoch: int = 0  # 0 = the whole epoch (a cap is for benchmarks and smoke runs)
+    keep_epoch_checkpoints: bool = False  # also keep epoch_NNN.pt for every epoch
+    progress: bool = True
+
+    # The method's options: an instance of its ``Options`` dataclass (tsplab.methods; e.g.
+    # TSPOptions). None: the method's defaults; a dict (JSON, papermill) is read by option name.
+    options: Any = None
+
+    def __post_init__(self):
+        _lists_to_tuples(self)  # JSON (config.json, papermill) gives lists
+        method = METHODS.get(self.method) if isinstance(self.method, str) else None
+        if method is not None and (self.options is None or isinstance(self.options, dict)):
+            self.options = make_options(method, self.options or {})
+
+    @property
+    def output_dir(self) -> Path:
+        return resolve(self.run_dir) / "pretrain" / (self.output_name or self.method)
+
+
+def _lists_to_tuples(obj) -> None:
+    for field in dataclasses.fields(obj):
+        if _field_kind(field)[0] == "tuple" and isinstance(getattr(obj, field.name), list):
+            setattr(obj, field.name, tuple(getattr(obj, field.name)))
+
+
+def loop_fields() -> tuple[dataclasses.Field, ...]:
+    """The fields of ``PretrainConfig`` that the loop reads (all but ``options``)."""
+    return tuple(f for f in dataclasses.fields(PretrainConfig) if f.name != "options")
+
+
+def option_fields(method) -> tuple[dataclasses.Field, ...]:
+    """The fields of a method's ``Options`` (``method``: a name or a ``PretrainMethod`` class). Option
+    names never repeat a loop field's, so ``--set NAME=VALUE`` means one thing."""
+    method = get_method(method) if isinstance(method, str) else method
+    fields = dataclasses.fields(method.Options)
+    clash = {f.name for f in fields} & {f.name for f in loop_fields()} | {"options"} & {f.name for f in fields}
+    if clash:
+        raise ValueError(f"{method.__name__}.Options: options {sorted(clash)} repeat PretrainConfig fields; "
+                         "rename them")
+    return fields
+
+
+def make_options(method, values: dict):
+    """The method's ``Options`` with ``values`` (by option name; lists become tuples); an unknown
+    name raises ``InputError`` listing the valid ones."""
+    names = {f.name for f in option_fields(method)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise InputError(f"options: unknown {method.name} options {unknown}; {_valid_names(method)}")
+    options = method.Options(**values)
+    _lists_to_tuples(options)
+    return options
+
+
+def _valid_names(method) -> str:
+    """``<method> options: ...; valid fields: ...`` for error messages (the method's options first:
+    the CLI cuts long messages, and the loop's fields are many)."""
+    options = sorted(f.name for f in option_fields(method))
+    return (f"{method.name} options: {', '.join(options) or 'none'}; "
+            f"valid fields: {', '.join(sorted(f.name for f in loop_fields()))}")
+
+
+def config_values(config: PretrainConfig) -> dict:
+    """The loop's settings and the method's options in one flat ``{name: value}`` (their names are
+    distinct), e.g. to show a run's settings as one table or compare two runs."""
+    values = {f.name: getattr(config, f.name) for f in loop_fields()}
+    if dataclasses.is_dataclass(config.options):
+        values.update(dataclasses.asdict(config.options))
+    return values
+
+
+def _build_config(values: dict, method, what: str) -> PretrainConfig:
+    """A ``PretrainConfig`` of ``method`` from loop fields and option names mixed in ``values``
+    (``options``, an instance or a dict, gives a base the named options update)."""
+    loop_names = {f.name for f in loop_fields()}
+    option_names = {f.name for f in option_fields(method)}
+    unknown = sorted(set(values) - loop_names - option_names - {"options"})
+    if unknown:
+        raise InputError(f"unknown {what} {unknown}; {_valid_names(method)}")
+    base = values.get("options") or {}
+    options = dataclasses.asdict(base) if dataclasses.is_dataclass(base) else dict(base)
+    options.update({k: v for k, v in values.items() if k in option_names})
+    return PretrainConfig(**{k: v for k, v in values.items() if k in loop_names}, options=options)
+
+
+def config_from_dict(values: dict, source: str = "config") -> PretrainConfig:
+    """A ``PretrainConfig`` from its saved form (``config.json``, a checkpoint's ``"config"``).
+
+    Today's layout keeps the method's options under ``"options"``. Runs made before options moved
+    into the methods saved every method's options flat beside the loop's fields (``alpha_c``,
+    ``gvf_pooling``, ``bsp_boundaries``, ``pal_queue_size``, ...): a field named ``<option>`` or
+    ``<method>_<option>`` becomes the run's method's option; other methods' options (unused by that
+    run) are dropped; anything else is ignored with a warning naming it."""
+    values = dict(values)
+    name = values.get("method", PretrainConfig.method)
+    method = get_method(name)
+    loop_names = {f.name for f in loop_fields()}
+    options = dict(values.pop("options", None) or {})
+    ignored = []
+    for key in sorted(set(values) - loop_names):
+        value = values.pop(key)
+        option = _old_option_name(key, name, method)
+        if option is not None:
+            options.setdefault(option, value)
+        elif not any(_old_option_name(key, other, m) for other, m in METHODS.items()):
+            ignored.append(key)
+    if ignored:
+        warnings.warn(f"{source}: {ignored} are neither PretrainConfig fields nor {name} options; ignored")
+    return PretrainConfig(**values, options=options)
+
+
+def _old_option_name(key: str, method_name: str, method) -> str | None:
+    """The option of ``method`` that a flat (pre-options) field ``key`` was, or None."""
+    names = {f.name for f in option_fields(method)}
+    if key in names:
+        return key
+    prefix = f"{method_name}_"
+    if key.startswith(prefix) and key[len(prefix):] in names:
+        return key[len(prefix):]
+    return None
+
+
+#: Named settings. ``tsp``: the paper's. ``synthetic``: the built-in benchmark (tiny R(2+1)D from
+#: random weights, 8-frame clips at the videos' 15 fps on 32 px frames, crop 28 = TSP's 112/128).
+#: A randomly initialised encoder needs the stem trained and far larger learning rates than
+#: fine-tuning; Adam at 2e-3, what the benchmark's prototype used, trains it in a few hundred steps
+#: (shared/notes). The schedule keeps TSP's shape (linear warm-up, step decay), shortened to 4 epochs
+#: of 3 clips per segment (~93 steps per epoch for TSP on the default benchmark). One torch thread
+#: beside one loader process: on this 2-core machine 2 OpenMP threads train 1.5x faster when nothing
+#: else runs (117 vs 79 clips/s) but 2-3x *slower* as soon as another process wants a core (19 vs 36
+#: clips/s), so 1 is the safe default (``threads=2`` on a quiet machine). Measured on the default
+#: benchmark (benchmarks/bench_pretrain.py --full, 2 shared cores): TSP 191 s (region loss 0.19,
+#: validation region accuracy 0.93), TAC 91 s, data wait 2 %. The background rule is the dataset's
+#: (the synthetic benchmark: gaps from 1 clip).
+PRESETS: dict[str, dict] = {
+    "tsp": {},
+    "synthetic": dict(
+        backbone="r2plus1d_tiny", weights=None,
+        clip_length_frames=8, frame_rate=15.0, resize_short_side=32, crop_size=28, clips_per_segment=3,
+        epochs=4, batch_size=32, optimizer="adam", backbone_lr=2e-3,
+        fc_lr=2e-3, stem_lr=2e-3,
+        weight_decay=1e-4, warmup_epochs=0.5, lr_milestones=(3,), lr_gamma=0.1, workers=1, threads=1,
+    ),
+}
+
+
+def pretrain_config(preset: str = "tsp", **overrides) -> PretrainConfig:
+    """A ``PretrainConfig`` from a named preset (``PRESETS``) with ``overrides``: loop fields and
+    the method's options, by name (``pretrain_config("synthetic", method="tsp", gvf_mode="epoch")``).
+
+    With ``preset="synthetic"`` and a ``dataset_dir`` holding a synthetic benchmark, the clip length,
+    frame rate and short side come from the benchmark's ``benchmark.json`` (the tiny benchmark uses
+    16 px frames) unless overridden; the crop keeps TSP's ratio 112/128. A method's own
+    ``preset_overrides`` for the preset come next (e.g. PAL's optimiser), then ``overrides``.
+    An unknown preset, field or option raises ``InputError`` listing the valid ones."""
+    if preset not in PRESETS:
+        raise InputError(f"unknown pretraining preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+    method = get_method(overrides.get("method", PretrainConfig.method))
+    values = dict(PRESETS[preset])
+    values.update(method.preset_overrides.get(preset, {}))
+    if preset == "synthetic" and overrides.get("dataset_dir"):
+        bench = resolve(overrides["dataset_dir"]) / "benchmark.json"
+        if bench.is_file():
+            cfg = read_json(bench)["config"]
+            values.update(clip_length_frames=int(cfg["clip_length_frames"]), frame_rate=float(cfg["fps"]),
+                          resize_short_side=int(cfg["clip_short_side"]),
+                          crop_size=int(round(cfg["clip_short_side"] * 112 / 128)))
+    option_names = {f.name for f in option_fields(method)}
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(PretrainConfig)} - option_names)
+    if unknown:
+        raise InputError(f"unknown PretrainConfig fields {unknown}; {_valid_names(method)}")
+    # Options: the preset's, then an ``options`` object given, then options given by name.
+    options = {k: values.pop(k) for k in list(values) if k in option_names}
+    given = overrides.get("options") or {}
+    options.update(dataclasses.asdict(given) if dataclasses.is_dataclass(given) else given)
+    values.update(overrides)
+    values["options"] = options
+    return _build_config(values, method, "PretrainConfig fields")
+
+
+# ------------------------------------------------------------------------------------ checks
+OPTIMIZERS = ("sgd", "adam")
+
+
+# Fields that must be > 0, and fields that must be >= 0 (learning rates, counts where 0 means "off").
+_POSITIVE = ("clip_length_frames", "frame_rate", "clips_per_segment", "resize_short_side", "crop_size",
+             "epochs", "batch_size", "lr_gamma")
+
+
+_NON_NEGATIVE = ("min_background_clips", "backbone_lr", "fc_lr", "stem_lr", "weight_decay",
+                 "warmup_epochs", "warmup_factor", "seed", "workers", "threads", "max_steps_per_epoch")
+
+
+# What each field type accepts, as said in error messages.
+_EXPECTED = {"int": "a whole number", "float": "a number", "bool": "true or false",
+             "str": "text", "tuple": "a list such as [4, 6] or 4,6"}
+
+
+def _field_kind(field: dataclasses.Field) -> tuple[str, bool]:
+    """``(base type name, None allowed)`` of a config or options field from its annotation (a
+    string under ``from __future__ import annotations``: ``"int"``, ``"str | None"``,
+    ``"tuple[float, ...]"``; or the type itself)."""
+    text = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
+    parts = [p.strip() for p in text.split("|")]
+    return parts[0].split("[")[0].removeprefix("typing."), "None" in parts[1:]
+
+
+def _has_type(value, kind: str) -> bool:
+    if kind not in _EXPECTED:
+        return True  # an annotation the checks do not know (Any, a class): the method checks it
+    if kind == "bool":
+        return isinstance(value, (bool, np.bool_))
+    if isinstance(value, (bool, np.bool_)):
+        return False  # True is an int to Python, not a count or a rate
+    if kind == "int":
+        return isinstance(value, numbers.Integral)
+    if kind == "float":
+        return isinstance(value, numbers.Real) and math.isfinite(value)
+    return isinstance(value, {"str": str, "tuple": (tuple, list)}[kind])
+
+
+def _check_types(obj, fields) -> None:
+    for field in fields:
+        value = getattr(obj, field.name)
+        kind, optional = _field_kind(field)
+        if value is None and optional:
+            continue
+        if not _has_type(value, kind):
+            raise InputError(f"{field.name}={value!r}: expected {_EXPECTED[kind]}"
+                             f"{' or none' if optional else ''} ({type(value).__name__} given)")
+
+
+def _check_values(config: PretrainConfig) -> None:
+    for name in _POSITIVE:
+        if getattr(config, name) <= 0:
+            raise InputError(f"{name}={getattr(config, name)!r}: must be > 0")
+    for name in _NON_NEGATIVE:
+        value = getattr(config, name)
+        if value is not None and value < 0:
+            raise InputError(f"{name}={value!r}: must be >= 0")
+    if not 0 <= config.momentum <= 1:
+        raise InputError(f"momentum={config.momentum!r}: must be between 0 and 1")
+    if not all(_has_type(m, "float") and m >= 0 for m in config.lr_milestones):
+        raise InputError(f"lr_milestones={list(config.lr_milestones)!r}: expected epochs >= 0, e.g. [4, 6]")
+    if config.crop_size > config.resize_short_side:
+        raise InputError(f"crop_size={config.crop_size} is larger than resize_short_side="
+                         f"{config.resize_short_side}; the crop must fit in the resized frame")
+    name = config.output_name
+    if name and (Path(name).name != name or name in (".", "..")):
+        raise InputError(f"output_name={name!r}: must be a plain folder name (no '/'), e.g. tsp_no_gvf")
+
+
+def _check_names(config: PretrainConfig) -> None:
+    from tsplab.backbones import BACKBONES
+
+    get_method(config.method)
+    if config.backbone not in BACKBONES:
+        raise InputError(f"backbone: unknown backbone {config.backbone!r}; valid backbones: "
+                         f"{', '.join(BACKBONES)}")
+    if config.optimizer not in OPTIMIZERS:
+        raise InputError(f"optimizer={config.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+    if config.device:
+        try:
+            torch.device(config.device)
+        except RuntimeError:
+            raise InputError(f"device={config.device!r}: not a torch device; give cpu, cuda, cuda:1, ... "
+                             "or leave it empty (CUDA when available)") from None
+    if config.dataset:
+        from tsplab.presets import PRESETS as DATASETS
+
+        if config.dataset not in DATASETS:
+            raise InputError(f"dataset={config.dataset!r}: unknown dataset preset; valid: "
+                             f"{', '.join(DATASETS)}, or empty to tell it from the video ids")
+
+
+def _check_options(config: PretrainConfig) -> None:
+    """``config.options`` is the method's ``Options`` with values of the annotated types."""
+    method = get_method(config.method)
+    if not isinstance(config.options, method.Options):
+        raise InputError(f"options: method {config.method!r} takes {method.Options.__name__} "
+                         f"({_valid_names(method).split('; ')[0]}), got {type(config.options).__name__}")
+    _check_types(config.options, option_fields(method))
+
+
+def check_config(config: PretrainConfig) -> None:
+    """Fail at once on a bad setting, naming the field, the value and what is valid (``InputError``),
+    before any file is read: field types, names (method, backbone, optimizer, device, dataset),
+    ranges, crop within the resized frame, a data source given, and the method's own options (types
+    here, ranges by its ``Options.check``). Files and folders are checked by ``check_inputs``."""
+    _check_types(config, loop_fields())
+    _check_names(config)
+    _check_options(config)
+    _check_values(config)
+    if not (config.dataset_dir or (config.annotations and config.video_dir)):
+        raise InputError("dataset_dir: give dataset_dir (a folder with annotations.json and videos/) or "
+                         "both annotations and video_dir")
+    _make_method(config)
+
+
+def _make_method(config: PretrainConfig):
+    """The run's method object; its constructor checks the options (``ValueError`` -> ``InputError``)."""
+    try:
+        return get_method(config.method)(config)
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+
+
+def data_paths(config: PretrainConfig) -> dict[str, Path]:
+    """The annotation files and the video folder a run reads: ``annotations``, ``valid_annotations``
+    and ``video_dir`` (defaults under ``dataset_dir``: ``annotations.json``, ``videos/``)."""
+    dataset = resolve(config.dataset_dir) if config.dataset_dir else None
+    ann_path = resolve(config.annotations) if config.annotations else dataset / "annotations.json"
+    return {"annotations": ann_path,
+            "valid_annotations": resolve(config.valid_annotations) if config.valid_annotations else ann_path,
+            "video_dir": resolve(config.video_dir) if config.video_dir else dataset / "videos"}
+
+
+def check_inputs(config: PretrainConfig) -> None:
+    """Every file and folder a run reads or writes, checked before any is touched (``InputError``
+    naming the field and the path): the dataset folder, annotation files, video folder and the
+    method's own inputs (``check_files``: TSP's GVF file, BSP's teachers) exist; the run folder and
+    the frame cache can be created and written."""
+    if config.dataset_dir and not resolve(config.dataset_dir).is_dir():
+        raise InputError(f"dataset_dir: {resolve(config.dataset_dir)}: folder not found; give a folder "
+                         "with annotations.json and videos/")
+    paths = data_paths(config)
+    for name in ("annotations", "valid_annotations"):
+        if not paths[name].is_file():
+            raise InputError(f"{name}: {paths[name]}: file not found; give an annotation file "
+                             "(ActivityNet/DETAD JSON, TSP CSV or custom CSV)")
+    if not paths["video_dir"].is_dir():
+        raise InputError(f"video_dir: {paths['video_dir']}: folder not found; give the folder of the videos")
+    _make_method(config).check_files()
+    check_output_folder(config.output_dir, "run_dir")
+    if config.frame_cache_dir:
+        check_output_folder(config.frame_cache_dir, "frame_cache_dir")
+    else:
+        check_output_folder(resolve(config.run_dir) / "frame_cache", "run_dir")
+
+
+def parse_overrides(items: list[str], method: str | None = None) -> dict:
+    """``["alpha_c=0", "lr_milestones=[3, 5]", "weights=none", "amp=false"]`` -> values of
+    ``PretrainConfig`` fields and of ``method``'s options (default: a ``method=`` item, else
+    ``PretrainConfig.method``), typed by each field's annotation: whole numbers for ``int`` fields,
+    finite numbers for ``float``, ``true/false/1/0/yes/no`` for ``bool``, text as given for ``str``,
+    ``none``/``null`` for a field that may be None (``weights``), and for ``tuple`` fields a JSON list
+    (``[3, 5]``) or comma-separated values (``3,5``; empty: ``[]``) whose items have the type of the
+    default's. A malformed item, an unknown name or a value of the wrong type raises ``InputError``
+    naming the field, the value and what is valid (the loop's fields and the method's options)."""
+    pairs = [(item, *item.partition("=")) for item in items]
+    for _, key, sep, text in pairs:
+        if sep and key.strip().replace("-", "_") == "method":
+            method = text.strip()
+    method = get_method(method or PretrainConfig.method)
+    fields = {f.name: f for f in (*loop_fields(), *option_fields(method))}
+    out = {}
+    for item, key, sep, text in pairs:
+        key = key.strip().replace("-", "_")
+        if not sep or key not in fields:
+            what = f"unknown field {key!r}" if sep else "expected FIELD=VALUE"
+            raise InputError(f"--set {item!r}: {what}; {_valid_names(method)}")
+        out[key] = _parse_value(fields[key], text.strip())
+    return out
+
+
+def _parse_value(field: dataclasses.Field, text: str):
+    kind, optional = _field_kind(field)
+    if optional and text.lower() in ("none", "null"):
+        return None
+    try:
+        if kind == "tuple":
+            return _parse_tuple(text, field.default)
+        return _parse_scalar(text, kind)
+    except ValueError:
+        example = plain_value(field.default)
+        raise InputError(f"--set {field.name}={text!r}: expected {_EXPECTED[kind]}"
+                         f"{' or none' if optional else ''} for field {field.name} "
+                         f"(default: {json.dumps(example)})") from None
+
+
+def _parse_scalar(text: str, kind: str):
+    """``text`` as a value of ``kind`` (int, float, bool, str); ``ValueError`` when it is not one."""
+    if kind == "int":
+        return int(text)  # "8" yes; "8.5", "abc", "" no
+    if kind == "float":
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(text)
+        return value
+    if kind == "bool":
+        if text.lower() not in _TRUE + _FALSE:
+            raise ValueError(text)
+        return text.lower() in _TRUE
+    return text
+
+
+def _parse_tuple(text: str, default: tuple) -> tuple:
+    """A JSON list or comma-separated items. Items are numbers when the default's are (ints stay
+    ints: ``[3, 5]`` -> ``(3, 5)``), else text (a field with an empty default takes text)."""
+    try:
+        items = json.loads(text)
+        items = items if isinstance(items, list) else [items]
+    except json.JSONDecodeError:
+        inner = text.strip().removeprefix("[").removesuffix("]")
+        items = [s.strip().strip("'\"") for s in inner.split(",")] if inner.strip() else []
+    if not (default and all(isinstance(d, numbers.Real) for d in default)):
+        return tuple(str(i) for i in items)
+    return tuple(_number(i) for i in items)
+
+
+def _number(item):
+    """A JSON number, or a string holding one (int when whole, else float); ``ValueError`` else."""
+    if isinstance(item, str):
+        try:
+            return int(item)
+        except ValueError:
+            return _parse_scalar(item, "float")
+    if isinstance(item, bool) or not isinstance(item, numbers.Real) or not math.isfinite(item):
+        raise ValueError(item)
+    return item
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def plain_value(value):
+    """A tuple as the list JSON gives back (to compare a saved config with a new one)."""
+    return list(value) if isinstance(value, tuple) else value
