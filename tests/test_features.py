@@ -637,3 +637,30 @@ def test_decoding_workers_default_to_inline_on_cpu_and_processes_beside_a_gpu():
     assert _decoding_workers(None, torch.device("cpu")) == 0  # a worker would compete with the model
     assert 1 <= _decoding_workers(None, torch.device("cuda")) <= 8
     assert _decoding_workers(3, torch.device("cpu")) == 3  # an explicit choice is kept
+
+
+def test_features_of_a_rewritten_checkpoint_are_not_mixed_with_the_old_ones(one_video, tmp_path):
+    """A pretraining run rerun into its folder rewrites best.pt under the same path: extracting into
+    the old feature folder must not keep the old weights' features as if they were the new ones'."""
+    from tsplab.backbones import build_backbone
+
+    run = tmp_path / "pretrain" / "tsp"
+    run.mkdir(parents=True)
+
+    def save_run(seed):
+        torch.manual_seed(seed)
+        state = {f"features.{k}": v for k, v in build_backbone("r2plus1d_tiny").state_dict().items()}
+        torch.save({"model": state, "config": {"backbone": "r2plus1d_tiny"}}, run / "best.pt")
+
+    config = ExtractionConfig(videos=str(one_video), out_dir=str(tmp_path / "feats"), checkpoint=str(run),
+                                clip_length_frames=4, frame_rate=10, short_side=16, crop_size=16, workers=0)
+    save_run(1)
+    X.extract_features(config)
+    before = F.load_features(tmp_path / "feats", "b_video").copy()
+    assert list(X.extract_features(config).status) == ["skipped"]  # same weights: resumes
+    save_run(2)
+    from tsplab.errors import InputError
+
+    with pytest.raises(InputError, match="checkpoint_sha256"):
+        X.extract_features(config)
+    np.testing.assert_array_equal(F.load_features(tmp_path / "feats", "b_video"), before)  # nothing lost

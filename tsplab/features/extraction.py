@@ -127,12 +127,27 @@ def _check_metadata(out_dir: Path, meta: FeatureMetadata) -> None:
     keys = ("stride_frames", "clip_length_frames", "frame_rate", "feature_dim", "backbone", "checkpoint")
     diff = [f"{k}: {getattr(old, k)!r} there, {getattr(meta, k)!r} now" for k in keys
             if getattr(old, k) != getattr(meta, k)]
-    keys = ("short_side", "crop_size") + (("seed",) if meta.extra.get("random_weights") else ())
+    # The checkpoint's content too: a pretraining run rerun into the same folder rewrites best.pt
+    # under the same path, and features of the old weights must not pass for the new ones'.
+    keys = ("short_side", "crop_size", "checkpoint_sha256") + (("seed",) if meta.extra.get("random_weights") else ())
     diff += [f"{k}: {old.extra.get(k)!r} there, {meta.extra.get(k)!r} now"
-             for k in keys if old.extra.get(k) != meta.extra.get(k)]
+             for k in keys if old.extra.get(k, meta.extra.get(k)) != meta.extra.get(k)]  # absent: older folder
     if diff:
         raise InputError(f"{out_dir} already holds features made with other settings ("
                          + "; ".join(diff) + "); use another output folder")
+
+
+def _file_sha256(path) -> str:
+    """The SHA-256 of a checkpoint file ("" for none, or ``kinetics400``, which is no file here)."""
+    import hashlib
+
+    if not path or not Path(path).is_file():
+        return ""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _shard_suffix(shard_id: int, num_shards: int) -> str:
@@ -181,7 +196,8 @@ def _run_metadata(config: ExtractionConfig, settings: dict, feature_dim: int) ->
         frame_rate=settings["frame_rate"], feature_dim=feature_dim, backbone=settings["backbone"],
         checkpoint=settings["checkpoint"],
         extra=dict(short_side=settings["short_side"], crop_size=settings["crop_size"], seed=config.seed,
-                   random_weights=not settings["checkpoint"], videos_table=VIDEOS_TABLE,
+                   random_weights=not settings["checkpoint"], checkpoint_sha256=_file_sha256(settings["checkpoint"]),
+                   videos_table=VIDEOS_TABLE,
                    clip_times="feature i: clip from i*stride_frames/frame_rate s, lasting "
                               "clip_length_frames/frame_rate s; the last clip repeats the last frame",
                    toolboxes=TOOLBOXES_FILE, config=asdict(config)))
