@@ -2,6 +2,7 @@
 import pandas as pd
 import pytest
 
+from tsplab.errors import InputError
 from tsplab.pipeline import NotebookStep, run_notebook
 
 
@@ -21,19 +22,26 @@ def test_dataset_prep_on_real_activitynet_tables(shared_data, tmp_path):
 def test_demo_steps_chain_the_notebooks_in_order():
     from tsplab.pipeline import demo_steps
 
-    steps = demo_steps("runs/x", preset="default", seed=3)
+    steps = demo_steps("runs/x", benchmark_size="default", seed=3)
+    # 02 (a look at the videos) is no step: the demo's numbers do not depend on it.
     assert [s.notebook[:2] for s in steps] == ["01", "03", "03", "04", "05", "06", "07"]
+    assert steps[0].parameters == dict(dataset="synthetic", benchmark_size="default", seed=3, run_dir="runs/x")
     assert [s.parameters["method"] for s in steps[1:3]] == ["tac", "tsp"]
     assert [s.output_name for s in steps[1:3]] == ["03_pretrain_tac.ipynb", "03_pretrain_tsp.ipynb"]
     pretrain = steps[1].parameters
-    assert pretrain["dataset"] == "runs/x/benchmark" and pretrain["seed"] == 3
+    assert pretrain["dataset_dir"] == "runs/x/benchmark" and pretrain["seed"] == 3
+    assert pretrain["benchmark_size"] == "default"
     assert pretrain["epochs"] == 4  # the default preset's tuned budget, not the notebook's tiny one
+    assert pretrain["workers"] == 1  # the notebook's default is 0 (no worker processes in a kernel)
+    assert steps[3].parameters["dataset_dir"] == "runs/x/benchmark"
+    assert steps[4].parameters["dataset_preset"] == steps[5].parameters["dataset_preset"] == "synthetic"
     features = {"tac": "runs/x/features/tac", "tsp": "runs/x/features/tsp"}
     assert steps[4].parameters["feature_dirs"] == features
     assert steps[5].parameters["predictions"]["tsp"] == "runs/x/localization/tsp/predictions.json"
     assert steps[6].parameters["feature_folders"] == features
-    with pytest.raises(ValueError, match="tiny, default"):
-        demo_steps("runs/x", preset="huge")
+    with pytest.raises(InputError, match="benchmark_size: 'huge' is not a valid choice; valid: tiny, default"):
+        demo_steps("runs/x", benchmark_size="huge")
+    assert "workers" not in demo_steps("runs/x", benchmark_size="tiny")[1].parameters  # the notebook's 0
 
 
 @pytest.mark.slow
@@ -49,3 +57,18 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     assert "avg_mAP" in out and "sensitivity" in out
     assert sorted(p.name for p in (tmp_path / "features").iterdir() if p.is_dir()) == ["tac", "tsp"]
     assert list((tmp_path / "features" / "tsp").glob("*.npy"))
+
+
+@pytest.mark.slow
+def test_a_typo_in_04s_method_stops_before_any_work(tmp_path):
+    """Issue 11: method="tps" used to give random-weight features without a word. Now the cell after
+    the parameters stops, naming the valid methods, and no feature folder is made."""
+    import papermill
+
+    with pytest.raises(papermill.PapermillExecutionError) as error:
+        run_notebook(NotebookStep("04_extract_features.ipynb", dict(method="tps", run_dir=str(tmp_path),
+                                                                     dataset_dir=str(tmp_path / "none"))),
+                     tmp_path)
+    assert error.value.ename == "InputError"
+    assert error.value.evalue == "method: 'tps' is not a valid choice; valid: tac, tsp, bsp, pal, random"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["04_extract_features.ipynb"]

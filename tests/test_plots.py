@@ -1,6 +1,8 @@
-"""The dataset and detection-analysis figures draw what they are given (the similarity figures are
-tested in test_similarity.py)."""
+"""The figures draw what they are given and fit JupyterLab's output width (the similarity matrices'
+content is tested in test_similarity.py; here the browser widget's layout and messages)."""
 from __future__ import annotations
+
+import io
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -79,3 +81,127 @@ def test_detection_figures():
     assert [t.get_text() for t in ax.get_xticklabels()][0] == "XS\n(33.3%)"
     assert [p.get_height() for p in ax.patches][0] == pytest.approx(100.0)
     assert len(dashed_lines(ax)) == 1
+
+
+# --- figures at their natural size, in JupyterLab's ~1,000 px output area ----------------------
+
+def width_px(fig, dpi=100):
+    """Width of ``fig`` as the inline backend shows it (100 dpi)."""
+    return fig.get_size_inches()[0] * dpi
+
+
+def test_many_panel_figures_fit_the_output_width():
+    from tsplab.plots import MAX_WIDTH_IN, plot_localizer_losses
+
+    shares = pd.concat([bucket_shares(INSTANCES, c, durations=pd.Series({"a": 200.0, "b": 300.0}))
+                        for c in ("length", "coverage", "num_instances")])
+    fig = plot_bucket_shares(shares)
+    assert len(fig.axes) == 3 and width_px(fig) <= 100 * MAX_WIDTH_IN  # was 1,260 px
+    history = pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.0], "cls": [1.0, 0.5], "reg": [0.5, 0.3],
+                            "sens": [0.3, 0.1], "ascl": [0.2, 0.1]})
+    fig = plot_localizer_losses(history)
+    # 5 terms: 2 rows of at most 3 panels (was one row, 1,650 px); no empty panel left over.
+    assert [ax.get_title() for ax in fig.axes] == ["total", "cls", "reg", "sens", "ascl"]
+    assert [ax.get_subplotspec().rowspan.start for ax in fig.axes] == [0, 0, 0, 1, 1]
+    assert width_px(fig) <= 100 * MAX_WIDTH_IN
+    frames = np.zeros((30, 8, 10, 3), dtype=np.uint8)
+    assert width_px(plot_frames_with_annotation(frames, 10.0, INSTANCES[:0])) <= 100 * MAX_WIDTH_IN
+
+
+# --- notebook 02: clips as a pretraining dataset returns them ------------------------------------
+
+def test_plot_clips_rows_regions_and_timeline():
+    from tsplab.plots import ACTION_COLOR, plot_clips
+
+    rng = np.random.default_rng(0)
+    items = [{"clip": rng.integers(0, 255, (4, 6, 6, 3), dtype=np.uint8), "t_start_s": 0.5,
+              "region_label": 1, "action_label": 0},
+             {"clip": rng.integers(0, 255, (4, 6, 6, 3), dtype=np.uint8), "t_start_s": 2.0,
+              "region_label": 0, "action_label": -1}]
+    action = pd.DataFrame({"t_start_s": [0.25], "t_end_s": [4.0], "label": ["jump"]})
+    fig = plot_clips(items, 4.0, instances_of_video=action, duration_s=3.0)
+    frames = [ax for ax in fig.axes if ax.images]
+    assert len(frames) == 8  # 2 clips x 4 frames
+    assert [ax.get_title() for ax in frames[:4]] == ["0.50 s", "0.75 s", "1.00 s", "1.25 s"]
+    assert frames[0].get_ylabel() == "clip 1\naction" and frames[4].get_ylabel() == "clip 2\nbackground"
+    green = plt.matplotlib.colors.to_rgb(ACTION_COLOR)
+    assert frames[0].spines["left"].get_edgecolor()[:3] == pytest.approx(green)
+    assert frames[4].spines["left"].get_edgecolor()[:3] != pytest.approx(green)
+    timeline = [ax for ax in fig.axes if not ax.images][0]
+    outlines = [p for p in timeline.patches if not p.get_fill()]
+    assert [(p.get_x(), p.get_width()) for p in outlines] == [(0.5, 1.0), (2.0, 1.0)]  # 4 frames at 4 fps
+    assert timeline.get_xlim() == (0.0, 4.0)  # the action reaches past duration_s
+    assert [t.get_text() for t in timeline.texts] == [" jump", "1", "2"]
+    long_clip = [{**items[0], "clip": np.zeros((16, 6, 6, 3), dtype=np.uint8)}]
+    shown = [ax.get_title() for ax in plot_clips(long_clip, 16.0, max_frames=4).axes if ax.images]
+    assert shown == ["0.50 s", "0.81 s", "1.12 s", "1.44 s"]  # frames 0, 5, 10, 15
+    with pytest.raises(ValueError, match="no clips"):
+        plot_clips([], 4.0)
+
+
+# --- notebook 03: the columns that matter first ---------------------------------------------------
+
+def test_pretrain_metrics_overview_keeps_the_key_columns_in_order():
+    from tsplab.plots import pretrain_metrics_overview
+
+    tac = pd.DataFrame({"epoch": [0, 1], "lr_backbone": [1e-3, 1e-3], "train_loss": [1.0, 0.8],
+                        "train_loss_action": [1.0, 0.8], "valid_loss": [1.1, 0.9], "valid_acc_action": [0.3, 0.5],
+                        "valid_acc_avg": [0.3, 0.5], "data_wait_share": [0.1, 0.05], "clips_per_s": [90.0, 95.0],
+                        "train_seconds": [1.0, 1.0]})
+    tsp = tac.assign(train_loss_region=[0.7, 0.6], valid_acc_region=[0.5, 0.6])
+    one = pretrain_metrics_overview(tac)
+    assert list(one.columns) == ["epoch", "train_loss", "valid_loss", "valid_acc_action", "valid_acc_avg",
+                                 "data_wait_share", "clips_per_s"]
+    both = pretrain_metrics_overview({"tac": tac, "tsp": tsp})
+    assert list(both.columns) == ["run", "epoch", "train_loss", "valid_loss", "valid_acc_action",
+                                  "valid_acc_region", "valid_acc_avg", "data_wait_share", "clips_per_s"]
+    assert both["run"].tolist() == ["tac", "tac", "tsp", "tsp"]
+    assert both["valid_acc_region"].isna().tolist() == [True, True, False, False]
+
+
+# --- notebook 07: the similarity browser -----------------------------------------------------------
+
+@pytest.fixture
+def two_feature_sets(tmp_path):
+    from tsplab.features import FeatureMetadata, save_features
+
+    rng = np.random.default_rng(1)
+    folders = {name: tmp_path / name for name in ("tac", "tsp")}
+    for folder in folders.values():
+        FeatureMetadata(stride_frames=1, clip_length_frames=1, frame_rate=1.0, feature_dim=4).save(folder)
+        for video in ("a", "b"):
+            save_features(folder, video, rng.normal(size=(12, 4)))
+    instances = pd.DataFrame({"video": ["a", "b"], "t_start_s": [2.0, 3.0], "t_end_s": [6.0, 9.0],
+                              "label": ["x", "x"]})
+    return folders, instances
+
+
+def test_similarity_browser_shows_its_picture_at_natural_size_side_by_side(two_feature_sets):
+    from PIL import Image
+
+    from tsplab.plots import SimilarityBrowser
+
+    folders, instances = two_feature_sets
+    browser = SimilarityBrowser(folders, instances)
+    with Image.open(io.BytesIO(browser.image.value)) as png:
+        width, height = png.size
+    assert (browser.image.layout.width, browser.image.layout.height) == (f"{width}px", f"{height}px")
+    assert browser.image.layout.align_self == "flex-start"  # not stretched by the VBox
+    assert width > height  # the two feature sets side by side, not stacked
+    images = [ax for ax in browser.figure.axes if ax.images]
+    assert [ax.get_title() for ax in images] == ["tac: a", "tsp: a"]
+    assert images[0].get_subplotspec().rowspan == images[1].get_subplotspec().rowspan
+    assert browser.message.value == ""
+
+
+def test_similarity_browser_says_what_to_do_when_nothing_is_selected(two_feature_sets):
+    from tsplab.plots import SimilarityBrowser
+
+    browser = SimilarityBrowser(*two_feature_sets)
+    browser.feature_sets.value = ()
+    assert browser.figure is None and browser.image.value == b""
+    assert browser.image.layout.display == "none"  # no broken-image icon
+    assert "Select at least one feature set" in browser.message.value
+    browser.feature_sets.value = ("tsp",)
+    assert browser.image.layout.display is None and browser.message.value == ""
+    assert [ax.get_title() for ax in browser.figure.axes if ax.images] == ["tsp: a"]

@@ -49,7 +49,7 @@ def _run_demo(args) -> int:
 
     for method in args.methods:
         get_method(method)  # an unknown name stops here, before any work, listing the valid ones
-    timings = run_pipeline(demo_steps(args.out, preset=args.preset, seed=args.seed, methods=args.methods),
+    timings = run_pipeline(demo_steps(args.out, benchmark_size=args.preset, seed=args.seed, methods=args.methods),
                            args.out)
     _print_table(timings, f"Executed notebooks (in {args.out}):")
     print(f"total: {timings['seconds'].sum() / 60:.1f} min")

@@ -82,6 +82,17 @@ class PreparedDataset:
     def segment_table_path(self, subset: str) -> Path:
         return self.folder / f"segments_{subset}.csv"
 
+    def video_paths(self) -> dict[str, Path]:
+        """``{video: file}`` of every annotated video (its ``filename``, else ``{video}.mp4``, under
+        ``videos_dir``), whether the file exists or not (probing names the missing ones).
+        ``InputError`` when the dataset was prepared without a video folder."""
+        if self.videos_dir is None:
+            raise InputError(f"{self.folder}: prepared without videos (no videos_dir); prepare it again with "
+                             "videos_dir= (notebook 01, DatasetConfig.videos_dir) to look at its videos")
+        videos = self.annotations.videos
+        return {v: self.videos_dir / (f if isinstance(f, str) and f else f"{v}.mp4")
+                for v, f in zip(videos["video"], videos["filename"])}
+
 
 def prepare_dataset(config: DatasetConfig, run_dir) -> PreparedDataset:
     """Read, validate and tabulate the dataset of ``config`` into ``RUN/dataset/``; see the module

@@ -114,6 +114,13 @@ def _cut(table: pd.DataFrame, spec: BucketSpec) -> pd.Series:
                   right=True).rename(spec.characteristic)
 
 
+def available_characteristics(durations) -> list[str]:
+    """The DETAD characteristics a ground truth supports: ``coverage`` (length / video duration)
+    needs every video's duration (``durations``: one per video, NaN where unknown)."""
+    known = durations is not None and len(durations) > 0 and bool(pd.Series(durations).notna().all())
+    return [c for c in CHARACTERISTICS if c != "coverage" or known]
+
+
 def assign_buckets(instances: pd.DataFrame, spec: str | BucketSpec = "length", *,
                    preset: str | DatasetPreset = "activitynet", durations=None) -> pd.Series:
     """Bucket label of every instance (categorical, in bucket order; NaN outside the edges)."""
@@ -275,6 +282,32 @@ def perturb_ground_truth(instances: pd.DataFrame, *, seed: int = 0, boundary_jit
     fp_rows = _false_positives(gt, rng, video_end, false_positives_per_video, score_noise)
     predictions = pd.concat([detections] + fp_rows, ignore_index=True)
     return predictions[PREDICTION_COLUMNS]
+
+
+def pretend_predictions(instances: pd.DataFrame, perturbations: dict, *,
+                        preset: str | DatasetPreset = "activitynet", seed: int = 0,
+                        durations=None) -> dict[str, pd.DataFrame]:
+    """``{method: predictions}`` of several pretend detectors (notebook 06 before any localizer
+    exists): method ``i`` of ``perturbations`` (``{method: perturb_ground_truth arguments}``) is
+    :func:`perturb_ground_truth` of ``instances`` with seed ``seed + i``, so the methods differ in
+    their noise as well as in their arguments. "Short" defaults to the preset's first length bucket
+    (``short_length_s`` = the upper edge of XS) unless a method sets it. An argument
+    ``perturb_ground_truth`` does not take raises ``InputError`` naming the valid ones."""
+    import inspect
+
+    valid = [name for name, p in inspect.signature(perturb_ground_truth).parameters.items()
+             if p.kind is p.KEYWORD_ONLY and name not in ("seed", "durations")]
+    xs_end_s = get_bucket_spec("length", preset).edges[1]
+    predictions = {}
+    for i, (method, arguments) in enumerate(perturbations.items()):
+        unknown = sorted(set(arguments) - set(valid))
+        if unknown:
+            raise InputError(f"perturbations[{method!r}]: unknown arguments {unknown}; valid: "
+                             f"{', '.join(valid)}")
+        arguments = {"short_length_s": xs_end_s, **arguments}
+        predictions[method] = perturb_ground_truth(instances, seed=seed + i, durations=durations,
+                                                   **arguments)
+    return predictions
 
 
 def _video_spans(gt: pd.DataFrame, durations) -> np.ndarray:

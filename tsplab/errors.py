@@ -17,3 +17,22 @@ def one_line(message: str, limit: int = 600) -> str:
     """``message`` on one line (newlines become ``; ``), cut at ``limit`` characters."""
     text = "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
     return text if len(text) <= limit else text[: limit - 4] + " ..."
+
+
+def check_choice(parameter: str, value, valid, *, several: bool = False) -> None:
+    """``InputError`` unless ``value`` is one of ``valid`` (a sequence, or a dict: its keys).
+
+    ``several``: ``value`` may also be a list/tuple of choices (at least one; each must be valid),
+    as notebook parameters like ``method = ["tac", "tsp"]`` are. The message is one line naming the
+    parameter, the bad value and every valid choice: ``method: 'tps' is not a valid choice; valid:
+    tac, tsp, bsp, pal``. Notebooks call it right after their parameters cell, so a typo stops the
+    run before anything is computed or written."""
+    choices = [str(c) for c in valid]
+    values = list(value) if several and isinstance(value, (list, tuple)) else [value]
+    if several and not values:
+        raise InputError(f"{parameter}: no value given; give one or more of: "
+                         f"{', '.join(choices) or '(none available)'}")
+    for item in values:
+        if not isinstance(item, str) or item not in choices:
+            raise InputError(f"{parameter}: {item!r} is not a valid choice; valid: "
+                             f"{', '.join(choices) or '(none available)'}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tsplab.errors import InputError
+from tsplab.errors import check_choice
 from tsplab.presets import get_preset
 from tsplab.runs import read_json, repo_root, resolve
 
@@ -59,24 +59,31 @@ def run_notebook(step: NotebookStep, run_dir, kernel_name: str | None = None) ->
     return time.perf_counter() - start
 
 
-# The notebooks' committed defaults are the tiny preset's (CI runs them as they are); the default
-# preset needs the training budget the pretraining preset was tuned with (a few minutes per method on
-# 2 CPU cores, TSP's region loss well below 0.4 at the end) and the localizer's default epochs.
-_PRETRAIN_SIZES = {"tiny": {}, "default": dict(epochs=4, batch_size=32, clips_per_segment=3)}
+# The notebooks' committed defaults are the tiny benchmark's (CI runs them as they are); the default
+# benchmark needs the training budget the pretraining preset was tuned with (a few minutes per method
+# on 2 CPU cores, TSP's region loss well below 0.4 at the end), one DataLoader worker process beside
+# training (the notebook's default is 0: no worker processes in an interactive kernel) and the
+# localizer's default epochs.
+_PRETRAIN_SIZES = {"tiny": {}, "default": dict(epochs=4, batch_size=32, clips_per_segment=3, workers=1)}
 _LOCALIZER_EPOCHS = {"tiny": 8, "default": 15}
 
 DEMO_METHODS = ("tac", "tsp")
 DEMO_DATASET = get_preset("synthetic")  # the demo's dataset: its metrics, DETAD buckets, evaluated subset
 
 
-def demo_steps(run_dir: str, preset: str = "default", seed: int = 0,
+def demo_steps(run_dir: str, benchmark_size: str = "default", seed: int = 0,
                methods=DEMO_METHODS) -> list[NotebookStep]:
-    """The main job on the built-in synthetic benchmark, in the order the notebooks tell it:
-    prepare the data, pretrain each method (one executed notebook per method, so that each keeps its
-    own preset settings), extract its features, localize on them, analyse by length, compare the
-    features."""
-    if preset not in _PRETRAIN_SIZES:
-        raise InputError(f"unknown synthetic preset {preset!r}; valid: {', '.join(_PRETRAIN_SIZES)}")
+    """The main job on the built-in synthetic benchmark of size ``benchmark_size`` (tiny | default),
+    in the order the notebooks tell it: prepare the data, pretrain each method (one executed notebook
+    per method, so that each keeps its own preset settings), extract its features, localize on them,
+    analyse by length, compare the features. Notebook 02 (a look at the videos) is not a step: the
+    demo's numbers do not depend on it.
+
+    Parameter names mean one thing in every notebook: ``dataset`` a dataset name (01),
+    ``dataset_dir`` a dataset folder (03, 04), ``benchmark_size`` the synthetic benchmark's size,
+    ``pretrain_preset`` the pretraining settings (03), ``dataset_preset`` the dataset preset whose
+    metrics apply (05, 06)."""
+    check_choice("benchmark_size", benchmark_size, _PRETRAIN_SIZES)
     run_dir = str(run_dir)
     benchmark = f"{run_dir}/benchmark"
     ground_truth = f"{benchmark}/annotations.json"
@@ -84,21 +91,21 @@ def demo_steps(run_dir: str, preset: str = "default", seed: int = 0,
     features = {m: f"{run_dir}/features/{m}" for m in methods}
     return [
         NotebookStep("01_dataset_prep.ipynb",
-                     dict(dataset="synthetic", preset=preset, seed=seed, run_dir=run_dir)),
+                     dict(dataset="synthetic", benchmark_size=benchmark_size, seed=seed, run_dir=run_dir)),
         *[NotebookStep("03_pretrain.ipynb",
-                       dict(method=m, dataset=benchmark, synthetic_preset=preset, run_dir=run_dir,
-                            seed=seed, **_PRETRAIN_SIZES[preset]),
+                       dict(method=m, dataset_dir=benchmark, benchmark_size=benchmark_size, run_dir=run_dir,
+                            seed=seed, **_PRETRAIN_SIZES[benchmark_size]),
                        output_name=f"03_pretrain_{m}.ipynb") for m in methods],
         NotebookStep("04_extract_features.ipynb",
-                     dict(method=methods, dataset=benchmark, synthetic_preset=preset, run_dir=run_dir,
-                          seed=seed)),
+                     dict(method=methods, dataset_dir=benchmark, benchmark_size=benchmark_size,
+                          run_dir=run_dir, seed=seed)),
         NotebookStep("05_localization.ipynb",
                      dict(feature_dirs=features, ground_truth=ground_truth,
-                          run_dir=f"{run_dir}/localization", preset=DEMO_DATASET.name,
-                          epochs=_LOCALIZER_EPOCHS[preset], seed=seed)),
+                          run_dir=f"{run_dir}/localization", dataset_preset=DEMO_DATASET.name,
+                          epochs=_LOCALIZER_EPOCHS[benchmark_size], seed=seed)),
         NotebookStep("06_detad_length_analysis.ipynb",
                      dict(ground_truth=ground_truth, subset=DEMO_DATASET.eval_subset,
-                          preset=DEMO_DATASET.name,
+                          dataset_preset=DEMO_DATASET.name,
                           predictions={m: f"{run_dir}/localization/{m}/predictions.json" for m in methods})),
         NotebookStep("07_feature_similarity.ipynb",
                      dict(feature_folders=features, ground_truth=ground_truth)),

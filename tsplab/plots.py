@@ -31,6 +31,16 @@ def figure_to_png(fig: Figure, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
+#: Widest figure, in inches: at the inline backend's 100 dpi it fits JupyterLab's ~1,000 px output
+#: area without being scaled down.
+MAX_WIDTH_IN = 9.6
+
+
+def _panel_width(num_panels: int, panel_in: float) -> float:
+    """Figure width for ``num_panels`` side by side: ``panel_in`` each, at most ``MAX_WIDTH_IN``."""
+    return min(panel_in * num_panels, MAX_WIDTH_IN)
+
+
 # ---------------------------------------------------------------------------------------------
 # Datasets (notebook 01): action lengths, bucket shares, frames with their annotation
 # ---------------------------------------------------------------------------------------------
@@ -73,7 +83,7 @@ def plot_bucket_shares(shares: pd.DataFrame) -> Figure:
     """Bars of ``tsplab.detad.bucket_shares`` output (share_pct per bucket), one panel per
     characteristic when several are stacked in ``shares``."""
     groups = list(shares.groupby("characteristic", sort=False))
-    fig, axes = _figure(1, len(groups), figsize=(4.2 * len(groups), 3.2))
+    fig, axes = _figure(1, len(groups), figsize=(_panel_width(len(groups), 4.2), 3.2))
     for ax, (characteristic, part) in zip(axes[0], groups):
         x = np.arange(len(part))
         bars = ax.bar(x, part["share_pct"], color="tab:blue")
@@ -96,7 +106,7 @@ def plot_frames_with_annotation(frames: np.ndarray, frame_rate: float, instances
         raise ValueError("plot_frames_with_annotation: no frames")
     shown = np.unique(np.linspace(0, n - 1, min(num_shown, n)).round().astype(int))
     duration = n / float(frame_rate)
-    fig = plt.figure(figsize=(1.4 * len(shown) + 0.5, 3.0), layout="constrained")
+    fig = plt.figure(figsize=(min(1.15 * len(shown) + 0.5, MAX_WIDTH_IN), 2.8), layout="constrained")
     grid = fig.add_gridspec(2, len(shown), height_ratios=[2.0, 1.0])
     for j, idx in enumerate(shown):
         ax = fig.add_subplot(grid[0, j])
@@ -122,6 +132,69 @@ def plot_frames_with_annotation(frames: np.ndarray, frame_rate: float, instances
     if labels:
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Videos (notebook 02): the clips a pretraining method sees
+# ---------------------------------------------------------------------------------------------
+
+def plot_clips(items: list, frame_rate: float, *, instances_of_video: pd.DataFrame | None = None,
+               duration_s: float | None = None, max_frames: int = 8) -> Figure:
+    """Clips as a pretraining dataset returns them (``tsplab.sampling.SegmentClipDataset`` items:
+    ``clip`` ``[L, H, W, 3]`` uint8, ``t_start_s``, ``region_label`` 1/0 = action/background): one
+    row of frames per clip at ``frame_rate``, each frame titled with its time, the row with its
+    region; above them the video's timeline with the ground-truth actions (``instances_of_video``:
+    t_start_s, t_end_s, label) and each clip's extent, numbered. Frames of action clips are
+    outlined in green, background ones in grey. Clips longer than ``max_frames`` show that many
+    evenly spaced frames (the figure stays within the output width)."""
+    if not items:
+        raise ValueError("plot_clips: no clips given")
+    clips = [np.asarray(item["clip"]) for item in items]
+    length = min(max(len(c) for c in clips), max_frames)
+    fig = plt.figure(figsize=(0.85 * length + 1.0, 1.0 + 1.05 * len(clips)), layout="constrained")
+    grid = fig.add_gridspec(1 + len(clips), length, height_ratios=[0.9] + [1.0] * len(clips))
+    timeline = fig.add_subplot(grid[0, :])
+    ends = [_draw_actions(timeline, instances_of_video)]
+    for row, (item, clip) in enumerate(zip(items, clips)):
+        t0 = float(item["t_start_s"])
+        t1 = t0 + len(clip) / float(frame_rate)
+        action = int(item["region_label"]) == 1
+        color = ACTION_COLOR if action else "tab:gray"
+        timeline.add_patch(plt.Rectangle((t0, 0.05), t1 - t0, 0.3, fill=False, edgecolor=color, linewidth=1.5))
+        timeline.text((t0 + t1) / 2, 0.2, str(row + 1), ha="center", va="center", fontsize=8)
+        ends.append(t1)
+        region = "action" if action else "background"  # the class is written on the timeline
+        shown = np.unique(np.linspace(0, len(clip) - 1, min(len(clip), max_frames)).round().astype(int))
+        for k, index in enumerate(shown):
+            ax = fig.add_subplot(grid[1 + row, k])
+            ax.imshow(clip[index], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_edgecolor(color)
+                spine.set_linewidth(2)
+            ax.set_title(f"{t0 + index / float(frame_rate):.2f} s", fontsize=7)
+            if k == 0:
+                ax.set_ylabel(f"clip {row + 1}\n{region}", fontsize=8)
+    timeline.set_xlim(0, max([duration_s or 0.0, *ends]))
+    timeline.set_ylim(0, 1.0)
+    timeline.set_yticks([])
+    timeline.set_xlabel("time (s)", fontsize=8)
+    timeline.set_title("ground-truth actions (filled) and the clips below (outlined)", fontsize=9)
+    return fig
+
+
+def _draw_actions(ax, instances: pd.DataFrame | None) -> float:
+    """Ground-truth actions as filled bars in the top half of ``ax``, labelled; the last end (s)."""
+    end = 0.0
+    if instances is None:
+        return end
+    for row in instances.itertuples(index=False):
+        ax.broken_barh([(row.t_start_s, row.t_end_s - row.t_start_s)], (0.5, 0.4), color=ACTION_COLOR,
+                       alpha=0.8)
+        ax.text(row.t_start_s, 0.7, f" {row.label}", va="center", fontsize=7)
+        end = max(end, float(row.t_end_s))
+    return end
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,42 +244,52 @@ def plot_bucket_map(table: pd.DataFrame) -> Figure:
 # Feature similarity (notebook 07): matrices, boundary differences, a browser widget
 # ---------------------------------------------------------------------------------------------
 
-def plot_similarity_matrices(views: list) -> Figure:
-    """Cosine-similarity matrices (``tsplab.similarity.SimilarityView``s) in a grid: rows =
-    feature sets, columns = videos (as TSP Fig. 2), in seconds on both axes, with the ground-truth
-    actions as green bars along the top and left edges."""
+def plot_similarity_matrices(views: list, *, feature_sets_as: str = "rows") -> Figure:
+    """Cosine-similarity matrices (``tsplab.similarity.SimilarityView``s) in a grid: by default rows =
+    feature sets, columns = videos (as TSP Fig. 2); ``feature_sets_as="columns"`` puts the feature
+    sets side by side (one video compared across feature sets, as the browser shows it). Seconds on
+    both axes, the ground-truth actions as green bars along the top and left edges."""
+    if feature_sets_as not in ("rows", "columns"):
+        raise ValueError(f"feature_sets_as: {feature_sets_as!r}; valid: rows, columns")
     sets = list(dict.fromkeys(v.feature_set for v in views))
     videos = list(dict.fromkeys(v.video for v in views))
-    fig, axes = _figure(len(sets), len(videos), figsize=(3.3 * len(videos) + 0.6, 3.1 * len(sets)))
+    rows, cols = (sets, videos) if feature_sets_as == "rows" else (videos, sets)
+    fig, axes = _figure(len(rows), len(cols), figsize=(3.0 * len(cols) + 0.6, 2.8 * len(rows)))
     for ax in axes.flat:
         ax.set_visible(False)
     for view in views:
-        ax = axes[sets.index(view.feature_set), videos.index(view.video)]
+        cell = (view.feature_set, view.video) if feature_sets_as == "rows" else (view.video, view.feature_set)
+        ax = axes[rows.index(cell[0]), cols.index(cell[1])]
         ax.set_visible(True)
-        lo = view.clip_centre_s[0] - view.stride_s / 2
-        hi = view.clip_centre_s[-1] + view.stride_s / 2
-        margin = 0.06 * (hi - lo)
-        image = ax.imshow(view.matrix, extent=(lo, hi, hi, lo), cmap="viridis",
-                          interpolation="nearest")
-        for start, end in view.segments_s:
-            s, e = max(start, lo), min(end, hi)
-            if e > s:  # bars in the margin: top (horizontal extent) and left (vertical extent)
-                ax.fill_between([s, e], lo - margin, lo - 0.25 * margin, color=ACTION_COLOR)
-                ax.fill_betweenx([s, e], lo - margin, lo - 0.25 * margin, color=ACTION_COLOR)
-        ax.set_xlim(lo - margin, hi)
-        ax.set_ylim(hi, lo - margin)
-        ax.set_title(f"{view.feature_set}: {view.video}", fontsize=9)
-        ax.set_xlabel("time (s)", fontsize=8)
-        ax.tick_params(labelsize=7)
-        fig.colorbar(image, ax=ax, shrink=0.8)
+        _draw_similarity(fig, ax, view)
     return fig
+
+
+def _draw_similarity(fig: Figure, ax, view) -> None:
+    """One similarity matrix on ``ax``, its actions in the top and left margins, a colour bar."""
+    lo = view.clip_centre_s[0] - view.stride_s / 2
+    hi = view.clip_centre_s[-1] + view.stride_s / 2
+    margin = 0.06 * (hi - lo)
+    image = ax.imshow(view.matrix, extent=(lo, hi, hi, lo), cmap="viridis", interpolation="nearest")
+    for start, end in view.segments_s:
+        s, e = max(start, lo), min(end, hi)
+        if e > s:  # bars in the margin: top (horizontal extent) and left (vertical extent)
+            ax.fill_between([s, e], lo - margin, lo - 0.25 * margin, color=ACTION_COLOR)
+            ax.fill_betweenx([s, e], lo - margin, lo - 0.25 * margin, color=ACTION_COLOR)
+    ax.set_xlim(lo - margin, hi)
+    ax.set_ylim(hi, lo - margin)
+    ax.set_title(f"{view.feature_set}: {view.video}", fontsize=9)
+    ax.set_xlabel("time (s)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    fig.colorbar(image, ax=ax, shrink=0.8)
 
 
 def plot_boundary_histogram(differences: pd.DataFrame, bins: int = 40) -> Figure:
     """BSP Fig. 4 (bottom): per feature set, the distribution of consecutive-clip differences
     (``tsplab.similarity.boundary_differences``) at ground-truth boundaries vs inside segments."""
     sets = list(pd.unique(differences["feature_set"]))
-    fig, axes = _figure(1, max(len(sets), 1), figsize=(4.0 * max(len(sets), 1), 3.0), sharex=True)
+    fig, axes = _figure(1, max(len(sets), 1), figsize=(_panel_width(max(len(sets), 1), 4.0), 3.0),
+                        sharex=True)
     values = differences["mean_abs_diff"].to_numpy(float)
     edges = np.histogram_bin_edges(values, bins=bins) if len(values) else bins
     for ax, name in zip(axes[0], sets):
@@ -226,22 +309,28 @@ def plot_boundary_histogram(differences: pd.DataFrame, bins: int = 40) -> Figure
 
 
 class SimilarityBrowser:
-    """An ipywidgets browser: pick a video and feature sets, see their similarity matrices.
+    """An ipywidgets browser: pick a video and feature sets, see their similarity matrices side by
+    side.
 
     ``feature_folders``: {name: feature folder}; ``instances``: ground truth (video, t_start_s,
     t_end_s, label); ``videos``: the choices (default: videos with ground truth and features in
     every folder). Show ``browser.widget``; ``update()`` redraws (called on every change) and
-    returns the figure. The figure is rendered to PNG into an Image widget (and closed in pyplot,
-    so the notebook does not show it a second time), which works with or without a live kernel.
-    """
+    returns the figure. The figure is rendered to PNG at ``dpi`` into an Image widget shown at the
+    PNG's own size in pixels (a flex box would otherwise stretch it to the cell's width), and closed
+    in pyplot so the notebook does not show it a second time. With no feature set selected the
+    image is hidden and ``message`` says what to do. Widgets need a running kernel: a saved
+    notebook keeps ``browser.figure`` (the current view), so show it beside the widget."""
 
-    def __init__(self, feature_folders: dict, instances: pd.DataFrame, videos=None):
+    NOTHING_SELECTED = "Select at least one feature set (ctrl- or shift-click in the list)."
+
+    def __init__(self, feature_folders: dict, instances: pd.DataFrame, videos=None, *, dpi: int = 100):
         import ipywidgets as widgets
 
         from tsplab.similarity import common_videos
 
         self.feature_folders = dict(feature_folders)
         self.instances = instances
+        self.dpi = int(dpi)
         videos = list(videos) if videos is not None else common_videos(self.feature_folders, instances)
         if not videos:
             raise ValueError("SimilarityBrowser: no video has ground truth and features in every "
@@ -249,9 +338,11 @@ class SimilarityBrowser:
         self.video = widgets.Dropdown(options=videos, value=videos[0], description="video")
         names = list(self.feature_folders)
         self.feature_sets = widgets.SelectMultiple(options=names, value=tuple(names),
-                                                   description="features")
+                                                   description="features", rows=min(len(names), 6))
         self.image = widgets.Image(format="png")
-        self.widget = widgets.VBox([widgets.HBox([self.video, self.feature_sets]), self.image])
+        self.message = widgets.HTML()
+        self.widget = widgets.VBox([widgets.HBox([self.video, self.feature_sets]), self.message,
+                                    self.image])
         self.figure: Figure | None = None
         self.video.observe(self.update, names="value")
         self.feature_sets.observe(self.update, names="value")
@@ -263,12 +354,20 @@ class SimilarityBrowser:
         chosen = {name: self.feature_folders[name] for name in self.feature_sets.value}
         if not chosen:
             self.image.value = b""
+            self.image.layout.display = "none"
+            self.message.value = f"<b>{self.NOTHING_SELECTED}</b>"
             self.figure = None
             return None
-        self.figure = plot_similarity_matrices(similarity_views(chosen, self.video.value,
-                                                                self.instances))
+        self.figure = plot_similarity_matrices(similarity_views(chosen, self.video.value, self.instances),
+                                               feature_sets_as="columns")
         plt.close(self.figure)
-        self.image.value = figure_to_png(self.figure, dpi=80)
+        width_px, height_px = (self.figure.get_size_inches() * self.dpi).round().astype(int)
+        self.image.value = figure_to_png(self.figure, dpi=self.dpi)
+        # Natural size: the PNG's own pixels, not stretched by the VBox (align-items: stretch).
+        self.image.layout.width, self.image.layout.height = f"{width_px}px", f"{height_px}px"
+        self.image.layout.align_self = "flex-start"
+        self.image.layout.display = None
+        self.message.value = ""
         return self.figure
 
 
@@ -298,7 +397,7 @@ def plot_feature_timeline(features: np.ndarray, metadata, instances_of_video: pd
         columns=["t_start_s", "t_end_s", "label"])
     labels = sorted(instances["label"].astype(str).unique()) if len(instances) else []
 
-    fig = plt.figure(figsize=(10.0, 3.6 + 0.3 * len(labels)), layout="constrained")
+    fig = plt.figure(figsize=(9.0, 3.6 + 0.3 * len(labels)), layout="constrained")
     ax, gt = fig.subplots(2, 1, sharex=True,
                           gridspec_kw=dict(height_ratios=[4.0, 0.8 + 0.3 * len(labels)]))
     image = ax.imshow(z.T, aspect="auto", cmap="RdBu_r", vmin=-3, vmax=3, interpolation="nearest",
@@ -330,6 +429,31 @@ def pretrain_heads(metrics: pd.DataFrame) -> list[str]:
     return [c[len("train_loss_"):] for c in metrics.columns if c.startswith("train_loss_")]
 
 
+#: The columns of a pretraining metrics table worth a first look (``valid_acc_<head>`` go between
+#: ``valid_loss`` and ``valid_acc_avg``); the full table has losses, accuracies and learning rates
+#: per head, and timings.
+OVERVIEW_COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_acc_avg", "data_wait_share", "clips_per_s")
+
+
+def pretrain_metrics_overview(metrics) -> pd.DataFrame:
+    """A narrow table of one run's metrics (``metrics.csv`` of ``tsplab.train``), or of several runs
+    given as ``{name: metrics}`` (one block of rows per run, a ``run`` column first): epoch, the
+    training and validation losses, each head's validation accuracy, their average (what selects
+    ``best.pt``), the share of time spent waiting for data and clips per second. Columns a table
+    lacks are left out; the full table stays in the run's ``metrics.csv``."""
+    runs = metrics if isinstance(metrics, dict) else {"": metrics}
+    parts = []
+    for name, m in runs.items():
+        heads = [f"valid_acc_{h}" for h in pretrain_heads(m)]
+        columns = [*OVERVIEW_COLUMNS[:3], *heads, *OVERVIEW_COLUMNS[3:]]
+        part = m[[c for c in columns if c in m.columns]]
+        parts.append(part.assign(run=name)[["run", *part.columns]] if isinstance(metrics, dict) else part)
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(OVERVIEW_COLUMNS))
+    order = [c for c in ["run", *OVERVIEW_COLUMNS[:3]] if c in table.columns]
+    heads = [c for c in table.columns if c.startswith("valid_acc_") and c != "valid_acc_avg"]
+    return table[order + heads + [c for c in OVERVIEW_COLUMNS[3:] if c in table.columns]]
+
+
 def plot_pretrain_curves(metrics) -> Figure:
     """Per-epoch loss (top row: training solid, validation dashed) and validation clip accuracy
     (bottom row, training accuracy dotted) of each head of one run's metrics table, or of several
@@ -343,7 +467,7 @@ def plot_pretrain_curves(metrics) -> Figure:
     if not heads:
         raise ValueError("plot_pretrain_curves: no train_loss_<head> columns; is this a pretraining "
                          "metrics table (metrics.csv of tsplab.train)?")
-    fig, axes = _figure(2, len(heads), figsize=(4.2 * len(heads), 6.0))
+    fig, axes = _figure(2, len(heads), figsize=(_panel_width(len(heads), 4.2), 6.0))
     for i, (name, m) in enumerate(runs.items()):
         color = f"C{i % 10}"
         label = f"{name} " if name else ""
@@ -390,12 +514,17 @@ def plot_localizer_losses(histories) -> Figure:
              if any(t in h and (h[t].abs() > 0).any() for h in runs.values())]
     if not terms:
         raise ValueError("plot_localizer_losses: no loss columns (loss, cls, reg, sens, ascl) found")
-    fig, axes = _figure(1, len(terms), figsize=(3.3 * len(terms), 3.0))
+    ncols = min(len(terms), 3)  # at most 3 panels a row: the figure fits the output width
+    nrows = -(-len(terms) // ncols)
+    fig, axes = _figure(nrows, ncols, figsize=(3.1 * ncols, 2.6 * nrows))
+    panels = list(axes.flat)
+    for ax in panels[len(terms):]:
+        fig.delaxes(ax)  # an empty grid cell: gone, not just hidden
     for i, (name, h) in enumerate(runs.items()):
-        for ax, term in zip(axes[0], terms):
+        for ax, term in zip(panels, terms):
             if term in h:
                 ax.plot(h["epoch"], h[term], "o-", markersize=3, color=f"C{i % 10}", label=name or None)
-    for ax, term in zip(axes[0], terms):
+    for ax, term in zip(panels, terms):
         ax.set_title("total" if term == "loss" else term)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

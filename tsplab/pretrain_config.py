@@ -274,6 +274,42 @@ def pretrain_config(preset: str = "tsp", **overrides) -> PretrainConfig:
     return _build_config(values, method, "PretrainConfig fields")
 
 
+def method_configs(preset: str, methods, *, method_options: dict | None = None, output_name: str = "",
+                   **overrides) -> dict[str, PretrainConfig]:
+    """``{method: checked PretrainConfig}`` for each of ``methods`` (a name or a list), as notebook
+    03 trains them one after the other: ``overrides`` (loop fields and options) go to every method;
+    each entry of ``method_options`` (e.g. TSP's ``alpha_c``, ``gvf_mode``) only to the methods that
+    have that option. ``output_name`` names one run folder, so it needs exactly one method. Every
+    config passes ``check_config`` before any run starts: an unknown method, field or option raises
+    ``InputError`` listing the valid ones."""
+    from tsplab.errors import check_choice
+
+    check_choice("method", methods, METHODS, several=True)
+    names = [methods] if isinstance(methods, str) else list(methods)
+    if output_name and len(names) > 1:
+        raise InputError(f"output_name: one run folder name ({output_name!r}) cannot hold several methods "
+                         f"({', '.join(names)}); give one method or leave output_name empty")
+    configs = {}
+    for name in names:
+        own = {f.name for f in option_fields(name)}
+        options = {k: v for k, v in (method_options or {}).items() if k in own}
+        configs[name] = pretrain_config(preset, method=name, output_name=output_name, **options, **overrides)
+        check_config(configs[name])
+    return configs
+
+
+def config_changes(config: PretrainConfig, preset: str) -> dict:
+    """What ``config`` sets beyond the named ``preset`` (``PRESETS``, with the synthetic benchmark's
+    clip read from ``config.dataset_dir`` as ``pretrain_config`` does), then every option of its
+    method: ``{name: value}``, the short form of a run's settings that notebook 03 shows."""
+    default = config_values(pretrain_config(preset, method=config.method, dataset_dir=config.dataset_dir))
+    values = config_values(config)
+    options = {f.name for f in option_fields(config.method)}
+    changed = {k: v for k, v in values.items()
+               if k not in options and plain_value(v) != plain_value(default.get(k))}
+    return {**changed, **{k: values[k] for k in values if k in options}}
+
+
 # ------------------------------------------------------------------------------------ checks
 OPTIMIZERS = ("sgd", "adam")
 

@@ -623,6 +623,21 @@ def generate_benchmark(out_dir, preset="tiny", seed: int = 0, *, workers: int = 
     return out
 
 
+def ensure_benchmark(dataset_dir, size="tiny", seed: int = 0, **generate_kwargs) -> Path:
+    """The dataset folder ``dataset_dir`` (resolved) of a pretraining or extraction run, with the
+    synthetic benchmark ``size`` generated into it when it needs one (notebooks 03 and 04).
+
+    A folder without ``annotations.json`` gets the benchmark; a folder holding a synthetic benchmark
+    (``benchmark.json``) is passed to :func:`generate_benchmark`, which leaves a complete one as it
+    is, finishes an interrupted one and refuses one of another size or seed (``InputError``). A
+    folder of another dataset (``annotations.json`` without ``benchmark.json``) is never written to.
+    ``generate_kwargs`` go to :func:`generate_benchmark` (``workers``, ``progress``)."""
+    folder = resolve(dataset_dir)
+    if not (folder / "annotations.json").is_file() or (folder / "benchmark.json").is_file():
+        generate_benchmark(folder, size, seed, **generate_kwargs)
+    return folder
+
+
 def benchmark_summary(folder) -> pd.DataFrame:
     """One row per subset of a generated benchmark: videos, instances, hours, foreground share, share
     of videos whose scene matches their class, and instances per length bucket (XS..XL)."""

@@ -146,6 +146,28 @@ def probe_video(path) -> VideoInfo:
                          width=int(ctx.width), height=int(ctx.height), codec=ctx.name)
 
 
+def probe_videos(paths) -> pd.DataFrame:
+    """:func:`probe_video` of each of ``paths`` as one table (notebook 02): ``video`` (file stem),
+    ``duration_s``, ``fps``, ``num_frames``, ``width``, ``height``, ``codec``, ``file_kB``, ``error``.
+    A file that cannot be probed keeps its row, with the reason in ``error`` and the rest empty:
+    no video drops out of the table unnamed."""
+    import pandas as pd
+
+    rows = []
+    for path in map(Path, paths):
+        row = {"video": path.stem}
+        try:
+            info = probe_video(path)
+        except VideoError as exc:
+            rows.append({**row, "error": str(exc)})
+            continue
+        rows.append({**row, "duration_s": info.duration_s, "fps": info.fps, "num_frames": info.num_frames,
+                     "width": info.width, "height": info.height, "codec": info.codec,
+                     "file_kB": path.stat().st_size / 1e3, "error": ""})
+    columns = ["video", "duration_s", "fps", "num_frames", "width", "height", "codec", "file_kB", "error"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def _count_packets(container, stream, path) -> tuple[int, float]:
     """Frame count and duration (first timestamp to the end of the last frame) from demuxing alone.
     A last packet without a duration lasts as long as the interval before it (as in decoding)."""
@@ -667,6 +689,26 @@ class FrameCache:
                  for video, (frames, status, error) in results]
         return pd.DataFrame(rows, columns=["video", "frames", "status", "error"]).sort_values(
             "video", kind="stable").reset_index(drop=True)
+
+    def disk_usage(self, video_paths) -> pd.DataFrame:
+        """What the cache costs per video (notebook 02): ``video``, ``frames``, ``height``, ``width``
+        (of the cached ``[N, H, W, 3]`` uint8 array, N * H * W * 3 bytes), ``cache_kB`` (its
+        ``.npy``), ``video_kB`` (the compressed source) and ``ratio`` (cache / source). Videos not
+        cached (yet) keep their row with empty sizes."""
+        import pandas as pd
+
+        rows = []
+        for video_path in map(Path, video_paths):
+            row = {"video": video_path.stem,
+                   "video_kB": video_path.stat().st_size / 1e3 if video_path.is_file() else float("nan")}
+            npy = self.path(video_path)
+            if npy.is_file():
+                shape = np.load(npy, mmap_mode="r").shape
+                row.update(frames=shape[0], height=shape[1], width=shape[2], cache_kB=npy.stat().st_size / 1e3)
+            rows.append(row)
+        table = pd.DataFrame(rows, columns=["video", "frames", "height", "width", "cache_kB", "video_kB"])
+        table["ratio"] = table["cache_kB"] / table["video_kB"]
+        return table
 
     # internals
     def _sidecar(self, video_path) -> Path:

@@ -24,8 +24,8 @@ With torch (import them from their modules):
 Checkpoints (files or pretraining run folders) are read by ``tsplab.backbones`` only.
 """
 from tsplab.features.folders import (FAILURES_FILE, METADATA_FILE, VIDEOS_TABLE, FeatureMetadata,
-                                     by_video_id, concat_feature_folders, feature_files, feature_path,
-                                     feature_table, ids_to_keys, list_feature_videos, load_features,
+                                     by_video_id, check_feature_folders, concat_feature_folders,
+                                     feature_files, feature_path, feature_table, ids_to_keys, list_feature_videos, load_features,
                                      num_features, read_failures, save_features)
 from tsplab.features.gvf import (compute_gvf_file, compute_gvfs, pool_gvf, read_features_h5,
                                  read_gvf_h5, write_features_h5, write_gvf_h5)
@@ -35,7 +35,7 @@ from tsplab.features.toolboxes import (MISSING_FILE, TOOLBOXES_FILE, missing_vid
 
 __all__ = [
     "FAILURES_FILE", "METADATA_FILE", "MISSING_FILE", "TOOLBOXES_FILE", "VIDEOS_TABLE", "FeatureMetadata",
-    "by_video_id", "compute_gvf_file", "compute_gvfs", "concat_feature_folders", "feature_files",
+    "by_video_id", "check_feature_folders", "compute_gvf_file", "compute_gvfs", "concat_feature_folders", "feature_files",
     "feature_path", "feature_table", "ids_to_keys", "list_feature_videos", "load_features",
     "missing_videos", "num_features", "pool_gvf", "read_failures", "read_features_h5", "read_gvf_h5",
     "resample_features", "save_features", "toolbox_config", "toolbox_snippet", "write_features_h5",

@@ -131,6 +131,20 @@ def resolve_extraction_settings(config: ExtractionConfig) -> tuple[dict, object]
     return settings, weights
 
 
+def encoder_extraction_config(checkpoint, *, videos, out_dir, backbone: str, random_clip: dict,
+                              **fields) -> ExtractionConfig:
+    """The ``ExtractionConfig`` of one encoder chosen by ``tsplab.backbones.choose_encoders``
+    (notebook 04). A checkpoint (file or run folder) brings its own backbone and clip settings, so
+    only ``fields`` (stride, batch size, ...) are set; ``None`` (random weights) uses ``backbone``
+    and ``random_clip`` (``clip_length_frames``, ``frame_rate``, ``short_side``, ``crop_size``:
+    those the dataset is pretrained with, so the random baseline sees the same clips)."""
+    if checkpoint:
+        return ExtractionConfig(videos=str(videos), out_dir=str(out_dir), checkpoint=str(checkpoint),
+                                **fields)
+    clip = {k: random_clip[k] for k in ("clip_length_frames", "frame_rate", "short_side", "crop_size")}
+    return ExtractionConfig(videos=str(videos), out_dir=str(out_dir), backbone=backbone, **clip, **fields)
+
+
 def check_parameter(name: str, value, ok: bool, valid: str) -> None:
     """``InputError`` ``"<name>: <value> is out of range; valid: <valid>"`` unless ``ok``."""
     if not ok:

@@ -165,6 +165,26 @@ def feature_table(folder) -> pd.DataFrame:
     return table
 
 
+def check_feature_folders(folders: dict, parameter: str = "feature_dirs") -> dict[str, Path]:
+    """``{name: resolved folder}`` of ``folders`` (``{name: path}``, notebooks 05 and 07), once every
+    one is a feature folder (holds ``metadata.json``). Otherwise ``InputError`` on one line naming
+    the ``parameter``, the missing ones and the feature folders found beside them: a feature set the
+    user asked for is never silently left out of a comparison."""
+    if not isinstance(folders, dict) or not folders:
+        raise InputError(f"{parameter}: give a non-empty {{name: feature folder}} dict, got {folders!r}")
+    resolved = {str(name): resolve(path) for name, path in folders.items()}
+    missing = {name: path for name, path in resolved.items() if not (path / METADATA_FILE).is_file()}
+    if missing:
+        parents = sorted({p.parent for p in missing.values() if p.parent.is_dir()})
+        found = sorted(str(d) for parent in parents for d in parent.iterdir()
+                       if (d / METADATA_FILE).is_file())
+        listed = ", ".join(f"{name}: {path}" for name, path in missing.items())
+        raise InputError(f"{parameter}: no feature folder ({METADATA_FILE}) at {listed}; feature folders "
+                         f"found beside them: {', '.join(found) or 'none'}; extract features first "
+                         "(notebook 04, tsplab extract)")
+    return resolved
+
+
 def read_failures(folder) -> pd.DataFrame:
     """The failures of the latest run in a feature folder (all shards): ``video, path, error``."""
     files = sorted(Path(folder).glob("failures*.csv"))
