@@ -327,3 +327,46 @@ def test_clip_transform_rejects_bad_input():
         ClipTransform(resize_short_side=32, crop_size=40, train=False)(_column_ramp(1, 2, 32, 32))
     with pytest.raises(ValueError, match=r"\[B, T, H, W, 3\]"):
         ClipTransform(32, 28, train=False)(torch.zeros(2, 3, 4, 32, 32, dtype=torch.uint8))
+
+
+# --- tsplab.backbones.choose_encoders (notebook 04) ----------------------------------------------
+
+def _run_with_checkpoint(run_dir, name):
+    folder = run_dir / "pretrain" / name
+    folder.mkdir(parents=True)
+    (folder / "best.pt").write_bytes(b"")  # resolve_checkpoint only looks for the file
+    return folder
+
+
+def test_choose_encoders_takes_each_methods_run(tmp_path):
+    from tsplab.backbones import choose_encoders
+
+    tac, tsp = _run_with_checkpoint(tmp_path, "tac"), _run_with_checkpoint(tmp_path, "tsp")
+    assert choose_encoders(tmp_path, ["tac", "tsp"]) == {"tac": tac, "tsp": tsp}
+    assert choose_encoders(tmp_path, "tsp") == {"tsp": tsp}
+    assert choose_encoders(tmp_path, ["tsp", "random"]) == {"tsp": tsp, "random": None}
+    assert choose_encoders(tmp_path, "random") == {"random": None}
+
+
+def test_choose_encoders_a_given_checkpoint_is_the_only_one(tmp_path):
+    from tsplab.backbones import choose_encoders
+
+    folder = _run_with_checkpoint(tmp_path, "tsp_nogvf")
+    assert choose_encoders(tmp_path, ["tac"], checkpoint=str(folder)) == {"tsp_nogvf": folder}
+    assert choose_encoders(tmp_path, "tac", checkpoint=str(folder / "best.pt")) == {"best": folder / "best.pt"}
+    with pytest.raises(FileNotFoundError, match="nothing_here"):
+        choose_encoders(tmp_path, "tac", checkpoint=str(tmp_path / "nothing_here"))
+
+
+def test_choose_encoders_never_falls_back_to_random_weights(tmp_path):
+    from tsplab.backbones import choose_encoders
+
+    with pytest.raises(InputError, match=r"method: 'tps' is not a valid choice; valid: tac, tsp, bsp, pal, random"):
+        choose_encoders(tmp_path, ["tac", "tps"])
+    _run_with_checkpoint(tmp_path, "tac")
+    (tmp_path / "pretrain" / "bsp").mkdir()  # a run folder without a checkpoint is not a run found
+    with pytest.raises(InputError) as error:
+        choose_encoders(tmp_path, ["tac", "tsp"])
+    message = str(error.value)
+    assert message.startswith("method: no pretraining run with a checkpoint for tsp under ")
+    assert "(runs found: tac)" in message and "method='random'" in message and "\n" not in message

@@ -3,6 +3,7 @@ import pytest
 
 from tsplab.annotations import SEGMENT_TABLE_COLUMNS, AnnotationError, read_label_mapping
 from tsplab.datasets import DatasetConfig, dataset_preset, load_prepared_dataset, prepare_dataset
+from tsplab.errors import InputError
 
 
 def test_activitynet_from_shared_tsp_tables(shared_data, tmp_path):
@@ -128,3 +129,23 @@ def test_custom_follows_a_named_preset_and_never_borrows_its_files(tmp_path):
     with pytest.raises(ValueError, match="give its annotation file"):
         prepare_dataset(DatasetConfig(dataset="custom", durations=str(durations)), tmp_path / "none")
     assert not (tmp_path / "none").exists()
+
+
+# --- PreparedDataset.video_paths (notebook 02) ---
+
+def test_prepared_dataset_video_paths(tmp_path):
+    from tsplab.annotations import make_annotations
+    from tsplab.datasets import PreparedDataset
+    from tsplab.presets import get_preset
+
+    videos = pd.DataFrame({"video": ["a", "b"], "subset": ["training", "validation"], "duration_s": [1.0, 2.0],
+                           "fps": [10.0, 10.0], "num_frames": [10, 20], "filename": ["a.mkv", None]})
+    instances = pd.DataFrame({"video": ["a"], "t_start_s": [0.0], "t_end_s": [0.5], "label": ["x"],
+                              "subset": ["training"]})
+    ann = make_annotations(videos, instances, ["x"])
+    prepared = PreparedDataset(tmp_path, "custom", get_preset("activitynet"), ann, {}, pd.DataFrame(),
+                               tmp_path / "videos")
+    assert prepared.video_paths() == {"a": tmp_path / "videos" / "a.mkv", "b": tmp_path / "videos" / "b.mp4"}
+    prepared.videos_dir = None
+    with pytest.raises(InputError, match="prepared without videos"):
+        prepared.video_paths()

@@ -8,6 +8,7 @@ import pytest
 from tsplab.detad import (BucketSpec, assign_buckets, bucket_average_map, bucket_shares, bucket_table,
                           get_bucket_spec, instance_characteristics, perturb_ground_truth)
 from tsplab.metrics import evaluate_detection, load_ground_truth
+from tsplab.errors import InputError
 
 
 def gt_df(rows):
@@ -22,6 +23,9 @@ def test_length_buckets_are_right_closed():
     inst = gt_df([("a", 0, 30, "x"), ("a", 0, 30.5, "x"), ("b", 10, 10.1, "x"), ("b", 0, 500, "x")])
     assert assign_buckets(inst, "length").tolist() == ["XS", "S", "XS", "XL"]
     assert assign_buckets(inst, "length", preset="thumos14").tolist() == ["XL", "XL", "XS", "XL"]
+    assert assign_buckets(inst, "length").name == "length"
+    # the lowest edge is included: a zero-length instance is in the first bucket, not outside
+    assert assign_buckets(gt_df([("c", 5, 5, "x")]), "length").tolist() == ["XS"]
     custom = BucketSpec("length", (0, 1, np.inf), ("short", "long"))
     assert assign_buckets(inst, custom).tolist() == ["long", "long", "short", "long"]
     with pytest.raises(ValueError, match="labels"):
@@ -36,7 +40,8 @@ def test_characteristics_coverage_and_instances_per_video():
     assert assign_buckets(inst, "coverage", durations={"JDg--pjY5gg": 100.0, "b": 50.0}).tolist() \
         == ["S", "XL", "XS"]
     assert assign_buckets(inst, "num_instances").tolist() == ["S", "S", "XS"]
-    with pytest.raises(ValueError, match="durations"):
+    with pytest.raises(ValueError, match=r"^coverage buckets need video durations: pass durations="
+                                         r"\{video: seconds\} \(e\.g\. Annotations\.videos\.set_index"):
         assign_buckets(inst, "coverage")
 
 
@@ -64,6 +69,37 @@ def test_bucket_average_map_by_hand():
     assert res.loc["all", "average_mAP"] == pytest.approx((0.5 * 0.75 / 1.75 + 1) / 2)
     plain = bucket_average_map(gt, pred, "length", tiou_thresholds=[0.5], normalized=False)
     assert plain.set_index("bucket").loc["XL", "average_mAP"] == pytest.approx(0.5)
+
+
+def test_bucket_average_map_thresholds_defaults_and_matches_of_other_buckets():
+    """DETAD: a prediction that found an instance of another bucket is left out of this bucket's AP
+    (not a false positive); the default thresholds are the preset's (ActivityNet 0.5:0.05:0.95)."""
+    gt = gt_df([("v1", 0, 10, "x"), ("v2", 0, 200, "x")])  # XS and XL; N̄ = 2 instances / 1 class
+    pred = pred_df([("v1", 0, 10, "x", 0.9), ("v2", 0, 125, "x", 0.8)])  # tIoU 1 and 0.625
+    res = bucket_average_map(gt, pred).set_index("bucket")  # spec "length" by default
+    assert res.equals(bucket_average_map(gt, pred, "length").set_index("bucket"))
+    # all: the 0.625 prediction is a TP at 3 of the 10 thresholds (AP_N 1) and an FP after the
+    # first TP at the other 7 (AP_N = recall 0.5 x precision 1)
+    assert res.loc["all", "average_mAP"] == pytest.approx((3 * 1.0 + 7 * 0.5) / 10)
+    assert (res.loc["all", "interval"], res.loc["all", "num_instances"]) == ("", 2)
+    # XL: the first prediction matched the XS instance at every threshold: left out, so AP_N 1 at
+    # the 3 thresholds the second one reaches and 0 at the others
+    assert res.loc["XL", "average_mAP"] == pytest.approx(0.3)
+    assert res.loc["XS", "average_mAP"] == pytest.approx(1.0)  # the second never matched XS: left out
+    one = bucket_average_map(gt, pred, tiou_thresholds=[0.5]).set_index("bucket")
+    assert one.loc["XL", "average_mAP"] == pytest.approx(1.0)
+    # THUMOS14: its own edges (10 s is M there) and its own DETAD threshold 0.5
+    thumos = bucket_average_map(gt, pred, preset="thumos14").set_index("bucket")
+    assert thumos.loc["M", "num_instances"] == 1 and thumos.loc["XL", "average_mAP"] == pytest.approx(1.0)
+    synthetic = bucket_average_map(gt, pred, preset="synthetic").set_index("bucket")["num_instances"]
+    expected = assign_buckets(gt, "length", preset="synthetic").value_counts()
+    assert synthetic.drop("all").to_dict() == {b: int(expected.get(b, 0)) for b in synthetic.drop("all").index}
+    # coverage needs the durations; excluded videos leave the analysis
+    cover = bucket_average_map(gt, pred, "coverage", durations={"v1": 100.0, "v2": 400.0}).set_index("bucket")
+    expected = assign_buckets(gt, "coverage", durations={"v1": 100.0, "v2": 400.0}).value_counts()
+    assert cover["num_instances"].drop("all").to_dict() == {b: int(expected.get(b, 0))
+                                                            for b in cover.drop("all").index}
+    assert bucket_average_map(gt, pred, exclude_videos=["v2"]).set_index("bucket").loc["all", "num_instances"] == 1
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +185,46 @@ def test_notebook_06_runs_on_real_thumos_ground_truth(shared_data, tmp_path):
     images = sum("image/png" in o.get("data", {}) for c in nbformat.read(out, 4).cells
                  for o in c.get("outputs", []))
     assert images >= 4
+
+
+# --- tsplab.detad.pretend_predictions and available_characteristics (notebook 06) -----------------
+
+GT = pd.DataFrame({"video": ["a", "a", "b", "b", "c"], "t_start_s": [0.0, 10.0, 2.0, 20.0, 5.0],
+                   "t_end_s": [2.0, 30.0, 4.5, 55.0, 6.0], "label": ["x", "y", "x", "y", "x"]})
+
+
+def test_pretend_predictions_short_means_the_presets_first_length_bucket():
+    from tsplab.detad import pretend_predictions
+
+    exact = dict(boundary_jitter=0.0, drop_rate=0.0, label_error_rate=0.0, false_positives_per_video=0.0,
+                 score_noise=0.0)
+    # Lengths 2, 20, 2.5, 35 and 1 s. THUMOS14's XS bucket is (0, 3] s: three actions are short.
+    preds = pretend_predictions(GT, {"miss_short": dict(exact, short_drop_rate=1.0),
+                                     "all": exact}, preset="thumos14")
+    kept = preds["miss_short"].sort_values("t_start_s")
+    assert kept[["video", "t_start_s", "t_end_s"]].values.tolist() == [["a", 10.0, 30.0], ["b", 20.0, 55.0]]
+    assert len(preds["all"]) == 5
+    # ActivityNet's XS is (0, 30] s: all but the 35 s action are short; a method's own short_length_s wins.
+    assert len(pretend_predictions(GT, {"m": dict(exact, short_drop_rate=1.0)})["m"]) == 1
+    assert len(pretend_predictions(GT, {"m": dict(exact, short_drop_rate=1.0, short_length_s=1.5)})["m"]) == 4
+
+
+def test_pretend_predictions_methods_draw_different_noise_and_check_their_arguments():
+    from tsplab.detad import pretend_predictions
+
+    same = dict(boundary_jitter=0.2)
+    preds = pretend_predictions(GT, {"one": same, "two": same}, seed=5)
+    assert not preds["one"]["t_start_s"].equals(preds["two"]["t_start_s"])  # seeds 5 and 6
+    again = pretend_predictions(GT, {"zero": {}, "two": same}, seed=5)
+    pd.testing.assert_frame_equal(again["two"], preds["two"])  # method i uses seed + i
+    with pytest.raises(InputError, match=r"perturbations\['one'\]: unknown arguments \['jitter'\]; valid: "
+                                         r"boundary_jitter, drop_rate"):
+        pretend_predictions(GT, {"one": {"jitter": 0.1}})
+
+
+def test_available_characteristics_coverage_needs_every_duration():
+    from tsplab.detad import available_characteristics
+
+    assert available_characteristics(pd.Series([10.0, 20.0])) == ["length", "coverage", "num_instances"]
+    assert available_characteristics(pd.Series([10.0, np.nan])) == ["length", "num_instances"]
+    assert available_characteristics(None) == ["length", "num_instances"]

@@ -15,6 +15,7 @@ from tsplab import backbones
 from tsplab import features as F
 from tsplab.features import encoding as E
 from tsplab.features import extraction as X
+from tsplab.errors import InputError
 from tsplab.features.config import ExtractionConfig
 
 
@@ -664,3 +665,40 @@ def test_features_of_a_rewritten_checkpoint_are_not_mixed_with_the_old_ones(one_
     with pytest.raises(InputError, match="checkpoint_sha256"):
         X.extract_features(config)
     np.testing.assert_array_equal(F.load_features(tmp_path / "feats", "b_video"), before)  # nothing lost
+
+
+# --- tsplab.features.config.encoder_extraction_config --------------------------------------------
+
+def test_encoder_extraction_config_checkpoint_brings_its_own_settings(tmp_path):
+    from tsplab.features.config import encoder_extraction_config
+
+    clip = dict(clip_length_frames=8, frame_rate=15.0, short_side=16, crop_size=14)
+    config = encoder_extraction_config(tmp_path / "run", videos=tmp_path / "v", out_dir=tmp_path / "f",
+                                       backbone="r2plus1d_tiny", random_clip=clip, stride_frames=2)
+    assert config.checkpoint == str(tmp_path / "run") and config.backbone is None
+    assert (config.clip_length_frames, config.frame_rate, config.short_side, config.crop_size) == (None,) * 4
+    assert config.stride_frames == 2 and config.videos == str(tmp_path / "v")
+
+    config = encoder_extraction_config(None, videos=tmp_path / "v", out_dir=tmp_path / "f",
+                                       backbone="r2plus1d_tiny", random_clip=clip, stride_frames=2, seed=4)
+    assert config.checkpoint is None and config.backbone == "r2plus1d_tiny" and config.seed == 4
+    assert (config.clip_length_frames, config.frame_rate, config.short_side, config.crop_size) == (8, 15.0, 16, 14)
+
+
+# --- tsplab.features.check_feature_folders (notebooks 05 and 07) ---------------------------------
+
+def test_check_feature_folders_names_the_missing_and_the_found(tmp_path):
+    from tsplab.features import FeatureMetadata, check_feature_folders
+
+    for name in ("tac", "tsp"):
+        FeatureMetadata(stride_frames=2, clip_length_frames=8, frame_rate=15.0, feature_dim=4).save(tmp_path / name)
+    (tmp_path / "empty").mkdir()
+    folders = {"tac": str(tmp_path / "tac"), "tsp": tmp_path / "tsp"}
+    assert check_feature_folders(folders) == {"tac": tmp_path / "tac", "tsp": tmp_path / "tsp"}
+    with pytest.raises(InputError) as error:
+        check_feature_folders({"tac": tmp_path / "tac", "tps": tmp_path / "tps"}, "feature_folders")
+    message = str(error.value)
+    assert message.startswith(f"feature_folders: no feature folder (metadata.json) at tps: {tmp_path / 'tps'};")
+    assert f"found beside them: {tmp_path / 'tac'}, {tmp_path / 'tsp'};" in message  # not 'empty'
+    with pytest.raises(InputError, match="feature_dirs: give a non-empty"):
+        check_feature_folders({})

@@ -668,3 +668,52 @@ def test_a_new_method_is_one_class_and_one_line_in_methods(bench, cache_dir, tmp
         assert main([*common, *extra]) == 2
         err = capsys.readouterr().err
         assert err.startswith("tsplab pretrain: error: ") and named in err, err
+
+
+# --- tsplab.pretrain_config.method_configs and config_changes (notebook 03) ----------------------
+
+@pytest.fixture
+def fake_benchmark(tmp_path):
+    """A folder whose benchmark.json gives the synthetic preset its clip (12 frames at 10 fps, 20 px)."""
+    (tmp_path / "benchmark.json").write_text(json.dumps(
+        {"config": {"clip_length_frames": 12, "fps": 10.0, "clip_short_side": 20}, "seed": 0}))
+    return tmp_path
+
+
+def test_method_configs_gives_each_method_its_own_options(fake_benchmark):
+    from tsplab.pretrain_config import method_configs
+
+    configs = method_configs("synthetic", ["tac", "tsp"], method_options=dict(alpha_c=0.5, gvf_mode="epoch"),
+                             dataset_dir=str(fake_benchmark), epochs=2)
+    assert list(configs) == ["tac", "tsp"]
+    assert configs["tsp"].options.alpha_c == 0.5 and configs["tsp"].options.gvf_mode == "epoch"
+    assert not hasattr(configs["tac"].options, "alpha_c")
+    assert all(c.epochs == 2 and c.clip_length_frames == 12 for c in configs.values())
+    assert method_configs("synthetic", "tsp", output_name="nogvf", dataset_dir=str(fake_benchmark))["tsp"] \
+        .output_name == "nogvf"
+
+
+def test_method_configs_checks_before_any_run(fake_benchmark):
+    from tsplab.pretrain_config import method_configs
+
+    with pytest.raises(InputError, match="output_name: one run folder name .* several methods"):
+        method_configs("synthetic", ["tac", "tsp"], output_name="x", dataset_dir=str(fake_benchmark))
+    with pytest.raises(InputError, match="method: 'tps' is not a valid choice; valid: tac, tsp, bsp, pal"):
+        method_configs("synthetic", ["tps"], dataset_dir=str(fake_benchmark))
+    with pytest.raises(InputError, match="epochs"):  # check_config ran
+        method_configs("synthetic", "tac", dataset_dir=str(fake_benchmark), epochs=0)
+
+
+def test_config_changes_lists_what_differs_from_the_preset_then_the_options(fake_benchmark):
+    from tsplab.pretrain_config import config_changes, pretrain_config
+
+    config = pretrain_config("synthetic", method="tsp", dataset_dir=str(fake_benchmark), epochs=2,
+                             batch_size=32, alpha_c=0.5)
+    changes = config_changes(config, "synthetic")
+    # batch_size 32 is the preset's and the benchmark's clip settings are the preset's reading of it.
+    assert list(changes)[:2] == ["epochs", "alpha_c"] and changes["epochs"] == 2
+    assert changes["alpha_c"] == 0.5 and changes["gvf_pooling"] == "max"
+    assert set(changes) == {"epochs", "alpha_c", "alpha_r", "gvf_pooling", "gvf_mode", "gvf_momentum",
+                            "gvf_refresh_steps", "gvf_stride_frames", "gvf_file"}
+    assert config_changes(pretrain_config("synthetic", method="tac", dataset_dir=str(fake_benchmark)),
+                          "synthetic") == {}

@@ -311,3 +311,44 @@ def test_frame_cache_rebuilds_a_changed_source(tmp_path):
     assert frame_ids(cache.get(source)) == list(range(20))
     write_video(source, indexed_frames(40)[20:], fps=10)  # same name, new content
     assert frame_ids(FrameCache(tmp_path / "cache", frame_rate=10).get(source)) == list(range(20, 40))
+
+
+# --- notebook 02: probing, the frame cache, the prepared dataset's videos --------------------------
+
+def _write_videos(folder, lengths):
+    from tsplab.video import write_video
+
+    paths = []
+    for i, n in enumerate(lengths):
+        frames = np.full((n, 16, 24, 3), 40 * i, dtype=np.uint8)
+        paths.append(write_video(folder / f"v{i}.mp4", frames, fps=10.0))
+    return paths
+
+
+def test_probe_videos_keeps_a_row_for_every_file(tmp_path):
+    from tsplab.video import probe_videos
+
+    paths = _write_videos(tmp_path, [20, 35])
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    table = probe_videos([*paths, tmp_path / "broken.mp4", tmp_path / "missing.mp4"])
+    assert table["video"].tolist() == ["v0", "v1", "broken", "missing"]
+    assert table["num_frames"].iloc[:2].tolist() == [20, 35]
+    np.testing.assert_allclose(table["duration_s"].iloc[:2], [2.0, 3.5])
+    assert table[["width", "height"]].iloc[0].tolist() == [24, 16] and table["fps"].iloc[0] == 10.0
+    assert (table["error"].iloc[:2] == "").all()
+    assert "broken.mp4" in table["error"].iloc[2] and "missing.mp4" in table["error"].iloc[3]
+    assert table["num_frames"].iloc[2:].isna().all()
+
+
+def test_frame_cache_disk_usage_is_n_h_w_3_bytes(tmp_path):
+    from tsplab.video import FrameCache
+
+    paths = _write_videos(tmp_path / "videos", [20, 35])
+    cache = FrameCache(tmp_path / "cache", frame_rate=5.0, short_side=8)
+    cache.build(paths[:1], workers=1)
+    usage = cache.disk_usage(paths)
+    # 2 s at 5 fps = 10 frames of 8 x 12 (24 x 16 resized to a short side of 8).
+    assert usage.iloc[0][["video", "frames", "height", "width"]].tolist() == ["v0", 10, 8, 12]
+    assert usage["cache_kB"].iloc[0] * 1e3 == pytest.approx(10 * 8 * 12 * 3 + 128)  # + the .npy header
+    assert usage["ratio"].iloc[0] == pytest.approx(usage["cache_kB"].iloc[0] / usage["video_kB"].iloc[0])
+    assert usage["video"].iloc[1] == "v1" and np.isnan(usage["cache_kB"].iloc[1])  # not cached yet: kept
