@@ -1,9 +1,12 @@
 """Notebooks run with non-default parameters (nbval runs them with their tiny defaults)."""
+import json
+
 import pandas as pd
 import pytest
 
 from tsplab.errors import InputError
 from tsplab.pipeline import NotebookStep, run_notebook
+from tsplab.runs import resolve
 
 
 @pytest.mark.slow
@@ -25,8 +28,12 @@ def test_demo_steps_chain_the_notebooks_in_order():
     steps = demo_steps("runs/x", benchmark_size="default", seed=3)
     # 02 (a look at the videos) is no step: the demo's numbers do not depend on it.
     assert [s.notebook[:2] for s in steps] == ["01", "03", "03", "04", "05", "06", "07"]
-    assert steps[0].parameters == dict(dataset="synthetic", benchmark_size="default", seed=3, run_dir="runs/x")
+    # 01 runs the source stage (the benchmark's initial encoder, TAC on its source set) before any
+    # method trains, and every method starts from it (TSP §4.1: every encoder from TAC on Kinetics).
+    assert steps[0].parameters == dict(dataset="synthetic", benchmark_size="default", seed=3, run_dir="runs/x",
+                                       source_encoder=True)
     assert [s.parameters["method"] for s in steps[1:3]] == ["tac", "tsp"]
+    assert [s.parameters["weights"] for s in steps[1:3]] == ["source", "source"]
     assert [s.output_name for s in steps[1:3]] == ["03_pretrain_tac.ipynb", "03_pretrain_tsp.ipynb"]
     pretrain = steps[1].parameters
     assert pretrain["dataset_dir"] == "runs/x/benchmark" and pretrain["seed"] == 3
@@ -57,6 +64,14 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     assert "avg_mAP" in out and "sensitivity" in out
     assert sorted(p.name for p in (tmp_path / "features").iterdir() if p.is_dir()) == ["tac", "tsp"]
     assert list((tmp_path / "features" / "tsp").glob("*.npy"))
+    # The source stage ran once (notebook 01), and both methods started from its encoder.
+    from tsplab.synthetic import source_encoder_path
+
+    encoder = source_encoder_path(tmp_path / "benchmark")
+    assert encoder.is_file() and "initial encoder" in (tmp_path / "01_dataset_prep.ipynb").read_text()
+    for method in ("tac", "tsp"):
+        saved = json.loads((tmp_path / "pretrain" / method / "config.json").read_text())
+        assert resolve(saved["weights"]) == encoder, method
 
 
 @pytest.mark.slow

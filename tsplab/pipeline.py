@@ -74,10 +74,12 @@ DEMO_DATASET = get_preset("synthetic")  # the demo's dataset: its metrics, DETAD
 def demo_steps(run_dir: str, benchmark_size: str = "default", seed: int = 0,
                methods=DEMO_METHODS) -> list[NotebookStep]:
     """The main job on the built-in synthetic benchmark of size ``benchmark_size`` (tiny | default),
-    in the order the notebooks tell it: prepare the data, pretrain each method (one executed notebook
-    per method, so that each keeps its own preset settings), extract its features, localize on them,
-    analyse by length, compare the features. Notebook 02 (a look at the videos) is not a step: the
-    demo's numbers do not depend on it.
+    in the order the notebooks tell it: prepare the data and run the source stage (01: the benchmark,
+    its trimmed source set and the initial encoder, TAC on the source set, trained once per benchmark),
+    pretrain each method from that initial encoder (``weights="source"``, as every encoder of the
+    paper starts from TAC on Kinetics; one executed notebook per method, so that each keeps its own
+    preset settings), extract its features, localize on them, analyse by length, compare the
+    features. Notebook 02 (a look at the videos) is not a step: the demo's numbers do not depend on it.
 
     Parameter names mean one thing in every notebook: ``dataset`` a dataset name (01),
     ``dataset_dir`` a dataset folder (03, 04), ``benchmark_size`` the synthetic benchmark's size,
@@ -91,10 +93,11 @@ def demo_steps(run_dir: str, benchmark_size: str = "default", seed: int = 0,
     features = {m: f"{run_dir}/features/{m}" for m in methods}
     return [
         NotebookStep("01_dataset_prep.ipynb",
-                     dict(dataset="synthetic", benchmark_size=benchmark_size, seed=seed, run_dir=run_dir)),
+                     dict(dataset="synthetic", benchmark_size=benchmark_size, seed=seed, run_dir=run_dir,
+                          source_encoder=True)),
         *[NotebookStep("03_pretrain.ipynb",
-                       dict(method=m, dataset_dir=benchmark, benchmark_size=benchmark_size, run_dir=run_dir,
-                            seed=seed, **_PRETRAIN_SIZES[benchmark_size]),
+                       dict(method=m, weights="source", dataset_dir=benchmark, benchmark_size=benchmark_size,
+                            run_dir=run_dir, seed=seed, **_PRETRAIN_SIZES[benchmark_size]),
                        output_name=f"03_pretrain_{m}.ipynb") for m in methods],
         NotebookStep("04_extract_features.ipynb",
                      dict(method=methods, dataset_dir=benchmark, benchmark_size=benchmark_size,

@@ -12,8 +12,12 @@ Checks, before any run folder is touched: ``check_config`` (types, ranges and na
 and option) and ``check_inputs`` (the files and folders a run reads and writes); ``InputError``
 names the field or file and what is valid.
 
-The synthetic benchmark trains a tiny encoder from random weights, which TSP's schedule (tuned for
-fine-tuning Kinetics weights) does not suit: ``PRESETS["synthetic"]`` holds its settings.
+The synthetic benchmark trains a tiny encoder, which TSP's schedule (tuned for fine-tuning Kinetics
+weights) does not suit: ``PRESETS["synthetic"]`` holds its settings. Its initial weights are
+``weights="source"``: as every encoder of the paper starts from TAC on Kinetics (TSP §4.1), every
+method on the benchmark starts from TAC on the benchmark's trimmed source set
+(``tsplab.synthetic.ensure_source_encoder``), resolved to that checkpoint by :func:`resolve_weights`
+when a run starts (trained first if absent).
 """
 from __future__ import annotations
 
@@ -42,7 +46,9 @@ class PretrainConfig:
 
     method: str = "tsp"  # a name in tsplab.methods.METHODS
     backbone: str = "r2plus1d_34"  # a name in tsplab.backbones.BACKBONES
-    weights: str | None = "kinetics400"  # initial weights: "kinetics400", a checkpoint path, or None (random)
+    # initial weights: "kinetics400", a checkpoint path, "source" (the synthetic benchmark's initial
+    # encoder: TAC on its source set, see resolve_weights) or None (random)
+    weights: str | None = "kinetics400"
     # Checkpoints (weights, BSP teachers) are read with torch's safe loader; True unpickles a file it
     # refuses in full, which runs any code stored in the file: only for files from a trusted source.
     trust_pickle: bool = False
@@ -216,10 +222,11 @@ def _old_option_name(key: str, method_name: str, method) -> str | None:
     return None
 
 
-#: Named settings. ``tsp``: the paper's. ``synthetic``: the built-in benchmark (tiny R(2+1)D from
-#: random weights, 8-frame clips at the videos' 15 fps on 32 px frames, crop 28 = TSP's 112/128).
-#: A randomly initialised encoder needs the stem trained and far larger learning rates than
-#: fine-tuning; Adam at 2e-3, what the benchmark's prototype used, trains it in a few hundred steps
+#: Named settings. ``tsp``: the paper's. ``synthetic``: the built-in benchmark (tiny R(2+1)D from the
+#: benchmark's initial encoder ``weights="source"``, TAC on its source set, which is itself trained
+#: with these settings from random weights; 8-frame clips at the videos' 15 fps on 32 px frames, crop
+#: 28 = TSP's 112/128). A randomly initialised encoder needs the stem trained and far larger learning
+#: rates than fine-tuning; Adam at 2e-3, what the benchmark's prototype used, trains it in a few hundred steps
 #: (shared/notes). The schedule keeps TSP's shape (linear warm-up, step decay), shortened to 4 epochs
 #: of 3 clips per segment (~93 steps per epoch for TSP on the default benchmark). One torch thread
 #: beside one loader process: on this 2-core machine 2 OpenMP threads train 1.5x faster when nothing
@@ -228,10 +235,12 @@ def _old_option_name(key: str, method_name: str, method) -> str | None:
 #: benchmark (benchmarks/bench_pretrain.py --full, 2 shared cores): TSP 191 s (region loss 0.19,
 #: validation region accuracy 0.93), TAC 91 s, data wait 2 %. The background rule is the dataset's
 #: (the synthetic benchmark: gaps from 1 clip).
+SOURCE_WEIGHTS = "source"  # the synthetic benchmark's initial encoder (resolve_weights)
+
 PRESETS: dict[str, dict] = {
     "tsp": {},
     "synthetic": dict(
-        backbone="r2plus1d_tiny", weights=None,
+        backbone="r2plus1d_tiny", weights=SOURCE_WEIGHTS,
         clip_length_frames=8, frame_rate=15.0, resize_short_side=32, crop_size=28, clips_per_segment=3,
         epochs=4, batch_size=32, optimizer="adam", backbone_lr=2e-3,
         fc_lr=2e-3, stem_lr=2e-3,
@@ -426,6 +435,9 @@ def check_config(config: PretrainConfig) -> None:
     if not (config.dataset_dir or (config.annotations and config.video_dir)):
         raise InputError("dataset_dir: give dataset_dir (a folder with annotations.json and videos/) or "
                          "both annotations and video_dir")
+    if config.weights == SOURCE_WEIGHTS and not config.dataset_dir:
+        raise InputError("weights='source': the initial encoder of a synthetic benchmark needs its folder as "
+                         "dataset_dir; give dataset_dir, or weights=kinetics400, a checkpoint path or none")
     _make_method(config)
 
 
@@ -470,6 +482,31 @@ def check_inputs(config: PretrainConfig) -> None:
         check_output_folder(config.frame_cache_dir, "frame_cache_dir")
     else:
         check_output_folder(resolve(config.run_dir) / "frame_cache", "run_dir")
+
+
+def resolve_weights(config: PretrainConfig) -> PretrainConfig:
+    """``config`` with ``weights="source"`` replaced by the path of its benchmark's initial encoder
+    (TAC on the source set of the synthetic benchmark in ``dataset_dir``: the checkpoint
+    ``tsplab.synthetic.ensure_source_encoder`` returns, trained first, with a message, when absent);
+    any other ``weights`` unchanged. ``tsplab.train.pretrain`` calls it after ``check_inputs``, before
+    the run folder is touched, so ``config.json`` names the checkpoint the run started from. A
+    ``dataset_dir`` that is no synthetic benchmark, or a backbone other than the source encoder's,
+    raises ``InputError``."""
+    if config.weights != SOURCE_WEIGHTS:
+        return config
+    from tsplab.runs import repo_root
+    from tsplab.synthetic import ensure_source_encoder, synthetic_benchmark_folder
+
+    folder = synthetic_benchmark_folder(config.dataset_dir, "dataset_dir")
+    source_backbone = PRESETS["synthetic"]["backbone"]
+    if config.backbone != source_backbone:
+        raise InputError(f"backbone={config.backbone!r}: weights='source' is a {source_backbone} (TAC on the "
+                         f"benchmark's source set); use backbone={source_backbone}, or weights=none for a "
+                         "randomly initialised encoder")
+    path = ensure_source_encoder(folder, progress=config.progress)
+    root = repo_root()
+    shown = path.relative_to(root) if path.is_relative_to(root) else path
+    return dataclasses.replace(config, weights=str(shown))
 
 
 def parse_overrides(items: list[str], method: str | None = None) -> dict:

@@ -53,6 +53,32 @@ Design (numbers for the ``default`` preset; a prototype measured what made the e
   the default preset (the synthetic dataset preset's DETAD length buckets).
 * **Size.** 240 training + 96 validation videos, as in the prototype, where the TAC-TSP gap was clear
   (it narrowed at 720 training videos) and the whole pipeline fits in about 15 minutes on 2 cores.
+* **The source set (Kinetics' role).** In TSP every encoder starts from TAC on Kinetics, a large
+  *trimmed* dataset with classes of its own, and the frozen GVF is computed with that initial encoder
+  (TSP §3.3, §4.1, Table 1's "TAC on Kinetics"). Beside the target videos the generator writes a
+  trimmed, class-labelled source set (``source_config``: two more classes than the target, twice its
+  training videos, as many validation videos, each 3-6 clips long; ``default``: 8 classes, 480 + 96
+  videos of 24-48 frames). Each source video is one action from its first frame to its last. Its
+  classes are other motions (``SOURCE_MOTIONS``: square, triangle, swing, shake, ellipse, wobble,
+  zigzag, heartbeat; none is a target motion) with other scene palettes, drawn from random streams of
+  their own, in the same world: the same renderer, object, striped scenes, per-video motion level
+  and noise. Source classes share scenes two by two (``SOURCE_CLASSES_PER_SCENE``), as Kinetics'
+  classes share places, and a video takes its classes' scene with probability ``p_scene``: the
+  scene narrows a clip down to two classes and only the motion tells which. TAC on it
+  (:func:`ensure_source_encoder`, the synthetic pretraining preset's settings, once per benchmark)
+  is the benchmark's initial encoder, ``weights="source"``, the default of every method on it.
+* **Why the premise holds** (the paper's: a Kinetics encoder is a good start but temporally
+  insensitive). The source encoder has learned the world and the motions: on the default source
+  validation clips it reaches 0.72 accuracy over 8 classes (best of 4 epochs; the scene alone gives
+  about 0.45), 0.78 on clips in their classes' own scene, where the scene only narrows it to two
+  classes. It is temporally insensitive on the target: it has only seen action clips (a trimmed
+  video has no background), so nothing asked it to tell an action from the rest of its own video.
+  On the default target's 96 validation videos its features' temporal sensitivity
+  (``tsplab.similarity.temporal_sensitivity``: fg-fg minus fg-bg cosine similarity) is 0.06, against
+  0.25 for TSP trained on the target from it (TAC on the target from it: 0.08; seed 0, one run
+  each). A first design without shared scenes (one palette per class) gave a pure scene classifier
+  (0.92 accuracy = the share of videos in their class's scene, 0 of 24 clips right when the scene
+  was another class's): it had learned no motion, so it was no good start, whence the shared scenes.
 
 Output folder::
 
@@ -60,6 +86,11 @@ Output folder::
     OUT/annotations.json             ActivityNet v1.3 format, subsets "training" / "validation"
     OUT/action_label_mapping.json    sorted class names (the label mapping)
     OUT/benchmark.json               config, seed, summary; "complete": true once every file is written
+    OUT/source/videos/{video}.mp4    the trimmed source set (ids src_train_0000, src_val_0000)
+    OUT/source/annotations.json      its ActivityNet-format labels (one instance spanning each video)
+    OUT/source/action_label_mapping.json, OUT/source/source.json (benchmark identity, sizes, "complete")
+    OUT/source_encoder/pretrain/tac/ the initial encoder's run (best.pt), written on first use;
+                                     source_encoder.json once it has trained every epoch
 
 Determinism: the same config and seed give identical plans and annotations, and identical frame
 arrays (before encoding) with the same numpy on the same kind of CPU (numpy's vectorised sin/exp may
@@ -71,9 +102,11 @@ follows the CPU count.
 from __future__ import annotations
 
 import colorsys
+import contextlib
 import dataclasses
 import json
 import math
+import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -86,21 +119,49 @@ from tsplab.presets import get_preset
 from tsplab.runs import read_json, resolve, write_json
 
 SUBSETS = ("training", "validation")
+SOURCE_DIR = "source"                  # BENCHMARK/source/: the trimmed source set
+SOURCE_MANIFEST = "source.json"        # its manifest (no benchmark.json: it is no target benchmark)
+SOURCE_ENCODER_DIR = "source_encoder"  # BENCHMARK/source_encoder/: the run of TAC on the source set
 _VIDEO_PREFIX = {"training": "train", "validation": "val"}
 
-# Class motions: class i performs MOTIONS[i] (see _unit_path).
+# Class motions: target class i performs MOTIONS[i]; source class i performs SOURCE_MOTIONS[i] (see
+# _unit_path). The two lists share no motion, as Kinetics' classes are not ActivityNet's.
 MOTIONS = ("horizontal", "vertical", "circle", "pulse", "diagonal", "bounce", "anti_diagonal",
            "figure_eight")
+SOURCE_MOTIONS = ("square", "triangle", "swing", "shake", "ellipse", "wobble", "zigzag", "heartbeat")
+# Source classes share scenes two by two, as Kinetics' classes share places (one gym, one kitchen):
+# the scene narrows a source clip down to two classes, its motion must tell which.
+SOURCE_CLASSES_PER_SCENE = 2
 
 
 # --------------------------------------------------------------------------------------------------
 # Class motions
 
 
+def _polygon(theta: np.ndarray, corners_deg) -> tuple[np.ndarray, np.ndarray]:
+    """Constant-speed walk around the polygon with corners on the unit circle at ``corners_deg``
+    (one lap per period)."""
+    corners = np.deg2rad(np.asarray(corners_deg, dtype=float))
+    xs, ys = np.cos(corners), np.sin(corners)
+    n = len(corners)
+    s = np.mod(theta, 2 * np.pi) / (2 * np.pi) * n
+    side = np.minimum(s.astype(int), n - 1)
+    frac = s - side
+    nxt = (side + 1) % n
+    return xs[side] + frac * (xs[nxt] - xs[side]), ys[side] + frac * (ys[nxt] - ys[side])
+
+
+def _triangle_wave(theta: np.ndarray) -> np.ndarray:
+    """Triangle wave of period 2 pi in [-1, 1], in phase with sin (0 at 0, 1 at pi / 2)."""
+    return 2.0 / np.pi * np.arcsin(np.sin(theta))
+
+
 def _unit_path(motion: str, theta: np.ndarray):
     """(dx, dy, dr), each [T], of a class motion at phases ``theta`` [T] (one period = 2 pi): dx, dy
     in amplitudes before ``_SCALES``, dr the log radius change before ``_PULSE_LOG_GAIN``."""
     s, z = np.sin(theta), np.zeros_like(theta)
+    if motion in _SOURCE_PATHS:
+        return _SOURCE_PATHS[motion](theta, s, z)
     if motion == "horizontal":
         return s, z, z
     if motion == "vertical":
@@ -118,23 +179,52 @@ def _unit_path(motion: str, theta: np.ndarray):
         return s, 0.5 * np.sin(2 * theta), z
     if motion == "pulse":
         return z, z, s
-    raise ValueError(f"unknown motion {motion!r}; valid: {', '.join(MOTIONS)}")
+    raise ValueError(f"unknown motion {motion!r}; valid: {', '.join(MOTIONS + SOURCE_MOTIONS)}")
+
+
+def _swing(theta, s, z):
+    # A pendulum hanging from above the object: the bob rises (y < 0 is up) at both ends of the arc.
+    phi = 0.9 * s
+    return np.sin(phi), 1.0 - np.cos(phi) - 0.5 * (1.0 - math.cos(0.9)), z
+
+
+def _ellipse(theta, s, z):
+    # A flat ellipse (axes 1 and 0.4) tilted by 30 degrees: neither the circle nor a diagonal line.
+    x, y = np.cos(theta), 0.4 * s
+    c, t = math.cos(math.pi / 6), math.sin(math.pi / 6)
+    return c * x - t * y, t * x + c * y, z
+
+
+# The source set's motions (SOURCE_MOTIONS), none of them a target motion: the same kind of
+# movement of the same object, so an encoder that learned them has learned to see motion.
+_SOURCE_PATHS = {
+    "square": lambda theta, s, z: (*_polygon(theta, (45, 135, 225, 315)), z),
+    "triangle": lambda theta, s, z: (*_polygon(theta, (-90, 30, 150)), z),
+    "swing": _swing,
+    "shake": lambda theta, s, z: (np.sin(2 * theta), z, z),  # a fast horizontal shake
+    "ellipse": _ellipse,
+    "wobble": lambda theta, s, z: (s, z, 0.5 * np.cos(theta)),  # a sideways swing that breathes
+    "zigzag": lambda theta, s, z: (_triangle_wave(theta), 0.3 * np.sin(4 * theta), z),
+    "heartbeat": lambda theta, s, z: (z, z, np.sin(2 * theta)),  # two radius pulses per period
+}
 
 
 def _path_scale(motion: str) -> float:
     """Scale giving every translating path the travel of the horizontal swing (4 amplitudes per
-    period), so that classes carry similar motion energy."""
-    if motion == "pulse":
-        return 1.0  # see _PULSE_LOG_GAIN
+    period), so that classes carry similar motion energy; 1 for a path that only changes the radius
+    (see _PULSE_LOG_GAIN)."""
     dx, dy, _ = _unit_path(motion, np.linspace(0, 2 * np.pi, 721))
     travel = np.hypot(np.diff(dx), np.diff(dy)).sum()
-    return 4.0 / travel
+    return 4.0 / travel if travel > 0 else 1.0
 
 
-_SCALES = {m: _path_scale(m) for m in MOTIONS}
+_ALL_MOTIONS = MOTIONS + SOURCE_MOTIONS
+_SCALES = {m: _path_scale(m) for m in _ALL_MOTIONS}
 # Largest |offset| (in amplitudes) of each path, for keeping the object inside the frame.
 _EXTENTS = {m: float(np.max(np.abs(np.stack(_unit_path(m, np.linspace(0, 2 * np.pi, 361))[:2]))))
-            * _SCALES[m] for m in MOTIONS}
+            * _SCALES[m] for m in _ALL_MOTIONS}
+# Largest log radius change (in units of _PULSE_LOG_GAIN * amplitude) of each path.
+_GROWTH = {m: float(np.max(_unit_path(m, np.linspace(0, 2 * np.pi, 361))[2])) for m in _ALL_MOTIONS}
 
 
 # A radius pulse changes the radius by a factor exp(gain * amplitude * sin(theta)): a log scale, so
@@ -142,14 +232,15 @@ _EXTENTS = {m: float(np.max(np.abs(np.stack(_unit_path(m, np.linspace(0, 2 * np.
 _PULSE_LOG_GAIN = 0.45
 
 
-def _base_half_range(config, amplitude_radii: float) -> float:
-    """How far (px) the object's resting position may wander from the frame centre so that the class
-    motion of ``amplitude_radii`` never leaves the frame."""
+def _base_half_range(config, amplitude_radii: float, motions=None) -> float:
+    """How far (px) the object's resting position may wander from the frame centre so that every
+    class motion of ``motions`` (default: the target's, ``MOTIONS[:num_classes]``) at
+    ``amplitude_radii`` stays inside the frame."""
+    motions = MOTIONS[:config.num_classes] if motions is None else motions
     size = config.frame_size
     r = config.object_radius_frac * size
-    reach = max(_EXTENTS[m] for m in MOTIONS[:config.num_classes]) * amplitude_radii * r
-    grow = r * math.exp(_PULSE_LOG_GAIN * amplitude_radii) if "pulse" in MOTIONS[:config.num_classes] \
-        else r
+    reach = max(_EXTENTS[m] for m in motions) * amplitude_radii * r
+    grow = r * math.exp(_PULSE_LOG_GAIN * amplitude_radii * max(_GROWTH[m] for m in motions))
     return size / 2 - max(r + reach, grow) - 1.0
 
 
@@ -229,6 +320,37 @@ PRESETS = {
 }
 
 
+@dataclass(frozen=True)
+class SourceConfig:
+    """The sizes of a benchmark's trimmed source set (Kinetics' role; :func:`source_config` derives
+    them from the benchmark's config). Everything else, the world its videos live in (frame size, fps,
+    object, scene palettes' rule, ``p_scene``, motion level, noise, clip), is the benchmark's own."""
+
+    num_classes: int
+    num_train_videos: int
+    num_val_videos: int
+    num_frames_range: tuple  # per video, inclusive: each video is one action instance, whole
+
+
+def source_config(config) -> SourceConfig:
+    """The source set of benchmark ``config`` (a preset name or a ``SyntheticConfig``), by one rule:
+    two more classes than the target (at most ``len(SOURCE_MOTIONS)``; Kinetics has 400 to
+    ActivityNet's 200), twice its training videos and as many validation videos, each 3 to 6 clips
+    long (a trimmed clip around one action, as Kinetics' 10 s clips are short next to ActivityNet's
+    minutes). ``default``: 8 classes, 480 + 96 videos of 24-48 frames; ``tiny``: 5 classes, 24 + 6."""
+    config = _get_config(config)
+    clip = config.clip_length_frames
+    source = SourceConfig(num_classes=min(len(SOURCE_MOTIONS), config.num_classes + 2),
+                          num_train_videos=2 * config.num_train_videos,
+                          num_val_videos=config.num_val_videos,
+                          num_frames_range=(3 * clip, 6 * clip))
+    motions = SOURCE_MOTIONS[:source.num_classes]
+    if _base_half_range(config, config.action_amplitude_radii[1], motions) < 0:
+        raise InputError(f"action_amplitude_radii={config.action_amplitude_radii} with object_radius_frac="
+                         f"{config.object_radius_frac}: the source set's motions do not fit in the frame")
+    return source
+
+
 @dataclass
 class VideoPlan:
     """What one video contains, before any pixel exists. Instances are ``(start_frame, end_frame,
@@ -238,10 +360,16 @@ class VideoPlan:
     subset: str
     index: int                 # position in the whole benchmark (training first), seeds its pixels
     label: int                 # action class of every instance
-    scene_class: int           # class whose palette the scene was drawn from
+    scene_class: int           # class whose palette the scene was drawn from (source: the scene index)
     num_frames: int
     motion_level: float        # u in [0, 1] (0 everywhere when the GVF knob is off)
     instances: list = field(default_factory=list)
+    source: bool = False       # a video of the trimmed source set (its own classes, SOURCE_MOTIONS)
+
+    @property
+    def motion(self) -> str:
+        """The class motion every instance performs."""
+        return (SOURCE_MOTIONS if self.source else MOTIONS)[self.label]
 
 
 @dataclass
@@ -266,6 +394,19 @@ class SyntheticVideo:
 def class_names(config: SyntheticConfig) -> list[str]:
     """Class names, sorted (the label mapping); class index i performs ``MOTIONS[i]``."""
     return [f"{i:02d}_{MOTIONS[i]}" for i in range(config.num_classes)]
+
+
+def source_class_names(config) -> list[str]:
+    """The source set's class names, sorted (its label mapping); class i performs
+    ``SOURCE_MOTIONS[i]``. The ``src`` prefix keeps them apart from the target's names."""
+    return [f"src{i:02d}_{SOURCE_MOTIONS[i]}" for i in range(source_config(config).num_classes)]
+
+
+def _class_motions(config, source: bool) -> tuple:
+    """The motions of the target's classes, or of the source set's."""
+    if source:
+        return SOURCE_MOTIONS[:source_config(config).num_classes]
+    return MOTIONS[:config.num_classes]
 
 
 def _rng(seed: int, *stream: int) -> np.random.Generator:
@@ -299,15 +440,48 @@ def plan_benchmark(config="tiny", seed: int = 0) -> list[VideoPlan]:
     return plans
 
 
-def _plan_video(config, rng, video, subset, index, label) -> VideoPlan:
-    k = config.num_classes
-    scene_class = label
+def _scene_class(config, rng, label: int, num_classes: int) -> int:
+    """The class whose palette the scene takes: the video's own with probability ``p_scene``."""
     if rng.random() >= config.p_scene:
-        scene_class = int(rng.choice([c for c in range(k) if c != label]))
+        return int(rng.choice([c for c in range(num_classes) if c != label]))
+    return label
+
+
+def _plan_video(config, rng, video, subset, index, label) -> VideoPlan:
+    scene_class = _scene_class(config, rng, label, config.num_classes)
     num_frames = int(rng.integers(config.num_frames_range[0], config.num_frames_range[1] + 1))
     motion_level = float(rng.random()) if config.per_video_motion_level else 0.0
     instances = _plan_instances(config, rng, num_frames)
     return VideoPlan(video, subset, index, label, scene_class, num_frames, motion_level, instances)
+
+
+def plan_source(config="tiny", seed: int = 0) -> list[VideoPlan]:
+    """The plan of every video of the benchmark's trimmed source set (training first, then
+    validation; ids ``src_train_0000``, ``src_val_0000``), deterministic in (config, seed) and drawn
+    from random streams of its own, so the target's plan does not depend on it. Each video is one
+    instance of its class covering all its frames; the scene follows the class's source palette with
+    probability ``p_scene`` and the object wanders at the video's own motion level, as in the target."""
+    config = _get_config(config)
+    source = source_config(config)
+    if int(seed) < 0:
+        raise InputError(f"seed={seed}: must be >= 0")
+    plans, index = [], 0
+    for subset_code, (subset, count) in enumerate(
+            zip(SUBSETS, (source.num_train_videos, source.num_val_videos))):
+        labels = _rng(seed, 5, subset_code).permutation(np.arange(count) % source.num_classes)
+        for i in range(count):
+            rng = _rng(seed, 6, index)
+            label = int(labels[i])
+            # The scene is a palette shared by two classes (SOURCE_CLASSES_PER_SCENE): the class's own
+            # with probability p_scene, as in the target.
+            scene_class = _scene_class(config, rng, source_scene_of(label), source_num_scenes(config))
+            num_frames = int(rng.integers(source.num_frames_range[0], source.num_frames_range[1] + 1))
+            motion_level = float(rng.random()) if config.per_video_motion_level else 0.0
+            period = round(float(rng.uniform(*config.period_frames_range)), 3)
+            plans.append(VideoPlan(f"src_{_VIDEO_PREFIX[subset]}_{i:04d}", subset, index, label, scene_class,
+                                   num_frames, motion_level, [(0, num_frames, period)], source=True))
+            index += 1
+    return plans
 
 
 def _plan_instances(config, rng, num_frames: int) -> list[tuple]:
@@ -354,8 +528,26 @@ def _draw_lengths(config, rng, n: int, num_frames: int, budget: int, tries: int 
 def class_palette(config="tiny", seed: int = 0) -> list[dict]:
     """Per class: background HSV, object HSV, stripe angle (degrees) and period (fraction of frame)."""
     config = _get_config(config)
-    k = config.num_classes
-    rng = _rng(seed, 3)
+    return _palette(config.num_classes, _rng(seed, 3))
+
+
+def source_palette(config="tiny", seed: int = 0) -> list[dict]:
+    """Per source scene (one for every ``SOURCE_CLASSES_PER_SCENE`` classes), drawn like the target's
+    palettes (:func:`class_palette`) from a stream of its own: the same kind of scenes, other hues,
+    angles and periods."""
+    return _palette(source_num_scenes(config), _rng(seed, 7))
+
+
+def source_scene_of(label: int) -> int:
+    """The palette of source class ``label``: classes 0 and 1 share scene 0, 2 and 3 scene 1, ..."""
+    return label // SOURCE_CLASSES_PER_SCENE
+
+
+def source_num_scenes(config) -> int:
+    return -(-source_config(config).num_classes // SOURCE_CLASSES_PER_SCENE)
+
+
+def _palette(k: int, rng) -> list[dict]:
     hues = (np.arange(k) + rng.random()) / k
     rng.shuffle(hues)
     angles = (np.arange(k) * 180.0 / k + rng.uniform(0, 180.0 / k)) % 180.0
@@ -387,7 +579,7 @@ def _trajectory(config, plan: VideoPlan, rng):
     r = config.object_radius_frac * size
     a0, a1 = config.action_amplitude_radii
     amplitude = a0 + plan.motion_level * (a1 - a0)
-    half = _base_half_range(config, amplitude)
+    half = _base_half_range(config, amplitude, _class_motions(config, plan.source))
 
     # Background: idle drift + jitter (prototype), plus a wander whose speed is the video's own level.
     drift = rng.uniform(0, config.idle_drift_radii) * r * _unit_vector(rng)
@@ -404,7 +596,7 @@ def _trajectory(config, plan: VideoPlan, rng):
     offset = np.zeros((t_frames, 2))
     radius = np.full(t_frames, r)
     labels = np.full(t_frames, -1, dtype=np.int64)
-    motion = MOTIONS[plan.label]
+    motion = plan.motion
     for start_f, end_f, period in plan.instances:
         k = np.arange(end_f - start_f)
         theta = 2 * np.pi * k / period
@@ -450,10 +642,11 @@ def _scene(config, plan: VideoPlan, palette: list[dict], rng):
 
 def render_video(config, plan: VideoPlan, seed: int) -> SyntheticVideo:
     """The frames of ``plan`` (uint8 [T, H, W, 3]) and its frame labels [T], deterministic in
-    (config, seed, plan.index)."""
+    (config, seed, plan.index, plan.source). A source plan (:func:`plan_source`) takes the source
+    palette and pixel stream: the same renderer, so both sets share one visual world."""
     config = _get_config(config)
-    rng = _rng(seed, 4, plan.index)
-    palette = class_palette(config, seed)
+    rng = _rng(seed, 8 if plan.source else 4, plan.index)
+    palette = source_palette(config, seed) if plan.source else class_palette(config, seed)
     image, obj = _scene(config, plan, palette, rng)
     cx, cy, radius, labels = _trajectory(config, plan, rng)
     size = config.frame_size
@@ -470,23 +663,30 @@ def render_video(config, plan: VideoPlan, seed: int) -> SyntheticVideo:
 
 
 def frames_for_video(config, seed: int, video: str) -> SyntheticVideo:
-    """Uncompressed frames and frame labels of one video of the benchmark (config, seed), without
-    decoding its MP4. ``config`` is a preset name or a ``SyntheticConfig``."""
+    """Uncompressed frames and frame labels of one video of the benchmark (config, seed), or of its
+    source set (ids ``src_*``), without decoding its MP4. ``config`` is a preset name or a
+    ``SyntheticConfig``."""
     config = _get_config(config)
-    for plan in plan_benchmark(config, seed):
+    plans = plan_source(config, seed) if video.startswith("src_") else plan_benchmark(config, seed)
+    for plan in plans:
         if plan.video == video:
             return render_video(config, plan, seed)
     raise KeyError(f"no video {video!r} in this synthetic benchmark (ids look like 'train_0000', "
-                   f"'val_0000')")
+                   f"'val_0000', and 'src_train_0000' in its source set)")
 
 
 # --------------------------------------------------------------------------------------------------
 # Output folder
 
 
+def _label_names(config, plans: list[VideoPlan]) -> list[str]:
+    """The label mapping of ``plans``: the source set's names for source plans, else the target's."""
+    return source_class_names(config) if any(p.source for p in plans) else class_names(config)
+
+
 def activitynet_json(config, plans: list[VideoPlan]) -> dict:
-    """The ActivityNet v1.3-format annotation dict of a plan."""
-    names = class_names(config)
+    """The ActivityNet v1.3-format annotation dict of a plan (the target's or the source set's)."""
+    names = _label_names(config, plans)
     database = {}
     for p in plans:
         database[p.video] = {
@@ -501,7 +701,8 @@ def activitynet_json(config, plans: list[VideoPlan]) -> dict:
             "annotations": [{"segment": [s / config.fps, e / config.fps],
                              "label": names[p.label]} for s, e, _ in p.instances],
         }
-    return {"version": "tsplab synthetic benchmark",
+    version = "tsplab synthetic benchmark" + (": trimmed source set" if any(p.source for p in plans) else "")
+    return {"version": version,
             "taxonomy": [{"nodeName": n, "nodeId": i} for i, n in enumerate(names)],
             "database": database}
 
@@ -520,7 +721,7 @@ def instance_table(config, plans: list[VideoPlan]) -> pd.DataFrame:
     bucket."""
     import pandas as pd
 
-    names = class_names(config)
+    names = _label_names(config, plans)
     rows = [{"video": p.video, "subset": p.subset, "label": names[p.label],
              "t_start_s": s / config.fps, "t_end_s": e / config.fps, "motion_level": p.motion_level}
             for p in plans for s, e, _ in p.instances]
@@ -555,6 +756,25 @@ def summarize(config, plans: list[VideoPlan]) -> dict:
     return out
 
 
+def _summarize_source(config, plans: list[VideoPlan]) -> dict:
+    """Per subset of the source set: videos, classes, hours, shortest and longest video (frames) and
+    the share of videos whose scene is their class's own (shared with one other class)."""
+    out = {}
+    for subset in SUBSETS:
+        ps = [p for p in plans if p.subset == subset]
+        out[subset] = {
+            "videos": len(ps),
+            "classes": len({p.label for p in ps}),
+            "hours": round(sum(p.num_frames for p in ps) / config.fps / 3600, 4),
+            "min_frames": min((p.num_frames for p in ps), default=0),
+            "max_frames": max((p.num_frames for p in ps), default=0),
+            "scene_matches_class": round(float(np.mean([p.scene_class == source_scene_of(p.label)
+                                                        for p in ps])), 4)
+            if ps else 0.0,
+        }
+    return out
+
+
 def read_benchmark_config(folder) -> tuple[SyntheticConfig, int]:
     """(config, seed) of a generated benchmark folder, e.g. to call ``frames_for_video`` on it."""
     meta = read_json(resolve(folder) / "benchmark.json")
@@ -569,37 +789,87 @@ def _encode_one(config: SyntheticConfig, plan: VideoPlan, seed: int, path: str) 
     return plan.video
 
 
+def _identity(config: SyntheticConfig, seed: int) -> dict:
+    return {"config": json.loads(json.dumps(dataclasses.asdict(config))), "seed": int(seed)}
+
+
+def _check_identity(manifest_path: Path, identity: dict, what: str) -> None:
+    """A folder holding another config's or seed's files is refused rather than mixed with ours."""
+    if manifest_path.is_file():
+        old = read_json(manifest_path)
+        if {k: old.get(k) for k in identity} != identity:
+            raise InputError(f"{manifest_path.parent}: holds a {what} of another config or seed "
+                             f"(seed {old.get('seed', old.get('benchmark', {}).get('seed'))}); choose "
+                             "another folder or delete this one")
+
+
 def generate_benchmark(out_dir, preset="tiny", seed: int = 0, *, workers: int = 2,
                        progress: bool = True) -> Path:
     """Write the benchmark ``preset`` (a name in ``PRESETS`` or a ``SyntheticConfig``) into
-    ``out_dir`` and return that folder.
+    ``out_dir``, then its trimmed source set into ``out_dir/source/`` (:func:`generate_source`), and
+    return that folder.
 
-    A complete folder with the same config and seed is left as it is; a folder left by a killed run is
-    resumed (videos already written are kept: every write is atomic); a folder holding a benchmark of
-    another config or seed raises ``ValueError`` rather than mixing the two.
+    A complete folder with the same config and seed is left as it is (a source set it lacks, as in
+    folders made before the source set existed, is added); a folder left by a killed run is resumed
+    (videos already written are kept: every write is atomic); a folder holding a benchmark of another
+    config or seed raises ``InputError`` rather than mixing the two.
     """
-    from tqdm.auto import tqdm
-
     config = _get_config(preset)
     out = resolve(out_dir)
-    manifest_path = out / "benchmark.json"
-    identity = {"config": json.loads(json.dumps(dataclasses.asdict(config))), "seed": int(seed)}
-    if manifest_path.is_file():
-        old = read_json(manifest_path)
-        if {"config": old.get("config"), "seed": old.get("seed")} != identity:
-            raise InputError(f"{out}: holds a synthetic benchmark of another config or seed "
-                             f"(seed {old.get('seed')}); choose another folder or delete this one")
+    identity = _identity(config, seed)
+    _check_identity(out / "benchmark.json", identity, "synthetic benchmark")
     plans = plan_benchmark(config, seed)
+    _write_video_set(out, "benchmark.json", identity, config, seed, plans, workers=workers,
+                     progress=progress, desc="synthetic videos",
+                     summary=lambda: summarize(config, plans))
+    generate_source(out, workers=workers, progress=progress)
+    return out
+
+
+def generate_source(benchmark_dir, *, workers: int = 2, progress: bool = True) -> Path:
+    """Write the trimmed, class-labelled source set of the benchmark in ``benchmark_dir`` (read from
+    its ``benchmark.json``) into ``benchmark_dir/source/`` and return that folder: ``videos/``,
+    ``annotations.json`` (ActivityNet format, each video one instance spanning it), the label mapping
+    and ``source.json`` (the benchmark's config and seed, the source sizes, ``"complete"``). Resumes
+    and refuses like :func:`generate_benchmark`."""
+    folder = resolve(benchmark_dir)
+    config, seed = read_benchmark_config(folder)
+    out = folder / SOURCE_DIR
+    identity = {"benchmark": _identity(config, seed),
+                "source": json.loads(json.dumps(dataclasses.asdict(source_config(config))))}
+    _check_identity(out / SOURCE_MANIFEST, identity, "source set")
+    plans = plan_source(config, seed)
+    return _write_video_set(out, SOURCE_MANIFEST, identity, config, seed, plans, workers=workers,
+                            progress=progress, desc="source videos",
+                            summary=lambda: _summarize_source(config, plans))
+
+
+def _write_video_set(out: Path, manifest_name: str, identity: dict, config, seed: int, plans, *,
+                     workers: int, progress: bool, desc: str, summary) -> Path:
+    """Write the videos of ``plans`` that ``out/videos/`` lacks, the annotations and the label
+    mapping; the manifest says ``"complete": true`` (with ``summary()``) once every file exists. A
+    complete folder with every video is left untouched."""
+    manifest_path = out / manifest_name
     video_dir = out / "videos"
     todo = [p for p in plans if not (video_dir / f"{p.video}.mp4").is_file()]
     if manifest_path.is_file() and read_json(manifest_path).get("complete") and not todo:
         return out
-
     write_json(manifest_path, {**identity, "complete": False})
     write_json(out / "annotations.json", activitynet_json(config, plans))
-    write_json(out / "action_label_mapping.json", class_names(config))
+    write_json(out / "action_label_mapping.json", _label_names(config, plans))
     video_dir.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(todo), desc="synthetic videos", unit="video", disable=not progress)
+    _encode_videos(config, seed, todo, video_dir, workers=workers, progress=progress, desc=desc)
+    size_bytes = sum(f.stat().st_size for f in video_dir.glob("*.mp4"))
+    write_json(manifest_path, {**identity, "complete": True,
+                               "summary": {**summary(), "video_bytes": size_bytes}})
+    return out
+
+
+def _encode_videos(config, seed: int, todo: list[VideoPlan], video_dir: Path, *, workers: int,
+                   progress: bool, desc: str) -> None:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(todo), desc=desc, unit="video", disable=not progress)
     if workers <= 1 or len(todo) <= 1:
         for p in todo:
             _encode_one(config, p, seed, str(video_dir / f"{p.video}.mp4"))
@@ -617,10 +887,6 @@ def generate_benchmark(out_dir, preset="tiny", seed: int = 0, *, workers: int = 
                                        f"{exc}") from exc
                 bar.update()
     bar.close()
-    size_bytes = sum(f.stat().st_size for f in video_dir.glob("*.mp4"))
-    write_json(manifest_path, {**identity, "complete": True,
-                               "summary": {**summarize(config, plans), "video_bytes": size_bytes}})
-    return out
 
 
 def ensure_benchmark(dataset_dir, size="tiny", seed: int = 0, **generate_kwargs) -> Path:
@@ -653,3 +919,177 @@ def benchmark_summary(folder) -> pd.DataFrame:
         buckets = s.pop("instances_per_bucket")
         rows.append({"subset": subset, **s, **buckets})
     return pd.DataFrame(rows)
+
+
+def source_summary(folder) -> pd.DataFrame:
+    """One row per subset of a benchmark's source set (``folder``: the benchmark): videos, classes,
+    hours, shortest and longest video in frames, share of videos whose scene matches their class."""
+    import pandas as pd
+
+    path = resolve(folder) / SOURCE_DIR / SOURCE_MANIFEST
+    meta = read_json(path) if path.is_file() else {}
+    if not meta.get("complete"):
+        raise InputError(f"{path}: source set missing or not complete; run generate_benchmark (or "
+                         "generate_source) on the benchmark to write it")
+    return pd.DataFrame([{"subset": subset, **meta["summary"][subset]} for subset in SUBSETS])
+
+
+# --------------------------------------------------------------------------------------------------
+# The source stage: TAC on the source set gives every method's initial encoder (TSP §3.3, §4.1)
+
+_SOURCE_ENCODER_DONE = "source_encoder.json"  # written once the run has trained every epoch
+# torchrun's variables: hidden from the source run, which is one process (see _one_process).
+_TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK",
+                       "GROUP_WORLD_SIZE", "ROLE_RANK", "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def source_encoder_path(benchmark_dir) -> Path:
+    """Where the benchmark's initial encoder lives: ``BENCHMARK/source_encoder/pretrain/tac/best.pt``
+    (the ``best.pt`` of TAC on its source set; ``BENCHMARK/source_encoder`` is that run's run_dir, so
+    ``tsplab.backbones`` and extraction read it like any pretraining run)."""
+    return resolve(benchmark_dir) / SOURCE_ENCODER_DIR / "pretrain" / "tac" / "best.pt"
+
+
+def synthetic_benchmark_folder(benchmark_dir, field_name: str = "dataset_dir") -> Path:
+    """``benchmark_dir`` resolved, or ``InputError`` (one line, naming ``field_name``) when it holds
+    no synthetic benchmark (``benchmark.json``): only the built-in benchmark has a source set."""
+    folder = resolve(benchmark_dir) if str(benchmark_dir) else None
+    if folder is None or not (folder / "benchmark.json").is_file():
+        raise InputError(f"{field_name}: {folder or '(empty)'} is not a synthetic benchmark (no "
+                         "benchmark.json): weights='source' (TAC on the benchmark's source set) exists only "
+                         "for the built-in benchmark (tsplab synth); give weights=kinetics400, a checkpoint "
+                         "path or none")
+    return folder
+
+
+def source_pretrain_config(benchmark_dir, *, seed: int | None = None, progress: bool = True):
+    """The ``PretrainConfig`` of TAC on the source set of ``benchmark_dir``: the synthetic pretraining
+    preset (``tsplab.pretrain_config.PRESETS["synthetic"]``) with the benchmark's own clip (read from
+    its ``benchmark.json``, so source and target runs see identical clips), from random weights,
+    into ``BENCHMARK/source_encoder/``; ``seed`` None: the benchmark's own seed."""
+    from tsplab.pretrain_config import pretrain_config
+
+    folder = synthetic_benchmark_folder(benchmark_dir, "benchmark_dir")
+    seed = read_benchmark_config(folder)[1] if seed is None else int(seed)
+    config = pretrain_config("synthetic", method="tac", dataset_dir=str(folder), weights=None,
+                             dataset="synthetic", run_dir=str(folder / SOURCE_ENCODER_DIR), seed=seed,
+                             progress=progress)
+    # The source ids (src_train_0000) match no preset's pattern: the background rule is named
+    # (dataset="synthetic"); trimmed videos have no background anyway.
+    return dataclasses.replace(config, dataset_dir=str(folder / SOURCE_DIR))
+
+
+def ensure_source_encoder(benchmark_dir, *, seed: int | None = None, progress: bool = True) -> Path:
+    """The initial encoder of the synthetic benchmark in ``benchmark_dir``: TAC on its source set,
+    trained on first use through the one loop (``tsplab.train.pretrain``, settings
+    :func:`source_pretrain_config`), reused afterwards; returns its ``best.pt``
+    (:func:`source_encoder_path`).
+
+    ``seed`` seeds that training run; None (the default): the benchmark's own seed (0 for the
+    benchmarks ``tsplab synth`` and the demo make), so that one benchmark always gets one initial
+    encoder, as one Kinetics model serves every run of the paper; a finished run of another seed
+    raises ``InputError`` rather than being passed off as this one. Writes the source set first if
+    the folder lacks it. A run killed midway resumes from its ``checkpoint.pt``;
+    ``source_encoder.json`` marks a finished run. Processes that call this at once (a study's cells, torchrun's ranks)
+    wait for the first one's run (a file lock) instead of training twice. ``InputError`` when the
+    folder holds no synthetic benchmark."""
+    folder = synthetic_benchmark_folder(benchmark_dir, "benchmark_dir")
+    seed = read_benchmark_config(folder)[1] if seed is None else int(seed)
+    path = source_encoder_path(folder)
+    if _finished_source_encoder(folder, seed):
+        return path
+    with _source_lock(folder):
+        if _finished_source_encoder(folder, seed):  # another process trained it while we waited
+            return path
+        _train_source_encoder(folder, seed, progress)
+    return path
+
+
+def source_encoder_summary(benchmark_dir) -> pd.DataFrame:
+    """One row per epoch of the benchmark's source run (TAC on its source set): training loss,
+    validation clip accuracy on the source set's validation videos (``valid_acc_action``), seconds;
+    ``best`` marks the epoch kept as the initial encoder. ``FileNotFoundError`` before its first epoch."""
+    from tsplab.train import read_metrics
+
+    metrics = read_metrics(source_encoder_path(benchmark_dir).parent)
+    table = metrics[["epoch", "train_loss", "train_acc_action", "valid_acc_action", "train_seconds"]].copy()
+    table["best"] = table["valid_acc_action"] == table["valid_acc_action"].max()
+    table.loc[table["best"].cumsum() > 1, "best"] = False  # the first best epoch, as the loop keeps it
+    return table
+
+
+def _finished_source_encoder(folder: Path, seed: int) -> bool:
+    marker = folder / SOURCE_ENCODER_DIR / _SOURCE_ENCODER_DONE
+    if not (marker.is_file() and source_encoder_path(folder).is_file()):
+        return False
+    done = read_json(marker)
+    if int(done.get("seed", -1)) != int(seed):
+        raise InputError(f"{marker}: this benchmark's source encoder was trained with seed {done.get('seed')}, "
+                         f"not {seed}; one initial encoder serves every run of a benchmark (delete "
+                         f"{marker.parent} to train it again)")
+    return True
+
+
+def _train_source_encoder(folder: Path, seed: int, progress: bool) -> None:
+    import sys
+    import time
+
+    import torch
+
+    from tsplab.train import pretrain
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        raise InputError(f"weights='source': {folder} has no source encoder yet and this process is part of "
+                         "a process group; train it first in one process: python -c \"from tsplab.synthetic "
+                         f"import ensure_source_encoder; ensure_source_encoder('{folder}')\"")
+    generate_source(folder, progress=progress)
+    config = source_pretrain_config(folder, seed=seed, progress=progress)
+    source = source_config(read_benchmark_config(folder)[0])
+    print(f"tsplab: training the initial encoder of {folder} (weights='source'): TAC on its source set "
+          f"({source.num_train_videos} training videos, {source.num_classes} classes) into {config.output_dir}; "
+          "once per benchmark (the default benchmark: a few minutes on 2 CPU cores)", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    with _one_process():
+        result = pretrain(config, resume=_resumable(config, seed))
+    best = result.metrics.set_index("epoch").loc[result.best_epoch]
+    write_json(folder / SOURCE_ENCODER_DIR / _SOURCE_ENCODER_DONE, {
+        "complete": True, "seed": int(seed), "best_epoch": int(result.best_epoch),
+        "valid_acc_action": float(best["valid_acc_action"]), "epochs": int(config.epochs),
+        "seconds": round(time.perf_counter() - start, 1)})
+
+
+def _resumable(config, seed: int) -> bool:
+    """A killed source run (checkpoint, same seed) continues; anything else starts afresh (the loop
+    sets an earlier run's files aside)."""
+    saved = config.output_dir / "config.json"
+    return (config.output_dir / "checkpoint.pt").is_file() and saved.is_file() \
+        and read_json(saved).get("seed") == seed
+
+
+@contextlib.contextmanager
+def _source_lock(folder: Path):
+    """An exclusive lock on ``BENCHMARK/source_encoder/lock`` (POSIX ``flock``; none elsewhere)."""
+    lock_dir = folder / SOURCE_ENCODER_DIR
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (concurrent first uses would train twice)
+        yield
+        return
+    with open(lock_dir / "lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _one_process():
+    """Hide torchrun's variables while the source run trains, so that it runs as one process even
+    when a rank of a torchrun job triggers it (the other ranks wait on the lock meanwhile)."""
+    saved = {k: os.environ.pop(k) for k in _TORCHRUN_VARIABLES if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)

@@ -61,7 +61,7 @@ from tsplab.distributed import DistContext, all_reduce_sum, barrier, broadcast_o
 from tsplab.errors import InputError
 from tsplab.methods import METHODS, PretrainData, TrainContext, get_method
 from tsplab.pretrain_config import (PretrainConfig, check_config, check_inputs, config_from_dict, config_values,
-                                    data_paths, plain_value)
+                                    data_paths, plain_value, resolve_weights)
 from tsplab.runs import atomic_path, read_json, resolve, save_config, write_csv
 
 CHECKPOINT = "checkpoint.pt"
@@ -636,8 +636,11 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, stop_after_epochs:
     """Pretrain ``config.method`` and return the run's metrics and checkpoints.
 
     ``resume``: continue from the run folder's ``checkpoint.pt`` (a fresh start, with a warning, if
-    there is none). ``stop_after_epochs``: return after this many epochs of this call (for jobs with
-    a time limit; ``resume=True`` continues; at least 1). Under ``torchrun`` every process calls this;
+    there is none). ``weights="source"`` (the synthetic preset's) becomes the path of the benchmark's
+    initial encoder (``tsplab.pretrain_config.resolve_weights``; trained first if absent) once the
+    inputs are checked; the run's ``config.json`` names that checkpoint. ``stop_after_epochs``: return
+    after this many epochs of this call (for jobs with a time limit; ``resume=True`` continues; at
+    least 1). Under ``torchrun`` every process calls this;
     the process group is created here (NCCL on CUDA, gloo on CPU) and destroyed at the end if created
     here.
 
@@ -653,6 +656,7 @@ def pretrain(config: PretrainConfig, *, resume: bool = False, stop_after_epochs:
         raise InputError(f"stop_after_epochs={stop_after_epochs!r}: must be a whole number >= 1 "
                          "(None: train to the last epoch)")
     check_inputs(config)
+    config = resolve_weights(config)  # weights="source": the benchmark's initial encoder (trained if absent)
     owns_group = not torch.distributed.is_initialized()
     dist = init_distributed(device=config.device or None)
     threads = torch.get_num_threads()
