@@ -205,3 +205,23 @@ def test_similarity_browser_says_what_to_do_when_nothing_is_selected(two_feature
     browser.feature_sets.value = ("tsp",)
     assert browser.image.layout.display is None and browser.message.value == ""
     assert [ax.get_title() for ax in browser.figure.axes if ax.images] == ["tsp: a"]
+
+
+# --- notebook 08: a study's metrics over seeds ----------------------------------------------------
+
+def test_study_metrics_bars_are_means_error_bars_stds_and_dots_the_seeds():
+    from tsplab.plots import MAX_WIDTH_IN, plot_study_metrics
+
+    cells = pd.DataFrame({"condition": ["a", "a", "a", "b", "b"], "seed": [0, 1, 2, 0, 1],
+                          "status": ["finished"] * 4 + ["failed"],
+                          "average mAP": [10.0, 20.0, 30.0, 5.0, np.nan], "AUC": [1.0, 2.0, 3.0, 4.0, np.nan]})
+    fig = plot_study_metrics(cells, ["average mAP", "AUC"], labels={"a": "A", "b": "B"}, ncols=4)
+    assert [ax.get_title() for ax in fig.axes] == ["average mAP", "AUC"]  # no empty panels left
+    ax = fig.axes[0]
+    assert [bar.get_height() for bar in ax.patches] == [20.0, 5.0]  # b: its one finished seed
+    caps = ax.collections[0].get_segments()  # error bars: mean ± sample std (10), none for one seed
+    assert [tuple(np.round(seg[:, 1], 6)) for seg in caps] == [(10.0, 30.0), (5.0, 5.0)]
+    dots = [line.get_ydata().tolist() for line in ax.get_lines() if line.get_marker() == "."]
+    assert dots == [[10.0, 20.0, 30.0], [5.0]]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["A", "B"]
+    assert width_px(fig) <= 100 * MAX_WIDTH_IN

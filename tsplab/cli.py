@@ -538,8 +538,60 @@ def _run_localize(args) -> int:
     return 0
 
 
+def _add_study(sub) -> None:
+    from tsplab.study import STUDY1, STUDY_PRESETS, SlurmOptions
+
+    slurm = SlurmOptions()
+    p = sub.add_parser("study", help="conditions x seeds on the synthetic benchmark (TSP Study 1 by default), "
+                                     "each cell the notebooks via papermill; TSP's table and the claims table "
+                                     "(exit 1 when some cells failed: listed in OUT/cells.csv)")
+    p.add_argument("--preset", "--study-preset", dest="study_preset", default="default", choices=list(STUDY_PRESETS),
+                   help="tiny: a smoke test of the machinery (minutes, meaningless numbers); default: the "
+                        "default benchmark at the demo's budget (about 2 hours for Study 1 x 5 seeds on 2 cores)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per condition (default 5, as TSP)")
+    p.add_argument("--conditions", nargs="+", default=None,
+                   help=f"condition names (default: all of {', '.join(c.name for c in STUDY1)})")
+    p.add_argument("--out", required=True, help="study folder: OUT/<condition>/seed<k>/ per cell, tables in OUT; "
+                                                "an existing study resumes (finished cells are skipped)")
+    p.add_argument("--jobs", type=int, default=1, help="cells at once on this machine (each gets cores/jobs threads)")
+    p.add_argument("--vary-data", action="store_true",
+                   help="one benchmark per seed (benchmark seed = cell seed); default: one fixed benchmark")
+    p.add_argument("--benchmark-seed", type=int, default=0, help="the fixed benchmark's seed (default 0)")
+    p.add_argument("--launcher", choices=["local", "slurm"], default="local",
+                   help="local: processes on this machine; slurm: one submitit job per cell")
+    p.add_argument("--partition", default=slurm.partition, help="Slurm partition (--launcher slurm)")
+    p.add_argument("--gpus", type=int, default=slurm.gpus, help="GPUs per job (--launcher slurm)")
+    p.add_argument("--cpus", type=int, default=slurm.cpus, help="CPUs per job (--launcher slurm)")
+    p.add_argument("--time-min", type=int, default=slurm.time_min, help="time limit per job in minutes")
+    p.add_argument("--mem-gb", type=int, default=slurm.mem_gb, help="memory per job in GB")
+    p.set_defaults(func=_run_study)
+
+
+def _run_study(args) -> int:
+    from tsplab.study import SlurmOptions, run_study
+
+    slurm = SlurmOptions(partition=args.partition, gpus=args.gpus, time_min=args.time_min, mem_gb=args.mem_gb,
+                         cpus=args.cpus)
+    result = run_study(args.out, args.study_preset, args.seeds, args.conditions, jobs=args.jobs,
+                       launcher=args.launcher, slurm=slurm, vary_data=args.vary_data,
+                       benchmark_seed=args.benchmark_seed)
+    _print_table(result.table.reset_index(),
+                 f"\nmean ± std (max) over seeds, percent (sensitivity: cosine difference); {result.out_dir}/table.csv:")
+    columns = ["claim", "paper", "n", "difference", "ci_low", "ci_high", "verdict"]
+    _print_table(result.claims[columns].round(3), f"\nClaims, paired over seeds, 95 % t interval; "
+                                                 f"{result.out_dir}/claims.csv:")
+    print(f"\ncells: {len(result.ran)} run now, {len(result.skipped)} finished before; figure {result.out_dir}/study.png")
+    failed = result.failed
+    if len(failed):
+        print(f"{len(failed)} of {len(result.cells)} cells did not finish: listed in {result.out_dir}/cells.csv "
+              f"(each cell's cell.json holds the error, its executed notebook beside it): "
+              f"{', '.join(failed['cell'])}", file=sys.stderr)
+        return 1
+    return 0
+
+
 _SUBCOMMANDS = [_add_synth, _add_segments, _add_standardize, _add_pretrain, _add_extract, _add_gvf,
-                _add_localize, _add_evaluate, _add_demo]
+                _add_localize, _add_evaluate, _add_demo, _add_study]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -563,3 +563,35 @@ def plot_detection_timeline(ground_truth: pd.DataFrame, predictions, videos, *, 
         ax.set_title(str(video), fontsize=9)
     axes[-1, 0].set_xlabel("time (s)")
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Studies (notebook 08): every metric over seeds
+# ---------------------------------------------------------------------------------------------
+
+def plot_study_metrics(cells: pd.DataFrame, metrics, *, labels: dict | None = None,
+                       ncols: int = 4) -> Figure:
+    """One panel per metric of a study (``tsplab.study.cells_table``: rows condition x seed, a
+    column per metric, ``status``): each finished seed as a dot, the mean as a bar with the sample
+    std as its error bar (none for one seed), conditions in their order along x."""
+    finished = cells[cells["status"] == "finished"]
+    conditions = list(pd.unique(cells["condition"]))
+    metrics = list(metrics)
+    nrows = max(1, -(-len(metrics) // ncols))
+    fig, axes = _figure(nrows, ncols, figsize=(MAX_WIDTH_IN, 2.2 * nrows + 0.4))
+    names = [(labels or {}).get(c, c) for c in conditions]
+    x = np.arange(len(conditions))
+    for ax, metric in zip(axes.flat, metrics):
+        groups = [finished.loc[finished["condition"] == c, metric].to_numpy(float) for c in conditions]
+        means = np.array([g.mean() if len(g) else np.nan for g in groups])
+        stds = np.array([g.std(ddof=1) if len(g) > 1 else 0.0 for g in groups])
+        ax.bar(x, means, color=[f"C{i}" for i in range(len(conditions))], alpha=0.5)
+        ax.errorbar(x, means, yerr=stds, fmt="none", ecolor="black", capsize=3)
+        for i, g in enumerate(groups):
+            ax.plot(np.full(len(g), x[i]), g, "k.", markersize=3)
+        ax.set_title(metric, fontsize=9)
+        ax.set_xticks(x, names, rotation=45, ha="right", fontsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.remove()  # no empty panel left over
+    return fig
