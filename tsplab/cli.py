@@ -402,7 +402,7 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--valid-annotations", help="validation annotation file (default: --annotations)")
     p.add_argument("--video-dir", help="folder of the videos (default: DATASET/videos)")
     p.add_argument("--run-dir", help="run folder; outputs go to RUN/pretrain/<method>/")
-    p.add_argument("--weights", help="initial weights: kinetics400, a checkpoint path, or none")
+    p.add_argument("--weights", help="initial weights: kinetics400, source (the synthetic benchmark's source encoder, its preset's default), a checkpoint path, or none (random)")
     p.add_argument("--trust-checkpoint-code", action="store_true",
                    help="unpickle a checkpoint (--weights, BSP teachers) in full when torch's safe loader "
                         "refuses it: RUNS ANY CODE STORED IN THE FILE; only for files you trust")
