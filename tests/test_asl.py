@@ -165,3 +165,37 @@ def test_ascl_loss_matches_eq14_by_hand():
     got = ascl_loss(torch.tensor(many), torch.tensor(labels), torch.zeros(0, 3), temperature=0.3)
     assert got.item() == pytest.approx(_ascl_by_hand(many, labels, [], 0.3), rel=1e-6)
     assert ascl_loss(torch.tensor(many[:3]), torch.tensor([0, 1, 2]), torch.tensor(background)).item() == 0.0
+
+
+def test_sensitive_range_defaults_and_short_actions():
+    """δ = 0.2 by default (ASL §4.2) in both the batched and the one-instance form; an action shorter
+    than one position still has its one frame at d = (i - centre) / length (no clamp at length 1)."""
+    from tsplab.localizer.asl import ClassSensitivity, batched_sensitive_features, sensitive_features
+
+    sens = ClassSensitivity(1)
+    feats = torch.zeros(1, 2, 30)
+    feats[0, 0] = torch.arange(30.0)
+    feats[0, 1] = 1.0
+    args = (feats, torch.tensor([30]), torch.tensor([0, 0]), torch.tensor([[4.0, 4.5], [5.0, 25.0]]),
+            torch.tensor([0, 0]), sens)
+    default = batched_sensitive_features(*args)
+    for got, want in zip(default, batched_sensitive_features(*args, delta=0.2)):
+        assert torch.equal(got, want)
+    # the short action: position 4 alone, d = (4 - 4.25) / 0.5 = -0.5
+    assert default[0][0].tolist() == pytest.approx([4 * _gauss(-0.5, 0, 1), _gauss(-0.5, 0, 1)], rel=1e-6)
+    # the long one: 21 positions, δ·N_f = 4.2 -> centre 15 ± 4 (9 positions), background 1..4 and 26..29
+    assert default[2][1].tolist() == pytest.approx([(10 + 110) / 8, 1.0])
+    one = sensitive_features(feats[0], 5.0, 25.0, 0, sens)
+    assert all(torch.equal(a, b[1]) for a, b in zip(one, default[:3]))
+    wide = batched_sensitive_features(*args, delta=0.5)
+    one = sensitive_features(feats[0], 5.0, 25.0, 0, sens, delta=0.5)
+    assert all(torch.equal(a, b[1]) for a, b in zip(one, wide[:3]))
+    assert not torch.equal(wide[2][1], default[2][1])
+
+
+def test_ascl_loss_of_fewer_than_two_features_is_zero_and_keeps_the_graph():
+    from tsplab.localizer.asl import ascl_loss
+
+    one = torch.tensor([[2.0, 1.0]], requires_grad=True)
+    loss = ascl_loss(one, torch.tensor([0]), torch.tensor([[1.0, 0.0]]))
+    assert loss.item() == 0.0 and loss.requires_grad

@@ -41,8 +41,11 @@ def test_diff_class_blend_follows_eq1():
     assert mixed.dtype == np.uint8 and mixed[:, 0, 0, 0].tolist() == [10, 10, 11, 12, 12, 13, 13, 13]
     with pytest.raises(ValueError, match="needs 6 frames of the first clip"):
         diff_class_boundary(first[:5], second, 4, 2)
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match=r"^blend over 2ε = 4 frames around change frame 1 does not fit"):
         blend_weights(8, 1, 2)
+    with pytest.raises(ValueError, match="does not fit"):
+        blend_weights(8, 7, 2)  # the blend would run past the last frame
+    np.testing.assert_allclose(blend_weights(4, 2, 1), [1, 0.5, 0, 0])  # ε = 1: one mixed frame
 
 
 def test_same_class_concatenates_at_the_change_frame():
@@ -62,6 +65,23 @@ def test_speed_change_index_pattern_eq3():
         diff_speed_boundary(frames[:10], 8, 4, 2.0)
     with pytest.raises(ValueError, match="!= 1"):
         speed_change_indices(8, 4, 1.0)
+
+
+def test_speed_and_same_class_limits():
+    # the change may come right after the first frame, never at the last
+    assert speed_change_indices(4, 1, 2.0).tolist() == [0, 2, 4, 6]
+    with pytest.raises(ValueError, match=r"^change frame 8 must be in \[1, 7\] for a clip of 8$"):
+        speed_change_indices(8, 8, 2.0)
+    with pytest.raises(ValueError, match="must be > 0"):
+        speed_change_indices(8, 4, 0.0)
+    # one source frame short of the last index (11): refused with the count, not an IndexError
+    with pytest.raises(ValueError, match="needs 12 source frames, got 11"):
+        diff_speed_boundary(np.arange(11)[:, None], 8, 4, 2.0)
+    clip, c = same_class_boundary(np.array([[7]]), np.array([[9]]))  # one frame on each side
+    assert c == 1 and clip[:, 0].tolist() == [7, 9]
+    for first, second in ((np.zeros((0, 1)), np.ones((3, 1))), (np.ones((3, 1)), np.zeros((0, 1)))):
+        with pytest.raises(ValueError, match=r"^same-class boundary needs frames on both sides, got \d \+ \d$"):
+            same_class_boundary(first, second)
 
 
 def test_same_speed_is_the_clip_itself():
@@ -97,6 +117,19 @@ def test_change_point_hits_tolerate_exactly_one_frame():
     pred[8, 2] = 0.49
     assert change_point_hits(pred, change).tolist() == [True, True, True, False, False, True, False,
                                                          False, True]
+
+
+def test_only_the_no_change_sentinel_means_no_boundary():
+    """A change frame of 0 is still a boundary (before the first frame, μ = -1); only ``NO_CHANGE``
+    (< 0) rows get the all-zero heat map and the flat-prediction rule."""
+    change = torch.tensor([0, NO_CHANGE])
+    y = change_point_heatmap(change, 4)
+    torch.testing.assert_close(y[0], torch.exp(-((torch.arange(4.0) + 1) ** 2) / 4))
+    assert torch.all(y[1] == 0)
+    pred = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.2, 0.0, 0.0, 0.0]])
+    assert change_point_hits(pred, change).tolist() == [True, True]  # peak 1 frame from μ = -1
+    pred[0] = torch.tensor([0.1, 0.0, 0.0, 0.3])  # peak 4 frames off, although below 0.5
+    assert change_point_hits(pred, change).tolist() == [False, True]
 
 
 # ------------------------------------------------------------------------------------- dataset

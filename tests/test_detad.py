@@ -82,6 +82,7 @@ def test_bucket_average_map_thresholds_defaults_and_matches_of_other_buckets():
     # first TP at the other 7 (AP_N = recall 0.5 x precision 1)
     assert res.loc["all", "average_mAP"] == pytest.approx((3 * 1.0 + 7 * 0.5) / 10)
     assert (res.loc["all", "interval"], res.loc["all", "num_instances"]) == ("", 2)
+    assert res["interval"].tolist()[1:] == list(get_bucket_spec("length").intervals())
     # XL: the first prediction matched the XS instance at every threshold: left out, so AP_N 1 at
     # the 3 thresholds the second one reaches and 0 at the others
     assert res.loc["XL", "average_mAP"] == pytest.approx(0.3)

@@ -63,6 +63,14 @@ def test_background_rows_do_not_train_the_action_head():
     assert (int(correct), int(count)) == (1, 2)
 
 
+def test_tsp_loss_weighs_both_heads_one_by_default():
+    logits = {"action": torch.tensor([[2.0, 0.0]]), "region": torch.tensor([[0.0, 1.0]])}
+    loss, heads = tsp_loss(logits, torch.tensor([1]), torch.tensor([0]))  # TSP eq. (1), α_c = α_r = 1
+    assert heads["action"].item() == pytest.approx(math.log(1 + math.exp(2)), rel=1e-6)
+    assert heads["region"].item() == pytest.approx(math.log(1 + math.e), rel=1e-6)
+    assert loss.item() == pytest.approx(math.log(1 + math.exp(2)) + math.log(1 + math.e), rel=1e-6)
+
+
 def test_alpha_ablations_scale_the_heads():
     logits = {"action": torch.randn(6, 4), "region": torch.randn(6, 2)}
     action = torch.tensor([0, 3, -1, -1, 2, 1])
@@ -198,6 +206,48 @@ def test_tsp_step_conditions_each_split_on_its_own_gvf_table():
     train = method.step(model, batch, train=True)
     assert train.head_correct["region"].item() == 0  # the training table flips every logit
     assert train.head_losses["region"].item() == pytest.approx(math.log(1 + math.exp(3)), rel=1e-6)
+    # the step passes each head's own weight (eq. 1's α_c, α_r)
+    weighted = get_method("tsp")(synthetic_config(method="tsp", alpha_c=0.5, alpha_r=2.0))
+    weighted.gvf = method.gvf
+    assert weighted.step(model, batch, train=False).loss.item() == pytest.approx(
+        0.5 * action_ce + 2.0 * math.log(1 + math.exp(-3)), rel=1e-6)
+    # without a GVF (TSP's "w/o GVF" row) the region head reads f alone and no table is needed
+    plain = get_method("tsp")(synthetic_config(method="tsp", gvf_pooling="none"))
+    model = plain.build_model(ConstantEncoder(), type("D", (), {"labels": ["a", "b", "c"]})())
+    assert model.fc2.in_features == 2 and plain.step(model, batch, train=False).head_count["region"] == 4
+
+
+class CornerPixel(torch.nn.Module):
+    """A stand-in backbone that sees where the crop and flip fell: the top-left pixel of each clip."""
+
+    feature_dim = 3
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):  # [B, 3, T, H, W] -> [B, 3]
+        return x[:, :, 0, 0, 0] + 0 * self.unused
+
+
+@pytest.mark.parametrize("method_name", ["tac", "tsp"])
+def test_training_augmentation_follows_the_step_generator(method_name):
+    """Exact resume needs every random draw of a step to come from the generator the loop passes."""
+    config = pretrain_config("synthetic", method=method_name, dataset_dir="unused", resize_short_side=24,
+                             crop_size=16)
+    method = get_method(method_name)(config)
+    torch.manual_seed(0)
+    model = method.build_model(CornerPixel(), type("D", (), {"labels": ["a", "b", "c"]})())
+    if method_name == "tsp":
+        method.gvf = {"train": torch.zeros(2, 3), "valid": torch.zeros(2, 3)}
+    batch = _batch()
+    pixels = torch.Generator().manual_seed(1)
+    batch["clip"] = torch.randint(0, 256, (8, 4, 24, 32, 3), dtype=torch.uint8, generator=pixels)
+    losses = [method.step(model, batch, train=True, generator=torch.Generator().manual_seed(5)).loss.item()
+              for _ in range(2)]
+    assert losses[0] == losses[1]
+    other = method.step(model, batch, train=True, generator=torch.Generator().manual_seed(6)).loss.item()
+    assert other != losses[0]
 
 
 def test_optimizer_groups_stem_frozen_and_scaled_lrs(tiny):

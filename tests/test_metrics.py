@@ -507,6 +507,89 @@ def test_proposals_are_truncated_in_proportion():
     assert evaluate_proposals(gt, props, one).ar_at[1] == 0.5
 
 
+def test_proposal_recall_curve_auc_and_options_by_hand():
+    gt = gt_df([("a", 0, 10, "")])
+    props = pred_df([("a", 0, 10, "", 0.9), ("a", 50, 60, "", 0.8)])  # the hit ranked first
+    res = evaluate_proposals(gt, props, max_avg_proposals=2)
+    # ratio = 2 x 1 video / 2 proposals = 1: the video keeps both. Point j (AN = (j + 1) / 100 x 2)
+    # looks at int(2 (j + 1) / 100) proposals: the hit counts from j = 49 (AN = 1) on
+    ar = res.average_recall
+    assert ar.index.name == "AN" and ar.index.to_numpy() == pytest.approx(np.arange(1, 101) / 50)
+    assert (ar.iloc[:49] == 0).all() and (ar.iloc[49:] == 1).all()
+    assert res.auc == pytest.approx((0.5 * 0.02 + 1.0 * 1.0) / 2)  # area under AR(AN) / AN_max
+    assert res.ar_at == {1: 1.0}  # AR@10 and AR@100 need more than 2 proposals per video
+    assert (res.preset, res.recall.index.name, res.average_recall.name) == ("activitynet", "tIoU", "AR")
+    assert res.recall.columns.equals(ar.index) and res.recall.shape == (10, 100)
+    # max 99 per video: AR@1 looks at int(2 x 0.495) = 0 proposals, AR@10 at 2, AR@100 is beyond
+    assert evaluate_proposals(gt, props, max_avg_proposals=99).ar_at == {1: 0.0, 10: 1.0}
+    # tIoU 0.625: found at 3 of ActivityNet's 10 thresholds (0.5, 0.55, 0.6), or at the one given
+    wide = pred_df([("a", 0, 16, "", 0.9)])
+    assert evaluate_proposals(gt, wide).average_recall.iloc[-1] == pytest.approx(0.3)
+    assert evaluate_proposals(gt, wide, tiou_thresholds=[0.5]).average_recall.iloc[-1] == 1.0
+    # an excluded video's instances do not count; a bad ground-truth row is refused unless lenient
+    two = gt_df([("a", 0, 10, ""), ("b", 0, 10, "")])
+    assert evaluate_proposals(two, wide, tiou_thresholds=[0.5]).average_recall.iloc[-1] == 0.5
+    assert evaluate_proposals(two, wide, tiou_thresholds=[0.5], exclude_videos=["b"]).average_recall.iloc[-1] == 1.0
+    reversed_row = gt_df([("a", 0, 10, ""), ("b", 10, 5, "")])
+    with pytest.raises(InputError, match="ground truth"):
+        evaluate_proposals(reversed_row, wide)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lenient = evaluate_proposals(reversed_row, wide, tiou_thresholds=[0.5], lenient=True)
+        assert lenient.average_recall.iloc[-1] == 1.0 and len(lenient.ground_truth_issues) == 1
+        some_bad = evaluate_proposals(gt, pd.concat([wide, pred_df([("a", 10, 5, "", 0.9)])]))
+        assert len(some_bad.dropped) == 1
+        with pytest.raises(InputError, match="^proposals: no valid proposals to evaluate$"):
+            evaluate_proposals(gt, pred_df([("a", 10, 5, "", 0.9)]))
+    assert any(str(w.message).startswith("proposals") for w in caught)
+
+
+def test_equal_tious_are_resolved_in_every_group_as_the_official_code():
+    """Official ``compute_average_precision_detection``: a prediction tries its video's instances in
+    ``np.argsort(tiou)[::-1]`` order, so of two identical instances it takes the later one, in every
+    (class, video) group matched in the same round, not only the first."""
+    gt = gt_df([("v1", 0, 10, "x"), ("v2", 0, 10, "x"), ("v2", 0, 10, "x"), ("v3", 20, 30, "y"), ("v3", 20, 30, "y")])
+    pred = pred_df([("v1", 0, 10, "x", 0.9), ("v2", 0, 10, "x", 0.8), ("v3", 20, 30, "y", 0.7)])
+    assert match_predictions(gt, pred, [0.5]).tolist() == [[0], [2], [4]]
+    # a lower instance first, then two tied ones: the last tied one, whatever their positions
+    gt = gt_df([("v", 0, 8, "x"), ("v", 0, 10, "x"), ("v", 0, 10, "x")])
+    assert match_predictions(gt, pred_df([("v", 0, 10, "x", 0.9)]), [0.5]).tolist() == [[2]]
+    # tIoU >= threshold is a match (official: only tiou < threshold is a false positive): 5 / 10
+    assert match_predictions(gt_df([("v", 0, 10, "x")]), pred_df([("v", 0, 5, "x", 0.9)]), [0.5, 0.55]).tolist() \
+        == [[0, -1]]
+
+
+def test_proposal_truncation_and_the_inclusive_threshold():
+    # a: 5 proposals, the hit first; b: 1 (a miss); max 1 per video on average over 2 videos:
+    # ratio = 2 / 6, so a keeps int(5/3) = 1 and b none (the official truncation). At point p
+    # (AN = p) a looks at min(int(1 x 2p), 1) proposals: its instance counts from p = 0.5 (j = 49).
+    gt = gt_df([("a", 0, 10, ""), ("b", 0, 10, "")])
+    props = pred_df([("a", 0, 10, "", 0.9)] + [("a", 50 + 10 * i, 55 + 10 * i, "", 0.5) for i in range(4)]
+                    + [("b", 50, 60, "", 0.9)])
+    ar = evaluate_proposals(gt, props, tiou_thresholds=[0.5], max_avg_proposals=1).average_recall
+    assert (ar.iloc[:49] == 0).all() and (ar.iloc[49:] == 0.5).all()
+    # tIoU >= threshold counts (0.5 exactly here)
+    half = evaluate_proposals(gt_df([("a", 0, 10, "")]), pred_df([("a", 0, 5, "", 0.9)]), tiou_thresholds=[0.5])
+    assert half.average_recall.iloc[-1] == 1.0
+    with pytest.raises(InputError, match="^proposals: none left after truncation to max_avg_proposals per video$"):
+        evaluate_proposals(gt, pred_df([("z", 0, 10, "", 0.9)]))  # only a video without ground truth
+
+
+def test_ap_classes_are_those_given_and_other_labels_are_ignored():
+    from tsplab.metrics import average_precision_from_matches
+
+    # class "b" only: its one prediction is a TP; the "a" prediction ranked above it is not its FP
+    ap = average_precision_from_matches(np.array(["a", "b"]), np.array([0.9, 0.8]), np.array([[False], [True]]),
+                                        pd.Series([1], index=["b"]), [0.5])
+    assert ap.index.tolist() == ["b"] and ap.iloc[0, 0] == 1.0
+    assert (ap.index.name, ap.columns.name, ap.columns.tolist()) == ("label", "tIoU", [0.5])
+    # a class without positives (NaN) or without predictions (0) does not stop the classes after it
+    ap = average_precision_from_matches(np.array(["c", "c"]), np.array([0.9, 0.8]), np.array([[True], [False]]),
+                                        pd.Series([0, 1, 1], index=["a", "b", "c"]), 0.5)  # one threshold
+    assert np.isnan(ap.loc["a", 0.5]) and ap.loc["b", 0.5] == 0.0 and ap.loc["c", 0.5] == 1.0
+    assert match_predictions(gt_df([("v", 0, 10, "c")]), pred_df([("v", 0, 10, "c", 0.9)]), 0.5).tolist() == [[0]]
+
+
 # ---------------------------------------------------------------------------------------------
 # Command line: the issue's evaluation cases
 # ---------------------------------------------------------------------------------------------
@@ -722,7 +805,9 @@ def test_tiou_properties():
     @settings(max_examples=60, deadline=None)
     @given(_segments(), _segments())
     def check(a, b):
-        iou = segment_iou(np.array(a), np.array(b))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # 0/0 is expected (NaN), not a RuntimeWarning
+            iou = segment_iou(np.array(a), np.array(b))
         assert iou.shape == (len(a), len(b))
         np.testing.assert_array_equal(iou, segment_iou(np.array(b), np.array(a)).T)  # symmetric
         finite = ~np.isnan(iou)

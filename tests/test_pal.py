@@ -57,6 +57,12 @@ def test_paste_region_blends_with_beta_at_its_position():
     assert (out[:2] == 100).all() and (out[6:] == 100).all()
     with pytest.raises(ValueError, match="does not fit at frame 6"):
         paste_region(bg, region, 6, 1.0)
+    # the blend stays inside [0, 255] without shifting the extremes; frames must have one size
+    black, white = np.zeros((4, 2, 2, 3), np.uint8), np.full((2, 2, 2, 3), 255, np.uint8)
+    assert (paste_region(black, black[:2], 1, 0.6) == 0).all()
+    assert (paste_region(black, white, 1, 1.0)[1:3] == 255).all()
+    with pytest.raises(ValueError, match=r"region frames \(3, 3, 3\) and background frames \(2, 2, 3\) differ"):
+        paste_region(black, np.zeros((2, 3, 3, 3), np.uint8), 0, 0.5)
 
 
 class DictFrames:
@@ -155,7 +161,7 @@ def test_region_features_average_the_pasted_clips():
     # row 0: mean of clips 1-2 = (4, 1); row 1: clip 3 = (0, 4); then unit length
     assert torch.allclose(r[0], torch.tensor([4.0, 1.0]) / math.sqrt(17))
     assert torch.allclose(r[1], torch.tensor([0.0, 1.0]))
-    with pytest.raises(ValueError, match="empty region"):
+    with pytest.raises(ValueError, match="^an empty region: every region needs start < end$"):
         region_features(feats, torch.tensor([2, 0]), torch.tensor([2, 1]))
 
 
@@ -365,6 +371,50 @@ def test_step_pools_each_view_over_its_own_region():
     keys = torch.stack([(e[2] + e[3]) / s2, e[0], e[3]])
     assert torch.allclose(method._pending_keys, keys, atol=1e-6)
     assert torch.equal(method.queue, torch.stack([e[0], e[1], -e[3]]))
+
+
+class CornerColour(torch.nn.Module):
+    """A stand-in PAL encoder that sees the crop, flip and colours: clip feature = the colour of the
+    clip's first top-left pixel (3 of 16 dimensions) plus a constant in dimension 3."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, clips):  # [B, J, 3, L, S, S] -> [B, J, 16]
+        out = torch.zeros(*clips.shape[:2], 16)
+        out[..., :3] = clips[:, :, :, 0, 0, 0]
+        out[..., 3] = 1.0
+        return out + 0 * self.unused
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_step_augments_the_query_view_then_the_key_view(train):
+    """Each synthesized video gets its own augmentation, drawn from the step's generator, query (the
+    first view) first (PAL §3.2.1); in evaluation the centre crop."""
+    config = small_config(clip_length_frames=2, crop_size=6, resize_short_side=10)
+    method = PAL(config)
+    model = CornerColour()
+    method.attach(model)
+    method.queue = torch.nn.functional.normalize(torch.randn(5, 16, generator=torch.Generator().manual_seed(2)), dim=1)
+    videos = torch.randint(0, 256, (3, 2, 8, 10, 10, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    region = torch.tensor([[[0, 2], [1, 3]], [[1, 4], [0, 4]], [[2, 3], [3, 4]]])
+    out = method.step(model, {"clip": videos, "region": region}, train=train,
+                      generator=torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)
+    views = []
+    for v in (0, 1):
+        x = augment_videos(videos[:, v], 6, train=train, generator=g)  # [B, 8, 3, 6, 6]
+        views.append(model(x.view(3, 4, 2, 3, 6, 6).transpose(2, 3)))  # 4 clips of 2 frames
+    q = region_features(views[0], region[:, 0, 0], region[:, 0, 1])
+    k = region_features(views[1], region[:, 1, 0], region[:, 1, 1])
+    expected, _ = info_nce(q, k, method.queue, 0.07)
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert not torch.allclose(views[0], views[1])  # the two views differ, so swapping them would show
+    if train:
+        assert torch.allclose(method._pending_keys, k, atol=1e-6)
+    else:
+        assert method._pending_keys is None  # validation keys never enter the queue
 
 
 def test_frames_of_different_sizes_are_named():
