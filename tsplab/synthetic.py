@@ -96,8 +96,9 @@ Determinism: the same config and seed give identical plans and annotations, and 
 arrays (before encoding) with the same numpy on the same kind of CPU (numpy's vectorised sin/exp may
 differ in the last bit across instruction sets, which can move a pixel by one grey level);
 ``frames_for_video`` recomputes one video's frames without decoding. The MP4 bytes are identical on
-one machine with one library build (tested); x264's output can depend on its thread count, which
-follows the CPU count.
+one machine with one library build in fresh processes (tested); x264's output can depend on its
+thread count, which follows the CPU count, and was once seen to differ in a process that had done
+much other work before (a resumed video is then the same video, not the same bytes).
 """
 from __future__ import annotations
 
