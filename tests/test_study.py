@@ -274,3 +274,10 @@ def test_aggregate_tables_in_tsp_layout(tiny_study):
     assert len(claims) == len(CLAIMS) and claims["verdict"].str.startswith("not measured").all()
     assert (out / "study.png").stat().st_size > 0 and (out / "study.json").is_file()
     assert os.path.isdir(out / "benchmark") and (out / "benchmark" / "benchmark.json").is_file()
+
+
+def test_cells_run_seed_by_seed(tmp_path):
+    """A study stopped part-way leaves whole seeds (every condition paired), not whole conditions."""
+    specs = study.plan_cells(tmp_path / "s", "tiny", 2, study.get_conditions(["random", "tac_source"]))
+    assert [(s.seed, s.condition.name) for s in specs] == [
+        (0, "random"), (0, "tac_source"), (1, "random"), (1, "tac_source")]

@@ -515,12 +515,13 @@ def _fill_frame_cache(benchmark: Path, cache: Path, workers: int) -> None:
 def plan_cells(out, study_preset: str, seeds, conditions: list[Condition], *, vary_data: bool = False,
                benchmark_seed: int = 0, threads: int = 1) -> list[CellSpec]:
     """Every cell of the study (conditions x seeds), before any data exists (no source checkpoint
-    yet). Checks only; writes nothing."""
+    yet), seed by seed: a study stopped part-way leaves whole seeds, each of which pairs every
+    condition. Checks only; writes nothing."""
     out = resolve(out)
     benchmarks = _benchmark_dirs(out, seed_list(seeds), vary_data, benchmark_seed)
     return [CellSpec(condition=c, seed=s, study_dir=str(out), study_preset=study_preset,
                      benchmark_dir=str(benchmarks[s][0]), benchmark_seed=benchmarks[s][1], threads=threads)
-            for c in conditions for s in benchmarks]
+            for s in benchmarks for c in conditions]
 
 
 def _check_study(study_preset, launcher, jobs, out, slurm: SlurmOptions | None) -> Path:
