@@ -1,206 +1,483 @@
-"""Feature-extraction throughput (clips/s), in one run on the same videos:
+"""Feature-extraction throughput at two sizes, side by side in one table.
 
-- end-to-end: ``tsplab.features.extraction.extract_features`` (videos stream-decoded inline on a CPU, in
-  DataLoader workers beside a GPU; the model runs in the main process), files written;
-- model-only: the same clip batches, already decoded and in memory, through transform + backbone;
-- stream decode: the same batches decoded in one process (``ClipBatchStream``, no model);
-- seek per clip: every clip decoded by ``tsplab.video.read_clip`` (open, seek, decode, close), the way
-  TSP's extractor reads clips (``torchvision.io.read_video`` per clip).
+- demo: the demo's setting: the first 60 videos of the synthetic ``default`` preset (64x64 H.264 at
+  15 fps), r2plus1d_tiny on 8-frame clips of 32 px (crop 28), stride 2;
+- realistic: TSP's setting: r2plus1d_18, 16 frames at 15 fps, short side 128, centre crop 112,
+  stride 16, on 1280x720 H.264 at 30 fps (generated once with PyAV into --cache-dir, or --videos).
 
-The goal is end-to-end >= 0.9 x model-only (decoding hidden behind the model).
+Per size, on the same videos and clips:
 
-    # the synthetic benchmark's videos (tiny encoder, 8-frame clips on 32 px frames)
-    python benchmarks/bench_extract.py --preset default --device cpu
-    # generated 320x240 30 fps videos at TSP's settings (GPU machine)
-    python benchmarks/bench_extract.py --generate 32 --seconds 60 --backbone r2plus1d_34 --workers 14
+- end-to-end: ``tsplab.features.extraction.extract_features``, files written (decoding in the
+  decode-ahead thread on a CPU, in DataLoader workers beside a GPU), and the same with decoding
+  inline between batches (the CPU path before the decode-ahead thread);
+- model only: the same clip batches, already decoded and in memory, through transform + backbone;
+- decode only, PyAV: ``ClipBatchStream`` in this process, no model (clips/s of wall time, and source
+  frames and clips per CPU-second: "per core");
+- decode only, torchcodec (when installed): each video decoded straight to tensors at the clip rate
+  and size, cut into the same clip windows;
+- reopen per clip: ``tsplab.video.read_clip`` per clip (open, seek, decode, close), the way TSP's
+  extractor reads clips (``torchvision.io.read_video`` per clip);
+- ``end-to-end / model-only = X`` (the goal: >= 0.9, decoding hidden behind the model).
+
+Whether the machine was quiet is printed with the table: the load average before and after, and
+the share of the CPU that other processes took while it ran (above 5%: the numbers are lower bounds).
+
+    python benchmarks/bench_extract.py            # both sizes (videos generated once, then reused)
+    python benchmarks/bench_extract.py --quick    # tiny sizes, seconds: checks that it runs
+    pip install --no-deps torchcodec==0.14.0      # optional, adds the torchcodec row (for torch 2.14)
 """
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import importlib.util
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
+import warnings
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from tsplab.backbones import ClipTransform
 from tsplab.features.config import ExtractionConfig
-from tsplab.features.encoding import ClipBatchStream, encode_clips, pick_device
-from tsplab.features.extraction import extract_features, find_videos, load_extraction_backbone
-from tsplab.video import read_clip, write_video
+from tsplab.features.encoding import (
+    ClipBatchStream,
+    clip_frame_indices,
+    encode_clips,
+    pick_device,
+)
+from tsplab.features.extraction import (
+    extract_features,
+    find_videos,
+    load_extraction_backbone,
+)
+from tsplab.runs import atomic_path
+from tsplab.video import output_size, probe_video, read_clip
+
+GOAL = 0.9
+TORCHCODEC_HINT = "pip install --no-deps torchcodec==0.14.0 (the release for torch 2.14)"
 
 
-def _generated_video(args) -> str:
-    """A video with something to encode: a drifting colour gradient, moving rectangles, mild noise."""
-    path, seconds, width, height, fps, seed = args
+# --- The machine: was it quiet? --------------------------------------------------------------------
+
+def _busy_cpu_s() -> float | None:
+    """CPU seconds the whole machine spent busy since boot (``/proc/stat``), None off Linux."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    t = os.times()  # this process (every thread) and its finished children (generators, torchcodec)
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def machine_snapshot() -> dict:
+    return {"wall_s": time.perf_counter(), "busy_s": _busy_cpu_s(), "own_s": _own_cpu_s(),
+            "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")}
+
+
+def quietness(before: dict, after: dict) -> dict:
+    """The share of all cores that other processes used between two snapshots, and the loads."""
+    wall_s = after["wall_s"] - before["wall_s"]
+    share = float("nan")
+    if before["busy_s"] is not None and after["busy_s"] is not None and wall_s > 0:
+        others_s = (after["busy_s"] - before["busy_s"]) - (after["own_s"] - before["own_s"])
+        share = max(0.0, others_s) / (wall_s * (os.cpu_count() or 1))
+    return {"others_share": share, "load_before": before["load"], "load_after": after["load"]}
+
+
+# --- The videos ------------------------------------------------------------------------------------
+
+def demo_videos(folder: Path, count: int) -> list[tuple[str, Path]]:
+    """The first ``count`` videos (by id) of the synthetic ``default`` preset, seed 0: the very files
+    the demo's benchmark has (rendered and encoded as ``tsplab.synthetic.generate_benchmark`` does),
+    without its hundreds of other videos."""
+    from tsplab.synthetic import PRESETS, plan_benchmark, render_video
+    from tsplab.video import write_video
+
+    config = PRESETS["default"]
+    plans = sorted(plan_benchmark(config, 0), key=lambda p: p.video)[:count]
+    for plan in plans:
+        path = folder / f"{plan.video}.mp4"
+        if not path.is_file():
+            write_video(path, render_video(config, plan, 0).frames, config.fps, keyframe_interval_s=1.0)
+    return find_videos(folder)
+
+
+def _generated_frames(seconds: float, width: int, height: int, fps: float, seed: int):
+    """[H, W, 3] uint8 frames of a camera panning over a textured scene with moving boxes and light
+    sensor noise: enough detail and motion that H.264 spends a realistic bitrate on it. Streamed."""
     rng = np.random.default_rng(seed)
-    n = int(seconds * fps)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    frames = np.empty((n, height, width, 3), np.uint8)
-    boxes = rng.uniform(0, 1, size=(4, 6))  # x, y, vx, vy, size, colour
-    for k in range(n):
-        phase = k / fps
-        base = 90 + 60 * np.sin(xx / 37 + phase) + 40 * np.cos(yy / 23 - 0.7 * phase)
-        img = np.repeat(base[..., None], 3, axis=2)
-        img[..., 1] *= 0.8
-        for x0, y0, vx, vy, size, colour in boxes:
-            cx = (x0 * width + (vx - 0.5) * 120 * phase) % width
-            cy = (y0 * height + (vy - 0.5) * 90 * phase) % height
-            s = 10 + 40 * size
-            mask = (abs(xx - cx) < s) & (abs(yy - cy) < s)
-            img[mask] = (255 * colour, 255 * (1 - colour), 128)
-        img += rng.normal(0, 4, size=img.shape)
-        frames[k] = np.clip(img, 0, 255).astype(np.uint8)
-    write_video(path, frames, fps=fps)
+    pad = 256
+    yy, xx = np.mgrid[0:height + pad, 0:width + pad].astype(np.float32)
+    coarse = rng.integers(0, 80, size=((height + pad) // 6 + 1, (width + pad) // 6 + 1, 3))
+    texture = np.kron(coarse, np.ones((6, 6, 1)))[:height + pad, :width + pad]  # fine detail
+    scene = (70 + 50 * np.sin(xx / 53)[..., None] + 40 * np.cos(yy / 31)[..., None] + texture)
+    scene = np.clip(scene, 0, 255).astype(np.uint8)
+    noise = rng.integers(-8, 9, size=(4, height, width, 3), dtype=np.int16)  # reused: cheap to draw
+    boxes = rng.uniform(0, 1, size=(3, 5))  # x, y, vx, vy, colour
+    for k in range(int(seconds * fps)):
+        t = k / fps
+        dx, dy = int((pad / 2) * (1 + np.sin(0.3 * t))), int((pad / 2) * (1 + np.cos(0.2 * t)))
+        frame = scene[dy:dy + height, dx:dx + width].astype(np.int16) + noise[k % len(noise)]
+        for x0, y0, vx, vy, colour in boxes:
+            cx = int((x0 * width + (vx - 0.5) * width * 0.2 * t) % width)
+            cy = int((y0 * height + (vy - 0.5) * height * 0.2 * t) % height)
+            s = height // 10
+            frame[max(0, cy - s):cy + s, max(0, cx - s):cx + s] = (255 * colour, 200 * (1 - colour), 90)
+        yield np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def _write_generated(job) -> str:
+    """Encode one generated video as H.264 the way uploads usually are: x264 defaults (CRF 23,
+    B-frames), a keyframe every 2 s."""
+    import av
+
+    path, seconds, width, height, fps, seed = job
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"crf": "23", "preset": "veryfast", "g": str(int(2 * fps))}
+        for frame in _generated_frames(seconds, width, height, fps, seed):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     return path
 
 
-def generate_videos(folder: Path, count: int, seconds: float, width: int, height: int, fps: float,
-                    workers: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(folder / f"gen_{i:04d}.mp4"), seconds, width, height, fps, i) for i in range(count)
-            if not (folder / f"gen_{i:04d}.mp4").is_file()]
-    with multiprocessing.get_context("spawn").Pool(max(1, workers)) as pool:
-        for _ in pool.imap_unordered(_generated_video, jobs):
-            pass
-    return folder
+def realistic_videos(folder: Path, count: int, seconds: float, width: int, height: int, fps: float
+                     ) -> list[tuple[str, Path]]:
+    """``count`` generated ``width`` x ``height`` H.264 videos in ``folder`` (made once, reused)."""
+    import multiprocessing
 
+    jobs = [(str(folder / f"gen_{i:03d}.mp4"), seconds, width, height, fps, i) for i in range(count)
+            if not (folder / f"gen_{i:03d}.mp4").is_file()]
+    if jobs:
+        t0 = time.perf_counter()
+        workers = max(1, min(len(jobs), (os.cpu_count() or 2)))
+        if workers == 1 or width * height <= 640 * 360:  # small: starting processes costs more
+            list(map(_write_generated, jobs))
+        else:
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                list(pool.imap_unordered(_write_generated, jobs))
+        print(f"generated {len(jobs)} {width}x{height} videos in {time.perf_counter() - t0:.0f} s")
+    return find_videos(folder)
+
+
+def describe_videos(videos: list[tuple[str, Path]]) -> str:
+    infos = [probe_video(p) for _, p in videos]
+    minutes = sum(i.duration_s for i in infos) / 60
+    mbps = sum(Path(p).stat().st_size for _, p in videos) * 8 / 1e6 / max(1e-9, minutes * 60)
+    sizes = sorted({f"{i.width}x{i.height}" for i in infos})
+    fps = sorted({round(i.fps, 2) for i in infos})
+    return (f"{len(infos)} x {'/'.join(sizes)} {'/'.join(f'{f:g}' for f in fps)} fps {infos[0].codec}, "
+            f"{minutes:.1f} min, {mbps:.2f} Mb/s")
+
+
+# --- The sizes -------------------------------------------------------------------------------------
+
+DEMO = dict(backbone="r2plus1d_tiny", clip_length_frames=8, frame_rate=15.0, stride_frames=2,
+            short_side=32, crop_size=28)  # the synthetic benchmark's clip (28 = 32 * 112 / 128)
+REALISTIC = dict(backbone="r2plus1d_18", clip_length_frames=16, frame_rate=15.0, stride_frames=16,
+                 short_side=128, crop_size=112)  # TSP's extraction settings
+
+
+def sizes(args, cache: Path) -> list[dict]:
+    """The two sizes: name, clip settings, videos, clips timed for reopen-per-clip."""
+    if args.quick:  # seconds: few tiny videos, the tiny encoder at both sizes
+        demo = demo_videos(cache / "demo", 6)
+        real = realistic_videos(cache / "quick_320x180", 2, 3.0, 320, 180, 30.0)
+        realistic = {**REALISTIC, "backbone": "r2plus1d_tiny"}
+    else:
+        demo = demo_videos(cache / "demo", args.demo_videos)
+        real = (find_videos(args.videos) if args.videos else
+                realistic_videos(cache / "realistic_1280x720", args.realistic_videos,
+                                 args.realistic_seconds, 1280, 720, 30.0))
+        realistic = {**REALISTIC, "backbone": args.realistic_backbone}
+    return [dict(name="demo", settings=DEMO, videos=demo, seek_clips=args.seek_clips),
+            dict(name="realistic", settings=realistic, videos=real, seek_clips=args.seek_clips)]
+
+
+# --- The measurements ------------------------------------------------------------------------------
 
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def main() -> None:
+def _stream(size: dict, batch_size: int) -> ClipBatchStream:
+    s = size["settings"]
+    return ClipBatchStream(size["videos"], s["clip_length_frames"], s["frame_rate"], s["stride_frames"],
+                           s["short_side"], batch_size)
+
+
+def decode_only(size: dict, batch_size: int) -> tuple[list, dict]:
+    """The clip batches of every video, decoded by ``ClipBatchStream`` in this process; timings."""
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    batches = [item["frames"] for item in _stream(size, batch_size) if len(item["videos"])]
+    wall_s, cpu_s = time.perf_counter() - wall0, time.process_time() - cpu0
+    frames = sum(probe_video(p).num_frames for _, p in size["videos"])  # every source frame decoded
+    clips = sum(len(b) for b in batches)
+    return batches, dict(clips=clips, wall_s=wall_s, cpu_s=cpu_s, source_frames=frames)
+
+
+def model_only(backbone, batches: list, transform, device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    for batch in batches:
+        encode_clips(backbone, batch, transform, device)
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def end_to_end(size: dict, args, device, work: Path, decode_ahead: bool) -> tuple[float, int]:
+    """(seconds, clips) of one ``extract_features`` run into a fresh folder (removed after)."""
+    import shutil
+
+    out = Path(tempfile.mkdtemp(prefix=f"e2e_{size['name']}_", dir=work))
+    list_file = out.parent / f"{out.name}.txt"
+    list_file.write_text("".join(f"{p}\n" for _, p in size["videos"]))
+    try:
+        t0 = time.perf_counter()
+        summary = extract_features(ExtractionConfig(
+            videos=str(list_file), out_dir=str(out), batch_size=args.batch_size, workers=args.workers,
+            device=str(device), **size["settings"]), decode_ahead=decode_ahead)
+        seconds = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(out)  # our own temporary folder
+        list_file.unlink()
+    if (summary.status == "failed").any():
+        raise RuntimeError(f"{size['name']}: {int((summary.status == 'failed').sum())} videos failed: "
+                           f"{summary.loc[summary.status == 'failed', 'error'].tolist()}")
+    return seconds, int(summary.num_features.sum())
+
+
+def reopen_per_clip(size: dict, clips_per_video: list[int]) -> dict:
+    """TSP's way: every clip read by opening, seeking and decoding the file anew (up to
+    ``size['seek_clips']`` clips spread evenly over all the videos)."""
+    s = size["settings"]
+    jobs = [(path, i * s["stride_frames"] / s["frame_rate"])
+            for (_, path), n in zip(size["videos"], clips_per_video) for i in range(n)]
+    jobs = jobs[::max(1, len(jobs) // max(1, size["seek_clips"]))][:size["seek_clips"]]
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for path, t_start_s in jobs:
+        read_clip(path, t_start_s, s["clip_length_frames"], s["frame_rate"], short_side=s["short_side"])
+    return dict(clips=len(jobs), wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0)
+
+
+def measure(size: dict, args, device, work: Path) -> dict:
+    """Every figure of one size (see the module docstring)."""
+    s = size["settings"]
+    backbone = load_extraction_backbone(s["backbone"], None, 0).to(device)
+    transform = ClipTransform(s["short_side"], s["crop_size"], train=False)
+    before = machine_snapshot()
+    batches, decode = decode_only(size, args.batch_size)
+    for _ in range(2):  # warm-up (allocator, cuDNN autotuning) outside every timed section
+        encode_clips(backbone, batches[0], transform, device)
+    e2e_s, model_s, clips = [], [], 0
+    for _ in range(args.repeats):  # alternated; the best of each is kept (others only slow one down)
+        seconds, clips = end_to_end(size, args, device, work, decode_ahead=True)
+        e2e_s.append(seconds)
+        model_s.append(model_only(backbone, batches, transform, device))
+    inline_s = None  # decoding inline is the CPU path without worker processes only
+    if device.type == "cpu" and not args.workers:
+        inline_s, _ = end_to_end(size, args, device, work, decode_ahead=False)
+    per_video = [len(clip_frame_indices(probe_video(p).num_frames_at(s["frame_rate"]),
+                                        s["clip_length_frames"], s["stride_frames"])) for _, p in size["videos"]]
+    reopen = reopen_per_clip(size, per_video)
+    codec = torchcodec_decode(size, work) if not args.no_torchcodec else {"skipped": "--no-torchcodec"}
+    quiet = quietness(before, machine_snapshot())
+    assert clips == decode["clips"] == sum(per_video), (clips, decode["clips"], sum(per_video))
+    return dict(clips=clips, e2e_s=min(e2e_s), inline_s=inline_s, model_s=min(model_s), decode=decode,
+                reopen=reopen, torchcodec=codec, quiet=quiet, videos=describe_videos(size["videos"]))
+
+
+# --- torchcodec, in a child process ----------------------------------------------------------------
+
+def _ffmpeg_for_torchcodec(work: Path) -> list[str]:
+    """Library folders that let torchcodec load PyAV's own FFmpeg (this machine may have no system
+    FFmpeg): links with the plain names torchcodec asks for (libavutil.so.60, ...) to PyAV's
+    renamed copies, PyAV's library folder, and torch's CUDA runtime (torchcodec's wheel links it)."""
+    import re
+
+    import av
+
+    site = Path(av.__file__).resolve().parent.parent
+    links = work / "ffmpeg_for_torchcodec"
+    links.mkdir(exist_ok=True)
+    for lib in (site / "av.libs").glob("lib*.so*"):
+        match = re.fullmatch(r"(lib(?:av|sw)\w+)-[0-9a-f]{8}\.so\.(\d+).*", lib.name)
+        if match and not (links / f"{match[1]}.so.{match[2]}").exists():
+            (links / f"{match[1]}.so.{match[2]}").symlink_to(lib)
+    return [str(links), str(site / "av.libs"), *map(str, site.glob("nvidia/cu*/lib"))]
+
+
+def torchcodec_decode(size: dict, work: Path, device: str = "cpu") -> dict:
+    """torchcodec's decode-only figures for ``size`` (same clips as the PyAV rows), measured in a
+    child process; ``{"skipped": why}`` when torchcodec is not installed or does not load."""
+    if importlib.util.find_spec("torchcodec") is None:
+        return {"skipped": f"torchcodec not installed ({TORCHCODEC_HINT})"}
+    job = work / f"torchcodec_{size['name']}.json"
+    job.write_text(json.dumps({"videos": [str(p) for _, p in size["videos"]], "settings": size["settings"],
+                               "device": device}))
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(_ffmpeg_for_torchcodec(work) + [env.get("LD_LIBRARY_PATH", "")])
+    done = subprocess.run([sys.executable, __file__, "--torchcodec-child", str(job)], env=env,
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"skipped": f"torchcodec failed: {last[:150]}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def torchcodec_child(job_file: str) -> None:
+    """In the child: decode every video with torchcodec at the clip rate and size (frames played at
+    k / frame_rate, resized by FFmpeg in the decoder), cut the same clip windows, print the timings."""
+    from torchcodec.decoders import VideoDecoder
+    from torchcodec.transforms import Resize
+
+    job = json.loads(Path(job_file).read_text())
+    s, device = job["settings"], job["device"]
+    infos = [probe_video(p) for p in job["videos"]]  # outside the timed part, like the PyAV rows'
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    clips = 0
+    for path, info in zip(job["videos"], infos):
+        n = info.num_frames_at(s["frame_rate"])
+        width, height = output_size(info.width, info.height, s["short_side"])
+        seconds = [k / s["frame_rate"] for k in range(n)]
+        if device == "cpu":  # resized by FFmpeg inside the decoder
+            decoder = VideoDecoder(path, dimension_order="NHWC", num_ffmpeg_threads=0,
+                                   transforms=[Resize((height, width))])
+            frames = decoder.get_frames_played_at(seconds=seconds).data
+        else:  # decoded on the GPU (NVDEC) at full size, resized there
+            frames = VideoDecoder(path, device=device).get_frames_played_at(seconds=seconds).data
+            frames = torch.nn.functional.interpolate(frames.float(), size=(height, width), mode="bilinear",
+                                                     antialias=False).round().to(torch.uint8)
+            frames = frames.permute(0, 2, 3, 1)  # NHWC, as the PyAV path gives
+        index = torch.from_numpy(clip_frame_indices(n, s["clip_length_frames"], s["stride_frames"]))
+        clips += len(frames[index.to(frames.device)])
+    if job["device"] != "cpu":
+        torch.cuda.synchronize()
+    print(json.dumps(dict(clips=clips, wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0,
+                          source_frames=sum(i.num_frames for i in infos))))
+
+
+# --- The table -------------------------------------------------------------------------------------
+
+def _rate(n, seconds) -> str:
+    return f"{n / seconds:.1f}" if seconds > 0 else "-"
+
+
+def table_rows(r: dict) -> dict:
+    """One column of the table: label -> cell."""
+    d, reopen, codec, q = r["decode"], r["reopen"], r["torchcodec"], r["quiet"]
+    rows = {
+        "videos": r["videos"],
+        "clips": str(r["clips"]),
+        "end-to-end, decode-ahead (clips/s)": _rate(r["clips"], r["e2e_s"]),
+        "end-to-end, decoding inline (clips/s)": (_rate(r["clips"], r["inline_s"]) if r["inline_s"]
+                                                  else "n/a (worker processes)"),
+        "model only (clips/s)": _rate(r["clips"], r["model_s"]),
+        "model only (ms/clip, wall)": f"{1e3 * r['model_s'] / r['clips']:.1f}",
+        "decode only, PyAV stream (clips/s, wall)": _rate(d["clips"], d["wall_s"]),
+        "decode only, PyAV (source frames/s per core)": _rate(d["source_frames"], d["cpu_s"]),
+        "decode only, PyAV (clips/s per core)": _rate(d["clips"], d["cpu_s"]),
+        "decode only, PyAV (CPU ms/clip)": f"{1e3 * d['cpu_s'] / d['clips']:.1f}",
+    }
+    if "skipped" in codec:
+        rows["decode only, torchcodec"] = codec["skipped"]
+    else:
+        rows["decode only, torchcodec (clips/s, wall)"] = _rate(codec["clips"], codec["wall_s"])
+        rows["decode only, torchcodec (source frames/s per core)"] = _rate(codec["source_frames"], codec["cpu_s"])
+        rows["decode only, torchcodec (clips/s per core)"] = _rate(codec["clips"], codec["cpu_s"])
+    rows["reopen per clip, TSP's way (clips/s, wall)"] = _rate(reopen["clips"], reopen["wall_s"])
+    rows["reopen per clip, TSP's way (clips/s per core)"] = _rate(reopen["clips"], reopen["cpu_s"])
+    rows["others' CPU share during the run"] = f"{100 * q['others_share']:.0f}%"
+    rows["load average before -> after"] = f"{q['load_before']:.2f} -> {q['load_after']:.2f}"
+    rows["end-to-end / model-only"] = f"{r['model_s'] / r['e2e_s']:.2f}"
+    return rows
+
+
+def print_table(columns: dict[str, dict]) -> None:
+    labels = list(next(iter(columns.values())))
+    header = [""] + list(columns)
+    body = [[label] + [col.get(label, "") for col in columns.values()] for label in labels]
+    widths = [max(len(row[i]) for row in [header] + body) for i in range(len(header))]
+    for row in [header] + body:
+        print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+
+
+def print_verdict(results: dict, sizes_run: list[dict], threads: int, device) -> None:
+    for size in sizes_run:
+        r = results[size["name"]]
+        ratio = r["model_s"] / r["e2e_s"]
+        print(f"{size['name']}: end-to-end / model-only = {ratio:.2f} (goal >= {GOAL}; {size['settings']})")
+    worst = max(r["quiet"]["others_share"] for r in results.values())
+    verdict = ("quiet" if worst <= 0.05 else
+               "NOT quiet: other processes took CPU, so these numbers are lower bounds")
+    print(f"machine: {os.cpu_count()} cores, torch threads {threads}, device {device}; other processes "
+          f"used up to {100 * worst:.0f}% of the CPU during a size: {verdict}")
+
+
+# --- Main ------------------------------------------------------------------------------------------
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    src = parser.add_mutually_exclusive_group()
-    src.add_argument("--videos", help="a folder of videos (or a list file)")
-    src.add_argument("--preset", default=None, help="synthetic benchmark preset (tiny, default)")
-    src.add_argument("--generate", type=int, help="generate this many 320x240 (see --size) videos")
-    parser.add_argument("--seconds", type=float, default=30.0, help="length of generated videos")
-    parser.add_argument("--size", default="320x240", help="WxH of generated videos")
-    parser.add_argument("--source-fps", type=float, default=30.0, help="frame rate of generated videos")
-    parser.add_argument("--work-dir", default=None, help="where videos/features go (default: a temp dir)")
-    parser.add_argument("--backbone", default=None,
-                        help="default: r2plus1d_tiny for presets, else r2plus1d_34")
-    parser.add_argument("--clip-length", type=int, default=None)
-    parser.add_argument("--frame-rate", type=float, default=None)
-    parser.add_argument("--stride", type=int, default=None)
-    parser.add_argument("--short-side", type=int, default=None)
-    parser.add_argument("--crop", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs, seconds")
+    parser.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir()) / "tsplab_bench_extract"),
+                        help="where generated videos are kept between runs (default: %(default)s)")
+    parser.add_argument("--videos", help="realistic size: a folder (or list file) of your own videos")
+    parser.add_argument("--demo-videos", type=int, default=60, help="demo size: number of videos")
+    parser.add_argument("--realistic-videos", type=int, default=4, help="generated 720p videos")
+    parser.add_argument("--realistic-seconds", type=float, default=30.0, help="length of each")
+    parser.add_argument("--realistic-backbone", default="r2plus1d_18", choices=["r2plus1d_18", "r2plus1d_34"])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=None,
                         help="decoding processes (default: extract_features' choice: none on a CPU)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--max-videos", type=int, default=None, help="use only the first N videos")
-    parser.add_argument("--seek-clips", type=int, default=200, help="clips timed for seek-per-clip")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads of the main process")
-    parser.add_argument("--repeats", type=int, default=1,
-                        help="time end-to-end and model-only N times, keep the best")
-    args = parser.parse_args()
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=None, help="end-to-end and model-only: best of N "
+                        "(default 2, 1 with --quick)")
+    parser.add_argument("--seek-clips", type=int, default=100, help="clips timed for reopen-per-clip")
+    parser.add_argument("--no-torchcodec", action="store_true", help="skip the torchcodec row")
+    parser.add_argument("--torchcodec-child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 2
+    if args.quick:
+        args.seek_clips = min(args.seek_clips, 10)
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.torchcodec_child:
+        return torchcodec_child(args.torchcodec_child)
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_extract_"))
-    if args.preset or not (args.videos or args.generate):
-        from tsplab.synthetic import PRESETS, generate_benchmark
-
-        preset = args.preset or "default"
-        bench = generate_benchmark(work / f"synthetic_{preset}", preset, progress=False)
-        videos = bench / "videos"
-        cfg = PRESETS[preset]
-        # The synthetic clip conventions: 8-frame clips at the videos' rate on 32 px frames.
-        defaults = dict(backbone="r2plus1d_tiny", clip_length_frames=cfg.clip_length_frames,
-                        frame_rate=float(cfg.fps), stride_frames=2, short_side=cfg.clip_short_side,
-                        crop_size=round(cfg.clip_short_side * 112 / 128))
-    else:
-        if args.generate:
-            w, h = (int(v) for v in args.size.split("x"))
-            t0 = time.perf_counter()
-            videos = generate_videos(work / "generated", args.generate, args.seconds, w, h,
-                                     args.source_fps, workers=max(1, (multiprocessing.cpu_count() or 2) - 1))
-            print(f"generated {args.generate} videos in {time.perf_counter() - t0:.0f} s")
-        else:
-            videos = Path(args.videos)
-        defaults = dict(backbone="r2plus1d_34", clip_length_frames=16, frame_rate=15.0, stride_frames=16,
-                        short_side=128, crop_size=112)  # TSP's extraction settings
-    given = dict(backbone=args.backbone, clip_length_frames=args.clip_length, frame_rate=args.frame_rate,
-                 stride_frames=args.stride, short_side=args.short_side, crop_size=args.crop)
-    settings = {k: given[k] if given[k] is not None else v for k, v in defaults.items()}
-    listing = find_videos(videos)[: args.max_videos]
-    list_file = work / "videos.txt"
-    list_file.write_text("".join(f"{p}\n" for _, p in listing))
-    device = pick_device(args.device)
-    print(f"{len(listing)} videos, {settings}, batch {args.batch_size}, workers {args.workers}, "
-          f"device {device}, best of {args.repeats}")
-
-    # Warm up the model (cuDNN autotuning, allocator) outside every timed section.
     torch.backends.cudnn.benchmark = True
-    import warnings
-
     warnings.simplefilter("ignore")  # the random-weights warning: timing needs no trained weights
-    backbone = load_extraction_backbone(settings["backbone"], None, 0).to(device)
-    transform = ClipTransform(settings["short_side"], settings["crop_size"], train=False)
-    stream = ClipBatchStream(listing, settings["clip_length_frames"], settings["frame_rate"],
-                             settings["stride_frames"], settings["short_side"], args.batch_size)
-    first = next(iter(stream))["frames"]
-    for _ in range(3):
-        encode_clips(backbone, first, transform, device)
-    _sync(device)
-
-    # End-to-end and model-only alternate, ``--repeats`` times each; the best of each is kept (on a
-    # shared machine, other processes only ever make a measurement slower).
-    e2e_s, model_s, clips = [], [], 0
-    for repeat in range(args.repeats):
-        out = work / f"features_{int(time.time())}_{repeat}"
-        t0 = time.perf_counter()
-        summary = extract_features(ExtractionConfig(
-            videos=str(list_file), out_dir=str(out), batch_size=args.batch_size, workers=args.workers,
-            device=str(device), **settings))
-        e2e_s.append(time.perf_counter() - t0)
-        clips = int(summary.num_features.sum())
-        if repeat == 0:
-            # Stream decode in one process, keeping the batches for the model-only passes.
-            t0 = time.perf_counter()
-            batches = [item["frames"] for item in stream if len(item["videos"])]
-            decode_s = time.perf_counter() - t0
-        # Model only on those batches (uint8 in host memory -> device -> transform -> backbone -> host).
-        _sync(device)
-        t0 = time.perf_counter()
-        for b in batches:
-            encode_clips(backbone, b, transform, device)
-        _sync(device)
-        model_s.append(time.perf_counter() - t0)
-    rows = [dict(what="end-to-end (extract_features)", clips=clips, seconds=min(e2e_s)),
-            dict(what="model only (same batches in memory)", clips=sum(len(b) for b in batches),
-                 seconds=min(model_s)),
-            dict(what="stream decode, 1 process", clips=sum(len(b) for b in batches), seconds=decode_s)]
-
-    # Seek per clip, one process (TSP's way), on up to --seek-clips clips spread over all the videos.
-    length, rate, stride = settings["clip_length_frames"], settings["frame_rate"], settings["stride_frames"]
-    per_video = dict(zip(summary.video, summary.num_features))
-    jobs = []
-    for video, path in listing:
-        jobs += [(path, i * stride / rate) for i in range(int(per_video.get(video, 0)))]
-    step = max(1, len(jobs) // max(1, args.seek_clips))
-    jobs = jobs[::step][: args.seek_clips]
-    t0 = time.perf_counter()
-    for path, t_start in jobs:
-        read_clip(path, t_start, length, rate, short_side=settings["short_side"])
-    rows.append(dict(what="seek per clip (read_clip), 1 process", clips=len(jobs),
-                     seconds=time.perf_counter() - t0))
-
-    table = pd.DataFrame(rows)
-    table["clips_per_s"] = (table.clips / table.seconds).round(1)
-    table["seconds"] = table.seconds.round(2)
-    with pd.option_context("display.width", 160):
-        print(table.to_string(index=False))
-    ratio = table.clips_per_s[0] / table.clips_per_s[1]
-    print(f"end-to-end / model-only = {ratio:.2f} (goal >= 0.9)")
-    print(f"failed videos: {(summary.status == 'failed').sum()}")
+    device = pick_device(args.device)
+    cache = Path(args.cache_dir).expanduser() / ("quick" if args.quick else "full")
+    cache.mkdir(parents=True, exist_ok=True)
+    sizes_run = sizes(args, cache)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench_extract_", dir=cache) as work:
+        for size in sizes_run:
+            print(f"measuring {size['name']}: {size['settings']} ...", flush=True)
+            results[size["name"]] = measure(size, args, device, Path(work))
+    print_table({name: table_rows(r) for name, r in results.items()})
+    print_verdict(results, sizes_run, torch.get_num_threads(), device)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
 """Clips through a backbone: the clip grid over a frame array, batched encoding on a device (fp16
 autocast on CUDA), the device choice, and ``ClipBatchStream``, which streams the clip windows of many
-videos (each decoded once, by DataLoader workers while the model runs) in batches that run across
-video boundaries (``clip_batch_loader``), encoded with one batch in flight (``encode_batches``).
-Pretraining's GVFs use ``encode_frames``; ``tsplab.features.extraction`` streams videos through the
-other two.
+videos (each decoded once) in batches that run across video boundaries (``clip_batch_loader``: a
+decode-ahead thread on a CPU, DataLoader worker processes beside a GPU), encoded with one batch in
+flight (``encode_batches``). Pretraining's GVFs use ``encode_frames``; ``tsplab.features.extraction``
+streams videos through the other two.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import queue
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,8 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from tsplab.errors import InputError
 from tsplab.video import VideoError, iter_clip_windows, num_clip_windows, probe_video
+
+log = logging.getLogger(__name__)
 
 
 def clip_frame_indices(num_frames: int, clip_length_frames: int, stride_frames: int) -> np.ndarray:
@@ -191,11 +196,85 @@ def _worker_init(_worker_id):
     torch.set_num_threads(1)
 
 
+class DecodeAhead:
+    """Iterate ``items`` (e.g. a ``ClipBatchStream``) in a background thread, at most ``max_ahead``
+    items ahead of the consumer, so the next batch is decoded while the model runs on this one.
+
+    Why a thread and not a process on a CPU: PyAV decodes and rescales with the GIL released (as
+    the forward pass does), so the two overlap within one process, with no copy of every frame
+    through a pipe and no second process competing for memory. The items are the ones ``items``
+    yields, in order (features stay bit-identical to decoding inline).
+
+    The queue is bounded (``max_ahead`` items, plus the one being built): memory stays at a few
+    batches. An exception raised while producing (``items``' own; a ``ClipBatchStream`` records a
+    broken video as an event and goes on) is raised again in the consumer. When the consumer stops
+    early (an error, ``KeyboardInterrupt``, ``close()``), the thread is told to stop, closes
+    ``items``' iterator (and so the video file it had open) and is joined.
+    """
+
+    def __init__(self, items, max_ahead: int = 2, join_timeout_s: float = 60.0):
+        if max_ahead < 1:
+            raise ValueError(f"max_ahead must be >= 1, got {max_ahead}")
+        self.items, self.max_ahead, self.join_timeout_s = items, max_ahead, join_timeout_s
+        self.thread: threading.Thread | None = None  # the last iteration's (tests check it ends)
+
+    def __iter__(self):
+        slots: queue.Queue = queue.Queue(maxsize=self.max_ahead)
+        stop = threading.Event()
+        self.thread = threading.Thread(target=_produce, args=(self.items, slots, stop),
+                                       name="tsplab-decode-ahead", daemon=True)
+        self.thread.start()
+        try:
+            while True:
+                kind, value = slots.get()
+                if kind == "item":
+                    yield value
+                elif kind == "error":
+                    raise value
+                else:  # "end"
+                    return
+        finally:
+            stop.set()
+            self.thread.join(self.join_timeout_s)
+            if self.thread.is_alive():  # a decode stuck in FFmpeg; daemon: it cannot block exit
+                log.warning("decode-ahead thread still running %.0f s after being told to stop",
+                            self.join_timeout_s)
+
+
+def _produce(items, slots: queue.Queue, stop: threading.Event) -> None:
+    """The decode-ahead thread: put ``("item", x)`` for each item, then ``("end", None)``, or
+    ``("error", exc)``; return as soon as ``stop`` is set (checked while waiting for room)."""
+    iterator = iter(items)
+    try:
+        for item in iterator:
+            if not _put(slots, ("item", item), stop):
+                return
+        _put(slots, ("end", None), stop)
+    except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+        _put(slots, ("error", exc), stop)
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:  # a generator: its ``with`` blocks (open videos) exit in this thread
+            close()
+
+
+def _put(slots: queue.Queue, entry, stop: threading.Event, poll_s: float = 0.05) -> bool:
+    """Put ``entry`` once there is room; False (not put) if ``stop`` is set first."""
+    while not stop.is_set():
+        try:
+            slots.put(entry, timeout=poll_s)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 def _decoding_workers(workers: int | None, device: torch.device) -> int:
-    """``workers`` if given; else decode in the main process on a CPU, and in up to 8 worker
-    processes beside a GPU. On a CPU the model already uses every core, so a decoding process only
-    competes with it: measured on 2 cores (benchmarks/bench_extract.py, tiny backbone, 60 synthetic
-    videos), inline decoding reached 0.91 x model-only throughput against 0.77 with one worker."""
+    """``workers`` if given; else decode in the main process on a CPU (in a decode-ahead thread, see
+    ``clip_batch_loader``), and in up to 8 worker processes beside a GPU. On a CPU the model already
+    uses every core, so a decoding process only competes with it: measured on 2 cores
+    (benchmarks/bench_extract.py, tiny backbone, 60 synthetic videos), inline decoding reached 0.91 x
+    model-only throughput against 0.77 with one worker (before the decode-ahead thread existed)."""
     if workers is not None:
         return max(0, int(workers))
     if device.type != "cuda":
@@ -204,13 +283,17 @@ def _decoding_workers(workers: int | None, device: torch.device) -> int:
 
 
 def clip_batch_loader(videos: list[tuple[str, Path]], settings: dict, batch_size: int, min_frames: int,
-                      workers: int | None, device: torch.device) -> DataLoader:
-    """A DataLoader over ``ClipBatchStream(videos, ...)`` with the clip grid of ``settings``
-    (``clip_length_frames, frame_rate, stride_frames, short_side``), decoding in
-    ``_decoding_workers(workers, device)`` processes (never more than there are videos)."""
+                      workers: int | None, device: torch.device, *, decode_ahead: bool = True):
+    """The clip batches of ``ClipBatchStream(videos, ...)`` with the clip grid of ``settings``
+    (``clip_length_frames, frame_rate, stride_frames, short_side``), decoded in
+    ``_decoding_workers(workers, device)`` DataLoader processes (never more than there are videos),
+    or, with none, in this process: by a ``DecodeAhead`` thread (``decode_ahead=True``, the default)
+    while the model runs, else inline between batches."""
     stream = ClipBatchStream(videos, settings["clip_length_frames"], settings["frame_rate"],
                              settings["stride_frames"], settings["short_side"], batch_size, min_frames)
     workers = min(_decoding_workers(workers, device), len(videos))
+    if workers == 0 and decode_ahead:
+        return DecodeAhead(stream)
     return DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=device.type == "cuda",
                       worker_init_fn=_worker_init if workers else None,
                       prefetch_factor=4 if workers else None, persistent_workers=False)
@@ -221,12 +304,19 @@ def encode_batches(backbone, loader, transform, device):
     float32 numpy, or ``None`` for an item without clips (events only).
 
     One batch in flight: batch k is queued on the device before batch k-1's features are copied
-    back, so a GPU never idles while the caller files batches."""
-    pending = None
-    for item in loader:
-        feats = _forward_clips(backbone, item["frames"], transform, device) if len(item["videos"]) else None
+    back, so a GPU never idles while the caller files batches. The loader's iterator is closed when
+    this generator ends or is closed (a decode-ahead thread stops with it)."""
+    items = iter(loader)
+    try:
+        pending = None
+        for item in items:
+            feats = _forward_clips(backbone, item["frames"], transform, device) if len(item["videos"]) else None
+            if pending is not None:
+                yield pending[0], None if pending[1] is None else _to_numpy(pending[1])
+            pending = (item, feats)
         if pending is not None:
             yield pending[0], None if pending[1] is None else _to_numpy(pending[1])
-        pending = (item, feats)
-    if pending is not None:
-        yield pending[0], None if pending[1] is None else _to_numpy(pending[1])
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()

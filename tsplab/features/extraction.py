@@ -1,7 +1,8 @@
 """Extraction: videos on disk -> a feature folder (``tsplab extract``).
 
-Each video is decoded once, by DataLoader workers while the model runs, and its clips are batched
-with those of the next videos (``tsplab.features.encoding``); the work is sharded over torchrun ranks
+Each video is decoded once while the model runs (by a decode-ahead thread on a CPU, by DataLoader
+worker processes beside a GPU), and its clips are batched with those of the next videos
+(``tsplab.features.encoding``); the work is sharded over torchrun ranks
 (contiguous blocks of the sorted video list), resumable (videos whose ``.npy`` exists are skipped),
 and tolerant of broken videos (recorded in ``failures.csv`` and skipped). The folder gets
 ``metadata.json``, ``videos.csv``, and the toolbox files of ``tsplab.features.toolboxes``.
@@ -156,7 +157,7 @@ def _shard_suffix(shard_id: int, num_shards: int) -> str:
 
 # --- The run -------------------------------------------------------------------------------------------
 
-def extract_features(config: ExtractionConfig) -> pd.DataFrame:
+def extract_features(config: ExtractionConfig, *, decode_ahead: bool = True) -> pd.DataFrame:
     """Extract features for every video of ``config.videos`` (this shard's share) into
     ``config.out_dir``; returns one row per video: ``video, status, num_features, error, path`` with
     status ``done``, ``skipped`` (features already there) or ``failed``.
@@ -170,6 +171,8 @@ def extract_features(config: ExtractionConfig) -> pd.DataFrame:
     ``.npy`` files are kept as the resumable state). Sharded runs suffix the failures and h5 files
     with ``.shard{i}of{n}``. Every parameter and the output folder are checked before anything is
     written (``InputError`` naming the parameter); videos that fail are recorded and skipped.
+    ``decode_ahead=False`` decodes between batches instead of beside the model when no worker
+    process decodes (the same features, slower; for benchmarks and tests).
     """
     # Every input is checked before the output folder is touched (no metadata.json for a bad run).
     out_dir, videos, shard = _check_extraction_inputs(config)
@@ -184,7 +187,7 @@ def extract_features(config: ExtractionConfig) -> pd.DataFrame:
     rows = [dict(video=video, status="skipped", num_features=num_features(out_dir, video), error="",
                  path=str(path)) for video, path in videos if feature_path(out_dir, video).is_file()]
     todo = [(video, path) for video, path in videos if not feature_path(out_dir, video).is_file()]
-    rows += _extract_videos(config, settings, backbone, device, out_dir, todo)
+    rows += _extract_videos(config, settings, backbone, device, out_dir, todo, decode_ahead)
     return _write_run_files(config, out_dir, rows, *shard)
 
 
@@ -204,21 +207,26 @@ def _run_metadata(config: ExtractionConfig, settings: dict, feature_dim: int) ->
 
 
 def _extract_videos(config: ExtractionConfig, settings: dict, backbone, device, out_dir: Path,
-                    todo: list[tuple[str, Path]]) -> list[dict]:
+                    todo: list[tuple[str, Path]], decode_ahead: bool = True) -> list[dict]:
     """Stream the clips of ``todo`` through ``backbone`` and save each video's ``[T, C]`` features as
     soon as its last clip is encoded; one summary row per video (``done`` or ``failed``)."""
+    from contextlib import closing
+
     from tqdm.auto import tqdm
 
     transform = ClipTransform(resize_short_side=settings["short_side"], crop_size=settings["crop_size"],
                               train=False)
     min_frames = (config.min_frames if config.min_frames is not None
                   else -(-settings["clip_length_frames"] // 2))  # half a clip
-    loader = clip_batch_loader(todo, settings, config.batch_size, min_frames, config.workers, device)
+    loader = clip_batch_loader(todo, settings, config.batch_size, min_frames, config.workers, device,
+                               decode_ahead=decode_ahead)
     paths = dict(todo)
     partial: dict[str, list] = {}  # video -> [(clip index, [C] features)] of its clips so far
     rows = []
-    with tqdm(total=None, unit="clip", desc=f"extract {out_dir.name}", leave=False) as bar:
-        for item, feats in encode_batches(backbone, loader, transform, device):
+    # closing: an error or Ctrl-C here stops the decoding (thread or workers) before it propagates.
+    with tqdm(total=None, unit="clip", desc=f"extract {out_dir.name}", leave=False) as bar, \
+            closing(encode_batches(backbone, loader, transform, device)) as encoded:
+        for item, feats in encoded:
             if feats is not None:
                 for video, index, feat in zip(item["videos"], item["index"].tolist(), feats):
                     partial.setdefault(video, []).append((index, feat))
