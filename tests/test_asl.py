@@ -47,9 +47,10 @@ def test_class_gaussians_use_each_class_own_mu_and_sigma():
         _gauss(0.5, -0.5, 5.0), rel=1e-6)
 
 
-def test_ase_weights_are_normalised_to_mean_one_and_use_the_classification_gaussian():
-    """Eq. (8): w_cls ∝ p^cls(d) + q_cls and w_loc ∝ p^sot(d) + p^eot(d) + q_loc, each divided by its
-    mean over the positives (our normalisation, documented in ``ase_weights``)."""
+def test_ase_weights_follow_eq_8_as_written():
+    """Eq. (8) as written (the default): h_cls = p^cls(d) + q_cls and h_loc = p^sot(d) + p^eot(d) +
+    q_loc multiply each positive's losses unscaled, and the detection losses' gradients reach both
+    the Gaussians and the evaluators' q."""
     from tsplab.localizer.asl import ClassSensitivity, ase_weights
 
     sens = ClassSensitivity(2)  # initial values: μ_cls = 0, μ_sot/eot = ∓0.5, σ = 1
@@ -58,23 +59,72 @@ def test_ase_weights_are_normalised_to_mean_one_and_use_the_classification_gauss
     h_cls = [_gauss(x, 0.0, 1.0) for x in d.tolist()]
     h_loc = [_gauss(x, -0.5, 1.0) + _gauss(x, 0.5, 1.0) for x in d.tolist()]
     w_cls, w_loc = ase_weights(d, labels, sens)
-    assert w_cls.tolist() == pytest.approx([h / np.mean(h_cls) for h in h_cls], rel=1e-6)
-    assert w_loc.tolist() == pytest.approx([h / np.mean(h_loc) for h in h_loc], rel=1e-6)
-    # instance level: q added before normalising, and detached (q trains by its own MSE, eq. 7)
+    assert w_cls.tolist() == pytest.approx(h_cls, rel=1e-6)
+    assert w_loc.tolist() == pytest.approx(h_loc, rel=1e-6)
     q_cls = torch.tensor([0.2, 0.9, 0.4, 0.1], requires_grad=True)
     q_loc = torch.tensor([0.5, 0.3, 0.7, 0.6], requires_grad=True)
     w_cls, w_loc = ase_weights(d, labels, sens, q_cls, q_loc)
+    assert w_cls.tolist() == pytest.approx([h + q for h, q in zip(h_cls, q_cls.tolist())], rel=1e-6)
+    assert w_loc.tolist() == pytest.approx([h + q for h, q in zip(h_loc, q_loc.tolist())], rel=1e-6)
+    (w_cls.sum() + 2 * w_loc.sum()).backward()
+    assert q_cls.grad.tolist() == [1.0] * 4 and q_loc.grad.tolist() == [2.0] * 4
+    assert sens.sigma_cls.grad is not None and float(sens.sigma_cls.grad.abs().sum()) > 0
+    # instance level alone: q itself; neither: every weight 1
+    w_cls, w_loc = ase_weights(d, labels, None, q_cls, q_loc)
+    assert w_cls.tolist() == pytest.approx(q_cls.tolist()) and w_loc.tolist() == pytest.approx(q_loc.tolist())
+    assert [w.tolist() for w in ase_weights(d, labels)] == [[1.0] * 4, [1.0] * 4]
+    with pytest.raises(ValueError, match="weighting='mean'; valid: paper, stabilised"):
+        ase_weights(d, labels, sens, weighting="mean")
+
+
+def test_stabilised_ase_weights_detach_q_and_rescale_to_mean_one():
+    """The named switch ``stabilised``: q detached (it trains by eq. 7 only) and each weight divided
+    by its mean over the batch's positives."""
+    from tsplab.localizer.asl import ClassSensitivity, ase_weights
+
+    sens = ClassSensitivity(2)
+    d = torch.tensor([-0.5, -0.1, 0.0, 0.4])
+    labels = torch.tensor([0, 1, 0, 1])
+    h_cls = [_gauss(x, 0.0, 1.0) for x in d.tolist()]
+    h_loc = [_gauss(x, -0.5, 1.0) + _gauss(x, 0.5, 1.0) for x in d.tolist()]
+    w_cls, w_loc = ase_weights(d, labels, sens, weighting="stabilised")
+    assert w_cls.tolist() == pytest.approx([h / np.mean(h_cls) for h in h_cls], rel=1e-6)
+    assert w_loc.tolist() == pytest.approx([h / np.mean(h_loc) for h in h_loc], rel=1e-6)
+    q_cls = torch.tensor([0.2, 0.9, 0.4, 0.1], requires_grad=True)
+    q_loc = torch.tensor([0.5, 0.3, 0.7, 0.6], requires_grad=True)
+    w_cls, w_loc = ase_weights(d, labels, sens, q_cls, q_loc, weighting="stabilised")
     both_cls = [h + q for h, q in zip(h_cls, q_cls.tolist())]
     both_loc = [h + q for h, q in zip(h_loc, q_loc.tolist())]
     assert w_cls.tolist() == pytest.approx([h / np.mean(both_cls) for h in both_cls], rel=1e-6)
     assert w_loc.tolist() == pytest.approx([h / np.mean(both_loc) for h in both_loc], rel=1e-6)
     w_cls.sum().backward()
     assert q_cls.grad is None
-    # instance level alone, and neither: every weight 1
-    w_cls, w_loc = ase_weights(d, labels, None, q_cls, q_loc)
-    assert w_cls.tolist() == pytest.approx((q_cls / q_cls.mean()).tolist(), rel=1e-6)
-    assert w_loc.tolist() == pytest.approx((q_loc / q_loc.mean()).tolist(), rel=1e-6)
-    assert [w.tolist() for w in ase_weights(d, labels)] == [[1.0] * 4, [1.0] * 4]
+
+
+def test_weight_decay_skips_biases_norms_scales_and_the_gaussians():
+    """ActionFormer's rule: AdamW decays only conv/linear weights. With zero gradients an AdamW step
+    moves a decayed weight by exactly -lr·wd·w and leaves every other parameter where it was."""
+    from tsplab.localizer import LocalizerConfig
+    from tsplab.localizer.model import Localizer
+    from tsplab.localizer.train import parameter_groups
+
+    model = Localizer(LocalizerConfig(embed_dim=16, num_levels=2, regression_ranges=((0, 4), (4, 100))), 8, 3)
+    with torch.no_grad():
+        model.sensitivity.sigma_cls.fill_(2.0)
+        model.sensitivity.mu_cls.fill_(0.3)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.AdamW(parameter_groups(model, 0.5), lr=0.1)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    decayed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert "net.project.0.weight" in decayed and "net.eval_cls.fc.weight" in decayed
+    assert torch.allclose(model.net.project[0].weight, before["net.project.0.weight"] * (1 - 0.1 * 0.5))
+    for name in ("sensitivity.sigma_cls", "sensitivity.mu_cls", "sensitivity.sigma_loc",
+                 "net.project.0.bias", "net.norms.0.norm.weight", "net.scales.0.scale"):
+        assert name not in decayed, name
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert decayed == {n for n in before if n.endswith("weight") and "norm" not in n} - frozen
 
 
 def test_batched_sensitive_features_by_hand():
@@ -170,7 +220,11 @@ def test_ascl_loss_matches_eq14_by_hand():
 def test_sensitive_range_defaults_and_short_actions():
     """δ = 0.2 by default (ASL §4.2) in both the batched and the one-instance form; an action shorter
     than one position still has its one frame at d = (i - centre) / length (no clamp at length 1)."""
-    from tsplab.localizer.asl import ClassSensitivity, batched_sensitive_features, sensitive_features
+    from tsplab.localizer.asl import (
+        ClassSensitivity,
+        batched_sensitive_features,
+        sensitive_features,
+    )
 
     sens = ClassSensitivity(1)
     feats = torch.zeros(1, 2, 30)
@@ -199,3 +253,13 @@ def test_ascl_loss_of_fewer_than_two_features_is_zero_and_keeps_the_graph():
     one = torch.tensor([[2.0, 1.0]], requires_grad=True)
     loss = ascl_loss(one, torch.tensor([0]), torch.tensor([[1.0, 0.0]]))
     assert loss.item() == 0.0 and loss.requires_grad
+
+
+def test_an_unknown_ase_weighting_is_refused_naming_the_valid_ones():
+    from tsplab.errors import InputError
+    from tsplab.localizer import LocalizerConfig
+    from tsplab.localizer.config import validate_localizer_config
+
+    config = LocalizerConfig(features_dir="f", annotations="a.json", out_dir="o", ase_weighting="mean")
+    with pytest.raises(InputError, match=r"ase_weighting \(--ase-weighting\): 'mean'; valid: paper, stabilised"):
+        validate_localizer_config(config)

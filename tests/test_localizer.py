@@ -196,16 +196,17 @@ def test_sensitive_features_and_ascl_tiny_case():
     assert ascl_loss(three, torch.tensor([0, 0, 1]), torch.zeros(0, 2)) > 0.5
 
 
+@pytest.mark.parametrize("weighting", ["paper", "stabilised"])
 @pytest.mark.parametrize("ase_class, ase_instance", [(True, False), (True, True), (False, True)])
-def test_ase_weights_in_the_losses_by_hand(ase_class, ase_instance):
+def test_ase_weights_in_the_losses_by_hand(ase_class, ase_instance, weighting):
     """ASL eqs. (8)-(10): each positive position's focal loss is weighted by p^cls(d) (+ q_cls), its
-    DIoU loss by p^loc(d) = p^sot + p^eot (+ q_loc), each normalised to mean 1 over the batch's
-    positives; computed here from the model's raw outputs and the Gaussians' formulas at their initial
-    values (μ_cls = 0, μ_sot/eot = ∓0.5, σ = 1)."""
+    DIoU loss by p^loc(d) = p^sot + p^eot (+ q_loc) (``stabilised``: each normalised to mean 1 over
+    the batch's positives); computed here from the model's raw outputs and the Gaussians' formulas at
+    their initial values (μ_cls = 0, μ_sot/eot = ∓0.5, σ = 1)."""
     torch.manual_seed(0)
     cfg = LocalizerConfig(embed_dim=16, num_levels=2, regression_ranges=((0, 100), (100, 1000)),
                           center_sample_radius=100.0, ase_class=ase_class, ase_instance=ase_instance,
-                          ascl=False, dropout=0.0)
+                          ascl=False, dropout=0.0, ase_weighting=weighting)
     model = Localizer(cfg, DIM, 2).eval()
     with torch.no_grad():  # logits that differ a lot between positions, so the weights' shape matters
         model.net.cls_head.out.weight.normal_(0.0, 1.0)
@@ -247,7 +248,7 @@ def test_ase_weights_in_the_losses_by_hand(ase_class, ase_instance):
         h_loc = h_loc + torch.exp(-(d + 0.5) ** 2 / 2) + torch.exp(-(d - 0.5) ** 2 / 2)  # eq. (4)
     if ase_instance:
         h_cls, h_loc = h_cls + torch.cat(qc), h_loc + torch.cat(ql)
-    w_cls, w_loc = h_cls / h_cls.mean(), h_loc / h_loc.mean()
+    w_cls, w_loc = (h_cls / h_cls.mean(), h_loc / h_loc.mean()) if weighting == "stabilised" else (h_cls, h_loc)
     n = len(d)
     expected_cls = ((torch.cat(focal_pos) * w_cls).sum() + focal_bg) / n
     expected_reg = (torch.cat(diou) * w_loc).sum() / n

@@ -15,10 +15,28 @@ import pandas as pd
 import pytest
 
 from tsplab import cli, study
+from tsplab import conditions as conditions_module
+from tsplab.conditions import (
+    CLAIMS,
+    PEER_CLAIMS,
+    PEERS,
+    STUDIES,
+    STUDY1,
+    Claim,
+    Condition,
+    get_conditions,
+)
 from tsplab.errors import InputError
 from tsplab.pipeline import notebooks_dir
-from tsplab.study import (CLAIMS, STUDY1, CellSpec, Claim, Condition, SlurmOptions, cell_steps, claims_table,
-                          get_conditions, paired_interval, summary_table, tsp_table)
+from tsplab.study import (
+    CellSpec,
+    SlurmOptions,
+    cell_steps,
+    claims_table,
+    paired_interval,
+    summary_table,
+    tsp_table,
+)
 
 
 def parameters_of(notebook: str) -> dict:
@@ -80,10 +98,13 @@ def test_largest_gain_claim_compares_the_bucket_with_the_best_other():
     assert study.claim_differences(pd.DataFrame(rows), claim).tolist() == [3.0, 1.0, 1.0]  # 3 - 2
 
 
-def test_every_claim_names_conditions_and_metrics_of_study1():
-    names = {c.name for c in STUDY1}
-    metrics = {"average mAP", "AUC", "sensitivity", *study._BUCKETS}
-    for claim in CLAIMS:
+@pytest.mark.parametrize("name", list(STUDIES))
+def test_every_claim_names_conditions_and_metrics_of_its_study(name):
+    conditions, claims = STUDIES[name]
+    names = {c.name for c in conditions}
+    assert get_conditions(sorted(names), conditions)  # every condition passes its checks
+    metrics = {"average mAP", "AUC", "sensitivity", *conditions_module._BUCKETS}
+    for claim in claims:
         assert {claim.better, claim.worse} <= names and {claim.metric, *claim.versus} <= metrics
 
 
@@ -122,7 +143,8 @@ def test_unknown_condition_fails_listing_the_valid_ones(tmp_path, capsys):
     (Condition("x", "x", "tac", True, pretrain=dict(seed=3)), "sets seed"),
     (Condition("x", "x", "random", True), "does not train"),
     (Condition("x", "x", "tac", False, weights=None), "no training and no weights"),
-    (Condition("x", "x", "tac", False, features_from=("y",)), "features_from names y"),
+    (Condition("x", "x", "tac", False, features_from=("y",)), "needs y"),
+    (Condition("x", "x", "bsp", True, teachers_from=("y",)), "needs y"),
     (Condition("x", "x", "tps", True), "'tps' is not a valid choice"),
 ])
 def test_conditions_that_contradict_themselves_are_refused(condition, message):
@@ -136,9 +158,11 @@ def spec_of(condition, seed=3, **kw):
                     threads=2, frame_cache_dir="/s/frame_cache/benchmark", **kw)
 
 
-@pytest.mark.parametrize("condition", STUDY1, ids=lambda c: c.name)
+@pytest.mark.parametrize("condition", STUDY1 + PEERS[4:], ids=lambda c: c.name)
 def test_cells_pass_only_parameters_the_notebooks_declare(condition):
-    for step in cell_steps(spec_of(condition)):
+    spec = spec_of(condition, teachers={n: f"/t/{n}" for n in condition.teachers_from},
+                   inputs={n: f"/i/{n}" for n in condition.features_from})
+    for step in cell_steps(spec):
         declared = parameters_of(step.notebook)
         assert set(step.parameters) <= set(declared), (step.notebook, set(step.parameters) - set(declared))
 
@@ -195,7 +219,7 @@ def tiny_study(tmp_path_factory):
     (the finished cells are skipped); then one more seed of one condition through submitit's local
     executor (Slurm's code path)."""
     mp = pytest.MonkeyPatch()
-    mp.setattr(study, "STUDY1", TEST_CONDITIONS)
+    mp.setitem(study.STUDIES, "tsp", (TEST_CONDITIONS, CLAIMS))
     out = tmp_path_factory.mktemp("study") / "tiny"
     argv = ["study", "--preset", "tiny", "--out", str(out), "--jobs", "2"]
     first = cli.main([*argv, "--seeds", "2", "--conditions", "random", "tac"])
@@ -278,6 +302,70 @@ def test_aggregate_tables_in_tsp_layout(tiny_study):
 
 def test_cells_run_seed_by_seed(tmp_path):
     """A study stopped part-way leaves whole seeds (every condition paired), not whole conditions."""
-    specs = study.plan_cells(tmp_path / "s", "tiny", 2, study.get_conditions(["random", "tac_source"]))
+    specs = study.plan_cells(tmp_path / "s", "tiny", 2, get_conditions(["random", "tac_source"]))
     assert [(s.seed, s.condition.name) for s in specs] == [
         (0, "random"), (0, "tac_source"), (1, "random"), (1, "tac_source")]
+
+
+def test_the_peers_reuse_study1s_conditions_and_name_what_they_need():
+    by_name = {c.name: c for c in PEERS}
+    study1 = {c.name: c for c in STUDY1}
+    for name in ("random", "tac_source", "tac_target", "tsp"):  # the same cells when run into one folder
+        assert by_name[name] == study1[name]
+    assert by_name["tac_bsp"].needs == ("tac_target", "bsp")  # BSP §3.4 two-stream: TAC first
+    assert by_name["tac_random"].needs == ("tac_target", "random")  # its control
+    assert by_name["bsp_distill"].teachers_from == ("tac_target", "bsp")
+    assert by_name["pal_random"].weights is None and by_name["pal_source"].weights == "source"
+    asl = {n: c.localizer for n, c in by_name.items() if n.startswith("asl_")}
+    assert asl == {"asl_full": {}, "asl_baseline": dict(ase_class=False, ase_instance=False, ascl=False),
+                   "asl_no_ase_class": dict(ase_class=False), "asl_no_ase_instance": dict(ase_instance=False),
+                   "asl_no_ascl": dict(ascl=False), "asl_stabilised": dict(ase_weighting="stabilised")}
+    assert all(by_name[n].features_from == ("tsp",) for n in asl)
+    claims = {(c.better, c.worse, c.metric): c.paper for c in PEER_CLAIMS}
+    assert claims[("tac_bsp", "tac_target", "average mAP")] == pytest.approx(33.96 - 33.59)  # BSP Table 5
+    assert claims[("asl_full", "asl_baseline", "average mAP")] == pytest.approx(25.5 - 23.4)  # ASL Table 5
+    assert claims[("asl_full", "asl_no_ascl", "average mAP")] == pytest.approx(25.5 - 25.0)
+
+
+def test_a_distillation_cell_gets_its_teachers_runs_and_waits_for_them(tmp_path, monkeypatch):
+    by_name = {c.name: c for c in PEERS}
+    out = tmp_path / "s"
+    for name in ("tac_target", "bsp"):  # finished teachers at seed 3
+        spec = spec_of(by_name[name])
+        write_json_cell(out, name, 3, dict(status="finished", identity=spec.identity(),
+                                            features=f"{name}/seed3/features/{by_name[name].method}"))
+    distill = spec_of(by_name["bsp_distill"])
+    assert study._attach_inputs(distill, out) == ""
+    assert distill.teachers == {"tac_target": str(out / "tac_target/seed3/pretrain/tac"),
+                                "bsp": str(out / "bsp/seed3/pretrain/bsp")}
+    overrides = cell_steps(distill)[0].parameters["config_overrides"]
+    assert overrides["teachers"] == [distill.teachers["tac_target"], distill.teachers["bsp"]]
+    assert overrides["integration"] == "distill"
+    # Two-stream: notebook 05 reads TAC's and BSP's folders as one (no copy), TAC first.
+    two_stream = spec_of(by_name["tac_bsp"])
+    assert study._attach_inputs(two_stream, out) == ""
+    assert [s.notebook for s in cell_steps(two_stream)] == ["05_localization.ipynb"]
+    assert cell_steps(two_stream)[0].parameters["feature_dirs"] == {"tac_bsp": [
+        str(out / "tac_target/seed3/features/tac"), str(out / "bsp/seed3/features/bsp")]}
+    # Waves: the teachers' cells first, the distillation after them, whatever the order given.
+    waves = []
+    monkeypatch.setattr(study, "_attach_inputs", lambda spec, out: "")
+    monkeypatch.setattr(study, "_launch_local", lambda specs, jobs: waves.append([s.condition.name for s in specs]))
+    todo = [spec_of(by_name[n]) for n in ("bsp_distill", "tac_bsp", "bsp", "tac_target")]
+    study._run_waves(todo, out, 1, "local", SlurmOptions())
+    assert waves == [["bsp", "tac_target"], ["bsp_distill", "tac_bsp"]]
+
+
+def test_a_cell_finished_before_a_condition_field_existed_is_still_reused(tmp_path):
+    spec = spec_of(STUDY1[0])
+    old = spec.identity()
+    del old["condition"]["teachers_from"]  # written before teachers_from existed
+    assert study._with_defaults(old) == spec.identity()
+    changed = {**old, "condition": {**old["condition"], "weights": "other"}}
+    assert study._with_defaults(changed) != spec.identity()
+
+
+def write_json_cell(out, condition, seed, record):
+    folder = out / condition / f"seed{seed}"
+    folder.mkdir(parents=True)
+    (folder / "cell.json").write_text(json.dumps(record))

@@ -480,7 +480,10 @@ def _add_localize(sub) -> None:
 
     p = sub.add_parser("localize", help="train the ActionFormer-style localizer with ASL on a feature folder, "
                                         "predict the validation videos and evaluate (mAP)")
-    p.add_argument("--features", required=True, help="feature folder (one [T, C] .npy per video + metadata.json)")
+    p.add_argument("--features", required=True, action="append",
+                   help="feature folder (one [T, C] .npy per video + metadata.json); repeat it to join "
+                        "several folders of the same videos and clip grid per clip, e.g. --features TAC "
+                        "--features BSP (BSP's two-stream features, concatenated along channels)")
     p.add_argument("--annotations", required=True, help="ground truth (ActivityNet JSON or any format "
                                                          "tsplab reads) with training and validation subsets")
     p.add_argument("--out", required=True, help="run folder: config, checkpoint, history, predictions.json")
@@ -495,6 +498,9 @@ def _add_localize(sub) -> None:
                        ("ase-instance", "ASE instance-level evaluators"), ("ascl", "ASCL loss")):
         p.add_argument(f"--no-{name}", action="store_true", help=f"switch off {text} (ASL Table 5)")
     p.add_argument("--baseline", action="store_true", help="all ASL components off (ActionFormer-style)")
+    p.add_argument("--ase-weighting", choices=["paper", "stabilised"], default="paper",
+                   help="paper: eq. (8)'s weights as written; stabilised: q detached, weights rescaled "
+                        "to mean 1")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -502,6 +508,14 @@ def _add_localize(sub) -> None:
                    help="cap per video (default: the preset's, ActivityNet 100, THUMOS14 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--class-agnostic", action="store_true",
+                   help="train one class, 'action' (ActionFormer on ActivityNet; the classes then come "
+                        "from --class-scores, else the evaluation is class-agnostic too)")
+    p.add_argument("--class-scores", default="",
+                   help="external video-level class-score file (CUHK's cuhk_val_simp_share.json layout) to "
+                        "fuse the validation predictions with before evaluating, as ActionFormer and ASL "
+                        "report ActivityNet (see tsplab fuse)")
+    p.add_argument("--fusion-top-k", type=int, default=2, help="classes per video in the fusion (default 2)")
     p.set_defaults(func=_run_localize)
 
 
@@ -511,12 +525,16 @@ def _run_localize(args) -> int:
     from tsplab.localizer import LocalizerConfig, train_localizer
 
     config = LocalizerConfig(
-        features_dir=args.features, annotations=args.annotations, out_dir=args.out,
+        # one --features: that folder; repeated: the list, read as one (tsplab.features.open_feature_folders)
+        features_dir=args.features[0] if len(args.features) == 1 else list(args.features),
+        annotations=args.annotations, out_dir=args.out,
         train_subset=args.train_subset, valid_subset=args.valid_subset, metric_preset=args.preset,
         ase_class=not (args.no_ase_class or args.baseline),
         ase_instance=not (args.no_ase_instance or args.baseline),
-        ascl=not (args.no_ascl or args.baseline), epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, max_predictions=args.max_predictions, seed=args.seed, device=args.device)
+        ascl=not (args.no_ascl or args.baseline), ase_weighting=args.ase_weighting,
+        epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, max_predictions=args.max_predictions, seed=args.seed, device=args.device,
+        class_agnostic=args.class_agnostic, class_scores=args.class_scores, fusion_top_k=args.fusion_top_k)
     result = train_localizer(config)  # checks every input before it writes into --out
     used = result.model.config
     det = result.detection
@@ -530,27 +548,115 @@ def _run_localize(args) -> int:
                  f"{det.num_ground_truth} instances")
     print(f"final training loss {result.history['loss'].iloc[-1]:.4f}; predictions: "
           f"{result.predictions_path}; checkpoint: {result.checkpoint_path}")
+    unfused = _print_run_fusion(result.out_dir) if args.class_scores else 0
     if len(result.skipped):  # not everything succeeded: the exit status says so (the ground truth
         # of a left-out validation video still counts, as misses)
         print(f"tsplab localize: {len(result.skipped)} video(s) without usable features were left out; "
               f"listed in {result.out_dir}/skipped.csv", file=sys.stderr)
+    return 1 if len(result.skipped) or unfused else 0
+
+
+def _print_run_fusion(out_dir) -> int:
+    """Say what a localizer run's fusion did (its ``metrics.json`` record); returns how many
+    validation videos had no class scores (their predictions left out, exit status 1)."""
+    from tsplab.runs import read_json
+
+    fusion = read_json(out_dir / "metrics.json")["fusion"]
+    missing = fusion["videos_without_class_scores"]
+    print(f"fused with the top-{fusion['top_k']} classes of {fusion['class_scores']} (score = "
+          f"{fusion['score']}); the model's own predictions: {out_dir / fusion['unfused_predictions']}")
+    if missing:
+        print(f"tsplab localize: {len(missing)} of {fusion['videos']} validation video(s) have no class "
+              f"scores, their predictions left out of the evaluation; listed in {out_dir}/metrics.json "
+              "(fusion.videos_without_class_scores)", file=sys.stderr)
+    return len(missing)
+
+
+def _fuse_labels(annotations) -> list[str] | None:
+    """The class names of ``tsplab fuse --annotations`` (``None`` without it)."""
+    from tsplab.annotations import read_annotations
+
+    return None if annotations is None else read_annotations(annotations).labels
+
+
+def _add_fuse(sub) -> None:
+    p = sub.add_parser("fuse", help="fuse localizer predictions with external video-level class scores, "
+                                    "ActivityNet's protocol in ActionFormer and ASL (exit 1 when some "
+                                    "videos have no class scores: listed in the output)")
+    p.add_argument("--predictions", required=True, help="ActivityNet result JSON (tsplab localize's "
+                                                         "predictions.json; class-agnostic segments)")
+    p.add_argument("--class-scores", required=True,
+                   help='class-score JSON {"results": {video: [score per class]}, "class": [names]} (CUHK\'s '
+                        "cuhk_val_simp_share.json layout; ids with or without v_)")
+    p.add_argument("--annotations", help="ground truth: its labels must be the file's classes, and give the "
+                                         "class order (sorted) when the file has no \"class\" list")
+    p.add_argument("--top-k", type=int, default=2, help="classes per video (default 2, ActionFormer's)")
+    p.add_argument("--max-segments", type=int, default=200,
+                   help="best segments per video fused (default 200, ActionFormer's)")
+    p.add_argument("--out", required=True, help="fused ActivityNet result JSON to write (new file); "
+                                                "evaluate it with tsplab evaluate")
+    p.set_defaults(func=_run_fuse)
+
+
+def _run_fuse(args) -> int:
+    """Score = sqrt(class score x segment score) for each of a video's top-k classes
+    (``tsplab.localizer.fusion``). Exit 1 when some videos have no class scores (their predictions
+    are left out, named in a warning and in the output's ``fusion`` record)."""
+    import warnings
+
+    from tsplab.localizer.fusion import fuse_predictions, read_class_scores
+    from tsplab.localizer.fusion import write_fused_predictions as write_fused
+    from tsplab.metrics import read_predictions
+    from tsplab.runs import check_output_file, resolve
+
+    inputs = {"the predictions (--predictions)": resolve(args.predictions),
+              "the class scores (--class-scores)": resolve(args.class_scores)}
+    if args.annotations:
+        inputs["the annotations (--annotations)"] = resolve(args.annotations)
+    out = check_output_file(args.out, "--out", inputs)  # before any work: never replaces an input
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            labels = _fuse_labels(inputs.get("the annotations (--annotations)"))
+            scores = read_class_scores(inputs["the class scores (--class-scores)"], labels)
+            predictions = read_predictions(inputs["the predictions (--predictions)"])
+            result = fuse_predictions(predictions, scores, args.top_k, args.max_segments,
+                                      source=str(inputs["the predictions (--predictions)"]))
+        finally:
+            for w in caught:
+                print(f"tsplab fuse: warning: {one_line(w.message)}", file=sys.stderr)
+    write_fused(result, out)
+    order = "its \"class\" list" if scores.class_order == "file" else "the annotation's sorted labels"
+    print(f"Fused {len(predictions)} predictions of {result.num_videos} videos with the top-{result.top_k} "
+          f"of {len(scores.classes)} classes ({order}) of {scores.path}: {len(result.predictions)} predictions "
+          f"(score = sqrt(class score x segment score)) written to {out}")
+    if result.missing_videos:
+        print(f"tsplab fuse: {len(result.missing_videos)} of {result.num_videos} video(s) have no class "
+              f"scores; their {result.missing_predictions} prediction(s) are left out, listed in {out} "
+              "(fusion.videos_without_class_scores)", file=sys.stderr)
         return 1
     return 0
 
 
 def _add_study(sub) -> None:
-    from tsplab.study import STUDY1, STUDY_PRESETS, SlurmOptions
+    from tsplab.conditions import STUDIES
+    from tsplab.study import STUDY_PRESETS, SlurmOptions
 
     slurm = SlurmOptions()
     p = sub.add_parser("study", help="conditions x seeds on the synthetic benchmark (TSP Study 1 by default), "
                                      "each cell the notebooks via papermill; TSP's table and the claims table "
-                                     "(exit 1 when some cells failed: listed in OUT/cells.csv)")
+                                     "(exit 1 when some cells failed: listed in cells.csv)")
+    p.add_argument("--study", default="tsp", choices=list(STUDIES),
+                   help="tsp: TSP Study 1 (tables in OUT); peers: BSP, PAL and ASL as their papers use them, "
+                        "beside the Study-1 conditions they are compared with (tables in OUT/peers; a Study-1 "
+                        "folder's finished cells are reused)")
     p.add_argument("--preset", "--study-preset", dest="study_preset", default="default", choices=list(STUDY_PRESETS),
                    help="tiny: a smoke test of the machinery (minutes, meaningless numbers); default: the "
                         "default benchmark at the demo's budget (about 2 hours for Study 1 x 5 seeds on 2 cores)")
     p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per condition (default 5, as TSP)")
     p.add_argument("--conditions", nargs="+", default=None,
-                   help=f"condition names (default: all of {', '.join(c.name for c in STUDY1)})")
+                   help="condition names (default: all of the study's; tsp: "
+                        f"{', '.join(c.name for c in STUDIES['tsp'][0])})")
     p.add_argument("--out", required=True, help="study folder: OUT/<condition>/seed<k>/ per cell, tables in OUT; "
                                                 "an existing study resumes (finished cells are skipped)")
     p.add_argument("--jobs", type=int, default=1, help="cells at once on this machine (each gets cores/jobs threads)")
@@ -574,7 +680,7 @@ def _run_study(args) -> int:
                          cpus=args.cpus)
     result = run_study(args.out, args.study_preset, args.seeds, args.conditions, jobs=args.jobs,
                        launcher=args.launcher, slurm=slurm, vary_data=args.vary_data,
-                       benchmark_seed=args.benchmark_seed)
+                       benchmark_seed=args.benchmark_seed, study=args.study)
     _print_table(result.table.reset_index(),
                  f"\nmean ± std (max) over seeds, percent (sensitivity: cosine difference); {result.out_dir}/table.csv:")
     columns = ["claim", "paper", "n", "difference", "ci_low", "ci_high", "verdict"]
@@ -591,7 +697,7 @@ def _run_study(args) -> int:
 
 
 _SUBCOMMANDS = [_add_synth, _add_segments, _add_standardize, _add_pretrain, _add_extract, _add_gvf,
-                _add_localize, _add_evaluate, _add_demo, _add_study]
+                _add_localize, _add_fuse, _add_evaluate, _add_demo, _add_study]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,9 +14,11 @@
 
 A clip belongs to an action when its centre (``FeatureMetadata.clip_centre_s``, where a localizer
 anchors it) lies inside the action's [t_start_s, t_end_s]; background clips belong to none.
-Feature folders follow ``tsplab.features`` (``{video}.npy`` [T, C] + ``metadata.json``); videos are
-matched to their files by ``tsplab.features.feature_files`` (the one id rule, ``v_<id>.npy`` and
-``<id>.npy`` serve video ``<id>``) and ground-truth ids through the same
+Feature folders follow ``tsplab.features`` (``{video}.npy`` [T, C] + ``metadata.json``) and are read
+through its one reader, ``open_feature_folders``: a feature set ``{name: folder}`` may also be
+``{name: [folder, folder]}``, the folders joined per clip (BSP §3.4 two-stream, e.g. TAC ⊕ BSP).
+Videos are matched to their files by ``tsplab.features.feature_files`` (the one id rule,
+``v_<id>.npy`` and ``<id>.npy`` serve video ``<id>``) and ground-truth ids through the same
 ``tsplab.annotations.normalize_video_id``.
 """
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from tsplab.annotations import normalize_video_id
-from tsplab.features import FeatureMetadata, feature_files
+from tsplab.features import open_feature_folders
 from tsplab.metrics import normalize_ids
 
 
@@ -58,29 +60,40 @@ def segments_by_video(instances: pd.DataFrame) -> dict[str, np.ndarray]:
 # Feature folders
 # --------------------------------------------------------------------------------------------
 
+def _open_sets(feature_folders: dict) -> dict:
+    """``{feature set: JoinedFeatures}``: each value of ``feature_folders`` is one folder or a list of
+    folders joined per clip (BSP two-stream), read through ``tsplab.features.open_feature_folders``."""
+    return {name: open_feature_folders(folders, f"feature_folders[{name!r}]")
+            for name, folders in feature_folders.items()}
+
+
 def common_videos(feature_folders: dict, instances: pd.DataFrame) -> list[str]:
-    """Normalised ids of videos with ground truth and features in every folder, sorted."""
+    """Normalised ids of videos with ground truth and features in every feature set, sorted (a set of
+    several folders has a video when every one of its folders does; the others are named in a
+    warning)."""
+    return _common(_open_sets(feature_folders), instances)
+
+
+def _common(sets: dict, instances: pd.DataFrame) -> list[str]:
     ids = set(normalize_ids(instances["video"]))
-    for folder in feature_folders.values():
-        ids &= set(feature_files(folder))
+    for features in sets.values():
+        ids &= set(features.videos)
     return sorted(ids)
 
 
 def iter_video_features(feature_folders: dict, instances: pd.DataFrame, videos=None):
     """Yield (feature_set, video, features [T, C], metadata, segments_s [K, 2]) for every feature
-    set and video (default: ``common_videos``); ids are normalised. Each folder is listed once; a
+    set and video (default: ``common_videos``); ids are normalised. A feature set is one folder or a
+    list of folders joined per clip (``[T, ΣC]``, the joined metadata). Each set is opened once; a
     progress bar shows on datasets of 100 videos or more."""
     from tqdm.auto import tqdm
 
-    videos = (common_videos(feature_folders, instances) if videos is None
-              else [normalize_video_id(v) for v in videos])
+    sets = _open_sets(feature_folders)
+    videos = _common(sets, instances) if videos is None else [normalize_video_id(v) for v in videos]
     segments = segments_by_video(instances)
-    for name, folder in feature_folders.items():
-        files, meta = feature_files(folder), FeatureMetadata.load(folder)
+    for name, features in sets.items():
         for video in tqdm(videos, desc=f"features {name}", disable=len(videos) < 100, leave=False):
-            if video not in files:
-                raise FileNotFoundError(f"{folder}: no features for video {video!r}")
-            yield name, video, np.load(files[video]), meta, segments.get(video, np.zeros((0, 2)))
+            yield name, video, features.read(video), features.metadata, segments.get(video, np.zeros((0, 2)))
 
 
 @dataclass

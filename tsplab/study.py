@@ -19,8 +19,9 @@ The protocol (TSP Study 1, §4.2 and supplementary A/B):
 * Seeds vary the training (encoder initialisation of the heads, sampling, localizer); the benchmark
   stays fixed (TSP: the same ActivityNet in every run). ``vary_data=True`` also draws one benchmark
   per seed (benchmark seed = cell seed).
-* Conditions are a plain list of :class:`Condition` (``STUDY1``); adding one is one entry. Claims
-  are a plain list of :class:`Claim` (``CLAIMS``), tested on seeds paired across conditions with a
+* Conditions and claims are plain data in ``tsplab.conditions``: TSP Study 1 (``STUDY1``,
+  ``CLAIMS``) and the peers as their papers use them (``PEERS``, ``PEER_CLAIMS``), named by
+  ``STUDIES`` (``tsplab study --study tsp|peers``). Claims are tested on seeds paired across conditions with a
   95 % t interval: *holds* when the interval lies above 0, *does not hold* when below, *inconclusive*
   when it contains 0; a single seed is a tour (no interval). No number is ever tuned towards a claim.
 
@@ -44,14 +45,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tsplab.conditions import (
+    CLAIMS,
+    DATASET,
+    SOURCE,
+    STUDIES,
+    Claim,
+    Condition,
+    get_conditions,
+)
 from tsplab.errors import InputError, check_choice, one_line
 from tsplab.pipeline import NotebookStep, run_notebook
-from tsplab.presets import get_preset
-from tsplab.runs import atomic_path, check_output_folder, read_json, resolve, write_csv, write_json
+from tsplab.runs import (
+    atomic_path,
+    check_output_folder,
+    read_json,
+    resolve,
+    write_csv,
+    write_json,
+)
 
-DATASET = get_preset("synthetic")  # whose metrics, DETAD buckets and evaluated subset apply
-RANDOM = "random"  # notebook 04's randomly initialised encoder (tsplab.backbones.RANDOM_ENCODER)
-SOURCE = "source"  # weights: the benchmark's source encoder (TAC on the source dataset)
 CELL_FILE = "cell.json"
 STUDY_FILE = "study.json"
 
@@ -80,135 +93,6 @@ STUDY_PRESETS = {
                          localizer_epochs=15),
 }
 
-# Notebook parameters the study sets for every cell; a condition may not set them.
-_STUDY_OWNED = {"method", "dataset_dir", "benchmark_size", "benchmark_seed", "run_dir", "seed",
-                "weights", "output_name", "resume", "feature_dirs", "ground_truth", "dataset_preset",
-                "checkpoint"}
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One column of the study.
-
-    ``method``: a pretraining method (tac | tsp | bsp | pal) or ``"random"`` (no training, random
-    weights). ``trains``: notebook 03 pretrains ``method`` on the target from ``weights``; otherwise
-    the features are those of ``weights`` itself (``"source"``: the source encoder; ``None``: random).
-    ``pretrain``: more notebook-03 parameters (``gvf_pooling``, ``alpha_r``, ``config_overrides``...);
-    ``localizer``: notebook-05 parameters (``ase_class``, ``ascl``...). ``features_from``: names of
-    other conditions whose features (same seed) this one localizes on, concatenated when several
-    (BSP §3.4 two-stream); such a cell neither trains nor extracts and runs after them."""
-
-    name: str  # folder name and table key
-    label: str  # as in TSP's tables
-    method: str
-    trains: bool
-    weights: str | None = SOURCE
-    pretrain: dict = field(default_factory=dict)
-    localizer: dict = field(default_factory=dict)
-    features_from: tuple[str, ...] = ()
-
-
-#: TSP Study 1 (Table 9, and Table 8's max vs average GVF), plus the randomly initialised encoder as
-#: the floor. Every trained condition starts from the source encoder, as every encoder of the paper
-#: starts from Kinetics weights.
-STUDY1 = [
-    Condition("random", "random init", RANDOM, trains=False, weights=None),
-    Condition("tac_source", "TAC on source", "tac", trains=False),
-    Condition("tac_target", "TAC on target", "tac", trains=True),
-    Condition("tsp_no_gvf", "TSP w/o GVF", "tsp", trains=True, pretrain=dict(gvf_pooling="none")),
-    Condition("tsp", "TSP (max GVF)", "tsp", trains=True, pretrain=dict(gvf_pooling="max")),
-    Condition("tsp_avg_gvf", "TSP (avg GVF)", "tsp", trains=True, pretrain=dict(gvf_pooling="avg")),
-]
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A claim of a paper as a paired difference per seed, ``better`` minus ``worse``.
-
-    Without ``versus`` the difference is of ``metric``; with ``versus`` (other metrics) it is the gain
-    on ``metric`` minus the largest gain on ``versus`` ("the largest gain is on ``metric``").
-    ``paper``: the same difference in the paper's tables (None: shown only qualitatively)."""
-
-    text: str
-    better: str
-    worse: str
-    metric: str
-    relation: str = ">"  # ">" or ">=" (both judged by the same interval rule)
-    versus: tuple[str, ...] = ()
-    paper: float | None = None
-    source: str = ""
-
-
-_BUCKETS = [f"mAP_N {b}" for b in DATASET.detad_buckets["length"][1]]
-
-#: TSP's claims (the paper's numbers: Table 9a/b means, Table 8, Table 7).
-CLAIMS = [
-    Claim("TSP > TAC on target (average mAP)", "tsp", "tac_target", "average mAP", paper=1.875,
-          source="TSP Table 9a"),
-    Claim("TAC on target > TAC on source (average mAP)", "tac_target", "tac_source", "average mAP",
-          paper=0.760, source="TSP Table 9a"),
-    Claim("TSP > TAC on target (AUC)", "tsp", "tac_target", "AUC", paper=0.947, source="TSP Table 9b"),
-    Claim("TAC on target > TAC on source (AUC)", "tac_target", "tac_source", "AUC", paper=0.322,
-          source="TSP Table 9b"),
-    Claim("TSP ≥ TSP w/o GVF (average mAP)", "tsp", "tsp_no_gvf", "average mAP", ">=", paper=0.041,
-          source="TSP Table 9a"),
-    Claim("TSP ≥ TSP w/o GVF (AUC)", "tsp", "tsp_no_gvf", "AUC", ">=", paper=0.334, source="TSP Table 9b"),
-    Claim("max GVF ≥ avg GVF (average mAP)", "tsp", "tsp_avg_gvf", "average mAP", ">=", paper=0.07,
-          source="TSP Table 8"),
-    Claim("max GVF ≥ avg GVF (AUC)", "tsp", "tsp_avg_gvf", "AUC", ">=", paper=0.19, source="TSP Table 8"),
-    # Table 7: gains TSP - TAC on ActivityNet XS +1.8, S +2.2, M +0.8, L +0.3, XL -1.2: in the paper
-    # itself S, not XS, gains most; its text claims "significantly better on XS and S", and that TSP
-    # trades long actions for short ones (the second row).
-    Claim("largest gain TSP - TAC on target on the shortest actions (XS minus the best other bucket)",
-          "tsp", "tac_target", _BUCKETS[0], versus=tuple(_BUCKETS[1:]), paper=-0.4, source="TSP Table 7"),
-    Claim("gain TSP - TAC on target larger on XS than on XL", "tsp", "tac_target", _BUCKETS[0],
-          versus=(_BUCKETS[-1],), paper=3.0, source="TSP Table 7"),
-    Claim("TSP's features more temporally sensitive than TAC on target's", "tsp", "tac_target",
-          "sensitivity", source="TSP supp. D, Fig. 3"),
-    Claim("TSP's features more temporally sensitive than TAC on source's", "tsp", "tac_source",
-          "sensitivity", source="TSP §5, Fig. 3"),
-]
-
-
-def get_conditions(names=None, available=None) -> list[Condition]:
-    """The conditions named ``names`` (default: every one of ``available``, default ``STUDY1``), in
-    the order given; an unknown name raises ``InputError`` listing the valid ones."""
-    available = list(STUDY1 if available is None else available)
-    by_name = {c.name: c for c in available}
-    if names is None:
-        return available
-    names = [names] if isinstance(names, str) else list(names)
-    check_choice("conditions", names, by_name, several=True)
-    if len(set(names)) != len(names):
-        raise InputError(f"conditions: {', '.join(names)} names a condition twice; name each once")
-    chosen = [by_name[n] for n in names]
-    for condition in chosen:
-        check_condition(condition, names)
-    return chosen
-
-
-def check_condition(condition: Condition, names) -> None:
-    """``InputError`` when ``condition`` contradicts itself or the study's own parameters."""
-    from tsplab.methods import METHODS
-
-    where = f"condition {condition.name!r}"
-    check_choice(f"{where}: method", condition.method, [*METHODS, RANDOM])
-    owned = sorted(_STUDY_OWNED & (set(condition.pretrain) | set(condition.localizer)))
-    if owned:
-        raise InputError(f"{where}: sets {', '.join(owned)}, which the study sets for every cell; "
-                         "remove them from the condition")
-    if condition.trains and condition.method == RANDOM:
-        raise InputError(f"{where}: method 'random' does not train; set trains=False")
-    if not condition.trains and condition.weights is None and condition.method != RANDOM \
-            and not condition.features_from:
-        raise InputError(f"{where}: no training and no weights; use method 'random' for a randomly "
-                         "initialised encoder, or give weights")
-    missing = [n for n in condition.features_from if n not in names]
-    if missing:
-        raise InputError(f"{where}: features_from names {', '.join(missing)}, not in this study's "
-                         f"conditions ({', '.join(names)}); add them")
-
-
 # --------------------------------------------------------------------------------------------
 # One cell
 # --------------------------------------------------------------------------------------------
@@ -228,6 +112,7 @@ class CellSpec:
     threads: int = 1
     frame_cache_dir: str = ""
     inputs: dict = field(default_factory=dict)  # {condition: feature folder} for features_from
+    teachers: dict = field(default_factory=dict)  # {condition: pretraining run folder} for teachers_from
 
     @property
     def cell_dir(self) -> Path:
@@ -261,12 +146,23 @@ def feature_folder(spec: CellSpec) -> Path:
     """Where notebook 04 writes the cell's features (``tsplab.backbones.choose_encoders``' naming:
     a method's run under its name, a checkpoint file under its stem, a run folder under its name)."""
     c = spec.condition
-    if c.features_from:
-        return spec.cell_dir / "features" / c.name
     if c.trains or spec.weights() is None:
         return spec.cell_dir / "features" / c.method
     path = resolve(spec.weights())
     return spec.cell_dir / "features" / (path.name if path.is_dir() else path.stem)
+
+
+def cell_features(spec: CellSpec) -> str | list[str]:
+    """The features a cell localizes: its own folder, or those of the conditions it reads
+    (``features_from``), several read as one with each video's arrays side by side along channels
+    (BSP §3.4 two-stream; ``tsplab.features.open_feature_folders``, no copy)."""
+    if not spec.condition.features_from:
+        return str(feature_folder(spec))
+    folders = []
+    for name in spec.condition.features_from:
+        value = spec.inputs[name]
+        folders += value if isinstance(value, list) else [value]
+    return folders[0] if len(folders) == 1 else folders
 
 
 def cell_steps(spec: CellSpec) -> list[NotebookStep]:
@@ -281,6 +177,8 @@ def cell_steps(spec: CellSpec) -> list[NotebookStep]:
         overrides = dict(pretrain.pop("config_overrides", {}))
         if spec.frame_cache_dir:
             overrides.setdefault("frame_cache_dir", spec.frame_cache_dir)
+        if c.teachers_from:  # BSP §3.4 distillation: the same seed's TAC and BSP runs
+            overrides["teachers"] = [spec.teachers[name] for name in c.teachers_from]
         steps.append(NotebookStep("03_pretrain.ipynb", dict(
             method=c.method, pretrain_preset="synthetic", run_dir=cell, weights=spec.weights(),
             seed=spec.seed, threads=spec.threads, **data, **pretrain, config_overrides=overrides)))
@@ -290,7 +188,7 @@ def cell_steps(spec: CellSpec) -> list[NotebookStep]:
             run_dir=cell, method=c.method, checkpoint=checkpoint, stride_frames=size.stride_frames,
             seed=spec.seed, **data)))
     steps.append(NotebookStep("05_localization.ipynb", dict(
-        feature_dirs={c.name: str(feature_folder(spec))},
+        feature_dirs={c.name: cell_features(spec)},
         ground_truth=str(Path(spec.benchmark_dir) / "annotations.json"),
         run_dir=str(spec.cell_dir / "localization"), dataset_preset=DATASET.name,
         epochs=size.localizer_epochs, seed=spec.seed, **c.localizer)))
@@ -314,22 +212,6 @@ def _thread_env(threads: int):
                 os.environ[k] = v
 
 
-def _combine_inputs(spec: CellSpec) -> None:
-    """A ``features_from`` cell: one folder is used as it is; several are concatenated per video
-    into the cell's feature folder (BSP §3.4 two-stream), skipped videos listed in ``combined.csv``."""
-    from tsplab.features import concat_feature_folders
-
-    folders = [spec.inputs[name] for name in spec.condition.features_from]
-    out = feature_folder(spec)
-    if len(folders) == 1:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if not out.exists():
-            out.symlink_to(folders[0], target_is_directory=True)
-        return
-    report = concat_feature_folders(folders, out)
-    write_csv(spec.cell_dir / "combined.csv", report)
-
-
 def _error_text(exc: BaseException, notebook: str = "") -> str:
     """One line: papermill's error names the notebook's failing cell and the exception raised in it."""
     ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
@@ -349,8 +231,6 @@ def run_cell(spec: CellSpec) -> dict:
     step = None
     try:
         with _thread_env(spec.threads):
-            if spec.condition.features_from:
-                _combine_inputs(spec)
             for step in cell_steps(spec):
                 record["seconds"][step.notebook] = round(run_notebook(step, cell), 1)
                 record["notebooks"].append(step.output_path(cell).name)
@@ -360,7 +240,9 @@ def run_cell(spec: CellSpec) -> dict:
     except Exception as exc:  # noqa: BLE001 - any failure of a cell is recorded and the study goes on
         failed_notebook = step.output_path(cell).name if step else ""
         record.update(status="failed", error=_error_text(exc, failed_notebook), failed_notebook=failed_notebook)
-    record["features"] = os.path.relpath(feature_folder(spec), spec.study_dir)
+    features = cell_features(spec) if not spec.condition.features_from or spec.inputs else []
+    record["features"] = ([os.path.relpath(f, spec.study_dir) for f in features] if isinstance(features, list)
+                          else os.path.relpath(features, spec.study_dir))
     record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     write_json(cell / CELL_FILE, record)
     return record
@@ -391,7 +273,7 @@ def cell_metrics(spec: CellSpec) -> dict:
     buckets = bucket_average_map(ground_truth, predictions, "length", preset=DATASET, durations=durations)
     metrics.update({f"mAP_N {row.bucket}": 100 * row.average_mAP
                     for row in buckets.itertuples() if row.bucket != "all"})
-    sensitivity = temporal_sensitivity({name: feature_folder(spec)}, ground_truth)
+    sensitivity = temporal_sensitivity({name: cell_features(spec)}, ground_truth)
     metrics["sensitivity"] = float(sensitivity["sensitivity"].iloc[0])
     return {k: float(v) for k, v in metrics.items()}
 
@@ -467,11 +349,22 @@ def _check_finished_cells(out: Path, specs: list[CellSpec]) -> None:
     nothing is overwritten)."""
     for spec in specs:
         record = read_cell(out, spec.condition.name, spec.seed)
-        if record and record.get("status") == "finished" and record.get("identity") != spec.identity():
+        if record and record.get("status") == "finished" and _with_defaults(record.get("identity")) != spec.identity():
             raise InputError(
                 f"{spec.cell_dir / CELL_FILE}: a finished cell of another setting (recorded "
                 f"{record.get('identity')}, now {spec.identity()}); give another --out, or move that "
                 "cell folder away to run it again")
+
+
+def _with_defaults(identity: dict | None) -> dict | None:
+    """A recorded identity with the condition fields added since it was written at their defaults
+    (a cell finished before a field existed ran with its default)."""
+    if not identity or not isinstance(identity.get("condition"), dict):
+        return identity
+    defaults = _jsonable({f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                          for f in dataclasses.fields(Condition)
+                          if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING})
+    return {**identity, "condition": {**defaults, **identity["condition"]}}
 
 
 def _prepare_data(benchmarks: dict, size: StudySize, conditions: list[Condition], out: Path) -> dict:
@@ -537,25 +430,35 @@ def _check_study(study_preset, launcher, jobs, out, slurm: SlurmOptions | None) 
     return check_output_folder(out, "out")
 
 
+def tables_dir(out, study: str = "tsp") -> Path:
+    """Where a study's tables go: the study folder for TSP's Study 1, ``OUT/<study>/`` for another
+    study run into the same folder (the peers, reusing Study 1's finished cells)."""
+    out = resolve(out)
+    return out if study == "tsp" else out / study
+
+
 def run_study(out, study_preset: str = "tiny", seeds=2, conditions=None, *, jobs: int = 1,
               launcher: str = "local", slurm: SlurmOptions | None = None, vary_data: bool = False,
-              benchmark_seed: int = 0, available=None) -> StudyResult:
+              benchmark_seed: int = 0, available=None, study: str = "tsp") -> StudyResult:
     """Run (or resume) the study into ``out`` and aggregate it (module docstring).
 
-    ``conditions``: names (default: every condition of ``available``, default ``STUDY1``);
+    ``study``: a name in ``tsplab.conditions.STUDIES`` (its conditions and claims);
+    ``conditions``: names (default: every condition of ``available``, default the study's);
     ``seeds``: a count or a list; ``jobs``: cells at once on this machine (``launcher="local"``),
     each with cores / jobs torch threads; ``launcher="slurm"``: one submitit job per cell.
     Everything is checked before anything is written; a failed cell does not stop the others."""
+    check_choice("study", study, STUDIES)
     out = _check_study(study_preset, launcher, jobs, out, slurm)
-    chosen = get_conditions(conditions, available)
+    chosen = get_conditions(conditions, STUDIES[study][0] if available is None else available)
     threads = (slurm or SlurmOptions()).cpus if launcher == "slurm" else max(1, available_cores() // jobs)
     specs = plan_cells(out, study_preset, seeds, chosen, vary_data=vary_data,
                        benchmark_seed=benchmark_seed, threads=threads)
     _check_finished_cells(out, specs)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / STUDY_FILE, dict(study_preset=study_preset, seeds=seed_list(seeds),
-                                      conditions=[c.name for c in chosen], vary_data=vary_data,
-                                      benchmark_seed=benchmark_seed))
+    tables = tables_dir(out, study)
+    tables.mkdir(parents=True, exist_ok=True)
+    write_json(tables / STUDY_FILE, dict(study=study, study_preset=study_preset, seeds=seed_list(seeds),
+                                         conditions=[c.name for c in chosen], vary_data=vary_data,
+                                         benchmark_seed=benchmark_seed))
     skipped = [s for s in specs if (read_cell(out, s.condition.name, s.seed) or {}).get("status") == "finished"]
     todo = [s for s in specs if s not in skipped]
     if todo:
@@ -565,7 +468,7 @@ def run_study(out, study_preset: str = "tiny", seeds=2, conditions=None, *, jobs
             s.source_checkpoint, s.frame_cache_dir = prepared[Path(s.benchmark_dir)]
     print(f"study {out}: {len(specs)} cells, {len(skipped)} finished before, {len(todo)} to run", flush=True)
     _run_waves(todo, out, jobs, launcher, slurm or SlurmOptions())
-    result = aggregate(out, chosen, seed_list(seeds))
+    result = aggregate(out, chosen, seed_list(seeds), study=study)
     result.ran, result.skipped = [_cell_name(s) for s in todo], [_cell_name(s) for s in skipped]
     return result
 
@@ -575,11 +478,16 @@ def _cell_name(spec: CellSpec) -> str:
 
 
 def _run_waves(todo: list[CellSpec], out: Path, jobs: int, launcher: str, slurm: SlurmOptions) -> None:
-    """Cells without ``features_from`` first, then those that read their features (each needs the
-    features of its inputs at the same seed, finished)."""
-    first = [s for s in todo if not s.condition.features_from]
-    second = [s for s in todo if s.condition.features_from]
-    for wave in (first, second):
+    """Cells in waves: first those that need no other cell, then those whose inputs (``needs``:
+    features or teachers of other conditions at the same seed) ran in an earlier wave, and so on. A
+    cell whose input did not finish fails, recorded, without running."""
+    pending = list(todo)
+    while pending:
+        names = {s.condition.name for s in pending}
+        wave = [s for s in pending if not names & set(s.condition.needs)]
+        if not wave:  # a cycle: get_conditions' checks make this a bug
+            raise RuntimeError(f"conditions that need each other: {sorted(names)}")
+        pending = [s for s in pending if s not in wave]
         ready = []
         for spec in wave:
             missing = _attach_inputs(spec, out)
@@ -595,13 +503,20 @@ def _run_waves(todo: list[CellSpec], out: Path, jobs: int, launcher: str, slurm:
 
 
 def _attach_inputs(spec: CellSpec, out: Path) -> str:
-    """Fill ``spec.inputs`` from the finished cells named in ``features_from``; the reason when one
-    is not finished ('' when all are)."""
-    for name in spec.condition.features_from:
+    """Fill ``spec.inputs`` (feature folders) and ``spec.teachers`` (pretraining runs) from the
+    finished cells named in ``features_from`` and ``teachers_from``; the reason when one is not
+    finished ('' when all are)."""
+    for name in spec.condition.needs:
         record = read_cell(out, name, spec.seed)
         if not record or record.get("status") != "finished":
             return f"its input {name}/seed{spec.seed} did not finish"
-        spec.inputs[name] = str(out / record["features"])
+        if name in spec.condition.features_from:
+            features = record["features"]
+            spec.inputs[name] = ([str(out / f) for f in features] if isinstance(features, list)
+                                 else str(out / features))
+        if name in spec.condition.teachers_from:
+            method = record["identity"]["condition"]["method"]
+            spec.teachers[name] = str(cell_dir(out, name, spec.seed) / "pretrain" / method)
     return ""
 
 
@@ -803,19 +718,20 @@ def claims_table(cells: pd.DataFrame, claims=None, confidence: float = 0.95) -> 
     return pd.DataFrame(rows)
 
 
-def aggregate(out, conditions: list[Condition], seeds, claims=None) -> StudyResult:
-    """Read every cell of the study and write its tables into ``out``: ``cells.csv``,
-    ``summary.csv``, ``table.csv`` (TSP's layout), ``claims.csv`` and ``study.png`` (each metric with
-    its seeds and mean ± std)."""
+def aggregate(out, conditions: list[Condition], seeds, claims=None, study: str = "tsp") -> StudyResult:
+    """Read every cell of the study and write its tables into ``tables_dir(out, study)``:
+    ``cells.csv``, ``summary.csv``, ``table.csv`` (TSP's layout), ``claims.csv`` and ``study.png``
+    (each metric with its seeds and mean ± std). ``claims``: default the study's."""
     import matplotlib.pyplot as plt
 
     from tsplab import plots
 
-    out = resolve(out)
-    cells = cells_table(out, conditions, seeds)
+    cells = cells_table(resolve(out), conditions, seeds)
+    out = tables_dir(out, study)
+    out.mkdir(parents=True, exist_ok=True)
     summary = summary_table(cells)
     table = tsp_table(summary, conditions)
-    claims = claims_table(cells, claims)
+    claims = claims_table(cells, STUDIES[study][1] if claims is None else claims)
     write_csv(out / "cells.csv", cells)
     write_csv(out / "summary.csv", summary)
     write_csv(out / "table.csv", table, index=True)

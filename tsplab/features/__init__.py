@@ -5,7 +5,8 @@ Without torch (importing ``tsplab.features`` does not load it; the names below a
 - ``folders``: a feature folder, one float32 ``[T, C]`` array per video plus ``metadata.json``
   (``FeatureMetadata``: the clip grid that turns feature indices into seconds); the one rule where
   video ids meet file names (``feature_files``, ``by_video_id``); the per-video table and the
-  failures of a folder; BSP's two-stream join of folders (``concat_feature_folders``).
+  failures of a folder; the one reader of one folder or several joined per clip (BSP's
+  two-stream features, ``open_feature_folders``) and its written copy (``concat_feature_folders``).
 - ``gvf``: global video features (TSP sec. 3: max- or avg-pooled clip features) and h5 files in the
   layout of TSP's released ones; ``tsplab gvf``.
 - ``resample``: a sequence to a fixed length on the time axis (G-TAD, BMN).
@@ -23,10 +24,12 @@ With torch (import them from their modules):
 
 Checkpoints (files or pretraining run folders) are read by ``tsplab.backbones`` only.
 """
-from tsplab.features.folders import (FAILURES_FILE, METADATA_FILE, VIDEOS_TABLE, FeatureMetadata,
-                                     by_video_id, check_feature_folders, concat_feature_folders,
-                                     feature_files, feature_path, feature_table, ids_to_keys, list_feature_videos, load_features,
-                                     num_features, read_failures, save_features)
+from tsplab.features.folders import (FAILURES_FILE, METADATA_FILE, VIDEOS_TABLE, FeatureFileError,
+                                     FeatureMetadata, JoinedFeatures, by_video_id, check_feature_folders,
+                                     concat_feature_folders, feature_files, feature_folder_list,
+                                     feature_path, feature_table, ids_to_keys, list_feature_videos,
+                                     load_features, num_features, open_feature_folders, read_failures,
+                                     save_features)
 from tsplab.features.gvf import (compute_gvf_file, compute_gvfs, pool_gvf, read_features_h5,
                                  read_gvf_h5, write_features_h5, write_gvf_h5)
 from tsplab.features.resample import resample_features
@@ -34,10 +37,11 @@ from tsplab.features.toolboxes import (MISSING_FILE, TOOLBOXES_FILE, missing_vid
                                        toolbox_snippet, write_toolbox_files)
 
 __all__ = [
-    "FAILURES_FILE", "METADATA_FILE", "MISSING_FILE", "TOOLBOXES_FILE", "VIDEOS_TABLE", "FeatureMetadata",
-    "by_video_id", "check_feature_folders", "compute_gvf_file", "compute_gvfs", "concat_feature_folders", "feature_files",
-    "feature_path", "feature_table", "ids_to_keys", "list_feature_videos", "load_features",
-    "missing_videos", "num_features", "pool_gvf", "read_failures", "read_features_h5", "read_gvf_h5",
+    "FAILURES_FILE", "METADATA_FILE", "MISSING_FILE", "TOOLBOXES_FILE", "VIDEOS_TABLE", "FeatureFileError",
+    "FeatureMetadata", "JoinedFeatures", "by_video_id", "check_feature_folders", "compute_gvf_file",
+    "compute_gvfs", "concat_feature_folders", "feature_files", "feature_folder_list", "feature_path",
+    "feature_table", "ids_to_keys", "list_feature_videos", "load_features", "missing_videos",
+    "num_features", "open_feature_folders", "pool_gvf", "read_failures", "read_features_h5", "read_gvf_h5",
     "resample_features", "save_features", "toolbox_config", "toolbox_snippet", "write_features_h5",
     "write_gvf_h5", "write_toolbox_files",
 ]

@@ -11,10 +11,15 @@ read), and every module that looks a video up (localizer, similarity, GVF files,
 through ``tsplab.annotations.normalize_video_id``, so ``v_<id>`` and ``<id>`` are one video.
 
 Also here: the per-video table of a folder (``feature_table``), the failures of its extraction runs
-(``read_failures``), and BSP's two-stream join of several folders (``concat_feature_folders``).
+(``read_failures``), and the one reader of feature folders, ``open_feature_folders``: one folder, or
+several from the same videos on the same clip grid read as one, each video's arrays concatenated along
+channels (BSP §3.4 two-stream, e.g. TAC ⊕ BSP). The localizer (``features_dir``), ``tsplab.similarity``
+and ``check_feature_folders`` take a folder or a list of folders through it; ``concat_feature_folders``
+writes its output as a folder, for toolboxes that read one.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -165,20 +170,26 @@ def feature_table(folder) -> pd.DataFrame:
     return table
 
 
-def check_feature_folders(folders: dict, parameter: str = "feature_dirs") -> dict[str, Path]:
+def check_feature_folders(folders: dict, parameter: str = "feature_dirs") -> dict:
     """``{name: resolved folder}`` of ``folders`` (``{name: path}``, notebooks 05 and 07), once every
-    one is a feature folder (holds ``metadata.json``). Otherwise ``InputError`` on one line naming
-    the ``parameter``, the missing ones and the feature folders found beside them: a feature set the
+    one is a feature folder (holds ``metadata.json``); a value may also be a list of folders, one
+    feature set joined per clip (``open_feature_folders``, e.g. ``{"tac+bsp": [tac_dir, bsp_dir]}``),
+    returned as a list of resolved folders. Otherwise ``InputError`` on one line naming the
+    ``parameter``, the missing ones and the feature folders found beside them: a feature set the
     user asked for is never silently left out of a comparison."""
     if not isinstance(folders, dict) or not folders:
         raise InputError(f"{parameter}: give a non-empty {{name: feature folder}} dict, got {folders!r}")
-    resolved = {str(name): resolve(path) for name, path in folders.items()}
-    missing = {name: path for name, path in resolved.items() if not (path / METADATA_FILE).is_file()}
+    resolved = {str(name): (resolve(path) if isinstance(path, (str, Path))
+                            else feature_folder_list(path, f"{parameter}[{name!r}]"))
+                for name, path in folders.items()}
+    missing = [(name, path) for name, paths in resolved.items()
+               for path in (paths if isinstance(paths, list) else [paths])
+               if not (path / METADATA_FILE).is_file()]
     if missing:
-        parents = sorted({p.parent for p in missing.values() if p.parent.is_dir()})
+        parents = sorted({p.parent for _, p in missing if p.parent.is_dir()})
         found = sorted(str(d) for parent in parents for d in parent.iterdir()
                        if (d / METADATA_FILE).is_file())
-        listed = ", ".join(f"{name}: {path}" for name, path in missing.items())
+        listed = ", ".join(f"{name}: {path}" for name, path in missing)
         raise InputError(f"{parameter}: no feature folder ({METADATA_FILE}) at {listed}; feature folders "
                          f"found beside them: {', '.join(found) or 'none'}; extract features first "
                          "(notebook 04, tsplab extract)")
@@ -194,52 +205,169 @@ def read_failures(folder) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True).sort_values("video", ignore_index=True)
 
 
-# --- Combining folders (BSP's two-stream features) ---------------------------------------------------
+# --- Reading one folder or several joined per clip (BSP's two-stream features) ----------------------
 
-def concat_feature_folders(folders, out) -> pd.DataFrame:
-    """BSP §3.4 two-stream: concatenate, per video, the ``[T, C_k]`` features of ``folders`` (e.g. a TAC
-    run's and a BSP run's, extracted with the same clip grid) into ``out`` ``[T, ΣC_k]``.
+def feature_folder_list(folders, parameter: str = "features_dir") -> list[Path]:
+    """``folders`` (one folder, or a list / tuple of folders) as a list of resolved paths, in order.
+    Anything else (an empty list, a number) raises ``InputError`` naming ``parameter``."""
+    items = [folders] if isinstance(folders, (str, Path)) else folders
+    if (not isinstance(items, (list, tuple)) or not items
+            or not all(isinstance(f, (str, Path)) and str(f) for f in items)):
+        raise InputError(f"{parameter}: give a feature folder or a list of feature folders (joined per "
+                         f"clip, BSP two-stream), got {folders!r}")
+    return [resolve(f) for f in items]
 
-    The folders' metadata must agree on ``stride_frames``, ``clip_length_frames`` and ``frame_rate``.
-    A video missing from a folder, or with a different number of clips, is skipped and listed. Returns
-    one row per video: ``video, status (written | skipped), clips, reason``. Videos are matched by
-    id (``feature_files``: ``v_x.npy`` in one folder and ``x.npy`` in another are one video); the
-    output file takes the first folder's name for it."""
-    folders = [resolve(f) for f in folders]
-    out = resolve(out)
-    if len(folders) < 2:
-        raise ValueError(f"two-stream concatenation needs at least two feature folders, got {len(folders)}")
-    metas = [FeatureMetadata.load(f) for f in folders]
-    _check_same_grid(folders, metas)
-    files = [feature_files(f) for f in folders]
-    rows = []
-    for video in sorted(set().union(*files)):
-        lacking = [str(f) for f, have in zip(folders, files) if video not in have]
+
+@dataclass
+class JoinedFeatures:
+    """One feature folder, or several read as one: per video the ``[T, C_1 + ... + C_k]`` concatenation
+    along channels of the folders' ``[T, C_i]`` arrays, in folder order (BSP §3.4 two-stream:
+    "feature concatenation is adopted at the penultimate layer"). Made by :func:`open_feature_folders`.
+
+    ``videos``: the ids with a file in every folder (sorted); ``missing``: one row per video with
+    features in some folders only (``video, missing_from``), never read, never silently dropped;
+    ``metadata``: the joined grid (the folders' common stride, clip length and rate, ``feature_dim``
+    the sum; a single folder's own metadata as it is)."""
+
+    folders: list[Path]
+    metadata: FeatureMetadata
+    part_metadata: list[FeatureMetadata]
+    files: dict[str, list[Path]]  # video id -> its file in each folder (videos in every folder)
+    missing: pd.DataFrame
+
+    @property
+    def videos(self) -> list[str]:
+        return sorted(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __contains__(self, video) -> bool:
+        return normalize_video_id(str(video)) in self.files
+
+    def __iter__(self):
+        """``(video id, features [T, ΣC])`` for every video of ``videos``."""
+        for video in self.videos:
+            yield video, self.read(video)
+
+    def file_stem(self, video: str) -> str:
+        """The first folder's file stem of ``video`` (``v_<id>`` or ``<id>``)."""
+        return self.files[normalize_video_id(video)][0].stem
+
+    def read(self, video: str) -> np.ndarray:
+        """Features ``[T, ΣC]`` float32 of ``video`` (an id or a file stem). ``FileNotFoundError`` for a
+        video not in every folder (naming the folders that lack it); ``FeatureFileError`` (an
+        ``InputError``) when a file is unreadable or not a ``[T, C_i]`` array of its folder's width;
+        ``InputError`` when the folders' clip counts differ."""
+        video = normalize_video_id(str(video))
+        if video not in self.files:
+            lacking = self.missing.loc[self.missing["video"] == video, "missing_from"]
+            where = lacking.iat[0] if len(lacking) else "; ".join(map(str, self.folders))
+            raise FileNotFoundError(f"{where}: no features for video {video!r}")
+        parts = [_read_part(path, meta) for path, meta in zip(self.files[video], self.part_metadata)]
+        self._check_clips(video, [len(p) for p in parts])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def check_clip_counts(self) -> None:
+        """Every video's clip count agrees across the folders (read from the file headers only), else
+        ``InputError`` naming the first folder and video that differ: check before writing anything."""
+        for video, paths in sorted(self.files.items()):
+            self._check_clips(video, [int(np.load(p, mmap_mode="r").shape[0]) for p in paths])
+
+    def _check_clips(self, video: str, counts: list[int]) -> None:
+        for folder, count in zip(self.folders[1:], counts[1:]):
+            if count != counts[0]:
+                raise InputError(f"{folder}: video {video!r} has {count} clips but {self.folders[0]} has "
+                                 f"{counts[0]}; joined feature folders need the same clip grid (extract "
+                                 "them with the same stride and clip length from the same videos)")
+
+
+class FeatureFileError(InputError):
+    """One video's feature file is unreadable or of the wrong shape (a reader may skip that video and
+    report it, as the localizer does); any other ``InputError`` of the reader concerns the folders."""
+
+
+def _read_part(path: Path, meta: FeatureMetadata) -> np.ndarray:
+    """One folder's ``[T, C]`` array of a video, checked against that folder's ``feature_dim``."""
+    try:
+        array = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise FeatureFileError(f"{path}: unreadable features ({exc}); extract this video again") from None
+    if array.ndim != 2 or array.shape[1] != meta.feature_dim:
+        raise FeatureFileError(f"{path}: features of shape {array.shape}, expected [T, {meta.feature_dim}] "
+                               "(the folder's metadata.json feature_dim)")
+    return array.astype(np.float32, copy=False)
+
+
+def open_feature_folders(folders, parameter: str = "features_dir", *, warn: bool = True) -> JoinedFeatures:
+    """The one reader of feature folders (:class:`JoinedFeatures`): ``folders`` is one folder or a list
+    of folders extracted from the same videos on the same clip grid (``stride_frames``,
+    ``clip_length_frames``, ``frame_rate``; a difference raises a one-line ``InputError`` naming the
+    folder and the field), e.g. ``[tac_dir, bsp_dir]`` for BSP's two-stream features. Videos are
+    matched by id (``feature_files``). Videos with features in some folders only are listed in
+    ``.missing`` and, with ``warn``, named in a warning (count and the first few)."""
+    paths = feature_folder_list(folders, parameter)
+    metas = [FeatureMetadata.load(f) for f in paths]
+    _check_same_grid(paths, metas, parameter)
+    ids = [feature_files(f) for f in paths]
+    files, missing = {}, []
+    for video in sorted(set().union(*ids)):
+        lacking = [str(f) for f, have in zip(paths, ids) if video not in have]
         if lacking:
-            rows.append(dict(video=video, status="skipped", clips=0, reason=f"no features in {', '.join(lacking)}"))
-            continue
-        parts = [np.load(have[video]) for have in files]
-        lengths = [len(p) for p in parts]
-        if len(set(lengths)) > 1:
-            rows.append(dict(video=video, status="skipped", clips=0,
-                             reason=f"different numbers of clips {lengths} in {[str(f) for f in folders]}"))
-            continue
-        save_features(out, files[0][video].stem, np.concatenate(parts, axis=1))
-        rows.append(dict(video=video, status="written", clips=lengths[0], reason=""))
+            missing.append((video, "; ".join(lacking)))
+        else:
+            files[video] = [have[video] for have in ids]
+    missing = pd.DataFrame(missing, columns=["video", "missing_from"])
+    if warn and len(missing):
+        named = ", ".join(f"{r.video} (not in {r.missing_from})" for r in missing.head(3).itertuples())
+        warnings.warn(f"{parameter}: {len(missing)} video(s) have features in some of the joined folders only "
+                      f"and are left out: {named}{', ...' if len(missing) > 3 else ''}", stacklevel=2)
+    return JoinedFeatures(paths, _joined_metadata(paths, metas), metas, files, missing)
+
+
+def _joined_metadata(folders: list[Path], metas: list[FeatureMetadata]) -> FeatureMetadata:
+    """A single folder's metadata as it is; several: the common grid, the summed width, and in
+    ``extra`` the folders and their widths (so a result says which encoders it joined)."""
+    if len(metas) == 1:
+        return metas[0]
     first = metas[0]
-    FeatureMetadata(stride_frames=first.stride_frames, clip_length_frames=first.clip_length_frames,
-                    frame_rate=first.frame_rate, feature_dim=sum(m.feature_dim for m in metas),
-                    backbone="+".join(m.backbone for m in metas),
-                    checkpoint="+".join(m.checkpoint for m in metas),
-                    extra={"two_stream": [str(f) for f in folders],
-                           "feature_dims": [m.feature_dim for m in metas]}).save(out)
-    return pd.DataFrame(rows, columns=["video", "status", "clips", "reason"])
+    return FeatureMetadata(stride_frames=first.stride_frames, clip_length_frames=first.clip_length_frames,
+                           frame_rate=first.frame_rate, feature_dim=sum(m.feature_dim for m in metas),
+                           backbone="+".join(m.backbone for m in metas),
+                           checkpoint="+".join(m.checkpoint for m in metas),
+                           extra={"joined_folders": [str(f) for f in folders],
+                                  "feature_dims": [m.feature_dim for m in metas]})
 
 
-def _check_same_grid(folders: list[Path], metas: list[FeatureMetadata]) -> None:
+def _check_same_grid(folders: list[Path], metas: list[FeatureMetadata], parameter: str) -> None:
     """Features of different clip grids cannot be joined position by position."""
     for folder, meta in zip(folders[1:], metas[1:]):
         for key in GRID_KEYS:
             if getattr(meta, key) != getattr(metas[0], key):
-                raise ValueError(f"{folder}: {key}={getattr(meta, key)} but {folders[0]} has "
-                                 f"{getattr(metas[0], key)}; features of different clip grids cannot be joined")
+                raise InputError(f"{parameter}: {folder}: {key}={getattr(meta, key)} but {folders[0]} has "
+                                 f"{getattr(metas[0], key)}; feature folders of different clip grids cannot be "
+                                 "joined (extract them with the same stride, clip length and frame rate)")
+
+
+def concat_feature_folders(folders, out) -> pd.DataFrame:
+    """A written copy of :func:`open_feature_folders` ``(folders)`` in ``out`` (``[T, ΣC]`` per video,
+    the joined metadata), for readers that take one folder (ActionFormer, OpenTAD: ``tsplab.features.
+    toolboxes``); tsplab's own readers take the list of folders directly.
+
+    The grid and every video's clip count are checked before anything is written (``InputError``).
+    Returns one row per video: ``video, status (written | skipped), clips, reason``; a video missing
+    from some folder is skipped and its row names them. The output file takes the first folder's name
+    for the video (``v_x.npy`` in one folder and ``x.npy`` in another are one video)."""
+    if isinstance(folders, (str, Path)) or len(folders) < 2:
+        raise InputError(f"two-stream concatenation needs at least two feature folders, got {folders!r}")
+    joined = open_feature_folders(folders, "folders", warn=False)
+    joined.check_clip_counts()
+    out = resolve(out)
+    rows = [dict(video=r.video, status="skipped", clips=0, reason=f"no features in {r.missing_from}")
+            for r in joined.missing.itertuples(index=False)]
+    for video, features in joined:
+        save_features(out, joined.file_stem(video), features)
+        rows.append(dict(video=video, status="written", clips=len(features), reason=""))
+    joined.metadata.save(out)  # last: a folder without metadata.json is no finished feature folder
+    table = pd.DataFrame(rows, columns=["video", "status", "clips", "reason"])
+    return table.sort_values("video", ignore_index=True)

@@ -49,29 +49,37 @@ class ClassSensitivity(nn.Module):
         return self.p_start_end(d, labels).sum(dim=1)
 
 
+#: How eq. (8)'s weights enter eqs. (9)-(10). ``paper``: as written, ``h = p·1[c] + q`` multiplies
+#: each positive's loss, gradients flowing into both terms (the Gaussians and the evaluators learn
+#: from the detection losses as well as, for q, from eq. 7). ``stabilised``: tsplab's earlier variant,
+#: q detached and h rescaled to mean 1 over the batch's positives (the loss keeps its magnitude
+#: whatever the Gaussians do); a named switch for comparison, not the paper.
+ASE_WEIGHTINGS = ("paper", "stabilised")
+
+
 def ase_weights(d: torch.Tensor, labels: torch.Tensor, sensitivity: ClassSensitivity | None = None,
-                q_cls: torch.Tensor | None = None, q_loc: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """ASE's weights ``(w_cls, w_loc)`` ``[N]`` of the positive positions' classification and
+                q_cls: torch.Tensor | None = None, q_loc: torch.Tensor | None = None,
+                weighting: str = "paper") -> tuple[torch.Tensor, torch.Tensor]:
+    """ASE's weights ``(h_cls, h_loc)`` ``[N]`` of the positive positions' classification and
     regression losses (eq. 8): the class-level ``p^cls``/``p^loc`` at the normalised distance ``d``
     ``[N]`` to the action's centre (``sensitivity``; ``None``: class level off) plus the
     instance-level evaluators' ``q_cls``/``q_loc`` ``[N]`` (``None``: instance level off). With
-    both off every weight is 1."""
+    both off every weight is 1. ``weighting``: one of ``ASE_WEIGHTINGS``."""
+    if weighting not in ASE_WEIGHTINGS:
+        raise ValueError(f"weighting={weighting!r}; valid: {', '.join(ASE_WEIGHTINGS)}")
     if sensitivity is None and q_cls is None:
         return torch.ones_like(d), torch.ones_like(d)
+    stabilised = weighting == "stabilised"
     h_cls = torch.zeros_like(d)
     h_loc = torch.zeros_like(d)
     if sensitivity is not None:
         h_cls = h_cls + sensitivity.p_cls(d, labels)
         h_loc = h_loc + sensitivity.p_loc(d, labels)
     if q_cls is not None:
-        # q is trained by its own MSE (eq. 7) only: detached here, else the detector could lower
-        # its losses by predicting small q.
-        h_cls = h_cls + q_cls.detach()
-        h_loc = h_loc + q_loc.detach()
-    # Normalised to mean 1 over the batch's positives (our choice; the paper gives no scale): the
-    # weights redistribute attention among frames without changing the loss's magnitude, so λ and
-    # the learning rate keep their meaning across the ablation rows.
+        h_cls = h_cls + (q_cls.detach() if stabilised else q_cls)
+        h_loc = h_loc + (q_loc.detach() if stabilised else q_loc)
+    if not stabilised:
+        return h_cls, h_loc
     return h_cls / h_cls.mean().clamp(min=1e-6), h_loc / h_loc.mean().clamp(min=1e-6)
 
 

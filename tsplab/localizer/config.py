@@ -12,6 +12,7 @@ import numpy as np
 from tsplab.errors import InputError
 from tsplab.features.config import check_parameter, is_int
 from tsplab.features.encoding import pick_device
+from tsplab.localizer.asl import ASE_WEIGHTINGS
 from tsplab.presets import PRESETS, get_preset, infer_preset
 from tsplab.runs import check_output_folder, resolve
 
@@ -31,7 +32,9 @@ class LocalizerConfig:
     ``None`` follows the preset (``DatasetPreset.max_predictions``); the saved ``config.json`` holds the
     values used."""
 
-    features_dir: str = ""
+    # a feature folder, or a list of folders read as one, each video's arrays concatenated along
+    # channels (BSP §3.4 two-stream, e.g. [tac_dir, bsp_dir]; CLI: --features repeated)
+    features_dir: str | list = ""
     annotations: str = ""
     out_dir: str = ""
     train_subset: str = "training"
@@ -41,6 +44,8 @@ class LocalizerConfig:
     ase_class: bool = True
     ase_instance: bool = True
     ascl: bool = True
+    # eq. (8)'s weights as written ("paper"), or q detached and h rescaled to mean 1 ("stabilised")
+    ase_weighting: str = "paper"
     ascl_weight: float = 0.3  # λ, ASL sec. 4.2
     ascl_delta: float = 0.2  # δ, the sensitive/background range ratio (eqs. 12-13)
     theta: float = 0.2  # θ, temporal/channel attention mix (ASL sec. 3.1, 4.2)
@@ -72,6 +77,12 @@ class LocalizerConfig:
     nms_sigma: float = 0.5
     min_duration_s: float = 0.05
     max_predictions: int | None = None  # per video; None: the preset's (tsplab.presets)
+    # ActivityNet's reporting protocol (ActionFormer's configs, ASL sec. 4.3; tsplab.localizer.fusion):
+    # train one class "action", then label and rescore the validation segments with the top-k classes
+    # of an external video-level class-score file (CUHK's) before evaluating.
+    class_agnostic: bool = False  # every label -> "action" (ActionFormer's ActivityNet num_classes: 1)
+    class_scores: str = ""  # class-score file to fuse with; "" = no fusion
+    fusion_top_k: int = 2  # classes per video (ActionFormer's topk)
 
     def __post_init__(self):
         self.regression_ranges = tuple(tuple(float(x) for x in r) for r in self.regression_ranges)
@@ -99,6 +110,9 @@ def validate_localizer_config(config: LocalizerConfig) -> None:
     for name in ("weight_decay", "warmup_epochs", "dropout", "min_duration_s"):
         value = getattr(config, name)
         check_parameter(name, value, _finite(value) and value >= 0, "a number >= 0")
+    if config.ase_weighting not in ASE_WEIGHTINGS:
+        raise InputError(f"ase_weighting (--ase-weighting): {config.ase_weighting!r}; valid: "
+                         f"{', '.join(ASE_WEIGHTINGS)}")
     pick_device(config.device)  # an unknown device or a missing GPU stops here, not after loading
     if config.metric_preset is not None and config.metric_preset not in PRESETS:
         raise InputError(f"metric_preset (--preset): {config.metric_preset!r} is not a preset; valid: "
@@ -113,13 +127,17 @@ def _finite(value) -> bool:
 def check_localizer_paths(config: LocalizerConfig) -> Path:
     """The run folder, after checking the inputs exist and the output can be written without
     touching them: ``--out`` may be neither the feature folder nor the annotation file."""
-    features, annotations = resolve(config.features_dir), resolve(config.annotations)
-    if not features.is_dir():
-        raise FileNotFoundError(f"{features}: feature folder not found (--features)")
+    from tsplab.features import feature_folder_list
+
+    folders = feature_folder_list(config.features_dir, "features_dir (--features)")
+    annotations = resolve(config.annotations)
+    for features in folders:
+        if not features.is_dir():
+            raise FileNotFoundError(f"{features}: feature folder not found (--features)")
     if not annotations.is_file():
         raise FileNotFoundError(f"{annotations}: annotation file not found (--annotations)")
     out_dir = resolve(config.out_dir)
-    for name, path in (("the feature folder (--features)", features),
+    for name, path in (*(("the feature folder (--features)", f) for f in folders),
                        ("the annotation file (--annotations)", annotations)):
         if out_dir == path:
             raise InputError(f"out_dir (--out): {out_dir} is {name}; give a separate run folder")

@@ -1,5 +1,6 @@
-"""The localizer's data: videos of a feature folder with their actions in feature positions,
-training crops, padded batches, the points of every pyramid level, and target assignment.
+"""The localizer's data: videos of a feature folder (or of several joined per clip, BSP's
+two-stream features) with their actions in feature positions, training crops, padded batches, the
+points of every pyramid level, and target assignment.
 
 Time axis: position ``x`` of a video's feature sequence is the centre of clip ``x``, i.e.
 ``t_s = x * stride_s + clip_length_s / 2`` (``FeatureMetadata.clip_centre_s``); ground truth in
@@ -24,8 +25,7 @@ import torch
 
 from tsplab.annotations import normalize_video_id
 from tsplab.errors import InputError
-from tsplab.features import FeatureMetadata, feature_files
-from tsplab.runs import resolve
+from tsplab.features import FeatureFileError, FeatureMetadata, JoinedFeatures, open_feature_folders
 
 
 @dataclass
@@ -55,15 +55,20 @@ def positions_to_seconds(x, meta: FeatureMetadata) -> np.ndarray:
 def load_video_items(features_dir, annotations, subset: str, labels: list[str]
                      ) -> tuple[list[VideoItem], pd.DataFrame]:
     """The videos of ``subset`` that have features, and a table ``video, reason`` of those skipped
-    (no feature file, unreadable file, wrong shape). ``annotations``: a ``tsplab.annotations.
-    Annotations``. Instances whose label is not in ``labels`` are dropped with a warning.
+    (no feature file in some folder, unreadable file, wrong shape). ``annotations``: a
+    ``tsplab.annotations.Annotations``. Instances whose label is not in ``labels`` are dropped with
+    a warning.
 
+    ``features_dir``: a feature folder, or a list of folders from the same videos on the same clip
+    grid, read as one (each video's arrays concatenated along channels: BSP §3.4 two-stream, e.g.
+    ``[tac_dir, bsp_dir]``) through ``tsplab.features.open_feature_folders``, the one reader.
     Annotation ids are matched to feature files by ``tsplab.features.feature_files`` (the one id
     rule): ``v_<id>.npy`` (ActivityNet's file names, what ``tsplab extract`` writes) and ``<id>.npy``
     both serve video ``<id>``."""
-    folder = resolve(features_dir)
-    meta = FeatureMetadata.load(folder)
-    files = feature_files(folder)
+    # The skipped table names every video without usable features, those missing from one of
+    # several folders included: no second warning from the reader.
+    features = open_feature_folders(features_dir, warn=False)
+    meta = features.metadata
     videos = annotations.videos[annotations.videos["subset"] == subset]
     if videos.empty:
         raise InputError(f"annotations: no videos in subset {subset!r} (subsets: {annotations.subsets})")
@@ -71,7 +76,7 @@ def load_video_items(features_dir, annotations, subset: str, labels: list[str]
     index = {name: i for i, name in enumerate(labels)}
     items, skipped = [], []
     for row in videos.itertuples(index=False):
-        feats, reason = _read_features(files.get(normalize_video_id(row.video)), row.video, folder, meta)
+        feats, reason = _read_features(features, row.video)
         if reason:
             skipped.append((row.video, reason))
             continue
@@ -82,16 +87,26 @@ def load_video_items(features_dir, annotations, subset: str, labels: list[str]
     return items, pd.DataFrame(skipped, columns=["video", "reason"])
 
 
-def _read_features(path, video: str, folder, meta: FeatureMetadata) -> tuple[np.ndarray | None, str]:
-    """``(features [T, C], "")`` of a video, or ``(None, why it is skipped)``."""
-    if path is None:
-        return None, f"no feature file for {video} in {folder} ({_file_names(video)})"
+def feature_metadata(features_dir) -> FeatureMetadata:
+    """The clip grid and width of ``features_dir`` (one folder, or several joined: their common grid,
+    ``feature_dim`` the sum), as :func:`load_video_items` reads it."""
+    return open_feature_folders(features_dir, warn=False).metadata
+
+
+def _read_features(features: JoinedFeatures, video: str) -> tuple[np.ndarray | None, str]:
+    """``(features [T, C], "")`` of a video, or ``(None, why it is skipped)``. A file that is
+    unreadable or of the wrong width skips its video; clip counts that differ between joined folders
+    raise (``InputError``: the folders are not one grid)."""
+    if video not in features:
+        where = features.missing.loc[features.missing["video"] == normalize_video_id(video), "missing_from"]
+        folders = where.iat[0] if len(where) else "; ".join(map(str, features.folders))
+        return None, f"no feature file for {video} in {folders} ({_file_names(video)})"
     try:
-        feats = np.load(path)
-    except (OSError, ValueError) as exc:
-        return None, f"unreadable features: {exc}"
-    if feats.ndim != 2 or len(feats) == 0 or feats.shape[1] != meta.feature_dim:
-        return None, f"features of shape {feats.shape}, expected [T>0, {meta.feature_dim}]"
+        feats = features.read(video)
+    except FeatureFileError as exc:
+        return None, str(exc)
+    if len(feats) == 0:
+        return None, f"features of shape {feats.shape}, expected [T>0, {features.metadata.feature_dim}]"
     return feats, ""
 
 

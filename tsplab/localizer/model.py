@@ -240,7 +240,8 @@ class Localizer(nn.Module):
         diou = diou_loss_1d(offsets[pos], reg_t[pos])  # [N_pos]
         d, lab = positive_actions(items, gt_idx, pos, points)
         instance = (q_cls[pos], q_loc[pos]) if cfg.ase_instance else (None, None)
-        w_cls, w_loc = ase_weights(d, lab, self.sensitivity if cfg.ase_class else None, *instance)
+        w_cls, w_loc = ase_weights(d, lab, self.sensitivity if cfg.ase_class else None, *instance,
+                                   weighting=cfg.ase_weighting)
         bg = valid & ~pos
         loss_cls = ((focal[pos] * w_cls).sum() + focal[bg].sum()) / num_pos  # eq. (9)
         loss_reg = (diou * w_loc).sum() / num_pos  # eq. (10)

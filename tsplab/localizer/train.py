@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from tsplab.backbones import load_checkpoint_file, resolve_checkpoint
@@ -21,13 +22,17 @@ from tsplab.features import FeatureMetadata
 from tsplab.features.encoding import pick_device
 from tsplab.localizer.config import (LocalizerConfig, check_localizer_paths, resolve_preset,
                                      validate_localizer_config)
-from tsplab.localizer.data import VideoItem, crop_item, load_video_items
+from tsplab.localizer.data import VideoItem, crop_item, feature_metadata, load_video_items
+from tsplab.localizer.fusion import (agnostic_annotations, check_fusion_config, evaluation_ground_truth,
+                                     read_run_class_scores, write_run_predictions)
 from tsplab.localizer.inference import predict, torch_threads
-from tsplab.localizer.model import Localizer
+from tsplab.localizer.asl import ClassSensitivity
+from tsplab.localizer.model import Localizer, Scale
 from tsplab.runs import atomic_path, resolve, save_config, write_csv, write_json
 
 CHECKPOINT_FILE = "checkpoint.pt"
 PREDICTIONS_FILE = "predictions.json"
+UNFUSED_PREDICTIONS_FILE = "predictions_unfused.json"  # the model's own, when predictions.json is fused
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 SKIPPED_FILE = "skipped.csv"
@@ -62,22 +67,27 @@ def train_localizer(config: LocalizerConfig, progress: bool = True) -> Localizer
     """Train on ``config.train_subset``, predict ``config.valid_subset``, evaluate with tsplab's
     metrics. Writes into ``config.out_dir``: ``config.json``, ``checkpoint.pt`` (model state, config,
     labels, feature metadata), ``history.csv``, ``predictions.json`` (ActivityNet format),
-    ``metrics.json`` and ``skipped.csv`` (videos without usable features)."""
-    from tsplab.metrics import evaluate_detection, write_predictions
+    ``metrics.json`` and ``skipped.csv`` (videos without usable features). With
+    ``config.class_scores`` (ActivityNet's protocol, ``tsplab.localizer.fusion``) ``predictions.json``
+    holds the fused predictions that ``metrics.json`` scores, the model's own are in
+    ``predictions_unfused.json``, and ``metrics.json``'s ``fusion`` says what was fused and left out."""
+    from tsplab.metrics import evaluate_detection
 
     # Every input is read and checked before the run folder is touched, and the run's files are
     # written only once training has finished: a failed run leaves an earlier run's files as they were.
     validate_localizer_config(config)
     out_dir = check_localizer_paths(config)
+    check_fusion_config(config)  # before the features are loaded (minutes on ActivityNet)
     config, meta, ann, labels, train_items, valid_items, skipped = _load_data(config, out_dir)
+    class_scores = read_run_class_scores(config, ann)  # None without fusion; checked before any write
     with torch_threads(config.num_threads):
         model, history = _fit(config, meta.feature_dim, len(labels), train_items, progress)
         _save_run(out_dir, config, model, history, skipped, labels, meta)
         predictions = predict(model, valid_items, meta, labels, progress)
-    write_predictions(predictions, out_dir / PREDICTIONS_FILE)
-    ground_truth = ann.instances[ann.instances["subset"] == config.valid_subset]
-    detection = evaluate_detection(ground_truth, predictions, config.metric_preset)
-    write_json(out_dir / METRICS_FILE, detection.to_dict())
+    predictions, protocol = write_run_predictions(config, predictions, class_scores, out_dir,
+                                                  PREDICTIONS_FILE, UNFUSED_PREDICTIONS_FILE)
+    detection = evaluate_detection(evaluation_ground_truth(config, ann), predictions, config.metric_preset)
+    write_json(out_dir / METRICS_FILE, {**detection.to_dict(), **protocol})
     return LocalizerResult(model=model, history=history, predictions=predictions, detection=detection,
                            out_dir=out_dir, skipped=skipped)
 
@@ -88,12 +98,14 @@ def _load_data(config: LocalizerConfig, out_dir: Path):
     features, naming where the files were looked for."""
     from tsplab.annotations import read_annotations
 
-    meta = FeatureMetadata.load(resolve(config.features_dir))
+    meta = feature_metadata(config.features_dir)  # one folder, or several joined per clip
     ann = read_annotations(resolve(config.annotations))
     config = resolve_preset(config, ann)
-    labels = list(ann.labels)
-    train_items, skipped_train = load_video_items(config.features_dir, ann, config.train_subset, labels)
-    valid_items, skipped_valid = load_video_items(config.features_dir, ann, config.valid_subset, labels)
+    # ActionFormer trains ActivityNet class-agnostic (one class) when its classes come from fusion
+    items_ann = agnostic_annotations(ann) if config.class_agnostic else ann
+    labels = list(items_ann.labels)
+    train_items, skipped_train = load_video_items(config.features_dir, items_ann, config.train_subset, labels)
+    valid_items, skipped_valid = load_video_items(config.features_dir, items_ann, config.valid_subset, labels)
     skipped = pd.concat([skipped_train.assign(subset=config.train_subset),
                          skipped_valid.assign(subset=config.valid_subset)], ignore_index=True
                         )[["video", "subset", "reason"]]
@@ -118,8 +130,7 @@ def _fit(config: LocalizerConfig, input_dim: int, num_classes: int, train_items:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model = Localizer(config, input_dim, num_classes).to(pick_device(config.device))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
-                                  weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
     steps_per_epoch = math.ceil(len(train_items) / config.batch_size)
     schedule = _Schedule(config.lr, steps_per_epoch, config.epochs, config.warmup_epochs)
     rows = []
@@ -127,6 +138,25 @@ def _fit(config: LocalizerConfig, input_dim: int, num_classes: int, train_items:
         means, lr = _train_one_epoch(model, optimizer, schedule, train_items, rng)
         rows.append(dict(epoch=epoch + 1, lr=lr, **means))
     return model, pd.DataFrame(rows, columns=["epoch", "lr", *LOSS_TERMS])
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW's two groups, as ActionFormer's optimiser builds them: weight decay on the weights of
+    convolutions and linear layers only; none on biases, LayerNorms, the per-level ``Scale`` and
+    ASL's Gaussian μ and σ (decay would pull σ towards 0 and μ towards the centre for no reason the
+    paper gives). A trainable parameter of any other kind is a bug here (a new layer must be placed)."""
+    decay, no_decay = [], []
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            if name == "weight" and isinstance(module, (nn.Conv1d, nn.Linear)):
+                decay.append(param)
+            elif name == "bias" or isinstance(module, (nn.LayerNorm, Scale, ClassSensitivity)):
+                no_decay.append(param)
+            else:
+                raise TypeError(f"{type(module).__name__}.{name}: no weight-decay rule for this parameter")
+    return [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
 
 
 def _train_one_epoch(model: Localizer, optimizer, schedule: "_Schedule", train_items: list[VideoItem],
