@@ -1,7 +1,11 @@
 """BSP: the four syntheses (eqs. 1-3) on tiny arrays, the dataset's types and labels, the pretext
-variants, losses going down, a 1-epoch run whose checkpoint extracts, distillation, two-stream."""
+variants, losses going down, a 1-epoch run whose checkpoint extracts, distillation, and where the
+syntheses draw from (the trimmed source set by default, BSP §3.2). Two-stream features:
+tests/test_feature_join.py."""
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +15,12 @@ import torch
 
 from tsplab.backbones import build_backbone, load_backbone_weights
 from tsplab.methods import get_method
-from tsplab.methods.bsp import (BSP, NO_CHANGE, BSPClipDataset, blend_weights, change_point_heatmap,
+from tsplab.methods.bsp import (BSP, NO_CHANGE, SOURCE_RECORD, BSPClipDataset, blend_weights, change_point_heatmap,
                                 change_point_hits, diff_class_boundary, diff_speed_boundary,
                                 same_class_boundary, same_speed, speed_change_indices)
-from tsplab.features import concat_feature_folders
 from tsplab.sampling import NO_LABEL
 from tsplab.pretrain_config import pretrain_config
-from tsplab.train import pretrain, read_metrics
+from tsplab.train import prepare_data, pretrain, read_metrics
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -279,6 +282,15 @@ def test_one_epoch_run_checkpoint_extracts_and_distills(tiny_benchmark, tmp_path
     assert {k.split(".")[0] for k in best["model"]} == {"features", "fc_boundary"}
     backbone = load_backbone_weights(build_backbone("r2plus1d_tiny"), out / "best.pt")
     assert torch.equal(backbone.stem[0].weight, best["model"]["features.stem.0.weight"])
+    # BSP §3.2: the run synthesized from the benchmark's trimmed source set (source_dir="auto"), its
+    # frames through the run's frame cache, and never decoded a target video; the run says so.
+    record = json.loads((out / SOURCE_RECORD).read_text())
+    source_ids = _source_ids(tiny_benchmark)
+    assert (record["source_dir"], record["synthesized_from"]) == ("auto", "source")
+    assert record["folder"] == str(tiny_benchmark / "source")
+    assert (record["train_videos"], record["valid_videos"]) == tuple(len(source_ids[s]) for s in ("training", "validation"))
+    cached = {path.stem for path in (tmp_path / "cache").rglob("*.npy")}
+    assert cached == source_ids["training"] | source_ids["validation"]
 
     # feature distillation from two teachers (here both this run's encoder), one step on real clips
     distill = BSP(_config(integration="distill", teachers=(str(out), str(out / "best.pt"))))
@@ -300,44 +312,90 @@ def test_one_epoch_run_checkpoint_extracts_and_distills(tiny_benchmark, tmp_path
     assert set(step.head_losses) == {"boundary", "action"} and losses[-1] < losses[0]
 
 
-# --------------------------------------------------------------------------------- two-stream
-def test_concat_feature_folders(tmp_path):
-    from tsplab.features import FeatureMetadata, load_features, save_features
-
-    tac, bsp = tmp_path / "tac", tmp_path / "bsp"
-    FeatureMetadata(8, 8, 15.0, 2, backbone="r2plus1d_tiny", checkpoint="tac.pt").save(tac)
-    FeatureMetadata(8, 8, 15.0, 3, backbone="r2plus1d_tiny", checkpoint="bsp.pt").save(bsp)
-    save_features(tac, "v1", np.ones((4, 2)))
-    save_features(bsp, "v1", np.full((4, 3), 2.0))
-    save_features(tac, "v2", np.ones((5, 2)))
-    save_features(bsp, "v2", np.ones((4, 3)))
-    save_features(tac, "v3", np.ones((4, 2)))
-    table = concat_feature_folders([tac, bsp], tmp_path / "both")
-    assert table.set_index("video")["status"].to_dict() == {"v1": "written", "v2": "skipped", "v3": "skipped"}
-    assert "different numbers of clips [5, 4]" in table.set_index("video").at["v2", "reason"]
-    assert "no features in" in table.set_index("video").at["v3", "reason"]
-    joined = load_features(tmp_path / "both", "v1")
-    assert joined.shape == (4, 5) and joined[0].tolist() == [1, 1, 2, 2, 2]
-    meta = FeatureMetadata.load(tmp_path / "both")
-    assert meta.feature_dim == 5 and meta.stride_frames == 8 and meta.extra["feature_dims"] == [2, 3]
-    FeatureMetadata(16, 8, 15.0, 3).save(tmp_path / "other")
-    with pytest.raises(ValueError, match="stride_frames=16"):
-        concat_feature_folders([tac, tmp_path / "other"], tmp_path / "bad")
+# ----------------------------------------------------------------------- source of the clips
+def _source_ids(benchmark) -> dict[str, set]:
+    """The ids of the benchmark's trimmed source set per subset, read from its annotation file."""
+    database = json.loads((benchmark / "source" / "annotations.json").read_text())["database"]
+    return {subset: {v for v, info in database.items() if info["subset"] == subset}
+            for subset in ("training", "validation")}
 
 
-def test_concat_matches_activitynet_ids_with_and_without_prefix(tmp_path):
-    """``v_<id>.npy`` (tsplab extract's naming) and ``<id>.npy`` (another extractor's) are one video."""
-    from tsplab.features import FeatureMetadata, feature_files, load_features, save_features
+def _bsp_config(dataset_dir, tmp_path, **kw):
+    return pretrain_config("synthetic", method="bsp", dataset_dir=str(dataset_dir), run_dir=str(tmp_path / "run"),
+                           frame_cache_dir=str(tmp_path / "cache"), clips_per_segment=1, workers=0,
+                           progress=False, **kw)
 
-    tac, bsp = tmp_path / "tac", tmp_path / "bsp"
-    FeatureMetadata(8, 8, 15.0, 2).save(tac)
-    FeatureMetadata(8, 8, 15.0, 1).save(bsp)
-    save_features(tac, "v_abcdefghijk", np.ones((3, 2)))
-    save_features(bsp, "abcdefghijk", np.zeros((3, 1)))
-    table = concat_feature_folders([tac, bsp], tmp_path / "both")
-    assert table.to_dict("records") == [dict(video="abcdefghijk", status="written", clips=3, reason="")]
-    assert list(feature_files(tmp_path / "both")) == ["abcdefghijk"]
-    assert load_features(tmp_path / "both", "v_abcdefghijk").shape == (3, 3)
+
+def _window_of(clip: np.ndarray, frames: np.ndarray) -> bool:
+    """Whether ``clip`` [L, ...] is ``L`` consecutive frames of ``frames`` [N, ...]."""
+    return any(np.array_equal(clip, frames[i:i + len(clip)]) for i in range(len(frames) - len(clip) + 1))
+
+
+def test_syntheses_draw_from_the_source_set_by_default(tiny_benchmark, tmp_path):
+    config = _bsp_config(tiny_benchmark, tmp_path, integration="two-head")
+    method = BSP(config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a benchmark with a source set: no fallback warning
+        data = prepare_data(method.data_config(config))
+    train, valid = method.build_datasets(data)
+    source_ids = _source_ids(tiny_benchmark)
+    assert set(train.videos["video"]) == source_ids["training"]  # every src_train_* video, no target one
+    assert set(valid.videos["video"]) == source_ids["validation"]
+    assert data.labels == json.loads((tiny_benchmark / "source" / "action_label_mapping.json").read_text())
+    # an ss item (type index 3 at epoch 0) is a window of its source video's cached frames
+    item = train[(3, 0)]
+    assert method.boundaries[item["boundary_label"].item()] == "ss"
+    video = train.videos.iloc[item["video_index"].item()]
+    assert video["video"].startswith("src_train_")
+    assert _window_of(item["clip"].numpy(), data.frames.get(data.video_dir / video["filename"]))
+    # the action head of two-head classifies the source classes (Kinetics' role in the paper)
+    model = method.build_model(build_backbone("r2plus1d_tiny"), data)
+    assert model.fc_action.out_features == len(data.labels)
+    # the same folder given explicitly is the same source
+    explicit = BSP(_bsp_config(tiny_benchmark, tmp_path, source_dir=str(tiny_benchmark / "source")))
+    assert (explicit.source.kind, explicit.source.folder) == ("source", tiny_benchmark / "source")
+
+
+@pytest.mark.filterwarnings("ignore:.*segments dropped")
+def test_without_a_source_set_auto_warns_and_uses_the_target_clips(tiny_benchmark, tmp_path):
+    plain = tmp_path / "plain"  # the target only: annotations and videos, no source/
+    plain.mkdir()
+    (plain / "annotations.json").symlink_to(tiny_benchmark / "annotations.json")
+    (plain / "videos").symlink_to(tiny_benchmark / "videos")
+    config = _bsp_config(plain, tmp_path, weights=None, resize_short_side=16, crop_size=14)
+    method = BSP(config)
+    with pytest.warns(UserWarning) as caught:
+        data_config = method.data_config(config)
+    message = str(caught[0].message)
+    assert len(caught) == 1 and "\n" not in message
+    assert message.startswith(f"BSP source_dir='auto': {plain} has no trimmed source set")
+    assert "synthesizing from the target's training clips" in message and "BSP §3.2" in message
+    assert data_config is config
+    train, _ = method.build_datasets(prepare_data(data_config))
+    assert train.videos["video"].str.startswith("train_").all()
+    record = method.source.record(len(train.videos), 0)
+    assert record["synthesized_from"] == "target" and record["note"] == message
+    named = _bsp_config(plain, tmp_path, weights=None, source_dir="target")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asked for by name: no warning
+        assert BSP(named).data_config(named) is named
+
+
+def test_a_bad_source_folder_is_refused_before_anything_is_written(tiny_benchmark, tmp_path):
+    from tsplab.errors import InputError
+
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "annotations.json").write_text("{}")
+    for folder, missing in ((tmp_path / "nope", "annotations.json: file not found"),
+                            (half, "videos: folder not found")):
+        with pytest.raises(InputError) as error:
+            pretrain(_bsp_config(tiny_benchmark, tmp_path, source_dir=str(folder)))
+        message = str(error.value)
+        assert "\n" not in message and message.startswith(f"source_dir: {folder}/{missing} (source_dir=")
+        assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+    with pytest.raises(ValueError, match="source_dir=''"):
+        BSP(_config(source_dir=""))
 
 
 @pytest.mark.filterwarnings("ignore:.*segments dropped", "ignore:.*replaces the earlier run")
@@ -354,3 +412,14 @@ def test_killed_and_resumed_two_head_run_is_bit_identical(tiny_benchmark, tmp_pa
     assert {"valid_acc_boundary", "valid_acc_action"} <= set(resumed.metrics.columns)
     for (name, p), q in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(p, q), name
+
+
+def test_a_run_saved_before_source_dir_existed_resumes_from_the_target_clips():
+    """A BSP config.json without ``source_dir`` ran with the target's clips (the only source then);
+    reading it back must not switch it to today's default ``auto``."""
+    from tsplab.pretrain_config import config_from_dict
+
+    old = config_from_dict({"method": "bsp", "options": {"loss": "classification"}})
+    assert old.options.source_dir == "target"
+    new = config_from_dict({"method": "bsp", "options": {"source_dir": "auto"}})
+    assert new.options.source_dir == "auto"

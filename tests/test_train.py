@@ -463,7 +463,7 @@ def test_old_run_folders_still_load():
     assert tsp.options == TSPOptions(alpha_c=0.5, gvf_mode="momentum")
     assert (tsp.epochs, tsp.lr_milestones, tsp.min_background_clips, tsp.dataset) == (2, (3,), 1.0, "")
     bsp = config_from_dict({**OLD_LAYOUT, "method": "bsp", "bsp_boundaries": ["ds", "ss"], "bsp_loss": "regression"})
-    assert bsp.options == BSPOptions(boundaries=("ds", "ss"), loss="regression")
+    assert bsp.options == BSPOptions(boundaries=("ds", "ss"), loss="regression", source_dir="target")  # as it ran
     pal = config_from_dict({**OLD_LAYOUT, "method": "pal", "pal_queue_size": 512, "pal_background": "same"})
     assert pal.options == PALOptions(queue_size=512, background="same")
     assert config_from_dict({**OLD_LAYOUT, "method": "tac"}).options == get_method("tac").Options()
@@ -717,3 +717,105 @@ def test_config_changes_lists_what_differs_from_the_preset_then_the_options(fake
                             "gvf_refresh_steps", "gvf_stride_frames", "gvf_file"}
     assert config_changes(pretrain_config("synthetic", method="tac", dataset_dir=str(fake_benchmark)),
                           "synthetic") == {}
+
+
+# ------------------------------------------------------------------ the plateau schedule (PAL §4.1)
+def _plateau_config(**kw):
+    values = dict(dataset_dir="x", lr_schedule="plateau", lr_milestones=(), lr_gamma=0.1,
+                  lr_patience_epochs=2, warmup_epochs=0.0)
+    values.update(kw)
+    return pretrain_config("synthetic", method="tac", **values)
+
+
+def test_plateau_schedule_divides_the_rate_after_patience_epochs_without_improvement():
+    from tsplab.train import build_lr_scheduler, step_plateau
+
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = build_lr_scheduler(optimizer, _plateau_config(), steps_per_epoch=3)
+    # Validation losses by epoch. Best so far: 1.0, 0.9; then 0.95 and 0.9 (not below 0.9 * (1 - 1e-4))
+    # are two epochs without improvement -> x0.1; 0.8 improves; 0.89995 (a relative gain < 1e-4 on
+    # 0.9 would not count, nor does a loss above the best) and NaN -> x0.1 again.
+    losses = [1.0, 0.9, 0.95, 0.9, 0.8, 0.89995, float("nan"), 0.7]
+    dropped, rates = [], []
+    for loss in losses:
+        for _ in range(3):  # an epoch's steps: the rate they use
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        dropped.append(step_plateau(scheduler, loss))
+    assert dropped == [False, False, False, True, False, False, True, False]
+    per_epoch = [1.0, 1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.01]
+    assert rates == pytest.approx([r for r in per_epoch for _ in range(3)])
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01)  # the best (0.7) improved: no drop
+    # the warm-up still applies: linear from warmup_factor over the first epoch's 3 steps
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scheduler = build_lr_scheduler(optimizer, _plateau_config(warmup_epochs=1.0, warmup_factor=0.1),
+                                   steps_per_epoch=3)
+    warm = []
+    for _ in range(4):
+        warm.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert warm == pytest.approx([0.1, 0.4, 0.7, 1.0])
+    # the step schedule (every other method) is unchanged: no plateau, step_plateau does nothing
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    step = build_lr_scheduler(optimizer, pretrain_config("synthetic", method="tac", dataset_dir="x"), 3)
+    assert not step_plateau(step, float("inf")) and optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
+
+
+def test_plateau_schedule_is_checked():
+    from tsplab.pretrain_config import check_config
+
+    with pytest.raises(InputError, match="lr_schedule='cosine'; valid: step, plateau"):
+        check_config(_plateau_config(lr_schedule="cosine"))
+    with pytest.raises(InputError, match=r"lr_milestones=\[3\]: milestones apply to lr_schedule='step'"):
+        check_config(_plateau_config(lr_milestones=(3,)))
+    with pytest.raises(InputError, match="lr_patience_epochs=-1: must be >= 0"):
+        check_config(_plateau_config(lr_patience_epochs=-1))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:.*segments dropped")
+def test_plateau_schedule_resumes_exactly(bench, cache_dir, tmp_path, monkeypatch):
+    """A run stopped after epoch 0 and resumed equals one never interrupted, with the plateau's state
+    (the lowered rate, the best loss, the count) restored from checkpoint.pt."""
+    from tsplab.train import WarmupPlateau
+
+    # No loss ever counts as an improvement: with patience 1 the rate drops after every epoch.
+    monkeypatch.setattr(WarmupPlateau, "THRESHOLD", 10.0)
+    kw = dict(method="tac", epochs=3, max_steps_per_epoch=2, lr_schedule="plateau", lr_milestones=(),
+              lr_patience_epochs=1, warmup_epochs=0.0)
+    whole = pretrain(tiny_config(bench, cache_dir, tmp_path / "whole", **kw))
+    assert whole.metrics["lr_backbone"].tolist() == pytest.approx([2e-3, 2e-4, 2e-5])
+    parts = tiny_config(bench, cache_dir, tmp_path / "parts", **kw)
+    pretrain(parts, stop_after_epochs=1)
+    state = torch.load(tmp_path / "parts" / "pretrain" / "tac" / "checkpoint.pt", weights_only=True)
+    assert state["lr_scheduler"]["lr_lambdas"][0]["scale"] == pytest.approx(0.1)
+    resumed = pretrain(parts, resume=True)
+    a, b = whole.model.state_dict(), resumed.model.state_dict()
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+    timing = ["data_wait_share", "clips_per_s", "train_seconds", "valid_seconds", "gvf_seconds"]
+    pd.testing.assert_frame_equal(whole.metrics.drop(columns=timing), resumed.metrics.drop(columns=timing))
+
+
+@pytest.mark.parametrize("preset", ["tsp", "synthetic"])
+def test_other_methods_keep_their_step_schedule_and_clip(preset):
+    """PAL's paper settings (tests/test_pal.py) reach PAL only: every other method keeps the
+    preset's optimiser, step schedule and clip."""
+    from tsplab.methods import METHODS
+    from tsplab.pretrain_config import PRESETS, PretrainConfig, config_values
+
+    expected = {"tsp": dict(optimizer="sgd", backbone_lr=1e-4, fc_lr=0.002, stem_lr=0.0, weight_decay=0.005,
+                            lr_milestones=(4, 6), lr_gamma=0.01, warmup_epochs=2.0, clip_length_frames=16),
+                "synthetic": dict(optimizer="adam", backbone_lr=2e-3, fc_lr=2e-3, stem_lr=2e-3, weight_decay=1e-4,
+                                  lr_milestones=(3,), lr_gamma=0.1, warmup_epochs=0.5, clip_length_frames=8)}
+    for name in METHODS:
+        if name == "pal":
+            continue
+        config = pretrain_config(preset, method=name, dataset_dir="x")
+        values = config_values(config)
+        assert {k: values[k] for k in expected[preset]} == expected[preset], name
+        assert config.lr_schedule == "step", name
+        loop = {**config_values(PretrainConfig(method=name, dataset_dir="x")), **PRESETS[preset]}
+        assert {k: values[k] for k in loop} == loop, name

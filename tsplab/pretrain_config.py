@@ -90,8 +90,13 @@ class PretrainConfig:
     weight_decay: float = 0.005
     warmup_epochs: float = 2.0
     warmup_factor: float = 1e-5  # the first step's fraction of the rate (TSP's WarmupMultiStepLR)
-    lr_milestones: tuple = (4, 6)  # epochs
-    lr_gamma: float = 0.01
+    lr_milestones: tuple = (4, 6)  # epochs (lr_schedule "step" only)
+    lr_gamma: float = 0.01  # the factor of each decay (a milestone passed, or a plateau)
+    # "step": decay x lr_gamma at each of lr_milestones (TSP). "plateau": decay x lr_gamma once the
+    # validation loss has not improved for lr_patience_epochs epochs in a row (PAL §4.1: "decreases
+    # by a factor of 10 when the validation loss saturates"); see tsplab.train.WarmupPlateau.
+    lr_schedule: str = "step"
+    lr_patience_epochs: int = 2
     scale_lr_with_world_size: bool = True
     amp: bool = True  # CUDA only
 
@@ -208,6 +213,10 @@ def config_from_dict(values: dict, source: str = "config") -> PretrainConfig:
             ignored.append(key)
     if ignored:
         warnings.warn(f"{source}: {ignored} are neither PretrainConfig fields nor {name} options; ignored")
+    # An option added after a run was saved: that run ran with what the code did before the option
+    # existed (e.g. BSP's source_dir: syntheses from the target's clips), not with today's default.
+    for option, value in getattr(method.Options, "BEFORE_OPTION_EXISTED", {}).items():
+        options.setdefault(option, value)
     return PretrainConfig(**values, options=options)
 
 
@@ -256,13 +265,13 @@ def pretrain_config(preset: str = "tsp", **overrides) -> PretrainConfig:
     With ``preset="synthetic"`` and a ``dataset_dir`` holding a synthetic benchmark, the clip length,
     frame rate and short side come from the benchmark's ``benchmark.json`` (the tiny benchmark uses
     16 px frames) unless overridden; the crop keeps TSP's ratio 112/128. A method's own
-    ``preset_overrides`` for the preset come next (e.g. PAL's optimiser), then ``overrides``.
+    ``preset_overrides`` for the preset come next (e.g. PAL's optimiser, schedule and 8-frame clips),
+    then ``overrides``.
     An unknown preset, field or option raises ``InputError`` listing the valid ones."""
     if preset not in PRESETS:
         raise InputError(f"unknown pretraining preset {preset!r}; valid presets: {', '.join(PRESETS)}")
     method = get_method(overrides.get("method", PretrainConfig.method))
     values = dict(PRESETS[preset])
-    values.update(method.preset_overrides.get(preset, {}))
     if preset == "synthetic" and overrides.get("dataset_dir"):
         bench = resolve(overrides["dataset_dir"]) / "benchmark.json"
         if bench.is_file():
@@ -270,6 +279,8 @@ def pretrain_config(preset: str = "tsp", **overrides) -> PretrainConfig:
             values.update(clip_length_frames=int(cfg["clip_length_frames"]), frame_rate=float(cfg["fps"]),
                           resize_short_side=int(cfg["clip_short_side"]),
                           crop_size=int(round(cfg["clip_short_side"] * 112 / 128)))
+    # After the benchmark's clip: a method's paper may fix its own (PAL: 8-frame clips everywhere).
+    values.update(method.preset_overrides.get(preset, {}))
     option_names = {f.name for f in option_fields(method)}
     unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(PretrainConfig)} - option_names)
     if unknown:
@@ -321,6 +332,7 @@ def config_changes(config: PretrainConfig, preset: str) -> dict:
 
 # ------------------------------------------------------------------------------------ checks
 OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("step", "plateau")
 
 
 # Fields that must be > 0, and fields that must be >= 0 (learning rates, counts where 0 means "off").
@@ -329,7 +341,8 @@ _POSITIVE = ("clip_length_frames", "frame_rate", "clips_per_segment", "resize_sh
 
 
 _NON_NEGATIVE = ("min_background_clips", "backbone_lr", "fc_lr", "stem_lr", "weight_decay",
-                 "warmup_epochs", "warmup_factor", "seed", "workers", "threads", "max_steps_per_epoch")
+                 "warmup_epochs", "warmup_factor", "seed", "workers", "threads", "max_steps_per_epoch",
+                 "lr_patience_epochs")
 
 
 # What each field type accepts, as said in error messages.
@@ -400,6 +413,12 @@ def _check_names(config: PretrainConfig) -> None:
                          f"{', '.join(BACKBONES)}")
     if config.optimizer not in OPTIMIZERS:
         raise InputError(f"optimizer={config.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise InputError(f"lr_schedule={config.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
+    if config.lr_schedule == "plateau" and config.lr_milestones:
+        # A plateau schedule has no milestones: a list given anyway would be silently ignored.
+        raise InputError(f"lr_milestones={list(config.lr_milestones)!r}: milestones apply to lr_schedule='step'; "
+                         "give lr_milestones=[] with lr_schedule='plateau'")
     if config.device:
         try:
             torch.device(config.device)

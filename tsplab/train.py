@@ -6,7 +6,9 @@ first 2 epochs (per iteration, from 1e-5 of the rate), decay x0.01 at epochs 4 a
 32 clips per process, learning rates scaled linearly with the number of processes; AMP on CUDA only
 (bf16 where supported, else fp16 with a gradient scaler; never on the CPU, where reduced precision is
 far slower). Validation after every epoch: clip accuracy per head; the epoch with the best average
-accuracy is kept as ``best.pt`` (TSP's model selection).
+accuracy is kept as ``best.pt`` (TSP's model selection). ``lr_schedule="plateau"`` replaces the step
+decay by a decay x``lr_gamma`` when the validation loss stops improving (PAL §4.1; ``WarmupPlateau``,
+stepped once per epoch, its state in the checkpoint's scheduler state); the warm-up applies to both.
 
 The loop (the layout of torchvision's video-classification reference): ``pretrain`` checks
 everything, ``_pretrain`` drives the epochs over ``train_one_epoch`` (the optimizer steps),
@@ -198,12 +200,69 @@ class WarmupMultiStep:
         return warm * self.gamma ** bisect.bisect_right(self.milestones_iters, it)
 
 
+class WarmupPlateau(WarmupMultiStep):
+    """Learning-rate factor at iteration ``it``: the linear warm-up of ``WarmupMultiStep`` (no
+    milestones) times ``scale``, which ``epoch_end`` multiplies by ``gamma`` once the validation loss
+    has not improved for ``patience_epochs`` epochs in a row (then the count restarts). PAL §4.1: the
+    rate "decreases by a factor of 10 when the validation loss saturates".
+
+    "Improved" is torch's ``ReduceLROnPlateau`` rule (mode min, relative threshold 1e-4): a loss below
+    ``best_loss * (1 - 1e-4)``. Unlike torch's (which lowers the rate on the ``patience + 1``-th bad
+    epoch), the rate drops after ``patience_epochs`` bad epochs, as the setting's name says. The state
+    (``scale``, ``best_loss``, ``bad_epochs``: plain numbers in ``__dict__``) is what
+    ``LambdaLR.state_dict`` saves and restores, so the checkpoint's ``lr_scheduler`` entry resumes it
+    exactly (and torch's safe loader reads it)."""
+
+    THRESHOLD = 1e-4
+
+    def __init__(self, warmup_iters: int, gamma: float, warmup_factor: float, patience_epochs: int):
+        super().__init__(warmup_iters, [], gamma, warmup_factor)  # no milestones: gamma ** 0 = 1
+        self.patience_epochs = int(patience_epochs)
+        self.scale = 1.0
+        self.best_loss = math.inf
+        self.bad_epochs = 0
+
+    def __call__(self, it: int) -> float:
+        return super().__call__(it) * self.scale
+
+    def epoch_end(self, valid_loss: float) -> bool:
+        """Count one epoch's validation loss; True when the rate was just lowered. A NaN loss (no
+        validation batch) counts as no improvement."""
+        if valid_loss < self.best_loss * (1 - self.THRESHOLD):
+            self.best_loss, self.bad_epochs = float(valid_loss), 0
+            return False
+        self.bad_epochs += 1
+        if self.bad_epochs < self.patience_epochs:
+            return False
+        self.scale *= self.gamma
+        self.bad_epochs = 0
+        return True
+
+
 def build_lr_scheduler(optimizer, config: PretrainConfig, steps_per_epoch: int):
-    """Per-iteration warm-up + multi-step decay (epochs in the config, converted to iterations)."""
-    factor = WarmupMultiStep(round(config.warmup_epochs * steps_per_epoch),
-                             [round(m * steps_per_epoch) for m in config.lr_milestones],
+    """Per-iteration warm-up, then ``lr_schedule``: multi-step decay (``"step"``, epochs in the
+    config converted to iterations) or decay on a validation-loss plateau (``"plateau"``, stepped
+    once per epoch by :func:`step_plateau`)."""
+    warmup_iters = round(config.warmup_epochs * steps_per_epoch)
+    if config.lr_schedule == "plateau":
+        factor = WarmupPlateau(warmup_iters, config.lr_gamma, config.warmup_factor, config.lr_patience_epochs)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    factor = WarmupMultiStep(warmup_iters, [round(m * steps_per_epoch) for m in config.lr_milestones],
                              config.lr_gamma, config.warmup_factor)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def step_plateau(scheduler, valid_loss: float) -> bool:
+    """After an epoch's validation: feed its loss to a plateau schedule (no-op for ``"step"``) and,
+    when the rate drops, set the optimizer's rates at once (the next step already uses them).
+    Returns whether the rate dropped."""
+    factor = scheduler.lr_lambdas[0]
+    if not isinstance(factor, WarmupPlateau) or not factor.epoch_end(float(valid_loss)):
+        return False
+    for group, base_lr in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
+        group["lr"] = base_lr * factor(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+    return True
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -464,8 +523,11 @@ def _build_loop(config: PretrainConfig, dist: DistContext, initial_weights) -> t
     from tsplab.backbones import build_backbone
 
     report: list = []
-    data = prepare_data(config, dist, report)
     method = get_method(config.method)(config)
+    # A method may train on another annotated video set than the run's dataset (``data_config``: BSP
+    # synthesizes from a trimmed source set, BSP §3.2); its frames come through the same frame cache.
+    data_config = method.data_config(config)
+    data = prepare_data(data_config, dist, report)
     train_set, valid_set = method.build_datasets(data)
     for split, ds in (("train", train_set), ("valid", valid_set)):
         for row in getattr(ds, "dropped", pd.DataFrame()).to_dict("records"):
@@ -573,6 +635,9 @@ def run_epoch(loop: _Loop, epoch: int) -> tuple[dict, bool]:
     loop.method.on_train_epoch_end(loop.ctx)
     t_valid = time.perf_counter()
     row.update(evaluate(loop, epoch))
+    # A plateau schedule (PAL §4.1) reads the epoch's validation loss (the same on every process:
+    # summed over all of them); the row's lr_* columns keep the rates this epoch trained with.
+    step_plateau(loop.scheduler, row["valid_loss"])
     score = float(np.mean([row[f"valid_acc_{h}"] for h in loop.method.selection_heads]))
     waits = all_reduce_sum(torch.tensor([timing["wait_s"], timing["train_s"]], dtype=torch.float64,
                                         device=loop.dist.device)).cpu()

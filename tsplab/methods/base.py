@@ -19,6 +19,7 @@ A method is one file: a small object with
 - optional hooks: ``setup`` (before training, e.g. precomputing GVFs), ``after_optimizer_step``
   (e.g. a momentum update), ``on_train_epoch_end`` (e.g. an end-of-epoch GVF refresh), and
   ``state_dict``/``load_state_dict`` for whatever of its state a resumed run needs;
+- its data source: ``data_config(config)`` (default: the run's dataset; BSP: its source set);
 - its files: ``check_files`` (inputs it reads, checked before the run folder is touched),
   ``run_files`` (what it writes into the run folder) and ``reuses_file`` (which of them a fresh run
   with other settings may keep).
@@ -140,6 +141,12 @@ class PretrainMethod:
     def selection_heads(self) -> tuple[str, ...]:
         """Heads whose validation accuracies are averaged to pick the best epoch (TSP §4.1)."""
         return self.head_names
+
+    # -- data
+    def data_config(self, config):
+        """The ``PretrainConfig`` whose videos the loop prepares: the run's own (default), or another
+        annotated set the method trains on (BSP: the trimmed source set its syntheses draw from)."""
+        return config
 
     # -- files
     def check_files(self) -> None:

@@ -2,9 +2,18 @@
 
 BSP released no code; this follows the paper's equations and names every choice it leaves open.
 
-Synthesis (§3.2). The foreground segments of the training table play Kinetics' role (trimmed clips
-with class labels, from the table). Every synthesized clip has the encoder's ``L`` frames (the
-paper's ``2τ``) and one of four types:
+Source of the clips (§3.2: "Existing trimmed video datasets are selected as the video source ...
+Kinetics"). ``source_dir="auto"`` (default) synthesizes from the dataset's trimmed source set when
+the dataset folder has one (``DATASET/source/``: the synthetic benchmark's Kinetics analog, every
+video one action instance), else from the foreground segments of the target's training table, with
+a warning naming the deviation; ``"target"`` asks for the latter by name; a folder gives a source set
+(ActivityNet-format ``annotations.json`` with training and validation subsets, ``videos/``). The
+source set's frames come through the run's frame cache (``tsplab.train.prepare_data`` on
+``BSP.data_config``); its class labels are the action head's (two-head, distill) as Kinetics' are
+in the paper; ``bsp_source.json`` in the run folder records which clips were used.
+
+Synthesis (§3.2). Every synthesized clip has the encoder's ``L`` frames (the paper's ``2τ``) and one
+of four types:
 
 - ``dc`` diff-class boundary, eq. (1): clips of two different classes, blended linearly over ``2ε``
   frames around the change point;
@@ -32,12 +41,15 @@ Integration with action classification (§3.4, ``integration``):
 - ``"two-head"``: one backbone, the BSP head and an action head, losses summed;
 - ``"distill"``: the backbone is a student matching a TAC teacher and a BSP teacher (checkpoints
   ``teachers``) through two pointwise projections, plus cross-entropy on the action head;
-- two-stream is not a training mode: ``tsplab.features.concat_feature_folders`` joins the features
-  of a TAC run and a BSP run extracted from the same videos.
+- two-stream is not a training mode: the features of a TAC run and a BSP run extracted from the
+  same videos are read as one, concatenated per clip (``tsplab.features.open_feature_folders``;
+  the localizer's ``features_dir=[tac_dir, bsp_dir]``, ``tsplab localize --features TAC --features
+  BSP``).
 
 Measured on the ``default`` synthetic benchmark (synthetic preset, 4 epochs, 3 clips per segment,
-2 shared CPU cores: 150 s): 4-way validation accuracy 0.53 (chance 0.25); diff-class clips are
-recognised (91 %, the scene changes) while sc / ds / ss stay mostly confused. Features at stride 2 on
+2 shared CPU cores: 150 s; syntheses from the target's training clips, as ``source_dir="target"``
+does now): 4-way validation accuracy 0.53 (chance 0.25); diff-class clips are recognised (91 %,
+the scene changes) while sc / ds / ss stay mostly confused. Features at stride 2 on
 the 96 validation videos: temporal sensitivity (``tsplab.similarity``) 0.001 (TAC 0.029, TSP 0.254),
 boundary ratio 0.95 (TAC 1.09, TSP 1.72); TAC ⊕ BSP (two-stream) 0.024 / 1.04. The benchmark's
 boundaries are motion onsets inside one scene, which none of the synthetic boundary types imitates.
@@ -45,6 +57,9 @@ boundaries are motion onsets inside one scene, which none of the synthetic bound
 from __future__ import annotations
 
 import dataclasses
+import warnings
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -52,12 +67,28 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tsplab.methods.base import (PretrainData, PretrainMethod, StepOutput, head_accuracy_counts,
-                                 masked_cross_entropy)
+from tsplab.methods.base import (
+    PretrainData,
+    PretrainMethod,
+    StepOutput,
+    head_accuracy_counts,
+    masked_cross_entropy,
+)
 from tsplab.methods.tac import clip_transform
-from tsplab.sampling import NO_LABEL, SegmentClipDataset, item_key, item_rng, read_frames
+from tsplab.runs import write_json
+from tsplab.sampling import (
+    NO_LABEL,
+    SegmentClipDataset,
+    item_key,
+    item_rng,
+    read_frames,
+)
+from tsplab.synthetic import SOURCE_DIR, SOURCE_MANIFEST
 
 BOUNDARY_TYPES = ("dc", "sc", "ds", "ss")
+SOURCE_AUTO, SOURCE_TARGET = "auto", "target"  # BSPOptions.source_dir's named values
+#: The run file that says which clips the syntheses drew from (``SynthesisSource.record``).
+SOURCE_RECORD = "bsp_source.json"
 BSP_LOSSES = ("classification", "regression")
 INTEGRATIONS = ("none", "two-head", "distill")
 #: ``change_frame`` of an item without a boundary (``ss``).
@@ -69,6 +100,10 @@ class BSPOptions:
     """BSP's options (``method="bsp"``): the synthesized boundaries, the pretext loss and the
     integration with action classification."""
 
+    #: Saved runs without an option ran with these values (``config_from_dict``): BSP synthesized
+    #: from the target's training clips before ``source_dir`` existed, so such a run resumes as it began.
+    BEFORE_OPTION_EXISTED: ClassVar[dict] = {"source_dir": "target"}
+
     boundaries: tuple = BOUNDARY_TYPES  # synthesized types (BSP §3.2); the class is the index
     loss: str = "classification"  # classification (BSP §3.3 default) | regression (change-point heat map)
     blend_frames: int = 2  # ε of BSP eq. (1): diff-class clips blend over 2ε frames
@@ -76,6 +111,11 @@ class BSPOptions:
     middle_change_point: bool = False  # True: change point at L/2 (eqs. 1-2 as written); False: random
     integration: str = "none"  # none | two-head | distill (BSP §3.4)
     teachers: tuple = ()  # distill: (TAC teacher, BSP teacher) checkpoint paths (best.pt or run folders)
+    # Where the syntheses draw trimmed clips from (BSP §3.2: Kinetics): "auto" = the dataset's trimmed
+    # source set (DATASET/source/, the synthetic benchmark's) when it has one, else the target's
+    # training clips with a warning; "target" = the target's training clips; or a folder with an
+    # ActivityNet-format annotations.json (training and validation subsets) and videos/.
+    source_dir: str = SOURCE_AUTO
 
     def check(self, config) -> None:
         """``ValueError`` naming the first option out of range (``config.clip_length_frames``: the
@@ -99,6 +139,82 @@ class BSPOptions:
                              f"({config.clip_length_frames})")
         if not self.speed_factors or any(g <= 0 or g == 1 for g in self.speed_factors):
             raise ValueError(f"speed_factors={self.speed_factors!r}: need values > 0 and != 1")
+        if not isinstance(self.source_dir, str) or not self.source_dir.strip():
+            raise ValueError(f"source_dir={self.source_dir!r}: give '{SOURCE_AUTO}', '{SOURCE_TARGET}' or a "
+                             "folder with an ActivityNet-format annotations.json and videos/")
+
+
+# ------------------------------------------------------------------------------- source of clips
+@dataclasses.dataclass(frozen=True)
+class SynthesisSource:
+    """Where a run's syntheses draw their trimmed clips from: ``kind`` ``"source"`` (a trimmed,
+    class-labelled source set, the paper's Kinetics: ``folder`` holds its ``annotations.json`` and
+    ``videos/``) or ``"target"`` (the run's own training table); ``option`` is ``source_dir`` as
+    given, ``note`` says how it was chosen (and names the deviation from the paper)."""
+
+    kind: str
+    folder: Path | None
+    option: str
+    note: str
+
+    def data_config(self, config):
+        """The ``PretrainConfig`` whose data the loop prepares (``tsplab.train.prepare_data``, the frames
+        through the run's frame cache): ``config`` itself for the target; for a source set, its folder
+        with ActivityNet's ``training`` / ``validation`` subsets. A trimmed video is one action with no
+        background, so the background rule is a plain one-clip gap (no dataset preset: a source set's
+        ids match none)."""
+        if self.kind == SOURCE_TARGET:
+            return config
+        return dataclasses.replace(config, dataset_dir=str(self.folder), annotations="", valid_annotations="",
+                                   video_dir="", train_subset="training", valid_subset="validation",
+                                   dataset="", min_background_clips=1.0)
+
+    def record(self, train_videos: int, valid_videos: int) -> dict:
+        """What ``bsp_source.json`` in the run folder says (so a result can name its source)."""
+        return {"source_dir": self.option, "synthesized_from": self.kind,
+                "folder": str(self.folder) if self.folder else "", "note": self.note,
+                "train_videos": int(train_videos), "valid_videos": int(valid_videos)}
+
+
+def check_source_folder(folder: Path, option: str) -> None:
+    """``InputError`` naming the option and the path unless ``folder`` holds ``annotations.json`` and
+    ``videos/``."""
+    from tsplab.errors import InputError
+
+    for path, what in ((folder / "annotations.json", "file"), (folder / "videos", "folder")):
+        if not (path.is_file() if what == "file" else path.is_dir()):
+            raise InputError(f"source_dir: {path}: {what} not found (source_dir={option!r}); give a folder with an "
+                             f"ActivityNet-format annotations.json and videos/, '{SOURCE_AUTO}' or '{SOURCE_TARGET}'")
+
+
+def synthesis_source(options: BSPOptions, config) -> SynthesisSource:
+    """The clips BSP synthesizes from, by ``options.source_dir``. BSP §3.2 synthesizes from Kinetics,
+    a large trimmed set ("Existing trimmed video datasets are selected as the video source"), not
+    from the target's videos: ``"auto"`` takes ``DATASET/source/`` (the synthetic benchmark's trimmed
+    source set, Kinetics' analog) when ``config.dataset_dir`` has one, else the target's training
+    clips with a warning naming the deviation."""
+    from tsplab.errors import InputError
+    from tsplab.runs import read_json, resolve
+
+    option = options.source_dir
+    if option == SOURCE_TARGET:
+        return SynthesisSource(SOURCE_TARGET, None, option, "the target's training clips (source_dir='target')")
+    if option != SOURCE_AUTO:
+        folder = resolve(option)
+        check_source_folder(folder, option)
+        return SynthesisSource("source", folder, option, "the trimmed source set given as source_dir")
+    folder = resolve(config.dataset_dir) / SOURCE_DIR if config.dataset_dir else None
+    if folder is not None and (folder / "annotations.json").is_file() and (folder / "videos").is_dir():
+        manifest = folder / SOURCE_MANIFEST
+        if manifest.is_file() and not read_json(manifest).get("complete"):
+            raise InputError(f"source_dir: {folder} is an unfinished source set ({manifest}: complete is false); "
+                             "run tsplab synth on the benchmark again to finish it, or set source_dir=target")
+        return SynthesisSource("source", folder, option, "the dataset's trimmed source set (DATASET/source/)")
+    note = (f"BSP source_dir='auto': {config.dataset_dir or 'the dataset'} has no trimmed source set "
+            f"({SOURCE_DIR}/annotations.json + videos/); synthesizing from the target's training clips, "
+            "not from a large trimmed set as BSP §3.2 does (Kinetics); give source_dir=FOLDER for one")
+    warnings.warn(note, stacklevel=2)
+    return SynthesisSource(SOURCE_TARGET, None, option, note)
 
 
 # ------------------------------------------------------------------------------------- synthesis
@@ -324,9 +440,14 @@ class BSPModel(nn.Module):
 def load_teacher(path, device="cpu", *, trust_pickle: bool = False) -> nn.Module:
     """A frozen backbone (eval mode) from a pretraining checkpoint or run folder (its ``best.pt``),
     read with the safe loader (``tsplab.backbones.load_checkpoint_file``; ``trust_pickle``: see there)."""
-    from tsplab.backbones import build_backbone, load_backbone_weights, load_checkpoint_file
+    from tsplab.backbones import (
+        build_backbone,
+        checkpoint_settings,
+        load_backbone_weights,
+        load_checkpoint_file,
+        resolve_checkpoint,
+    )
     from tsplab.errors import InputError
-    from tsplab.backbones import checkpoint_settings, resolve_checkpoint
 
     file = resolve_checkpoint(path)
     checkpoint = load_checkpoint_file(file, trust_pickle=trust_pickle)
@@ -348,6 +469,7 @@ class BSP(PretrainMethod):
 
     name = "bsp"
     Options = BSPOptions
+    run_files = (SOURCE_RECORD,)
 
     def __init__(self, config):
         super().__init__(config)  # checks the options (BSPOptions.check)
@@ -357,11 +479,28 @@ class BSP(PretrainMethod):
         self.head_names = ("boundary",) if self.integration == "none" else ("boundary", "action")
         self._transforms = {True: clip_transform(config, True), False: clip_transform(config, False)}
         self.teachers: tuple[nn.Module, nn.Module] | None = None
+        self._source: SynthesisSource | None = None
+
+    @property
+    def source(self) -> SynthesisSource:
+        """Where the syntheses draw from (:func:`synthesis_source`, chosen once per run: the fallback
+        warns once)."""
+        if self._source is None:
+            self._source = synthesis_source(self.options, self.config)
+        return self._source
+
+    def data_config(self, config):
+        """The settings of the videos the loop prepares for this run: the source set's (BSP §3.2), or
+        ``config`` itself when the syntheses draw from the target's training clips."""
+        return self.source.data_config(config)
 
     def check_files(self) -> None:
         from tsplab.backbones import resolve_checkpoint
         from tsplab.errors import InputError
+        from tsplab.runs import resolve
 
+        if self.options.source_dir not in (SOURCE_AUTO, SOURCE_TARGET):
+            check_source_folder(resolve(self.options.source_dir), self.options.source_dir)
         if self.integration != "distill":
             return
         for i, teacher in enumerate(self.options.teachers):
@@ -392,6 +531,9 @@ class BSP(PretrainMethod):
         return BSPModel(backbone, outputs, classes, dims)
 
     def setup(self, ctx) -> None:
+        if ctx.dist.is_main:  # the run says which clips it synthesized from (source set or target)
+            write_json(ctx.output_dir / SOURCE_RECORD, self.source.record(
+                len(ctx.train_dataset.videos), len(ctx.valid_dataset.videos)))
         if self.teachers is not None:
             self.teachers = tuple(t.to(ctx.dist.device) for t in self.teachers)
 
