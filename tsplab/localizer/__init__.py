@@ -6,7 +6,9 @@ prediction cap, which follow the dataset, ``tsplab.presets``, unless given: ``re
 ``data`` (videos of a feature folder, crops, batches, pyramid points, target assignment), ``model``
 (the network, and ``Localizer``: the network with its losses), ``asl`` (ASL's class-level Gaussians,
 ASE weights, ASCL), ``losses`` (focal, DIoU), ``inference`` (decoding, the prediction cap) with
-``nms`` (SoftNMS), ``train`` (the training loop, the run folder, loading a trained model)."""
+``nms`` (SoftNMS), ``fusion`` (ActivityNet's protocol: external video-level class scores fused with
+the segments, as ActionFormer and ASL report), ``train`` (the training loop, the run folder, loading a
+trained model). ``data`` reads one feature folder or several as one (BSP's two-stream)."""
 from tsplab.localizer.config import LocalizerConfig, resolve_preset, validate_localizer_config
 from tsplab.localizer.inference import predict
 from tsplab.localizer.train import LocalizerResult, load_localizer, read_history, train_localizer
