@@ -369,3 +369,12 @@ def write_json_cell(out, condition, seed, record):
     folder = out / condition / f"seed{seed}"
     folder.mkdir(parents=True)
     (folder / "cell.json").write_text(json.dumps(record))
+
+
+def test_a_second_study_in_the_same_folder_keeps_its_own_tables(tmp_path):
+    """The peers reuse Study 1's cells in one folder; their tables must not overwrite Study 1's."""
+    assert study.tables_dir(tmp_path, "tsp") == tmp_path
+    assert study.tables_dir(tmp_path, "peers") == tmp_path / "peers"
+    with pytest.raises(InputError, match="study: 'peer'"):
+        study.run_study(tmp_path / "s", "tiny", 1, study="peer")
+    assert not (tmp_path / "s").exists()
