@@ -568,3 +568,80 @@ def test_key_encoder_normalises_a_shuffled_batch(monkeypatch, train):
     xk = videos[:, 1].permute(0, 1, 4, 2, 3).float().view(4, 2, 2, 3, 4, 4).transpose(2, 3)
     expected = region_features(method.key_model(xk), region[:, 1, 0], region[:, 1, 1])
     assert torch.allclose(method._pending_keys, expected, atol=1e-6)
+
+
+# ------------------------------------------------------------- pairing, metric and false negatives
+class SourceIdentity(torch.nn.Module):
+    """A stand-in PAL encoder, the same function for queries and keys: clip feature = one-hot of the
+    clip's channel-1 value // 40 (``DictFrames``: video ``v`` is 40 * (v + 1), so with beta = 1 a
+    region's clips show its source video and the background's clips another)."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, clips):  # [B, J, 3, L, S, S] -> [B, J, 16]
+        ids = (clips[:, :, 1, 0, 0, 0] // 40).long()
+        return torch.nn.functional.one_hot(ids, 16).float() + 0 * self.unused
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_an_encoder_of_the_source_video_retrieves_every_key_and_its_positive_wins(monkeypatch, train):
+    """Query and key embeddings from the same function of the input, regions pasted at beta = 1: each
+    region is its source video, so every query retrieves its own key (accuracy 1.0), also when the
+    batch holds two pairs of one video (samples_per_video = 2), and the positive is the largest
+    logit although the queue holds another key of the query's video: that key is no negative in
+    training (PAL's queue of 16,384 of 240k Kinetics videos never holds one). Without the exclusion
+    the tie gives a loss >= ln 2; without the metric's exclusion the accuracy is 0.5."""
+    import tsplab.methods.pal as pal_module
+
+    monkeypatch.setattr(pal_module, "augment_videos",  # no augmentation: pixel values stay video numbers
+                        lambda videos, crop, *, train, generator=None: videos.permute(0, 1, 4, 2, 3).float())
+    config = small_config(clip_length_frames=2, crop_size=6, resize_short_side=6, beta_range=(1.0, 1.0),
+                          samples_per_video=2, queue_size=4, temperature=1.0)  # tau 1: losses far from 0
+    method = PAL(config)
+    ds = PALDataset(_table(6), "/videos", DictFrames([40, 50, 60, 70, 80, 90]), clip_length_frames=2,
+                    frame_side=6, options=config.options, seed=0)
+    batch = torch.utils.data.default_collate([ds[(i, 0)] for i in range(12)])  # videos 0,0,1,1,...,5,5
+    assert batch["video_index"].tolist() == [v for v in range(6) for _ in range(2)]
+    model = SourceIdentity()
+    method.attach(model)
+    # queue rows: a key of video 0 (e_1), of video 1 (e_2), and two of no known video
+    method.enqueue(torch.nn.functional.one_hot(torch.tensor([1, 2, 10, 11]), 16).float(), torch.tensor([0, 1, -1, -1]))
+    out = method.step(model, batch, train=train, generator=torch.Generator().manual_seed(0))
+    assert out.head_correct["region"].item() == 12 and out.head_count["region"].item() == 12
+    # q = k = e_(v+1): the positive logit is 1; queue rows give 0, or 1 for the own video's row,
+    # which training leaves out (validation keys never enter the queue, so nothing is left out there)
+    e = math.exp(-1)
+    own_row = [math.log(2 + 3 * e)] * 4 if not train else [math.log1p(3 * e)] * 4
+    expected = np.mean(own_row + [math.log1p(4 * e)] * 8)
+    assert out.loss.item() == pytest.approx(expected, rel=1e-5)
+    if train:  # the keys enter the queue with their source videos
+        method.after_optimizer_step(type("Ctx", (), {"model": model})())
+        assert method.queue_video.tolist() == batch["video_index"][-4:].tolist()
+
+
+def test_info_nce_leaves_out_excluded_queue_rows():
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    k = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    queue = torch.tensor([[1.0, 0.0], [0.0, -1.0]])
+    exclude = torch.tensor([[True, False], [False, False]])
+    loss, logits = info_nce(q, k, queue, 0.5, exclude)
+    # query 0: positive 1/0.5 against row 1 only (row 0 excluded); query 1: 0.8/0.5 against 0 and -2
+    expected = (math.log1p(math.exp(0 - 2)) + -math.log(math.exp(1.6) / (math.exp(1.6) + 1 + math.exp(-2)))) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert logits[0, 1] == float("-inf") and logits.shape == (2, 3)
+
+
+def test_validation_draws_one_pair_per_video(tmp_path):
+    """Validation batches are not shuffled: with two pairs per video each batch would hold every video
+    twice (a retrieval ceiling of ~0.5 at a chance of 1/16). Training keeps its samples_per_video."""
+    from tsplab.methods.base import PretrainData
+
+    frames = DictFrames([40, 50, 60, 70])
+    config = small_config(clip_length_frames=2, resize_short_side=6, samples_per_video=2)
+    data = PretrainData(train_table=_table(4), valid_table=_table(4), labels=["x"], video_dir=tmp_path,
+                        frames=frames, clip_length_frames=2, frame_rate=15.0)
+    train, valid = PAL(config).build_datasets(data)
+    assert len(train) == 8 and len(valid) == 4
+    assert [int(valid[(i, 0)]["video_index"]) for i in range(4)] == [0, 1, 2, 3]
