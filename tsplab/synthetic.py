@@ -75,8 +75,8 @@ Design (numbers for the ``default`` preset; a prototype measured what made the e
   video has no background), so nothing asked it to tell an action from the rest of its own video.
   On the default target's 96 validation videos its features' temporal sensitivity
   (``tsplab.similarity.temporal_sensitivity``: fg-fg minus fg-bg cosine similarity) is 0.06, against
-  0.25 for TSP trained on the target from it (TAC on the target from it: 0.08; seed 0, one run
-  each). A first design without shared scenes (one palette per class) gave a pure scene classifier
+  0.25 ± 0.02 for TSP trained on the target from it (TAC on the target from it: 0.07 ± 0.01; TSP
+  Study 1 over 5 seeds, ``tsplab study --preset default --seeds 5``). A first design without shared scenes (one palette per class) gave a pure scene classifier
   (0.92 accuracy = the share of videos in their class's scene, 0 of 24 clips right when the scene
   was another class's): it had learned no motion, so it was no good start, whence the shared scenes.
 
