@@ -1,8 +1,8 @@
 """What a study costs: the default study (TSP Study 1 x 5 seeds on the default benchmark) timed with
 ``--jobs 1`` and ``--jobs 2``, each into its own folder (so the second does not resume the first)::
 
-    python benchmarks/bench_study.py                       # both, about 2 hours each on 2 cores
-    python benchmarks/bench_study.py --jobs 2 --seeds 1    # one setting, fewer seeds
+    python benchmarks/bench_study.py                       # both: ~75 and ~50 min on 2 quiet cores
+    python benchmarks/bench_study.py --seeds 1             # one seed each: 16.6 and 11.2 min (README)
 
 Each run is ``tsplab study --preset PRESET --seeds N --jobs J --out OUT/jobsJ``, from an empty folder:
 the benchmark, its source stage (TAC on the source dataset) and the frame cache are part of a study's

@@ -652,7 +652,8 @@ def _add_study(sub) -> None:
                         "folder's finished cells are reused)")
     p.add_argument("--preset", "--study-preset", dest="study_preset", default="default", choices=list(STUDY_PRESETS),
                    help="tiny: a smoke test of the machinery (minutes, meaningless numbers); default: the "
-                        "default benchmark at the demo's budget (about 2 hours for Study 1 x 5 seeds on 2 cores)")
+                        "default benchmark at the demo's budget (Study 1 x 5 seeds: about 50 min with --jobs 2, "
+                        "75 with --jobs 1 on 2 quiet cores)")
     p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per condition (default 5, as TSP)")
     p.add_argument("--conditions", nargs="+", default=None,
                    help="condition names (default: all of the study's; tsp: "
