@@ -21,8 +21,8 @@ The protocol (TSP Study 1, §4.2 and supplementary A/B):
   per seed (benchmark seed = cell seed).
 * Conditions and claims are plain data in ``tsplab.conditions``: TSP Study 1 (``STUDY1``,
   ``CLAIMS``) and the peers as their papers use them (``PEERS``, ``PEER_CLAIMS``), named by
-  ``STUDIES`` (``tsplab study --study tsp|peers``). Claims are tested on seeds paired across conditions with a
-  95 % t interval: *holds* when the interval lies above 0, *does not hold* when below, *inconclusive*
+  ``STUDIES`` (``tsplab study --study tsp|peers``). Claims are tested on seeds paired across
+  conditions with a 95 % t interval: *holds* when the interval lies above 0, *does not hold* when below, *inconclusive*
   when it contains 0; a single seed is a tour (no interval). No number is ever tuned towards a claim.
 
 Tables (percent, as TSP's): mAP at each tIoU and their average (the localizer's detections),
@@ -45,25 +45,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tsplab.conditions import (
-    CLAIMS,
-    DATASET,
-    SOURCE,
-    STUDIES,
-    Claim,
-    Condition,
-    get_conditions,
-)
+from tsplab.conditions import CLAIMS, DATASET, SOURCE, STUDIES, Claim, Condition, get_conditions
 from tsplab.errors import InputError, check_choice, one_line
 from tsplab.pipeline import NotebookStep, run_notebook
-from tsplab.runs import (
-    atomic_path,
-    check_output_folder,
-    read_json,
-    resolve,
-    write_csv,
-    write_json,
-)
+from tsplab.runs import atomic_path, check_output_folder, read_json, resolve, write_csv, write_json
 
 CELL_FILE = "cell.json"
 STUDY_FILE = "study.json"
