@@ -67,22 +67,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tsplab.methods.base import (
-    PretrainData,
-    PretrainMethod,
-    StepOutput,
-    head_accuracy_counts,
-    masked_cross_entropy,
-)
+from tsplab.methods.base import (PretrainData, PretrainMethod, StepOutput, head_accuracy_counts,
+                                 masked_cross_entropy)
 from tsplab.methods.tac import clip_transform
 from tsplab.runs import write_json
-from tsplab.sampling import (
-    NO_LABEL,
-    SegmentClipDataset,
-    item_key,
-    item_rng,
-    read_frames,
-)
+from tsplab.sampling import NO_LABEL, SegmentClipDataset, item_key, item_rng, read_frames
 from tsplab.synthetic import SOURCE_DIR, SOURCE_MANIFEST
 
 BOUNDARY_TYPES = ("dc", "sc", "ds", "ss")
