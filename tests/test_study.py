@@ -16,27 +16,11 @@ import pytest
 
 from tsplab import cli, study
 from tsplab import conditions as conditions_module
-from tsplab.conditions import (
-    CLAIMS,
-    PEER_CLAIMS,
-    PEERS,
-    STUDIES,
-    STUDY1,
-    Claim,
-    Condition,
-    get_conditions,
-)
+from tsplab.conditions import CLAIMS, PEER_CLAIMS, PEERS, STUDIES, STUDY1, Claim, Condition, get_conditions
 from tsplab.errors import InputError
 from tsplab.pipeline import notebooks_dir
-from tsplab.study import (
-    CellSpec,
-    SlurmOptions,
-    cell_steps,
-    claims_table,
-    paired_interval,
-    summary_table,
-    tsp_table,
-)
+from tsplab.study import (CellSpec, SlurmOptions, cell_steps, claims_table, paired_interval, summary_table,
+                          tsp_table)
 
 
 def parameters_of(notebook: str) -> dict:
