@@ -149,16 +149,20 @@ def _parse_entry(entry):
     return float(segment[0]), float(segment[1]), "" if label is None else str(label), float(score)
 
 
-def write_predictions(predictions: pd.DataFrame, path, *, version: str = "VERSION 1.3") -> Path:
+def write_predictions(predictions: pd.DataFrame, path, *, version: str = "VERSION 1.3",
+                      external_data: dict | None = None, extra: dict | None = None) -> Path:
     """Write DataFrame(video, t_start_s, t_end_s, label, score) as an ActivityNet result file
-    (atomically). Videos keep the ids given; rows keep their order within a video."""
+    (atomically). Videos keep the ids given; rows keep their order within a video.
+    ``external_data``: the challenge's field (e.g. fused external class scores); ``extra``: more
+    top-level keys (e.g. a fusion report)."""
     check_columns(predictions, PREDICTION_COLUMNS, "predictions")
     results: dict[str, list] = {}
     for row in predictions[PREDICTION_COLUMNS].itertuples(index=False):
         results.setdefault(str(row.video), []).append(
             {"label": str(row.label), "score": float(row.score),
              "segment": [float(row.t_start_s), float(row.t_end_s)]})
-    return write_json(path, {"version": version, "results": results, "external_data": {}})
+    return write_json(path, {"version": version, "results": results, "external_data": external_data or {},
+                             **(extra or {})})
 
 
 def load_ground_truth(path, subset: str | None = None, *, preset: str | DatasetPreset | None = None

@@ -39,7 +39,7 @@ import pandas as pd
 
 from tsplab.annotations import Annotations, label_mapping, normalize_video_id
 from tsplab.errors import InputError
-from tsplab.runs import read_json, resolve, write_json
+from tsplab.runs import read_json, resolve
 
 AGNOSTIC_LABEL = "action"  # the one class of class-agnostic training (ActionFormer: num_classes 1)
 DEFAULT_TOP_K = 2  # ActionFormer's postprocess_results(topk=2)
@@ -283,16 +283,13 @@ def write_fused_predictions(result: FusionResult, path, *, version: str = "VERSI
     """An ActivityNet result file of the fused predictions (atomically): ``external_data`` says
     that external classification scores were used (the challenge's field for it) and ``fusion``
     holds ``result.report()`` (what was left out, by name)."""
-    results: dict[str, list] = {}
-    for row in result.predictions.itertuples(index=False):
-        results.setdefault(str(row.video), []).append(
-            {"label": str(row.label), "score": float(row.score),
-             "segment": [float(row.t_start_s), float(row.t_end_s)]})
+    from tsplab.metrics import write_predictions
+
     details = (f"segment scores fused with the top-{result.top_k} video-level class scores of "
                f"{Path(result.class_scores).name}")
-    return write_json(path, {"version": version, "results": results,
-                             "external_data": {"used": True, "details": details},
-                             "fusion": result.report()})
+    return write_predictions(result.predictions, path, version=version,
+                             external_data={"used": True, "details": details},
+                             extra={"fusion": result.report()})
 
 
 def agnostic_annotations(ann: Annotations) -> Annotations:
