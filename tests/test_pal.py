@@ -12,7 +12,8 @@ from tsplab.methods.pal import (PAL, PALDataset, augment_videos, draw_view, info
 from tsplab.pretrain_config import pretrain_config
 from tsplab.train import pretrain, prepare_data
 
-SMALL = dict(clips_per_video=4, max_region_clips=3, queue_size=16, embed_dim=16)
+# The paper's queue of negatives (the synthetic preset's in-batch negatives have tests of their own)
+SMALL = dict(clips_per_video=4, max_region_clips=3, queue_size=16, embed_dim=16, negatives="queue")
 
 
 def small_config(**kw):
@@ -373,6 +374,41 @@ def test_step_pools_each_view_over_its_own_region():
     keys = torch.stack([(e[2] + e[3]) / s2, e[0], e[3]])
     assert torch.allclose(method._pending_keys, keys, atol=1e-6)
     assert torch.equal(method.queue, torch.stack([e[0], e[1], -e[3]]))
+
+
+@pytest.mark.parametrize("with_videos", [True, False])
+def test_batch_negatives_are_the_other_pairs_keys_of_other_videos(with_videos):
+    """``negatives="batch"``: eq. (7)'s negatives are the step's other keys, not the queue. The regions
+    of ``test_step_pools_each_view_over_its_own_region`` (queries (e0+e1)/√2, (e1+e2+e3)/√3, e3;
+    keys (e2+e3)/√2, e0, e3); with source videos 0, 1, 0 the third pair's key is no negative of the
+    first query nor the first's of the third. The queue neither serves nor changes."""
+    config = small_config(clip_length_frames=2, crop_size=8, resize_short_side=10, negatives="batch")
+    method = PAL(config)
+    model = ClipPositionEncoder()
+    method.attach(model)
+    queue_before = method.queue.clone()
+    batch = {"clip": torch.zeros(3, 2, 8, 10, 10, 3, dtype=torch.uint8),
+             "region": torch.tensor([[[0, 2], [2, 4]], [[1, 4], [0, 1]], [[3, 4], [3, 4]]])}
+    if with_videos:
+        batch["video_index"] = torch.tensor([0, 1, 0])
+    out = method.step(model, batch, train=True, generator=torch.Generator().manual_seed(0))
+    s2, s3, tau = math.sqrt(2), math.sqrt(3), 0.07
+    # q_i · k_j by hand: rows (0, 1/√2, 0), (2/√6, 0, 1/√3), (1/√2, 0, 1)
+    sim = [[0.0, 1 / s2, 0.0], [2 / (s2 * s3), 0.0, 1 / s3], [1 / s2, 0.0, 1.0]]
+    same = [[0, 2], [2, 0]] if with_videos else []
+    expected = []
+    for i in range(3):
+        negatives = [sim[i][j] for j in range(3) if j != i and [i, j] not in same]
+        pos = math.exp(sim[i][i] / tau)
+        expected.append(-math.log(pos / (pos + sum(math.exp(n / tau) for n in negatives))))
+    assert out.loss.item() == pytest.approx(np.mean(expected), rel=1e-5)
+    method.after_optimizer_step(type("Ctx", (), {"model": model})())
+    assert torch.equal(method.queue, queue_before)
+
+
+def test_negatives_option_is_checked():
+    with pytest.raises(ValueError, match="negatives='memory'; valid: queue, batch"):
+        PAL(small_config(negatives="memory"))
 
 
 class CornerColour(torch.nn.Module):

@@ -84,10 +84,11 @@ PEERS = [
         config_overrides=dict(integration="two-head"))),
     Condition("bsp_distill", "BSP distillation", "bsp", trains=True, pretrain=dict(
         config_overrides=dict(integration="distill")), teachers_from=("tac_target", "bsp")),
-    # batch_size counts PAL's synthesized pairs (16, PAL_SYNTHETIC_OVERRIDES), not the study's clips
+    # PAL's own budget (PAL_SYNTHETIC_OVERRIDES), not the study's: batch_size counts synthesized pairs
+    # (16, not clips), and 6 epochs of its 30 steps, where its retrieval was still rising at 4.
     Condition("pal_random", "PAL from random init", "pal", trains=True, weights=None,
-              pretrain=dict(batch_size=16)),
-    Condition("pal_source", "PAL from source", "pal", trains=True, pretrain=dict(batch_size=16)),
+              pretrain=dict(batch_size=16, epochs=6)),
+    Condition("pal_source", "PAL from source", "pal", trains=True, pretrain=dict(batch_size=16, epochs=6)),
     Condition("asl_full", "ASL (eq. 8)", "tsp", trains=False, weights=None, features_from=("tsp",)),
     Condition("asl_baseline", "ActionFormer-style baseline", "tsp", trains=False, weights=None,
               features_from=("tsp",), localizer=_ASL_OFF),
