@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
+from av.video.reformatter import Interpolation, VideoReformatter
 from tqdm.auto import tqdm
 
 from tsplab.runs import atomic_path, read_json, resolve, write_json
@@ -131,19 +131,26 @@ def probe_video(path) -> VideoInfo:
     """
     path = Path(path)
     with _open_input(path) as container:
-        stream = _video_stream(container, path)
-        tb = stream.time_base
-        ctx = stream.codec_context
-        num_frames = int(stream.frames or 0)
-        duration_s = float(stream.duration * tb) if stream.duration and tb else 0.0
-        if num_frames > 0 and duration_s > 0:
-            rate = stream.average_rate or stream.guessed_rate
-            fps = float(rate) if rate else num_frames / duration_s
-        else:
-            num_frames, duration_s = _count_packets(container, stream, path)
-            fps = num_frames / duration_s if duration_s > 0 else float(stream.guessed_rate or 0)
-        return VideoInfo(path=str(path), duration_s=duration_s, fps=fps, num_frames=num_frames,
-                         width=int(ctx.width), height=int(ctx.height), codec=ctx.name)
+        info, _ = _probe_open(container, _video_stream(container, path), path)
+        return info
+
+
+def _probe_open(container, stream, path) -> tuple[VideoInfo, bool]:
+    """:func:`probe_video` of an open ``container`` and its video ``stream``, and whether the
+    packets had to be read for it (the container is then at its end: reopen it to decode)."""
+    tb = stream.time_base
+    ctx = stream.codec_context
+    num_frames = int(stream.frames or 0)
+    duration_s = float(stream.duration * tb) if stream.duration and tb else 0.0
+    demuxed = not (num_frames > 0 and duration_s > 0)
+    if not demuxed:
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else num_frames / duration_s
+    else:
+        num_frames, duration_s = _count_packets(container, stream, path)
+        fps = num_frames / duration_s if duration_s > 0 else float(stream.guessed_rate or 0)
+    return VideoInfo(path=str(path), duration_s=duration_s, fps=fps, num_frames=num_frames,
+                     width=int(ctx.width), height=int(ctx.height), codec=ctx.name), demuxed
 
 
 def probe_videos(paths) -> pd.DataFrame:
@@ -210,15 +217,27 @@ def _open_input(path):
         container.close()
 
 
-def _video_stream(container, path, *, threaded: bool = True):
+# Frame threading costs FFmpeg a roughly fixed ~30 us of CPU per decoded frame (thread hand-offs),
+# whatever the frame size. Measured with PyAV 18 on 2 cores, CPU per frame threaded vs one thread:
+# 64x64 H.264 89 vs 61 us (+45%), 320x180 +40%, 480x270 and 1280x720 within noise (0-8%). Frames
+# up to this many pixels decode on one thread when the caller leaves the choice to the size.
+_ONE_THREAD_MAX_PIXELS = 320 * 240
+
+
+def _video_stream(container, path, *, threaded: bool | None = True):
     """The first video stream, set up for decoding. ``threaded``: FFmpeg's frame + slice threads,
     for walks over a whole video (measured on 2 busy cores: decode_frames of a 30 s 320x240 video
     2.3-3.1 s wall with threads vs 3.8-4.1 s without). Random clips (``read_clip``, called from many
     loader processes that already use every core) decode on one thread: same wall time there and
-    10-40% less CPU per clip."""
+    10-40% less CPU per clip. ``None``: threads for frames larger than ``_ONE_THREAD_MAX_PIXELS``
+    only (``iter_clip_windows``, which decodes beside a model or in many loader processes: there
+    CPU per frame is what counts, and small frames pay up to 45% more of it for threads)."""
     if not container.streams.video:
         raise VideoError(path, "no video stream")
     stream = container.streams.video[0]
+    if threaded is None:
+        ctx = stream.codec_context
+        threaded = ctx.width * ctx.height > _ONE_THREAD_MAX_PIXELS
     if threaded:
         stream.thread_type = "AUTO"
     else:
@@ -293,6 +312,11 @@ def _resample(timed, t_first_s: float, frame_rate: float, nominal_interval_s: fl
         yield prev, True
 
 
+# swscale's bilinear flag as a plain int: PyAV looks a name up in its enum on every call (~2% of
+# the demo size's decode-only CPU); the same flag, so the same pixels.
+_BILINEAR = int(Interpolation.BILINEAR)
+
+
 class _ToArray:
     """Convert decoded frames to RGB arrays at one output size (fixed by the first frame) with
     PyAV's C scaler. One reformatter is kept for the whole video: a fresh one per frame (what
@@ -314,7 +338,7 @@ class _ToArray:
         # One scaler thread: frames are small, and parallelism comes from decoding threads and from
         # worker processes over videos.
         rgb = self._reformatter.reformat(frame, width=width, height=height, format="rgb24",
-                                         interpolation="BILINEAR", threads=1)
+                                         interpolation=_BILINEAR, threads=1)
         self._frame, self._array = frame, rgb.to_ndarray()
         return self._array
 
@@ -462,48 +486,128 @@ def num_clip_windows(num_frames_at_rate: int, clip_length_frames: int, stride_fr
 
 
 def iter_clip_windows(path, clip_length_frames: int, frame_rate: float, stride_frames: int, *,
-                      short_side: int | None = None) -> Iterator[ClipWindow]:
+                      short_side: int | None = None, min_frames: int | None = None) -> Iterator[ClipWindow]:
     """Walk the video once and yield its sliding clip windows in order, without reopening the file.
 
     Window i holds frames ``i * stride_frames ... + clip_length_frames - 1`` of the video resampled to
     ``frame_rate`` (the same frames ``read_clip(path, i * stride_frames / frame_rate, L, frame_rate)``
     returns) and starts at ``t_start_s = i * stride_frames / frame_rate``. There are
     :func:`num_clip_windows` ``(N, L, stride)`` windows; the last ones are completed by repeating the
-    video's last frame. Memory holds one window, not the video.
+    video's last frame. Memory holds a block of a few windows (``_WINDOW_BLOCK_BYTES``), not the video.
+
+    Overlapping windows are read-only views of one array of consecutive frames (each frame is
+    copied once, not once per window it is in); copy a window's frames to change them.
+    ``min_frames``: the file is probed first, with the same opening (:func:`probe_video`'s
+    figures), and a video with fewer than ``min_frames`` frames at ``frame_rate`` raises
+    :class:`VideoError` ("too short") before any decoding.
     """
     path = Path(path)
     _check_rate(frame_rate)
-    length, stride = clip_length_frames, stride_frames
-    num_clip_windows(1, length, stride)  # validates the sizes before any decoding
-    to_array = _ToArray(short_side)
-    with _open_input(path) as container:
-        stream = _video_stream(container, path)
-        timed = _timed_frames(container, stream, path, _stream_origin_s(container, stream))
-        resampled = _resample(timed, 0.0, frame_rate, 1.0 / _nominal_fps(stream))
-        buffer: list[np.ndarray] = []  # frames i*stride, i*stride+1, ... of the current window i
-        index = num_seen = 0
-        last = None
-        for frame, past_end in resampled:
-            last = frame
-            if past_end:
-                break
-            k, num_seen = num_seen, num_seen + 1
-            if k < index * stride:  # a gap between windows (stride > length): never converted
-                continue
-            buffer.append(to_array(frame))
-            while len(buffer) >= length:
-                yield ClipWindow(index, index * stride / frame_rate, np.stack(buffer[:length]))
-                index += 1
-                del buffer[:stride]
-        if last is None:
-            raise VideoError(path, "no frames could be decoded")
-        last_array = to_array(last)
-        for index in range(index, num_clip_windows(num_seen, length, stride)):
-            start = index * stride
-            frames = [buffer[k - start] if k < num_seen else last_array
-                      for k in range(start, start + length)]
-            yield ClipWindow(index, start / frame_rate, np.stack(frames))
-            del buffer[:stride]
+    num_clip_windows(1, clip_length_frames, stride_frames)  # validates the sizes before any decoding
+    with contextlib.ExitStack() as stack:
+        container = stack.enter_context(_open_input(path))
+        stream = _video_stream(container, path, threaded=None)
+        if min_frames is not None:
+            info, demuxed = _probe_open(container, stream, path)
+            _check_long_enough(info, frame_rate, min_frames, path)
+            if demuxed:  # probing read every packet: decode from a fresh opening
+                container = stack.enter_context(_open_input(path))
+                stream = _video_stream(container, path, threaded=None)
+        yield from _cut_windows(container, stream, path, clip_length_frames, frame_rate, stride_frames,
+                                _ToArray(short_side))
+
+
+def _check_long_enough(info: VideoInfo, frame_rate: float, min_frames: int, path) -> None:
+    num_frames = info.num_frames_at(frame_rate)
+    if num_frames < min_frames:
+        raise VideoError(path, f"too short: {info.duration_s:.3f} s is {num_frames} frame(s) at "
+                               f"{frame_rate:g} fps, fewer than {min_frames}")
+
+
+def _cut_windows(container, stream, path, length: int, frame_rate: float, stride: int, to_array):
+    """The windows of :func:`iter_clip_windows` from an open ``stream``."""
+    timed = _timed_frames(container, stream, path, _stream_origin_s(container, stream))
+    cutter = _WindowCutter(length, stride, frame_rate)
+    num_seen = 0
+    last = None
+    for frame, past_end in _resample(timed, 0.0, frame_rate, 1.0 / _nominal_fps(stream)):
+        last = frame
+        if past_end:
+            break
+        k, num_seen = num_seen, num_seen + 1
+        if cutter.wants(k):  # not in a gap between windows (stride > length): never converted
+            yield from cutter.add(to_array(frame))
+    if last is None:
+        raise VideoError(path, "no frames could be decoded")
+    yield from cutter.finish(to_array(last), num_seen)
+
+
+# Windows that overlap (stride <= length) are cut from blocks of consecutive frames of about this
+# many bytes (at least one window, at most _WINDOW_BLOCK_MAX_WINDOWS windows): one np.stack per
+# block instead of one per window (measured ~15-30 us per call on 2 cores, about a tenth of the
+# decode-only CPU per clip at the demo size, 8 frames of 32 px every 2 frames), and each frame is
+# copied once instead of length / stride times.
+_WINDOW_BLOCK_BYTES = 1 << 20
+_WINDOW_BLOCK_MAX_WINDOWS = 64
+
+
+class _WindowCutter:
+    """Consecutive frames (at the clip rate) in, clip windows out: the bookkeeping of
+    :func:`iter_clip_windows`. ``buffer`` holds the converted frames from the first frame of window
+    ``index`` (the next one to cut) on."""
+
+    def __init__(self, length: int, stride: int, frame_rate: float):
+        self.length, self.stride, self.frame_rate = length, stride, frame_rate
+        self.buffer: list[np.ndarray] = []
+        self.index = 0
+        self.per_block = None  # windows per block, fixed by the first frame's size
+
+    def wants(self, k: int) -> bool:
+        """Whether frame ``k`` is in a window not cut yet (else it lies in a gap between windows)."""
+        return k >= self.index * self.stride
+
+    def add(self, frame: np.ndarray) -> list[ClipWindow]:
+        """Take the next frame; the windows completed by a full block (often none)."""
+        self.buffer.append(frame)
+        if self.per_block is None:
+            self.per_block = self._windows_per_block(frame.nbytes)
+        if len(self.buffer) < (self.per_block - 1) * self.stride + self.length:
+            return []
+        return self._cut(self.per_block)
+
+    def finish(self, last: np.ndarray, num_seen: int) -> list[ClipWindow]:
+        """The windows left once the video's ``num_seen`` frames are in: those complete in the
+        buffer, then those completed by repeating ``last`` (the last frame)."""
+        whole = (len(self.buffer) - self.length) // self.stride + 1 if len(self.buffer) >= self.length else 0
+        windows = self._cut(whole) if whole else []
+        for index in range(self.index, num_clip_windows(num_seen, self.length, self.stride)):
+            start = index * self.stride
+            frames = [self.buffer[k - start] if k < num_seen else last
+                      for k in range(start, start + self.length)]
+            windows.append(ClipWindow(index, start / self.frame_rate, _read_only(np.stack(frames))))
+            del self.buffer[:self.stride]
+        return windows
+
+    def _windows_per_block(self, frame_bytes: int) -> int:
+        if self.stride > self.length:  # gaps: blocks would not be consecutive frames
+            return 1
+        frames = max(self.length, _WINDOW_BLOCK_BYTES // max(1, frame_bytes))
+        return max(1, min(_WINDOW_BLOCK_MAX_WINDOWS, (frames - self.length) // self.stride + 1))
+
+    def _cut(self, count: int) -> list[ClipWindow]:
+        """The next ``count`` windows, all complete in the buffer, as views of one block."""
+        stride, length = self.stride, self.length
+        block = _read_only(np.stack(self.buffer[:(count - 1) * stride + length]))
+        windows = [ClipWindow(i, i * stride / self.frame_rate, block[(i - self.index) * stride:][:length])
+                   for i in range(self.index, self.index + count)]
+        self.index += count
+        del self.buffer[:count * stride]
+        return windows
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
 
 
 # ------------------------------------------------------------------------------- standardizing

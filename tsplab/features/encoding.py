@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from tsplab.errors import InputError
-from tsplab.video import VideoError, iter_clip_windows, num_clip_windows, probe_video
+from tsplab.video import iter_clip_windows, num_clip_windows
 
 log = logging.getLogger(__name__)
 
@@ -160,14 +160,9 @@ class ClipBatchStream(IterableDataset):
 
     def windows(self, path):
         """The ``ClipWindow``s of one video; raises ``VideoError`` for a missing, unreadable or too
-        short one."""
-        info = probe_video(path)  # a missing or unreadable file fails here with a clear message
-        if info.num_frames_at(self.frame_rate) < self.min_frames:
-            raise VideoError(path, f"too short: {info.duration_s:.3f} s is "
-                                   f"{info.num_frames_at(self.frame_rate)} frame(s) at "
-                                   f"{self.frame_rate:g} fps, fewer than {self.min_frames}")
-        yield from iter_clip_windows(path, self.clip_length_frames, self.frame_rate,
-                                     self.stride_frames, short_side=self.short_side)
+        short one (probed with the same opening of the file that decodes it)."""
+        yield from iter_clip_windows(path, self.clip_length_frames, self.frame_rate, self.stride_frames,
+                                     short_side=self.short_side, min_frames=self.min_frames)
 
 
 class _Batch:
