@@ -54,22 +54,39 @@ def inline_features(tiny_benchmark, tmp_path_factory):
     return out
 
 
-def test_the_cpu_default_is_decode_ahead_and_gpus_keep_worker_processes(tiny_benchmark):
-    videos = X.find_videos(tiny_benchmark / "videos")
+def test_the_cpu_default_decodes_small_frames_inline_and_gpus_keep_worker_processes(tiny_benchmark):
+    videos = X.find_videos(tiny_benchmark / "videos")  # 32x32 frames: inline (decode_ahead_pays)
     settings = dict(clip_length_frames=8, frame_rate=15.0, stride_frames=8, short_side=16)
-    assert isinstance(E.clip_batch_loader(videos, settings, 4, 1, None, torch.device("cpu")), E.DecodeAhead)
-    inline = E.clip_batch_loader(videos, settings, 4, 1, None, torch.device("cpu"), decode_ahead=False)
-    assert isinstance(inline, torch.utils.data.DataLoader) and inline.num_workers == 0
+    default = E.clip_batch_loader(videos, settings, 4, 1, None, torch.device("cpu"))
+    assert isinstance(default, torch.utils.data.DataLoader) and default.num_workers == 0
+    ahead = E.clip_batch_loader(videos, settings, 4, 1, None, torch.device("cpu"), decode_ahead=True)
+    assert isinstance(ahead, E.DecodeAhead)
     beside_gpu = E.clip_batch_loader(videos, settings, 4, 1, None, torch.device("cuda"))
     assert isinstance(beside_gpu, torch.utils.data.DataLoader) and beside_gpu.num_workers >= 1
     assert E.clip_batch_loader(videos, settings, 4, 1, 2, torch.device("cpu")).num_workers == 2
+
+
+def test_decode_ahead_pays_for_frames_above_the_small_size_only(tmp_path):
+    from tsplab.video import SMALL_FRAME_MAX_PIXELS, write_video
+
+    frames = np.zeros((4, 242, 322, 3), dtype=np.uint8)  # 322 x 242 > 320 x 240
+    large = write_video(tmp_path / "large.mp4", frames, 15.0)
+    small = write_video(tmp_path / "small.mp4", frames[:, :240, :320], 15.0)
+    assert 322 * 242 > SMALL_FRAME_MAX_PIXELS >= 320 * 240
+    assert E.decode_ahead_pays([("large", large), ("small", small)])  # judged by the first video
+    assert not E.decode_ahead_pays([("small", small), ("large", large)])
+    # a first video that cannot be probed: the thread (its failure is recorded by the stream)
+    assert E.decode_ahead_pays([("missing", tmp_path / "missing.mp4")])
+    settings = dict(clip_length_frames=4, frame_rate=15.0, stride_frames=4, short_side=16)
+    loader = E.clip_batch_loader([("large", large)], settings, 4, 1, None, torch.device("cpu"))
+    assert isinstance(loader, E.DecodeAhead)
 
 
 def test_features_with_decode_ahead_are_bit_identical(tiny_benchmark, inline_features, tmp_path,
                                                       spy_decode_ahead):
     out = tmp_path / "ahead"
     with pytest.warns(UserWarning, match="RANDOM weights"):
-        summary = X.extract_features(_config(tiny_benchmark, out))
+        summary = X.extract_features(_config(tiny_benchmark, out), decode_ahead=True)
     assert len(spy_decode_ahead) == 1  # the thread path ran
     assert set(summary.status) == {"done"}
     assert F.list_feature_videos(out) == F.list_feature_videos(inline_features)
@@ -95,7 +112,7 @@ def test_a_video_failing_mid_stream_with_decode_ahead_is_recorded_and_the_rest_f
     monkeypatch.setattr(E.ClipBatchStream, "windows", breaks_at_clip_three)
     out, inline_out = tmp_path / "feats", tmp_path / "inline"
     with pytest.warns(UserWarning):
-        summary = X.extract_features(_config(tiny_benchmark, out))
+        summary = X.extract_features(_config(tiny_benchmark, out), decode_ahead=True)
     with pytest.warns(UserWarning):
         inline = X.extract_features(_config(tiny_benchmark, inline_out), decode_ahead=False)
     assert len(spy_decode_ahead) == 1
@@ -114,7 +131,7 @@ def test_a_video_failing_mid_stream_with_decode_ahead_is_recorded_and_the_rest_f
     # A rerun resumes: only the failed video is tried again, and now succeeds.
     monkeypatch.setattr(E.ClipBatchStream, "windows", original)
     with pytest.warns(UserWarning):
-        again = X.extract_features(_config(tiny_benchmark, out))
+        again = X.extract_features(_config(tiny_benchmark, out), decode_ahead=True)
     assert dict(zip(again.video, again.status)) == {v: "done" if v == broken else "skipped" for v in videos}
     np.testing.assert_allclose(F.load_features(out, broken), F.load_features(inline_features, broken),
                                rtol=1e-5, atol=1e-6)
@@ -173,7 +190,7 @@ def test_ctrl_c_during_extraction_leaves_no_thread_behind(tiny_benchmark, tmp_pa
 
     monkeypatch.setattr(X, "_finish_video", interrupted)
     with pytest.raises(KeyboardInterrupt) as caught, pytest.warns(UserWarning):
-        X.extract_features(_config(tiny_benchmark, tmp_path / "feats"))
+        X.extract_features(_config(tiny_benchmark, tmp_path / "feats"), decode_ahead=True)
     assert len(spy_decode_ahead) == 1
     # Stopped before the exception left extract_features: not left to the garbage collector, which
     # would wait while a caller (here ``caught``) still holds the traceback and its frames.

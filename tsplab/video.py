@@ -220,8 +220,9 @@ def _open_input(path):
 # Frame threading costs FFmpeg a roughly fixed ~30 us of CPU per decoded frame (thread hand-offs),
 # whatever the frame size. Measured with PyAV 18 on 2 cores, CPU per frame threaded vs one thread:
 # 64x64 H.264 89 vs 61 us (+45%), 320x180 +40%, 480x270 and 1280x720 within noise (0-8%). Frames
-# up to this many pixels decode on one thread when the caller leaves the choice to the size.
-_ONE_THREAD_MAX_PIXELS = 320 * 240
+# up to this many pixels decode on one thread when the caller leaves the choice to the size (and,
+# on a CPU, between the model's batches: ``tsplab.features.encoding.decode_ahead_pays``).
+SMALL_FRAME_MAX_PIXELS = 320 * 240
 
 
 def _video_stream(container, path, *, threaded: bool | None = True):
@@ -229,7 +230,7 @@ def _video_stream(container, path, *, threaded: bool | None = True):
     for walks over a whole video (measured on 2 busy cores: decode_frames of a 30 s 320x240 video
     2.3-3.1 s wall with threads vs 3.8-4.1 s without). Random clips (``read_clip``, called from many
     loader processes that already use every core) decode on one thread: same wall time there and
-    10-40% less CPU per clip. ``None``: threads for frames larger than ``_ONE_THREAD_MAX_PIXELS``
+    10-40% less CPU per clip. ``None``: threads for frames larger than ``SMALL_FRAME_MAX_PIXELS``
     only (``iter_clip_windows``, which decodes beside a model or in many loader processes: there
     CPU per frame is what counts, and small frames pay up to 45% more of it for threads)."""
     if not container.streams.video:
@@ -237,7 +238,7 @@ def _video_stream(container, path, *, threaded: bool | None = True):
     stream = container.streams.video[0]
     if threaded is None:
         ctx = stream.codec_context
-        threaded = ctx.width * ctx.height > _ONE_THREAD_MAX_PIXELS
+        threaded = ctx.width * ctx.height > SMALL_FRAME_MAX_PIXELS
     if threaded:
         stream.thread_type = "AUTO"
     else:

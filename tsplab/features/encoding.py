@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from tsplab.errors import InputError
-from tsplab.video import iter_clip_windows, num_clip_windows
+from tsplab.video import SMALL_FRAME_MAX_PIXELS, iter_clip_windows, num_clip_windows, probe_video
 
 log = logging.getLogger(__name__)
 
@@ -277,16 +277,39 @@ def _decoding_workers(workers: int | None, device: torch.device) -> int:
     return max(1, min(8, (os.cpu_count() or 2) - 1))
 
 
+def decode_ahead_pays(videos: list[tuple[str, Path]]) -> bool:
+    """Whether a ``DecodeAhead`` thread speeds up CPU extraction of ``videos``: yes for frames larger
+    than ``tsplab.video.SMALL_FRAME_MAX_PIXELS`` (judged by the first video; True when it cannot be
+    probed, whose failure is then recorded as usual), no for smaller ones.
+
+    Why: a third thread beside the model's two OpenMP threads on 2 cores preempts one of them, and
+    the whole parallel region waits for it. Small frames decode in a fifth of the model's time, so
+    inline decoding between batches costs less than that. Measured on 2 quiet cores
+    (``benchmarks/bench_extract.py``, 2026-12-01): 64x64 videos, the tiny model, end-to-end 602
+    clips/s inline against 565 with the thread (model only 661); 1280x720, r2plus1d_18: the thread
+    0.91 x model-only, inline below it."""
+    if not videos:
+        return True
+    try:
+        info = probe_video(videos[0][1])
+    except Exception:  # noqa: BLE001 - the stream records this video's failure with its reason
+        return True
+    return info.width * info.height > SMALL_FRAME_MAX_PIXELS
+
+
 def clip_batch_loader(videos: list[tuple[str, Path]], settings: dict, batch_size: int, min_frames: int,
-                      workers: int | None, device: torch.device, *, decode_ahead: bool = True):
+                      workers: int | None, device: torch.device, *, decode_ahead: bool | None = None):
     """The clip batches of ``ClipBatchStream(videos, ...)`` with the clip grid of ``settings``
     (``clip_length_frames, frame_rate, stride_frames, short_side``), decoded in
     ``_decoding_workers(workers, device)`` DataLoader processes (never more than there are videos),
-    or, with none, in this process: by a ``DecodeAhead`` thread (``decode_ahead=True``, the default)
-    while the model runs, else inline between batches."""
+    or, with none, in this process: by a ``DecodeAhead`` thread while the model runs
+    (``decode_ahead=True``), else inline between batches (``False``); ``None`` (the default):
+    ``decode_ahead_pays(videos)``."""
     stream = ClipBatchStream(videos, settings["clip_length_frames"], settings["frame_rate"],
                              settings["stride_frames"], settings["short_side"], batch_size, min_frames)
     workers = min(_decoding_workers(workers, device), len(videos))
+    if decode_ahead is None:
+        decode_ahead = workers > 0 or decode_ahead_pays(videos)
     if workers == 0 and decode_ahead:
         return DecodeAhead(stream)
     return DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=device.type == "cuda",

@@ -157,7 +157,7 @@ def _shard_suffix(shard_id: int, num_shards: int) -> str:
 
 # --- The run -------------------------------------------------------------------------------------------
 
-def extract_features(config: ExtractionConfig, *, decode_ahead: bool = True) -> pd.DataFrame:
+def extract_features(config: ExtractionConfig, *, decode_ahead: bool | None = None) -> pd.DataFrame:
     """Extract features for every video of ``config.videos`` (this shard's share) into
     ``config.out_dir``; returns one row per video: ``video, status, num_features, error, path`` with
     status ``done``, ``skipped`` (features already there) or ``failed``.
@@ -171,8 +171,9 @@ def extract_features(config: ExtractionConfig, *, decode_ahead: bool = True) -> 
     ``.npy`` files are kept as the resumable state). Sharded runs suffix the failures and h5 files
     with ``.shard{i}of{n}``. Every parameter and the output folder are checked before anything is
     written (``InputError`` naming the parameter); videos that fail are recorded and skipped.
-    ``decode_ahead=False`` decodes between batches instead of beside the model when no worker
-    process decodes (the same features, slower; for benchmarks and tests).
+    When no worker process decodes, ``decode_ahead`` chooses between decoding beside the model in
+    a thread (True) and between batches (False); None: by the videos' frame size
+    (``tsplab.features.encoding.decode_ahead_pays``). The features are the same either way.
     """
     # Every input is checked before the output folder is touched (no metadata.json for a bad run).
     out_dir, videos, shard = _check_extraction_inputs(config)
@@ -207,7 +208,7 @@ def _run_metadata(config: ExtractionConfig, settings: dict, feature_dim: int) ->
 
 
 def _extract_videos(config: ExtractionConfig, settings: dict, backbone, device, out_dir: Path,
-                    todo: list[tuple[str, Path]], decode_ahead: bool = True) -> list[dict]:
+                    todo: list[tuple[str, Path]], decode_ahead: bool | None = None) -> list[dict]:
     """Stream the clips of ``todo`` through ``backbone`` and save each video's ``[T, C]`` features as
     soon as its last clip is encoded; one summary row per video (``done`` or ``failed``)."""
     from contextlib import closing
