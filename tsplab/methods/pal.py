@@ -529,6 +529,27 @@ class PAL(PretrainMethod):
         shuffled = self.key_model(clips[order])
         return shuffled[torch.argsort(order)]
 
+    def _contrast(self, q: torch.Tensor, k: torch.Tensor, videos: torch.Tensor | None, train: bool):
+        """Eq. (7) for queries ``q`` and keys ``k`` ``[B, D]`` of source videos ``videos`` ``[B]``,
+        against the queue or, with ``negatives="batch"``, the step's other keys (this process's
+        only, under DDP)."""
+        tau = float(self.options.temperature)
+        if self.options.negatives == "batch":
+            # A query's own key and its video's other keys (two pairs of one video) are not negatives.
+            same = (videos[:, None] == videos[None]) if videos is not None else torch.eye(len(k), dtype=torch.bool)
+            return info_nce(q, k, k, tau, same.to(k.device))[0]
+        exclude = None
+        if train and videos is not None:
+            # Choice (deviation, to keep the paper's condition): no key of the query's own source
+            # video is a negative. PAL §4.1 draws one pair per Kinetics video per epoch with a queue of
+            # 16,384 of its 240k videos, so the queue never holds another key of a query's video. The
+            # benchmark's 240 videos, two pairs each, fill a 512-key queue with ~2 keys of every video:
+            # false negatives that push each region away from its own video, so the loss could only
+            # fall by telling fresh keys from stale ones. Validation keys never enter the queue (and
+            # index another table), so nothing is excluded there.
+            exclude = videos[:, None].to(self.queue_video.device) == self.queue_video[None]
+        return info_nce(q, k, self.queue, tau, exclude)[0]
+
     def step(self, model, batch, *, train, generator=None) -> StepOutput:
         self._require_key_model()
         videos, region = batch["clip"], batch["region"]  # [B, 2, T, S, S, 3], [B, 2, 2]
@@ -541,25 +562,10 @@ class PAL(PretrainMethod):
             self.key_model.train(train)
             k = region_features(self.encode_keys(xk, train, generator), region[:, 1, 0], region[:, 1, 1])
         videos = batch.get("video_index")  # [B] source video rows (absent: hand-made batches)
-        exclude = None
-        if train and videos is not None:
-            # Choice (deviation, to keep the paper's condition): no key of the query's own source
-            # video is a negative. PAL §4.1 draws one pair per Kinetics video per epoch with a queue of
-            # 16,384 of its 240k videos, so the queue never holds another key of a query's video. The
-            # benchmark's 240 videos, two pairs each, fill a 512-key queue with ~2 keys of every video:
-            # false negatives that push each region away from its own video, so the loss could only
-            # fall by telling fresh keys from stale ones. Validation keys never enter the queue (and
-            # index another table), so nothing is excluded there.
-            exclude = videos[:, None].to(self.queue_video.device) == self.queue_video[None]
-        # The queue changes only in after_optimizer_step, after backward (autograd would catch an
-        # earlier in-place change).
-        if self.options.negatives == "batch":
-            # The batch's other keys; a query's own key and its video's other keys are not negatives.
-            same = (videos[:, None] == videos[None]) if videos is not None else torch.eye(len(k), dtype=torch.bool)
-            loss, _ = info_nce(q, k, k, float(self.options.temperature), same.to(k.device))
-        else:
-            loss, _ = info_nce(q, k, self.queue, float(self.options.temperature), exclude)
+        loss = self._contrast(q, k, videos, train)
         if train and self.options.negatives == "queue":
+            # The queue changes only in after_optimizer_step, after backward (autograd would catch an
+            # earlier in-place change).
             self._pending_keys = k.detach()
             self._pending_videos = None if videos is None else videos.detach()
         correct = retrieval_correct(q.detach(), k, videos)
