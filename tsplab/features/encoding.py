@@ -1,7 +1,8 @@
 """Clips through a backbone: the clip grid over a frame array, batched encoding on a device (fp16
 autocast on CUDA), the device choice, and ``ClipBatchStream``, which streams the clip windows of many
-videos (each decoded once) in batches that run across video boundaries (``clip_batch_loader``: a
-decode-ahead thread on a CPU, DataLoader worker processes beside a GPU), encoded with one batch in
+videos (each decoded once) in batches that run across video boundaries (``clip_batch_loader``: on a
+CPU inline between batches for small frames and in a decode-ahead thread for larger ones, in
+DataLoader worker processes beside a GPU), encoded with one batch in
 flight (``encode_batches``). Pretraining's GVFs use ``encode_frames``; ``tsplab.features.extraction``
 streams videos through the other two.
 """
@@ -265,8 +266,8 @@ def _put(slots: queue.Queue, entry, stop: threading.Event, poll_s: float = 0.05)
 
 
 def _decoding_workers(workers: int | None, device: torch.device) -> int:
-    """``workers`` if given; else decode in the main process on a CPU (in a decode-ahead thread, see
-    ``clip_batch_loader``), and in up to 8 worker processes beside a GPU. On a CPU the model already
+    """``workers`` if given; else decode in the main process on a CPU (inline or in a decode-ahead thread,
+    see ``clip_batch_loader``), and in up to 8 worker processes beside a GPU. On a CPU the model already
     uses every core, so a decoding process only competes with it: measured on 2 cores
     (benchmarks/bench_extract.py, tiny backbone, 60 synthetic videos), inline decoding reached 0.91 x
     model-only throughput against 0.77 with one worker (before the decode-ahead thread existed)."""
@@ -308,9 +309,7 @@ def clip_batch_loader(videos: list[tuple[str, Path]], settings: dict, batch_size
     stream = ClipBatchStream(videos, settings["clip_length_frames"], settings["frame_rate"],
                              settings["stride_frames"], settings["short_side"], batch_size, min_frames)
     workers = min(_decoding_workers(workers, device), len(videos))
-    if decode_ahead is None:
-        decode_ahead = workers > 0 or decode_ahead_pays(videos)
-    if workers == 0 and decode_ahead:
+    if workers == 0 and (decode_ahead_pays(videos) if decode_ahead is None else decode_ahead):
         return DecodeAhead(stream)
     return DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=device.type == "cuda",
                       worker_init_fn=_worker_init if workers else None,
