@@ -9,9 +9,11 @@ Per size, on the same videos and clips:
 
 - end-to-end: ``tsplab.features.extraction.extract_features``, files written, with decoding in the
   decode-ahead thread on a CPU (in DataLoader workers beside a GPU), and with decoding inline
-  between batches, alternated; the row "the default for these videos" names the path
-  ``extract_features`` takes for them (``decode_ahead_pays``: inline for small frames);
-- model only: the same clip batches, already decoded and in memory, through transform + backbone;
+  between batches; the row "the default for these videos" names the path ``extract_features``
+  takes for them (``decode_ahead_pays``: inline for small frames);
+- model only: the same clip batches, already decoded and in memory, through transform + backbone,
+  and how many cores it keeps busy (CPU seconds / wall seconds; OpenMP's threads spin while they
+  wait, which counts as busy);
 - decode only, PyAV: ``ClipBatchStream`` in this process, no model (clips/s of wall time, and source
   frames and clips per CPU-second: "per core");
 - decode only, torchcodec (when installed): each video decoded straight to tensors at the clip rate
@@ -19,7 +21,9 @@ Per size, on the same videos and clips:
 - reopen per clip: ``tsplab.video.read_clip`` per clip (open, seek, decode, close), the way TSP's
   extractor reads clips (``torchvision.io.read_video`` per clip);
 - ``end-to-end / model-only = X``, end-to-end on the default path (the goal: >= 0.9, decoding
-  hidden behind the model).
+  hidden behind the model). Model-only and end-to-end run in rounds, in a rotated order; X is the
+  median of the rounds' paired ratios, printed with their range (the machine's speed drifts
+  between rounds; a ratio of runs seconds apart cancels most of it);
 
 Whether the machine was quiet is printed with the table: the load average before and after, and
 the share of the CPU that other processes took while it ran (above 5%: the numbers are lower bounds).
@@ -109,11 +113,13 @@ def demo_videos(folder: Path, count: int) -> list[tuple[str, Path]]:
 
     config = PRESETS["default"]
     plans = sorted(plan_benchmark(config, 0), key=lambda p: p.video)[:count]
+    videos = []
     for plan in plans:
         path = folder / f"{plan.video}.mp4"
         if not path.is_file():
             write_video(path, render_video(config, plan, 0).frames, config.fps, keyframe_interval_s=1.0)
-    return find_videos(folder)
+        videos.append((plan.video, path))
+    return videos  # these only: the folder may hold more, made by a run with a larger --demo-videos
 
 
 def _generated_frames(seconds: float, width: int, height: int, fps: float, seed: int):
@@ -207,8 +213,12 @@ def sizes(args, cache: Path) -> list[dict]:
                 realistic_videos(cache / "realistic_1280x720", args.realistic_videos,
                                  args.realistic_seconds, 1280, 720, 30.0))
         realistic = {**REALISTIC, "backbone": args.realistic_backbone}
-    return [dict(name="demo", settings=DEMO, videos=demo, seek_clips=args.seek_clips),
-            dict(name="realistic", settings=realistic, videos=real, seek_clips=args.seek_clips)]
+    # The machine's speed drifts by +-15% within a minute (model-only, same work, quiet machine), so
+    # the seconds-long demo size needs many paired rounds for its median to settle.
+    demo_repeats, realistic_repeats = (args.repeats,) * 2 if args.repeats else (1, 1) if args.quick else (9, 2)
+    return [dict(name="demo", settings=DEMO, videos=demo, seek_clips=args.seek_clips, repeats=demo_repeats),
+            dict(name="realistic", settings=realistic, videos=real, seek_clips=args.seek_clips,
+                 repeats=realistic_repeats)]
 
 
 # --- The measurements ------------------------------------------------------------------------------
@@ -234,13 +244,14 @@ def decode_only(size: dict, batch_size: int) -> tuple[list, dict]:
     return batches, dict(clips=clips, wall_s=wall_s, cpu_s=cpu_s, source_frames=frames)
 
 
-def model_only(backbone, batches: list, transform, device) -> float:
+def model_only(backbone, batches: list, transform, device) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) to encode ``batches``, already decoded."""
     _sync(device)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for batch in batches:
         encode_clips(backbone, batch, transform, device)
     _sync(device)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - cpu0
 
 
 def end_to_end(size: dict, args, device, work: Path, decode_ahead: bool) -> tuple[float, int]:
@@ -278,6 +289,26 @@ def reopen_per_clip(size: dict, clips_per_video: list[int]) -> dict:
     return dict(clips=len(jobs), wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0)
 
 
+def timed_rounds(size: dict, args, device, work: Path, model, repeats: int, expected_clips: int) -> dict:
+    """``repeats`` rounds of model-only and end-to-end (decode-ahead thread and, on a CPU without
+    worker processes, inline), each round in a rotated order: lists of seconds per round, so that
+    each ratio pairs runs that were seconds apart (the machine's speed drifts between rounds)."""
+    inline = device.type == "cpu" and not args.workers  # decoding inline: no worker processes only
+
+    def e2e(decode_ahead: bool) -> float:
+        seconds, clips = end_to_end(size, args, device, work, decode_ahead)
+        assert clips == expected_clips, (size["name"], clips, expected_clips)
+        return seconds
+
+    runs = {"e2e": lambda: e2e(True), "model": model, **({"inline": lambda: e2e(False)} if inline else {})}
+    kinds = list(runs)
+    rounds = {kind: [] for kind in kinds}
+    for r in range(repeats):
+        for kind in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
+            rounds[kind].append(runs[kind]())
+    return rounds
+
+
 def measure(size: dict, args, device, work: Path) -> dict:
     """Every figure of one size (see the module docstring)."""
     s = size["settings"]
@@ -287,26 +318,25 @@ def measure(size: dict, args, device, work: Path) -> dict:
     batches, decode = decode_only(size, args.batch_size)
     for _ in range(2):  # warm-up (allocator, cuDNN autotuning) outside every timed section
         encode_clips(backbone, batches[0], transform, device)
-    e2e_s, model_s, inline_s, clips = [], [], [], 0
-    # Decoding inline is a CPU path without worker processes only.
-    inline = device.type == "cpu" and not args.workers
-    for _ in range(args.repeats):  # alternated; the best of each is kept (others only slow one down)
-        seconds, clips = end_to_end(size, args, device, work, decode_ahead=True)
-        e2e_s.append(seconds)
-        model_s.append(model_only(backbone, batches, transform, device))
-        if inline:
-            inline_s.append(end_to_end(size, args, device, work, decode_ahead=False)[0])
+    model_cpu_s = []
+
+    def model():
+        wall_s, cpu_s = model_only(backbone, batches, transform, device)
+        model_cpu_s.append(cpu_s)
+        return wall_s
+
+    rounds = timed_rounds(size, args, device, work, model, size["repeats"], decode["clips"])
     # The path extract_features takes by default for these videos (the ratio's end-to-end)
-    default = "decode-ahead" if not inline or decode_ahead_pays(size["videos"]) else "inline"
+    default = "inline" if "inline" in rounds and not decode_ahead_pays(size["videos"]) else "decode-ahead"
     per_video = [len(clip_frame_indices(probe_video(p).num_frames_at(s["frame_rate"]),
                                         s["clip_length_frames"], s["stride_frames"])) for _, p in size["videos"]]
     reopen = reopen_per_clip(size, per_video)
     codec = torchcodec_decode(size, work) if not args.no_torchcodec else {"skipped": "--no-torchcodec"}
     quiet = quietness(before, machine_snapshot())
-    assert clips == decode["clips"] == sum(per_video), (clips, decode["clips"], sum(per_video))
-    return dict(clips=clips, e2e_s=min(e2e_s), inline_s=min(inline_s) if inline_s else None, default=default,
-                model_s=min(model_s), decode=decode,
-                reopen=reopen, torchcodec=codec, quiet=quiet, videos=describe_videos(size["videos"]))
+    assert decode["clips"] == sum(per_video), (decode["clips"], sum(per_video))
+    return dict(clips=decode["clips"], rounds=rounds, model_cpu_s=model_cpu_s, default=default,
+                decode=decode, reopen=reopen, torchcodec=codec, quiet=quiet,
+                videos=describe_videos(size["videos"]))
 
 
 # --- torchcodec, in a child process ----------------------------------------------------------------
@@ -381,10 +411,20 @@ def torchcodec_child(job_file: str) -> None:
 
 # --- The table -------------------------------------------------------------------------------------
 
+def _default_kind(r: dict) -> str:
+    return "inline" if r["default"] == "inline" else "e2e"
+
+
+def paired_ratios(r: dict) -> list[float]:
+    """Per round: model-only seconds / end-to-end seconds (end-to-end on the path
+    ``extract_features`` takes by default for the size's videos), i.e. end-to-end / model-only
+    throughput of two runs seconds apart."""
+    return [m / e for m, e in zip(r["rounds"]["model"], r["rounds"][_default_kind(r)])]
+
+
 def _ratio(r: dict) -> float:
-    """end-to-end / model-only throughput, end-to-end on the path ``extract_features`` takes by
-    default for the size's videos."""
-    return r["model_s"] / (r["inline_s"] if r["default"] == "inline" else r["e2e_s"])
+    """end-to-end / model-only: the median of the rounds' paired ratios."""
+    return float(np.median(paired_ratios(r)))
 
 
 def _rate(n, seconds) -> str:
@@ -392,17 +432,22 @@ def _rate(n, seconds) -> str:
 
 
 def table_rows(r: dict) -> dict:
-    """One column of the table: label -> cell."""
-    d, reopen, codec, q = r["decode"], r["reopen"], r["torchcodec"], r["quiet"]
+    """One column of the table: label -> cell (times: the median over the rounds)."""
+    d, reopen, codec, q, rounds = r["decode"], r["reopen"], r["torchcodec"], r["quiet"], r["rounds"]
+    model_s = float(np.median(rounds["model"]))
+    busy = float(np.median(r["model_cpu_s"])) / model_s
+    ratios = paired_ratios(r)
     rows = {
         "videos": r["videos"],
         "clips": str(r["clips"]),
-        "end-to-end, decode-ahead (clips/s)": _rate(r["clips"], r["e2e_s"]),
-        "end-to-end, decoding inline (clips/s)": (_rate(r["clips"], r["inline_s"]) if r["inline_s"]
-                                                  else "n/a (worker processes)"),
+        "rounds (each: model-only and end-to-end)": str(len(ratios)),
+        "end-to-end, decode-ahead (clips/s)": _rate(r["clips"], float(np.median(rounds["e2e"]))),
+        "end-to-end, decoding inline (clips/s)": (_rate(r["clips"], float(np.median(rounds["inline"])))
+                                                  if "inline" in rounds else "n/a (worker processes)"),
         "end-to-end, the default for these videos": r["default"],
-        "model only (clips/s)": _rate(r["clips"], r["model_s"]),
-        "model only (ms/clip, wall)": f"{1e3 * r['model_s'] / r['clips']:.1f}",
+        "model only (clips/s)": _rate(r["clips"], model_s),
+        "model only (ms/clip, wall)": f"{1e3 * model_s / r['clips']:.1f}",
+        "model only (cores kept busy)": f"{busy:.2f}",
         "decode only, PyAV stream (clips/s, wall)": _rate(d["clips"], d["wall_s"]),
         "decode only, PyAV (source frames/s per core)": _rate(d["source_frames"], d["cpu_s"]),
         "decode only, PyAV (clips/s per core)": _rate(d["clips"], d["cpu_s"]),
@@ -418,7 +463,8 @@ def table_rows(r: dict) -> dict:
     rows["reopen per clip, TSP's way (clips/s per core)"] = _rate(reopen["clips"], reopen["cpu_s"])
     rows["others' CPU share during the run"] = f"{100 * q['others_share']:.0f}%"
     rows["load average before -> after"] = f"{q['load_before']:.2f} -> {q['load_after']:.2f}"
-    rows["end-to-end / model-only"] = f"{_ratio(r):.2f}"
+    rows["end-to-end / model-only, rounds (min-max)"] = f"{min(ratios):.2f}-{max(ratios):.2f}"
+    rows["end-to-end / model-only (median)"] = f"{_ratio(r):.2f}"
     return rows
 
 
@@ -434,8 +480,9 @@ def print_table(columns: dict[str, dict]) -> None:
 def print_verdict(results: dict, sizes_run: list[dict], threads: int, device) -> None:
     for size in sizes_run:
         r = results[size["name"]]
-        print(f"{size['name']}: end-to-end / model-only = {_ratio(r):.2f} (goal >= {GOAL}; {r['default']}; "
-              f"{size['settings']})")
+        ratios = paired_ratios(r)
+        print(f"{size['name']}: end-to-end / model-only = {_ratio(r):.2f} (median of {len(ratios)} rounds, "
+              f"{min(ratios):.2f}-{max(ratios):.2f}; goal >= {GOAL}; {r['default']}; {size['settings']})")
     worst = max(r["quiet"]["others_share"] for r in results.values())
     verdict = ("quiet" if worst <= 0.05 else
                "NOT quiet: other processes took CPU, so these numbers are lower bounds")
@@ -460,14 +507,14 @@ def parse_args(argv=None):
                         help="decoding processes (default: extract_features' choice: none on a CPU)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--repeats", type=int, default=None, help="end-to-end and model-only: best of N "
-                        "(default 2, 1 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="rounds of model-only and end-to-end per size; the ratio is the median of the "
+                        "rounds' paired ratios (default: 9 at the demo size, whose runs last seconds, "
+                        "2 at the realistic one, 1 with --quick)")
     parser.add_argument("--seek-clips", type=int, default=100, help="clips timed for reopen-per-clip")
     parser.add_argument("--no-torchcodec", action="store_true", help="skip the torchcodec row")
     parser.add_argument("--torchcodec-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.repeats is None:
-        args.repeats = 1 if args.quick else 2
     if args.quick:
         args.seek_clips = min(args.seek_clips, 10)
     return args
