@@ -213,8 +213,8 @@ def sizes(args, cache: Path) -> list[dict]:
                 realistic_videos(cache / "realistic_1280x720", args.realistic_videos,
                                  args.realistic_seconds, 1280, 720, 30.0))
         realistic = {**REALISTIC, "backbone": args.realistic_backbone}
-    # The machine's speed drifts by +-15% within a minute (model-only, same work, quiet machine), so
-    # the seconds-long demo size needs many paired rounds for its median to settle.
+    # The machine's speed drifts (model-only of the same 60 demo videos' batches: 3.5 to 5.1 s in 8
+    # runs back to back, quiet, 2026-12-01), so the seconds-long demo size needs many paired rounds.
     demo_repeats, realistic_repeats = (args.repeats,) * 2 if args.repeats else (1, 1) if args.quick else (9, 2)
     return [dict(name="demo", settings=DEMO, videos=demo, seek_clips=args.seek_clips, repeats=demo_repeats),
             dict(name="realistic", settings=realistic, videos=real, seek_clips=args.seek_clips,

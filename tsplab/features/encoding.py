@@ -284,11 +284,11 @@ def decode_ahead_pays(videos: list[tuple[str, Path]]) -> bool:
     probed, whose failure is then recorded as usual), no for smaller ones.
 
     Why: a third thread beside the model's two OpenMP threads on 2 cores preempts one of them, and
-    the whole parallel region waits for it. Small frames decode in a fifth of the model's time, so
+    the whole parallel region waits for it. Small frames decode in about 15 % of the model's time, so
     inline decoding between batches costs less than that. Measured on 2 quiet cores
-    (``benchmarks/bench_extract.py``, 2026-12-01): 64x64 videos, the tiny model, end-to-end 602
-    clips/s inline against 565 with the thread (model only 661); 1280x720, r2plus1d_18: the thread
-    0.91 x model-only, inline below it."""
+    (``benchmarks/bench_extract.py`` at c86ed34, medians of paired rounds): 64x64 videos, the tiny
+    model, end-to-end 509 clips/s inline against 483 with the thread (model only 594); 1280x720,
+    r2plus1d_18: the thread 0.97 x model-only."""
     if not videos:
         return True
     try:
