@@ -111,7 +111,7 @@ def extraction(out: Path, size: dict, device) -> dict:
     torch.backends.cudnn.benchmark = True
     for _ in range(3):  # warm-up: cuDNN autotuning, allocator
         B.encode_clips(backbone, batches[0], transform, device)
-    model_s = min(B.model_only(backbone, batches, transform, device) for _ in range(2))
+    model_s = min(B.model_only(backbone, batches, transform, device)[0] for _ in range(2))  # wall seconds
     args = SimpleNamespace(batch_size=e["batch_size"], workers=e["workers"])
     e2e_s, clips = min(B.end_to_end(bench, args, device, out, decode_ahead=True) for _ in range(2))
     codec = {kind: B.torchcodec_decode(bench, out, device=kind) for kind in dict.fromkeys(("cpu", device.type))}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,3 +23,22 @@ def test_gpu_check_without_cuda_fails_fast_with_one_line(tmp_path):
     assert "NVIDIA GPU" in lines[0]
     assert not (tmp_path / "out").exists()  # nothing generated before the check
     assert time.perf_counter() - t0 < 60  # at once: before any data is made
+
+
+def test_gpu_check_cpu_smoke_prints_every_row(tmp_path):
+    """The script's own toy sizes on the CPU: every stage runs and the table has a number in each
+    measured row (a change to bench_extract's pieces that gpu_check uses shows up here, not on the
+    first GPU it meets)."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--cpu-smoke",
+                           "--out", str(tmp_path / "out")],
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("tsplab GPU check:"))
+    rows = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in lines[header + 1:])
+    assert float(rows["end-to-end / model-only"]) > 0
+    assert rows["DDP, 2 x NCCL"] == "skipped (--cpu-smoke)"
+    for label in ("steps/s (all, last epoch)", "data-wait share", "end-to-end", "model only",
+                  "decode only, PyAV, 1 process"):
+        assert any(ch.isdigit() for ch in rows[label]), (label, rows[label])
