@@ -422,7 +422,7 @@ def paired_ratios(r: dict) -> list[float]:
     return [m / e for m, e in zip(r["rounds"]["model"], r["rounds"][_default_kind(r)])]
 
 
-def _ratio(r: dict) -> float:
+def median_ratio(r: dict) -> float:
     """end-to-end / model-only: the median of the rounds' paired ratios."""
     return float(np.median(paired_ratios(r)))
 
@@ -464,7 +464,7 @@ def table_rows(r: dict) -> dict:
     rows["others' CPU share during the run"] = f"{100 * q['others_share']:.0f}%"
     rows["load average before -> after"] = f"{q['load_before']:.2f} -> {q['load_after']:.2f}"
     rows["end-to-end / model-only, rounds (min-max)"] = f"{min(ratios):.2f}-{max(ratios):.2f}"
-    rows["end-to-end / model-only (median)"] = f"{_ratio(r):.2f}"
+    rows["end-to-end / model-only (median)"] = f"{median_ratio(r):.2f}"
     return rows
 
 
@@ -481,7 +481,7 @@ def print_verdict(results: dict, sizes_run: list[dict], threads: int, device) ->
     for size in sizes_run:
         r = results[size["name"]]
         ratios = paired_ratios(r)
-        print(f"{size['name']}: end-to-end / model-only = {_ratio(r):.2f} (median of {len(ratios)} rounds, "
+        print(f"{size['name']}: end-to-end / model-only = {median_ratio(r):.2f} (median of {len(ratios)} rounds, "
               f"{min(ratios):.2f}-{max(ratios):.2f}; goal >= {GOAL}; {r['default']}; {size['settings']})")
     worst = max(r["quiet"]["others_share"] for r in results.values())
     verdict = ("quiet" if worst <= 0.05 else

@@ -6,7 +6,8 @@
    data, peak GPU memory.
 2. Extraction: R(2+1)D-34 features of generated 720p H.264 videos through
    ``tsplab.features.extraction.extract_features`` with 8 decoding worker processes, against the
-   model alone on the same clips already in memory (``end-to-end / model-only``), PyAV's decoding
+   model alone on the same clips already in memory (``end-to-end / model-only``: the median of 2
+   paired rounds, as in ``bench_extract.py``), PyAV's decoding
    alone, and torchcodec's CPU and CUDA decoding on the same clips when torchcodec is installed.
 3. DDP: a 2-process NCCL run of ``tsplab pretrain`` under torchrun when two GPUs are visible.
 
@@ -93,6 +94,7 @@ def pretraining(dataset: Path, out: Path, size: dict, device) -> dict:
 
 def extraction(out: Path, size: dict, device) -> dict:
     """End-to-end extraction with decoding workers against the model alone (bench_extract's pieces)."""
+    import numpy as np
     import torch
 
     sys.path.insert(0, str(HERE))
@@ -111,11 +113,16 @@ def extraction(out: Path, size: dict, device) -> dict:
     torch.backends.cudnn.benchmark = True
     for _ in range(3):  # warm-up: cuDNN autotuning, allocator
         B.encode_clips(backbone, batches[0], transform, device)
-    model_s = min(B.model_only(backbone, batches, transform, device)[0] for _ in range(2))  # wall seconds
     args = SimpleNamespace(batch_size=e["batch_size"], workers=e["workers"])
-    e2e_s, clips = min(B.end_to_end(bench, args, device, out, decode_ahead=True) for _ in range(2))
+    # bench_extract's paired rounds (worker processes decode: no inline path); every clip checked
+    def model():
+        return B.model_only(backbone, batches, transform, device)[0]  # wall seconds
+
+    rounds = B.timed_rounds(bench, args, device, out, model, 2, decode["clips"])
     codec = {kind: B.torchcodec_decode(bench, out, device=kind) for kind in dict.fromkeys(("cpu", device.type))}
-    return {"videos": B.describe_videos(videos), "clips": clips, "e2e_s": e2e_s, "model_s": model_s,
+    return {"videos": B.describe_videos(videos), "clips": decode["clips"],
+            "e2e_s": float(np.median(rounds["e2e"])), "model_s": float(np.median(rounds["model"])),
+            "ratio": B.median_ratio({"rounds": rounds, "default": "decode-ahead"}),
             "decode": decode, "torchcodec": codec, "workers": e["workers"]}
 
 
@@ -162,7 +169,6 @@ def _codec_cell(result: dict) -> str:
 
 def table(pre: dict, ext: dict, ddp: str, device) -> list[tuple[str, str]]:
     d = ext["decode"]
-    ratio = ext["model_s"] / ext["e2e_s"]
     return [
         ("pretraining", (f"TSP, {pre['config'].backbone}, AMP, batch {pre['config'].batch_size}, "
                          f"{pre['config'].workers} loader workers: {pre['steps']} steps in {pre['epochs']} epochs")),
@@ -174,7 +180,7 @@ def table(pre: dict, ext: dict, ddp: str, device) -> list[tuple[str, str]]:
         ("extraction", f"{ext['videos']}, {ext['clips']} clips of 16 x 112 px, {pre['config'].backbone}"),
         ("  end-to-end", f"{ext['clips'] / ext['e2e_s']:.1f} clips/s (decoding workers: {ext['workers']})"),
         ("  model only", f"{ext['clips'] / ext['model_s']:.1f} clips/s"),
-        ("  end-to-end / model-only", f"{ratio:.2f}"),
+        ("  end-to-end / model-only", f"{ext['ratio']:.2f}"),  # median of the paired rounds
         # How many cores of PyAV decoding the model could consume: the workers a GPU needs.
         ("  decoding cores to keep up", (f"~{(ext['clips'] / ext['model_s']) / (d['clips'] / d['cpu_s']):.1f} "
                                          "(model clips/s / decoded clips per CPU-s)")),

@@ -26,10 +26,10 @@ def test_ratio_is_the_median_of_paired_rounds_on_the_default_path(bench):
     inline = {"rounds": rounds, "default": "inline"}
     # model / inline per round: 0.5, 1.25, 0.8 -> median 0.8 (min(model) / min(inline) would say 1.0)
     assert bench.paired_ratios(inline) == pytest.approx([0.5, 1.25, 0.8])
-    assert bench._ratio(inline) == pytest.approx(0.8)
+    assert bench.median_ratio(inline) == pytest.approx(0.8)
     ahead = {"rounds": rounds, "default": "decode-ahead"}  # model / e2e: 0.8, 1.0, 0.5
     assert bench.paired_ratios(ahead) == pytest.approx([0.8, 1.0, 0.5])
-    assert bench._ratio(ahead) == pytest.approx(0.8)
+    assert bench.median_ratio(ahead) == pytest.approx(0.8)
 
 
 def test_rounds_rotate_the_order_and_pair_each_kind_once_per_round(bench, monkeypatch):
