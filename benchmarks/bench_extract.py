@@ -7,23 +7,25 @@
 
 Per size, on the same videos and clips:
 
-- end-to-end: ``tsplab.features.extraction.extract_features``, files written, with decoding in the
-  decode-ahead thread on a CPU (in DataLoader workers beside a GPU), and with decoding inline
-  between batches; the row "the default for these videos" names the path ``extract_features``
-  takes for them (``decode_ahead_pays``: inline for small frames);
+- end-to-end: ``tsplab.features.extraction.extract_features``, files written, as it runs by
+  default: on a CPU the model in ``encoder_threads`` threads (2 on 2 cores, one torch thread each)
+  that decode the videos in turn between their batches, beside a GPU decoding in DataLoader
+  workers; and, on a CPU, with one model thread decoding inline between batches (the way before);
 - model only: the same clip batches, already decoded and in memory, through transform + backbone,
-  and how many cores it keeps busy (CPU seconds / wall seconds; OpenMP's threads spin while they
-  wait, which counts as busy);
+  as extraction runs the model (the same threads), and in one thread with all of torch's threads
+  (the way before); how many cores each keeps busy (CPU seconds / wall seconds; OpenMP's threads
+  spin while they wait, which counts as busy);
 - decode only, PyAV: ``ClipBatchStream`` in this process, no model (clips/s of wall time, and source
   frames and clips per CPU-second: "per core");
 - decode only, torchcodec (when installed): each video decoded straight to tensors at the clip rate
   and size, cut into the same clip windows;
 - reopen per clip: ``tsplab.video.read_clip`` per clip (open, seek, decode, close), the way TSP's
   extractor reads clips (``torchvision.io.read_video`` per clip);
-- ``end-to-end / model-only = X``, end-to-end on the default path (the goal: >= 0.9, decoding
-  hidden behind the model). Model-only and end-to-end run in rounds, in a rotated order; X is the
-  median of the rounds' paired ratios, printed with their range (the machine's speed drifts
-  between rounds; a ratio of runs seconds apart cancels most of it);
+- ``end-to-end / model-only = X``, both as extraction runs by default (the goal: >= 0.9, decoding
+  hidden behind the model), and end-to-end against the model in one thread. Model-only and
+  end-to-end run in rounds, in a rotated order; X is the median of the rounds' paired ratios,
+  printed with their range (the machine's speed drifts between rounds; a ratio of runs seconds
+  apart cancels most of it);
 
 Whether the machine was quiet is printed with the table: the load average before and after, and
 the share of the CPU that other processes took while it ran (above 5%: the numbers are lower bounds).
@@ -53,9 +55,11 @@ from tsplab.backbones import ClipTransform
 from tsplab.features.config import ExtractionConfig
 from tsplab.features.encoding import (
     ClipBatchStream,
+    EncoderThreads,
     clip_frame_indices,
-    decode_ahead_pays,
     encode_clips,
+    encoder_threads,
+    intra_op_threads,
     pick_device,
 )
 from tsplab.features.extraction import (
@@ -244,17 +248,24 @@ def decode_only(size: dict, batch_size: int) -> tuple[list, dict]:
     return batches, dict(clips=clips, wall_s=wall_s, cpu_s=cpu_s, source_frames=frames)
 
 
-def model_only(backbone, batches: list, transform, device) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) to encode ``batches``, already decoded."""
+def model_only(backbone, batches: list, transform, device, threads: int = 1) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) to encode ``batches``, already decoded, in one
+    thread or, on a CPU, in ``threads`` ``EncoderThreads`` (as ``encode_batches`` splits torch's
+    threads between them)."""
     _sync(device)
     t0, cpu0 = time.perf_counter(), time.process_time()
-    for batch in batches:
-        encode_clips(backbone, batch, transform, device)
+    if threads > 1:
+        items = [dict(frames=batch, videos=range(len(batch))) for batch in batches]
+        for _ in EncoderThreads(backbone, items, transform, threads, intra_op_threads(threads)):
+            pass
+    else:
+        for batch in batches:
+            encode_clips(backbone, batch, transform, device)
     _sync(device)
     return time.perf_counter() - t0, time.process_time() - cpu0
 
 
-def end_to_end(size: dict, args, device, work: Path, decode_ahead: bool) -> tuple[float, int]:
+def end_to_end(size: dict, args, device, work: Path, threads: int | None) -> tuple[float, int]:
     """(seconds, clips) of one ``extract_features`` run into a fresh folder (removed after)."""
     import shutil
 
@@ -265,7 +276,7 @@ def end_to_end(size: dict, args, device, work: Path, decode_ahead: bool) -> tupl
         t0 = time.perf_counter()
         summary = extract_features(ExtractionConfig(
             videos=str(list_file), out_dir=str(out), batch_size=args.batch_size, workers=args.workers,
-            device=str(device), **size["settings"]), decode_ahead=decode_ahead)
+            device=str(device), **size["settings"]), threads=threads)
         seconds = time.perf_counter() - t0
     finally:
         shutil.rmtree(out)  # our own temporary folder
@@ -289,18 +300,20 @@ def reopen_per_clip(size: dict, clips_per_video: list[int]) -> dict:
     return dict(clips=len(jobs), wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0)
 
 
-def timed_rounds(size: dict, args, device, work: Path, model, repeats: int, expected_clips: int) -> dict:
-    """``repeats`` rounds of model-only and end-to-end (decode-ahead thread and, on a CPU without
-    worker processes, inline), each round in a rotated order: lists of seconds per round, so that
-    each ratio pairs runs that were seconds apart (the machine's speed drifts between rounds)."""
-    inline = device.type == "cpu" and not args.workers  # decoding inline: no worker processes only
-
-    def e2e(decode_ahead: bool) -> float:
-        seconds, clips = end_to_end(size, args, device, work, decode_ahead)
+def e2e_run(size: dict, args, device, work: Path, threads: int | None, expected_clips: int):
+    """A run for ``timed_rounds``: the seconds of one ``end_to_end`` (``threads``: the model's, None:
+    the default), refused if it lost a clip."""
+    def run() -> float:
+        seconds, clips = end_to_end(size, args, device, work, threads)
         assert clips == expected_clips, (size["name"], clips, expected_clips)
         return seconds
+    return run
 
-    runs = {"e2e": lambda: e2e(True), "model": model, **({"inline": lambda: e2e(False)} if inline else {})}
+
+def timed_rounds(runs: dict, repeats: int) -> dict:
+    """``repeats`` rounds of every run of ``runs`` (kind -> a callable returning seconds), each round
+    in a rotated order: kind -> its seconds per round, so that each ratio pairs runs that were
+    seconds apart (the machine's speed drifts between rounds)."""
     kinds = list(runs)
     rounds = {kind: [] for kind in kinds}
     for r in range(repeats):
@@ -318,25 +331,30 @@ def measure(size: dict, args, device, work: Path) -> dict:
     batches, decode = decode_only(size, args.batch_size)
     for _ in range(2):  # warm-up (allocator, cuDNN autotuning) outside every timed section
         encode_clips(backbone, batches[0], transform, device)
-    model_cpu_s = []
+    threads = encoder_threads(None, device, args.workers)  # as extract_features runs the model
+    model_cpu_s = {}
 
-    def model():
-        wall_s, cpu_s = model_only(backbone, batches, transform, device)
-        model_cpu_s.append(cpu_s)
-        return wall_s
+    def model(kind: str, model_threads: int):
+        def run() -> float:
+            wall_s, cpu_s = model_only(backbone, batches, transform, device, model_threads)
+            model_cpu_s.setdefault(kind, []).append(cpu_s)
+            return wall_s
+        return run
 
-    rounds = timed_rounds(size, args, device, work, model, size["repeats"], decode["clips"])
-    # The path extract_features takes by default for these videos (the ratio's end-to-end)
-    default = "inline" if "inline" in rounds and not decode_ahead_pays(size["videos"]) else "decode-ahead"
+    runs = {"e2e": e2e_run(size, args, device, work, None, decode["clips"]), "model": model("model", threads)}
+    if threads > 1:  # the way before: one model thread, decoding inline between its batches
+        runs.update(inline=e2e_run(size, args, device, work, 1, decode["clips"]), model_one=model("model_one", 1))
+    rounds = timed_rounds(runs, size["repeats"])
     per_video = [len(clip_frame_indices(probe_video(p).num_frames_at(s["frame_rate"]),
                                         s["clip_length_frames"], s["stride_frames"])) for _, p in size["videos"]]
     reopen = reopen_per_clip(size, per_video)
     codec = torchcodec_decode(size, work) if not args.no_torchcodec else {"skipped": "--no-torchcodec"}
     quiet = quietness(before, machine_snapshot())
     assert decode["clips"] == sum(per_video), (decode["clips"], sum(per_video))
-    return dict(clips=decode["clips"], rounds=rounds, model_cpu_s=model_cpu_s, default=default,
-                decode=decode, reopen=reopen, torchcodec=codec, quiet=quiet,
-                videos=describe_videos(size["videos"]))
+    return dict(clips=decode["clips"], rounds=rounds, model_cpu_s=model_cpu_s, threads=threads,
+                threads_each=intra_op_threads(threads), torch_threads=torch.get_num_threads(), decode=decode,
+                reopen=reopen, torchcodec=codec,
+                quiet=quiet, videos=describe_videos(size["videos"]))
 
 
 # --- torchcodec, in a child process ----------------------------------------------------------------
@@ -411,47 +429,48 @@ def torchcodec_child(job_file: str) -> None:
 
 # --- The table -------------------------------------------------------------------------------------
 
-def _default_kind(r: dict) -> str:
-    return "inline" if r["default"] == "inline" else "e2e"
-
-
-def paired_ratios(r: dict) -> list[float]:
-    """Per round: model-only seconds / end-to-end seconds (end-to-end on the path
-    ``extract_features`` takes by default for the size's videos), i.e. end-to-end / model-only
+def paired_ratios(r: dict, model: str = "model") -> list[float]:
+    """Per round: model-only seconds (``model``: ``"model"`` as extraction runs it, ``"model_one"``
+    in one thread) / end-to-end seconds (the default path), i.e. end-to-end / model-only
     throughput of two runs seconds apart."""
-    return [m / e for m, e in zip(r["rounds"]["model"], r["rounds"][_default_kind(r)])]
+    return [m / e for m, e in zip(r["rounds"][model], r["rounds"]["e2e"])]
 
 
-def median_ratio(r: dict) -> float:
+def median_ratio(r: dict, model: str = "model") -> float:
     """end-to-end / model-only: the median of the rounds' paired ratios."""
-    return float(np.median(paired_ratios(r)))
+    return float(np.median(paired_ratios(r, model)))
 
 
 def _rate(n, seconds) -> str:
     return f"{n / seconds:.1f}" if seconds > 0 else "-"
 
 
+def _model_rows(r: dict, kind: str, label: str) -> dict:
+    seconds = float(np.median(r["rounds"][kind]))
+    busy = float(np.median(r["model_cpu_s"][kind])) / seconds
+    return {f"{label} (clips/s)": _rate(r["clips"], seconds),
+            f"{label} (ms/clip, wall)": f"{1e3 * seconds / r['clips']:.2f}",
+            f"{label} (cores kept busy)": f"{busy:.2f}"}
+
+
 def table_rows(r: dict) -> dict:
     """One column of the table: label -> cell (times: the median over the rounds)."""
     d, reopen, codec, q, rounds = r["decode"], r["reopen"], r["torchcodec"], r["quiet"], r["rounds"]
-    model_s = float(np.median(rounds["model"]))
-    busy = float(np.median(r["model_cpu_s"])) / model_s
-    ratios = paired_ratios(r)
+    ratios, one = paired_ratios(r), "model_one" in rounds
     rows = {
         "videos": r["videos"],
         "clips": str(r["clips"]),
-        "rounds (each: model-only and end-to-end)": str(len(ratios)),
-        "end-to-end, decode-ahead (clips/s)": _rate(r["clips"], float(np.median(rounds["e2e"]))),
-        "end-to-end, decoding inline (clips/s)": (_rate(r["clips"], float(np.median(rounds["inline"])))
-                                                  if "inline" in rounds else "n/a (worker processes)"),
-        "end-to-end, the default for these videos": r["default"],
-        "model only (clips/s)": _rate(r["clips"], model_s),
-        "model only (ms/clip, wall)": f"{1e3 * model_s / r['clips']:.1f}",
-        "model only (cores kept busy)": f"{busy:.2f}",
+        "rounds (each: every run below once)": str(len(ratios)),
+        "model threads x torch threads each": f"{r['threads']} x {r['threads_each']}",
+        "end-to-end (clips/s)": _rate(r["clips"], float(np.median(rounds["e2e"]))),
+        "end-to-end, one model thread, decoding inline (clips/s)": (
+            _rate(r["clips"], float(np.median(rounds["inline"]))) if one else "n/a (one model thread)"),
+        **_model_rows(r, "model", "model only"),
+        **(_model_rows(r, "model_one", f"model only, one thread of {r['torch_threads']}") if one else {}),
         "decode only, PyAV stream (clips/s, wall)": _rate(d["clips"], d["wall_s"]),
         "decode only, PyAV (source frames/s per core)": _rate(d["source_frames"], d["cpu_s"]),
         "decode only, PyAV (clips/s per core)": _rate(d["clips"], d["cpu_s"]),
-        "decode only, PyAV (CPU ms/clip)": f"{1e3 * d['cpu_s'] / d['clips']:.1f}",
+        "decode only, PyAV (CPU ms/clip)": f"{1e3 * d['cpu_s'] / d['clips']:.2f}",
     }
     if "skipped" in codec:
         rows["decode only, torchcodec"] = codec["skipped"]
@@ -465,6 +484,8 @@ def table_rows(r: dict) -> dict:
     rows["load average before -> after"] = f"{q['load_before']:.2f} -> {q['load_after']:.2f}"
     rows["end-to-end / model-only, rounds (min-max)"] = f"{min(ratios):.2f}-{max(ratios):.2f}"
     rows["end-to-end / model-only (median)"] = f"{median_ratio(r):.2f}"
+    if one:
+        rows["end-to-end / model-only in one thread (median)"] = f"{median_ratio(r, 'model_one'):.2f}"
     return rows
 
 
@@ -481,8 +502,11 @@ def print_verdict(results: dict, sizes_run: list[dict], threads: int, device) ->
     for size in sizes_run:
         r = results[size["name"]]
         ratios = paired_ratios(r)
+        against_one = (f"; against the model in one thread: {median_ratio(r, 'model_one'):.2f}"
+                       if "model_one" in r["rounds"] else "")
         print(f"{size['name']}: end-to-end / model-only = {median_ratio(r):.2f} (median of {len(ratios)} rounds, "
-              f"{min(ratios):.2f}-{max(ratios):.2f}; goal >= {GOAL}; {r['default']}; {size['settings']})")
+              f"{min(ratios):.2f}-{max(ratios):.2f}; goal >= {GOAL}; {r['threads']} model thread(s)"
+              f"{against_one}; {size['settings']})")
     worst = max(r["quiet"]["others_share"] for r in results.values())
     verdict = ("quiet" if worst <= 0.05 else
                "NOT quiet: other processes took CPU, so these numbers are lower bounds")

@@ -114,15 +114,15 @@ def extraction(out: Path, size: dict, device) -> dict:
     for _ in range(3):  # warm-up: cuDNN autotuning, allocator
         B.encode_clips(backbone, batches[0], transform, device)
     args = SimpleNamespace(batch_size=e["batch_size"], workers=e["workers"])
-    # bench_extract's paired rounds (worker processes decode: no inline path); every clip checked
+    # bench_extract's paired rounds (worker processes decode, one model thread); every clip checked
     def model():
         return B.model_only(backbone, batches, transform, device)[0]  # wall seconds
 
-    rounds = B.timed_rounds(bench, args, device, out, model, 2, decode["clips"])
+    rounds = B.timed_rounds({"e2e": B.e2e_run(bench, args, device, out, None, decode["clips"]), "model": model}, 2)
     codec = {kind: B.torchcodec_decode(bench, out, device=kind) for kind in dict.fromkeys(("cpu", device.type))}
     return {"videos": B.describe_videos(videos), "clips": decode["clips"],
             "e2e_s": float(np.median(rounds["e2e"])), "model_s": float(np.median(rounds["model"])),
-            "ratio": B.median_ratio({"rounds": rounds, "default": "decode-ahead"}),
+            "ratio": B.median_ratio({"rounds": rounds}),
             "decode": decode, "torchcodec": codec, "workers": e["workers"]}
 
 

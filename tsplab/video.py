@@ -220,8 +220,7 @@ def _open_input(path):
 # Frame threading costs FFmpeg a roughly fixed ~30 us of CPU per decoded frame (thread hand-offs),
 # whatever the frame size. Measured with PyAV 18 on 2 cores, CPU per frame threaded vs one thread:
 # 64x64 H.264 89 vs 61 us (+45%), 320x180 +40%, 480x270 and 1280x720 within noise (0-8%). Frames
-# up to this many pixels decode on one thread when the caller leaves the choice to the size (and,
-# on a CPU, between the model's batches: ``tsplab.features.encoding.decode_ahead_pays``).
+# up to this many pixels decode on one thread when the caller leaves the choice to the size.
 SMALL_FRAME_MAX_PIXELS = 320 * 240
 
 

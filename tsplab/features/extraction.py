@@ -1,7 +1,7 @@
 """Extraction: videos on disk -> a feature folder (``tsplab extract``).
 
-Each video is decoded once while the model runs (by a decode-ahead thread on a CPU, by DataLoader
-worker processes beside a GPU), and its clips are batched with those of the next videos
+Each video is decoded once while the model runs (on a CPU by the threads that run the model, in
+turn between their batches; by DataLoader worker processes beside a GPU), and its clips are batched with those of the next videos
 (``tsplab.features.encoding``); the work is sharded over torchrun ranks
 (contiguous blocks of the sorted video list), resumable (videos whose ``.npy`` exists are skipped),
 and tolerant of broken videos (recorded in ``failures.csv`` and skipped). The folder gets
@@ -23,7 +23,8 @@ from tsplab.backbones import ClipTransform, build_backbone, load_backbone_weight
 from tsplab.errors import InputError
 from tsplab.features.config import (ExtractionConfig, check_clip_settings, check_parameter, is_int,
                                     resolve_extraction_settings, validate_extraction_config)
-from tsplab.features.encoding import clip_batch_loader, encode_batches, pick_device
+from tsplab.features.encoding import (clip_batch_loader, encode_batches, encoder_threads, intra_op_threads,
+                                      pick_device)
 from tsplab.features.folders import (METADATA_FILE, VIDEOS_TABLE, FeatureMetadata, feature_path,
                                      feature_table, list_feature_videos, load_features, num_features,
                                      save_features)
@@ -157,7 +158,7 @@ def _shard_suffix(shard_id: int, num_shards: int) -> str:
 
 # --- The run -------------------------------------------------------------------------------------------
 
-def extract_features(config: ExtractionConfig, *, decode_ahead: bool | None = None) -> pd.DataFrame:
+def extract_features(config: ExtractionConfig, *, threads: int | None = None) -> pd.DataFrame:
     """Extract features for every video of ``config.videos`` (this shard's share) into
     ``config.out_dir``; returns one row per video: ``video, status, num_features, error, path`` with
     status ``done``, ``skipped`` (features already there) or ``failed``.
@@ -171,30 +172,36 @@ def extract_features(config: ExtractionConfig, *, decode_ahead: bool | None = No
     ``.npy`` files are kept as the resumable state). Sharded runs suffix the failures and h5 files
     with ``.shard{i}of{n}``. Every parameter and the output folder are checked before anything is
     written (``InputError`` naming the parameter); videos that fail are recorded and skipped.
-    When no worker process decodes, ``decode_ahead`` chooses between decoding beside the model in
-    a thread (True) and between batches (False); None: by the videos' frame size
-    (``tsplab.features.encoding.decode_ahead_pays``). The features are the same either way.
+    On a CPU without worker processes the model runs in ``threads`` threads
+    (``tsplab.features.encoding.EncoderThreads``, which decode the videos in turn between their
+    batches; None: ``encoder_threads``, 2 with 2 or more cores; 1 decodes inline between batches).
+    The features are the same either way.
     """
     # Every input is checked before the output folder is touched (no metadata.json for a bad run).
     out_dir, videos, shard = _check_extraction_inputs(config)
     settings, weights = resolve_extraction_settings(config)
     check_clip_settings(settings)
     device = pick_device(config.device)
+    threads = encoder_threads(threads, device, config.workers)
     backbone = load_extraction_backbone(settings["backbone"], weights, config.seed).to(device)
     del weights  # a checkpoint with optimizer state can be large
-    meta = _run_metadata(config, settings, int(backbone.feature_dim))
+    meta = _run_metadata(config, settings, int(backbone.feature_dim),
+                         intra_op_threads(threads) if device.type == "cpu" else None)
     _check_metadata(out_dir, meta)
     meta.save(out_dir)
     rows = [dict(video=video, status="skipped", num_features=num_features(out_dir, video), error="",
                  path=str(path)) for video, path in videos if feature_path(out_dir, video).is_file()]
     todo = [(video, path) for video, path in videos if not feature_path(out_dir, video).is_file()]
-    rows += _extract_videos(config, settings, backbone, device, out_dir, todo, decode_ahead)
+    rows += _extract_videos(config, settings, backbone, device, out_dir, todo, threads)
     return _write_run_files(config, out_dir, rows, *shard)
 
 
-def _run_metadata(config: ExtractionConfig, settings: dict, feature_dim: int) -> FeatureMetadata:
+def _run_metadata(config: ExtractionConfig, settings: dict, feature_dim: int,
+                  torch_threads_per_batch: int | None) -> FeatureMetadata:
     """The folder's ``metadata.json``: the clip grid, and in ``extra`` how frames were resized and
-    cropped, the seed, and the run's config."""
+    cropped, the seed, the run's config, and on a CPU the torch threads each batch ran with (CPU
+    convolutions round differently with another number: features differ around the 6th digit;
+    not checked on resume)."""
     return FeatureMetadata(
         stride_frames=settings["stride_frames"], clip_length_frames=settings["clip_length_frames"],
         frame_rate=settings["frame_rate"], feature_dim=feature_dim, backbone=settings["backbone"],
@@ -204,11 +211,12 @@ def _run_metadata(config: ExtractionConfig, settings: dict, feature_dim: int) ->
                    videos_table=VIDEOS_TABLE,
                    clip_times="feature i: clip from i*stride_frames/frame_rate s, lasting "
                               "clip_length_frames/frame_rate s; the last clip repeats the last frame",
-                   toolboxes=TOOLBOXES_FILE, config=asdict(config)))
+                   toolboxes=TOOLBOXES_FILE, config=asdict(config),
+                   torch_threads_per_batch=torch_threads_per_batch))
 
 
 def _extract_videos(config: ExtractionConfig, settings: dict, backbone, device, out_dir: Path,
-                    todo: list[tuple[str, Path]], decode_ahead: bool | None = None) -> list[dict]:
+                    todo: list[tuple[str, Path]], threads: int) -> list[dict]:
     """Stream the clips of ``todo`` through ``backbone`` and save each video's ``[T, C]`` features as
     soon as its last clip is encoded; one summary row per video (``done`` or ``failed``)."""
     from contextlib import closing
@@ -219,16 +227,15 @@ def _extract_videos(config: ExtractionConfig, settings: dict, backbone, device, 
                               train=False)
     min_frames = (config.min_frames if config.min_frames is not None
                   else -(-settings["clip_length_frames"] // 2))  # half a clip
-    loader = clip_batch_loader(todo, settings, config.batch_size, min_frames, config.workers, device,
-                               decode_ahead=decode_ahead)
+    loader = clip_batch_loader(todo, settings, config.batch_size, min_frames, config.workers, device)
     paths = dict(todo)
     partial: dict[str, list] = {}  # video -> [(clip index, [C] features)] of its clips so far
     rows = []
-    # closing: an error or Ctrl-C here stops the decoding (thread or workers) before it propagates.
+    # closing: an error or Ctrl-C here stops the decoding (threads or workers) before it propagates.
     # The bar redraws at most once a second: at tqdm's default (10 a second) its redraws took ~0.5%
     # of the demo size's end-to-end CPU (cProfile, 2 cores), time the model waits for.
     with tqdm(total=None, unit="clip", desc=f"extract {out_dir.name}", leave=False, mininterval=1.0) as bar, \
-            closing(encode_batches(backbone, loader, transform, device)) as encoded:
+            closing(encode_batches(backbone, loader, transform, device, threads)) as encoded:
         for item, feats in encoded:
             if feats is not None:
                 for video, index, feat in zip(item["videos"], item["index"].tolist(), feats):
