@@ -7,25 +7,25 @@
 
 Per size, on the same videos and clips:
 
-- end-to-end: ``tsplab.features.extraction.extract_features``, files written, as it runs by
-  default: on a CPU the model in ``encoder_threads`` threads (2 on 2 cores, one torch thread each)
-  that decode the videos in turn between their batches, beside a GPU decoding in DataLoader
-  workers; and, on a CPU, with one model thread decoding inline between batches (the way before);
+- end-to-end: ``tsplab.features.extraction.extract_features``, files written, on each of its CPU
+  paths: two model threads of one torch thread each that decode in turn between their batches
+  (``EncoderThreads``), and one model thread with all of torch's threads decoding in a
+  decode-ahead thread or inline between batches; beside a GPU, with DataLoader decoding workers.
+  The row "default" names the path ``extract_features`` takes for the size's videos;
 - model only: the same clip batches, already decoded and in memory, through transform + backbone,
-  as extraction runs the model (the same threads), and in one thread with all of torch's threads
-  (the way before); how many cores each keeps busy (CPU seconds / wall seconds; OpenMP's threads
-  spin while they wait, which counts as busy);
+  in two model threads and in one; how many cores each keeps busy (CPU seconds / wall seconds;
+  OpenMP's threads spin while they wait, which counts as busy);
 - decode only, PyAV: ``ClipBatchStream`` in this process, no model (clips/s of wall time, and source
   frames and clips per CPU-second: "per core");
 - decode only, torchcodec (when installed): each video decoded straight to tensors at the clip rate
   and size, cut into the same clip windows;
 - reopen per clip: ``tsplab.video.read_clip`` per clip (open, seek, decode, close), the way TSP's
   extractor reads clips (``torchvision.io.read_video`` per clip);
-- ``end-to-end / model-only = X``, both as extraction runs by default (the goal: >= 0.9, decoding
-  hidden behind the model), and end-to-end against the model in one thread. Model-only and
-  end-to-end run in rounds, in a rotated order; X is the median of the rounds' paired ratios,
-  printed with their range (the machine's speed drifts between rounds; a ratio of runs seconds
-  apart cancels most of it);
+- ``end-to-end / model-only = X``: the default path against the model run the same way (the
+  goal: >= 0.9, decoding hidden behind the model), and every path against its own model-only and
+  against the fastest model-only. All runs go in rounds, in a rotated order; X is the median of
+  the rounds' paired ratios, printed with their range (the machine's speed drifts between rounds;
+  a ratio of runs seconds apart cancels most of it);
 
 Whether the machine was quiet is printed with the table: the load average before and after, and
 the share of the CPU that other processes took while it ran (above 5%: the numbers are lower bounds).
@@ -53,15 +53,8 @@ import torch
 
 from tsplab.backbones import ClipTransform
 from tsplab.features.config import ExtractionConfig
-from tsplab.features.encoding import (
-    ClipBatchStream,
-    EncoderThreads,
-    clip_frame_indices,
-    encode_clips,
-    encoder_threads,
-    intra_op_threads,
-    pick_device,
-)
+from tsplab.features.concurrency import EncoderThreads, decode_ahead_pays, encoder_threads, intra_op_threads
+from tsplab.features.encoding import ClipBatchStream, clip_frame_indices, encode_clips, pick_device
 from tsplab.features.extraction import (
     extract_features,
     find_videos,
@@ -265,7 +258,8 @@ def model_only(backbone, batches: list, transform, device, threads: int = 1) -> 
     return time.perf_counter() - t0, time.process_time() - cpu0
 
 
-def end_to_end(size: dict, args, device, work: Path, threads: int | None) -> tuple[float, int]:
+def end_to_end(size: dict, args, device, work: Path, threads: int | None,
+               decode_ahead: bool | None = None) -> tuple[float, int]:
     """(seconds, clips) of one ``extract_features`` run into a fresh folder (removed after)."""
     import shutil
 
@@ -276,7 +270,7 @@ def end_to_end(size: dict, args, device, work: Path, threads: int | None) -> tup
         t0 = time.perf_counter()
         summary = extract_features(ExtractionConfig(
             videos=str(list_file), out_dir=str(out), batch_size=args.batch_size, workers=args.workers,
-            device=str(device), **size["settings"]), threads=threads)
+            model_threads=threads, device=str(device), **size["settings"]), decode_ahead=decode_ahead)
         seconds = time.perf_counter() - t0
     finally:
         shutil.rmtree(out)  # our own temporary folder
@@ -300,11 +294,12 @@ def reopen_per_clip(size: dict, clips_per_video: list[int]) -> dict:
     return dict(clips=len(jobs), wall_s=time.perf_counter() - wall0, cpu_s=time.process_time() - cpu0)
 
 
-def e2e_run(size: dict, args, device, work: Path, threads: int | None, expected_clips: int):
+def e2e_run(size: dict, args, device, work: Path, threads: int | None, expected_clips: int,
+            decode_ahead: bool | None = None):
     """A run for ``timed_rounds``: the seconds of one ``end_to_end`` (``threads``: the model's, None:
     the default), refused if it lost a clip."""
     def run() -> float:
-        seconds, clips = end_to_end(size, args, device, work, threads)
+        seconds, clips = end_to_end(size, args, device, work, threads, decode_ahead)
         assert clips == expected_clips, (size["name"], clips, expected_clips)
         return seconds
     return run
@@ -322,6 +317,27 @@ def timed_rounds(runs: dict, repeats: int) -> dict:
     return rounds
 
 
+# The runs of every size: end-to-end on each CPU path, and model-only with two model threads and one.
+# Each end-to-end path is paired with the model-only run of its model threads.
+TWO, AHEAD, INLINE = "two model threads", "one model thread, decode-ahead", "one model thread, inline"
+MODEL_OF = {TWO: "model, two threads", AHEAD: "model, one thread", INLINE: "model, one thread",
+            "end-to-end": "model only"}
+
+
+def path_runs(size: dict, args, device, work: Path, clips: int, model) -> tuple[dict, str]:
+    """The runs to time (kind -> callable) and the kind of the default end-to-end path.
+    ``model(kind, model_threads)`` makes a model-only run."""
+    if device.type != "cpu" or args.workers:  # decoding workers, one model thread: one path
+        return {"end-to-end": e2e_run(size, args, device, work, None, clips),
+                "model only": model("model only", 1)}, "end-to-end"
+    threads = encoder_threads(None, device, args.workers, size["videos"])
+    default = TWO if threads > 1 else AHEAD if decode_ahead_pays(size["videos"]) else INLINE
+    return {TWO: e2e_run(size, args, device, work, 2, clips),
+            AHEAD: e2e_run(size, args, device, work, 1, clips, decode_ahead=True),
+            INLINE: e2e_run(size, args, device, work, 1, clips, decode_ahead=False),
+            MODEL_OF[TWO]: model(MODEL_OF[TWO], 2), MODEL_OF[AHEAD]: model(MODEL_OF[AHEAD], 1)}, default
+
+
 def measure(size: dict, args, device, work: Path) -> dict:
     """Every figure of one size (see the module docstring)."""
     s = size["settings"]
@@ -331,7 +347,6 @@ def measure(size: dict, args, device, work: Path) -> dict:
     batches, decode = decode_only(size, args.batch_size)
     for _ in range(2):  # warm-up (allocator, cuDNN autotuning) outside every timed section
         encode_clips(backbone, batches[0], transform, device)
-    threads = encoder_threads(None, device, args.workers)  # as extract_features runs the model
     model_cpu_s = {}
 
     def model(kind: str, model_threads: int):
@@ -341,9 +356,7 @@ def measure(size: dict, args, device, work: Path) -> dict:
             return wall_s
         return run
 
-    runs = {"e2e": e2e_run(size, args, device, work, None, decode["clips"]), "model": model("model", threads)}
-    if threads > 1:  # the way before: one model thread, decoding inline between its batches
-        runs.update(inline=e2e_run(size, args, device, work, 1, decode["clips"]), model_one=model("model_one", 1))
+    runs, default = path_runs(size, args, device, work, decode["clips"], model)
     rounds = timed_rounds(runs, size["repeats"])
     per_video = [len(clip_frame_indices(probe_video(p).num_frames_at(s["frame_rate"]),
                                         s["clip_length_frames"], s["stride_frames"])) for _, p in size["videos"]]
@@ -351,9 +364,8 @@ def measure(size: dict, args, device, work: Path) -> dict:
     codec = torchcodec_decode(size, work) if not args.no_torchcodec else {"skipped": "--no-torchcodec"}
     quiet = quietness(before, machine_snapshot())
     assert decode["clips"] == sum(per_video), (decode["clips"], sum(per_video))
-    return dict(clips=decode["clips"], rounds=rounds, model_cpu_s=model_cpu_s, threads=threads,
-                threads_each=intra_op_threads(threads), torch_threads=torch.get_num_threads(), decode=decode,
-                reopen=reopen, torchcodec=codec,
+    return dict(clips=decode["clips"], rounds=rounds, default=default, model_cpu_s=model_cpu_s,
+                torch_threads=torch.get_num_threads(), decode=decode, reopen=reopen, torchcodec=codec,
                 quiet=quiet, videos=describe_videos(size["videos"]))
 
 
@@ -429,44 +441,61 @@ def torchcodec_child(job_file: str) -> None:
 
 # --- The table -------------------------------------------------------------------------------------
 
-def paired_ratios(r: dict, model: str = "model") -> list[float]:
-    """Per round: model-only seconds (``model``: ``"model"`` as extraction runs it, ``"model_one"``
-    in one thread) / end-to-end seconds (the default path), i.e. end-to-end / model-only
-    throughput of two runs seconds apart."""
-    return [m / e for m, e in zip(r["rounds"][model], r["rounds"]["e2e"])]
+def paired_ratios(r: dict, e2e: str | None = None, model: str | None = None) -> list[float]:
+    """Per round: model-only seconds / end-to-end seconds, i.e. end-to-end / model-only throughput
+    of two runs seconds apart. ``e2e``: an end-to-end kind (default: the default path);
+    ``model``: a model-only kind (default: the one of ``e2e``'s model threads)."""
+    e2e = e2e or r["default"]
+    return [m / e for m, e in zip(r["rounds"][model or MODEL_OF[e2e]], r["rounds"][e2e])]
 
 
-def median_ratio(r: dict, model: str = "model") -> float:
+def median_ratio(r: dict, e2e: str | None = None, model: str | None = None) -> float:
     """end-to-end / model-only: the median of the rounds' paired ratios."""
-    return float(np.median(paired_ratios(r, model)))
+    return float(np.median(paired_ratios(r, e2e, model)))
+
+
+def fastest_model(r: dict) -> str:
+    """The model-only kind with the shortest median time."""
+    return min((k for k in r["rounds"] if k in MODEL_OF.values()), key=lambda k: np.median(r["rounds"][k]))
 
 
 def _rate(n, seconds) -> str:
     return f"{n / seconds:.1f}" if seconds > 0 else "-"
 
 
-def _model_rows(r: dict, kind: str, label: str) -> dict:
-    seconds = float(np.median(r["rounds"][kind]))
-    busy = float(np.median(r["model_cpu_s"][kind])) / seconds
-    return {f"{label} (clips/s)": _rate(r["clips"], seconds),
-            f"{label} (ms/clip, wall)": f"{1e3 * seconds / r['clips']:.2f}",
-            f"{label} (cores kept busy)": f"{busy:.2f}"}
+def _path_rows(r: dict) -> dict:
+    """Per end-to-end path: clips/s; per model-only kind: clips/s, ms/clip, cores kept busy."""
+    rows = {}
+    for kind, seconds in r["rounds"].items():
+        median_s = float(np.median(seconds))
+        label = f"end-to-end, {kind}" if kind in MODEL_OF else kind
+        rows[f"{label} (clips/s)"] = _rate(r["clips"], median_s)
+        if kind not in MODEL_OF:
+            rows[f"{label} (ms/clip, wall)"] = f"{1e3 * median_s / r['clips']:.2f}"
+            rows[f"{label} (cores kept busy)"] = f"{float(np.median(r['model_cpu_s'][kind])) / median_s:.2f}"
+    return rows
+
+
+def _ratio_rows(r: dict) -> dict:
+    ratios, fastest = paired_ratios(r), fastest_model(r)
+    rows = {"end-to-end / model-only, default path, rounds (min-max)": f"{min(ratios):.2f}-{max(ratios):.2f}",
+            "end-to-end / model-only, default path (median)": f"{median_ratio(r):.2f}"}
+    for kind in (k for k in r["rounds"] if k in MODEL_OF):
+        rows[f"{kind} / its model-only (median)"] = f"{median_ratio(r, kind):.2f}"
+        rows[f"{kind} / fastest model-only (median)"] = f"{median_ratio(r, kind, fastest):.2f}"
+    return rows
 
 
 def table_rows(r: dict) -> dict:
     """One column of the table: label -> cell (times: the median over the rounds)."""
-    d, reopen, codec, q, rounds = r["decode"], r["reopen"], r["torchcodec"], r["quiet"], r["rounds"]
-    ratios, one = paired_ratios(r), "model_one" in rounds
+    d, reopen, codec, q = r["decode"], r["reopen"], r["torchcodec"], r["quiet"]
     rows = {
         "videos": r["videos"],
         "clips": str(r["clips"]),
-        "rounds (each: every run below once)": str(len(ratios)),
-        "model threads x torch threads each": f"{r['threads']} x {r['threads_each']}",
-        "end-to-end (clips/s)": _rate(r["clips"], float(np.median(rounds["e2e"]))),
-        "end-to-end, one model thread, decoding inline (clips/s)": (
-            _rate(r["clips"], float(np.median(rounds["inline"]))) if one else "n/a (one model thread)"),
-        **_model_rows(r, "model", "model only"),
-        **(_model_rows(r, "model_one", f"model only, one thread of {r['torch_threads']}") if one else {}),
+        "rounds (each: every run below once)": str(len(paired_ratios(r))),
+        "default path": r["default"],
+        **_path_rows(r),
+        "fastest model-only": fastest_model(r),
         "decode only, PyAV stream (clips/s, wall)": _rate(d["clips"], d["wall_s"]),
         "decode only, PyAV (source frames/s per core)": _rate(d["source_frames"], d["cpu_s"]),
         "decode only, PyAV (clips/s per core)": _rate(d["clips"], d["cpu_s"]),
@@ -482,11 +511,7 @@ def table_rows(r: dict) -> dict:
     rows["reopen per clip, TSP's way (clips/s per core)"] = _rate(reopen["clips"], reopen["cpu_s"])
     rows["others' CPU share during the run"] = f"{100 * q['others_share']:.0f}%"
     rows["load average before -> after"] = f"{q['load_before']:.2f} -> {q['load_after']:.2f}"
-    rows["end-to-end / model-only, rounds (min-max)"] = f"{min(ratios):.2f}-{max(ratios):.2f}"
-    rows["end-to-end / model-only (median)"] = f"{median_ratio(r):.2f}"
-    if one:
-        rows["end-to-end / model-only in one thread (median)"] = f"{median_ratio(r, 'model_one'):.2f}"
-    return rows
+    return {**rows, **_ratio_rows(r)}
 
 
 def print_table(columns: dict[str, dict]) -> None:
@@ -502,11 +527,10 @@ def print_verdict(results: dict, sizes_run: list[dict], threads: int, device) ->
     for size in sizes_run:
         r = results[size["name"]]
         ratios = paired_ratios(r)
-        against_one = (f"; against the model in one thread: {median_ratio(r, 'model_one'):.2f}"
-                       if "model_one" in r["rounds"] else "")
+        fastest = fastest_model(r)
         print(f"{size['name']}: end-to-end / model-only = {median_ratio(r):.2f} (median of {len(ratios)} rounds, "
-              f"{min(ratios):.2f}-{max(ratios):.2f}; goal >= {GOAL}; {r['threads']} model thread(s)"
-              f"{against_one}; {size['settings']})")
+              f"{min(ratios):.2f}-{max(ratios):.2f}; goal >= {GOAL}; default path: {r['default']}; against the "
+              f"fastest model-only ({fastest}): {median_ratio(r, model=fastest):.2f}; {size['settings']})")
     worst = max(r["quiet"]["others_share"] for r in results.values())
     verdict = ("quiet" if worst <= 0.05 else
                "NOT quiet: other processes took CPU, so these numbers are lower bounds")

@@ -122,7 +122,7 @@ def extraction(out: Path, size: dict, device) -> dict:
     codec = {kind: B.torchcodec_decode(bench, out, device=kind) for kind in dict.fromkeys(("cpu", device.type))}
     return {"videos": B.describe_videos(videos), "clips": decode["clips"],
             "e2e_s": float(np.median(rounds["e2e"])), "model_s": float(np.median(rounds["model"])),
-            "ratio": B.median_ratio({"rounds": rounds}),
+            "ratio": B.median_ratio({"rounds": rounds}, "e2e", "model"),
             "decode": decode, "torchcodec": codec, "workers": e["workers"]}
 
 

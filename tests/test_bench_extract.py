@@ -21,15 +21,21 @@ def bench():
     sys.modules.pop("bench_extract", None)
 
 
-def test_ratio_is_the_median_of_paired_rounds(bench):
-    rounds = {"model": [4.0, 5.0, 6.0], "e2e": [5.0, 4.0, 7.5], "model_one": [5.0, 6.0, 3.0]}
-    r = {"rounds": rounds}
-    # model / e2e per round: 0.8, 1.25, 0.8 -> median 0.8 (min(model) / min(e2e) would say 1.0)
+def test_ratio_is_the_median_of_paired_rounds_against_the_model_run_the_same_way(bench):
+    two, ahead = bench.TWO, bench.AHEAD
+    rounds = {two: [5.0, 4.0, 7.5], ahead: [6.0, 8.0, 4.0],
+              bench.MODEL_OF[two]: [4.0, 5.0, 6.0], bench.MODEL_OF[ahead]: [5.0, 6.0, 3.0]}
+    r = {"rounds": rounds, "default": two}
+    # model (two threads) / e2e per round: 0.8, 1.25, 0.8 -> median 0.8 (min/min would say 1.0)
     assert bench.paired_ratios(r) == pytest.approx([0.8, 1.25, 0.8])
     assert bench.median_ratio(r) == pytest.approx(0.8)
-    # against the model in one thread: 1.0, 1.5, 0.4 -> 1.0
-    assert bench.paired_ratios(r, "model_one") == pytest.approx([1.0, 1.5, 0.4])
-    assert bench.median_ratio(r, "model_one") == pytest.approx(1.0)
+    # the decode-ahead path against its own model (one thread): 5/6, 6/8, 3/4 -> 0.75
+    assert bench.median_ratio(r, ahead) == pytest.approx(0.75)
+    # the fastest model-only by median time: two threads (5.0 s against 5.0 s: the first listed)
+    assert bench.fastest_model(r) == bench.MODEL_OF[two]
+    assert bench.median_ratio(r, ahead, bench.MODEL_OF[two]) == pytest.approx(4.0 / 6.0)
+    gpu = {"rounds": {"e2e": [2.0, 4.0], "model": [1.0, 3.0]}}  # gpu_check's names
+    assert bench.median_ratio(gpu, "e2e", "model") == pytest.approx((0.5 + 0.75) / 2)
 
 
 def test_rounds_rotate_the_order_and_pair_each_kind_once_per_round(bench):
@@ -50,15 +56,16 @@ def test_rounds_rotate_the_order_and_pair_each_kind_once_per_round(bench):
 def test_an_end_to_end_run_that_lost_clips_is_refused(bench, monkeypatch):
     calls = []
 
-    def fake_end_to_end(size, args, device, work, threads):
-        calls.append(threads)
+    def fake_end_to_end(size, args, device, work, threads, decode_ahead):
+        calls.append((threads, decode_ahead))
         return 1.0, 6
 
     monkeypatch.setattr(bench, "end_to_end", fake_end_to_end)
-    run = bench.e2e_run({"name": "x"}, bench.parse_args([]), bench.torch.device("cpu"), Path("."), 1, 7)
+    run = bench.e2e_run({"name": "x"}, bench.parse_args([]), bench.torch.device("cpu"), Path("."), 1, 7,
+                        decode_ahead=True)
     with pytest.raises(AssertionError, match="'x', 6, 7"):
         run()
-    assert calls == [1]  # the model threads asked for reach extract_features
+    assert calls == [(1, True)]  # the path asked for reaches extract_features
 
 
 def test_demo_videos_are_the_first_ones_of_the_preset_and_only_those(bench, tmp_path):

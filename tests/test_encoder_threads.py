@@ -5,6 +5,7 @@ and no thread left behind after an error or Ctrl-C."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 
@@ -14,9 +15,10 @@ import torch
 
 from tsplab import features as F
 from tsplab.errors import InputError
-from tsplab.features import encoding as E
+from tsplab.features import concurrency as E
 from tsplab.features import extraction as X
 from tsplab.features.config import ExtractionConfig
+from tsplab.features.encoding import ClipBatchStream
 
 THREAD_PREFIX = "tsplab-encoder-"
 
@@ -63,7 +65,7 @@ def one_torch_thread():
 def _inline(config):
     """One model thread decoding inline between batches, one torch thread."""
     with one_torch_thread():
-        return X.extract_features(config, threads=1)
+        return X.extract_features(dataclasses.replace(config, model_threads=1))
 
 
 @pytest.fixture(scope="module")
@@ -100,22 +102,23 @@ def _transform(clips):  # uint8 [B, L, H, W, 3] -> float [B, 3, L, H, W]
     return clips.permute(0, 4, 1, 2, 3).float()
 
 
-def test_the_cpu_default_is_two_model_threads_that_decode_in_turn_and_gpus_keep_worker_processes(
-        tiny_benchmark, monkeypatch):
+def test_the_cpu_default_for_small_frames_is_two_model_threads_and_gpus_keep_worker_processes(
+        tiny_benchmark, tmp_path, monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    videos = X.find_videos(tiny_benchmark / "videos")  # 32x32 frames (large ones: test_decode_ahead)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    assert E.encoder_threads(None, cpu, None) == 2
-    assert E.encoder_threads(None, cpu, 2) == 1  # worker processes decode: one model thread
-    assert E.encoder_threads(None, cuda, None) == 1
-    assert E.encoder_threads(3, cpu, None) == 3  # an explicit choice is kept
+    assert E.encoder_threads(None, cpu, None, videos) == 2
+    assert E.encoder_threads(None, cpu, 2, videos) == 1  # worker processes decode: one model thread
+    assert E.encoder_threads(None, cuda, None, videos) == 1
+    assert E.encoder_threads(3, cpu, None, videos) == 3  # an explicit choice is kept
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    assert E.encoder_threads(None, cpu, None) == 1  # one core: nothing to split
-    with pytest.raises(InputError, match="encoder_threads: 0 .* integer >= 1"):
-        E.encoder_threads(0, cpu, None)
-    videos = X.find_videos(tiny_benchmark / "videos")
+    assert E.encoder_threads(None, cpu, None, videos) == 1  # one core: nothing to split
+    with pytest.raises(InputError, match=r"model_threads \(--model-threads\): 0 .* integer >= 1"):
+        X.extract_features(_config(tiny_benchmark, tmp_path / "never", model_threads=0))
+    assert not (tmp_path / "never").exists()  # refused before the folder is made
     settings = dict(clip_length_frames=8, frame_rate=15.0, stride_frames=8, short_side=16)
     # without worker processes the stream itself: decoded by whichever thread iterates it
-    assert isinstance(E.clip_batch_loader(videos, settings, 4, 1, None, cpu), E.ClipBatchStream)
+    assert isinstance(E.clip_batch_loader(videos, settings, 4, 1, None, cpu, model_threads=2), ClipBatchStream)
     beside_gpu = E.clip_batch_loader(videos, settings, 4, 1, None, cuda)
     assert isinstance(beside_gpu, torch.utils.data.DataLoader) and beside_gpu.num_workers >= 1
     assert E.clip_batch_loader(videos, settings, 4, 1, 2, cpu).num_workers == 2
@@ -194,7 +197,7 @@ def test_features_with_encoder_threads_are_bit_identical(tiny_benchmark, inline_
                                                         spy_encoder_threads):
     out, two_torch_threads = tmp_path / "threads", tmp_path / "two"
     with pytest.warns(UserWarning, match="RANDOM weights"):
-        summary = X.extract_features(_config(tiny_benchmark, out), threads=2)
+        summary = X.extract_features(_config(tiny_benchmark, out, model_threads=2))
     assert len(spy_encoder_threads) == 1  # the threaded path ran
     assert set(summary.status) == {"done"}
     assert F.list_feature_videos(out) == F.list_feature_videos(inline_features)
@@ -204,7 +207,7 @@ def test_features_with_encoder_threads_are_bit_identical(tiny_benchmark, inline_
     assert not _encoder_threads()
     # Against one model thread with all of torch's threads (the way before): equal up to rounding.
     with pytest.warns(UserWarning, match="RANDOM weights"):
-        X.extract_features(_config(tiny_benchmark, two_torch_threads), threads=1)
+        X.extract_features(_config(tiny_benchmark, two_torch_threads, model_threads=1))
     for video in F.list_feature_videos(out):
         np.testing.assert_allclose(F.load_features(out, video), F.load_features(two_torch_threads, video),
                                    rtol=1e-4, atol=1e-6)
@@ -216,7 +219,7 @@ def test_a_video_failing_mid_stream_with_encoder_threads_is_recorded_and_the_res
 
     videos = [v for v, _ in X.find_videos(tiny_benchmark / "videos")]
     broken = videos[3]  # 40-56 frames at 15 fps, stride 8: clips 0-4 exist, clip 3 fails
-    original = E.ClipBatchStream.windows
+    original = ClipBatchStream.windows
 
     def breaks_at_clip_three(self, path):
         for window in original(self, path):
@@ -224,10 +227,10 @@ def test_a_video_failing_mid_stream_with_encoder_threads_is_recorded_and_the_res
                 raise VideoError(path, "decoding failed: corrupt packet")
             yield window
 
-    monkeypatch.setattr(E.ClipBatchStream, "windows", breaks_at_clip_three)
+    monkeypatch.setattr(ClipBatchStream, "windows", breaks_at_clip_three)
     out, inline_out = tmp_path / "feats", tmp_path / "inline"
     with pytest.warns(UserWarning):
-        summary = X.extract_features(_config(tiny_benchmark, out), threads=2)
+        summary = X.extract_features(_config(tiny_benchmark, out, model_threads=2))
     with pytest.warns(UserWarning):
         inline = _inline(_config(tiny_benchmark, inline_out))
     assert len(spy_encoder_threads) == 1
@@ -244,9 +247,9 @@ def test_a_video_failing_mid_stream_with_encoder_threads_is_recorded_and_the_res
         np.testing.assert_allclose(F.load_features(out, video), F.load_features(inline_features, video),
                                    rtol=1e-5, atol=1e-6)
     # A rerun resumes: only the failed video is tried again, and now succeeds.
-    monkeypatch.setattr(E.ClipBatchStream, "windows", original)
+    monkeypatch.setattr(ClipBatchStream, "windows", original)
     with pytest.warns(UserWarning):
-        again = X.extract_features(_config(tiny_benchmark, out), threads=2)
+        again = X.extract_features(_config(tiny_benchmark, out, model_threads=2))
     assert dict(zip(again.video, again.status)) == {v: "done" if v == broken else "skipped" for v in videos}
     np.testing.assert_allclose(F.load_features(out, broken), F.load_features(inline_features, broken),
                                rtol=1e-5, atol=1e-6)
@@ -261,7 +264,7 @@ def test_ctrl_c_during_extraction_leaves_no_thread_behind(tiny_benchmark, tmp_pa
     before = torch.get_num_threads()
     monkeypatch.setattr(X, "_finish_video", interrupted)
     with pytest.raises(KeyboardInterrupt) as caught, pytest.warns(UserWarning):
-        X.extract_features(_config(tiny_benchmark, tmp_path / "feats"), threads=2)
+        X.extract_features(_config(tiny_benchmark, tmp_path / "feats", model_threads=2))
     assert len(spy_encoder_threads) == 1
     # Stopped before the exception left extract_features: not left to the garbage collector, which
     # would wait while a caller (here ``caught``) still holds the traceback and its frames.

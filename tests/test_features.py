@@ -633,7 +633,7 @@ def test_a_video_failing_mid_stream_drops_its_clips_only(videos, extracted, tmp_
 def test_decoding_workers_default_to_inline_on_cpu_and_processes_beside_a_gpu():
     import torch
 
-    from tsplab.features.encoding import _decoding_workers
+    from tsplab.features.concurrency import _decoding_workers
 
     assert _decoding_workers(None, torch.device("cpu")) == 0  # a worker would compete with the model
     assert 1 <= _decoding_workers(None, torch.device("cuda")) <= 8

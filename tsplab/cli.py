@@ -84,6 +84,9 @@ def _add_extract(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="clips per forward pass")
     p.add_argument("--workers", type=int, default=None,
                    help="decoding processes beside the model (default: none on a CPU, up to 8 with a GPU)")
+    p.add_argument("--model-threads", type=int, default=None,
+                   help="CPU: threads running the model, sharing torch's threads and decoding in turn "
+                        "(default: 2 with 2 or more cores and no --workers, else 1)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--trust-checkpoint-code", action="store_true",
                    help="unpickle --checkpoint in full when torch's safe loader refuses it: RUNS ANY CODE "
@@ -104,7 +107,7 @@ def _run_extract(args) -> int:
         videos=args.videos, out_dir=args.out, checkpoint=args.checkpoint, backbone=args.backbone,
         clip_length_frames=args.clip_length, frame_rate=args.frame_rate, stride_frames=args.stride,
         short_side=args.short_side, crop_size=args.crop, batch_size=args.batch_size,
-        workers=args.workers, format=args.format, shard_id=args.shard_id, num_shards=args.num_shards,
+        workers=args.workers, model_threads=args.model_threads, format=args.format, shard_id=args.shard_id, num_shards=args.num_shards,
         seed=args.seed, device=args.device, trust_pickle=args.trust_checkpoint_code)
     summary = extract_features(config)
     _print_table(summarize_extraction(summary), f"Feature extraction into {args.out}:")

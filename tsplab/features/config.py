@@ -34,6 +34,10 @@ class ExtractionConfig:
     crop_size: int | None = None  # then centre-cropped to crop_size x crop_size
     batch_size: int = 32
     workers: int | None = None  # DataLoader processes decoding while the model runs; None: auto (below)
+    # CPU: threads running the model, each with an equal share of torch's threads, decoding in turn
+    # between their batches; None: 2 with 2 or more torch threads and no workers, else 1
+    # (tsplab.features.encoding.encoder_threads)
+    model_threads: int | None = None
     format: str = "npy"  # "npy" (one file per video), or "h5" (also one h5 keyed by video, TSP-like)
     shard_id: int | None = None  # None: torchrun's rank (0 without torchrun)
     num_shards: int | None = None  # None: torchrun's world size (1 without torchrun)
@@ -48,7 +52,8 @@ class ExtractionConfig:
 # The CLI flag of each ExtractionConfig field, so an error names what the user typed.
 _EXTRACT_FLAGS = dict(clip_length_frames="--clip-length", frame_rate="--frame-rate",
                       stride_frames="--stride", short_side="--short-side", crop_size="--crop",
-                      batch_size="--batch-size", workers="--workers", format="--format",
+                      batch_size="--batch-size", workers="--workers", model_threads="--model-threads",
+                      format="--format",
                       min_frames="min_frames", shard_id="--shard-id", num_shards="--num-shards")
 
 
@@ -64,7 +69,7 @@ def validate_extraction_config(config: "ExtractionConfig") -> None:
     if config.format not in FORMATS:
         raise InputError(f"{_name('format')}: {config.format!r} is not a format; valid: {', '.join(FORMATS)}")
     for name in ("clip_length_frames", "stride_frames", "short_side", "crop_size", "batch_size",
-                 "min_frames"):
+                 "min_frames", "model_threads"):
         value = getattr(config, name)
         if value is not None or name == "batch_size":
             check_parameter(_name(name), value, is_int(value) and value >= 1, "an integer >= 1")

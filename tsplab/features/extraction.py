@@ -23,8 +23,8 @@ from tsplab.backbones import ClipTransform, build_backbone, load_backbone_weight
 from tsplab.errors import InputError
 from tsplab.features.config import (ExtractionConfig, check_clip_settings, check_parameter, is_int,
                                     resolve_extraction_settings, validate_extraction_config)
-from tsplab.features.encoding import (clip_batch_loader, encode_batches, encoder_threads, intra_op_threads,
-                                      pick_device)
+from tsplab.features.concurrency import clip_batch_loader, encode_batches, encoder_threads, intra_op_threads
+from tsplab.features.encoding import pick_device
 from tsplab.features.folders import (METADATA_FILE, VIDEOS_TABLE, FeatureMetadata, feature_path,
                                      feature_table, list_feature_videos, load_features, num_features,
                                      save_features)
@@ -158,7 +158,7 @@ def _shard_suffix(shard_id: int, num_shards: int) -> str:
 
 # --- The run -------------------------------------------------------------------------------------------
 
-def extract_features(config: ExtractionConfig, *, threads: int | None = None) -> pd.DataFrame:
+def extract_features(config: ExtractionConfig, *, decode_ahead: bool | None = None) -> pd.DataFrame:
     """Extract features for every video of ``config.videos`` (this shard's share) into
     ``config.out_dir``; returns one row per video: ``video, status, num_features, error, path`` with
     status ``done``, ``skipped`` (features already there) or ``failed``.
@@ -172,17 +172,18 @@ def extract_features(config: ExtractionConfig, *, threads: int | None = None) ->
     ``.npy`` files are kept as the resumable state). Sharded runs suffix the failures and h5 files
     with ``.shard{i}of{n}``. Every parameter and the output folder are checked before anything is
     written (``InputError`` naming the parameter); videos that fail are recorded and skipped.
-    On a CPU without worker processes the model runs in ``threads`` threads
-    (``tsplab.features.encoding.EncoderThreads``, which decode the videos in turn between their
-    batches; None: ``encoder_threads``, 2 with 2 or more cores; 1 decodes inline between batches).
-    The features are the same either way.
+    On a CPU without worker processes the model runs in ``config.model_threads`` threads
+    (``tsplab.features.concurrency.EncoderThreads``, which decode the videos in turn between their
+    batches; None: ``encoder_threads``: 2 for small frames on 2 or more cores, else 1). One model
+    thread decodes in a ``DecodeAhead`` thread beside it (``decode_ahead=True``) or inline between
+    batches (False); None: by the frame size (``decode_ahead_pays``).
     """
     # Every input is checked before the output folder is touched (no metadata.json for a bad run).
     out_dir, videos, shard = _check_extraction_inputs(config)
     settings, weights = resolve_extraction_settings(config)
     check_clip_settings(settings)
     device = pick_device(config.device)
-    threads = encoder_threads(threads, device, config.workers)
+    threads = encoder_threads(config.model_threads, device, config.workers, videos)
     backbone = load_extraction_backbone(settings["backbone"], weights, config.seed).to(device)
     del weights  # a checkpoint with optimizer state can be large
     meta = _run_metadata(config, settings, int(backbone.feature_dim),
@@ -192,7 +193,7 @@ def extract_features(config: ExtractionConfig, *, threads: int | None = None) ->
     rows = [dict(video=video, status="skipped", num_features=num_features(out_dir, video), error="",
                  path=str(path)) for video, path in videos if feature_path(out_dir, video).is_file()]
     todo = [(video, path) for video, path in videos if not feature_path(out_dir, video).is_file()]
-    rows += _extract_videos(config, settings, backbone, device, out_dir, todo, threads)
+    rows += _extract_videos(config, settings, backbone, device, out_dir, todo, threads, decode_ahead)
     return _write_run_files(config, out_dir, rows, *shard)
 
 
@@ -216,7 +217,7 @@ def _run_metadata(config: ExtractionConfig, settings: dict, feature_dim: int,
 
 
 def _extract_videos(config: ExtractionConfig, settings: dict, backbone, device, out_dir: Path,
-                    todo: list[tuple[str, Path]], threads: int) -> list[dict]:
+                    todo: list[tuple[str, Path]], threads: int, decode_ahead: bool | None) -> list[dict]:
     """Stream the clips of ``todo`` through ``backbone`` and save each video's ``[T, C]`` features as
     soon as its last clip is encoded; one summary row per video (``done`` or ``failed``)."""
     from contextlib import closing
@@ -227,7 +228,8 @@ def _extract_videos(config: ExtractionConfig, settings: dict, backbone, device, 
                               train=False)
     min_frames = (config.min_frames if config.min_frames is not None
                   else -(-settings["clip_length_frames"] // 2))  # half a clip
-    loader = clip_batch_loader(todo, settings, config.batch_size, min_frames, config.workers, device)
+    loader = clip_batch_loader(todo, settings, config.batch_size, min_frames, config.workers, device,
+                               model_threads=threads, decode_ahead=decode_ahead)
     paths = dict(todo)
     partial: dict[str, list] = {}  # video -> [(clip index, [C] features)] of its clips so far
     rows = []
