@@ -19,6 +19,8 @@ With torch (import them from their modules):
   resolves to (config, else the checkpoint's saved config, else TSP's).
 - ``tsplab.features.encoding``: the clip grid of a frame array, batched encoding on a device, and
   ``ClipBatchStream`` (each video decoded once, batches across videos).
+- ``tsplab.features.concurrency``: decoding beside the model (two model threads that decode in
+  turn, or a decode-ahead thread, on a CPU; DataLoader worker processes beside a GPU).
 - ``tsplab.features.extraction``: ``extract_features`` (``tsplab extract``): sharded, resumable,
   broken videos recorded in ``failures.csv`` and skipped.
 

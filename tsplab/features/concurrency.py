@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from tsplab.features.encoding import ClipBatchStream, forward_clips, features_to_numpy, encode_clips
+from tsplab.features.encoding import ClipBatchStream, encode_clips, features_to_numpy, forward_clips
 from tsplab.video import SMALL_FRAME_MAX_PIXELS, probe_video
 
 log = logging.getLogger(__name__)
@@ -122,15 +122,15 @@ def decode_ahead_pays(videos: list[tuple[str, Path]]) -> bool:
     ``tsplab.video.SMALL_FRAME_MAX_PIXELS`` (judged by the first video; True when it cannot be
     probed, whose failure is then recorded as usual), no for smaller ones.
 
-    Why (2 quiet cores, ``benchmarks/bench_extract.py``, medians of paired rounds): the frame size
-    stands for the two sizes the benchmark measures. On 64x64 videos with the tiny model, whose two
-    OpenMP threads wait for each other at every small operation, two model threads of one torch
-    thread each run the model faster than one of two, and decode in turn; a decode-ahead thread
-    there preempts an OpenMP thread and the whole parallel region waits (483 clips/s against 509
-    inline at c86ed34). On 1280x720 videos with r2plus1d_18, two model threads gain little over one
-    and leave no idle core, while the one model thread's idle share hides a decode-ahead thread's
-    work: 0.92-0.97 x model-only at c86ed34 and a07b3b2, against 0.90 x for two model threads at
-    c58b41c."""
+    Why (2 quiet cores, ``benchmarks/bench_extract.py`` at ec189d3, medians of paired rounds): the
+    frame size stands for the two sizes the benchmark measures. On 64x64 videos with the tiny model,
+    whose two OpenMP threads wait for each other at every small operation, two model threads of one
+    torch thread each run the model 1.21x faster than one of two and decode in turn: end-to-end 664
+    clips/s, against 529 for one model thread decoding inline and 520 with a decode-ahead thread
+    (which preempts an OpenMP thread, and the whole parallel region waits). On 1280x720 videos with
+    r2plus1d_18, two model threads are no faster than one and leave no idle core, while the one
+    model thread's idle share (8 %) hides a decode-ahead thread's work: 0.94 x model-only, against
+    0.90 x for two model threads."""
     if not videos:
         return True
     try:
@@ -223,8 +223,8 @@ class EncoderThreads:
 
     Why threads of the model rather than more threads inside it: a small model's OpenMP threads wait
     for each other at every operation. On 2 cores two intra-op threads ran the tiny backbone only
-    1.6x faster than one, while two of these threads with one intra-op thread each ran it 1.1-1.2x
-    faster than the two intra-op threads (``benchmarks/bench_extract.py``). And decoding happens in
+    1.6x faster than one, while two of these threads with one intra-op thread each ran it 1.21x
+    faster than the two intra-op threads (``benchmarks/bench_extract.py`` at ec189d3). And decoding happens in
     these same threads, between one thread's batches, so it never preempts a forward pass in the
     middle of a parallel region (what a decode-ahead thread beside two OpenMP threads does).
     A run of few batches loses some of it: the last thread still encoding has one torch thread.
