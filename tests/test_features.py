@@ -538,6 +538,7 @@ _BASE_EXTRACT = ["--backbone", "r2plus1d_tiny", "--clip-length", "4", "--frame-r
     (["--shard-id", "2", "--num-shards", "2"], "shard_id (--shard-id): 2"),
     (["--num-shards", "0"], "num_shards (--num-shards): 0"),
     (["--workers", "-1"], "workers (--workers): -1"),
+    (["--model-threads", "0"], "model_threads (--model-threads): 0 is out of range; valid: an integer >= 1"),
     (["--backbone", "resnet"], "backbone (--backbone): 'resnet'"),
     (["--device", "gpu"], "device (--device): 'gpu' is not a device"),
 ])

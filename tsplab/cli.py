@@ -86,7 +86,8 @@ def _add_extract(sub) -> None:
                    help="decoding processes beside the model (default: none on a CPU, up to 8 with a GPU)")
     p.add_argument("--model-threads", type=int, default=None,
                    help="CPU: threads running the model, sharing torch's threads and decoding in turn "
-                        "(default: 2 with 2 or more cores and no --workers, else 1)")
+                        "(default: 2 for frames up to 320x240 with 2 or more cores and no --workers, "
+                        "else 1 with a decode-ahead thread for larger frames)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--trust-checkpoint-code", action="store_true",
                    help="unpickle --checkpoint in full when torch's safe loader refuses it: RUNS ANY CODE "
@@ -107,8 +108,9 @@ def _run_extract(args) -> int:
         videos=args.videos, out_dir=args.out, checkpoint=args.checkpoint, backbone=args.backbone,
         clip_length_frames=args.clip_length, frame_rate=args.frame_rate, stride_frames=args.stride,
         short_side=args.short_side, crop_size=args.crop, batch_size=args.batch_size,
-        workers=args.workers, model_threads=args.model_threads, format=args.format, shard_id=args.shard_id, num_shards=args.num_shards,
-        seed=args.seed, device=args.device, trust_pickle=args.trust_checkpoint_code)
+        workers=args.workers, model_threads=args.model_threads, format=args.format,
+        shard_id=args.shard_id, num_shards=args.num_shards, seed=args.seed, device=args.device,
+        trust_pickle=args.trust_checkpoint_code)
     summary = extract_features(config)
     _print_table(summarize_extraction(summary), f"Feature extraction into {args.out}:")
     files = summary.attrs

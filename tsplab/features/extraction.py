@@ -1,7 +1,8 @@
 """Extraction: videos on disk -> a feature folder (``tsplab extract``).
 
 Each video is decoded once while the model runs (on a CPU by the threads that run the model, in
-turn between their batches; by DataLoader worker processes beside a GPU), and its clips are batched with those of the next videos
+turn between their batches, or by a decode-ahead thread; by DataLoader worker processes beside a
+GPU: ``tsplab.features.concurrency``), and its clips are batched with those of the next videos
 (``tsplab.features.encoding``); the work is sharded over torchrun ranks
 (contiguous blocks of the sorted video list), resumable (videos whose ``.npy`` exists are skipped),
 and tolerant of broken videos (recorded in ``failures.csv`` and skipped). The folder gets
