@@ -11,7 +11,7 @@ Per size, on the same videos and clips:
   paths: two model threads of one torch thread each that decode in turn between their batches
   (``EncoderThreads``), and one model thread with all of torch's threads decoding in a
   decode-ahead thread or inline between batches; beside a GPU, with DataLoader decoding workers.
-  The row "default" names the path ``extract_features`` takes for the size's videos;
+  The row "default path" names the path ``extract_features`` takes for the size's videos;
 - model only: the same clip batches, already decoded and in memory, through transform + backbone,
   in two model threads and in one; how many cores each keeps busy (CPU seconds / wall seconds;
   OpenMP's threads spin while they wait, which counts as busy);
