@@ -53,7 +53,7 @@ import torch
 
 from tsplab.backbones import ClipTransform
 from tsplab.features.config import ExtractionConfig
-from tsplab.features.concurrency import EncoderThreads, decode_ahead_pays, encoder_threads, intra_op_threads
+from tsplab.features.concurrency import EncoderThreads, decoding_plan, intra_op_threads
 from tsplab.features.encoding import ClipBatchStream, clip_frame_indices, encode_clips, pick_device
 from tsplab.features.extraction import (
     extract_features,
@@ -320,18 +320,19 @@ def timed_rounds(runs: dict, repeats: int) -> dict:
 # The runs of every size: end-to-end on each CPU path, and model-only with two model threads and one.
 # Each end-to-end path is paired with the model-only run of its model threads.
 TWO, AHEAD, INLINE = "two model threads", "one model thread, decode-ahead", "one model thread, inline"
+WORKERS = "decoding workers"  # beside a GPU (or with --workers): the one path
 MODEL_OF = {TWO: "model, two threads", AHEAD: "model, one thread", INLINE: "model, one thread",
-            "end-to-end": "model only"}
+            WORKERS: "model only"}
 
 
 def path_runs(size: dict, args, device, work: Path, clips: int, model) -> tuple[dict, str]:
     """The runs to time (kind -> callable) and the kind of the default end-to-end path.
     ``model(kind, model_threads)`` makes a model-only run."""
     if device.type != "cpu" or args.workers:  # decoding workers, one model thread: one path
-        return {"end-to-end": e2e_run(size, args, device, work, None, clips),
-                "model only": model("model only", 1)}, "end-to-end"
-    threads = encoder_threads(None, device, args.workers, size["videos"])
-    default = TWO if threads > 1 else AHEAD if decode_ahead_pays(size["videos"]) else INLINE
+        return {WORKERS: e2e_run(size, args, device, work, None, clips),
+                MODEL_OF[WORKERS]: model(MODEL_OF[WORKERS], 1)}, WORKERS
+    threads, ahead = decoding_plan(size["videos"], device, args.workers)  # extract_features' choice
+    default = TWO if threads > 1 else AHEAD if ahead else INLINE
     return {TWO: e2e_run(size, args, device, work, 2, clips),
             AHEAD: e2e_run(size, args, device, work, 1, clips, decode_ahead=True),
             INLINE: e2e_run(size, args, device, work, 1, clips, decode_ahead=False),

@@ -78,3 +78,15 @@ def test_demo_videos_are_the_first_ones_of_the_preset_and_only_those(bench, tmp_
     stamps = [path.stat().st_mtime_ns for _, path in videos]
     assert bench.demo_videos(tmp_path, 2) == videos  # made once, then reused
     assert [path.stat().st_mtime_ns for _, path in videos] == stamps
+
+
+def test_path_rows_label_each_run_beside_a_gpu_and_on_a_cpu(bench):
+    gpu = {"clips": 10, "rounds": {bench.WORKERS: [2.0, 4.0, 3.0], "model only": [1.0, 1.0, 1.0]},
+           "model_cpu_s": {"model only": [1.5, 1.5, 1.5]}}
+    assert bench._path_rows(gpu) == {"end-to-end, decoding workers (clips/s)": "3.3",  # 10 clips / 3 s
+                                     "model only (clips/s)": "10.0", "model only (ms/clip, wall)": "100.00",
+                                     "model only (cores kept busy)": "1.50"}
+    cpu = {"clips": 4, "rounds": {bench.TWO: [2.0], bench.MODEL_OF[bench.TWO]: [1.0]},
+           "model_cpu_s": {bench.MODEL_OF[bench.TWO]: [2.0]}}
+    assert list(bench._path_rows(cpu)) == ["end-to-end, two model threads (clips/s)", "model, two threads (clips/s)",
+                                           "model, two threads (ms/clip, wall)", "model, two threads (cores kept busy)"]

@@ -97,14 +97,19 @@ def inline_features(tiny_benchmark, tmp_path_factory):
 def test_the_cpu_default_for_small_frames_is_two_model_threads_and_gpus_keep_worker_processes(
         tiny_benchmark, tmp_path, monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    videos = X.find_videos(tiny_benchmark / "videos")  # 32x32 frames (large ones: test_decode_ahead)
+    videos = X.find_videos(tiny_benchmark / "videos")  # 32x32 frames (large ones: the next tests)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    assert E.encoder_threads(None, cpu, None, videos) == 2
-    assert E.encoder_threads(None, cpu, 2, videos) == 1  # worker processes decode: one model thread
-    assert E.encoder_threads(None, cuda, None, videos) == 1
-    assert E.encoder_threads(3, cpu, None, videos) == 3  # an explicit choice is kept
+    assert E.decoding_plan(videos, cpu, None) == (2, False)
+    assert E.decoding_plan(videos, cpu, 2) == (1, False)  # worker processes decode: one model thread
+    assert E.decoding_plan(videos, cuda, None) == (1, False)
+    assert E.decoding_plan(videos, cpu, None, model_threads=3) == (3, False)  # an explicit choice is kept
+    assert E.decoding_plan(videos, cpu, None, model_threads=1) == (1, False)  # small frames: inline
+    assert E.decoding_plan(videos, cpu, None, model_threads=1, decode_ahead=True) == (1, True)
+    assert E.decoding_plan(videos, cpu, None, model_threads=2, decode_ahead=True) == (2, False)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    assert E.encoder_threads(None, cpu, None, videos) == 1  # one core: nothing to split
+    assert E.decoding_plan(videos, cpu, None) == (1, False)  # one core: nothing to split
+    with pytest.raises(InputError, match=r"model_threads \(--model-threads\): 2 is for a CPU"):
+        E.decoding_plan(videos, cuda, None, model_threads=2)
     with pytest.raises(InputError, match=r"model_threads \(--model-threads\): 0 .* integer >= 1"):
         X.extract_features(_config(tiny_benchmark, tmp_path / "never", model_threads=0))
     assert not (tmp_path / "never").exists()  # refused before the folder is made
@@ -116,8 +121,8 @@ def test_the_cpu_default_for_small_frames_is_two_model_threads_and_gpus_keep_wor
     assert E.clip_batch_loader(videos, settings, 4, 1, 2, cpu).num_workers == 2
 
 
-def test_one_model_thread_decodes_small_frames_inline_unless_told(tiny_benchmark):
-    videos = X.find_videos(tiny_benchmark / "videos")  # 32x32 frames: inline (decode_ahead_pays)
+def test_one_model_thread_decodes_inline_unless_told(tiny_benchmark):
+    videos = X.find_videos(tiny_benchmark / "videos")
     settings = dict(clip_length_frames=8, frame_rate=15.0, stride_frames=8, short_side=16)
     inline = E.clip_batch_loader(videos, settings, 4, 1, None, torch.device("cpu"))
     assert isinstance(inline, ClipBatchStream)
@@ -129,7 +134,7 @@ def test_one_model_thread_decodes_small_frames_inline_unless_told(tiny_benchmark
     assert isinstance(two, ClipBatchStream)
 
 
-def test_decode_ahead_pays_for_frames_above_the_small_size_only(tmp_path):
+def test_decode_ahead_pays_for_frames_above_the_small_size_only(tmp_path, monkeypatch):
     from tsplab.video import SMALL_FRAME_MAX_PIXELS, write_video
 
     frames = np.zeros((4, 242, 322, 3), dtype=np.uint8)  # 322 x 242 > 320 x 240
@@ -140,16 +145,17 @@ def test_decode_ahead_pays_for_frames_above_the_small_size_only(tmp_path):
     assert not E.decode_ahead_pays([("small", small), ("large", large)])
     # a first video that cannot be probed: the thread (its failure is recorded by the stream)
     assert E.decode_ahead_pays([("missing", tmp_path / "missing.mp4")])
-    settings = dict(clip_length_frames=4, frame_rate=15.0, stride_frames=4, short_side=16)
-    loader = E.clip_batch_loader([("large", large)], settings, 4, 1, None, torch.device("cpu"))
-    assert isinstance(loader, E.DecodeAhead)
-    # and by default large frames get one model thread (with the decode-ahead thread), small two
+    # by default large frames get one model thread with the decode-ahead thread, small ones two
     cpu = torch.device("cpu")
-    if torch.get_num_threads() >= 2:
-        assert E.encoder_threads(None, cpu, None, [("large", large)]) == 1
-        assert E.encoder_threads(None, cpu, None, [("small", small)]) == 2
-
-
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    probed = []
+    original = E.decode_ahead_pays
+    monkeypatch.setattr(E, "decode_ahead_pays", lambda videos: probed.append(videos) or original(videos))
+    assert E.decoding_plan([("large", large)], cpu, None) == (1, True)
+    assert E.decoding_plan([("small", small)], cpu, None) == (2, False)
+    assert len(probed) == 2  # once per plan
+    assert E.decoding_plan([("large", large)], cpu, None, model_threads=2) == (2, False)
+    assert len(probed) == 2  # nothing left to decide: not probed
 
 
 # --- The two paths inside extraction --------------------------------------------------------------

@@ -2,8 +2,8 @@
 ``ClipBatchStream`` decoded in DataLoader worker processes beside a GPU, and on a CPU either by
 two threads that each run the model on one torch thread and decode in turn between their batches
 (``EncoderThreads``: small frames, a small model) or by a ``DecodeAhead`` thread beside one model
-thread (large frames); ``clip_batch_loader`` and ``encoder_threads`` choose, ``encode_batches``
-runs the model over the batches.
+thread (large frames); ``decoding_plan`` chooses, ``clip_batch_loader`` makes the batches and
+``encode_batches`` runs the model over them.
 
 Why two CPU designs: measured on 2 quiet cores by ``benchmarks/bench_extract.py`` (the README's
 "Extraction throughput"), each wins at one of its two sizes, and neither at both.
@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from tsplab.errors import InputError
 from tsplab.features.encoding import ClipBatchStream, encode_clips, features_to_numpy, forward_clips
 from tsplab.video import SMALL_FRAME_MAX_PIXELS, probe_video
 
@@ -142,37 +143,48 @@ def decode_ahead_pays(videos: list[tuple[str, Path]]) -> bool:
 
 def clip_batch_loader(videos: list[tuple[str, Path]], settings: dict, batch_size: int, min_frames: int,
                       workers: int | None, device: torch.device, *, model_threads: int = 1,
-                      decode_ahead: bool | None = None):
+                      decode_ahead: bool = False):
     """The clip batches of ``ClipBatchStream(videos, ...)`` with the clip grid of ``settings``
     (``clip_length_frames, frame_rate, stride_frames, short_side``), decoded in
     ``_decoding_workers(workers, device)`` DataLoader processes (never more than there are videos),
     or, with none, in this process: by the ``EncoderThreads`` in turn (``model_threads > 1``: the
-    stream itself), else by a ``DecodeAhead`` thread while the model runs (``decode_ahead=True``),
-    else inline between batches (``False``); ``None``: ``decode_ahead_pays(videos)``."""
+    stream itself), else by a ``DecodeAhead`` thread while the model runs (``decode_ahead``), else
+    inline between batches. ``decoding_plan`` chooses ``model_threads`` and ``decode_ahead``."""
     stream = ClipBatchStream(videos, settings["clip_length_frames"], settings["frame_rate"],
                              settings["stride_frames"], settings["short_side"], batch_size, min_frames)
     workers = min(_decoding_workers(workers, device), len(videos))
     if workers == 0:
-        if model_threads == 1 and (decode_ahead_pays(videos) if decode_ahead is None else decode_ahead):
-            return DecodeAhead(stream)
-        return stream
+        return DecodeAhead(stream) if model_threads == 1 and decode_ahead else stream
     return DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=device.type == "cuda",
                       worker_init_fn=_worker_init if workers else None,
                       prefetch_factor=4 if workers else None, persistent_workers=False)
 
 
-def encoder_threads(threads: int | None, device: torch.device, workers: int | None,
-                    videos: list[tuple[str, Path]]) -> int:
-    """How many threads run the model (``EncoderThreads``): ``threads`` if given (an integer >= 1);
-    else 2 on a CPU with at least 2 torch threads when no worker process decodes and the frames are
-    small (not ``decode_ahead_pays(videos)``), else 1. Measured on 2 cores only
-    (``benchmarks/bench_extract.py``); a machine with many cores may gain from more
+def decoding_plan(videos: list[tuple[str, Path]], device: torch.device, workers: int | None,
+                  model_threads: int | None = None, decode_ahead: bool | None = None) -> tuple[int, bool]:
+    """``(model threads, decode-ahead thread?)`` for a run, the frames probed at most once.
+
+    On a CPU without worker processes, for what is not given: 2 model threads (``EncoderThreads``)
+    with at least 2 torch threads and small frames (not ``decode_ahead_pays(videos)``), else 1; and
+    with one model thread, a ``DecodeAhead`` thread for large frames. Elsewhere one model thread and
+    no decode-ahead thread (DataLoader workers decode); more model threads beside workers on a CPU
+    are allowed, on a GPU refused (``InputError``). Measured on 2 cores only
+    (``benchmarks/bench_extract.py``); a machine with many cores may gain from more model threads
     (``ExtractionConfig.model_threads``, ``--model-threads``)."""
-    if threads is not None:
-        return threads
-    if device.type != "cpu" or _decoding_workers(workers, device) or torch.get_num_threads() < 2:
-        return 1
-    return 1 if decode_ahead_pays(videos) else 2
+    if device.type != "cpu":
+        if model_threads is not None and model_threads > 1:
+            raise InputError(f"model_threads (--model-threads): {model_threads} is for a CPU; valid on "
+                             f"{device}: 1 or none (worker processes decode beside a GPU)")
+        return 1, False
+    if _decoding_workers(workers, device):
+        return model_threads or 1, False
+    undecided = model_threads is None or (model_threads == 1 and decode_ahead is None)
+    large = decode_ahead_pays(videos) if undecided else None
+    if model_threads is None:
+        model_threads = 2 if torch.get_num_threads() >= 2 and not large else 1
+    if decode_ahead is None:
+        decode_ahead = large
+    return model_threads, bool(decode_ahead) and model_threads == 1
 
 
 def intra_op_threads(threads: int) -> int:
@@ -267,7 +279,7 @@ class EncoderThreads:
             self._stop(shared)
             torch.set_num_threads(torch_threads)  # the threads changed torch's process-wide count
 
-    def _stop(self, shared: "_SharedItems") -> None:
+    def _stop(self, shared: _SharedItems) -> None:
         shared.stop()
         for thread in self.started:
             thread.join(self.join_timeout_s)

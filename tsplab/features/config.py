@@ -36,7 +36,7 @@ class ExtractionConfig:
     workers: int | None = None  # DataLoader processes decoding while the model runs; None: auto (below)
     # CPU: threads running the model, each with an equal share of torch's threads, decoding in turn
     # between their batches; None: 2 for small frames with 2 or more torch threads and no workers,
-    # else 1 (tsplab.features.concurrency.encoder_threads)
+    # else 1 (tsplab.features.concurrency.decoding_plan)
     model_threads: int | None = None
     format: str = "npy"  # "npy" (one file per video), or "h5" (also one h5 keyed by video, TSP-like)
     shard_id: int | None = None  # None: torchrun's rank (0 without torchrun)

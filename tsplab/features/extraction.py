@@ -24,7 +24,7 @@ from tsplab.backbones import ClipTransform, build_backbone, load_backbone_weight
 from tsplab.errors import InputError
 from tsplab.features.config import (ExtractionConfig, check_clip_settings, check_parameter, is_int,
                                     resolve_extraction_settings, validate_extraction_config)
-from tsplab.features.concurrency import clip_batch_loader, encode_batches, encoder_threads, intra_op_threads
+from tsplab.features.concurrency import clip_batch_loader, decoding_plan, encode_batches, intra_op_threads
 from tsplab.features.encoding import pick_device
 from tsplab.features.folders import (METADATA_FILE, VIDEOS_TABLE, FeatureMetadata, feature_path,
                                      feature_table, list_feature_videos, load_features, num_features,
@@ -175,16 +175,16 @@ def extract_features(config: ExtractionConfig, *, decode_ahead: bool | None = No
     written (``InputError`` naming the parameter); videos that fail are recorded and skipped.
     On a CPU without worker processes the model runs in ``config.model_threads`` threads
     (``tsplab.features.concurrency.EncoderThreads``, which decode the videos in turn between their
-    batches; None: ``encoder_threads``: 2 for small frames on 2 or more cores, else 1). One model
-    thread decodes in a ``DecodeAhead`` thread beside it (``decode_ahead=True``) or inline between
-    batches (False); None: by the frame size (``decode_ahead_pays``).
+    batches; None: 2 for small frames on 2 or more cores, else 1). One model thread decodes in a
+    ``DecodeAhead`` thread beside it (``decode_ahead=True``) or inline between batches (False);
+    None: by the frame size (``tsplab.features.concurrency.decoding_plan``).
     """
     # Every input is checked before the output folder is touched (no metadata.json for a bad run).
     out_dir, videos, shard = _check_extraction_inputs(config)
     settings, weights = resolve_extraction_settings(config)
     check_clip_settings(settings)
     device = pick_device(config.device)
-    threads = encoder_threads(config.model_threads, device, config.workers, videos)
+    threads, decode_ahead = decoding_plan(videos, device, config.workers, config.model_threads, decode_ahead)
     backbone = load_extraction_backbone(settings["backbone"], weights, config.seed).to(device)
     del weights  # a checkpoint with optimizer state can be large
     meta = _run_metadata(config, settings, int(backbone.feature_dim),
@@ -218,7 +218,7 @@ def _run_metadata(config: ExtractionConfig, settings: dict, feature_dim: int,
 
 
 def _extract_videos(config: ExtractionConfig, settings: dict, backbone, device, out_dir: Path,
-                    todo: list[tuple[str, Path]], threads: int, decode_ahead: bool | None) -> list[dict]:
+                    todo: list[tuple[str, Path]], threads: int, decode_ahead: bool) -> list[dict]:
     """Stream the clips of ``todo`` through ``backbone`` and save each video's ``[T, C]`` features as
     soon as its last clip is encoded; one summary row per video (``done`` or ``failed``)."""
     from contextlib import closing
