@@ -90,3 +90,16 @@ def test_path_rows_label_each_run_beside_a_gpu_and_on_a_cpu(bench):
            "model_cpu_s": {bench.MODEL_OF[bench.TWO]: [2.0]}}
     assert list(bench._path_rows(cpu)) == ["end-to-end, two model threads (clips/s)", "model, two threads (clips/s)",
                                            "model, two threads (ms/clip, wall)", "model, two threads (cores kept busy)"]
+
+
+def test_ratio_ceiling_is_what_the_cores_leave_beside_decoding(bench):
+    two, ahead = bench.TWO, bench.AHEAD
+    # two model threads keep both cores busy: 2 cores x 1.0 s / (2.0 s model + 0.25 s decode) = 0.889
+    r = {"default": two, "cores": 2, "decode": {"cpu_s": 0.25},
+         "rounds": {bench.MODEL_OF[two]: [0.9, 1.0, 1.2]}, "model_cpu_s": {bench.MODEL_OF[two]: [2.0, 1.8, 2.4]}}
+    assert bench.ratio_ceiling(r) == pytest.approx(2 * 1.0 / 2.25)
+    # one model thread with idle time: 2 x 10 s / (15 s + 1 s) > 1, capped at 1
+    r = {"default": ahead, "cores": 2, "decode": {"cpu_s": 1.0},
+         "rounds": {bench.MODEL_OF[ahead]: [10.0]}, "model_cpu_s": {bench.MODEL_OF[ahead]: [15.0]}}
+    assert bench.ratio_ceiling(r) == 1.0
+    assert bench.ratio_ceiling({"default": bench.WORKERS}) is None  # beside a GPU: no such bound
