@@ -7,6 +7,8 @@ is left behind after an error or Ctrl-C."""
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import threading
 import time
 
@@ -376,3 +378,25 @@ def test_decode_ahead_bounds_its_queue_and_closing_early_stops_the_thread():
     assert _settled(produced, 4) == 4
     iterator.close()
     assert closed == [True] and not ahead.thread.is_alive()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority: Linux only")
+def test_decode_ahead_decodes_at_the_lowest_priority_and_leaves_the_model_thread_alone():
+    seen = []
+
+    def items():
+        for k in range(2):
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            yield k
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert list(E.DecodeAhead(items())) == [0, 1]
+    assert seen == [E.DECODE_NICE] * 2 and E.DECODE_NICE == 19
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the consumer's stays
+
+
+def test_lower_priority_is_a_no_op_where_threads_have_no_priority_of_their_own(monkeypatch):
+    monkeypatch.setattr(E.sys, "platform", "darwin")  # setpriority there would renice the process
+    calls = []
+    monkeypatch.setattr(E.os, "setpriority", lambda *a: calls.append(a))
+    assert E.lower_priority() is False and calls == []
