@@ -35,6 +35,7 @@ the share of the CPU that other processes took while it ran (above 5%: the numbe
 
     python benchmarks/bench_extract.py            # both sizes (videos generated once, then reused)
     python benchmarks/bench_extract.py --quick    # tiny sizes, seconds: checks that it runs
+    python benchmarks/bench_extract.py --size demo --repeats 25   # one size, more rounds
     pip install --no-deps torchcodec==0.14.0      # optional, adds the torchcodec row (for torch 2.14)
 """
 from __future__ import annotations
@@ -202,23 +203,33 @@ REALISTIC = dict(backbone="r2plus1d_18", clip_length_frames=16, frame_rate=15.0,
 
 
 def sizes(args, cache: Path) -> list[dict]:
-    """The two sizes: name, clip settings, videos, clips timed for reopen-per-clip."""
-    if args.quick:  # seconds: few tiny videos, the tiny encoder at both sizes
-        demo = demo_videos(cache / "demo", 6)
-        real = realistic_videos(cache / "quick_320x180", 2, 3.0, 320, 180, 30.0)
-        realistic = {**REALISTIC, "backbone": "r2plus1d_tiny"}
-    else:
-        demo = demo_videos(cache / "demo", args.demo_videos)
-        real = (find_videos(args.videos) if args.videos else
-                realistic_videos(cache / "realistic_1280x720", args.realistic_videos,
-                                 args.realistic_seconds, 1280, 720, 30.0))
-        realistic = {**REALISTIC, "backbone": args.realistic_backbone}
+    """The sizes asked for (``--size``): name, clip settings, videos (made on first use), clips timed
+    for reopen-per-clip, rounds."""
     # The machine's speed drifts (model-only of the same 60 demo videos' batches: 3.5 to 5.1 s in 8
     # runs back to back, quiet, 2026-12-01), so the seconds-long demo size needs many paired rounds.
     demo_repeats, realistic_repeats = (args.repeats,) * 2 if args.repeats else (1, 1) if args.quick else (9, 2)
-    return [dict(name="demo", settings=DEMO, videos=demo, seek_clips=args.seek_clips, repeats=demo_repeats),
-            dict(name="realistic", settings=realistic, videos=real, seek_clips=args.seek_clips,
-                 repeats=realistic_repeats)]
+    chosen = []
+    if args.size in ("both", "demo"):
+        demo = demo_videos(cache / "demo", 6 if args.quick else args.demo_videos)
+        chosen.append(dict(name="demo", settings=DEMO, videos=demo, seek_clips=args.seek_clips,
+                           repeats=demo_repeats))
+    if args.size in ("both", "realistic"):
+        chosen.append(dict(name="realistic", settings=_realistic_settings(args), videos=_realistic_videos(args, cache),
+                           seek_clips=args.seek_clips, repeats=realistic_repeats))
+    return chosen
+
+
+def _realistic_settings(args) -> dict:
+    return {**REALISTIC, "backbone": "r2plus1d_tiny" if args.quick else args.realistic_backbone}
+
+
+def _realistic_videos(args, cache: Path) -> list[tuple[str, Path]]:
+    if args.quick:  # seconds: two tiny videos
+        return realistic_videos(cache / "quick_320x180", 2, 3.0, 320, 180, 30.0)
+    if args.videos:
+        return find_videos(args.videos)
+    return realistic_videos(cache / "realistic_1280x720", args.realistic_videos, args.realistic_seconds,
+                            1280, 720, 30.0)
 
 
 # --- The measurements ------------------------------------------------------------------------------
@@ -574,6 +585,8 @@ def parse_args(argv=None):
     parser.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir()) / "tsplab_bench_extract"),
                         help="where generated videos are kept between runs (default: %(default)s)")
     parser.add_argument("--videos", help="realistic size: a folder (or list file) of your own videos")
+    parser.add_argument("--size", choices=["both", "demo", "realistic"], default="both",
+                        help="the sizes to measure (default: both, side by side)")
     parser.add_argument("--demo-videos", type=int, default=60, help="demo size: number of videos")
     parser.add_argument("--realistic-videos", type=int, default=4, help="generated 720p videos")
     parser.add_argument("--realistic-seconds", type=float, default=30.0, help="length of each")

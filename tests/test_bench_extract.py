@@ -103,3 +103,14 @@ def test_ratio_ceiling_is_what_the_cores_leave_beside_decoding(bench):
          "rounds": {bench.MODEL_OF[ahead]: [10.0]}, "model_cpu_s": {bench.MODEL_OF[ahead]: [15.0]}}
     assert bench.ratio_ceiling(r) == 1.0
     assert bench.ratio_ceiling({"default": bench.WORKERS}) is None  # beside a GPU: no such bound
+
+
+def test_one_size_can_be_measured_alone_without_making_the_others_videos(bench, monkeypatch, tmp_path):
+    made = []
+    monkeypatch.setattr(bench, "demo_videos", lambda folder, count: made.append(("demo", count)) or [])
+    monkeypatch.setattr(bench, "realistic_videos", lambda *a: made.append(("realistic",)) or [])
+    only_demo = bench.sizes(bench.parse_args(["--size", "demo", "--repeats", "25"]), tmp_path)
+    assert [(s["name"], s["repeats"]) for s in only_demo] == [("demo", 25)] and made == [("demo", 60)]
+    both = bench.sizes(bench.parse_args([]), tmp_path)
+    assert [(s["name"], s["repeats"]) for s in both] == [("demo", 9), ("realistic", 2)]
+    assert both[1]["settings"]["backbone"] == "r2plus1d_18"
