@@ -99,10 +99,11 @@ def _produce(items, slots: queue.Queue, stop: threading.Event) -> None:
             close()
 
 
-# The nice value of a decode-ahead thread (the lowest priority). Measured on 2 quiet cores with the
-# realistic size of benchmarks/bench_extract.py (2 videos of 720p, R(2+1)D-18, 3 paired rounds,
-# 2026-12-02): end-to-end / model-only 0.86 at normal priority and 0.88 at nice 19, higher in
-# every round (+0.03, +0.07, +0.02).
+# The nice value of a decode-ahead thread (the lowest priority). On 2 quiet cores, at the realistic
+# size of benchmarks/bench_extract.py (720p, R(2+1)D-18), 2026-12-02: end-to-end / model-only 0.89
+# at normal priority (b415a56) and 0.99 at nice 19 (4eaa475), runs of 2 rounds each; in a scratch
+# comparison of the two, paired in 3 rounds on 2 of its videos, nice 19 was ahead in every round
+# (0.86 against 0.88 median).
 DECODE_NICE = 19
 
 
