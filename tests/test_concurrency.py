@@ -6,7 +6,6 @@ results come in order, the items out are bounded, torch's thread count is restor
 is left behind after an error or Ctrl-C."""
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import threading
@@ -22,6 +21,7 @@ from tsplab.features import concurrency as E
 from tsplab.features import extraction as X
 from tsplab.features.config import ExtractionConfig
 from tsplab.features.encoding import ClipBatchStream
+from tsplab.localizer.inference import torch_threads
 
 # The two paths under test: the extraction options that take each, the class doing the work, and
 # the torch threads per batch of the inline run it must equal bit for bit (CPU convolutions round
@@ -36,18 +36,6 @@ PATHS = {
 
 def _our_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(("tsplab-encoder-", "tsplab-decode-ahead"))]
-
-
-@contextlib.contextmanager
-def _torch_threads(count: int | None):
-    """torch's thread count set to ``count`` (None: left as it is) for the block."""
-    before = torch.get_num_threads()
-    if count:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _config(tiny_benchmark, out, **kw):
@@ -78,7 +66,7 @@ def _extract(tiny_benchmark, out, path: str | None):
 
 def _inline(tiny_benchmark, out, path: str):
     """One model thread decoding inline, with the torch threads per batch of ``path``."""
-    with _torch_threads(PATHS[path]["torch_threads"]):
+    with torch_threads(PATHS[path]["torch_threads"]):
         return _extract(tiny_benchmark, out, None)[0]
 
 
