@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 from tsplab.metrics import evaluate_detection, evaluate_proposals, load_ground_truth
+from tsplab.presets import DATA_DIR
 from tsplab.runs import resolve
 
-DEFAULT_GT = "../shared/data/activitynet/activitynet_v1-3_valid_tsp_groundtruth.csv"
+DEFAULT_GT = str(DATA_DIR / "activitynet" / "activitynet_v1-3_valid_tsp_groundtruth.csv")
 
 
 def random_predictions(gt: pd.DataFrame, durations: pd.Series, per_video: int, seed: int

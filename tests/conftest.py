@@ -1,21 +1,19 @@
-"""Shared fixtures. Real annotation files live in ``../shared/data`` beside the checkout; tests that
-need them skip with the reason when that folder is absent."""
+"""Shared fixtures. The real annotation files (TSP's ActivityNet v1.3 and THUMOS14 tables) ship inside the
+package, in ``tsplab/data`` (sources in its README), so the tests never read outside the checkout."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("TSPLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
+from tsplab.presets import DATA_DIR
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real annotation files not found at {SHARED_DATA} (set TSPLAB_SHARED_DATA)")
-    return SHARED_DATA
+def real_data() -> Path:
+    """The folder of the shipped real annotation files (``activitynet/``, ``thumos14/``)."""
+    assert DATA_DIR.is_dir(), f"{DATA_DIR}: the shipped annotation files are missing from the checkout"
+    return DATA_DIR
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """Annotation readers, validation, label mappings and TSP's segment table, checked on TSP's released
-files in ``../shared/data`` and on small hand-made files."""
+files shipped in ``tsplab/data`` and on small hand-made files."""
 from __future__ import annotations
 
 import json
@@ -36,14 +36,14 @@ def _tsp_background(table: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def released(shared_data):
+def released(real_data):
     """name -> (released TSP table, its annotations, preset)."""
     out = {}
     for name, path, preset in [("an_valid", AN.format("valid"), "activitynet"),
                                ("an_train", AN.format("train"), "activitynet"),
                                ("th_valid", TH.format("valid"), "thumos14"),
                                ("th_test", TH.format("test"), "thumos14")]:
-        out[name] = (A.read_segment_table(shared_data / path), A.read_annotations(shared_data / path),
+        out[name] = (A.read_segment_table(real_data / path), A.read_annotations(real_data / path),
                      get_preset(preset))
     return out
 
@@ -67,14 +67,14 @@ def test_tsp_csv_counts_and_subsets(released):
     assert first["t_start_s"] == pytest.approx(61.420442338881465)
 
 
-def test_label_mapping_matches_tsp(shared_data, released):
+def test_label_mapping_matches_tsp(real_data, released):
     for name, mapping in [("an_valid", "activitynet/activitynet_v1-3_action_label_mapping.json"),
                           ("th_test", "thumos14/thumos14_action_label_mapping.json")]:
-        assert released[name][1].labels == A.read_label_mapping(shared_data / mapping)
+        assert released[name][1].labels == A.read_label_mapping(real_data / mapping)
 
 
-def test_subset_override_and_ids_with_v_prefix(shared_data):
-    ann = A.read_annotations(shared_data / AN.format("train"), subset="validation")
+def test_subset_override_and_ids_with_v_prefix(real_data):
+    ann = A.read_annotations(real_data / AN.format("train"), subset="validation")
     assert ann.subsets == ["validation"]
     videos = ann.videos.set_index("video")
     # An ActivityNet id that itself begins with "v_": its file has a second prefix.
@@ -82,9 +82,9 @@ def test_subset_override_and_ids_with_v_prefix(shared_data):
     assert "Vg4a8igc0" not in videos.index
 
 
-def test_detad_json_durations_from_coverage(shared_data):
-    detad = shared_data / "thumos14/thumos14_val_extra_characteristics.json"
-    metadata = shared_data / "thumos14/thumos14_valid_metadata.csv"
+def test_detad_json_durations_from_coverage(real_data):
+    detad = real_data / "thumos14/thumos14_val_extra_characteristics.json"
+    metadata = real_data / "thumos14/thumos14_valid_metadata.csv"
     ann = A.read_annotations(detad)
     assert (len(ann.videos), len(ann.instances), len(ann.labels)) == (200, 3003, 20)
     assert ann.subsets == ["validation"]
@@ -94,12 +94,12 @@ def test_detad_json_durations_from_coverage(shared_data):
     exact = A.read_annotations(detad, durations=metadata)
     assert np.allclose(exact.videos.set_index("video")["duration_s"], truth.loc[estimated.index])
     assert exact.videos["num_frames"].notna().all() and (exact.videos["fps"] == 30).all()
-    test = A.read_annotations(shared_data / "thumos14/thumos14_test_extra_characteristics.json")
+    test = A.read_annotations(real_data / "thumos14/thumos14_test_extra_characteristics.json")
     assert (len(test.videos), len(test.instances), test.subsets) == (212, 3358, ["testing"])
 
 
-def test_metadata_csv_is_a_durations_file(shared_data):
-    metadata = shared_data / "activitynet/activitynet_v1-3_valid_metadata.csv"
+def test_metadata_csv_is_a_durations_file(real_data):
+    metadata = real_data / "activitynet/activitynet_v1-3_valid_metadata.csv"
     with pytest.raises(A.AnnotationError, match="durations"):
         A.read_annotations(metadata)
     durations = A.read_durations(metadata)

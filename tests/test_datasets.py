@@ -6,14 +6,14 @@ from tsplab.datasets import DatasetConfig, dataset_preset, load_prepared_dataset
 from tsplab.errors import InputError
 
 
-def test_activitynet_from_shared_tsp_tables(shared_data, tmp_path):
+def test_activitynet_from_the_shipped_tsp_tables(real_data, tmp_path):
     prepared = prepare_dataset(DatasetConfig(dataset="activitynet"), tmp_path)
     ann = prepared.annotations
     assert set(ann.subsets) == {"training", "validation"}
     assert len(ann.labels) == 200
     # The released mapping is the sorted class list, and ours is the same list.
     assert read_label_mapping(prepared.folder / "action_label_mapping.json") == read_label_mapping(
-        shared_data / "activitynet" / "activitynet_v1-3_action_label_mapping.json")
+        real_data / "activitynet" / "activitynet_v1-3_action_label_mapping.json")
     valid = prepared.segment_tables["validation"]
     assert list(valid.columns) == SEGMENT_TABLE_COLUMNS
     # 7,654 actions less the 3 of zero length and the 19 exact repeats of an earlier row; background

@@ -45,9 +45,9 @@ def test_characteristics_coverage_and_instances_per_video():
         assign_buckets(inst, "coverage")
 
 
-def test_activitynet_validation_length_shares(shared_data):
+def test_activitynet_validation_length_shares(real_data):
     """TSP Table 7's first row: the real ActivityNet validation length shares."""
-    gt = load_ground_truth(shared_data / "activitynet" / "activitynet_v1-3_valid_tsp_groundtruth.csv")
+    gt = load_ground_truth(real_data / "activitynet" / "activitynet_v1-3_valid_tsp_groundtruth.csv")
     shares = bucket_shares(gt, "length")
     assert shares["bucket"].tolist() == ["XS", "S", "M", "L", "XL"]
     assert shares["share_pct"].round(1).tolist() == [53.6, 16.2, 16.8, 9.4, 4.1]
@@ -104,10 +104,10 @@ def test_bucket_average_map_thresholds_defaults_and_matches_of_other_buckets():
 
 
 @pytest.fixture(scope="module")
-def thumos_test(shared_data):
+def thumos_test(real_data):
     from tsplab.annotations import read_annotations
 
-    ann = read_annotations(shared_data / "thumos14" / "thumos14_test_tsp_groundtruth.csv")
+    ann = read_annotations(real_data / "thumos14" / "thumos14_test_tsp_groundtruth.csv")
     return ann.instances, ann.videos.set_index("video")["duration_s"]
 
 
@@ -163,7 +163,7 @@ def test_unknown_names_are_named_in_errors():
 
 
 @pytest.mark.slow
-def test_notebook_06_runs_on_real_thumos_ground_truth(shared_data, tmp_path):
+def test_notebook_06_runs_on_real_thumos_ground_truth(real_data, tmp_path):
     """Notebook 06 with its committed defaults (real THUMOS14 test ground truth, perturbed
     predictions), writing the predictions to a temporary folder instead of runs/tiny."""
     import nbformat

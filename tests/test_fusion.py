@@ -101,10 +101,10 @@ def test_file_read_as_actionformer_reads_it_ids_with_and_without_v(tmp_path):
     _assert_same(fuse_predictions(predictions, wrapped).predictions, expected)
 
 
-def test_real_activitynet_class_names_are_checked(shared_data, tmp_path):
+def test_real_activitynet_class_names_are_checked(real_data, tmp_path):
     from tsplab.annotations import read_label_mapping
 
-    labels = read_label_mapping(shared_data / "activitynet" / "activitynet_v1-3_action_label_mapping.json")
+    labels = read_label_mapping(real_data / "activitynet" / "activitynet_v1-3_action_label_mapping.json")
     assert len(labels) == 200
     order = labels[::-1]  # a classifier's own order; the names, not the positions, decide
     row = list(np.linspace(0.0, 1.0, 200))  # the last position (order[-1] = labels[0]) scores highest

@@ -370,11 +370,11 @@ def test_vectorised_detection_equals_official_loops(seed):
 # ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def tied_predictions(shared_data):
+def tied_predictions(real_data):
     """The validation ground truth and 10 predictions per video (scores with two decimals, so many
     ties): 5 jittered copies of the video's instances with their label, 5 random segments with
     random labels, plus 20 videos without ground truth; positive length, inside [0, duration]."""
-    gt = quiet(load_ground_truth, shared_data / VALID_GT)
+    gt = quiet(load_ground_truth, real_data / VALID_GT)
     rng = np.random.default_rng(10)
     by_video = gt.groupby("video", sort=False)
     videos = np.array(list(by_video.groups) + [f"nogt{i:07d}abc"[:11] for i in range(20)])
@@ -423,8 +423,8 @@ def test_proposals_equal_official_with_ties_on_real_validation(tied_predictions)
     assert np.abs(stable[1] - average).max() > 1e-5
 
 
-def test_sample_submission_scores_one_except_for_zero_length_instances(shared_data, tmp_path):
-    anet = shared_data / "activitynet"
+def test_sample_submission_scores_one_except_for_zero_length_instances(real_data, tmp_path):
+    anet = real_data / "activitynet"
     with pytest.warns(UserWarning) as record:
         res = evaluate_files(anet / "activitynet_v1-3_valid_tsp_groundtruth.csv",
                              anet / "sample_detection_prediction.json")
@@ -756,11 +756,11 @@ def test_cli_json_output_paths_are_checked_first(tmp_path, capsys):
     assert snapshot(tmp_path) == before
 
 
-def test_cli_preset_follows_the_dataset(shared_data, tmp_path, capsys):
+def test_cli_preset_follows_the_dataset(real_data, tmp_path, capsys):
     """Issue case 9: THUMOS14 ground truth was evaluated at ActivityNet's 0.5:0.95 thresholds."""
     from tsplab.cli import main
 
-    gt = shared_data / "thumos14" / "thumos14_test_tsp_groundtruth.csv"
+    gt = real_data / "thumos14" / "thumos14_test_tsp_groundtruth.csv"
     pred = write_results(tmp_path / "pred.json", {"video_test_0000004": [
         {"segment": [0.2, 1.1], "label": "CricketBowling", "score": 0.5}]})
     assert main(["evaluate", str(gt), pred, "--json", str(tmp_path / "res.json")]) == 0

@@ -10,7 +10,7 @@ from tsplab.runs import resolve
 
 
 @pytest.mark.slow
-def test_dataset_prep_on_real_activitynet_tables(shared_data, tmp_path):
+def test_dataset_prep_on_real_activitynet_tables(real_data, tmp_path):
     # DETAD length shares of ActivityNet v1.3 validation from TSP's released CSV. TSP Table 9 prints
     # 53.7/16.2/16.8/9.7/4.0; we did not find which video list gives the paper's L/XL figures.
     run_notebook(NotebookStep("01_dataset_prep.ipynb", dict(dataset="activitynet", run_dir=str(tmp_path))),

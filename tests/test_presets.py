@@ -1,6 +1,6 @@
 """The dataset presets pinned to their sources: TSP's released segment tables (background rule, clip,
 subsets), the official ActivityNet evaluation (tIoU grid), DETAD's ``sensitivity_analysis.py``
-(bucket edges, THUMOS14 at tIoU 0.5), and the video ids of the real files in ``../shared/data``."""
+(bucket edges, THUMOS14 at tIoU 0.5), and the video ids of the real files shipped in ``tsplab/data``."""
 from __future__ import annotations
 
 import json
@@ -27,12 +27,12 @@ def test_the_three_presets_and_their_names():
 
 @pytest.mark.parametrize("name,files,clips", [("activitynet", (AN.format("train"), AN.format("valid")), 5),
                                               ("thumos14", (TH.format("valid"), TH.format("test")), 1)])
-def test_background_rule_is_the_shortest_gap_of_tsps_released_tables(shared_data, name, files, clips):
+def test_background_rule_is_the_shortest_gap_of_tsps_released_tables(real_data, name, files, clips):
     """TSP's clip is 16 frames at 15 fps (TSP Sec. 4.1); its released tables keep gaps from 5 clips
     (ActivityNet, shortest row 5.334 s) and from 1 clip (THUMOS14, shortest row 1.0667 s)."""
     preset = get_preset(name)
     assert (preset.clip_length_frames, preset.frame_rate, preset.min_background_clips) == (16, 15.0, clips)
-    shortest = min(_background_lengths(shared_data / f).min() for f in files)
+    shortest = min(_background_lengths(real_data / f).min() for f in files)
     # At least the rule, and less than one 30 fps frame above it: the rule is the table's floor.
     assert preset.min_background_s - 1e-9 <= shortest < preset.min_background_s + 1 / 30
     assert preset.min_background_s == pytest.approx(clips * 16 / 15)
@@ -50,17 +50,17 @@ def test_synthetic_preset_uses_one_clip_of_its_own_8_frames():
     assert synthetic.min_background_s == pytest.approx(8 / 15)
 
 
-def test_subsets_follow_tsp_and_the_released_files(shared_data):
+def test_subsets_follow_tsp_and_the_released_files(real_data):
     """TSP pretrains on ActivityNet's training videos and reports on validation; on THUMOS14 it
     pretrains on the validation videos and reports on the test videos, which DETAD's JSON calls
     ``testing``."""
     an, th = get_preset("activitynet"), get_preset("thumos14")
     assert (an.train_subset, an.eval_subset) == ("training", "validation")
     assert (th.train_subset, th.eval_subset) == ("validation", "testing")
-    assert read_annotations(shared_data / AN.format("train")).subsets == [an.train_subset]
-    assert read_annotations(shared_data / AN.format("valid")).subsets == [an.eval_subset]
-    assert read_annotations(shared_data / TH.format("valid")).subsets == [th.train_subset]
-    detad_test = read_annotations(shared_data / "thumos14" / "thumos14_test_extra_characteristics.json",
+    assert read_annotations(real_data / AN.format("train")).subsets == [an.train_subset]
+    assert read_annotations(real_data / AN.format("valid")).subsets == [an.eval_subset]
+    assert read_annotations(real_data / TH.format("valid")).subsets == [th.train_subset]
+    detad_test = read_annotations(real_data / "thumos14" / "thumos14_test_extra_characteristics.json",
                                   allow_unknown_durations=True)
     assert detad_test.subsets == [th.eval_subset]
 
@@ -104,14 +104,14 @@ def test_detad_buckets_are_detads_edges():
     (TH.format("valid"), "thumos14"), (TH.format("test"), "thumos14"),
     ("thumos14/thumos14_test_extra_characteristics.json", "thumos14"),
 ])
-def test_infer_preset_on_the_real_files(shared_data, path, expected):
-    ann = read_annotations(shared_data / path, allow_unknown_durations=True)
+def test_infer_preset_on_the_real_files(real_data, path, expected):
+    ann = read_annotations(real_data / path, allow_unknown_durations=True)
     assert infer_preset(ann.videos["video"]) == expected
 
 
-def test_infer_preset_refuses_mixed_or_unknown_ids(shared_data):
-    an = read_annotations(shared_data / AN.format("valid")).videos["video"].head(3).tolist()
-    th = read_annotations(shared_data / TH.format("test")).videos["video"].head(3).tolist()
+def test_infer_preset_refuses_mixed_or_unknown_ids(real_data):
+    an = read_annotations(real_data / AN.format("valid")).videos["video"].head(3).tolist()
+    th = read_annotations(real_data / TH.format("test")).videos["video"].head(3).tolist()
     with pytest.raises(InputError, match=r"gt.csv: cannot tell the dataset .*activitynet \| thumos14 \| synthetic"):
         infer_preset(an + th, source="gt.csv")
     with pytest.raises(InputError, match="cannot tell the dataset"):

@@ -36,6 +36,7 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -45,7 +46,9 @@ ACTIVITYNET_TIOU = tuple(float(t) for t in np.linspace(0.5, 0.95, 10))
 THUMOS14_TIOU = tuple(float(t) for t in np.linspace(0.3, 0.7, 5))
 SIZES = ("XS", "S", "M", "L", "XL")
 INF = math.inf
-SHARED_DATA = "../shared/data"  # the real annotation files, beside the checkout
+# The real annotation tables the package ships (TSP's ActivityNet v1.3 and THUMOS14 files; sources and
+# licences in tsplab/data/README.md).
+DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ class DatasetPreset:
     proposal_tiou_thresholds: tuple[float, ...] = ACTIVITYNET_TIOU
     max_avg_proposals: int = 100
     ar_at: tuple[int, ...] = (1, 10, 100)
-    default_annotations: tuple[str, ...] = ()  # repo-relative files used when a config names none
+    default_annotations: tuple[str, ...] = ()  # shipped files (absolute) used when a config names none
 
     @property
     def min_background_s(self) -> float:
@@ -106,8 +109,8 @@ PRESETS: dict[str, DatasetPreset] = {
         eval_subset="validation", tiou_thresholds=ACTIVITYNET_TIOU, max_predictions=100,
         detad_buckets={"length": ((0, 30, 60, 120, 180, INF), SIZES), "coverage": _COVERAGE,
                        "num_instances": ((-1, 1, 4, 8, INF), SIZES[:4])},
-        default_annotations=(f"{SHARED_DATA}/activitynet/activitynet_v1-3_train_tsp_groundtruth.csv",
-                             f"{SHARED_DATA}/activitynet/activitynet_v1-3_valid_tsp_groundtruth.csv")),
+        default_annotations=(str(DATA_DIR / "activitynet/activitynet_v1-3_train_tsp_groundtruth.csv"),
+                             str(DATA_DIR / "activitynet/activitynet_v1-3_valid_tsp_groundtruth.csv"))),
     "thumos14": DatasetPreset(
         "thumos14", r"video_(validation|test)_\d{7}", min_background_clips=1, train_subset="validation",
         eval_subset="testing", tiou_thresholds=THUMOS14_TIOU, max_predictions=200,
@@ -115,8 +118,8 @@ PRESETS: dict[str, DatasetPreset] = {
                        "coverage": ((0, 0.02, 0.04, 0.06, 0.08, 1), SIZES),
                        "num_instances": ((-1, 1, 40, 80, INF), SIZES[:4])},
         detad_tiou_thresholds=(0.5,),
-        default_annotations=(f"{SHARED_DATA}/thumos14/thumos14_valid_tsp_groundtruth.csv",
-                             f"{SHARED_DATA}/thumos14/thumos14_test_tsp_groundtruth.csv")),
+        default_annotations=(str(DATA_DIR / "thumos14/thumos14_valid_tsp_groundtruth.csv"),
+                             str(DATA_DIR / "thumos14/thumos14_test_tsp_groundtruth.csv"))),
     "synthetic": DatasetPreset(
         "synthetic", r"(train|val)_\d{4}", min_background_clips=1, train_subset="training",
         eval_subset="validation", tiou_thresholds=ACTIVITYNET_TIOU, max_predictions=100,
