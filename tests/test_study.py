@@ -517,7 +517,7 @@ def test_aggregate_tables_in_tsp_layout_stamped_with_code_and_preregistration(ti
     assert table.loc["code fingerprint", "random init"] == code_fingerprint()
     cells = pd.read_csv(out / "cells.csv")
     assert cells["status"].tolist() == ["finished"] * 2 and (cells["preregistration"] == digest).all()
-    claims = pd.read_csv(out / "claims.csv")
+    claims = pd.read_csv(out / "claims.csv", keep_default_na=False)  # "n/a" as written, not NaN
     assert len(claims) == len(CLAIMS) and claims["verdict"].str.startswith("not measured").all()
     assert (claims["preregistration"] == digest).all() and (claims["fingerprint"] == code_fingerprint()).all()
     assert (claims["paper_in_interval"] == "n/a").all() and claims["test"].str.contains("Holm").all()
@@ -664,3 +664,18 @@ def test_confirmatory_studies_vary_the_data_by_default():
     specs = study.plan_cells("/s", "tiny", 2, get_conditions(["random"]), vary_data=True)
     assert [(s.benchmark_dir, s.benchmark_seed) for s in specs] == [("/s/benchmark_seed0", 0),
                                                                      ("/s/benchmark_seed1", 1)]
+
+
+def test_the_preregistration_is_written_before_any_cell_runs(tmp_path, monkeypatch):
+    out, seen = tmp_path / "s", []
+    monkeypatch.setattr(study.runner, "_prepare_data",
+                        lambda benchmarks, size, conditions, out: {f: (None, "") for f, _ in benchmarks.values()})
+    monkeypatch.setattr(study.runner, "_run_waves",
+                        lambda todo, out, *rest: seen.append((out / "preregistration.json").is_file()))
+    result = study.run_study(out, "tiny", 2, ["random"])
+    assert seen == [True]
+    assert result.preregistration == hashlib.sha256((out / "preregistration.json").read_bytes()).hexdigest()
+    assert result.fingerprint == code_fingerprint() and result.cells["status"].tolist() == ["not run"] * 2
+    write_json_cell(out, "tac_source", 0, dict(status="finished"))  # results exist now (another condition)
+    with pytest.raises(InputError, match="pre-registered other seeds and has results"):
+        study.run_study(out, "tiny", 3, ["random"])
