@@ -8,10 +8,10 @@ the paper's claims on paired seeds.
 
 The protocol (TSP Study 1, §4.2 and supplementary A/B):
 
-* The benchmark (and its source stage: TAC on the trimmed source dataset, Kinetics' role, which gives
-  every method's initial encoder and TSP's frozen GVF, §3.3) is made once, before any cell.
-* A CELL is one condition at one seed, in ``OUT/<condition>/seed<k>/``: notebook 03 (pretraining on
-  the target, when the condition trains), 04 (features), 05 (localizer), executed by papermill into
+* Each benchmark (and its source stage: TAC on the trimmed source dataset, Kinetics' role, which
+  gives every method's initial encoder and TSP's frozen GVF, §3.3) is made once, before any cell.
+* A CELL is one condition at one seed, in ``OUT/<condition>/seed<k>/``: notebook 03 (pretraining,
+  when the condition trains: on the target, or on the trimmed source set for PAL), 04 (features), 05 (localizer), executed by papermill into
   the cell, so every number has its executed notebook beside it. ``cell.json``, written atomically
   last, holds the cell's metrics; a rerun skips finished cells (a killed study resumes) and runs
   failed ones again. A failed cell is recorded (``cell.json`` with the error; the executed notebook
