@@ -644,12 +644,16 @@ def test_the_forest_plot_draws_each_familys_claims_coloured_by_verdict():
     from tsplab.plots import plot_claims_forest
 
     cells = cells_frame({"a": [11.0, 12.2, 13.1, 13.9], "b": [10.0, 11.0, 12.0, 13.0], "c": [12.0] * 4})
+    cells["sensitivity"] = [0.2, 0.3, 0.2, 0.3, 0.1, 0.1, 0.1, 0.1, 0.0, 0.0, 0.0, 0.0]
     claims = claims_table(cells, [
         Claim("a > b", "a", "b", "average mAP", paper=0.5, family="F"),
         Claim("c >= b", "c", "b", "average mAP", ">=", margin=1.0, margin_reason="r", family="F"),
-        Claim("b > a", "b", "a", "average mAP", family="G")])
+        Claim("b > a", "b", "a", "average mAP", family="G"),
+        Claim("a more sensitive", "a", "b", "sensitivity", family="G")])
     fig = plot_claims_forest(claims)
-    assert len(fig.axes) == 2 and [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a > b", "c >= b"]
+    assert [ax.get_title().split(":")[0] for ax in fig.axes] == [
+        "F, percent points", "G, percent points", "G, sensitivity (cosine difference)"]
+    assert len(fig.axes) == 3 and [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a > b", "c >= b"]
     colours = {tuple(line.get_color()) if not isinstance(line.get_color(), str) else line.get_color()
                for line in fig.axes[0].lines}
     assert "tab:green" in colours and "tab:grey" in colours  # holds; inconclusive (2, 1, 0, -1 vs -1)

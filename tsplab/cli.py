@@ -704,8 +704,9 @@ def _run_study(args) -> int:
         print(f"test: {test}")
     print(f"seeds_needed: an estimate, 80 % power at the observed mean and sd\ncode fingerprint "
           f"{result.fingerprint}; preregistration sha256 {result.preregistration}")
+    figures = [str(result.out_dir / f) for f in ("study.png", "claims.png") if (result.out_dir / f).is_file()]
     print(f"\ncells: {len(result.ran)} run now, {len(result.skipped)} finished before, {len(result.stale)} stale "
-          f"kept; figures {result.out_dir}/study.png, {result.out_dir}/claims.png")
+          f"kept; figures: {', '.join(figures) or 'none (nothing measured)'}")
     failed = result.failed
     if len(failed):
         print(f"{len(failed)} of {len(result.cells)} cells did not finish: listed in {result.out_dir}/cells.csv "

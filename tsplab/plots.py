@@ -611,13 +611,16 @@ def plot_claims_forest(claims: pd.DataFrame) -> Figure:
     claim's mean paired difference with its Holm-adjusted interval, coloured by its verdict (green
     holds, red does not hold, grey inconclusive, light grey not measured or one seed); a dotted line
     at 0, a short bar at -margin for a non-inferiority claim, and the paper's value as a diamond.
-    Differences are in each claim's own metric (percent points; sensitivity a cosine difference)."""
-    families = list(pd.unique(claims["family"]))
-    heights = [max(1, int((claims["family"] == f).sum())) for f in families]
+    Differences are in each claim's own metric, so a family's sensitivity claims (a cosine
+    difference) get a panel of their own beside its percent-point claims."""
+    unit = np.where(claims["metric"] == "sensitivity", "sensitivity (cosine difference)", "percent points")
+    panels = claims["family"].astype(str) + ", " + unit  # one x scale per panel
+    families = list(pd.unique(panels))
+    heights = [max(1, int((panels == f).sum())) for f in families]
     fig, axes = _figure(len(families), 1, figsize=(MAX_WIDTH_IN, 0.45 * sum(heights) + 0.9 * len(families)),
                         gridspec_kw=dict(height_ratios=heights))
     for ax, family in zip(np.atleast_1d(axes).flat, families):
-        rows = claims[claims["family"] == family].reset_index(drop=True)
+        rows = claims[panels == family].reset_index(drop=True)
         y = np.arange(len(rows))[::-1]
         for yi, row in zip(y, rows.itertuples()):
             colour = _verdict_colour(row.verdict)
