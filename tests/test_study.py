@@ -652,7 +652,7 @@ def test_the_forest_plot_draws_each_familys_claims_coloured_by_verdict():
         Claim("a more sensitive", "a", "b", "sensitivity", family="G")])
     fig = plot_claims_forest(claims)
     assert [ax.get_title().split(":")[0] for ax in fig.axes] == [
-        "F, percent points", "G, percent points", "G, sensitivity (cosine difference)"]
+        "F, percent points", "G, percent points", "G, sensitivity"]
     assert len(fig.axes) == 3 and [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a > b", "c >= b"]
     colours = {tuple(line.get_color()) if not isinstance(line.get_color(), str) else line.get_color()
                for line in fig.axes[0].lines}

@@ -611,10 +611,10 @@ def plot_claims_forest(claims: pd.DataFrame) -> Figure:
     claim's mean paired difference with its Holm-adjusted interval, coloured by its verdict (green
     holds, red does not hold, grey inconclusive, light grey not measured or one seed); a dotted line
     at 0, a short bar at -margin for a non-inferiority claim, and the paper's value as a diamond.
-    Differences are in each claim's own metric, so a family's sensitivity claims (a cosine
-    difference) get a panel of their own beside its percent-point claims."""
-    unit = np.where(claims["metric"] == "sensitivity", "sensitivity (cosine difference)", "percent points")
-    panels = claims["family"].astype(str) + ", " + unit  # one x scale per panel
+    Differences are in each claim's own metric, so a family's claims on a sensitivity metric (not in
+    percent) get a panel per such metric beside its percent-point claims."""
+    unit = [m if "sensitivity" in str(m) else "percent points" for m in claims["metric"]]
+    panels = claims["family"].astype(str) + ", " + pd.Series(unit, index=claims.index)  # one x scale each
     families = list(pd.unique(panels))
     heights = [max(1, int((panels == f).sum())) for f in families]
     fig, axes = _figure(len(families), 1, figsize=(MAX_WIDTH_IN, 0.45 * sum(heights) + 0.9 * len(families)),
