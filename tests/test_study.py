@@ -4,6 +4,8 @@ the CLI (processes, resume, a failing cell, exit 1) and through submitit's local
 from __future__ import annotations
 
 import ast
+import dataclasses
+import hashlib
 import contextlib
 import io
 import json
@@ -19,6 +21,7 @@ from tsplab import conditions as conditions_module
 from tsplab.conditions import CLAIMS, PEER_CLAIMS, PEERS, STUDIES, STUDY1, Claim, Condition, get_conditions
 from tsplab.errors import InputError
 from tsplab.pipeline import notebooks_dir
+from tsplab.provenance import code_fingerprint
 from tsplab.study import (CellSpec, SlurmOptions, cell_steps, claims_table, paired_interval, summary_table,
                           tsp_table)
 
@@ -67,19 +70,126 @@ def test_one_seed_is_a_tour_without_interval():
     assert np.isnan(row["ci_low"]) and np.isnan(row["ci_high"])
 
 
-def test_largest_gain_claim_compares_the_bucket_with_the_best_other():
-    claim = Claim("XS gains most", "tsp", "tac", "mAP_N XS", versus=("mAP_N S", "mAP_N L"))
+def test_holm_against_hand_calculation():
+    # m = 4, alpha = 0.05. Sorted: 0.01 (x4 = 0.04), 0.03 (x3 = 0.09), 0.04 (x2 = 0.08 -> max 0.09),
+    # 0.2 (x1 = 0.2). Step-down: 0.01 <= 0.05/4 rejected; 0.03 > 0.05/3 stops: one rejection.
+    adjusted, levels = study.holm([0.01, 0.04, 0.03, 0.2], alpha=0.05)
+    assert adjusted.tolist() == pytest.approx([0.04, 0.09, 0.09, 0.2])
+    # intervals: the rejected claim at its step's level 0.05/4, the others at 0.05/(4 - 1)
+    assert levels.tolist() == pytest.approx([0.0125, 0.05 / 3, 0.05 / 3, 0.05 / 3])
+    # all rejected: 0.001 <= 0.05/3, 0.01 <= 0.05/2, 0.02 <= 0.05/1; adjusted 0.003, 0.02, max(0.02, 0.02)
+    adjusted, levels = study.holm([0.02, 0.001, 0.01], alpha=0.05)
+    assert adjusted.tolist() == pytest.approx([0.02, 0.003, 0.02])
+    assert levels.tolist() == pytest.approx([0.05, 0.05 / 3, 0.025])
+    # a pre-registered claim not measured counts as p = 1 and keeps m = 3: 0.01 x 3 = 0.03
+    adjusted, _ = study.holm([0.01, np.nan, 0.3], alpha=0.05)
+    assert adjusted.tolist() == pytest.approx([0.03, 1.0, 0.6])
+
+
+def test_non_inferiority_against_hand_calculation():
+    # d = 0.1, -0.2, 0.3, 0.0: mean 0.05, squares of deviations 0.0025 + 0.0625 + 0.0625 + 0.0025 = 0.13,
+    # sd = sqrt(0.13 / 3) = 0.208167, sem = 0.104083. Margin 0.5: t = (0.05 + 0.5) / 0.104083 = 5.2842,
+    # df 3: t(0.99) = 4.541 < t < t(0.995) = 5.841, so 0.005 < p < 0.01 (p = 0.006609).
+    d = [0.1, -0.2, 0.3, 0.0]
+    p = study.one_sided_p(d, null=-0.5)
+    assert 0.005 < p < 0.01 and p == pytest.approx(0.006609, abs=1e-6)
+    # superiority on the same data: t = 0.05 / 0.104083 = 0.4804, df 3: t(0.6) = 0.277 < t < t(0.7) = 0.584,
+    # so 0.3 < p < 0.4 (p = 0.3319)
+    p = study.one_sided_p(d)
+    assert 0.3 < p < 0.4 and p == pytest.approx(0.3319, abs=1e-4)
+    cells = cells_frame({"a": [10.1, 9.8, 10.3, 10.0], "b": [10.0] * 4})
+    ni = Claim("a >= b", "a", "b", "average mAP", ">=", margin=0.5, margin_reason="fixed", family="F")
+    sup = Claim("a > b", "a", "b", "average mAP", family="G")  # its own family: m = 1 each
+    table = claims_table(cells, [ni, sup]).set_index("claim")
+    # 95 % interval (alpha 0.025 one-sided, m = 1): 0.05 ± 3.1824 x 0.104083 = [-0.2812, 0.3812]
+    assert table.loc["a >= b", ["adj_low", "adj_high"]].tolist() == pytest.approx([-0.2812, 0.3812], abs=1e-4)
+    assert table.loc["a >= b", "verdict"] == "holds"  # above -0.5: non-inferior
+    assert table.loc["a > b", "verdict"] == "inconclusive (adjusted interval contains 0)"
+    assert table.loc["a >= b", "p"] == pytest.approx(0.006609, abs=1e-6)
+
+
+def test_adjusted_intervals_widen_with_the_family_and_name_the_paper_value():
+    cells = cells_frame({"a": [11.0, 12.2, 13.1, 13.9], "b": [10.0, 11.0, 12.0, 13.0], "c": [12.0] * 4})
+    claims = [Claim("a > b", "a", "b", "average mAP", paper=0.5, family="F"),
+              Claim("c > b", "c", "b", "average mAP", paper=9.0, family="F"),
+              Claim("a > x", "a", "x", "average mAP", family="F")]
+    table = claims_table(cells, claims).set_index("claim")
+    # a - b = 1.0, 1.2, 1.1, 0.9: mean 1.05, sd 0.1291, sem 0.06455, t = 16.27, p = 0.000254 (df 3)
+    assert table.loc["a > b", "p"] == pytest.approx(0.000254, rel=0.01)
+    assert table.loc["a > b", "p_holm"] == pytest.approx(3 * table.loc["a > b", "p"])  # smallest of m = 3
+    level = table.loc["a > b", "level"]
+    assert level == pytest.approx(0.025 / 3)
+    _, low, high = paired_interval([1.0, 1.2, 1.1, 0.9], 1 - 2 * level)
+    assert table.loc["a > b", ["adj_low", "adj_high"]].tolist() == pytest.approx([low, high])
+    assert low < table.loc["a > b", "ci_low"]  # wider than the raw 95 % interval
+    assert table.loc["a > b", "verdict"] == "holds" and table.loc["a > b", "paper_in_interval"] == "no"
+    assert table.loc["c > b", "verdict"].startswith("inconclusive")  # 2, 1, 0, -1
+    assert table.loc["c > b", "paper_in_interval"] == "no" and table.loc["c > b", "seeds_needed"] > 4
+    assert table.loc["a > x", "paper_in_interval"] == "n/a" and np.isnan(table.loc["a > b", "seeds_needed"])
+
+
+def test_seeds_needed_matches_power_tables():
+    # One-sample t-test, 80 % power (G*Power): d = 1 at one-sided 0.025 -> 10; d = 0.5 at one-sided
+    # 0.05 -> 27, at 0.025 -> 34.
+    assert study.seeds_needed(1.0, 1.0, 0.025) == 10
+    assert study.seeds_needed(0.5, 1.0, 0.05) == 27 and study.seeds_needed(1.0, 2.0, 0.025) == 34
+    assert study.seeds_needed(0.0, 0.5, 0.025, null=-0.5) == 10  # non-inferiority: from -margin
+    assert np.isnan(study.seeds_needed(-0.1, 1.0, 0.025))  # the wrong direction: no n would do
+    cells = cells_frame({"a": [1.0, 3.0, 0.0], "b": [0.0, 0.0, 0.0]})
+    row = claims_table(cells, [Claim("a > b", "a", "b", "average mAP", family="F")]).iloc[0]
+    assert row["verdict"].startswith("inconclusive")
+    assert row["seeds_needed"] == study.seeds_needed(row["difference"], row["sd"], 0.025)
+
+
+def test_claims_that_contradict_themselves_are_refused():
+    check = conditions_module.check_claims
+    with pytest.raises(InputError, match="non-inferiority claim; give a margin"):
+        check([Claim("a >= b", "a", "b", "AUC", ">=", family="F")])
+    with pytest.raises(InputError, match="a margin on a '>' claim"):
+        check([Claim("a > b", "a", "b", "AUC", margin=0.1, margin_reason="r", family="F")])
+    with pytest.raises(InputError, match="no family"):
+        check([Claim("a > b", "a", "b", "AUC")])
+
+
+def with_fingerprints(cells: pd.DataFrame, fingerprints) -> pd.DataFrame:
+    return cells.assign(fingerprint=fingerprints)
+
+
+def test_a_mixed_table_is_refused_naming_the_cells():
+    cells = cells_frame({"a": [3.0, 4.0], "b": [1.0, 1.5]})
+    claim = [Claim("a > b", "a", "b", "average mAP", family="F")]
+    mixed = with_fingerprints(cells, ["1" * 64, "1" * 64, "2" * 64, "1" * 64])
+    for make in (summary_table, lambda c: claims_table(c, claim)):
+        with pytest.raises(InputError, match=r"2 code versions in one table \(111111111111: a/seed0, a/seed1, "
+                                             r"b/seed1; 222222222222: b/seed0\)"):
+            make(mixed)
+    unrecorded = with_fingerprints(cells, ["1" * 64, "", "1" * 64, "1" * 64])
+    with pytest.raises(InputError, match="without a recorded code fingerprint .*: a/seed1"):
+        summary_table(unrecorded)
+    one = with_fingerprints(cells, ["1" * 64] * 4)
+    assert study.one_fingerprint(one) == "1" * 64 and claims_table(one, claim).iloc[0]["n"] == 2
+    # a stale cell (kept, made by other code) is out of the table, so it does not mix
+    stale = with_fingerprints(cells, ["1" * 64] * 3 + ["2" * 64]).assign(
+        status=["finished"] * 3 + ["stale"])
+    assert study.one_fingerprint(stale) == "1" * 64
+
+
+def test_table7_claim_is_the_mean_gain_on_short_minus_the_mean_gain_on_long_actions():
+    claim = Claim("short > long", "tsp", "tac", "mAP_N XS", pooled=("mAP_N S",), versus=("mAP_N L", "mAP_N XL"),
+                  family="TSP")
     rows = []
-    for seed, (xs, s, l) in enumerate([(5, 1, 2), (4, 3, 0), (6, 2, 5)]):  # gains of tsp over tac
-        rows.append(dict(condition="tac", seed=seed, status="finished", **{"mAP_N XS": 10.0, "mAP_N S": 10.0,
-                                                                          "mAP_N L": 10.0}))
+    for seed, gains in enumerate([(5, 1, 2, 0), (4, 3, 0, 1), (6, 2, 5, 3)]):  # XS, S, L, XL of tsp over tac
+        base = dict(zip(["mAP_N XS", "mAP_N S", "mAP_N L", "mAP_N XL"], [10.0] * 4))
+        rows.append(dict(condition="tac", seed=seed, status="finished", **base))
         rows.append(dict(condition="tsp", seed=seed, status="finished",
-                         **{"mAP_N XS": 10.0 + xs, "mAP_N S": 10.0 + s, "mAP_N L": 10.0 + l}))
+                         **{k: v + g for (k, v), g in zip(base.items(), gains)}))
     d = study.claim_differences(pd.DataFrame(rows), claim)
-    assert d.tolist() == [3.0, 1.0, 1.0]  # 5 - 2, 4 - 3, 6 - 5
-    rows[-1]["mAP_N L"] = np.nan  # an empty bucket at seed 2 leaves the max of the others
-    rows[-1]["mAP_N XS"] = 13.0
-    assert study.claim_differences(pd.DataFrame(rows), claim).tolist() == [3.0, 1.0, 1.0]  # 3 - 2
+    assert d.tolist() == [2.0, 3.0, 0.0]  # (5+1)/2 - (2+0)/2, (4+3)/2 - (0+1)/2, (6+2)/2 - (5+3)/2
+    rows[-1]["mAP_N XL"] = np.nan  # an empty bucket at seed 2: the mean of the others
+    assert study.claim_differences(pd.DataFrame(rows), claim).tolist() == [2.0, 3.0, -1.0]  # 4 - 5
+    table7 = next(c for c in CLAIMS if c.source == "TSP Table 7")
+    assert table7.metrics == ("mAP_N XS", "mAP_N S", "mAP_N L", "mAP_N XL")
+    assert table7.paper == pytest.approx((1.8 + 2.2) / 2 - (0.3 - 1.2) / 2)  # +2.45
 
 
 @pytest.mark.parametrize("name", list(STUDIES))
@@ -88,8 +198,10 @@ def test_every_claim_names_conditions_and_metrics_of_its_study(name):
     names = {c.name for c in conditions}
     assert get_conditions(sorted(names), conditions)  # every condition passes its checks
     metrics = {"average mAP", "AUC", "sensitivity", *conditions_module._BUCKETS}
+    conditions_module.check_claims(claims)
     for claim in claims:
-        assert {claim.better, claim.worse} <= names and {claim.metric, *claim.versus} <= metrics
+        assert {claim.better, claim.worse} <= names and set(claim.metrics) <= metrics
+        assert claim.family and (claim.relation == ">") == (claim.margin is None)
 
 
 def test_summary_max_is_the_best_runs_value_as_in_tsp_tables():
@@ -142,7 +254,7 @@ def spec_of(condition, seed=3, **kw):
                     threads=2, frame_cache_dir="/s/frame_cache/benchmark", **kw)
 
 
-@pytest.mark.parametrize("condition", STUDY1 + PEERS[4:], ids=lambda c: c.name)
+@pytest.mark.parametrize("condition", STUDY1 + PEERS[3:], ids=lambda c: c.name)
 def test_cells_pass_only_parameters_the_notebooks_declare(condition):
     spec = spec_of(condition, teachers={n: f"/t/{n}" for n in condition.teachers_from},
                    inputs={n: f"/i/{n}" for n in condition.features_from})
@@ -168,6 +280,118 @@ def test_cell_parameters_of_study1():
     assert source["05"]["feature_dirs"] == {"tac_source": "/s/tac_source/seed3/features/best"}
     floor = {s.notebook[:2]: s.parameters for s in cell_steps(spec_of(by_name["random"]))}
     assert floor["04"]["method"] == "random" and floor["04"]["checkpoint"] == ""
+
+
+def write_code(root, module="x = 1\n", cell="print(1)", outputs=()):
+    (root / "pkg" / "sub").mkdir(parents=True, exist_ok=True)
+    (root / "nbs").mkdir(exist_ok=True)
+    (root / "pkg" / "sub" / "m.py").write_text(module)
+    (root / "pkg" / "README.md").write_text("prose")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell, outputs=list(outputs))])
+    nbformat.write(notebook, root / "nbs" / "a.ipynb")
+    return code_fingerprint(root / "pkg", root / "nbs")
+
+
+def test_the_code_fingerprint_follows_the_code_not_outputs_or_prose(tmp_path):
+    base = write_code(tmp_path)
+    assert len(base) == 64 and write_code(tmp_path) == base
+    (tmp_path / "pkg" / "README.md").write_text("other prose")  # not code
+    assert code_fingerprint(tmp_path / "pkg", tmp_path / "nbs") == base
+    executed = write_code(tmp_path, outputs=[nbformat.v4.new_output("stream", text="1\n")])
+    assert executed == base  # an executed notebook's outputs are not code
+    assert write_code(tmp_path, module="x = 2\n") != base
+    assert write_code(tmp_path, cell="print(2)") != base
+    assert len(code_fingerprint()) == 64
+
+
+def finished_record(spec, **provenance):
+    return dict(status="finished", condition=spec.condition.name, seed=spec.seed, identity=spec.identity(),
+                provenance={**json.loads(json.dumps(spec.provenance())), **provenance}, metrics={})
+
+
+def test_a_finished_cell_is_reused_only_with_the_same_code_versions_and_parameters(tmp_path):
+    versions = dict(python="3.11.0", torch="2.0", numpy="2.0")
+    spec = CellSpec(condition=STUDY1[2], seed=0, study_dir=str(tmp_path), study_preset="tiny",
+                    benchmark_dir=str(tmp_path / "benchmark"), benchmark_seed=0, fingerprint="a" * 64,
+                    versions=versions)
+    decide = study.reuse_decision
+    assert decide(spec, None) == "run" and decide(spec, {"status": "failed"}) == "run"
+    assert decide(spec, finished_record(spec)) == "reuse"
+    # parameters are recorded relative to the study folder: a moved study stays reusable
+    planned = spec.provenance()["parameters"]
+    assert planned[0]["parameters"]["run_dir"] == "OUT/tac_target/seed0"
+    assert planned[0]["parameters"]["weights"] == "<the benchmark's source encoder>"
+    assert "threads" not in planned[0]["parameters"]
+    assert decide(spec, finished_record(spec, fingerprint="b" * 64)) == \
+        "made with other fingerprint (fingerprint bbbbbbbbbbbb)"
+    assert "versions" in decide(spec, finished_record(spec, versions={**versions, "torch": "2.1"}))
+    other = finished_record(spec)
+    other["provenance"]["parameters"][0]["parameters"]["epochs"] = 99  # a notebook default changed
+    assert "parameters" in decide(spec, other)
+    old = finished_record(spec)
+    del old["provenance"]
+    assert decide(spec, old) == "made before cells recorded their provenance"
+
+
+def test_stale_cells_are_moved_aside_and_rerun_or_kept_and_listed(tmp_path):
+    specs = [CellSpec(condition=c, seed=0, study_dir=str(tmp_path), study_preset="tiny",
+                      benchmark_dir=str(tmp_path / "benchmark"), benchmark_seed=0, fingerprint="a" * 64)
+             for c in STUDY1[:3]]
+    current, stale, _ = specs
+    write_json_cell(tmp_path, "random", 0, finished_record(current))
+    write_json_cell(tmp_path, "tac_source", 0, finished_record(stale, fingerprint="b" * 64))
+    reused, todo, kept = study.provenance.sort_finished_cells(specs, keep_stale=True)
+    assert (reused, todo, kept) == ([current], [specs[2]], [stale])
+    cells = study.cells_table(tmp_path, [s.condition for s in specs], [0], fingerprint="a" * 64)
+    assert cells["status"].tolist() == ["finished", "stale", "not run"]
+    before = (tmp_path / "tac_source" / "seed0" / "cell.json").read_bytes()
+    reused, todo, kept = study.provenance.sort_finished_cells(specs, keep_stale=False)
+    assert (reused, todo, kept) == ([current], [stale, specs[2]], [])
+    moved = tmp_path / "tac_source" / f"seed0.stale-{'b' * 12}" / "cell.json"
+    assert moved.read_bytes() == before and not (tmp_path / "tac_source" / "seed0").exists()
+
+
+def test_a_code_change_during_the_study_fails_the_later_cells(tmp_path):
+    spec = CellSpec(condition=STUDY1[0], seed=0, study_dir=str(tmp_path), study_preset="tiny",
+                    benchmark_dir=str(tmp_path / "benchmark"), benchmark_seed=0, fingerprint="0" * 64)
+    record = study.run_cell(spec)
+    assert record["status"] == "failed" and record["notebooks"] == []
+    assert record["error"].startswith("the code changed during the study (fingerprint 000000000000 when it "
+                                      f"started, {code_fingerprint()[:12]} when this cell started)")
+    assert json.loads((tmp_path / "random" / "seed0" / "cell.json").read_text())["status"] == "failed"
+
+
+def test_the_preregistration_is_written_once_and_a_change_after_results_is_refused(tmp_path):
+    registration = study.preregistration("tsp", CLAIMS, STUDY1, [0, 1, 2], study_preset="tiny",
+                                         vary_data=True, benchmark_seed=0)
+    assert registration["families"] == {"TSP": len(CLAIMS)} and registration["alpha"] == 0.025
+    margins = {c["text"]: c["margin"] for c in registration["claims"] if c["relation"] == ">="}
+    assert margins["TSP ≥ TSP w/o GVF (average mAP)"] == pytest.approx(1.875 / 2)
+    digest = study.register(tmp_path, registration, results_exist=False)
+    path = tmp_path / "preregistration.json"
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert study.register(tmp_path, registration, results_exist=True) == digest  # the same: fine
+    changed = study.preregistration("tsp", CLAIMS[:-1], STUDY1, [0, 1, 2], study_preset="tiny",
+                                    vary_data=True, benchmark_seed=0)
+    with pytest.raises(InputError, match="pre-registered other claims, families and has results"):
+        study.register(tmp_path, changed, results_exist=True)
+    assert study.preregistration_hash(path) == digest  # untouched
+    assert study.register(tmp_path, changed, results_exist=False) != digest  # no results yet: replaced
+
+
+def test_aggregate_refuses_a_folder_of_two_code_versions(tmp_path):
+    claims = [Claim("a > b", "a", "b", "average mAP", family="F")]
+    conditions = [Condition(n, n.upper(), "random", False, weights=None) for n in ("a", "b")]
+    study.register(tmp_path, study.preregistration("tsp", claims, conditions, [0], study_preset="tiny",
+                                                   vary_data=True, benchmark_seed=0), results_exist=False)
+    for name, fingerprint in (("a", "1" * 64), ("b", "2" * 64)):
+        write_json_cell(tmp_path, name, 0, dict(status="finished", provenance=dict(fingerprint=fingerprint),
+                                                metrics={"average mAP": 1.0}))
+    with pytest.raises(InputError, match="2 code versions in one table .*a/seed0.*b/seed0"):
+        study.aggregate(tmp_path, conditions, [0], claims=claims)
+    assert not (tmp_path / "claims.csv").exists()
+    with pytest.raises(InputError, match="its claims differ"):
+        study.aggregate(tmp_path, conditions, [0], claims=[dataclasses.replace(claims[0], paper=1.0)])
 
 
 def test_finished_cell_of_another_setting_is_refused_before_writing(tmp_path):
@@ -199,20 +423,23 @@ def mtimes(folder):
 
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
-    """Two conditions x two seeds, two cells at a time; then again with a failing condition at seed 0
-    (the finished cells are skipped); then one more seed of one condition through submitit's local
-    executor (Slurm's code path)."""
+    """Two conditions x two seeds on one fixed benchmark, two cells at a time; then again with a
+    failing condition (the finished cells are skipped); then, one cell folder removed, the missing
+    cell through submitit's local executor (Slurm's code path)."""
+    import shutil
+
     mp = pytest.MonkeyPatch()
     mp.setitem(study.STUDIES, "tsp", (TEST_CONDITIONS, CLAIMS))
     out = tmp_path_factory.mktemp("study") / "tiny"
-    argv = ["study", "--preset", "tiny", "--out", str(out), "--jobs", "2"]
-    first = cli.main([*argv, "--seeds", "2", "--conditions", "random", "tac"])
+    argv = ["study", "--preset", "tiny", "--out", str(out), "--jobs", "2", "--seeds", "2", "--fixed-data"]
+    first = cli.main([*argv, "--conditions", "random", "tac"])
     files = mtimes(out)
     printed, errors = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
-        second = cli.main([*argv, "--seeds", "1", "--conditions", "random", "tac", "bad"])
+        second = cli.main([*argv, "--conditions", "random", "tac", "bad"])
     after_second = mtimes(out)
-    third = study.run_study(out, "tiny", [0, 1, 2], ["random"], launcher="slurm",
+    shutil.rmtree(out / "random" / "seed1")
+    third = study.run_study(out, "tiny", 2, ["random"], launcher="slurm", vary_data=False,
                             slurm=SlurmOptions(cluster="local", time_min=10), available=TEST_CONDITIONS)
     mp.undo()
     return dict(out=out, first=first, second=second, third=third, files=files, after_second=after_second,
@@ -234,6 +461,13 @@ def test_tiny_study_runs_every_cell_with_its_notebooks(tiny_study):
             assert 0 <= metrics["average mAP"] <= 100 and 0 <= metrics["AUC"] <= 100
             assert {"mAP@0.50", "mAP@0.95", "AR@1", "AR@10", "AR@100", "mAP_N XS", "mAP_N XL",
                     "sensitivity"} <= set(metrics)
+            # provenance: the code, the libraries, the parameters as planned, the resolved configs
+            assert record["provenance"]["fingerprint"] == code_fingerprint()
+            assert set(record["provenance"]["versions"]) == {"python", "torch", "numpy"}
+            assert [s["notebook"] for s in record["provenance"]["parameters"]] == notebooks
+            assert set(record["configs"]) == ({"pretrain"} if condition == "tac" else set()) | {
+                "extraction", "localizer"}
+            assert record["configs"]["localizer"]["epochs"] == 2
     # seeds vary the training: the localizer (and the random encoder) differ between seeds
     a, b = (json.loads((out / "random" / f"seed{s}" / "cell.json").read_text())["metrics"] for s in (0, 1))
     assert a != b
@@ -248,13 +482,13 @@ def test_a_failed_cell_is_recorded_the_others_go_on_and_the_exit_status_is_1(tin
     assert record["error"].startswith("03_pretrain.ipynb cell ") and "no_such_field" in record["error"]
     assert "\n" not in record["error"]
     assert (out / "bad" / "seed0" / "03_pretrain.ipynb").is_file()  # kept for inspection
-    assert "1 of 3 cells did not finish" in tiny_study["errors"] and "bad/seed0" in tiny_study["errors"]
+    assert "2 of 6 cells did not finish" in tiny_study["errors"] and "bad/seed0" in tiny_study["errors"]
     assert "cells.csv" in tiny_study["errors"]
 
 
 @pytest.mark.slow
 def test_rerun_skips_finished_cells(tiny_study):
-    assert "cells: 1 run now, 2 finished before" in tiny_study["printed"]
+    assert "cells: 2 run now, 4 finished before" in tiny_study["printed"]
     before, after = tiny_study["files"], tiny_study["after_second"]
     cells = [p for p in before if p.parts[-3] in ("random", "tac")]
     assert cells and all(after[p] == before[p] for p in cells)  # not one file of a finished cell rewritten
@@ -263,24 +497,32 @@ def test_rerun_skips_finished_cells(tiny_study):
 @pytest.mark.slow
 def test_submitit_local_executor_runs_only_the_missing_cell(tiny_study):
     result = tiny_study["third"]
-    assert result.ran == ["random/seed2"] and result.skipped == ["random/seed0", "random/seed1"]
+    assert result.ran == ["random/seed1"] and result.skipped == ["random/seed0"]
     out = tiny_study["out"]
-    assert json.loads((out / "random" / "seed2" / "cell.json").read_text())["status"] == "finished"
+    assert json.loads((out / "random" / "seed1" / "cell.json").read_text())["status"] == "finished"
     assert any((out / "submitit").iterdir())  # the job's pickles and logs
-    assert result.failed.empty and len(result.cells) == 3
+    assert result.failed.empty and len(result.cells) == 2
 
 
 @pytest.mark.slow
-def test_aggregate_tables_in_tsp_layout(tiny_study):
+def test_aggregate_tables_in_tsp_layout_stamped_with_code_and_preregistration(tiny_study):
     out = tiny_study["out"]
+    digest = hashlib.sha256((out / "preregistration.json").read_bytes()).hexdigest()
+    registered = json.loads((out / "preregistration.json").read_text())
+    assert registered["seeds"] == [0, 1] and len(registered["claims"]) == len(CLAIMS)
     table = pd.read_csv(out / "table.csv", index_col=0)
     assert list(table.columns) == ["random init"]  # the third call's conditions
     assert table.loc["average mAP", "random init"].count("±") == 1
+    assert table.loc["preregistration sha256", "random init"] == digest
+    assert table.loc["code fingerprint", "random init"] == code_fingerprint()
     cells = pd.read_csv(out / "cells.csv")
-    assert cells["status"].tolist() == ["finished"] * 3
-    claims = pd.read_csv(out / "claims.csv")
+    assert cells["status"].tolist() == ["finished"] * 2 and (cells["preregistration"] == digest).all()
+    claims = pd.read_csv(out / "claims.csv", keep_default_na=False)  # "n/a" as written, not NaN
     assert len(claims) == len(CLAIMS) and claims["verdict"].str.startswith("not measured").all()
+    assert (claims["preregistration"] == digest).all() and (claims["fingerprint"] == code_fingerprint()).all()
+    assert (claims["paper_in_interval"] == "n/a").all() and claims["test"].str.contains("Holm").all()
     assert (out / "study.png").stat().st_size > 0 and (out / "study.json").is_file()
+    assert not (out / "claims.png").exists()  # no claim measured: no forest to draw
     assert os.path.isdir(out / "benchmark") and (out / "benchmark" / "benchmark.json").is_file()
 
 
@@ -291,62 +533,96 @@ def test_cells_run_seed_by_seed(tmp_path):
         (0, "random"), (0, "tac_source"), (1, "random"), (1, "tac_source")]
 
 
-def test_the_peers_reuse_study1s_conditions_and_name_what_they_need():
+def test_the_peers_are_compared_as_their_papers_compare_them():
     by_name = {c.name: c for c in PEERS}
     study1 = {c.name: c for c in STUDY1}
-    for name in ("random", "tac_source", "tac_target", "tsp"):  # the same cells when run into one folder
+    for name in ("random", "tac_source", "tsp"):  # the same cells when run into one folder
         assert by_name[name] == study1[name]
-    assert by_name["tac_bsp"].needs == ("tac_target", "bsp")  # BSP §3.4 two-stream: TAC first
-    assert by_name["tac_random"].needs == ("tac_target", "random")  # its control
-    assert by_name["bsp_distill"].teachers_from == ("tac_target", "bsp")
-    assert by_name["pal_random"].weights is None and by_name["pal_source"].weights == "source"
+    # BSP §3.4, §4.2: combined with the vanilla encoder pretrained on the source set, not on the target
+    assert by_name["tac_source_bsp"].needs == ("tac_source", "bsp")
+    assert by_name["tac_source_random"].needs == ("tac_source", "random")  # its control
+    assert by_name["bsp_distill"].teachers_from == ("tac_source", "bsp")
+    assert "tac_target" not in by_name
+    # PAL §4.1.1: from random weights on the trimmed source set; the control differs only by pasting
+    pal, control = by_name["pal"], by_name["pal_no_pasting"]
+    assert (pal.weights, pal.pretrain_data, pal.trains) == (None, "source", True)
+    assert dataclasses.replace(control, name="pal", label=pal.label, pretrain=pal.pretrain) == pal
+    assert control.pretrain == {**pal.pretrain, "config_overrides": {"pasting": False}}
+    assert by_name["pal_random"].pretrain_data == "target" and by_name["pal_source"].weights == "source"
     asl = {n: c.localizer for n, c in by_name.items() if n.startswith("asl_")}
     assert asl == {"asl_full": {}, "asl_baseline": dict(ase_class=False, ase_instance=False, ascl=False),
                    "asl_no_ase_class": dict(ase_class=False), "asl_no_ase_instance": dict(ase_instance=False),
                    "asl_no_ascl": dict(ascl=False), "asl_stabilised": dict(ase_weighting="stabilised")}
     assert all(by_name[n].features_from == ("tsp",) for n in asl)
-    claims = {(c.better, c.worse, c.metric): c.paper for c in PEER_CLAIMS}
-    assert claims[("tac_bsp", "tac_target", "average mAP")] == pytest.approx(33.96 - 33.59)  # BSP Table 5
-    assert claims[("asl_full", "asl_baseline", "average mAP")] == pytest.approx(25.5 - 23.4)  # ASL Table 5
-    assert claims[("asl_full", "asl_no_ascl", "average mAP")] == pytest.approx(25.5 - 25.0)
+    claims = {(c.better, c.worse, c.metric): c for c in PEER_CLAIMS}
+    assert claims[("tac_source_bsp", "tac_source", "average mAP")].paper == pytest.approx(33.96 - 33.59)  # BSP T5
+    assert claims[("bsp_distill", "tac_source", "average mAP")].paper == pytest.approx(33.74 - 33.59)
+    assert claims[("pal", "tac_source", "average mAP")].paper == pytest.approx(33.4 - 32.5)  # PAL Table 1
+    assert claims[("pal", "tac_source", "AUC")].paper == pytest.approx(66.8 - 65.6)
+    assert claims[("pal", "pal_no_pasting", "average mAP")].paper == pytest.approx(33.4 - 30.3)  # MoCo-v2
+    assert claims[("asl_full", "asl_baseline", "average mAP")].paper == pytest.approx(67.9 - 66.8)  # THUMOS14
+    assert claims[("asl_full", "asl_no_ascl", "average mAP")].paper is None  # MultiThumos only
+    own = [c for c in PEER_CLAIMS if c.family == conditions_module.OWN]
+    assert {(c.better, c.worse) for c in own} >= {("tac_source_bsp", "tac_source_random"), ("pal_random", "random"),
+                                                  ("pal_source", "tac_source")}
+    assert all(c.paper is None for c in own)
 
 
-def test_a_distillation_cell_gets_its_teachers_runs_and_waits_for_them(tmp_path, monkeypatch):
+def test_a_distillation_cell_gets_its_teachers_and_waits_for_them(tmp_path, monkeypatch):
     by_name = {c.name: c for c in PEERS}
     out = tmp_path / "s"
-    for name in ("tac_target", "bsp"):  # finished teachers at seed 3
+    for name in ("tac_source", "bsp"):  # finished teachers at seed 3
         spec = spec_of(by_name[name])
         write_json_cell(out, name, 3, dict(status="finished", identity=spec.identity(),
                                             features=f"{name}/seed3/features/{by_name[name].method}"))
     distill = spec_of(by_name["bsp_distill"])
-    assert study._attach_inputs(distill, out) == ""
-    assert distill.teachers == {"tac_target": str(out / "tac_target/seed3/pretrain/tac"),
-                                "bsp": str(out / "bsp/seed3/pretrain/bsp")}
+    assert study.runner._attach_inputs(distill, out) == ""
+    # BSP §3.4: the teacher is TAC on Kinetics, here the source encoder itself; and the BSP run
+    assert distill.teachers == {"tac_source": "/s/src/best.pt", "bsp": str(out / "bsp/seed3/pretrain/bsp")}
     overrides = cell_steps(distill)[0].parameters["config_overrides"]
-    assert overrides["teachers"] == [distill.teachers["tac_target"], distill.teachers["bsp"]]
+    assert overrides["teachers"] == ["/s/src/best.pt", distill.teachers["bsp"]]
     assert overrides["integration"] == "distill"
-    # Two-stream: notebook 05 reads TAC's and BSP's folders as one (no copy), TAC first.
-    two_stream = spec_of(by_name["tac_bsp"])
-    assert study._attach_inputs(two_stream, out) == ""
+    # Two-stream: notebook 05 reads TAC-on-source's and BSP's folders as one (no copy), TAC first.
+    two_stream = spec_of(by_name["tac_source_bsp"])
+    assert study.runner._attach_inputs(two_stream, out) == ""
     assert [s.notebook for s in cell_steps(two_stream)] == ["05_localization.ipynb"]
-    assert cell_steps(two_stream)[0].parameters["feature_dirs"] == {"tac_bsp": [
-        str(out / "tac_target/seed3/features/tac"), str(out / "bsp/seed3/features/bsp")]}
+    assert cell_steps(two_stream)[0].parameters["feature_dirs"] == {"tac_source_bsp": [
+        str(out / "tac_source/seed3/features/tac"), str(out / "bsp/seed3/features/bsp")]}
+    # An input made by other code is not used.
+    other = spec_of(by_name["tac_source_bsp"], fingerprint="f" * 64)
+    assert "was made by other code" in study.runner._attach_inputs(other, out)
     # Waves: the teachers' cells first, the distillation after them, whatever the order given.
     waves = []
-    monkeypatch.setattr(study, "_attach_inputs", lambda spec, out: "")
-    monkeypatch.setattr(study, "_launch_local", lambda specs, jobs: waves.append([s.condition.name for s in specs]))
-    todo = [spec_of(by_name[n]) for n in ("bsp_distill", "tac_bsp", "bsp", "tac_target")]
-    study._run_waves(todo, out, 1, "local", SlurmOptions())
-    assert waves == [["bsp", "tac_target"], ["bsp_distill", "tac_bsp"]]
+    monkeypatch.setattr(study.runner, "_attach_inputs", lambda spec, out: "")
+    monkeypatch.setattr(study.runner, "_launch_local",
+                        lambda specs, jobs: waves.append([s.condition.name for s in specs]))
+    todo = [spec_of(by_name[n]) for n in ("bsp_distill", "tac_source_bsp", "bsp", "tac_source")]
+    study.runner._run_waves(todo, out, 1, "local", SlurmOptions())
+    assert waves == [["bsp", "tac_source"], ["bsp_distill", "tac_source_bsp"]]
+
+
+def test_pal_pretrains_on_the_source_set_and_is_localized_on_the_target():
+    by_name = {c.name: c for c in PEERS}
+    steps = {s.notebook[:2]: s.parameters for s in cell_steps(spec_of(by_name["pal_no_pasting"]))}
+    assert steps["03"]["dataset_dir"] == "/s/benchmark/source" and steps["03"]["weights"] is None
+    assert steps["03"]["config_overrides"] == {"pasting": False}  # no target frame cache for source videos
+    assert steps["04"]["dataset_dir"] == "/s/benchmark"
+    assert steps["05"]["ground_truth"] == "/s/benchmark/annotations.json"
+    target = {s.notebook[:2]: s.parameters for s in cell_steps(spec_of(by_name["pal_random"]))}
+    assert target["03"]["dataset_dir"] == "/s/benchmark"
+    with pytest.raises(InputError, match="pretrain_data 'source' but it does not train"):
+        get_conditions(["x"], [Condition("x", "x", "tac", False, pretrain_data="source")])
+    with pytest.raises(InputError, match="pretrain_data: 'kinetics'"):
+        get_conditions(["x"], [Condition("x", "x", "tac", True, pretrain_data="kinetics")])
 
 
 def test_a_cell_finished_before_a_condition_field_existed_is_still_reused(tmp_path):
     spec = spec_of(STUDY1[0])
     old = spec.identity()
-    del old["condition"]["teachers_from"]  # written before teachers_from existed
-    assert study._with_defaults(old) == spec.identity()
+    del old["condition"]["teachers_from"], old["condition"]["pretrain_data"]  # written before they existed
+    assert study.with_defaults(old) == spec.identity()
     changed = {**old, "condition": {**old["condition"], "weights": "other"}}
-    assert study._with_defaults(changed) != spec.identity()
+    assert study.with_defaults(changed) != spec.identity()
 
 
 def write_json_cell(out, condition, seed, record):
@@ -362,3 +638,48 @@ def test_a_second_study_in_the_same_folder_keeps_its_own_tables(tmp_path):
     with pytest.raises(InputError, match="study: 'peer'"):
         study.run_study(tmp_path / "s", "tiny", 1, study="peer")
     assert not (tmp_path / "s").exists()
+
+
+def test_the_forest_plot_draws_each_familys_claims_coloured_by_verdict():
+    from tsplab.plots import plot_claims_forest
+
+    cells = cells_frame({"a": [11.0, 12.2, 13.1, 13.9], "b": [10.0, 11.0, 12.0, 13.0], "c": [12.0] * 4})
+    cells["sensitivity"] = [0.2, 0.3, 0.2, 0.3, 0.1, 0.1, 0.1, 0.1, 0.0, 0.0, 0.0, 0.0]
+    claims = claims_table(cells, [
+        Claim("a > b", "a", "b", "average mAP", paper=0.5, family="F"),
+        Claim("c >= b", "c", "b", "average mAP", ">=", margin=1.0, margin_reason="r", family="F"),
+        Claim("b > a", "b", "a", "average mAP", family="G"),
+        Claim("a more sensitive", "a", "b", "sensitivity", family="G")])
+    fig = plot_claims_forest(claims)
+    assert [ax.get_title().split(":")[0] for ax in fig.axes] == [
+        "F, percent points", "G, percent points", "G, sensitivity"]
+    assert len(fig.axes) == 3 and [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a > b", "c >= b"]
+    colours = {tuple(line.get_color()) if not isinstance(line.get_color(), str) else line.get_color()
+               for line in fig.axes[0].lines}
+    assert "tab:green" in colours and "tab:grey" in colours  # holds; inconclusive (2, 1, 0, -1 vs -1)
+    assert "tab:red" in {line.get_color() for line in fig.axes[1].lines}  # b > a does not hold
+
+
+def test_confirmatory_studies_vary_the_data_by_default():
+    parser = cli.build_parser()
+    assert parser.parse_args(["study", "--out", "x"]).vary_data is True
+    assert parser.parse_args(["study", "--out", "x", "--fixed-data"]).vary_data is False
+    assert parser.parse_args(["study", "--out", "x", "--keep-stale"]).keep_stale is True
+    specs = study.plan_cells("/s", "tiny", 2, get_conditions(["random"]), vary_data=True)
+    assert [(s.benchmark_dir, s.benchmark_seed) for s in specs] == [("/s/benchmark_seed0", 0),
+                                                                     ("/s/benchmark_seed1", 1)]
+
+
+def test_the_preregistration_is_written_before_any_cell_runs(tmp_path, monkeypatch):
+    out, seen = tmp_path / "s", []
+    monkeypatch.setattr(study.runner, "_prepare_data",
+                        lambda benchmarks, size, conditions, out: {f: (None, "") for f, _ in benchmarks.values()})
+    monkeypatch.setattr(study.runner, "_run_waves",
+                        lambda todo, out, *rest: seen.append((out / "preregistration.json").is_file()))
+    result = study.run_study(out, "tiny", 2, ["random"])
+    assert seen == [True]
+    assert result.preregistration == hashlib.sha256((out / "preregistration.json").read_bytes()).hexdigest()
+    assert result.fingerprint == code_fingerprint() and result.cells["status"].tolist() == ["not run"] * 2
+    write_json_cell(out, "tac_source", 0, dict(status="finished"))  # results exist now (another condition)
+    with pytest.raises(InputError, match="pre-registered other seeds and has results"):
+        study.run_study(out, "tiny", 3, ["random"])

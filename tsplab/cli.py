@@ -666,9 +666,17 @@ def _add_study(sub) -> None:
     p.add_argument("--out", required=True, help="study folder: OUT/<condition>/seed<k>/ per cell, tables in OUT; "
                                                 "an existing study resumes (finished cells are skipped)")
     p.add_argument("--jobs", type=int, default=1, help="cells at once on this machine (each gets cores/jobs threads)")
-    p.add_argument("--vary-data", action="store_true",
-                   help="one benchmark per seed (benchmark seed = cell seed); default: one fixed benchmark")
-    p.add_argument("--benchmark-seed", type=int, default=0, help="the fixed benchmark's seed (default 0)")
+    data = p.add_mutually_exclusive_group()
+    data.add_argument("--vary-data", dest="vary_data", action="store_true", default=True,
+                      help="the default (confirmatory): one benchmark per seed (benchmark seed = cell seed), "
+                           "so each seed has its own source encoder and GVF")
+    data.add_argument("--fixed-data", dest="vary_data", action="store_false",
+                      help="one fixed benchmark (--benchmark-seed) for every seed: verdicts conditional on one draw")
+    p.add_argument("--benchmark-seed", type=int, default=0, help="the fixed benchmark's seed (--fixed-data; default 0)")
+    p.add_argument("--keep-stale", action="store_true",
+                   help="keep finished cells made by other code (another fingerprint, library versions or "
+                        "parameters), listed as stale and left out of the tables; default: rerun them "
+                        "(their folders moved aside to seed<k>.stale-<fingerprint>)")
     p.add_argument("--launcher", choices=["local", "slurm"], default="local",
                    help="local: processes on this machine; slurm: one submitit job per cell")
     p.add_argument("--partition", default=slurm.partition, help="Slurm partition (--launcher slurm)")
@@ -686,13 +694,19 @@ def _run_study(args) -> int:
                          cpus=args.cpus)
     result = run_study(args.out, args.study_preset, args.seeds, args.conditions, jobs=args.jobs,
                        launcher=args.launcher, slurm=slurm, vary_data=args.vary_data,
-                       benchmark_seed=args.benchmark_seed, study=args.study)
+                       benchmark_seed=args.benchmark_seed, study=args.study, keep_stale=args.keep_stale)
     _print_table(result.table.reset_index(),
                  f"\nmean ± std (max) over seeds, percent (sensitivity: cosine difference); {result.out_dir}/table.csv:")
-    columns = ["claim", "paper", "n", "difference", "ci_low", "ci_high", "verdict"]
-    _print_table(result.claims[columns].round(3), f"\nClaims, paired over seeds, 95 % t interval; "
-                                                 f"{result.out_dir}/claims.csv:")
-    print(f"\ncells: {len(result.ran)} run now, {len(result.skipped)} finished before; figure {result.out_dir}/study.png")
+    columns = ["family", "claim", "paper", "n", "difference", "p", "p_holm", "adj_low", "adj_high", "verdict",
+               "paper_in_interval", "seeds_needed"]
+    _print_table(result.claims[columns].round(3), f"\nClaims, paired over seeds; {result.out_dir}/claims.csv:")
+    for test in dict.fromkeys(result.claims["test"]):  # the exact test of each family, in order
+        print(f"test: {test}")
+    print(f"seeds_needed: an estimate, 80 % power at the observed mean and sd\ncode fingerprint "
+          f"{result.fingerprint}; preregistration sha256 {result.preregistration}")
+    figures = [str(result.out_dir / f) for f in ("study.png", "claims.png") if (result.out_dir / f).is_file()]
+    print(f"\ncells: {len(result.ran)} run now, {len(result.skipped)} finished before, {len(result.stale)} stale "
+          f"kept; figures: {', '.join(figures) or 'none (nothing measured)'}")
     failed = result.failed
     if len(failed):
         print(f"{len(failed)} of {len(result.cells)} cells did not finish: listed in {result.out_dir}/cells.csv "

@@ -1,0 +1,322 @@
+"""One cell of a study: a condition at a seed, its notebooks' parameters, its run, its record.
+
+A cell's record (``cell.json``, written atomically last) holds its metrics and its provenance: the
+code fingerprint (``tsplab.provenance.code_fingerprint``) read when the cell started, the library
+versions, the notebooks' parameters (paths relative to the study folder), and after the run the
+fully resolved pretraining, extraction and localizer configurations its notebooks saved. The
+parameters and the code decide the resolved configurations, so a finished cell is reused only when
+its identity, fingerprint, versions and parameters equal the study's (``tsplab.study.provenance``).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tsplab.conditions import DATASET, SOURCE, Condition
+from tsplab.errors import one_line
+from tsplab.pipeline import NotebookStep, run_notebook
+from tsplab.runs import read_json, resolve, write_json
+
+CELL_FILE = "cell.json"
+STUDY_DIR_MARK = "OUT"  # the study folder in recorded parameters (a moved study stays reusable)
+SOURCE_ENCODER_MARK = "<the benchmark's source encoder>"  # trained once per benchmark, before the cells
+
+
+@dataclass(frozen=True)
+class StudySize:
+    """The budget of every cell at one study preset: the synthetic benchmark's size, notebook 03's
+    training parameters, notebook 05's epochs and notebook 04's stride."""
+
+    benchmark_size: str
+    pretrain: dict
+    localizer_epochs: int
+    stride_frames: int = 2
+
+
+# ``default``: the demo's budget (tsplab.pipeline: a few minutes per method on 2 cores, the localizer's
+# default 15 epochs). ``tiny``: a smoke test of the machinery (CI), the smallest budget the notebooks
+# accept; its numbers mean nothing.
+STUDY_PRESETS = {
+    "tiny": StudySize("tiny", dict(epochs=1, max_steps_per_epoch=2, batch_size=8), localizer_epochs=2),
+    "default": StudySize("default", dict(epochs=4, batch_size=32, clips_per_segment=3, workers=1),
+                         localizer_epochs=15),
+}
+
+# --------------------------------------------------------------------------------------------
+# One cell
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class CellSpec:
+    """Everything one cell needs, picklable (a process pool or a submitit job runs it). Paths are
+    absolute; ``identity()`` is what the cell is (a finished cell of another identity in the same
+    folder is refused); ``provenance()`` is what made it (one of another provenance is rerun)."""
+
+    condition: Condition
+    seed: int
+    study_dir: str
+    study_preset: str
+    benchmark_dir: str
+    benchmark_seed: int
+    source_checkpoint: str | None = None
+    threads: int = 1
+    frame_cache_dir: str = ""
+    inputs: dict = field(default_factory=dict)  # {condition: feature folder} for features_from
+    teachers: dict = field(default_factory=dict)  # {condition: encoder (run folder or checkpoint)} for teachers_from
+    fingerprint: str = ""  # the code's, read when the study started (tsplab.provenance.code_fingerprint)
+    versions: dict = field(default_factory=dict)  # tsplab.provenance.library_versions at the study's start
+
+    @property
+    def cell_dir(self) -> Path:
+        return cell_dir(self.study_dir, self.condition.name, self.seed)
+
+    @property
+    def size(self) -> StudySize:
+        return STUDY_PRESETS[self.study_preset]
+
+    def weights(self) -> str | None:
+        w = self.condition.weights
+        return self.source_checkpoint if w == SOURCE else w
+
+    def identity(self) -> dict:
+        rel = os.path.relpath(self.benchmark_dir, self.study_dir)
+        return dict(condition=_jsonable(dataclasses.asdict(self.condition)), seed=self.seed,
+                    study_preset=self.study_preset, benchmark=rel, benchmark_seed=self.benchmark_seed)
+
+    def provenance(self) -> dict:
+        """The code fingerprint and library versions of the study, and the notebooks' parameters
+        as planned (``planned_parameters``): what a finished cell must match to be reused."""
+        return dict(fingerprint=self.fingerprint, versions=self.versions, parameters=planned_parameters(self))
+
+
+def _jsonable(obj):
+    import json
+
+    return json.loads(json.dumps(obj, default=str))
+
+
+def cell_dir(study_dir, condition: str, seed: int) -> Path:
+    return resolve(study_dir) / condition / f"seed{seed}"
+
+
+def feature_folder(spec: CellSpec) -> Path:
+    """Where notebook 04 writes the cell's features (``tsplab.backbones.choose_encoders``' naming:
+    a method's run under its name, a checkpoint file under its stem, a run folder under its name)."""
+    c = spec.condition
+    if c.trains or spec.weights() is None:
+        return spec.cell_dir / "features" / c.method
+    path = resolve(spec.weights())
+    return spec.cell_dir / "features" / (path.name if path.is_dir() else path.stem)
+
+
+def cell_features(spec: CellSpec) -> str | list[str]:
+    """The features a cell localizes: its own folder, or those of the conditions it reads
+    (``features_from``), several read as one with each video's arrays side by side along channels
+    (BSP §3.4 two-stream; ``tsplab.features.open_feature_folders``, no copy)."""
+    if not spec.condition.features_from:
+        return str(feature_folder(spec))
+    folders = []
+    for name in spec.condition.features_from:
+        value = spec.inputs[name]
+        folders += value if isinstance(value, list) else [value]
+    return folders[0] if len(folders) == 1 else folders
+
+
+def cell_steps(spec: CellSpec) -> list[NotebookStep]:
+    """The notebooks of one cell, with their parameters: 03 (when the condition trains), 04 (unless
+    its features come from other conditions), 05. A condition with ``pretrain_data="source"``
+    pretrains on ``<benchmark>/source``; extraction and localization always use the target."""
+    c, size, cell = spec.condition, spec.size, str(spec.cell_dir)
+    data = dict(dataset_dir=spec.benchmark_dir, benchmark_size=size.benchmark_size,
+                benchmark_seed=spec.benchmark_seed)
+    steps = []
+    if c.trains:
+        pretrain = {**size.pretrain, **c.pretrain}
+        overrides = dict(pretrain.pop("config_overrides", {}))
+        if spec.frame_cache_dir and c.pretrain_data != SOURCE:  # the cache holds the target's videos
+            overrides.setdefault("frame_cache_dir", spec.frame_cache_dir)
+        if c.teachers_from:  # BSP §3.4 distillation: the same seed's TAC-on-source and BSP encoders
+            overrides["teachers"] = [spec.teachers[name] for name in c.teachers_from]
+        pretrain_data = {**data, "dataset_dir": str(Path(spec.benchmark_dir) / SOURCE)} \
+            if c.pretrain_data == SOURCE else data  # PAL §4.1.1: the trimmed source set
+        steps.append(NotebookStep("03_pretrain.ipynb", dict(
+            method=c.method, pretrain_preset="synthetic", run_dir=cell, weights=spec.weights(),
+            seed=spec.seed, threads=spec.threads, **pretrain_data, **pretrain, config_overrides=overrides)))
+    if not c.features_from:
+        checkpoint = "" if c.trains or spec.weights() is None else str(spec.weights())
+        steps.append(NotebookStep("04_extract_features.ipynb", dict(
+            run_dir=cell, method=c.method, checkpoint=checkpoint, stride_frames=size.stride_frames,
+            seed=spec.seed, **data)))
+    steps.append(NotebookStep("05_localization.ipynb", dict(
+        feature_dirs={c.name: cell_features(spec)},
+        ground_truth=str(Path(spec.benchmark_dir) / "annotations.json"),
+        run_dir=str(spec.cell_dir / "localization"), dataset_preset=DATASET.name,
+        epochs=size.localizer_epochs, seed=spec.seed, **c.localizer)))
+    return steps
+
+
+@contextlib.contextmanager
+def _thread_env(threads: int):
+    """The kernels papermill starts inherit this environment: torch (and OpenMP, MKL) use
+    ``threads`` threads in each cell, so that ``jobs`` cells share the cores without oversubscribing."""
+    keys = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    before = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: str(threads) for k in keys})
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _error_text(exc: BaseException, notebook: str = "") -> str:
+    """One line: papermill's error names the notebook's failing cell and the exception raised in it."""
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if ename:
+        return one_line(f"{notebook} cell {getattr(exc, 'exec_count', '?')}: {ename}: {evalue}")
+    return one_line(f"{notebook + ': ' if notebook else ''}{type(exc).__name__}: {exc}")
+
+
+def run_cell(spec: CellSpec) -> dict:
+    """Run one cell and write its ``cell.json`` (last, atomically); returns that record. A failure
+    is recorded (``status: failed``, ``error``, ``failed_notebook``), never raised: the study goes on.
+    The code fingerprint is read first: when it differs from the study's (the code changed while the
+    study ran), the cell fails with that reason and runs nothing, so no table mixes two versions."""
+    from tsplab.provenance import code_fingerprint
+
+    cell = spec.cell_dir
+    cell.mkdir(parents=True, exist_ok=True)
+    record = dict(condition=spec.condition.name, seed=spec.seed, identity=spec.identity(),
+                  provenance=spec.provenance(), host=socket.gethostname(), threads=spec.threads,
+                  started=time.strftime("%Y-%m-%dT%H:%M:%S"), notebooks=[], seconds={})
+    now = code_fingerprint()
+    if spec.fingerprint and now != spec.fingerprint:
+        record.update(status="failed", fingerprint_at_start=now, error=code_changed(spec.fingerprint, now))
+        return _write_record(spec, record)
+    step = None
+    try:
+        with _thread_env(spec.threads):
+            for step in cell_steps(spec):
+                record["seconds"][step.notebook] = round(run_notebook(step, cell), 1)
+                record["notebooks"].append(step.output_path(cell).name)
+        step = None
+        record["metrics"] = cell_metrics(spec)
+        record["status"] = "finished"
+    except Exception as exc:  # noqa: BLE001 - any failure of a cell is recorded and the study goes on
+        failed_notebook = step.output_path(cell).name if step else ""
+        record.update(status="failed", error=_error_text(exc, failed_notebook), failed_notebook=failed_notebook)
+    record["configs"] = resolved_configs(spec)
+    features = cell_features(spec) if not spec.condition.features_from or spec.inputs else []
+    record["features"] = ([os.path.relpath(f, spec.study_dir) for f in features] if isinstance(features, list)
+                          else os.path.relpath(features, spec.study_dir))
+    return _write_record(spec, record)
+
+
+def code_changed(before: str, now: str) -> str:
+    return (f"the code changed during the study (fingerprint {before[:12]} when it started, {now[:12]} "
+            "when this cell started); run the study again to rerun the cells made by the old code")
+
+
+def _write_record(spec: CellSpec, record: dict) -> dict:
+    record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    write_json(spec.cell_dir / CELL_FILE, record)
+    return record
+
+
+def planned_parameters(spec: CellSpec) -> list[dict]:
+    """``[{notebook, parameters}]`` of the cell as planned, before any data exists: the source
+    encoder, the inputs and the teachers as marks (they are made by the study at this cell's seed),
+    the study folder as ``OUT``, without the frame cache and torch threads (a cache and a thread
+    count, not settings of the experiment)."""
+    c = spec.condition
+    plan = dataclasses.replace(
+        spec, source_checkpoint=SOURCE_ENCODER_MARK, frame_cache_dir="",
+        inputs={n: f"<features of {n}/seed{spec.seed}>" for n in c.features_from},
+        teachers={n: f"<encoder of {n}/seed{spec.seed}>" for n in c.teachers_from})
+    steps = []
+    for step in cell_steps(plan):
+        parameters = {k: v for k, v in step.parameters.items() if k != "threads"}
+        steps.append(dict(notebook=step.notebook, parameters=_relative(parameters, spec.study_dir)))
+    return steps
+
+
+def _relative(value, study_dir: str):
+    """``value`` with every string under ``study_dir`` written relative to it, as ``OUT/...``."""
+    if isinstance(value, dict):
+        return {k: _relative(v, study_dir) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_relative(v, study_dir) for v in value]
+    if isinstance(value, str) and os.path.isabs(value) and Path(value).is_relative_to(study_dir):
+        return os.path.join(STUDY_DIR_MARK, os.path.relpath(value, study_dir))
+    return value
+
+
+def resolved_configs(spec: CellSpec) -> dict:
+    """The configurations the cell's notebooks saved, fully resolved: ``pretrain`` (the run's
+    ``config.json``), ``extraction`` (each feature folder's ``metadata.json``), ``localizer`` (the
+    localizer run's ``config.json``); a file not written (a failed cell) is left out."""
+    from tsplab.features.folders import METADATA_FILE
+
+    cell, c = spec.cell_dir, spec.condition
+    configs = {}
+    if c.trains:
+        configs["pretrain"] = _read_if_file(cell / "pretrain" / c.method / "config.json")
+    if not c.features_from or spec.inputs:
+        features = cell_features(spec)
+        folders = features if isinstance(features, list) else [features]
+        configs["extraction"] = [_read_if_file(Path(f) / METADATA_FILE) for f in folders]
+    configs["localizer"] = _read_if_file(cell / "localization" / c.name / "config.json")
+    return {k: v for k, v in configs.items() if v not in (None, [], [None])}
+
+
+def _read_if_file(path: Path):
+    try:
+        return read_json(path) if path.is_file() else None
+    except ValueError:  # a file cut short by a crash: the cell failed, its record says why
+        return None
+
+
+def cell_metrics(spec: CellSpec) -> dict:
+    """The cell's numbers (percent, sensitivity as a cosine difference): ``mAP@t`` per tIoU and
+    ``average mAP`` (the localizer's metrics.json), ``AR@n`` and ``AUC`` (its predictions as
+    class-agnostic proposals), ``mAP_N <bucket>`` (DETAD average mAP_N per length bucket) and
+    ``sensitivity`` (``tsplab.similarity.temporal_sensitivity`` of the cell's features)."""
+    from tsplab.annotations import read_annotations
+    from tsplab.detad import bucket_average_map
+    from tsplab.metrics import evaluate_proposals, read_predictions
+    from tsplab.similarity import temporal_sensitivity
+
+    name = spec.condition.name
+    run = spec.cell_dir / "localization" / name
+    detection = read_json(run / "metrics.json")
+    metrics = {f"mAP@{t:.2f}": 100 * v for t, v in zip(detection["tiou_thresholds"], detection["mAP"])}
+    metrics["average mAP"] = 100 * detection["average_mAP"]
+    ann = read_annotations(Path(spec.benchmark_dir) / "annotations.json")
+    ground_truth = ann.instances[ann.instances["subset"] == DATASET.eval_subset]
+    predictions = read_predictions(run / "predictions.json")
+    proposals = evaluate_proposals(ground_truth, predictions, DATASET)
+    metrics.update({f"AR@{n}": 100 * v for n, v in proposals.ar_at.items()})
+    metrics["AUC"] = 100 * proposals.auc
+    durations = ann.videos.set_index("video")["duration_s"]
+    buckets = bucket_average_map(ground_truth, predictions, "length", preset=DATASET, durations=durations)
+    metrics.update({f"mAP_N {row.bucket}": 100 * row.average_mAP
+                    for row in buckets.itertuples() if row.bucket != "all"})
+    sensitivity = temporal_sensitivity({name: cell_features(spec)}, ground_truth)
+    metrics["sensitivity"] = float(sensitivity["sensitivity"].iloc[0])
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def read_cell(study_dir, condition: str, seed: int) -> dict | None:
+    """A cell's record, or None when it has not run."""
+    path = cell_dir(study_dir, condition, seed) / CELL_FILE
+    return read_json(path) if path.is_file() else None
+
+
