@@ -340,8 +340,9 @@ class SimilarityBrowser:
     returns the figure. The figure is rendered to PNG at ``dpi`` into an Image widget shown at the
     PNG's own size in pixels (a flex box would otherwise stretch it to the cell's width), and closed
     in pyplot so the notebook does not show it a second time. With no feature set selected the
-    image is hidden and ``message`` says what to do. Widgets need a running kernel: a saved
-    notebook keeps ``browser.figure`` (the current view), so show it beside the widget."""
+    image is hidden and ``message`` says what to do. A saved notebook keeps the widget's last view
+    in its widget state (shown when the notebook is trusted), so no picture is shown beside it: it
+    would go stale at the first change."""
 
     NOTHING_SELECTED = "Select at least one feature set (ctrl- or shift-click in the list)."
 
