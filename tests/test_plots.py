@@ -367,3 +367,17 @@ def test_study_metrics_panel_of_a_metric_without_values_says_na():
     fig = plot_study_metrics(_study_cells(), ["metric 0", "mAP_N XL"])
     assert [t.get_text() for t in fig.axes[1].texts] == ["n/a: no value in any\nfinished cell"]
     assert not fig.axes[0].texts
+
+
+def test_bucket_share_labels_never_overlap():
+    from tsplab.plots import plot_bucket_shares
+
+    durations = pd.Series({"a": 200.0, "b": 300.0})
+    shares = pd.concat([bucket_shares(INSTANCES, c, durations=durations)
+                        for c in ("length", "coverage", "num_instances")])
+    fig = plot_bucket_shares(shares)
+    fig.draw_without_rendering()
+    for ax in fig.axes:
+        boxes = [t.get_window_extent() for t in ax.get_xticklabels()]
+        assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:])), ax.get_title()
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][-1] == "XL\n> 180"

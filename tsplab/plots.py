@@ -108,11 +108,22 @@ def plot_bucket_shares(shares: pd.DataFrame) -> Figure:
         x = np.arange(len(part))
         bars = ax.bar(x, part["share_pct"], color="tab:blue")
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
-        ax.set_xticks(x, [f"{b}\n{i}" for b, i in zip(part["bucket"], part["interval"])], fontsize=8)
+        ax.set_xticks(x, [f"{b}\n{_short_interval(i)}" for b, i in zip(part["bucket"], part["interval"])],
+                      fontsize=7)
         ax.set_ylabel("% of instances")
         ax.set_title(str(characteristic))
         ax.set_ylim(0, max(100.0, float(part["share_pct"].max()) * 1.1) if len(part) else 100)
     return fig
+
+
+def _short_interval(interval: str) -> str:
+    """``(0.2, 0.4]`` as ``0.2-0.4`` and ``(3, inf]`` as ``> 3``: narrow enough that five buckets'
+    labels fit under a third of the output width without overlapping."""
+    parts = [p.strip() for p in str(interval).strip("([])").split(",")]
+    if len(parts) != 2:
+        return str(interval)
+    low, high = parts
+    return f"> {low}" if high in ("inf", "Inf") else f"{low}\u2013{high}"
 
 
 def plot_frames_with_annotation(frames: np.ndarray, frame_rate: float, instances_of_video: pd.DataFrame,
