@@ -650,6 +650,7 @@ def plot_study_metrics(cells: pd.DataFrame, metrics, *, labels: dict | None = No
         if not np.isfinite(means).any():  # e.g. a DETAD bucket no validation action falls in
             ax.text(0.5, 0.5, "n/a: no value in any\nfinished cell", transform=ax.transAxes, ha="center",
                     va="center", fontsize=8, color="0.4")
+            ax.set_yticks([])
         ax.set_xticks(x, names, rotation=45, ha="right", fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
     for ax in list(axes.flat)[len(metrics):]:
