@@ -36,8 +36,11 @@ pytestmark = [
     pytest.mark.skipif(not _PLAYWRIGHT, reason="the playwright Python package is not installed"),
 ]
 
-# Per output of the notebook: its kind, the output area's width and how wide its content is.
-MEASURE = """() => [...document.querySelectorAll('.jp-OutputArea-output')].map(o => {
+# The notebook panel shown (other tabs stay in the page, hidden).
+CURRENT = """(() => [...document.querySelectorAll('.jp-NotebookPanel')]
+    .find(p => !p.classList.contains('lm-mod-hidden')) || document)"""
+# Per output of the notebook shown: its kind, the output area's width and how wide its content is.
+MEASURE = """() => [...(CURRENT()).querySelectorAll('.jp-OutputArea-output')].map(o => {
     const img = o.querySelector('img');
     const table = o.querySelector('table');
     const bar = o.querySelector('.widget-hprogress .progress-bar');
@@ -46,7 +49,7 @@ MEASURE = """() => [...document.querySelectorAll('.jp-OutputArea-output')].map(o
             content: img ? img.naturalWidth : table ? table.scrollWidth : o.scrollWidth,
             shown: img ? img.width : o.clientWidth,
             bar: bar ? bar.style.width : null, text: o.innerText.slice(0, 80)};
-})"""
+})""".replace("CURRENT", CURRENT)
 
 
 def _free_port() -> int:
@@ -89,7 +92,7 @@ def open_notebook(page, url: str, name: str) -> list[dict]:
     kernel's own (empty) restore wins that race, a view says "model not found" until the page is
     loaded again, so it is loaded once more in that case."""
     for attempt in range(2):
-        page.goto(f"{url}/lab/tree/{name}")
+        page.goto(f"{url}/lab/tree/{name}?reset")  # this notebook alone, no tabs restored
         page.wait_for_selector(".jp-OutputArea-output", state="attached", timeout=60_000)
         page.wait_for_function(WIDGETS_SETTLED, timeout=60_000)
         page.wait_for_function("[...document.querySelectorAll('.jp-OutputArea-output img')].every(i => i.complete)")
