@@ -381,3 +381,22 @@ def test_bucket_share_labels_never_overlap():
         boxes = [t.get_window_extent() for t in ax.get_xticklabels()]
         assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:])), ax.get_title()
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()][-1] == "XL\n> 180"
+
+
+def test_legends_sit_outside_the_data():
+    from tsplab.plots import plot_boundary_histogram, plot_map_vs_tiou, plot_pretrain_curves
+
+    instances = INSTANCES[INSTANCES.t_end_s > INSTANCES.t_start_s]
+    fig = plot_map_vs_tiou({"perfect": evaluate_detection(instances, instances.assign(score=1.0))})
+    fig.draw_without_rendering()
+    assert fig.axes[0].get_legend().get_window_extent().x0 >= fig.axes[0].get_window_extent().x1
+    fig = plot_pretrain_curves({"tac": _pretrain_metrics(), "tsp": _pretrain_metrics()})
+    fig.draw_without_rendering()
+    legend = fig.legends[0].get_window_extent()
+    assert all(legend.x0 >= ax.get_window_extent().x1 for ax in fig.axes)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["tac train", "tac valid", "tsp train", "tsp valid"]
+    differences = pd.DataFrame({"feature_set": "tac", "kind": ["boundary", "inside", "inside"],
+                                "mean_abs_diff": [0.5, 0.1, 0.2]})
+    fig = plot_boundary_histogram(differences)
+    fig.draw_without_rendering()
+    assert fig.axes[0].get_legend().get_window_extent().y1 <= fig.axes[0].get_window_extent().y0

@@ -233,15 +233,16 @@ def _draw_actions(ax, instances: pd.DataFrame | None) -> float:
 # ---------------------------------------------------------------------------------------------
 
 def plot_map_vs_tiou(results: dict) -> Figure:
-    """mAP against the tIoU threshold, one line per method (``{method: DetectionResult}``)."""
-    fig, axes = _figure(figsize=(5, 3.2))
+    """mAP against the tIoU threshold, one line per method (``{method: DetectionResult}``), the legend
+    to the right of the axes."""
+    fig, axes = _figure(figsize=(6.5, 3.2))
     ax = axes[0, 0]
     for method, result in results.items():
         ax.plot(result.mAP.index, 100 * result.mAP.to_numpy(), marker="o",
                 label=f"{method} (avg {100 * result.average_mAP:.1f})")
     ax.set_xlabel("tIoU threshold")
     ax.set_ylabel("mAP (%)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # off the lines
     return fig
 
 
@@ -319,7 +320,8 @@ def _draw_similarity(fig: Figure, ax, view) -> None:
 
 def plot_boundary_histogram(differences: pd.DataFrame, bins: int = 40) -> Figure:
     """BSP Fig. 4 (bottom): per feature set, the distribution of consecutive-clip differences
-    (``tsplab.similarity.boundary_differences``) at ground-truth boundaries vs inside segments."""
+    (``tsplab.similarity.boundary_differences``) at ground-truth boundaries vs inside segments; each
+    panel's legend under it, off the bars."""
     sets = list(pd.unique(differences["feature_set"]))
     fig, axes = _figure(1, max(len(sets), 1), figsize=(_panel_width(max(len(sets), 1), 4.0), 3.0),
                         sharex=True)
@@ -336,7 +338,7 @@ def plot_boundary_histogram(differences: pd.DataFrame, bins: int = 40) -> Figure
                 ax.axvline(v.mean(), color=color, linestyle="--", linewidth=1)
         ax.set_title(str(name))
         ax.set_xlabel("mean |f(t+1) - f(t)|")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False)
     axes[0, 0].set_ylabel("density")
     return fig
 
@@ -493,7 +495,7 @@ def plot_pretrain_curves(metrics) -> Figure:
     """Per-epoch loss (top row) and clip accuracy (bottom row) of each head of one run's metrics
     table, or of several runs given as ``{name: metrics}`` (one colour per run; a head a run lacks is
     left out). One convention in every panel: training solid with circles, validation dashed with
-    squares."""
+    squares; one legend, outside the panels."""
     from matplotlib.ticker import MaxNLocator
 
     runs = metrics if isinstance(metrics, dict) else {"": metrics}
@@ -526,7 +528,8 @@ def plot_pretrain_curves(metrics) -> Figure:
         for ax in axes[:, j]:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+    handles = {line.get_label(): line for ax in axes.flat for line in ax.get_lines()}
+    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=7, frameon=False)
     return fig
 
 
