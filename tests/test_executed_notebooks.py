@@ -52,3 +52,19 @@ def test_failed_notebook_is_still_written_and_trusted(tmp_path, monkeypatch):
     with pytest.raises(Exception, match="stop here"):
         run_notebook(NotebookStep("fails.ipynb"), tmp_path / "run")
     assert NotebookNotary().check_signature(nbformat.read(tmp_path / "run" / "fails.ipynb", as_version=4))
+
+
+def test_a_notary_that_cannot_write_costs_the_run_nothing(tmp_path, monkeypatch):
+    from nbformat.sign import NotebookNotary
+
+    from tsplab.pipeline import sign_notebook
+
+    path = tmp_path / "x.ipynb"
+    nbformat.write(_notebook("x = 1"), path)
+
+    def locked(self, nb):
+        raise OSError("database is locked")
+
+    monkeypatch.setattr(NotebookNotary, "sign", locked)
+    with pytest.warns(UserWarning, match=r"not signed as trusted \(OSError: database is locked\); `jupyter trust"):
+        assert sign_notebook(path) is False

@@ -82,13 +82,23 @@ def _logged_kernel_manager(log):
     return LoggedKernelManager
 
 
-def sign_notebook(path) -> None:
+def sign_notebook(path) -> bool:
     """Mark the notebook at ``path`` as trusted for this user (nbformat's notary, the database that
-    ``jupyter trust`` and JupyterLab use), so its saved widgets and rich outputs are shown."""
+    ``jupyter trust`` and JupyterLab use), so its saved widgets and rich outputs are shown. A notary
+    that cannot write (a read-only home, a locked database on a cluster's shared disk) costs the run
+    nothing: a one-line warning says how to trust it later, and False is returned."""
+    import warnings
+
     import nbformat
     from nbformat.sign import NotebookNotary
 
-    NotebookNotary().sign(nbformat.read(str(path), as_version=4))
+    try:
+        NotebookNotary().sign(nbformat.read(str(path), as_version=4))
+        return True
+    except Exception as exc:  # noqa: BLE001 - signing is a convenience; the executed notebook stands
+        warnings.warn(f"{path}: not signed as trusted ({type(exc).__name__}: {exc}); "
+                      f"`jupyter trust {path}` does it", stacklevel=2)
+        return False
 
 
 # The notebooks' committed defaults are the tiny benchmark's (CI runs them as they are); the default
