@@ -180,8 +180,8 @@ def test_notebook_06_runs_on_real_thumos_ground_truth(real_data, tmp_path):
     assert sorted(p.name for p in (tmp_path / "predictions").iterdir()) == [
         "better_on_short.json", "worse_on_short.json"]
     assert len(read_predictions(tmp_path / "predictions" / "worse_on_short.json")) > 1000
-    text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
-                     for c in nbformat.read(out, 4).cells for o in c.get("outputs", []))
+    text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") + o.get("data", {}).get("text/html", "")
+                     for c in nbformat.read(out, 4).cells for o in c.get("outputs", []))  # tables are styled HTML
     assert "% of instances" in text and "mAP@0.50" in text
     images = sum("image/png" in o.get("data", {}) for c in nbformat.read(out, 4).cells
                  for o in c.get("outputs", []))

@@ -225,3 +225,178 @@ def test_study_metrics_bars_are_means_error_bars_stds_and_dots_the_seeds():
     assert dots == [[10.0, 20.0, 30.0], [5.0]]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["A", "B"]
     assert width_px(fig) <= 100 * MAX_WIDTH_IN
+
+
+# --- every figure at its saved size fits the output area (960 px at the inline backend's 100 dpi) ---
+
+def _history():
+    return pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.0], "cls": [1.0, 0.5], "reg": [0.5, 0.3],
+                         "sens": [0.3, 0.1], "ascl": [0.2, 0.1]})
+
+
+def _pretrain_metrics():
+    return pd.DataFrame({"epoch": [0, 1], "train_loss_action": [1.0, 0.5], "valid_loss_action": [1.1, 0.7],
+                         "train_acc_action": [0.4, 0.8], "valid_acc_action": [0.3, 0.6],
+                         "train_loss_region": [0.7, 0.3], "valid_loss_region": [0.69, 0.4],
+                         "train_acc_region": [0.5, 0.9], "valid_acc_region": [0.5, 0.85]})
+
+
+def _crowded_predictions():
+    """Many short, overlapping predictions of one video: the labels' worst case."""
+    rng = np.random.default_rng(0)
+    starts = rng.uniform(0, 3, 12)
+    return pd.DataFrame({"video": "a", "t_start_s": starts, "t_end_s": starts + rng.uniform(0.05, 0.4, 12),
+                         "label": "00_horizontal", "score": rng.uniform(0, 1, 12)})
+
+
+def _study_cells():
+    return pd.DataFrame({"condition": ["tac_source", "tac_target"] * 2, "seed": [0, 0, 1, 1],
+                         "status": "finished", **{f"metric {i}": [1.0, 2.0, 3.0, 4.0] for i in range(10)},
+                         "mAP_N XL": np.nan})
+
+
+def _figures(tmp_path):
+    """One figure of every plotting function, at the widest its notebook draws it."""
+    from tsplab import plots
+    from tsplab.features import FeatureMetadata, save_features
+    from tsplab.similarity import boundary_differences, similarity_views
+
+    rng = np.random.default_rng(1)
+    folders = {name: tmp_path / name for name in ("tac", "tsp", "bsp")}
+    for folder in folders.values():
+        FeatureMetadata(stride_frames=1, clip_length_frames=1, frame_rate=1.0, feature_dim=4).save(folder)
+        for video in ("a", "b", "c"):
+            save_features(folder, video, rng.normal(size=(12, 4)))
+    gt = pd.DataFrame({"video": ["a", "b", "c"], "t_start_s": [2.0, 3.0, 1.0], "t_end_s": [6.0, 9.0, 4.0],
+                       "label": ["x", "x", "y"]})
+    views = [v for video in "abc" for v in similarity_views(folders, video, gt)]
+    shares = pd.concat([bucket_shares(INSTANCES, c, durations=pd.Series({"a": 200.0, "b": 300.0}))
+                        for c in ("length", "coverage", "num_instances")])
+    instances = INSTANCES[INSTANCES.t_end_s > INSTANCES.t_start_s]
+    results = {"perfect": evaluate_detection(instances, instances.assign(score=1.0))}
+    clip = {"clip": np.zeros((16, 6, 6, 3), dtype=np.uint8), "t_start_s": 0.0, "region_label": 1}
+    meta = FeatureMetadata(stride_frames=2, clip_length_frames=4, frame_rate=2.0, feature_dim=16)
+    crowded = _crowded_predictions()
+    return {
+        "plot_length_histogram": lambda: plots.plot_length_histogram(INSTANCES),
+        "plot_bucket_shares": lambda: plots.plot_bucket_shares(shares),
+        "plot_frames_with_annotation": lambda: plots.plot_frames_with_annotation(
+            np.zeros((30, 8, 10, 3), dtype=np.uint8), 10.0, INSTANCES, num_shown=12),
+        "plot_clips": lambda: plots.plot_clips([clip] * 4, 4.0, instances_of_video=INSTANCES[:1]),
+        "plot_map_vs_tiou": lambda: plots.plot_map_vs_tiou(results),
+        "plot_bucket_map": lambda: plots.plot_bucket_map(
+            bucket_table(INSTANCES, {"method with a long name": instances.assign(score=1.0),
+                                     "other": instances.assign(score=0.5)}, "length")),
+        "plot_similarity_matrices": lambda: plots.plot_similarity_matrices(views),
+        "plot_boundary_histogram": lambda: plots.plot_boundary_histogram(boundary_differences(folders, gt)),
+        "plot_feature_timeline": lambda: plots.plot_feature_timeline(
+            rng.normal(size=(40, 16)), meta, INSTANCES[INSTANCES.video == "a"].assign(t_end_s=[5.0, 9.0])),
+        "plot_pretrain_curves": lambda: plots.plot_pretrain_curves(
+            {f"run {i}": _pretrain_metrics() for i in range(3)}),
+        "plot_localizer_losses": lambda: plots.plot_localizer_losses({"tac": _history(), "tsp": _history()}),
+        "plot_detection_timeline": lambda: plots.plot_detection_timeline(
+            crowded.drop(columns="score"), {"tac": crowded, "tsp": crowded}, ["a"], top_k=12),
+        "plot_study_metrics": lambda: plots.plot_study_metrics(_study_cells(), [f"metric {i}" for i in range(10)]),
+    }
+
+
+def test_every_figure_fits_the_output_area_at_its_saved_size(tmp_path):
+    from tsplab import plots
+
+    figures = _figures(tmp_path)
+    functions = sorted(name for name in dir(plots) if name.startswith("plot_"))
+    assert sorted(figures) == functions, "give every plot_* function a case here (its widest use)"
+    for name, make in figures.items():
+        width, _ = plots.inline_png_size(make())
+        assert width <= plots.OUTPUT_WIDTH_PX, f"{name}: {width} px wide as the notebook shows it"
+        plt.close("all")
+
+
+def test_detection_timeline_labels_never_overlap():
+    from tsplab.plots import plot_detection_timeline
+
+    crowded = _crowded_predictions()
+    fig = plot_detection_timeline(crowded.drop(columns="score"), {"tac": crowded}, ["a"], top_k=12)
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    for y in (0.5, 1.5):  # the prediction row, the ground-truth row
+        boxes = [t.get_window_extent(renderer) for t in ax.texts if t.get_position()[1] == y]
+        assert 0 < len(boxes) < 12  # crowded: some labels dropped, the rest kept
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    best = crowded.nlargest(1, "score").iloc[0]
+    assert any(t.get_position() == (best.t_start_s, 0.5) for t in ax.texts)  # the best keeps its label
+
+
+def test_bucket_map_says_na_for_an_empty_bucket_and_keeps_its_legend_off_the_bars():
+    from tsplab.plots import plot_bucket_map
+
+    instances = INSTANCES[INSTANCES.t_end_s > INSTANCES.t_start_s]
+    fig = plot_bucket_map(bucket_table(instances, {"perfect": instances.assign(score=1.0)}, "length"))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts if t.get_text() == "n/a"]  # S, M, L hold no instance
+    fig.draw_without_rendering()
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1  # outside the axes, right of the data
+
+
+def test_pretrain_curves_use_one_line_style_per_split_in_every_panel():
+    from tsplab.plots import plot_pretrain_curves
+
+    fig = plot_pretrain_curves(_pretrain_metrics())
+    styles = {(line.get_label(), line.get_linestyle()) for ax in fig.axes for line in ax.get_lines()}
+    assert styles == {("train", "-"), ("valid", "--")}
+
+
+def test_feature_timeline_colour_bar_sits_beside_the_image_only():
+    from tsplab.features import FeatureMetadata
+    from tsplab.plots import plot_feature_timeline
+
+    meta = FeatureMetadata(stride_frames=2, clip_length_frames=4, frame_rate=2.0, feature_dim=8)
+    fig = plot_feature_timeline(np.random.default_rng(0).normal(size=(20, 8)), meta, INSTANCES[:1])
+    image_ax, gt_ax = fig.axes
+    colour_ax, = image_ax.child_axes
+    fig.draw_without_rendering()
+    image, gt, bar = (a.get_window_extent() for a in (image_ax, gt_ax, colour_ax))
+    assert (image.x0, image.x1) == pytest.approx((gt.x0, gt.x1))  # time aligned
+    assert bar.y0 >= gt.y1 and bar.x0 >= image.x1  # beside the image, not down the ground-truth strip
+
+
+def test_study_metrics_panel_of_a_metric_without_values_says_na():
+    from tsplab.plots import plot_study_metrics
+
+    fig = plot_study_metrics(_study_cells(), ["metric 0", "mAP_N XL"])
+    assert [t.get_text() for t in fig.axes[1].texts] == ["n/a: no value in any\nfinished cell"]
+    assert not fig.axes[0].texts
+
+
+def test_bucket_share_labels_never_overlap():
+    from tsplab.plots import plot_bucket_shares
+
+    durations = pd.Series({"a": 200.0, "b": 300.0})
+    shares = pd.concat([bucket_shares(INSTANCES, c, durations=durations)
+                        for c in ("length", "coverage", "num_instances")])
+    fig = plot_bucket_shares(shares)
+    fig.draw_without_rendering()
+    for ax in fig.axes:
+        boxes = [t.get_window_extent() for t in ax.get_xticklabels()]
+        assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:])), ax.get_title()
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][-1] == "XL\n> 180"
+
+
+def test_legends_sit_outside_the_data():
+    from tsplab.plots import plot_boundary_histogram, plot_map_vs_tiou, plot_pretrain_curves
+
+    instances = INSTANCES[INSTANCES.t_end_s > INSTANCES.t_start_s]
+    fig = plot_map_vs_tiou({"perfect": evaluate_detection(instances, instances.assign(score=1.0))})
+    fig.draw_without_rendering()
+    assert fig.axes[0].get_legend().get_window_extent().x0 >= fig.axes[0].get_window_extent().x1
+    fig = plot_pretrain_curves({"tac": _pretrain_metrics(), "tsp": _pretrain_metrics()})
+    fig.draw_without_rendering()
+    legend = fig.legends[0].get_window_extent()
+    assert all(legend.x0 >= ax.get_window_extent().x1 for ax in fig.axes)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["tac train", "tac valid", "tsp train", "tsp valid"]
+    differences = pd.DataFrame({"feature_set": "tac", "kind": ["boundary", "inside", "inside"],
+                                "mean_abs_diff": [0.5, 0.1, 0.2]})
+    fig = plot_boundary_histogram(differences)
+    fig.draw_without_rendering()
+    assert fig.axes[0].get_legend().get_window_extent().y1 <= fig.axes[0].get_window_extent().y0

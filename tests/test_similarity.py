@@ -192,5 +192,6 @@ def test_notebook_07_runs_on_constructed_features(tmp_path):
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
     assert "3 videos with ground truth and features in every folder" in text
     assert "sensitivity" in text and "boundary_ratio" in text
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 3  # matrices + histogram + the browser's first view (static)
+    # matrices + histogram; the browser is a widget alone (a static copy of its first view went stale)
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)

@@ -6,6 +6,8 @@ import json
 import math
 import os
 import socket
+import contextlib
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +19,15 @@ from tsplab.methods.tsp import TSPOptions
 from tsplab.runs import save_config
 from tsplab.pretrain_config import parse_overrides, pretrain_config
 from tsplab.train import pretrain, read_metrics
+
+
+@contextlib.contextmanager
+def prints(capsys, pattern: str = ""):
+    """The block prints a line matching ``pattern`` (information for the user, not a warning)."""
+    capsys.readouterr()
+    yield
+    out = capsys.readouterr().out
+    assert re.search(pattern, out), out
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +49,7 @@ def tiny_config(bench, cache_dir, run_dir, **kw):
 
 
 @pytest.mark.filterwarnings("ignore:.*segments dropped")
-def test_tsp_run_writes_its_folder(bench, cache_dir, tmp_path):
+def test_tsp_run_writes_its_folder(bench, cache_dir, tmp_path, capsys):
     config = tiny_config(bench, cache_dir, tmp_path, method="tsp")
     assert (config.clip_length_frames, config.resize_short_side, config.crop_size) == (8, 16, 14)
     result = pretrain(config)
@@ -72,7 +83,7 @@ def test_tsp_run_writes_its_folder(bench, cache_dir, tmp_path):
     assert torch.equal(backbone.layer4[0].conv1[0][0].weight, best["model"]["features.layer4.0.conv1.0.0.weight"])
     # a second fresh run in the same folder replaces the first one's results but reuses its GVF file
     stamp = (out / "gvf_initial_max.h5").stat().st_mtime_ns
-    with pytest.warns(UserWarning, match="replaces the earlier run's best.pt, checkpoint.pt, metrics.csv, config.json"):
+    with prints(capsys, "replaces the earlier run's best.pt, checkpoint.pt, metrics.csv, config.json"):
         pretrain(tiny_config(bench, cache_dir, tmp_path, method="tsp", epochs=1, max_steps_per_epoch=1))
     assert (out / "gvf_initial_max.h5").stat().st_mtime_ns == stamp
     assert read_metrics(out)["epoch"].tolist() == [0]
@@ -352,7 +363,7 @@ def test_bad_input_leaves_the_earlier_run_untouched(case, bench, tmp_path, capsy
     assert _snapshot(tmp_path) == before  # nothing removed, changed or added (no frame cache, no previous/)
 
 
-def test_previous_run_is_set_aside_restored_and_dropped(tmp_path):
+def test_previous_run_is_set_aside_restored_and_dropped(tmp_path, capsys):
     from tsplab.train import _PreviousRun
 
     config = pretrain_config("synthetic", dataset_dir="x", run_dir=str(tmp_path))
@@ -361,7 +372,7 @@ def test_previous_run_is_set_aside_restored_and_dropped(tmp_path):
     earlier = _snapshot(out)
     # earlier config.json is not JSON, so its GVFs count as computed with other settings
     previous = _PreviousRun(out)
-    with pytest.warns(UserWarning, match="moved to .*previous"):
+    with prints(capsys, "moved to .*previous"):
         previous.set_aside(config)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "previous"]
     from tsplab.backbones import resolve_checkpoint
@@ -374,11 +385,11 @@ def test_previous_run_is_set_aside_restored_and_dropped(tmp_path):
     assert _snapshot(out) == earlier  # bytes and mtimes: renamed back, not rewritten
 
     # A run killed before its first checkpoint leaves previous/; the next fresh run keeps it there.
-    with pytest.warns(UserWarning, match="moved to"):
+    with prints(capsys, "moved to"):
         previous.set_aside(config)
     (out / "config.json").write_text("{}")  # the killed attempt's
     second = _PreviousRun(out)
-    with pytest.warns(UserWarning, match="stay in .*previous"):
+    with prints(capsys, "stay in .*previous"):
         second.set_aside(config)
     assert not (out / "config.json").exists()
     assert (out / "previous" / "best.pt").read_bytes() == b"earlier run's best.pt"
@@ -387,14 +398,14 @@ def test_previous_run_is_set_aside_restored_and_dropped(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "notes.txt"]
 
 
-def test_reused_gvf_file_stays_in_place(tmp_path):
+def test_reused_gvf_file_stays_in_place(tmp_path, capsys):
     from tsplab.train import _PreviousRun
 
     config = pretrain_config("synthetic", dataset_dir="x", run_dir=str(tmp_path))
     out = _earlier_run(tmp_path)
     save_config(config, out)  # the earlier run had this run's GVF settings
     previous = _PreviousRun(out)
-    with pytest.warns(UserWarning):
+    with prints(capsys, "moved to"):
         previous.set_aside(config)
     assert sorted(p.name for p in out.iterdir()) == ["gvf_initial_max.h5", "previous"]
     previous.restore()
@@ -402,7 +413,7 @@ def test_reused_gvf_file_stays_in_place(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:.*segments dropped")
-def test_run_failing_before_its_first_checkpoint_restores_the_earlier_run(bench, cache_dir, tmp_path, monkeypatch):
+def test_run_failing_before_its_first_checkpoint_restores_the_earlier_run(bench, cache_dir, tmp_path, monkeypatch, capsys):
     import tsplab.train as train
     from tsplab.backbones import resolve_checkpoint
 
@@ -419,7 +430,7 @@ def test_run_failing_before_its_first_checkpoint_restores_the_earlier_run(bench,
         raise OSError("disk full")
 
     monkeypatch.setattr(train, "_save_checkpoint", failing_save)
-    with pytest.raises(OSError, match="disk full"), pytest.warns(UserWarning, match="moved to"):
+    with prints(capsys, "moved to"), pytest.raises(OSError, match="disk full"):
         pretrain(tiny_config(bench, cache_dir, tmp_path, method="tsp", epochs=1, max_steps_per_epoch=1))
     # while the new run trained, the folder held its own config, report and GVFs, and no checkpoint
     assert seen == {"checkpoint": None,
@@ -477,7 +488,7 @@ def test_old_run_folders_still_load():
         config_from_dict({**OLD_LAYOUT, "colour": "red"})
 
 
-def test_an_old_run_folder_keeps_its_gvf_file_and_resumes_without_false_warnings(tmp_path):
+def test_an_old_run_folder_keeps_its_gvf_file_and_resumes_without_false_warnings(tmp_path, capsys):
     import warnings
 
     from tsplab.pretrain_config import config_from_dict
@@ -493,12 +504,12 @@ def test_an_old_run_folder_keeps_its_gvf_file_and_resumes_without_false_warnings
     with pytest.warns(UserWarning, match=r"differ from the checkpoint's: \['alpha_c'\]"):
         _warn_config_changes(old, dataclasses.replace(config, options=TSPOptions(gvf_mode="momentum")), out)
     previous = _PreviousRun(out)
-    with pytest.warns(UserWarning, match="moved to"):
+    with prints(capsys, "moved to"):
         previous.set_aside(config)  # the old-layout config.json vouches for the GVF file
     assert sorted(p.name for p in out.iterdir()) == ["gvf_initial_max.h5", "previous"]
     previous.restore()
     other = _PreviousRun(out)
-    with pytest.warns(UserWarning, match="moved to"):
+    with prints(capsys, "moved to"):
         other.set_aside(dataclasses.replace(config, options=TSPOptions(gvf_stride_frames=4)))
     assert sorted(p.name for p in out.iterdir()) == ["previous"]  # other GVF settings: not reused
 

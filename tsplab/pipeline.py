@@ -42,7 +42,11 @@ def run_notebook(step: NotebookStep, run_dir, kernel_name: str | None = None) ->
 
     The kernel runs with ``notebooks/`` as working directory, exactly as in JupyterLab and nbval.
     A failing cell raises papermill's error, which names the notebook and the cell; the executed
-    notebook with the traceback is still written for inspection.
+    notebook with the traceback is still written for inspection. The kernel process's own output
+    (its start-up log, which is no output of any cell) goes to ``<notebook>.kernel.log`` beside the
+    executed notebook, so it never lands in a notebook that runs this one (notebook 08). The executed
+    notebook is signed as trusted, as ``jupyter trust`` does: JupyterLab draws the widgets it saved
+    (progress bars at their final value, notebook 07's browser) only in a trusted notebook.
     """
     import papermill
 
@@ -51,12 +55,50 @@ def run_notebook(step: NotebookStep, run_dir, kernel_name: str | None = None) ->
     source = notebooks_dir() / step.notebook
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such notebook")
+    output = step.output_path(run_dir)
     start = time.perf_counter()
-    papermill.execute_notebook(
-        str(source), str(step.output_path(run_dir)), parameters=step.parameters,
-        cwd=str(source.parent), kernel_name=kernel_name, progress_bar=False,
-    )
+    with open(output.with_suffix(".kernel.log"), "wb") as log:
+        try:
+            papermill.execute_notebook(
+                str(source), str(output), parameters=step.parameters, cwd=str(source.parent),
+                kernel_name=kernel_name, progress_bar=False, kernel_manager_class=_logged_kernel_manager(log),
+            )
+        finally:
+            if output.is_file():
+                sign_notebook(output)
     return time.perf_counter() - start
+
+
+def _logged_kernel_manager(log):
+    """A kernel manager class whose kernels write their process output (not cells') to ``log``."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            kw.setdefault("stdout", log)
+            kw.setdefault("stderr", log)
+            return await super().start_kernel(**kw)
+
+    return LoggedKernelManager
+
+
+def sign_notebook(path) -> bool:
+    """Mark the notebook at ``path`` as trusted for this user (nbformat's notary, the database that
+    ``jupyter trust`` and JupyterLab use), so its saved widgets and rich outputs are shown. A notary
+    that cannot write (a read-only home, a locked database on a cluster's shared disk) costs the run
+    nothing: a one-line warning says how to trust it later, and False is returned."""
+    import warnings
+
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    try:
+        NotebookNotary().sign(nbformat.read(str(path), as_version=4))
+        return True
+    except Exception as exc:  # noqa: BLE001 - signing is a convenience; the executed notebook stands
+        warnings.warn(f"{path}: not signed as trusted ({type(exc).__name__}: {exc}); "
+                      f"`jupyter trust {path}` does it", stacklevel=2)
+        return False
 
 
 # The notebooks' committed defaults are the tiny benchmark's (CI runs them as they are); the default

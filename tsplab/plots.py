@@ -17,9 +17,14 @@ from matplotlib.figure import Figure
 ACTION_COLOR = "tab:green"  # ground-truth extents, as in TSP Fig. 2 / PAL Fig. 3
 
 
+def _new_figure(width_in: float, height_in: float) -> Figure:
+    """A constrained-layout Figure at most ``MAX_WIDTH_IN`` wide: every figure starts here."""
+    return plt.figure(figsize=(min(width_in, MAX_WIDTH_IN), height_in), layout="constrained")
+
+
 def _figure(nrows: int = 1, ncols: int = 1, *, figsize=None, **subplot_kw):
-    """A constrained-layout Figure and its [nrows, ncols] array of axes."""
-    fig = plt.figure(figsize=figsize or (4.0 * ncols, 3.2 * nrows), layout="constrained")
+    """A constrained-layout Figure (at most ``MAX_WIDTH_IN`` wide) and its [nrows, ncols] array of axes."""
+    fig = _new_figure(*(figsize or (4.0 * ncols, 3.2 * nrows)))
     axes = fig.subplots(nrows, ncols, squeeze=False, **subplot_kw)
     return fig, axes
 
@@ -31,9 +36,24 @@ def figure_to_png(fig: Figure, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
-#: Widest figure, in inches: at the inline backend's 100 dpi it fits JupyterLab's ~1,000 px output
-#: area without being scaled down.
-MAX_WIDTH_IN = 9.6
+#: Widest figure, in inches. The inline backend shows a figure at 100 dpi, saved with
+#: ``bbox_inches="tight"``: cropped to what is drawn plus 0.1 in on each side. At 9.4 in that is at
+#: most 960 px, inside JupyterLab's output area (968 px in a 1400 px wide window), so no figure is
+#: scaled down. ``inline_png_size`` measures it.
+MAX_WIDTH_IN = 9.4
+
+#: The output area's width in pixels that every figure and table must fit.
+OUTPUT_WIDTH_PX = 960
+
+
+def inline_png_size(fig: Figure) -> tuple[int, int]:
+    """(width, height) in pixels of ``fig`` as the inline backend shows it (100 dpi, tight box)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    with Image.open(io.BytesIO(buffer.getvalue())) as png:
+        return png.size
 
 
 def _panel_width(num_panels: int, panel_in: float) -> float:
@@ -88,11 +108,22 @@ def plot_bucket_shares(shares: pd.DataFrame) -> Figure:
         x = np.arange(len(part))
         bars = ax.bar(x, part["share_pct"], color="tab:blue")
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
-        ax.set_xticks(x, [f"{b}\n{i}" for b, i in zip(part["bucket"], part["interval"])], fontsize=8)
+        ax.set_xticks(x, [f"{b}\n{_short_interval(i)}" for b, i in zip(part["bucket"], part["interval"])],
+                      fontsize=7)
         ax.set_ylabel("% of instances")
         ax.set_title(str(characteristic))
         ax.set_ylim(0, max(100.0, float(part["share_pct"].max()) * 1.1) if len(part) else 100)
     return fig
+
+
+def _short_interval(interval: str) -> str:
+    """``(0.2, 0.4]`` as ``0.2-0.4`` and ``(3, inf]`` as ``> 3``: narrow enough that five buckets'
+    labels fit under a third of the output width without overlapping."""
+    parts = [p.strip() for p in str(interval).strip("([])").split(",")]
+    if len(parts) != 2:
+        return str(interval)
+    low, high = parts
+    return f"> {low}" if high in ("inf", "Inf") else f"{low}\u2013{high}"
 
 
 def plot_frames_with_annotation(frames: np.ndarray, frame_rate: float, instances_of_video: pd.DataFrame,
@@ -106,7 +137,7 @@ def plot_frames_with_annotation(frames: np.ndarray, frame_rate: float, instances
         raise ValueError("plot_frames_with_annotation: no frames")
     shown = np.unique(np.linspace(0, n - 1, min(num_shown, n)).round().astype(int))
     duration = n / float(frame_rate)
-    fig = plt.figure(figsize=(min(1.15 * len(shown) + 0.5, MAX_WIDTH_IN), 2.8), layout="constrained")
+    fig = _new_figure(1.15 * len(shown) + 0.5, 2.8)
     grid = fig.add_gridspec(2, len(shown), height_ratios=[2.0, 1.0])
     for j, idx in enumerate(shown):
         ax = fig.add_subplot(grid[0, j])
@@ -151,7 +182,7 @@ def plot_clips(items: list, frame_rate: float, *, instances_of_video: pd.DataFra
         raise ValueError("plot_clips: no clips given")
     clips = [np.asarray(item["clip"]) for item in items]
     length = min(max(len(c) for c in clips), max_frames)
-    fig = plt.figure(figsize=(0.85 * length + 1.0, 1.0 + 1.05 * len(clips)), layout="constrained")
+    fig = _new_figure(0.85 * length + 1.0, 1.0 + 1.05 * len(clips))
     grid = fig.add_gridspec(1 + len(clips), length, height_ratios=[0.9] + [1.0] * len(clips))
     timeline = fig.add_subplot(grid[0, :])
     ends = [_draw_actions(timeline, instances_of_video)]
@@ -202,41 +233,44 @@ def _draw_actions(ax, instances: pd.DataFrame | None) -> float:
 # ---------------------------------------------------------------------------------------------
 
 def plot_map_vs_tiou(results: dict) -> Figure:
-    """mAP against the tIoU threshold, one line per method (``{method: DetectionResult}``)."""
-    fig, axes = _figure(figsize=(5, 3.2))
+    """mAP against the tIoU threshold, one line per method (``{method: DetectionResult}``), the legend
+    to the right of the axes."""
+    fig, axes = _figure(figsize=(6.5, 3.2))
     ax = axes[0, 0]
     for method, result in results.items():
         ax.plot(result.mAP.index, 100 * result.mAP.to_numpy(), marker="o",
                 label=f"{method} (avg {100 * result.average_mAP:.1f})")
     ax.set_xlabel("tIoU threshold")
     ax.set_ylabel("mAP (%)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # off the lines
     return fig
 
 
 def plot_bucket_map(table: pd.DataFrame) -> Figure:
     """Grouped bars of ``tsplab.detad.bucket_table`` (rows: methods, columns: buckets and ``all``;
     percent). The ``% of instances`` row, when present, goes under the bucket names; each method's
-    ``all`` value is a dashed line in its colour."""
+    ``all`` value is a dashed line in its colour. A bucket without a value (no instance in it) says
+    "n/a"; the legend sits outside the bars, to the right."""
     shares = table.loc["% of instances"] if "% of instances" in table.index else None
     methods = [m for m in table.index if m != "% of instances"]
     buckets = [c for c in table.columns if c != "all"]
-    fig, axes = _figure(figsize=(1.3 * len(buckets) + 2.5, 3.4))
+    fig, axes = _figure(figsize=(1.2 * len(buckets) + 3.0, 3.4))
     ax = axes[0, 0]
     width = 0.8 / max(len(methods), 1)
     x = np.arange(len(buckets))
     for i, method in enumerate(methods):
         values = table.loc[method, buckets].to_numpy(float)
-        bars = ax.bar(x - 0.4 + width * (i + 0.5), values, width, color=f"C{i}", label=method)
-        ax.bar_label(bars, labels=[f"{v:.1f}" if np.isfinite(v) else "" for v in values], fontsize=7)
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(values), width, color=f"C{i}", label=method)
+        ax.bar_label(bars, labels=[f"{v:.1f}" if np.isfinite(v) else "n/a" for v in values], fontsize=7)
         if "all" in table.columns:
-            ax.axhline(float(table.loc[method, "all"]), color=f"C{i}", linestyle="--", linewidth=1)
+            ax.axhline(float(table.loc[method, "all"]), color=f"C{i}", linestyle="--", linewidth=1,
+                       label=f"{method}: all")
     names = [f"{b}\n({shares[b]:.1f}%)" if shares is not None else str(b) for b in buckets]
-    ax.set_xticks(x, names)
+    ax.set_xticks(x, names, fontsize=8)
     ax.set_xlabel(str(table.index.name or "bucket"))
     ax.set_ylabel("average mAP (%)")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
 
 
@@ -286,7 +320,8 @@ def _draw_similarity(fig: Figure, ax, view) -> None:
 
 def plot_boundary_histogram(differences: pd.DataFrame, bins: int = 40) -> Figure:
     """BSP Fig. 4 (bottom): per feature set, the distribution of consecutive-clip differences
-    (``tsplab.similarity.boundary_differences``) at ground-truth boundaries vs inside segments."""
+    (``tsplab.similarity.boundary_differences``) at ground-truth boundaries vs inside segments; each
+    panel's legend under it, off the bars."""
     sets = list(pd.unique(differences["feature_set"]))
     fig, axes = _figure(1, max(len(sets), 1), figsize=(_panel_width(max(len(sets), 1), 4.0), 3.0),
                         sharex=True)
@@ -303,7 +338,7 @@ def plot_boundary_histogram(differences: pd.DataFrame, bins: int = 40) -> Figure
                 ax.axvline(v.mean(), color=color, linestyle="--", linewidth=1)
         ax.set_title(str(name))
         ax.set_xlabel("mean |f(t+1) - f(t)|")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, frameon=False)
     axes[0, 0].set_ylabel("density")
     return fig
 
@@ -318,8 +353,9 @@ class SimilarityBrowser:
     returns the figure. The figure is rendered to PNG at ``dpi`` into an Image widget shown at the
     PNG's own size in pixels (a flex box would otherwise stretch it to the cell's width), and closed
     in pyplot so the notebook does not show it a second time. With no feature set selected the
-    image is hidden and ``message`` says what to do. Widgets need a running kernel: a saved
-    notebook keeps ``browser.figure`` (the current view), so show it beside the widget."""
+    image is hidden and ``message`` says what to do. A saved notebook keeps the widget's last view
+    in its widget state (shown when the notebook is trusted), so no picture is shown beside it: it
+    would go stale at the first change."""
 
     NOTHING_SELECTED = "Select at least one feature set (ctrl- or shift-click in the list)."
 
@@ -397,12 +433,13 @@ def plot_feature_timeline(features: np.ndarray, metadata, instances_of_video: pd
         columns=["t_start_s", "t_end_s", "label"])
     labels = sorted(instances["label"].astype(str).unique()) if len(instances) else []
 
-    fig = plt.figure(figsize=(9.0, 3.6 + 0.3 * len(labels)), layout="constrained")
+    fig = _new_figure(9.0, 3.6 + 0.3 * len(labels))
     ax, gt = fig.subplots(2, 1, sharex=True,
                           gridspec_kw=dict(height_ratios=[4.0, 0.8 + 0.3 * len(labels)]))
     image = ax.imshow(z.T, aspect="auto", cmap="RdBu_r", vmin=-3, vmax=3, interpolation="nearest",
                       extent=(centres[0] - half, centres[-1] + half, z.shape[1], 0))
-    fig.colorbar(image, ax=[ax, gt], label="z-score over time", pad=0.01)  # keeps both axes aligned
+    # The colour bar beside the image only, in an inset: both axes keep the same width (time aligned).
+    fig.colorbar(image, cax=ax.inset_axes([1.01, 0.0, 0.015, 1.0]), label="z-score over time")
     ax.set_ylabel(f"channel ({z.shape[1]} of {feats.shape[1]})")
     ax.set_title(title or f"{len(feats)} features, stride {metadata.stride_s:g} s, "
                           f"clips of {metadata.clip_length_s:g} s")
@@ -455,9 +492,10 @@ def pretrain_metrics_overview(metrics) -> pd.DataFrame:
 
 
 def plot_pretrain_curves(metrics) -> Figure:
-    """Per-epoch loss (top row: training solid, validation dashed) and validation clip accuracy
-    (bottom row, training accuracy dotted) of each head of one run's metrics table, or of several
-    runs given as ``{name: metrics}`` (one colour per run; a head a run lacks is left out)."""
+    """Per-epoch loss (top row) and clip accuracy (bottom row) of each head of one run's metrics
+    table, or of several runs given as ``{name: metrics}`` (one colour per run; a head a run lacks is
+    left out). One convention in every panel: training solid with circles, validation dashed with
+    squares; one legend, outside the panels."""
     from matplotlib.ticker import MaxNLocator
 
     runs = metrics if isinstance(metrics, dict) else {"": metrics}
@@ -479,10 +517,9 @@ def plot_pretrain_curves(metrics) -> Figure:
             if f"valid_loss_{head}" in m:
                 loss_ax.plot(m["epoch"], m[f"valid_loss_{head}"], "s--", color=color, label=f"{label}valid")
             if f"valid_acc_{head}" in m:
-                acc_ax.plot(m["epoch"], m[f"valid_acc_{head}"], "s-", color=color, label=f"{label}valid")
+                acc_ax.plot(m["epoch"], m[f"valid_acc_{head}"], "s--", color=color, label=f"{label}valid")
             if f"train_acc_{head}" in m:
-                acc_ax.plot(m["epoch"], m[f"train_acc_{head}"], "o:", color=color, alpha=0.6,
-                            label=f"{label}train")
+                acc_ax.plot(m["epoch"], m[f"train_acc_{head}"], "o-", color=color, label=f"{label}train")
     for j, head in enumerate(heads):
         axes[0, j].set_title(f"{head} head: loss")
         axes[1, j].set_title(f"{head} head: clip accuracy")
@@ -491,7 +528,8 @@ def plot_pretrain_curves(metrics) -> Figure:
         for ax in axes[:, j]:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+    handles = {line.get_label(): line for ax in axes.flat for line in ax.get_lines()}
+    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=7, frameon=False)
     return fig
 
 
@@ -537,12 +575,14 @@ def plot_detection_timeline(ground_truth: pd.DataFrame, predictions, videos, *, 
                             durations: dict | None = None) -> Figure:
     """Ground-truth actions (green) above the ``top_k`` best predictions of each set (one row each,
     bar opacity = score, label written on the bar) for each of ``videos``, one panel per video.
-    ``predictions``: DataFrame(video, t_start_s, t_end_s, label, score) or ``{name: DataFrame}``."""
+    ``predictions``: DataFrame(video, t_start_s, t_end_s, label, score) or ``{name: DataFrame}``.
+    Labels never overlap: where short predictions crowd a row, the best-scoring one keeps its label."""
     sets = predictions if isinstance(predictions, dict) else {"prediction": predictions}
     videos = list(videos)
     if not videos:
         raise ValueError("plot_detection_timeline: no videos given")
     fig, axes = _figure(len(videos), 1, figsize=(8.0, 0.6 + 0.45 * (1 + len(sets)) * len(videos)))
+    label_rows = []
     for ax, video in zip(axes[:, 0], videos):
         rows = [("ground truth", ground_truth[ground_truth["video"] == video], ACTION_COLOR, None)]
         for i, (name, pred) in enumerate(sets.items()):
@@ -550,19 +590,38 @@ def plot_detection_timeline(ground_truth: pd.DataFrame, predictions, videos, *, 
             rows.append((name, top, f"C{i % 10}", top["score"].to_numpy()))
         end = 0.0
         for y, (name, df, color, scores) in enumerate(reversed(rows)):
+            row_labels = []  # best score first (nlargest), ground truth in time order
             for j, r in enumerate(df.itertuples(index=False)):
                 alpha = 0.9 if scores is None else float(np.clip(0.2 + 0.8 * scores[j], 0, 1))
                 ax.broken_barh([(r.t_start_s, r.t_end_s - r.t_start_s)], (y + 0.15, 0.7), color=color,
                                alpha=alpha)
-                ax.text(r.t_start_s, y + 0.5, str(r.label), fontsize=6, va="center")
+                row_labels.append(ax.text(r.t_start_s, y + 0.5, f" {r.label}", fontsize=6, va="center",
+                                          clip_on=True))
                 end = max(end, r.t_end_s)
+            label_rows.append(row_labels)
         ax.set_yticks([y + 0.5 for y in range(len(rows))], [r[0] for r in reversed(rows)], fontsize=8)
         ax.set_ylim(0, len(rows))
         duration = (durations or {}).get(video)
         ax.set_xlim(0, max(end, duration or 0.0) or 1.0)
         ax.set_title(str(video), fontsize=9)
     axes[-1, 0].set_xlabel("time (s)")
+    _drop_overlapping_labels(fig, label_rows)
     return fig
+
+
+def _drop_overlapping_labels(fig: Figure, groups) -> None:
+    """Remove each text of a group (a timeline row) that would overlap one kept before it, measured
+    at the figure's final layout: the first texts of a group win."""
+    fig.draw_without_rendering()  # constrained layout settles the axes' sizes
+    renderer = fig.canvas.get_renderer()
+    for texts in groups:
+        kept = []
+        for text in texts:
+            box = text.get_window_extent(renderer).padded(2)
+            if any(box.overlaps(other) for other in kept):
+                text.remove()
+            else:
+                kept.append(box)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -573,7 +632,8 @@ def plot_study_metrics(cells: pd.DataFrame, metrics, *, labels: dict | None = No
                        ncols: int = 4) -> Figure:
     """One panel per metric of a study (``tsplab.study.cells_table``: rows condition x seed, a
     column per metric, ``status``): each finished seed as a dot, the mean as a bar with the sample
-    std as its error bar (none for one seed), conditions in their order along x."""
+    std as its error bar (none for one seed), conditions in their order along x. A metric without
+    any value (a DETAD bucket no action falls in) says "n/a" in its panel."""
     finished = cells[cells["status"] == "finished"]
     conditions = list(pd.unique(cells["condition"]))
     metrics = list(metrics)
@@ -590,6 +650,10 @@ def plot_study_metrics(cells: pd.DataFrame, metrics, *, labels: dict | None = No
         for i, g in enumerate(groups):
             ax.plot(np.full(len(g), x[i]), g, "k.", markersize=3)
         ax.set_title(metric, fontsize=9)
+        if not np.isfinite(means).any():  # e.g. a DETAD bucket no validation action falls in
+            ax.text(0.5, 0.5, "n/a: no value in any\nfinished cell", transform=ax.transAxes, ha="center",
+                    va="center", fontsize=8, color="0.4")
+            ax.set_yticks([])
         ax.set_xticks(x, names, rotation=45, ha="right", fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
     for ax in list(axes.flat)[len(metrics):]:

@@ -1032,7 +1032,6 @@ def _finished_source_encoder(folder: Path, seed: int) -> bool:
 
 
 def _train_source_encoder(folder: Path, seed: int, progress: bool) -> None:
-    import sys
     import time
 
     import torch
@@ -1048,7 +1047,7 @@ def _train_source_encoder(folder: Path, seed: int, progress: bool) -> None:
     source = source_config(read_benchmark_config(folder)[0])
     print(f"tsplab: training the initial encoder of {folder} (weights='source'): TAC on its source set "
           f"({source.num_train_videos} training videos, {source.num_classes} classes) into {config.output_dir}; "
-          "once per benchmark (the default benchmark: a few minutes on 2 CPU cores)", file=sys.stderr, flush=True)
+          "once per benchmark (the default benchmark: a few minutes on 2 CPU cores)", flush=True)
     start = time.perf_counter()
     with _one_process():
         result = pretrain(config, resume=_resumable(config, seed))

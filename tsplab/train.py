@@ -843,16 +843,17 @@ class _PreviousRun:
             for path in moved:  # a killed attempt's config, report and GVFs, not a finished run's
                 path.unlink()
             moved = []
-            warnings.warn(f"{self.out_dir}: the earlier run's files stay in {self.folder} until this run "
-                          "writes its first checkpoint")
+            # Information, not a warning: nothing to act on (printed, so a notebook shows no red box).
+            print(f"tsplab: {self.out_dir}: the earlier run's files stay in {self.folder} until this run "
+                  "writes its first checkpoint", flush=True)
         elif moved:
             self.folder.mkdir()
             for path in moved:
                 os.replace(path, self.folder / path.name)
-            warnings.warn(f"{self.out_dir}: a fresh run replaces the earlier run's "
-                          f"{', '.join(p.name for p in moved)}: moved to {self.folder}, deleted once this run "
-                          "writes its first checkpoint, moved back if it fails before (resume=True continues "
-                          "the earlier run instead)")
+            print(f"tsplab: {self.out_dir}: a fresh run replaces the earlier run's "
+                  f"{', '.join(p.name for p in moved)}: moved to {self.folder}, deleted once this run "
+                  "writes its first checkpoint, moved back if it fails before (resume=True continues "
+                  "the earlier run instead)", flush=True)
         self.active = self.folder.is_dir()
         self.kept = {p.name for p in self._files(self.RESULTS + self.OTHERS)}
 
