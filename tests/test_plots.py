@@ -297,7 +297,20 @@ def _figures(tmp_path):
         "plot_detection_timeline": lambda: plots.plot_detection_timeline(
             crowded.drop(columns="score"), {"tac": crowded, "tsp": crowded}, ["a"], top_k=12),
         "plot_study_metrics": lambda: plots.plot_study_metrics(_study_cells(), [f"metric {i}" for i in range(10)]),
+        "plot_claims_forest": lambda: plots.plot_claims_forest(_claims()),
     }
+
+
+def _claims():
+    """A claims table with a long claim text and two families, one with a sensitivity panel."""
+    from tsplab.conditions import Claim
+    from tsplab.study import claims_table
+
+    cells = _study_cells().assign(sensitivity=[0.1, 0.3, 0.2, 0.5], **{"average mAP": [1.0, 3.0, 2.0, 5.0]})
+    return claims_table(cells, [
+        Claim("tac_target > tac_source on average mAP, a claim whose text is far longer than its label",
+              "tac_target", "tac_source", "average mAP", paper=0.76, family="TSP"),
+        Claim("more sensitive", "tac_target", "tac_source", "sensitivity", family="own")])
 
 
 def test_every_figure_fits_the_output_area_at_its_saved_size(tmp_path):
