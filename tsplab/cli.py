@@ -1,5 +1,6 @@
 """The ``tsplab`` command line: ``tsplab SUBCOMMAND ...`` (also ``python -m tsplab`` and
-``torchrun -m tsplab``). Each subcommand is a thin shell over library functions that the notebooks
+``torchrun -m tsplab``). Relative paths on its command line are relative to the working directory.
+Each subcommand is a thin shell over library functions that the notebooks
 call too; the library returns tables and figures, this module prints them.
 
 Exit status: 0 when everything succeeded; 1 when the command ran but some of its work failed (e.g.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from tsplab.errors import InputError, one_line
 
@@ -49,11 +51,14 @@ def _run_demo(args) -> int:
 
     for method in args.methods:
         get_method(method)  # an unknown name stops here, before any work, listing the valid ones
-    timings = run_pipeline(demo_steps(args.out, benchmark_size=args.preset, seed=args.seed, methods=args.methods),
-                           args.out)
+    from tsplab.runs import resolve
+
+    out = str(resolve(args.out))  # absolute: the notebooks run from notebooks/ and anchor at the root
+    timings = run_pipeline(demo_steps(out, benchmark_size=args.preset, seed=args.seed, methods=args.methods),
+                           out)
     _print_table(timings, f"Executed notebooks (in {args.out}):")
     print(f"total: {timings['seconds'].sum() / 60:.1f} min")
-    _print_table(demo_comparison(args.out, args.methods).round(3),
+    _print_table(demo_comparison(out, args.methods).round(3),
                  "\nPretraining methods compared on the synthetic benchmark's validation videos: localization "
                  "average mAP and mAP@0.5 (%), DETAD average mAP_N per length bucket (%), and feature "
                  "sensitivity (fg-fg minus fg-bg cosine similarity):")
@@ -720,8 +725,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from tsplab.runs import paths_relative_to
+
     try:
-        return int(args.func(args) or 0)
+        with paths_relative_to(Path.cwd()):  # relative paths are the working directory's, as in any tool
+            return int(args.func(args) or 0)
     except (InputError, FileNotFoundError) as exc:
         print(f"tsplab {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2

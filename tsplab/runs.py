@@ -27,11 +27,36 @@ def repo_root(start: Path | None = None) -> Path:
     return Path.cwd().resolve()
 
 
+# Where relative paths are anchored: ``None`` (the library's default, what the notebooks rely on) is
+# the repository root; the command line sets the working directory (``paths_relative_to``).
+_ANCHOR: Path | None = None
+
+
 def resolve(path) -> Path:
-    """``path`` as given if absolute, else relative to the repository root (so notebooks run from
-    ``notebooks/`` and the CLI run from the root agree on ``runs/...``)."""
+    """``path`` as given if absolute, else relative to the anchor: the working directory under the
+    command line (``tsplab ...`` sets it with :func:`paths_relative_to`, as every command-line tool
+    does), else the repository root, so that notebooks, which run from ``notebooks/``, and Python
+    code run from the root agree on ``runs/...`` (the notebooks' explicit anchor)."""
     path = Path(path).expanduser()
-    return path if path.is_absolute() else repo_root() / path
+    return path if path.is_absolute() else path_anchor() / path
+
+
+def path_anchor() -> Path:
+    """The folder :func:`resolve` anchors relative paths at (see there)."""
+    return _ANCHOR if _ANCHOR is not None else repo_root()
+
+
+@contextlib.contextmanager
+def paths_relative_to(folder):
+    """Within the block, :func:`resolve` anchors relative paths at ``folder`` (made absolute now);
+    the previous anchor comes back afterwards. The command line wraps each command in
+    ``paths_relative_to(Path.cwd())``."""
+    global _ANCHOR
+    previous, _ANCHOR = _ANCHOR, Path(folder).resolve()
+    try:
+        yield _ANCHOR
+    finally:
+        _ANCHOR = previous
 
 
 @contextlib.contextmanager
