@@ -403,7 +403,11 @@ def test_cli_segments(tmp_path, capsys):
     report = pd.read_csv(tmp_path / "table_report.csv")
     assert report[["video", "t_end_s", "action"]].values.tolist() == [["a", 12.0, "clipped"]]
     before = _snapshot(tmp_path)
-    assert cli_main(["segments", str(csv), "--out", str(out), "--durations", str(durations), "--strict"]) == 2
+    assert cli_main(["segments", str(csv), "--out", str(out), "--durations", str(durations)]) == 2
+    assert _one_error_line(capsys, "segments").endswith(f"--out: {out} already exists; give a new file, or "
+                                                        "--overwrite to replace it")
+    assert cli_main(["segments", str(csv), "--out", str(out), "--durations", str(durations), "--strict",
+                     "--overwrite"]) == 2
     err = _one_error_line(capsys, "segments")
     assert err.endswith(f"clips_val.csv: 1 invalid annotation rows (strict mode): a [6, 12] (duration 10) 'y': "
                         f"ends past the video duration; see the report (rerun without --strict to write it to "
@@ -612,7 +616,7 @@ def test_cli_segments_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, mon
     labels = _write(tmp_path / "labels.json", '["Jump"]')
     (tmp_path / "folder").mkdir()
     _write(tmp_path / "table.csv", "an earlier result\n")
-    argv, expected = ["segments", str(gt), "--out", str(tmp_path / "table.csv")], []
+    argv, expected = ["segments", str(gt), "--out", str(tmp_path / "table.csv"), "--overwrite"], []
     if case == "region":
         _tsp_csv(gt, *good, "vidA,4.0,9.0,Run,20.0,vidA.mp4,30.0,600,Actions")
         expected = ["gt_valid.csv: line 3: temporal-region-label is 'Actions'"]
@@ -666,7 +670,7 @@ def test_cli_segments_zero_actions_left_exits_1(tmp_path, capsys):
     durations = _write(tmp_path / "durations.csv", "video,duration\na,10\n")
     out = _write(tmp_path / "table.csv", "an earlier result\n")
     before = out.read_bytes()
-    assert cli_main(["segments", str(csv), "--out", str(out), "--durations", str(durations)]) == 1
+    assert cli_main(["segments", str(csv), "--out", str(out), "--durations", str(durations), "--overwrite"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (f"tsplab segments: error: 0 actions left of 3 in {csv}; {out} was not written; see the "
                        f"report {tmp_path / 'table_report.csv'}")

@@ -135,13 +135,19 @@ def _add_gvf(sub) -> None:
     p.add_argument("feature_dir", help="feature folder ({video}.npy files)")
     p.add_argument("--out", required=True, help="GVF h5 file to write (one [C] dataset per video)")
     p.add_argument("--pooling", choices=["max", "avg"], default="max", help="TSP uses max (default)")
+    _add_overwrite(p, "--out")
     p.set_defaults(func=_run_gvf)
+
+
+def _add_overwrite(p, what: str) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace {what} when it exists (without it an existing file is never written over)")
 
 
 def _run_gvf(args) -> int:
     from tsplab.features import compute_gvf_file, read_gvf_h5
 
-    path = compute_gvf_file(args.feature_dir, args.out, args.pooling)  # checks before it writes
+    path = compute_gvf_file(args.feature_dir, args.out, args.pooling, overwrite=args.overwrite)  # checks first
     gvfs = read_gvf_h5(path)
     dim = next(iter(gvfs.values())).shape[0]
     print(f"{args.pooling}-pooled GVFs of {len(gvfs)} videos ({dim}-d) written to {path}")
@@ -193,6 +199,7 @@ def _add_segments(sub) -> None:
                                     "subset of a file that has none")
     p.add_argument("--labels", help="label-mapping JSON; actions of other classes are dropped")
     p.add_argument("--strict", action="store_true", help="fail on any invalid row instead of fixing it")
+    _add_overwrite(p, "--out and its report")
     p.set_defaults(func=_run_segments)
 
 
@@ -212,8 +219,8 @@ def _run_segments(args) -> int:
         inputs["the --labels file"] = resolve(args.labels)
     out = resolve(args.out)
     report_path = segment_report_path(out)
-    check_output_file(out, "--out", inputs)
-    check_output_file(report_path, f"--out's report {report_path.name}", inputs)
+    check_output_file(out, "--out", inputs, overwrite=args.overwrite)
+    check_output_file(report_path, f"--out's report {report_path.name}", inputs, overwrite=args.overwrite)
     if args.min_background_s is not None and not 0 <= args.min_background_s < float("inf"):
         raise InputError(f"--min-background-s {args.min_background_s}: give the shortest background gap in "
                          "seconds, a number >= 0")
@@ -336,6 +343,7 @@ def _add_evaluate(sub) -> None:
                         "and list them, instead of stopping with an error")
     p.add_argument("--json", help="also write the results, with every prediction (and, with --lenient, "
                                   "ground-truth instance) left out, to this new JSON file")
+    _add_overwrite(p, "the --json file")
     p.set_defaults(func=_run_evaluate)
 
 
@@ -352,10 +360,8 @@ def _run_evaluate(args) -> int:
         inputs["--exclude"] = resolve(args.exclude)
     json_path = resolve(args.json) if args.json else None
     if json_path is not None:  # before any work: an output must not replace an input
-        check_output_file(json_path, "--json", inputs)
-    exclude = None
-    if args.exclude:
-        exclude = [v.strip() for v in inputs["--exclude"].read_text().splitlines() if v.strip()]
+        check_output_file(json_path, "--json", inputs, overwrite=args.overwrite)
+    exclude = _read_exclude(inputs["--exclude"]) if args.exclude else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -389,6 +395,19 @@ def _run_evaluate(args) -> int:
             raise InputError(f"{json_path}: cannot write --json ({exc.strerror or exc}); give a writable "
                              "file path") from exc
     return 0
+
+
+def _read_exclude(path) -> list[str]:
+    """The video ids of ``evaluate --exclude``: a text file, one id per line."""
+    if not path.is_file():
+        raise InputError(f"{path}: --exclude file not found{' (a folder)' if path.is_dir() else ''}; give a text "
+                         "file with one video id per line")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: --exclude is not a text file ({exc.reason} at byte {exc.start}); give a "
+                         "text file with one video id per line") from None
+    return [v.strip() for v in text.splitlines() if v.strip()]
 
 
 def _add_pretrain(sub) -> None:
@@ -605,6 +624,7 @@ def _add_fuse(sub) -> None:
                    help="best segments per video fused (default 200, ActionFormer's)")
     p.add_argument("--out", required=True, help="fused ActivityNet result JSON to write (new file); "
                                                 "evaluate it with tsplab evaluate")
+    _add_overwrite(p, "the --out file")
     p.set_defaults(func=_run_fuse)
 
 
@@ -623,7 +643,7 @@ def _run_fuse(args) -> int:
               "the class scores (--class-scores)": resolve(args.class_scores)}
     if args.annotations:
         inputs["the annotations (--annotations)"] = resolve(args.annotations)
-    out = check_output_file(args.out, "--out", inputs)  # before any work: never replaces an input
+    out = check_output_file(args.out, "--out", inputs, overwrite=args.overwrite)  # before any work: never replaces an input
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

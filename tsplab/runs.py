@@ -95,12 +95,14 @@ def write_csv(path, df, **to_csv_kwargs) -> Path:
     return Path(path)
 
 
-def read_json(path):
+def read_json(path, object_pairs_hook=None):
+    """The JSON document in ``path``; ``InputError`` naming the file when it is not text or not JSON
+    (``object_pairs_hook``: as ``json.loads``'s)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(), object_pairs_hook=object_pairs_hook)
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from exc
     except json.JSONDecodeError as exc:
@@ -125,15 +127,18 @@ def _json_default(obj):
 # Output paths, checked before anything is written (the one place every command uses)
 
 
-def check_output_file(path, param: str, inputs: dict | None = None) -> Path:
+def check_output_file(path, param: str, inputs: dict | None = None, overwrite: bool = False) -> Path:
     """``path`` resolved, after checking that a file can be written there without harm: it is not
     one of ``inputs`` (``{what: path}``, compared as resolved paths, so ``./a.csv`` and ``a.csv``
-    are one file), not a folder, and its folder exists or can be made writable. Raises
-    ``InputError`` naming ``param`` otherwise; writes nothing."""
+    are one file), not a folder, not an existing file unless ``overwrite`` (the command's
+    ``--overwrite``: no command replaces a file it did not make), and its folder exists or can be made
+    writable. Raises ``InputError`` naming ``param`` otherwise; writes nothing."""
     path = resolve(path)
     _check_not_an_input(path, param, inputs)
     if path.is_dir():
         raise InputError(f"{param}: {path} is a folder; give the path of the file to write")
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise InputError(f"{param}: {path} already exists; give a new file, or --overwrite to replace it")
     _check_writable(_nearest_existing(path.parent), path, param)
     return path
 
