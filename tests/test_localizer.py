@@ -498,3 +498,52 @@ def test_plots_of_a_run(easy_run):
     plt.close(fig)
     with pytest.raises(ValueError, match="no videos"):
         plots.plot_detection_timeline(gt, pred, [])
+
+
+def _disk_full_at(monkeypatch, module_attr: str, name: str):
+    """Make ``tsplab.localizer.train.<module_attr>`` fail like a full disk when it writes ``name``."""
+    import errno
+    from pathlib import Path
+
+    import tsplab.localizer.train as loc_train
+
+    real = getattr(loc_train, module_attr)
+
+    def full(path, *args, **kwargs):
+        if Path(path).name == name:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(loc_train, module_attr, full)
+
+
+@pytest.mark.parametrize("attr, name", [("write_csv", "history.csv"), ("write_json", "metrics.json")])
+def test_a_failed_rerun_leaves_the_earlier_run_whole(tiny_benchmark, tmp_path, capsys, monkeypatch, unchanged,
+                                                     attr, name):
+    """A rerun into a run folder that failed on a full disk left the new config.json and
+    history.csv beside the earlier run's checkpoint, metrics and predictions."""
+    from tsplab.cli import main
+
+    _write_easy_features(tiny_benchmark, tmp_path / "f")
+    run = tmp_path / "run"
+    run.mkdir()
+    for file in ("config.json", "history.csv", "checkpoint.pt", "predictions.json", "metrics.json"):
+        (run / file).write_text(f"earlier {file}")
+    args = ["localize", "--features", str(tmp_path / "f"), "--annotations", str(tiny_benchmark / "annotations.json"),
+            "--out", str(run), "--epochs", "1", "--baseline"]
+    _disk_full_at(monkeypatch, attr, name)
+    with unchanged(run):
+        assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"tsplab localize: error: {run / name}: cannot write the localizer run (No space left on "
+                       f"device); the earlier run is back in place in {run}")
+    # a fresh run on a full disk: one line, no half run left
+    fresh = tmp_path / "fresh"
+    assert main([*args[:-5], "--out", str(fresh), "--epochs", "1", "--baseline"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"none of this run's files is left in {fresh}")
+    assert sorted(p.name for p in fresh.iterdir()) == []
+    monkeypatch.undo()
+    with pytest.warns(UserWarning, match="moved to .*previous, deleted once this run writes its metrics.json"):
+        assert main(args) == 0  # the rerun that finishes replaces the earlier run, previous/ goes
+    assert "previous" not in {p.name for p in run.iterdir()}
+    assert json.loads((run / "metrics.json").read_text())["average_mAP"] >= 0

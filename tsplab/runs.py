@@ -11,6 +11,8 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
+import warnings
 from pathlib import Path
 
 from tsplab.errors import InputError
@@ -178,3 +180,79 @@ def _check_writable(folder: Path, path: Path, param: str) -> None:
     except OSError as exc:
         raise InputError(f"{param}: cannot write {path}: {folder} is not writable ({exc.strerror}); "
                          f"give an output path in a writable folder") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# Replacing a run folder: the earlier run's files are kept until the new run has a result
+
+
+class PreviousRun:
+    """An earlier run's files in a run folder, kept until a fresh run there has replaced them.
+
+    Design: once every input is checked, a fresh run moves the earlier run's files (those matching
+    ``results``, the run's results, and ``others``, its other files) into ``<run folder>/previous/``,
+    one atomic ``os.replace`` each, before writing anything of its own. While it runs the folder holds
+    no results at all, so nothing that reads it can take the earlier run's results for this run's.
+    When this run has written its first result, ``previous/`` is deleted (``drop``). If it fails
+    before that (an exception, a full disk or Ctrl-C), its own files are removed and the earlier ones
+    moved back (``restore``): the folder is never left mixed. A run killed before its first result
+    leaves them in ``previous/``: the next fresh run keeps them there (the files beside them then
+    belong to the killed attempt, not to a finished run) and deletes them only after its own first
+    result. ``first_result`` and ``instead`` word the warning (``tsplab.train`` and
+    ``tsplab.localizer`` use it; only one process calls these methods)."""
+
+    FOLDER = "previous"
+
+    def __init__(self, out_dir, results, others, first_result: str = "first result", instead: str = ""):
+        self.out_dir = Path(out_dir)
+        self.folder = self.out_dir / self.FOLDER
+        self.results, self.others = tuple(results), tuple(others)
+        self.first_result, self.instead = first_result, instead
+        self.active = False  # True while previous/ holds files that restore() would bring back
+        self.kept: set[str] = set()  # run files left in place (reused by this run)
+
+    def files(self, patterns) -> list[Path]:
+        return sorted({p for pattern in patterns for p in self.out_dir.glob(pattern) if p.is_file()})
+
+    def set_aside(self, reusable=None) -> None:
+        """Move the earlier run's files to ``previous/``; ``reusable(path)`` True keeps one of the
+        ``others`` in place (a file this run would make alike)."""
+        results = self.files(self.results)
+        moved = results + [p for p in self.files(self.others) if not (reusable and reusable(p))]
+        if results and self.folder.is_dir():
+            # previous/ holds an older generation whose replacement reached its first result (and was
+            # killed before deleting it): the folder's own results are the ones to keep.
+            shutil.rmtree(self.folder)
+        if self.folder.is_dir():
+            for path in moved:  # a killed attempt's files, not a finished run's
+                path.unlink()
+            moved = []
+            warnings.warn(f"{self.out_dir}: the earlier run's files stay in {self.folder} until this run "
+                          f"writes its {self.first_result}")
+        elif moved:
+            self.folder.mkdir()
+            for path in moved:
+                os.replace(path, self.folder / path.name)
+            warnings.warn(f"{self.out_dir}: a fresh run replaces the earlier run's "
+                          f"{', '.join(p.name for p in moved)}: moved to {self.folder}, deleted once this run "
+                          f"writes its {self.first_result}, moved back if it fails before{self.instead}")
+        self.active = self.folder.is_dir()
+        self.kept = {p.name for p in self.files(self.results + self.others)}
+
+    def drop(self) -> None:
+        """This run has written its first result: the earlier run's files go."""
+        if self.active:
+            shutil.rmtree(self.folder)
+            self.active = False
+
+    def restore(self) -> None:
+        """This run failed before its first result: remove its files, bring the earlier ones back."""
+        if not self.active:
+            return
+        for path in self.files(self.results + self.others):
+            if path.name not in self.kept:
+                path.unlink()
+        for path in self.folder.iterdir():
+            os.replace(path, self.out_dir / path.name)
+        self.folder.rmdir()
+        self.active = False

@@ -46,9 +46,7 @@ import contextlib
 import dataclasses
 import math
 import numbers
-import os
 import random
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -64,7 +62,7 @@ from tsplab.errors import InputError
 from tsplab.methods import METHODS, PretrainData, TrainContext, get_method
 from tsplab.pretrain_config import (PretrainConfig, check_config, check_inputs, config_from_dict, config_values,
                                     data_paths, plain_value, resolve_weights)
-from tsplab.runs import atomic_path, read_json, resolve, save_config, write_csv
+from tsplab.runs import PreviousRun, atomic_path, read_json, resolve, save_config, write_csv
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -798,63 +796,21 @@ def _resume_checkpoint(out_dir: Path, config: PretrainConfig) -> dict | None:
     return checkpoint
 
 
-class _PreviousRun:
-    """An earlier run's files in a run folder, kept until a fresh run there has replaced them.
+class _PreviousRun(PreviousRun):
+    """Pretraining's earlier run in a run folder (``tsplab.runs.PreviousRun``): its results are the
+    checkpoints and ``metrics.csv``, its other files the loop's and every method's own
+    (``run_files``); a method's file made with this run's settings stays (``reuses_file``: TSP's
+    frozen GVFs). Set aside once the data is ready, dropped after the first checkpoint."""
 
-    Design: once every input is checked and the data is ready, a fresh (not resumed) run moves the
-    earlier run's files (``checkpoint.pt``, ``best.pt``, ``metrics.csv``, ``epoch_*.pt``,
-    ``data_report.csv``, ``config.json``, and GVF files computed with other settings) into
-    ``<run folder>/previous/``, one atomic ``os.replace`` each, before writing its own
-    ``config.json``. While it trains its first epoch the folder holds no checkpoint and no metrics at
-    all, so nothing that reads it (``tsplab.backbones.resolve_checkpoint``, extraction, ``read_metrics``)
-    can take the earlier run's results for this run's. When this run has written its first
-    checkpoint and metrics, ``previous/`` is deleted (``drop``). If it fails before that (an
-    exception or Ctrl-C), its own files are removed and the earlier ones moved back (``restore``).
-    A run killed before its first checkpoint leaves them in ``previous/``: the next fresh run keeps
-    them there (the files beside them then belong to the killed attempt, not to a finished run) and
-    deletes them only after its own first checkpoint. Only process 0 calls these methods.
-    """
-
-    FOLDER = "previous"
     RESULTS = (CHECKPOINT, BEST, METRICS, "epoch_*.pt")
 
     def __init__(self, out_dir: Path):
-        self.out_dir = out_dir
-        self.folder = out_dir / self.FOLDER
-        self.active = False  # True while previous/ holds files that restore() would bring back
-        self.kept: set[str] = set()  # run files left in place (GVFs reused by this run)
-
-    @property
-    def OTHERS(self) -> tuple[str, ...]:
-        """The loop's other files and every method's own (``run_files``), whichever ran here before."""
-        return (DATA_REPORT, "config.json", *dict.fromkeys(p for m in METHODS.values() for p in m.run_files))
-
-    def _files(self, patterns) -> list[Path]:
-        return sorted({p for pattern in patterns for p in self.out_dir.glob(pattern) if p.is_file()})
+        others = (DATA_REPORT, "config.json", *dict.fromkeys(p for m in METHODS.values() for p in m.run_files))
+        super().__init__(out_dir, self.RESULTS, others, first_result="first checkpoint",
+                         instead=" (resume=True continues the earlier run instead)")
 
     def set_aside(self, config: PretrainConfig) -> None:
-        results = self._files(self.RESULTS)
-        moved = results + [p for p in self._files(self.OTHERS) if not self._reusable(p, config)]
-        if results and self.folder.is_dir():
-            # previous/ holds an older generation whose replacement finished an epoch (and was
-            # killed before deleting it): the folder's own results are the ones to keep.
-            shutil.rmtree(self.folder)
-        if self.folder.is_dir():
-            for path in moved:  # a killed attempt's config, report and GVFs, not a finished run's
-                path.unlink()
-            moved = []
-            warnings.warn(f"{self.out_dir}: the earlier run's files stay in {self.folder} until this run "
-                          "writes its first checkpoint")
-        elif moved:
-            self.folder.mkdir()
-            for path in moved:
-                os.replace(path, self.folder / path.name)
-            warnings.warn(f"{self.out_dir}: a fresh run replaces the earlier run's "
-                          f"{', '.join(p.name for p in moved)}: moved to {self.folder}, deleted once this run "
-                          "writes its first checkpoint, moved back if it fails before (resume=True continues "
-                          "the earlier run instead)")
-        self.active = self.folder.is_dir()
-        self.kept = {p.name for p in self._files(self.RESULTS + self.OTHERS)}
+        super().set_aside(lambda path: self._reusable(path, config))
 
     def _reusable(self, path: Path, config: PretrainConfig) -> bool:
         """A method's file stays when the method says the earlier run made it with this run's
@@ -866,24 +822,6 @@ class _PreviousRun:
         except (OSError, InputError, TypeError, ValueError, AttributeError):
             return False  # no readable earlier config: nothing to vouch for the file
         return get_method(config.method).reuses_file(path.name, old, config)
-
-    def drop(self) -> None:
-        """This run has written its first checkpoint: the earlier run's files go."""
-        if self.active:
-            shutil.rmtree(self.folder)
-            self.active = False
-
-    def restore(self) -> None:
-        """This run failed before its first checkpoint: remove its files, bring the earlier ones back."""
-        if not self.active:
-            return
-        for path in self._files(self.RESULTS + self.OTHERS):
-            if path.name not in self.kept:
-                path.unlink()
-        for path in self.folder.iterdir():
-            os.replace(path, self.out_dir / path.name)
-        self.folder.rmdir()
-        self.active = False
 
 
 def _warn_config_changes(old: dict, new: PretrainConfig, path: Path) -> None:

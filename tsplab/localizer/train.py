@@ -5,6 +5,7 @@ run folder's files, and loading a trained model back.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,7 @@ from tsplab.localizer.fusion import (agnostic_annotations, check_fusion_config, 
 from tsplab.localizer.inference import predict, torch_threads
 from tsplab.localizer.asl import ClassSensitivity
 from tsplab.localizer.model import Localizer, Scale
-from tsplab.runs import atomic_path, resolve, save_config, write_csv, write_json
+from tsplab.runs import PreviousRun, atomic_path, resolve, save_config, write_csv, write_json
 
 CHECKPOINT_FILE = "checkpoint.pt"
 PREDICTIONS_FILE = "predictions.json"
@@ -82,14 +83,48 @@ def train_localizer(config: LocalizerConfig, progress: bool = True) -> Localizer
     class_scores = read_run_class_scores(config, ann)  # None without fusion; checked before any write
     with torch_threads(config.num_threads):
         model, history = _fit(config, meta.feature_dim, len(labels), train_items, progress)
-        _save_run(out_dir, config, model, history, skipped, labels, meta)
-        predictions = predict(model, valid_items, meta, labels, progress)
-    predictions, protocol = write_run_predictions(config, predictions, class_scores, out_dir,
-                                                  PREDICTIONS_FILE, UNFUSED_PREDICTIONS_FILE)
-    detection = evaluate_detection(evaluation_ground_truth(config, ann), predictions, config.metric_preset)
-    write_json(out_dir / METRICS_FILE, {**detection.to_dict(), **protocol})
+        # An earlier run's files are set aside, and come back if this run cannot finish writing its
+        # own (a full disk): the folder never holds a mix of two runs.
+        with _replacing_run_folder(out_dir):
+            _save_run(out_dir, config, model, history, skipped, labels, meta)
+            predictions = predict(model, valid_items, meta, labels, progress)
+            predictions, protocol = write_run_predictions(config, predictions, class_scores, out_dir,
+                                                          PREDICTIONS_FILE, UNFUSED_PREDICTIONS_FILE)
+            detection = evaluate_detection(evaluation_ground_truth(config, ann), predictions,
+                                           config.metric_preset)
+            write_json(out_dir / METRICS_FILE, {**detection.to_dict(), **protocol})
     return LocalizerResult(model=model, history=history, predictions=predictions, detection=detection,
                            out_dir=out_dir, skipped=skipped)
+
+
+RUN_RESULTS = (CHECKPOINT_FILE, PREDICTIONS_FILE, UNFUSED_PREDICTIONS_FILE, METRICS_FILE)
+RUN_OTHERS = ("config.json", HISTORY_FILE, SKIPPED_FILE)
+
+
+@contextlib.contextmanager
+def _replacing_run_folder(out_dir: Path):
+    """Write a run into ``out_dir`` within the block: an earlier run's files are moved to
+    ``previous/`` first and deleted once the block has written ``metrics.json``, this run's last
+    file (``tsplab.runs.PreviousRun``). When the block fails, this run's files are removed and the
+    earlier ones moved back; a failure to write (a full disk) becomes one ``InputError`` line."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = PreviousRun(out_dir, RUN_RESULTS, RUN_OTHERS, first_result=METRICS_FILE)
+    previous.set_aside()
+    try:
+        yield
+    except BaseException as exc:
+        earlier = previous.active
+        if earlier:
+            previous.restore()
+        else:  # nothing to bring back: leave no half run that looks like one
+            for path in previous.files(RUN_RESULTS + RUN_OTHERS):
+                path.unlink()
+        if isinstance(exc, OSError) and exc.errno is not None:
+            kept = "the earlier run is back in place" if earlier else "none of this run's files is left"
+            raise InputError(f"{exc.filename or out_dir}: cannot write the localizer run ({exc.strerror}); "
+                             f"{kept} in {out_dir}") from exc
+        raise
+    previous.drop()
 
 
 def _load_data(config: LocalizerConfig, out_dir: Path):
