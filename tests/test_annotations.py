@@ -489,7 +489,7 @@ _ENTRY = {"subset": "validation", "duration": 30.0, "annotations": [{"segment": 
     ("bytes_val.csv", b"video,t_start,t_end,label\nab\xff,1,2,x\n",
      "line 2: not UTF-8 text (byte 0xff at offset 28); save the file as UTF-8"),
     ("null.json", {"abcdefghijk": {**_ENTRY, "duration": None}},
-     "database['abcdefghijk']: 'duration' is null; give the video's duration in seconds as JSON numbers"),
+     "database['abcdefghijk']: 'duration' is null; give the video's duration in seconds as finite JSON numbers"),
     ("abc.json", {"abcdefghijk": {**_ENTRY, "duration": "abc"}},
      "database['abcdefghijk']: 'duration' is \"abc\"; give the video's duration in seconds"),
     ("negative.json", {"abcdefghijk": {**_ENTRY, "duration": -3}},
@@ -507,6 +507,15 @@ _ENTRY = {"subset": "validation", "duration": 30.0, "annotations": [{"segment": 
     ("broken.json", '{"database": {"abcdefghijk": {"subset": "validation",\n}}}',
      "line 2 column 1: not valid JSON"),
     ("no_id_val.csv", "video,t_start,t_end,label\nab,1,2,x\n,3,4,x\n", "line 3: video is empty; give the video id"),
+    # issue 22: an empty id, a 0 fps, an infinite duration
+    ("blank_id_val.csv", "video,t_start,t_end,label\nab,1,2,x\n  ,3,4,x\n", "line 3: video is empty; give the video id"),
+    ("empty_key.json", {"": _ENTRY}, "database['']: the video id is empty; give each video its id"),
+    ("fps0.json", {"abcdefghijk": {**_ENTRY, "fps": 0}}, "database['abcdefghijk']: 'fps' is 0; give a number > 0"),
+    ("inf.json", '{"database": {"abcdefghijk": {"subset": "validation", "duration": 1e400, "annotations": []}}}',
+     "database['abcdefghijk']: 'duration' is Infinity; give the video's duration in seconds as finite JSON numbers"),
+    ("tsp_fps0_val.csv", "video-name,t-start,t-end,action-label,video-duration,filename,fps,video-frames,"
+     "temporal-region-label\nvidA,2.0,4.0,Jump,20.0,vidA.mp4,0,600,Action\n",
+     "line 2: fps of video 'vidA' is 0; give a finite number > 0"),
 ])
 def test_malformed_files_raise_one_line_naming_the_field(tmp_path, name, content, message):
     if isinstance(content, dict):
@@ -719,3 +728,18 @@ def test_cli_standardize_says_how_many_failed(tmp_path, capsys):
     assert captured.err.strip().splitlines()[-1] == (
         f"tsplab standardize: 1 of 1 videos failed (listed above with the reason); the other 0 are done in "
         f"{tmp_path / 'out'}")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("video,duration\nvidA,1e400\n", "line 2: duration of video 'vidA' is inf; give a finite number > 0"),
+    ("video,duration\nvidA,0\n", "line 2: duration of video 'vidA' is 0; give a finite number > 0"),
+    ("filename,video-duration,fps,video-frames\nvidA.mp4,10,0,300\n", "line 2: fps of video 'vidA' is 0; give a "
+     "finite number > 0"),
+])
+def test_cli_segments_refuses_impossible_durations_in_one_line(tmp_path, capsys, unchanged, content, message):
+    """A durations value of 1e400 gave a traceback; a 0 fps was written into TSP's fps column."""
+    csv = _write(tmp_path / "a_val.csv", "video,t_start,t_end,label\nvidA,1,2,x\n")
+    durations = _write(tmp_path / "durations.csv", content)
+    with unchanged(tmp_path):
+        assert cli_main(["segments", str(csv), "--durations", str(durations), "--out", str(tmp_path / "t.csv")]) == 2
+    assert _one_error_line(capsys, "segments").endswith(f"{durations}: {message} (or leave it empty when unknown)")

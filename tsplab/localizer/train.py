@@ -150,7 +150,8 @@ def _load_data(config: LocalizerConfig, out_dir: Path):
                          f"videos of {config.annotations} has usable features (e.g. {example})")
     if len(skipped):
         warnings.warn(f"{config.features_dir}: skipped {len(skipped)} video(s) without usable features "
-                      f"(listed in {out_dir / SKIPPED_FILE})", stacklevel=3)
+                      f"(listed in {out_dir / SKIPPED_FILE}; the first: {skipped['video'].iloc[0]}: "
+                      f"{skipped['reason'].iloc[0]})", stacklevel=3)
     return config, meta, ann, labels, train_items, valid_items, skipped
 
 
@@ -170,7 +171,7 @@ def _fit(config: LocalizerConfig, input_dim: int, num_classes: int, train_items:
     schedule = _Schedule(config.lr, steps_per_epoch, config.epochs, config.warmup_epochs)
     rows = []
     for epoch in tqdm(range(config.epochs), desc="localizer", leave=False, disable=not progress):
-        means, lr = _train_one_epoch(model, optimizer, schedule, train_items, rng)
+        means, lr = _train_one_epoch(model, optimizer, schedule, train_items, rng, epoch)
         rows.append(dict(epoch=epoch + 1, lr=lr, **means))
     return model, pd.DataFrame(rows, columns=["epoch", "lr", *LOSS_TERMS])
 
@@ -195,9 +196,11 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def _train_one_epoch(model: Localizer, optimizer, schedule: "_Schedule", train_items: list[VideoItem],
-                     rng: np.random.Generator) -> tuple[dict, float]:
+                     rng: np.random.Generator, epoch: int = 0) -> tuple[dict, float]:
     """One pass over ``train_items`` in a random order, in batches of random crops; returns the
-    mean of each loss term over the epoch's steps and the last learning rate."""
+    mean of each loss term over the epoch's steps and the last learning rate. A loss that is not
+    finite stops the run (``InputError`` naming the epoch, the step and the batch's videos) before
+    it is stepped on: the model would only train to NaN and predict nothing."""
     config = model.config
     model.train()
     order = rng.permutation(len(train_items))
@@ -210,6 +213,11 @@ def _train_one_epoch(model: Localizer, optimizer, schedule: "_Schedule", train_i
         for group in optimizer.param_groups:
             group["lr"] = lr
         terms = model.losses(batch)
+        if not torch.isfinite(terms["loss"]).item():
+            videos = ", ".join(item.video for item in batch[:5]) + (", ..." if len(batch) > 5 else "")
+            raise InputError(f"epoch {epoch + 1}, step {i // config.batch_size + 1} of {steps}: the training "
+                             f"loss is {float(terms['loss'])} (videos {videos}); check their features and "
+                             "annotations, or lower --lr")
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # ActionFormer clips at 1.0
