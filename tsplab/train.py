@@ -46,6 +46,7 @@ import contextlib
 import dataclasses
 import math
 import numbers
+import os
 import random
 import time
 import warnings
@@ -336,9 +337,10 @@ def _frame_cache(config: PretrainConfig, dist: DistContext | None, tables: dict,
     from tsplab.video import FrameCache
 
     video_dir = data_paths(config)["video_dir"]
+    filenames = sorted(set(tables["train"]["filename"]) | set(tables["valid"]["filename"]))
+    check_inside_folder(video_dir, filenames, data_paths(config)["annotations"])
     cache_root = resolve(config.frame_cache_dir) if config.frame_cache_dir else resolve(config.run_dir) / "frame_cache"
     cache = FrameCache(cache_root, config.frame_rate, config.resize_short_side)
-    filenames = sorted(set(tables["train"]["filename"]) | set(tables["valid"]["filename"]))
     # One process per node decodes (the other processes would only repeat its work); every process
     # then takes the failures that process 0 found.
     builds = dist is None or dist.local_rank == 0
@@ -352,10 +354,56 @@ def _frame_cache(config: PretrainConfig, dist: DistContext | None, tables: dict,
         bad = set(failed["video"])
         for row in failed.to_dict("records"):
             report.append({"split": "", "stage": "frame cache", "video": row["video"], "reason": row["error"]})
-        for split in tables:
-            stems = tables[split]["filename"].map(lambda f: Path(f).stem)
-            tables[split] = tables[split][~stems.isin(bad)].reset_index(drop=True)
+        _leave_out(tables, bad)
+    _leave_out_impossible_durations(tables, built, config.frame_rate, report)
     return cache
+
+
+def _leave_out(tables: dict, stems) -> None:
+    """Remove the videos whose file stems are in ``stems`` from every table (in place)."""
+    for split in tables:
+        names = tables[split]["filename"].map(lambda f: Path(f).stem)
+        tables[split] = tables[split][~names.isin(set(stems))].reset_index(drop=True)
+
+
+def check_inside_folder(folder: Path, filenames, source) -> None:
+    """Every video file named by the annotations lies inside ``folder`` (``--video-dir``): an id or
+    file name like ``../../outside/secret`` or an absolute path would open, decode and cache a file
+    elsewhere. ``InputError`` naming ``source`` and the first such name. Compared lexically, so
+    that a video that is a symbolic link inside the folder stays allowed."""
+    root = os.path.normpath(folder)
+    for name in filenames:
+        path = os.path.normpath(os.path.join(root, str(name)))
+        if os.path.isabs(str(name)) or not path.startswith(root + os.sep):
+            raise InputError(f"{source}: video {str(name)!r} is not a file inside the video folder {folder}; "
+                             "video ids and file names must not hold '..' or absolute paths")
+
+
+# An annotated duration this much longer than the decoded video (seconds, and share of the video)
+# cannot be the video's: its clips past the end would all repeat the last frame.
+_DURATION_SLACK_S, _DURATION_SLACK_SHARE = 2.0, 0.1
+
+
+def _leave_out_impossible_durations(tables: dict, built: pd.DataFrame, frame_rate: float, report: list) -> None:
+    """Leave out (named in ``report`` and a warning) every video whose annotated duration is longer
+    than its decoded frames allow, beyond the slack above."""
+    frames = built.set_index("video")["frames"]
+    bad = {}
+    for split in tables:
+        table = tables[split]
+        for name, duration in zip(table["filename"], table["video-duration"]):
+            stem = Path(name).stem
+            if stem in frames.index and frames[stem] > 0:
+                lasts = frames[stem] / frame_rate
+                if duration > lasts + max(_DURATION_SLACK_S, _DURATION_SLACK_SHARE * lasts):
+                    bad[stem] = (f"annotated duration {duration:g} s, but the video lasts {lasts:.3g} s "
+                                 f"({frames[stem]} frames at {frame_rate:g} fps); fix the duration")
+    if bad:
+        first = next(iter(bad))
+        warnings.warn(f"{len(bad)} video(s) have an annotated duration longer than the video and are left out "
+                      f"of pretraining (listed in the data report), e.g. {first}: {bad[first]}")
+        report += [{"split": "", "stage": "durations", "video": v, "reason": r} for v, r in bad.items()]
+        _leave_out(tables, bad)
 
 
 def _short_record(row: dict) -> dict:
@@ -792,7 +840,7 @@ def _resume_checkpoint(out_dir: Path, config: PretrainConfig) -> dict | None:
         warnings.warn(f"resume: no {CHECKPOINT} in {out_dir}; starting from scratch")
         return None
     checkpoint = load_checkpoint_file(path)
-    _warn_config_changes(checkpoint.get("config", {}), config, path)
+    _check_config_unchanged(checkpoint.get("config", {}), config, path)
     return checkpoint
 
 
@@ -824,19 +872,33 @@ class _PreviousRun(PreviousRun):
         return get_method(config.method).reuses_file(path.name, old, config)
 
 
-def _warn_config_changes(old: dict, new: PretrainConfig, path: Path) -> None:
-    """Warn when a run resumes with settings (loop fields or options) other than its checkpoint's."""
-    ignore = {"epochs", "workers", "progress", "device", "keep_epoch_checkpoints", "trust_pickle"}
+_PATH_FIELDS = {"run_dir", "dataset_dir", "annotations", "valid_annotations", "video_dir", "frame_cache_dir",
+                "weights", "gvf_file", "source_dir"}
+
+
+def _check_config_unchanged(old: dict, new: PretrainConfig, path: Path) -> None:
+    """A resumed run must have its checkpoint's settings (loop fields and options): some would apply
+    and others not (the learning-rate schedule is the checkpoint's), and ``config.json`` would still
+    show the old ones. ``InputError`` naming every changed field, old and new value. ``epochs`` may
+    grow (train longer), and the settings that do not change the result (workers, device, ...) may
+    differ."""
+    ignore = {"epochs", "workers", "progress", "device", "keep_epoch_checkpoints", "trust_pickle", "threads"}
     try:
         before = config_values(config_from_dict(old, source=str(path)))
     except (InputError, TypeError) as exc:
         warnings.warn(f"{path}: the checkpoint's settings cannot be compared with this run's ({exc})")
         return
     after = config_values(new)
-    changed = sorted(k for k in set(before) | set(after)
-                     if k not in ignore and plain_value(before.get(k)) != plain_value(after.get(k)))
+
+    def value(config: dict, key: str):  # a path spelled otherwise (relative, absolute) is the same path
+        plain = plain_value(config.get(key))
+        return str(resolve(plain)) if key in _PATH_FIELDS and isinstance(plain, str) and plain else plain
+
+    changed = sorted(k for k in set(before) | set(after) if k not in ignore and value(before, k) != value(after, k))
     if changed:
-        warnings.warn(f"{path}: resuming with settings that differ from the checkpoint's: {changed}")
+        listed = ", ".join(f"{k} ({plain_value(before.get(k))!r} -> {plain_value(after.get(k))!r})" for k in changed)
+        raise InputError(f"resume: {path}: settings differ from the checkpoint's: {listed}; resume with the run's "
+                         "own settings (its config.json), or start a fresh run without --resume")
 
 
 def read_metrics(output_dir) -> pd.DataFrame:
