@@ -155,7 +155,9 @@ def _snapshot(folder):
     ('{"results": {"vid_one": [0.1, 0.2, 0.3], "vid_two": {"run": 1}}, "class": ["swim", "run", "jump"]}',
      "video 'vid_two': class scores are dict"),
     ('{"results": {"vid_one": [0.1, "0.2", 0.3]}, "class": ["swim", "run", "jump"]}',
-     "video 'vid_one': class scores are a list of 3 values"),
+     "video 'vid_one': class scores are a list holding \"0.2\" (str, not a number); give a list of 3 numbers"),
+    ('{"results": {"vid_one": ["0.1", "0.2", "0.3"]}, "class": ["swim", "run", "jump"]}',  # issue 22
+     "video 'vid_one': class scores are a list holding \"0.1\" (str, not a number)"),
     ('{"results": {"vid_one": [0.1, -0.2, 0.3]}, "class": ["swim", "run", "jump"]}',
      "video 'vid_one': class score -0.2 is not a number >= 0"),
     ('{"results": {"JDg--pjY5gg": [1, 0, 0], "v_JDg--pjY5gg": [0, 1, 0]}, "class": ["swim", "run", "jump"]}',
