@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import socket
 import time
@@ -266,7 +267,25 @@ def cell_metrics(spec: CellSpec) -> dict:
 def read_cell(study_dir, condition: str, seed: int) -> dict | None:
     """A cell's record, or None when it has not run."""
     path = cell_dir(study_dir, condition, seed) / CELL_FILE
-    return read_json(path) if path.is_file() else None
+    return _checked_cell(path, read_json(path)) if path.is_file() else None
+
+
+def _checked_cell(path: Path, record) -> dict:
+    """A cell record as the tables read it: an object with a ``status``, ``seconds`` and (finished)
+    ``metrics`` of numbers (null for a metric without a value). ``InputError`` naming the file and
+    the field otherwise (an edited or damaged ``cell.json`` would stop the aggregation with a
+    traceback, or put text into the tables)."""
+    fix = "rerun the cell (delete its folder)"
+    if not isinstance(record, dict) or not isinstance(record.get("status"), str):
+        raise InputError(f"{path}: not a cell record (no \"status\"); {fix}")
+    for field in ("seconds", "metrics") if record["status"] == "finished" else ("seconds",):
+        values = record.get(field, {})
+        if not isinstance(values, dict):
+            raise InputError(f"{path}: \"{field}\" is {type(values).__name__}, not an object of numbers; {fix}")
+        for name, value in values.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise InputError(f"{path}: {field}.{name} is {json.dumps(value)}, not a number; {fix}")
+    return record
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,12 +452,72 @@ def run_study(out, study_preset: str = "tiny", seeds=2, conditions=None, *, jobs
     each with cores / jobs torch threads; ``launcher="slurm"``: one submitit job per cell.
     Everything is checked before anything is written; a failed cell does not stop the others."""
     check_choice("study", study, STUDIES)
+    if isinstance(benchmark_seed, bool) or not isinstance(benchmark_seed, int) or benchmark_seed < 0:
+        raise InputError(f"benchmark_seed (--benchmark-seed): {benchmark_seed!r}; give the fixed benchmark's seed, "
+                         "a whole number >= 0")
     out = _check_study(study_preset, launcher, jobs, out, slurm)
     chosen = get_conditions(conditions, STUDIES[study][0] if available is None else available)
     threads = (slurm or SlurmOptions()).cpus if launcher == "slurm" else max(1, available_cores() // jobs)
     specs = plan_cells(out, study_preset, seeds, chosen, vary_data=vary_data,
                        benchmark_seed=benchmark_seed, threads=threads)
     _check_finished_cells(out, specs)
+    with study_lock(out):
+        return _run_study(out, study_preset, seeds, chosen, specs, jobs=jobs, launcher=launcher, slurm=slurm,
+                          vary_data=vary_data, benchmark_seed=benchmark_seed, study=study)
+
+
+LOCK_FILE = "study.lock"
+
+
+@contextlib.contextmanager
+def study_lock(out: Path):
+    """Hold ``OUT/study.lock`` (the owner's pid) while a study runs into ``out``: a second study into
+    the same folder stops with one line instead of running the same cells. A lock whose process is
+    gone (killed) is taken over."""
+    lock = out / LOCK_FILE
+    out.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            owner = _lock_owner(lock)
+            if owner is not None and _alive(owner):
+                raise InputError(f"out: {out} is in use by another study (process {owner}, {lock}); wait for "
+                                 "it to finish, or give another --out") from None
+            lock.unlink(missing_ok=True)  # its owner is gone: a killed study
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        break
+    else:
+        raise InputError(f"out: cannot take {lock}; another study is starting into {out}")
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _lock_owner(lock: Path) -> int | None:
+    try:
+        return int(lock.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _run_study(out: Path, study_preset: str, seeds, chosen: list[Condition], specs: list[CellSpec], *, jobs: int,
+               launcher: str, slurm: SlurmOptions | None, vary_data: bool, benchmark_seed: int,
+               study: str) -> StudyResult:
+    """:func:`run_study` once its settings are checked and the folder is locked."""
     tables = tables_dir(out, study)
     tables.mkdir(parents=True, exist_ok=True)
     write_json(tables / STUDY_FILE, dict(study=study, study_preset=study_preset, seeds=seed_list(seeds),
