@@ -743,3 +743,29 @@ def test_cli_segments_refuses_impossible_durations_in_one_line(tmp_path, capsys,
     with unchanged(tmp_path):
         assert cli_main(["segments", str(csv), "--durations", str(durations), "--out", str(tmp_path / "t.csv")]) == 2
     assert _one_error_line(capsys, "segments").endswith(f"{durations}: {message} (or leave it empty when unknown)")
+
+
+def test_cli_segments_interrupted_replaces_nothing_and_a_killed_runs_temporaries_go(tmp_path, capsys, monkeypatch,
+                                                                                   unchanged):
+    """A killed ``segments`` left a hidden temporary file and had already replaced ``_report.csv``."""
+    import tsplab.annotations as annotations
+
+    csv = _write(tmp_path / "clips_val.csv", "video,t_start,t_end,label\na,2,4,x\na,6,12,y\n")
+    durations = _write(tmp_path / "durations.csv", "video,duration\na,10\n")
+    out = _write(tmp_path / "t.csv", "an earlier table\n")
+    _write(tmp_path / "t_report.csv", "an earlier report\n")
+    stale = _write(tmp_path / ".t.tmp-999999999.csv", "a killed run's half table")  # no such process
+    args = ["segments", str(csv), "--out", str(out), "--durations", str(durations), "--overwrite"]
+
+    def killed(table, path):
+        raise KeyboardInterrupt  # stopped between the report and the table
+
+    monkeypatch.setattr(annotations, "write_segment_table", killed)
+    stale_snapshot = stale.read_bytes()
+    with unchanged(out, tmp_path / "t_report.csv"), pytest.raises(KeyboardInterrupt):
+        cli_main(args)
+    assert not stale.exists()  # the killed run's temporary, removed by the next run
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clips_val.csv", "durations.csv", "t.csv", "t_report.csv"]
+    monkeypatch.undo()
+    assert cli_main(args) == 0 and stale_snapshot
+    assert A.read_segment_table(out)["video-name"].tolist()[0] == "a"

@@ -210,7 +210,9 @@ def _run_segments(args) -> int:
 
     from tsplab.annotations import (FOREGROUND, read_label_mapping, segment_min_background_s,
                                     segment_report_path, write_segment_table, write_validation_report)
-    from tsplab.runs import check_output_file, resolve
+    from contextlib import nullcontext
+
+    from tsplab.runs import atomic_path, check_output_file, resolve
 
     inputs = {"the annotation file": resolve(args.annotations)}
     if args.durations:
@@ -234,10 +236,11 @@ def _run_segments(args) -> int:
 
     num_actions = len(ann.instances)
     kept = int((table["temporal-region-label"] == FOREGROUND).sum())
-    try:
-        write_validation_report(report, report_path)
-        if kept:
-            write_segment_table(table, out)
+    try:  # both to temporary files first, renamed at the end: a killed run replaces neither
+        with atomic_path(report_path) as report_tmp, (atomic_path(out) if kept else nullcontext()) as out_tmp:
+            write_validation_report(report, report_tmp)
+            if kept:
+                write_segment_table(table, out_tmp)
     except OSError as exc:
         raise InputError(f"{exc.filename or out}: cannot write ({exc.strerror})") from exc
     actions = report["action"].value_counts()

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import warnings
+from glob import escape as glob_escape
 from pathlib import Path
 
 from tsplab.errors import InputError
@@ -78,6 +79,31 @@ def atomic_path(path):
             tmp.unlink()
 
 
+def remove_stale_temporaries(path) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left beside ``path`` in runs that were killed
+    (``.{stem}.tmp-{pid}{suffix}`` whose process is gone); returns them. A running writer's are kept."""
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for tmp in path.parent.glob(f".{glob_escape(path.stem)}.tmp-*{glob_escape(path.suffix)}"):
+        pid = tmp.name[len(f".{path.stem}.tmp-"):len(tmp.name) - len(path.suffix)]
+        if pid.isdigit() and not _process_alive(int(pid)) and tmp.is_file():
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def atomic_write_text(path, text: str) -> Path:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
@@ -139,6 +165,7 @@ def check_output_file(path, param: str, inputs: dict | None = None, overwrite: b
     _check_not_an_input(path, param, inputs)
     if path.is_dir():
         raise InputError(f"{param}: {path} is a folder; give the path of the file to write")
+    remove_stale_temporaries(path)
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise InputError(f"{param}: {path} already exists; give a new file, or --overwrite to replace it")
     _check_writable(_nearest_existing(path.parent), path, param)
