@@ -800,3 +800,31 @@ def test_check_feature_folders_names_the_missing_and_the_found(tmp_path):
     assert f"found beside them: {tmp_path / 'tac'}, {tmp_path / 'tsp'};" in message  # not 'empty'
     with pytest.raises(InputError, match="feature_dirs: give a non-empty"):
         check_feature_folders({})
+
+
+def test_cli_extract_on_a_full_disk_is_one_line(one_video, tmp_path, capsys, monkeypatch):
+    """A full disk during extraction gave a traceback; now one line, and a rerun goes on."""
+    import errno
+
+    from tsplab.cli import main
+
+    out = tmp_path / "feats"
+    args = ["extract", "--videos", str(one_video), "--out", str(out), "--backbone", "r2plus1d_tiny",
+            "--clip-length", "4", "--frame-rate", "10", "--stride", "8", "--short-side", "16",
+            "--crop", "16", "--workers", "0"]
+
+    def full(folder, video, features):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(X, "save_features", full)
+    with pytest.warns(UserWarning, match="RANDOM"):
+        assert main(args) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.startswith("tsplab")]
+    assert err == [f"tsplab extract: error: {out}: cannot write (No space left on device); the videos finished "
+                   f"before are kept in {out}: free space and rerun the same command to go on (finished videos "
+                   "are skipped)"]
+    assert not list(out.glob("*.npy"))
+    monkeypatch.undo()
+    with pytest.warns(UserWarning, match="RANDOM"):
+        assert main(args) == 0
+    assert F.load_features(out, "b_video").shape == (6, 128)
