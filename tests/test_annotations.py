@@ -508,7 +508,8 @@ _ENTRY = {"subset": "validation", "duration": 30.0, "annotations": [{"segment": 
      "line 2 column 1: not valid JSON"),
     ("no_id_val.csv", "video,t_start,t_end,label\nab,1,2,x\n,3,4,x\n", "line 3: video is empty; give the video id"),
     # issue 22: an empty id, a 0 fps, an infinite duration
-    ("blank_id_val.csv", "video,t_start,t_end,label\nab,1,2,x\n  ,3,4,x\n", "line 3: video is empty; give the video id"),
+    ("blank_id_val.csv", "video,t_start,t_end,label\nab,1,2,x\n  ,3,4,x\n",
+     "line 3: video is empty; give the video id"),
     ("empty_key.json", {"": _ENTRY}, "database['']: the video id is empty; give each video its id"),
     ("fps0.json", {"abcdefghijk": {**_ENTRY, "fps": 0}}, "database['abcdefghijk']: 'fps' is 0; give a number > 0"),
     ("inf.json", '{"database": {"abcdefghijk": {"subset": "validation", "duration": 1e400, "annotations": []}}}',

@@ -267,7 +267,8 @@ def test_gvf_refuses_a_folder_of_mixed_widths(tmp_path, capsys, unchanged):
     F.save_features(feats, "b", np.ones((2, 5)))
     with unchanged(tmp_path):
         err = _gvf_error(main, capsys, feats, tmp_path / "gvf.h5")
-    assert f"{feats / 'b.npy'}: features of shape (2, 5) (float32), expected [T >= 1, 3] numbers (the width of a.npy)" in err
+    assert (f"{feats / 'b.npy'}: features of shape (2, 5) (float32), expected [T >= 1, 3] numbers (the width of "
+            "a.npy)") in err
     F.FeatureMetadata(stride_frames=2, clip_length_frames=4, frame_rate=15.0, feature_dim=5).save(feats)
     err = _gvf_error(main, capsys, feats, tmp_path / "gvf.h5")
     assert f"{feats / 'a.npy'}: features of shape (2, 3) (float32), expected [T >= 1, 5] numbers (metadata.json" in err

@@ -571,7 +571,8 @@ def test_proposal_truncation_and_the_inclusive_threshold():
     # tIoU >= threshold counts (0.5 exactly here)
     half = evaluate_proposals(gt_df([("a", 0, 10, "")]), pred_df([("a", 0, 5, "", 0.9)]), tiou_thresholds=[0.5])
     assert half.average_recall.iloc[-1] == 1.0
-    with pytest.raises(InputError, match="^proposals: none of its 1 predicted video.s. is in ground truth .predicted: 'z'"):
+    with pytest.raises(InputError, match="^proposals: none of its 1 predicted video.s. is in ground truth "
+                                         ".predicted: 'z'"):
         evaluate_proposals(gt, pred_df([("z", 0, 10, "", 0.9)]))  # only a video without ground truth
 
 

@@ -835,7 +835,8 @@ def test_resume_with_changed_settings_is_refused_naming_them(bench, cache_dir, t
             str(tmp_path / "run"), "--set", f"frame_cache_dir={cache_dir}", "--set", "clips_per_segment=1",
             "--batch-size", "8", "--epochs", "2", "--set", "max_steps_per_epoch=1", "--workers", "0", "--resume",
             "--weights", "none"]
-    for extra, named in ((["--set", "alpha_c=0", "--backbone-lr", "0.5"], "alpha_c (1.0 -> 0.0), backbone_lr (0.002 -> 0.5)"),
+    for extra, named in ((["--set", "alpha_c=0", "--backbone-lr", "0.5"],
+                          "alpha_c (1.0 -> 0.0), backbone_lr (0.002 -> 0.5)"),
                          (["--backbone", "r3d_18"], "backbone ('r2plus1d_tiny' -> 'r3d_18')")):
         with unchanged(tmp_path / "run"):
             assert main([*args, *extra]) == 2
@@ -864,7 +865,8 @@ def test_pretrain_refuses_an_id_that_leaves_the_video_dir(bench, tmp_path, capsy
     ann["database"]["../../outside/secret"] = ann["database"].pop("train_0001")
     (tmp_path / "ann.json").write_text(json.dumps(ann))
     with unchanged(tmp_path):
-        assert main(["pretrain", "--preset", "synthetic", "--method", "tac", "--annotations", str(tmp_path / "ann.json"),
+        assert main(["pretrain", "--preset", "synthetic", "--method", "tac", "--annotations",
+                     str(tmp_path / "ann.json"),
                      "--video-dir", str(bench / "videos"), "--run-dir", str(tmp_path / "run"), "--set",
                      "dataset=synthetic", "--weights", "none"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -884,7 +886,8 @@ def test_an_annotated_duration_longer_than_the_video_is_left_out_and_reported():
     built = pd.DataFrame({"video": ["a", "b", "c"], "frames": [44, 45, 45]})  # 3 s each at 15 fps
     report = []
     with pytest.warns(UserWarning, match="1 video.s. have an annotated duration longer than the video .* e.g. a: "
-                                         "annotated duration 1e[+]09 s, but the video lasts 2.93 s .44 frames at 15 fps."):
+                                         "annotated duration 1e[+]09 s, but the video lasts 2.93 s "
+                                         ".44 frames at 15 fps."):
         _leave_out_impossible_durations(tables, built, 15.0, report)
     assert tables["train"]["filename"].tolist() == ["b.mp4", "b.mp4"]
     assert tables["valid"]["filename"].tolist() == ["c.mp4"]  # within the slack (2 s)

@@ -646,7 +646,8 @@ def _run_fuse(args) -> int:
               "the class scores (--class-scores)": resolve(args.class_scores)}
     if args.annotations:
         inputs["the annotations (--annotations)"] = resolve(args.annotations)
-    out = check_output_file(args.out, "--out", inputs, overwrite=args.overwrite)  # before any work: never replaces an input
+    # before any work: never replaces an input, nor an existing file without --overwrite
+    out = check_output_file(args.out, "--out", inputs, overwrite=args.overwrite)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
