@@ -38,3 +38,31 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def snapshot(folder) -> dict:
+    """Every file under ``folder`` (or the one file ``folder``) as ``{relative path: (bytes,
+    mtime_ns)}``: two equal snapshots mean nothing was written, replaced, added or removed there."""
+    folder = Path(folder)
+    files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file())
+    return {str(p.relative_to(folder)) if p != folder else p.name: (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in files}
+
+
+@pytest.fixture
+def unchanged():
+    """``with unchanged(folder, ...):`` asserts the block left every file there as it was (bytes and
+    modification time), added none and removed none."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def check(*folders):
+        before = [snapshot(f) for f in folders]
+        yield
+        for folder, old in zip(folders, before):
+            new = snapshot(folder)
+            assert new.keys() == old.keys(), f"{folder}: files added/removed: {set(new) ^ set(old)}"
+            changed = [name for name in old if old[name] != new[name]]
+            assert not changed, f"{folder}: files changed: {changed}"
+
+    return check

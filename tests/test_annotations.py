@@ -403,7 +403,11 @@ def test_cli_segments(tmp_path, capsys):
     report = pd.read_csv(tmp_path / "table_report.csv")
     assert report[["video", "t_end_s", "action"]].values.tolist() == [["a", 12.0, "clipped"]]
     before = _snapshot(tmp_path)
-    assert cli_main(["segments", str(csv), "--out", str(out), "--durations", str(durations), "--strict"]) == 2
+    assert cli_main(["segments", str(csv), "--out", str(out), "--durations", str(durations)]) == 2
+    assert _one_error_line(capsys, "segments").endswith(f"--out: {out} already exists; give a new file, or "
+                                                        "--overwrite to replace it")
+    assert cli_main(["segments", str(csv), "--out", str(out), "--durations", str(durations), "--strict",
+                     "--overwrite"]) == 2
     err = _one_error_line(capsys, "segments")
     assert err.endswith(f"clips_val.csv: 1 invalid annotation rows (strict mode): a [6, 12] (duration 10) 'y': "
                         f"ends past the video duration; see the report (rerun without --strict to write it to "
@@ -485,7 +489,7 @@ _ENTRY = {"subset": "validation", "duration": 30.0, "annotations": [{"segment": 
     ("bytes_val.csv", b"video,t_start,t_end,label\nab\xff,1,2,x\n",
      "line 2: not UTF-8 text (byte 0xff at offset 28); save the file as UTF-8"),
     ("null.json", {"abcdefghijk": {**_ENTRY, "duration": None}},
-     "database['abcdefghijk']: 'duration' is null; give the video's duration in seconds as JSON numbers"),
+     "database['abcdefghijk']: 'duration' is null; give the video's duration in seconds as finite JSON numbers"),
     ("abc.json", {"abcdefghijk": {**_ENTRY, "duration": "abc"}},
      "database['abcdefghijk']: 'duration' is \"abc\"; give the video's duration in seconds"),
     ("negative.json", {"abcdefghijk": {**_ENTRY, "duration": -3}},
@@ -503,6 +507,16 @@ _ENTRY = {"subset": "validation", "duration": 30.0, "annotations": [{"segment": 
     ("broken.json", '{"database": {"abcdefghijk": {"subset": "validation",\n}}}',
      "line 2 column 1: not valid JSON"),
     ("no_id_val.csv", "video,t_start,t_end,label\nab,1,2,x\n,3,4,x\n", "line 3: video is empty; give the video id"),
+    # issue 22: an empty id, a 0 fps, an infinite duration
+    ("blank_id_val.csv", "video,t_start,t_end,label\nab,1,2,x\n  ,3,4,x\n",
+     "line 3: video is empty; give the video id"),
+    ("empty_key.json", {"": _ENTRY}, "database['']: the video id is empty; give each video its id"),
+    ("fps0.json", {"abcdefghijk": {**_ENTRY, "fps": 0}}, "database['abcdefghijk']: 'fps' is 0; give a number > 0"),
+    ("inf.json", '{"database": {"abcdefghijk": {"subset": "validation", "duration": 1e400, "annotations": []}}}',
+     "database['abcdefghijk']: 'duration' is Infinity; give the video's duration in seconds as finite JSON numbers"),
+    ("tsp_fps0_val.csv", "video-name,t-start,t-end,action-label,video-duration,filename,fps,video-frames,"
+     "temporal-region-label\nvidA,2.0,4.0,Jump,20.0,vidA.mp4,0,600,Action\n",
+     "line 2: fps of video 'vidA' is 0; give a finite number > 0"),
 ])
 def test_malformed_files_raise_one_line_naming_the_field(tmp_path, name, content, message):
     if isinstance(content, dict):
@@ -612,7 +626,7 @@ def test_cli_segments_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, mon
     labels = _write(tmp_path / "labels.json", '["Jump"]')
     (tmp_path / "folder").mkdir()
     _write(tmp_path / "table.csv", "an earlier result\n")
-    argv, expected = ["segments", str(gt), "--out", str(tmp_path / "table.csv")], []
+    argv, expected = ["segments", str(gt), "--out", str(tmp_path / "table.csv"), "--overwrite"], []
     if case == "region":
         _tsp_csv(gt, *good, "vidA,4.0,9.0,Run,20.0,vidA.mp4,30.0,600,Actions")
         expected = ["gt_valid.csv: line 3: temporal-region-label is 'Actions'"]
@@ -666,7 +680,7 @@ def test_cli_segments_zero_actions_left_exits_1(tmp_path, capsys):
     durations = _write(tmp_path / "durations.csv", "video,duration\na,10\n")
     out = _write(tmp_path / "table.csv", "an earlier result\n")
     before = out.read_bytes()
-    assert cli_main(["segments", str(csv), "--out", str(out), "--durations", str(durations)]) == 1
+    assert cli_main(["segments", str(csv), "--out", str(out), "--durations", str(durations), "--overwrite"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (f"tsplab segments: error: 0 actions left of 3 in {csv}; {out} was not written; see the "
                        f"report {tmp_path / 'table_report.csv'}")
@@ -715,3 +729,44 @@ def test_cli_standardize_says_how_many_failed(tmp_path, capsys):
     assert captured.err.strip().splitlines()[-1] == (
         f"tsplab standardize: 1 of 1 videos failed (listed above with the reason); the other 0 are done in "
         f"{tmp_path / 'out'}")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("video,duration\nvidA,1e400\n", "line 2: duration of video 'vidA' is inf; give a finite number > 0"),
+    ("video,duration\nvidA,0\n", "line 2: duration of video 'vidA' is 0; give a finite number > 0"),
+    ("filename,video-duration,fps,video-frames\nvidA.mp4,10,0,300\n", "line 2: fps of video 'vidA' is 0; give a "
+     "finite number > 0"),
+])
+def test_cli_segments_refuses_impossible_durations_in_one_line(tmp_path, capsys, unchanged, content, message):
+    """A durations value of 1e400 gave a traceback; a 0 fps was written into TSP's fps column."""
+    csv = _write(tmp_path / "a_val.csv", "video,t_start,t_end,label\nvidA,1,2,x\n")
+    durations = _write(tmp_path / "durations.csv", content)
+    with unchanged(tmp_path):
+        assert cli_main(["segments", str(csv), "--durations", str(durations), "--out", str(tmp_path / "t.csv")]) == 2
+    assert _one_error_line(capsys, "segments").endswith(f"{durations}: {message} (or leave it empty when unknown)")
+
+
+def test_cli_segments_interrupted_replaces_nothing_and_a_killed_runs_temporaries_go(tmp_path, capsys, monkeypatch,
+                                                                                   unchanged):
+    """A killed ``segments`` left a hidden temporary file and had already replaced ``_report.csv``."""
+    import tsplab.annotations as annotations
+
+    csv = _write(tmp_path / "clips_val.csv", "video,t_start,t_end,label\na,2,4,x\na,6,12,y\n")
+    durations = _write(tmp_path / "durations.csv", "video,duration\na,10\n")
+    out = _write(tmp_path / "t.csv", "an earlier table\n")
+    _write(tmp_path / "t_report.csv", "an earlier report\n")
+    stale = _write(tmp_path / ".t.tmp-999999999.csv", "a killed run's half table")  # no such process
+    args = ["segments", str(csv), "--out", str(out), "--durations", str(durations), "--overwrite"]
+
+    def killed(table, path):
+        raise KeyboardInterrupt  # stopped between the report and the table
+
+    monkeypatch.setattr(annotations, "write_segment_table", killed)
+    stale_snapshot = stale.read_bytes()
+    with unchanged(out, tmp_path / "t_report.csv"), pytest.raises(KeyboardInterrupt):
+        cli_main(args)
+    assert not stale.exists()  # the killed run's temporary, removed by the next run
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clips_val.csv", "durations.csv", "t.csv", "t_report.csv"]
+    monkeypatch.undo()
+    assert cli_main(args) == 0 and stale_snapshot
+    assert A.read_segment_table(out)["video-name"].tolist()[0] == "a"

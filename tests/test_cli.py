@@ -81,3 +81,49 @@ def test_numpy_floor_is_one_the_code_works_with():
     numpy_dep = next(d for d in deps if d.startswith("numpy"))
     assert numpy_dep == "numpy>=2.0"
     assert '"numpy>=2.0"' in (REPO / "environment.yml").read_text()
+
+
+def _fake_checkout(tmp_path) -> Path:
+    """A folder that looks like a checkout (``tsplab/`` and ``notebooks/``) with ``runs/expA``,
+    ``runs/expB`` and a small annotation file at its root."""
+    root = tmp_path / "checkout"
+    for folder in ("tsplab", "notebooks", "runs/expA", "runs/expB"):
+        (root / folder).mkdir(parents=True)
+    (root / "a.csv").write_text("video,t_start,t_end,label\nv1,1.0,3.0,jump\nv1,5.0,8.0,run\n")
+    (root / "d.csv").write_text("video,duration\nv1,20.0\n")
+    return root
+
+
+def test_relative_paths_are_the_working_directorys_inside_a_checkout(tmp_path, monkeypatch, capsys, unchanged):
+    """Inside a checkout, ``cd runs/expA && tsplab segments ../../a.csv --out segs.csv`` wrote
+    ``<checkout>/segs.csv`` (and expB overwrote it); it writes ``runs/expA/segs.csv`` now."""
+    root = _fake_checkout(tmp_path)
+    for exp in ("expA", "expB"):
+        monkeypatch.chdir(root / "runs" / exp)
+        with unchanged(root / "a.csv", root / "d.csv"):
+            assert main(["segments", "../../a.csv", "--durations", "../../d.csv", "--out", "segs.csv",
+                         "--subset", "validation"]) == 0
+        assert (root / "runs" / exp / "segs.csv").is_file()
+    assert not (root / "segs.csv").exists()
+    assert (root / "runs/expA/segs.csv").read_bytes() == (root / "runs/expB/segs.csv").read_bytes()
+    capsys.readouterr()
+    gt = root / "runs/expA/gt.json"
+    gt.write_text('{"database": {"v1": {"subset": "validation", "duration": 20, "annotations": '
+                  '[{"segment": [1, 3], "label": "jump"}]}}, "results": {"v1": [{"segment": [1, 3], '
+                  '"label": "jump", "score": 1.0}]}}')
+    monkeypatch.chdir(root / "runs/expA")
+    assert main(["evaluate", "gt.json", "gt.json", "--preset", "activitynet"]) == 0
+    assert "average" in capsys.readouterr().out
+
+
+def test_the_library_still_anchors_relative_paths_at_the_checkout(tmp_path, monkeypatch):
+    """Notebooks run from ``notebooks/`` and mean ``runs/tiny`` as ``<checkout>/runs/tiny``; the
+    command line's anchor ends with the command."""
+    from tsplab.runs import paths_relative_to, resolve
+
+    root = _fake_checkout(tmp_path)
+    monkeypatch.chdir(root / "notebooks")
+    assert resolve("runs/tiny") == root.resolve() / "runs/tiny"
+    with paths_relative_to(Path.cwd()):
+        assert resolve("runs/tiny") == root.resolve() / "notebooks/runs/tiny"
+    assert resolve("runs/tiny") == root.resolve() / "runs/tiny"

@@ -27,3 +27,19 @@ def test_check_choice_names_the_parameter_the_value_and_every_choice(value, seve
         check_choice("method", value, ["tac", "tsp"], several=several)
     assert str(error.value) == expected
     assert "\n" not in str(error.value)
+
+
+def _history(*cells):
+    return {"In": ["", *cells, "check_parameter_names(globals())"]}
+
+
+def test_check_parameter_names_refuses_a_name_papermill_injected_that_is_not_declared():
+    from tsplab.errors import check_parameter_names
+
+    params = "# Parameters (papermill overrides them)\nepochs = 8  # a comment\nseed: int = 0\nrun_dir = 'runs/tiny'\n"
+    check_parameter_names(_history(params))  # Jupyter, nbval: no injected cell
+    check_parameter_names(_history(params, "# Parameters\nepochs = 2\nseed = 3\n"))  # known names
+    with pytest.raises(InputError, match=r"^unknown parameter\(s\) epoch, sed: the notebook's parameters cell "
+                                         r"does not declare them; valid: epochs, run_dir, seed$"):
+        check_parameter_names(_history(params, "# Parameters\nepoch = 7\nsed = 1\nseed = 3\n"))
+    check_parameter_names(_history("%matplotlib inline", params))  # a magic is no Python: skipped

@@ -188,6 +188,104 @@ def test_gvf_refuses_bad_outputs_before_writing(tmp_path, capsys):
     assert not (tmp_path / "gvf.h5").exists()
 
 
+def _gvf_error(main, capsys, feats, out, *extra):
+    assert main(["gvf", str(feats), "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tsplab gvf: error: "), err
+    return err[0]
+
+
+def test_gvf_never_writes_over_an_input_or_an_existing_file(tmp_path, capsys, unchanged):
+    """``tsplab gvf feats --out feats/val_0000.npy`` replaced a feature file with HDF5 (exit 0)."""
+    from tsplab.cli import main
+
+    feats = tmp_path / "feats"
+    F.save_features(feats, "val_0000", np.ones((2, 3)))
+    F.FeatureMetadata(stride_frames=2, clip_length_frames=4, frame_rate=15.0, feature_dim=3).save(feats)
+    old = tmp_path / "old.h5"
+    old.write_text("not ours")
+    with unchanged(tmp_path):
+        for extra in ((), ("--overwrite",)):
+            err = _gvf_error(main, capsys, feats, feats / "val_0000.npy", *extra)
+            assert "val_0000.npy is also val_0000.npy, a file of the feature folder" in err
+        assert "metadata.json is also" in _gvf_error(main, capsys, feats, feats / "metadata.json")
+        assert f"--out: {old} already exists; give a new file, or --overwrite" in _gvf_error(main, capsys, feats, old)
+    assert main(["gvf", str(feats), "--out", str(old), "--overwrite"]) == 0
+    assert F.read_gvf_h5(old)["val_0000"].tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("bad, named", [
+    (np.nan, "row 1 (clip 1), column 2 holds nan"), (np.inf, "row 1 (clip 1), column 2 holds inf"),
+    (1e38, "row 1 (clip 1), column 2 holds 1e+38")])
+def test_gvf_refuses_non_finite_features(tmp_path, capsys, unchanged, bad, named):
+    from tsplab.cli import main
+
+    feats = tmp_path / "feats"
+    F.save_features(feats, "a", np.ones((2, 3)))
+    F.save_features(feats, "b", np.array([[0.0, 1, 2], [3, 4, bad]]))
+    with unchanged(tmp_path):
+        err = _gvf_error(main, capsys, feats, tmp_path / "gvf.h5")
+    assert f"{feats / 'b.npy'}: {named}; features must be finite" in err
+
+
+def _broken_npy(path, kind):
+    good = path.parent / "good.npy"
+    np.save(good, np.ones((4, 3), np.float32))
+    if kind == "truncated":
+        path.write_bytes(good.read_bytes()[:100])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "object":
+        np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "short":  # a whole header, too few values
+        path.write_bytes(good.read_bytes()[:-8])
+
+
+@pytest.mark.parametrize("kind, named", [
+    ("truncated", "unreadable features (EOF"), ("empty", "unreadable features"),
+    ("object", "unreadable features (pickled (object) data)"), ("directory", "unreadable features (a folder)"),
+    ("short", "unreadable features")])
+def test_gvf_names_an_unreadable_feature_file_in_one_line(tmp_path, capsys, unchanged, kind, named):
+    from tsplab.cli import main
+
+    feats = tmp_path / "feats"
+    feats.mkdir()
+    _broken_npy(feats / "b.npy", kind)
+    with unchanged(tmp_path):
+        err = _gvf_error(main, capsys, feats, tmp_path / "gvf.h5")
+    assert err.startswith(f"tsplab gvf: error: {feats / 'b.npy'}: {named}")
+
+
+def test_gvf_refuses_a_folder_of_mixed_widths(tmp_path, capsys, unchanged):
+    """A folder whose files differ in width wrote a mixed-width h5 and said "128-d"."""
+    from tsplab.cli import main
+
+    feats = tmp_path / "feats"
+    F.save_features(feats, "a", np.ones((2, 3)))
+    F.save_features(feats, "b", np.ones((2, 5)))
+    with unchanged(tmp_path):
+        err = _gvf_error(main, capsys, feats, tmp_path / "gvf.h5")
+    assert (f"{feats / 'b.npy'}: features of shape (2, 5) (float32), expected [T >= 1, 3] numbers (the width of "
+            "a.npy)") in err
+    F.FeatureMetadata(stride_frames=2, clip_length_frames=4, frame_rate=15.0, feature_dim=5).save(feats)
+    err = _gvf_error(main, capsys, feats, tmp_path / "gvf.h5")
+    assert f"{feats / 'a.npy'}: features of shape (2, 3) (float32), expected [T >= 1, 5] numbers (metadata.json" in err
+
+
+@pytest.mark.parametrize("field, value, named", [
+    ("stride_frames", 0, "stride_frames is 0; expected a whole number >= 1"),
+    ("frame_rate", 0, "frame_rate is 0; expected a number of frames per second > 0"),
+    ("frame_rate", "15", "frame_rate is '15'; expected a number"),
+    ("clip_length_frames", 2.5, "clip_length_frames is 2.5; expected a whole number")])
+def test_metadata_with_an_impossible_clip_grid_is_refused(tmp_path, field, value, named):
+    values = dict(stride_frames=2, clip_length_frames=4, frame_rate=15.0, feature_dim=3)
+    (tmp_path / F.METADATA_FILE).write_text(json.dumps({**values, field: value}))
+    with pytest.raises(InputError, match=f"metadata.json: {named}"):
+        F.FeatureMetadata.load(tmp_path)
+
+
 def test_resample_features_interpolates_time_only():
     # T=3, C=7: each channel c is a different line over time, t * (c + 1) + 10 c.
     t, c = np.meshgrid(np.arange(3), np.arange(7), indexing="ij")
@@ -703,3 +801,31 @@ def test_check_feature_folders_names_the_missing_and_the_found(tmp_path):
     assert f"found beside them: {tmp_path / 'tac'}, {tmp_path / 'tsp'};" in message  # not 'empty'
     with pytest.raises(InputError, match="feature_dirs: give a non-empty"):
         check_feature_folders({})
+
+
+def test_cli_extract_on_a_full_disk_is_one_line(one_video, tmp_path, capsys, monkeypatch):
+    """A full disk during extraction gave a traceback; now one line, and a rerun goes on."""
+    import errno
+
+    from tsplab.cli import main
+
+    out = tmp_path / "feats"
+    args = ["extract", "--videos", str(one_video), "--out", str(out), "--backbone", "r2plus1d_tiny",
+            "--clip-length", "4", "--frame-rate", "10", "--stride", "8", "--short-side", "16",
+            "--crop", "16", "--workers", "0"]
+
+    def full(folder, video, features):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(X, "save_features", full)
+    with pytest.warns(UserWarning, match="RANDOM"):
+        assert main(args) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.startswith("tsplab")]
+    assert err == [f"tsplab extract: error: {out}: cannot write (No space left on device); the videos finished "
+                   f"before are kept in {out}: free space and rerun the same command to go on (finished videos "
+                   "are skipped)"]
+    assert not list(out.glob("*.npy"))
+    monkeypatch.undo()
+    with pytest.warns(UserWarning, match="RANDOM"):
+        assert main(args) == 0
+    assert F.load_features(out, "b_video").shape == (6, 128)

@@ -155,7 +155,9 @@ def _snapshot(folder):
     ('{"results": {"vid_one": [0.1, 0.2, 0.3], "vid_two": {"run": 1}}, "class": ["swim", "run", "jump"]}',
      "video 'vid_two': class scores are dict"),
     ('{"results": {"vid_one": [0.1, "0.2", 0.3]}, "class": ["swim", "run", "jump"]}',
-     "video 'vid_one': class scores are a list of 3 values"),
+     "video 'vid_one': class scores are a list holding \"0.2\" (str, not a number); give a list of 3 numbers"),
+    ('{"results": {"vid_one": ["0.1", "0.2", "0.3"]}, "class": ["swim", "run", "jump"]}',  # issue 22
+     "video 'vid_one': class scores are a list holding \"0.1\" (str, not a number)"),
     ('{"results": {"vid_one": [0.1, -0.2, 0.3]}, "class": ["swim", "run", "jump"]}',
      "video 'vid_one': class score -0.2 is not a number >= 0"),
     ('{"results": {"JDg--pjY5gg": [1, 0, 0], "v_JDg--pjY5gg": [0, 1, 0]}, "class": ["swim", "run", "jump"]}',
@@ -177,12 +179,31 @@ def test_malformed_class_score_file_exits_2_with_one_line(tmp_path, capsys, cont
     (tmp_path / "fused.json").write_text("an earlier result")
     before = _snapshot(tmp_path)
     rc = main(["fuse", "--predictions", str(tmp_path / "pred.json"), "--class-scores", str(tmp_path / "cls.json"),
-               "--annotations", str(gt), "--out", str(tmp_path / "fused.json")])
+               "--annotations", str(gt), "--out", str(tmp_path / "fused.json"), "--overwrite"])
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("tsplab fuse: error: ")
     assert str(tmp_path / "cls.json") in err[0] and named in err[0]
     assert _snapshot(tmp_path) == before  # nothing written, nothing replaced
+
+
+def test_cli_fuse_never_replaces_an_existing_file_without_overwrite(tmp_path, capsys, unchanged):
+    """``fuse --out`` replaced an unrelated existing file although its help says "new file"."""
+    from tsplab.cli import main
+    from tsplab.metrics import read_predictions, write_predictions
+
+    write_predictions(PREDICTIONS, tmp_path / "pred.json")
+    _write_scores(tmp_path / "cls.json")
+    notes = tmp_path / "notes.json"
+    notes.write_text("someone's notes")
+    args = ["fuse", "--predictions", str(tmp_path / "pred.json"), "--class-scores", str(tmp_path / "cls.json"),
+            "--out", str(notes)]
+    with unchanged(tmp_path):
+        assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == f"tsplab fuse: error: --out: {notes} already exists; give a new file, or --overwrite to replace it\n"
+    assert main([*args, "--overwrite"]) == 0
+    _assert_same(read_predictions(notes), EXPECTED)
 
 
 def test_cli_fuse_end_to_end(tmp_path, capsys):

@@ -498,3 +498,117 @@ def test_plots_of_a_run(easy_run):
     plt.close(fig)
     with pytest.raises(ValueError, match="no videos"):
         plots.plot_detection_timeline(gt, pred, [])
+
+
+def _disk_full_at(monkeypatch, module_attr: str, name: str):
+    """Make ``tsplab.localizer.train.<module_attr>`` fail like a full disk when it writes ``name``."""
+    import errno
+    from pathlib import Path
+
+    import tsplab.localizer.train as loc_train
+
+    real = getattr(loc_train, module_attr)
+
+    def full(path, *args, **kwargs):
+        if Path(path).name == name:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(loc_train, module_attr, full)
+
+
+@pytest.mark.parametrize("attr, name", [("write_csv", "history.csv"), ("write_json", "metrics.json")])
+def test_a_failed_rerun_leaves_the_earlier_run_whole(tiny_benchmark, tmp_path, capsys, monkeypatch, unchanged,
+                                                     attr, name):
+    """A rerun into a run folder that failed on a full disk left the new config.json and
+    history.csv beside the earlier run's checkpoint, metrics and predictions."""
+    from tsplab.cli import main
+
+    _write_easy_features(tiny_benchmark, tmp_path / "f")
+    run = tmp_path / "run"
+    run.mkdir()
+    for file in ("config.json", "history.csv", "checkpoint.pt", "predictions.json", "metrics.json"):
+        (run / file).write_text(f"earlier {file}")
+    args = ["localize", "--features", str(tmp_path / "f"), "--annotations", str(tiny_benchmark / "annotations.json"),
+            "--out", str(run), "--epochs", "1", "--baseline"]
+    _disk_full_at(monkeypatch, attr, name)
+    with unchanged(run):
+        assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"tsplab localize: error: {run / name}: cannot write the localizer run (No space left on "
+                       f"device); the earlier run is back in place in {run}")
+    # a fresh run on a full disk: one line, no half run left
+    fresh = tmp_path / "fresh"
+    assert main([*args[:-5], "--out", str(fresh), "--epochs", "1", "--baseline"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"none of this run's files is left in {fresh}")
+    assert sorted(p.name for p in fresh.iterdir()) == []
+    monkeypatch.undo()
+    with pytest.warns(UserWarning, match="moved to .*previous, deleted once this run writes its metrics.json"):
+        assert main(args) == 0  # the rerun that finishes replaces the earlier run, previous/ goes
+    assert "previous" not in {p.name for p in run.iterdir()}
+    assert json.loads((run / "metrics.json").read_text())["average_mAP"] >= 0
+
+
+def _localize_args(tiny_benchmark, features, out, annotations=None):
+    return ["localize", "--features", str(features), "--annotations",
+            str(annotations or tiny_benchmark / "annotations.json"), "--out", str(out), "--epochs", "1", "--baseline"]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e38])
+def test_non_finite_features_are_named_not_trained_on(tiny_benchmark, tmp_path, capsys, bad):
+    """NaN, inf or 1e38 in a feature row trained to loss NaN, 0 predictions, exit 0, no warning."""
+    from tsplab.cli import main
+
+    feats = tmp_path / "f"
+    _write_easy_features(tiny_benchmark, feats)
+    array = np.load(feats / "train_0001.npy")
+    array[2, 3] = bad
+    np.save(feats / "train_0001.npy", array)
+    with pytest.warns(UserWarning, match=r"skipped 1 video\(s\) .* the first: train_0001: .*train_0001.npy: row 2 "
+                                         r"\(clip 2\), column 3 holds"):
+        assert main(_localize_args(tiny_benchmark, feats, tmp_path / "run")) == 1
+    assert "1 video(s) without usable features were left out" in capsys.readouterr().err
+    skipped = pd.read_csv(tmp_path / "run" / "skipped.csv")
+    assert skipped["video"].tolist() == ["train_0001"] and "row 2 (clip 2)" in skipped["reason"].iloc[0]
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert np.isfinite(history["loss"]).all()
+
+
+def test_a_non_finite_loss_stops_the_run_naming_epoch_and_step(tiny_benchmark, tmp_path, capsys, monkeypatch,
+                                                                 unchanged):
+    from tsplab.cli import main
+    from tsplab.localizer.model import Localizer
+
+    _write_easy_features(tiny_benchmark, tmp_path / "f")
+    real = Localizer.losses
+    calls = []
+
+    def nan_on_second_step(self, batch):
+        terms = real(self, batch)
+        calls.append(1)
+        return {**terms, "loss": terms["loss"] * float("nan")} if len(calls) == 2 else terms
+
+    monkeypatch.setattr(Localizer, "losses", nan_on_second_step)
+    args = _localize_args(tiny_benchmark, tmp_path / "f", tmp_path / "run")
+    args[args.index("--epochs") + 1] = "2"
+    with unchanged(tmp_path):
+        assert main([*args, "--batch-size", "4"]) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.startswith("tsplab")]
+    assert len(err) == 1 and err[0].startswith("tsplab localize: error: epoch 1, step 2 of ")
+    assert "the training loss is nan (videos train_" in err[0]
+
+
+def test_a_validation_video_whose_duration_disagrees_with_its_features_is_named(tiny_benchmark, tmp_path, capsys):
+    """A validation video annotated 0.01 s long lost all its predictions (clipped away), exit 0."""
+    from tsplab.cli import main
+
+    _write_easy_features(tiny_benchmark, tmp_path / "f")
+    gt = json.loads((tiny_benchmark / "annotations.json").read_text())
+    gt["database"]["val_0000"]["duration"] = 0.01
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    with pytest.warns(UserWarning, match="val_0000: annotated duration 0.01 s disagrees with its"):
+        assert main(_localize_args(tiny_benchmark, tmp_path / "f", tmp_path / "run", tmp_path / "gt.json")) == 1
+    assert "1 video(s) without usable features were left out" in capsys.readouterr().err
+    skipped = pd.read_csv(tmp_path / "run" / "skipped.csv")
+    assert skipped[["video", "subset"]].values.tolist() == [["val_0000", "validation"]]
+    assert "its predictions would all be clipped away" in skipped["reason"].iloc[0]

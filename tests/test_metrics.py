@@ -571,7 +571,8 @@ def test_proposal_truncation_and_the_inclusive_threshold():
     # tIoU >= threshold counts (0.5 exactly here)
     half = evaluate_proposals(gt_df([("a", 0, 10, "")]), pred_df([("a", 0, 5, "", 0.9)]), tiou_thresholds=[0.5])
     assert half.average_recall.iloc[-1] == 1.0
-    with pytest.raises(InputError, match="^proposals: none left after truncation to max_avg_proposals per video$"):
+    with pytest.raises(InputError, match="^proposals: none of its 1 predicted video.s. is in ground truth "
+                                         ".predicted: 'z'"):
         evaluate_proposals(gt, pred_df([("z", 0, 10, "", 0.9)]))  # only a video without ground truth
 
 
@@ -871,3 +872,78 @@ def test_predicting_the_ground_truth_scores_map_one():
         result = evaluate_detection(gt, pred, "activitynet", tiou_thresholds=[0.5, 0.95])
         assert (result.ap.to_numpy() == 1.0).all()
     check()
+
+
+# ------------------------------------------------------------------ issue 22: nothing lost, nothing silent
+def _gt_and_perfect_predictions(tmp_path, n=4):
+    gt = tmp_path / "gt.csv"
+    gt.write_text("video,t_start,t_end,label\n" + "".join(f"vid{i},{i + 1},{i + 5},Jump\n" for i in range(n)))
+    return gt, {f"vid{i}": [{"segment": [i + 1, i + 5], "label": "Jump", "score": 0.9}] for i in range(n)}
+
+
+def test_cli_a_video_key_written_twice_keeps_its_first_list_and_says_so(tmp_path, capsys, unchanged):
+    """The same key twice in ``results`` kept the last list silently (100 -> 75 %)."""
+    from tsplab.cli import main
+
+    gt, results = _gt_and_perfect_predictions(tmp_path)
+    body = json.dumps({"results": results})
+    # vid0 again, a confident false positive: json would keep it and drop the true positive
+    pred = tmp_path / "pred.json"
+    pred.write_text(body[:-2] + ', "vid0": [{"segment": [50, 60], "label": "Jump", "score": 1.0}]}}')
+    with unchanged(gt, pred):
+        assert main(["evaluate", str(gt), str(pred), "--subset", "validation", "--preset", "thumos14"]) == 0
+    captured = capsys.readouterr()
+    assert "average  100.00" in captured.out
+    assert captured.err.count("\n") == 1 and f"{pred}: skipped 1 malformed prediction entries: vid0[0]: video " \
+        "listed again under the same key (its first list is kept)" in captured.err
+
+
+def test_cli_predictions_that_match_no_ground_truth_video_stop(tmp_path, capsys, unchanged):
+    """Upper-cased ids scored mAP 0.00 with exit 0 and no warning."""
+    from tsplab.cli import main
+
+    gt, results = _gt_and_perfect_predictions(tmp_path)
+    pred = write_results(tmp_path / "pred.json", {v.upper(): e for v, e in results.items()})
+    args = ["evaluate", str(gt), pred, "--subset", "validation", "--preset", "thumos14", "--json",
+            str(tmp_path / "res.json")]
+    with unchanged(tmp_path):
+        assert main(args) == 2
+    one_error_line(capsys, f"{pred}: none of its 4 predicted video(s) is in {gt} (predicted: 'VID0', 'VID1'",
+                   "the ground truth has e.g. 'vid0', 'vid1', 'vid2'")
+    half = {(v.upper() if i % 2 else v): e for i, (v, e) in enumerate(results.items())}
+    pred = write_results(tmp_path / "pred.json", half)
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (f"tsplab evaluate: warning: {pred}: 2 of 4 predicted video(s) are not in {gt}, so their "
+                            "predictions match nothing: 'VID1', 'VID3'\n")
+
+
+def test_cli_json_never_replaces_an_existing_file_without_overwrite(tmp_path, capsys, unchanged):
+    from tsplab.cli import main
+
+    gt, results = _gt_and_perfect_predictions(tmp_path)
+    pred = write_results(tmp_path / "pred.json", results)
+    notes = tmp_path / "notes.json"
+    notes.write_text("someone's notes")
+    args = ["evaluate", str(gt), pred, "--subset", "validation", "--preset", "thumos14", "--json", str(notes)]
+    with unchanged(tmp_path):
+        assert main(args) == 2
+    one_error_line(capsys, f"--json: {notes} already exists; give a new file, or --overwrite to replace it")
+    assert main([*args, "--overwrite"]) == 0
+    assert json.loads(notes.read_text())["average_mAP"] == 1.0
+
+
+@pytest.mark.parametrize("kind", ["binary", "folder"])
+def test_cli_exclude_that_is_not_a_text_file_is_one_line(tmp_path, capsys, unchanged, kind):
+    from tsplab.cli import main
+
+    gt, results = _gt_and_perfect_predictions(tmp_path)
+    pred = write_results(tmp_path / "pred.json", results)
+    exclude = tmp_path / "exclude.txt"
+    if kind == "binary":
+        exclude.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    else:
+        exclude.mkdir()
+    with unchanged(tmp_path):
+        assert main(["evaluate", str(gt), pred, "--subset", "validation", "--exclude", str(exclude)]) == 2
+    one_error_line(capsys, f"{exclude}: --exclude ", "give a text file with one video id per line")

@@ -87,3 +87,16 @@ def test_a_typo_in_04s_method_stops_before_any_work(tmp_path):
     assert error.value.ename == "InputError"
     assert error.value.evalue == "method: 'tps' is not a valid choice; valid: tac, tsp, bsp, pal, random"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["04_extract_features.ipynb"]
+
+
+@pytest.mark.slow
+def test_an_unknown_papermill_parameter_stops_the_notebook(tmp_path):
+    """``papermill ... -p epoch 7`` (for ``epochs``) ran the whole notebook on its defaults."""
+    import papermill
+
+    with pytest.raises(papermill.PapermillExecutionError) as error:
+        run_notebook(NotebookStep("06_detad_length_analysis.ipynb", dict(epoch=7, seed=1)), tmp_path)
+    assert error.value.ename == "InputError"
+    assert error.value.evalue.startswith("unknown parameter(s) epoch: the notebook's parameters cell does not "
+                                         "declare them; valid: dataset_preset, ground_truth, perturbations, ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["06_detad_length_analysis.ipynb"]

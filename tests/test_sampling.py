@@ -152,3 +152,15 @@ def test_sharding_between_processes():
     val = [list(EpochSampler(11, num_replicas=2, rank=r, shuffle=False, pad=False)) for r in range(2)]
     assert len(val[0]) == 6 and len(val[1]) == 5
     assert sorted(k[0] for part in val for k in part) == list(range(11))
+
+
+@pytest.mark.filterwarnings("ignore:.*segments dropped")
+def test_a_clip_longer_than_every_segment_is_one_line_naming_the_field():
+    """A clip longer than every video gave a traceback (a ValueError); now the one-line InputError."""
+    from tsplab.errors import InputError
+
+    with pytest.raises(InputError, match=r"^clip_length_frames: no segment of the table is long enough for one "
+                                         r"clip of 200 frames at 10 fps \(20 s; the longest of its 7 segments lasts "
+                                         r"3 s\); give a shorter clip_length_frames$"):
+        SegmentClipDataset(table(ROWS), "/videos", FRAMES, ["jump", "run"], clip_length_frames=200, frame_rate=10,
+                           jitter=False)

@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import re
 
 import nbformat
 import numpy as np
@@ -683,3 +684,47 @@ def test_the_preregistration_is_written_before_any_cell_runs(tmp_path, monkeypat
     write_json_cell(out, "tac_source", 0, dict(status="finished"))  # results exist now (another condition)
     with pytest.raises(InputError, match="pre-registered other seeds and has results"):
         study.run_study(out, "tiny", 3, ["random"])
+
+
+# --- issue 22 -------------------------------------------------------------------------------------
+
+def test_a_negative_benchmark_seed_names_the_flag_and_writes_nothing(tmp_path, capsys):
+    """``--benchmark-seed -1`` said ``seed=-1`` and had written study.json first."""
+    out = tmp_path / "study"
+    assert cli.main(["study", "--preset", "tiny", "--conditions", "tac_source", "--seeds", "1", "--benchmark-seed",
+                     "-1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("tsplab study: error: benchmark_seed (--benchmark-seed): -1; give the fixed benchmark's seed, "
+                   "a whole number >= 0")
+    assert not out.exists()
+
+
+def test_a_second_study_into_a_folder_in_use_stops_with_one_line(tmp_path, capsys, unchanged):
+    """Two studies into one folder both ran the same cell; the lock file names the owner."""
+    out = tmp_path / "study"
+    out.mkdir()
+    with study.study_lock(out) as lock:
+        assert lock.read_text() == f"{os.getpid()}\n"
+        with unchanged(out):
+            assert cli.main(["study", "--preset", "tiny", "--conditions", "tac_source", "--seeds", "1",
+                             "--out", str(out)]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"tsplab study: error: out: {out} is in use by another study (process {os.getpid()}, {lock}); wait "
+            "for it to finish, or give another --out")
+    assert not lock.exists()
+    lock.write_text("999999999\n")  # a killed study's lock: taken over
+    with study.study_lock(out):
+        assert lock.read_text() == f"{os.getpid()}\n"
+    assert not lock.exists()
+
+
+@pytest.mark.parametrize("record, named", [
+    ({"status": "finished", "seconds": {}, "metrics": {"avg_mAP": "99.9"}}, 'metrics.avg_mAP is "99.9", not a number'),
+    ({"status": "finished", "seconds": {}, "metrics": [1, 2]}, '"metrics" is list, not an object of numbers'),
+    ({"metrics": {}}, 'not a cell record (no "status")'),
+])
+def test_a_tampered_cell_record_is_one_line_naming_the_field(tmp_path, record, named):
+    write_json_cell(tmp_path, "tac_source", 0, record)
+    path = tmp_path / "tac_source" / "seed0" / "cell.json"
+    with pytest.raises(InputError, match=f"^{path}: {re.escape(named)}; rerun the cell"):
+        study.cells_table(tmp_path, get_conditions(["tac_source"], STUDY1), 1)

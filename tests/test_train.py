@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import math
 import os
 import socket
@@ -492,7 +493,7 @@ def test_an_old_run_folder_keeps_its_gvf_file_and_resumes_without_false_warnings
     import warnings
 
     from tsplab.pretrain_config import config_from_dict
-    from tsplab.train import _PreviousRun, _warn_config_changes
+    from tsplab.train import _check_config_unchanged, _PreviousRun
 
     old = {**OLD_LAYOUT, "run_dir": str(tmp_path)}
     out = _earlier_run(tmp_path)
@@ -500,9 +501,9 @@ def test_an_old_run_folder_keeps_its_gvf_file_and_resumes_without_false_warnings
     config = config_from_dict(old)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _warn_config_changes(old, config, out / "checkpoint.pt")  # same settings, other layout: silent
-    with pytest.warns(UserWarning, match=r"differ from the checkpoint's: \['alpha_c'\]"):
-        _warn_config_changes(old, dataclasses.replace(config, options=TSPOptions(gvf_mode="momentum")), out)
+        _check_config_unchanged(old, config, out / "checkpoint.pt")  # same settings, other layout: silent
+    with pytest.raises(InputError, match=r"settings differ from the checkpoint's: alpha_c \(0.5 -> 1.0\); "):
+        _check_config_unchanged(old, dataclasses.replace(config, options=TSPOptions(gvf_mode="momentum")), out)
     previous = _PreviousRun(out)
     with prints(capsys, "moved to"):
         previous.set_aside(config)  # the old-layout config.json vouches for the GVF file
@@ -830,3 +831,75 @@ def test_other_methods_keep_their_step_schedule_and_clip(preset):
         assert config.lr_schedule == "step", name
         loop = {**config_values(PretrainConfig(method=name, dataset_dir="x")), **PRESETS[preset]}
         assert {k: values[k] for k in loop} == loop, name
+
+
+# --- issue 22: resume with other settings, ids leaving the video folder, impossible durations ---------
+
+def test_resume_with_changed_settings_is_refused_naming_them(bench, cache_dir, tmp_path, capsys, unchanged):
+    """``--resume --set alpha_c=0 --backbone-lr 0.5`` applied alpha_c, kept the old schedule and
+    config.json showed the old values; ``--resume --backbone r3d_18`` gave a traceback."""
+    from tsplab.cli import main
+
+    pretrain(tiny_config(bench, cache_dir, tmp_path / "run", method="tsp", epochs=2, max_steps_per_epoch=1,
+                         weights=None), stop_after_epochs=1)
+    args = ["pretrain", "--preset", "synthetic", "--method", "tsp", "--dataset", str(bench), "--run-dir",
+            str(tmp_path / "run"), "--set", f"frame_cache_dir={cache_dir}", "--set", "clips_per_segment=1",
+            "--batch-size", "8", "--epochs", "2", "--set", "max_steps_per_epoch=1", "--workers", "0", "--resume",
+            "--weights", "none"]
+    for extra, named in ((["--set", "alpha_c=0", "--backbone-lr", "0.5"],
+                          "alpha_c (1.0 -> 0.0), backbone_lr (0.002 -> 0.5)"),
+                         (["--backbone", "r3d_18"], "backbone ('r2plus1d_tiny' -> 'r3d_18')")):
+        with unchanged(tmp_path / "run"):
+            assert main([*args, *extra]) == 2
+        err = [line for line in capsys.readouterr().err.strip().splitlines() if line.startswith("tsplab")]
+        assert len(err) == 1 and err[0].startswith(
+            f"tsplab pretrain: error: resume: {tmp_path / 'run' / 'pretrain' / 'tsp' / 'checkpoint.pt'}: settings "
+            f"differ from the checkpoint's: {named}; resume with the run's own settings")
+
+
+@pytest.mark.parametrize("name", ["../../outside/secret.mp4", "/etc/outside/secret.mp4", "sub/../../secret.mp4"])
+def test_a_video_name_never_leaves_the_video_folder(tmp_path, name):
+    from tsplab.train import check_inside_folder
+
+    (tmp_path / "videos").mkdir()
+    with pytest.raises(InputError, match=f"ann.json: video '{re.escape(name)}' is not a file inside the video "
+                                         "folder .*; video ids and file names must not hold '..' or absolute"):
+        check_inside_folder(tmp_path / "videos", ["a.mp4", name], "ann.json")
+    check_inside_folder(tmp_path / "videos", ["a.mp4", "sub/b.mp4", "sub/../c.mp4"], "ann.json")
+
+
+def test_pretrain_refuses_an_id_that_leaves_the_video_dir(bench, tmp_path, capsys, unchanged):
+    """An annotation id ``../../outside/secret`` made pretraining open and cache a file outside --video-dir."""
+    from tsplab.cli import main
+
+    ann = json.loads((bench / "annotations.json").read_text())
+    ann["database"]["../../outside/secret"] = ann["database"].pop("train_0001")
+    (tmp_path / "ann.json").write_text(json.dumps(ann))
+    with unchanged(tmp_path):
+        assert main(["pretrain", "--preset", "synthetic", "--method", "tac", "--annotations",
+                     str(tmp_path / "ann.json"),
+                     "--video-dir", str(bench / "videos"), "--run-dir", str(tmp_path / "run"), "--set",
+                     "dataset=synthetic", "--weights", "none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"tsplab pretrain: error: {tmp_path / 'ann.json'}: video '../../outside/secret.mp4' is not a file "
+                   f"inside the video folder {bench / 'videos'}; video ids and file names must not hold '..' or "
+                   "absolute paths"]
+
+
+def test_an_annotated_duration_longer_than_the_video_is_left_out_and_reported():
+    """A duration of 1e9 s for a 44-frame video trained on repeated last frames, data_report empty."""
+    from tsplab.train import _leave_out_impossible_durations
+
+    def table(*rows):
+        return pd.DataFrame(rows, columns=["filename", "video-duration"])
+
+    tables = {"train": table(("a.mp4", 1e9), ("b.mp4", 3.0), ("b.mp4", 3.0)), "valid": table(("c.mp4", 4.9))}
+    built = pd.DataFrame({"video": ["a", "b", "c"], "frames": [44, 45, 45]})  # 3 s each at 15 fps
+    report = []
+    with pytest.warns(UserWarning, match="1 video.s. have an annotated duration longer than the video .* e.g. a: "
+                                         "annotated duration 1e[+]09 s, but the video lasts 2.93 s "
+                                         ".44 frames at 15 fps."):
+        _leave_out_impossible_durations(tables, built, 15.0, report)
+    assert tables["train"]["filename"].tolist() == ["b.mp4", "b.mp4"]
+    assert tables["valid"]["filename"].tolist() == ["c.mp4"]  # within the slack (2 s)
+    assert [(r["stage"], r["video"]) for r in report] == [("durations", "a")]

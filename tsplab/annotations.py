@@ -349,6 +349,9 @@ def _json_entry(path: Path, key: str, entry: dict, kind: str, durations_given: b
     """One database entry as (video row, instance rows); every field is type-checked."""
     where = f"{path}: database[{key!r}]"
     video = normalize_video_id(key)
+    if not video:
+        raise AnnotationError(f"{where}: the video id is empty; give each video its id (the file name "
+                              "without extension)")
     entry_subset = entry.get("subset")
     if entry_subset is not None and not isinstance(entry_subset, str):
         raise AnnotationError(f"{where}: 'subset' must be a string ({' | '.join(SUBSETS)}), got {entry_subset!r}")
@@ -376,6 +379,10 @@ def _json_entry(path: Path, key: str, entry: dict, kind: str, durations_given: b
         filename = f"{video}.mp4"
     fps = _json_float(where, "fps", entry.get("fps"), "frames per second", allow_null=True)
     num_frames = _json_float(where, "num_frames", entry.get("num_frames"), "a frame count", allow_null=True)
+    for field, value in (("fps", fps), ("num_frames", num_frames)):
+        if value is not None and not value > 0:
+            raise AnnotationError(f"{where}: '{field}' is {entry.get(field)!r}; give a number > 0 (or leave "
+                                  "it out when unknown)")
     video_row = {
         "video": video, "subset": entry_subset, "duration_s": duration_s,
         "fps": math.nan if fps is None else fps, "num_frames": math.nan if num_frames is None else num_frames,
@@ -404,9 +411,9 @@ def _json_float(where: str, field: str, value, valid: str, *, allow_null: bool =
     naming ``where``, ``field`` and the value (``shown`` when given, e.g. the whole segment)."""
     if value is None and allow_null:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         shown = value if shown is None else shown
-        raise AnnotationError(f"{where}: '{field}' is {json.dumps(shown)}; give {valid} as JSON numbers")
+        raise AnnotationError(f"{where}: '{field}' is {json.dumps(shown)}; give {valid} as finite JSON numbers")
     return float(value)
 
 
@@ -529,6 +536,21 @@ def _numeric(df: pd.DataFrame, column: str, path: Path, valid: str = "a number")
     return values.astype(float)
 
 
+def _check_positive(df: pd.DataFrame, columns, path, shown: dict | None = None) -> None:
+    """Per-video numbers (durations, frame rates, frame counts) are finite and > 0 where given (empty
+    means unknown): a 0 fps or an infinite duration (``1e400``) would reach TSP's table and the clip
+    sampling. Raises naming the line (the row, for tables given in Python), the video and the column."""
+    for column in columns:
+        values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isnan(values) & ~(np.isfinite(values) & (values > 0))
+        if bad.any():
+            where = "line" if isinstance(path, Path) else "row"
+            row = df.index[bad][0]
+            raise AnnotationError(f"{path}: {where} {row}: {(shown or {}).get(column, column)} of video "
+                                  f"{df['video'][row]!r} is "
+                                  f"{values[bad][0]:g}; give a finite number > 0 (or leave it empty when unknown)")
+
+
 def _required(df: pd.DataFrame, column: str, path: Path, valid: str) -> None:
     """Raise when ``column`` is empty on some row, naming the line."""
     empty = df[column].isna()
@@ -597,6 +619,9 @@ def _video_ids(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
     """Normalised ids of ``column``; one warning names videos spelled two ways (``x`` / ``v_x``),
     which are read as one video."""
     _required(df, column, path, "the video id")
+    blank = (df[column].astype(str).str.strip() == "").to_numpy()
+    if blank.any():
+        raise AnnotationError(f"{path}: line {df.index[blank][0]}: {column} is empty; give the video id")
     names, spellings = pd.factorize(df[column].astype(str).str.strip())
     ids = np.array([normalize_video_id(name) for name in spellings], dtype=object)
     distinct = pd.DataFrame({"video": ids, "name": np.asarray(spellings, dtype=object)})
@@ -642,6 +667,7 @@ def _from_tsp_table(df: pd.DataFrame, path: Path, subset: str | None) -> Annotat
     df = df.assign(**{c: _numeric(df, c, path) for c in ("t-start", "t-end", "video-duration", "fps", "video-frames")})
     df["name"] = df["video-name"]
     df["video"] = _video_ids(df, "video-name", path)
+    _check_positive(df, ["video-duration", "fps", "video-frames"], path)
     _check_one_value_per_video(df, path, ["video-duration", "fps", "video-frames", "filename"])
     videos = pd.DataFrame({
         "video": df["video"], "subset": subset, "duration_s": df["video-duration"], "fps": df["fps"],
@@ -705,6 +731,11 @@ def read_durations(source) -> pd.DataFrame:
     df["name"] = df["video"]
     df["video"] = df["video"].map(normalize_video_id)
     df["duration_s"] = pd.to_numeric(df["duration_s"], errors="coerce")
+    if (df["video"] == "").any():
+        raise AnnotationError(f"{path}: {'line' if isinstance(path, Path) else 'row'} "
+                              f"{df.index[(df['video'] == '').to_numpy()][0]}: the video id is empty; give each "
+                              "video its id")
+    _check_positive(df, ["duration_s", "fps", "num_frames"], path, {"duration_s": "duration"})
     _check_one_value_per_video(df, path, ["duration_s", "fps", "num_frames"],
                                "lines" if isinstance(path, Path) else "rows")
     return df[["video", "duration_s", "fps", "num_frames", "filename"]].drop_duplicates("video").reset_index(drop=True)

@@ -1,5 +1,6 @@
 """The ``tsplab`` command line: ``tsplab SUBCOMMAND ...`` (also ``python -m tsplab`` and
-``torchrun -m tsplab``). Each subcommand is a thin shell over library functions that the notebooks
+``torchrun -m tsplab``). Relative paths on its command line are relative to the working directory.
+Each subcommand is a thin shell over library functions that the notebooks
 call too; the library returns tables and figures, this module prints them.
 
 Exit status: 0 when everything succeeded; 1 when the command ran but some of its work failed (e.g.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from tsplab.errors import InputError, one_line
 
@@ -49,11 +51,14 @@ def _run_demo(args) -> int:
 
     for method in args.methods:
         get_method(method)  # an unknown name stops here, before any work, listing the valid ones
-    timings = run_pipeline(demo_steps(args.out, benchmark_size=args.preset, seed=args.seed, methods=args.methods),
-                           args.out)
+    from tsplab.runs import resolve
+
+    out = str(resolve(args.out))  # absolute: the notebooks run from notebooks/ and anchor at the root
+    timings = run_pipeline(demo_steps(out, benchmark_size=args.preset, seed=args.seed, methods=args.methods),
+                           out)
     _print_table(timings, f"Executed notebooks (in {args.out}):")
     print(f"total: {timings['seconds'].sum() / 60:.1f} min")
-    _print_table(demo_comparison(args.out, args.methods).round(3),
+    _print_table(demo_comparison(out, args.methods).round(3),
                  "\nPretraining methods compared on the synthetic benchmark's validation videos: localization "
                  "average mAP and mAP@0.5 (%), DETAD average mAP_N per length bucket (%), and feature "
                  "sensitivity (fg-fg minus fg-bg cosine similarity):")
@@ -130,13 +135,19 @@ def _add_gvf(sub) -> None:
     p.add_argument("feature_dir", help="feature folder ({video}.npy files)")
     p.add_argument("--out", required=True, help="GVF h5 file to write (one [C] dataset per video)")
     p.add_argument("--pooling", choices=["max", "avg"], default="max", help="TSP uses max (default)")
+    _add_overwrite(p, "--out")
     p.set_defaults(func=_run_gvf)
+
+
+def _add_overwrite(p, what: str) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace {what} when it exists (without it an existing file is never written over)")
 
 
 def _run_gvf(args) -> int:
     from tsplab.features import compute_gvf_file, read_gvf_h5
 
-    path = compute_gvf_file(args.feature_dir, args.out, args.pooling)  # checks before it writes
+    path = compute_gvf_file(args.feature_dir, args.out, args.pooling, overwrite=args.overwrite)  # checks first
     gvfs = read_gvf_h5(path)
     dim = next(iter(gvfs.values())).shape[0]
     print(f"{args.pooling}-pooled GVFs of {len(gvfs)} videos ({dim}-d) written to {path}")
@@ -188,6 +199,7 @@ def _add_segments(sub) -> None:
                                     "subset of a file that has none")
     p.add_argument("--labels", help="label-mapping JSON; actions of other classes are dropped")
     p.add_argument("--strict", action="store_true", help="fail on any invalid row instead of fixing it")
+    _add_overwrite(p, "--out and its report")
     p.set_defaults(func=_run_segments)
 
 
@@ -198,7 +210,9 @@ def _run_segments(args) -> int:
 
     from tsplab.annotations import (FOREGROUND, read_label_mapping, segment_min_background_s,
                                     segment_report_path, write_segment_table, write_validation_report)
-    from tsplab.runs import check_output_file, resolve
+    from contextlib import nullcontext
+
+    from tsplab.runs import atomic_path, check_output_file, resolve
 
     inputs = {"the annotation file": resolve(args.annotations)}
     if args.durations:
@@ -207,8 +221,8 @@ def _run_segments(args) -> int:
         inputs["the --labels file"] = resolve(args.labels)
     out = resolve(args.out)
     report_path = segment_report_path(out)
-    check_output_file(out, "--out", inputs)
-    check_output_file(report_path, f"--out's report {report_path.name}", inputs)
+    check_output_file(out, "--out", inputs, overwrite=args.overwrite)
+    check_output_file(report_path, f"--out's report {report_path.name}", inputs, overwrite=args.overwrite)
     if args.min_background_s is not None and not 0 <= args.min_background_s < float("inf"):
         raise InputError(f"--min-background-s {args.min_background_s}: give the shortest background gap in "
                          "seconds, a number >= 0")
@@ -222,10 +236,11 @@ def _run_segments(args) -> int:
 
     num_actions = len(ann.instances)
     kept = int((table["temporal-region-label"] == FOREGROUND).sum())
-    try:
-        write_validation_report(report, report_path)
-        if kept:
-            write_segment_table(table, out)
+    try:  # both to temporary files first, renamed at the end: a killed run replaces neither
+        with atomic_path(report_path) as report_tmp, (atomic_path(out) if kept else nullcontext()) as out_tmp:
+            write_validation_report(report, report_tmp)
+            if kept:
+                write_segment_table(table, out_tmp)
     except OSError as exc:
         raise InputError(f"{exc.filename or out}: cannot write ({exc.strerror})") from exc
     actions = report["action"].value_counts()
@@ -331,6 +346,7 @@ def _add_evaluate(sub) -> None:
                         "and list them, instead of stopping with an error")
     p.add_argument("--json", help="also write the results, with every prediction (and, with --lenient, "
                                   "ground-truth instance) left out, to this new JSON file")
+    _add_overwrite(p, "the --json file")
     p.set_defaults(func=_run_evaluate)
 
 
@@ -347,10 +363,8 @@ def _run_evaluate(args) -> int:
         inputs["--exclude"] = resolve(args.exclude)
     json_path = resolve(args.json) if args.json else None
     if json_path is not None:  # before any work: an output must not replace an input
-        check_output_file(json_path, "--json", inputs)
-    exclude = None
-    if args.exclude:
-        exclude = [v.strip() for v in inputs["--exclude"].read_text().splitlines() if v.strip()]
+        check_output_file(json_path, "--json", inputs, overwrite=args.overwrite)
+    exclude = _read_exclude(inputs["--exclude"]) if args.exclude else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -384,6 +398,19 @@ def _run_evaluate(args) -> int:
             raise InputError(f"{json_path}: cannot write --json ({exc.strerror or exc}); give a writable "
                              "file path") from exc
     return 0
+
+
+def _read_exclude(path) -> list[str]:
+    """The video ids of ``evaluate --exclude``: a text file, one id per line."""
+    if not path.is_file():
+        raise InputError(f"{path}: --exclude file not found{' (a folder)' if path.is_dir() else ''}; give a text "
+                         "file with one video id per line")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: --exclude is not a text file ({exc.reason} at byte {exc.start}); give a "
+                         "text file with one video id per line") from None
+    return [v.strip() for v in text.splitlines() if v.strip()]
 
 
 def _add_pretrain(sub) -> None:
@@ -600,6 +627,7 @@ def _add_fuse(sub) -> None:
                    help="best segments per video fused (default 200, ActionFormer's)")
     p.add_argument("--out", required=True, help="fused ActivityNet result JSON to write (new file); "
                                                 "evaluate it with tsplab evaluate")
+    _add_overwrite(p, "the --out file")
     p.set_defaults(func=_run_fuse)
 
 
@@ -618,7 +646,8 @@ def _run_fuse(args) -> int:
               "the class scores (--class-scores)": resolve(args.class_scores)}
     if args.annotations:
         inputs["the annotations (--annotations)"] = resolve(args.annotations)
-    out = check_output_file(args.out, "--out", inputs)  # before any work: never replaces an input
+    # before any work: never replaces an input, nor an existing file without --overwrite
+    out = check_output_file(args.out, "--out", inputs, overwrite=args.overwrite)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -734,8 +763,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from tsplab.runs import paths_relative_to
+
     try:
-        return int(args.func(args) or 0)
+        with paths_relative_to(Path.cwd()):  # relative paths are the working directory's, as in any tool
+            return int(args.func(args) or 0)
     except (InputError, FileNotFoundError) as exc:
         print(f"tsplab {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2

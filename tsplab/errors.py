@@ -36,3 +36,44 @@ def check_choice(parameter: str, value, valid, *, several: bool = False) -> None
         if not isinstance(item, str) or item not in choices:
             raise InputError(f"{parameter}: {item!r} is not a valid choice; valid: "
                              f"{', '.join(choices) or '(none available)'}")
+
+
+# The comment papermill writes as the first line of the cell it injects after a notebook's
+# ``parameters`` cell (one assignment per ``-p NAME VALUE``).
+PAPERMILL_HEADER = "# Parameters"
+
+
+def check_parameter_names(namespace: dict) -> None:
+    """``InputError`` when papermill was given a parameter the notebook's parameters cell does not
+    declare (``papermill ... -p epoch 7`` for ``epochs``): papermill would inject ``epoch = 7`` and
+    the notebook would run on its defaults. Notebooks call it with ``globals()`` at the end of their
+    parameter-check cell. The names come from the kernel's input history (``In``): those assigned
+    in the injected cell (first line exactly ``# Parameters``) against those assigned in the cells
+    run before it; without an injected cell (JupyterLab, nbval) there is nothing to check."""
+    import ast
+
+    history = [str(cell) for cell in namespace.get("In", [])[:-1]]  # the last is this cell
+    declared, injected = set(), set()
+    for source in history:
+        names = _assigned_names(ast, source)
+        is_injected = source.lstrip().splitlines()[:1] == [PAPERMILL_HEADER]
+        (injected if is_injected else declared).update(names)
+    unknown = sorted(injected - declared)
+    if unknown:
+        raise InputError(f"unknown parameter(s) {', '.join(unknown)}: the notebook's parameters cell does not "
+                         f"declare them; valid: {', '.join(sorted(declared)) or '(none)'}")
+
+
+def _assigned_names(ast, source: str) -> set[str]:
+    """The names a cell assigns at top level (``x = ...``, ``x: int = ...``); none when the source is
+    not Python (an IPython magic)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) else []
+        names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names

@@ -100,18 +100,22 @@ def read_results(path) -> tuple[pd.DataFrame, pd.DataFrame]:
     of the prediction in its video's list. dropped: DataFrame(video, index, reason) of what could not
     be read: a video whose value is not a list (index -1), an entry that is not an object with
     ``segment`` = two JSON numbers and a numeric ``score``, and every entry of a video listed under a
-    second key (``x`` after ``v_x``, or the reverse: the first key's entries are kept). Values are
+    second key (``x`` after ``v_x``, or the reverse: the first key's entries are kept), and every
+    entry of a key written a second time (the first list is kept). Values are
     only read here; ``check_predictions`` judges them (NaN, reversed, ...).
     """
     from tsplab.annotations import normalize_video_id
 
     path = Path(path)
-    data = read_json(path)
+    data = read_json(path, object_pairs_hook=_KeepFirst)
     results = data.get("results") if isinstance(data, dict) else None
     if not isinstance(results, dict):
         raise InputError(f"{path}: not an ActivityNet result file; expected a \"results\" object mapping "
                          "each video id to a list of {\"segment\": [start, end], \"label\", \"score\"}")
     rows, dropped, first_key = [], [], {}
+    for video, entries in results.repeated:
+        reason = "video listed again under the same key (its first list is kept)"
+        dropped += [(video, i, reason) for i in range(len(entries) if isinstance(entries, list) else 1)]
     for video, entries in results.items():
         other = first_key.setdefault(normalize_video_id(video), video)
         if other != video:
@@ -129,6 +133,20 @@ def read_results(path) -> tuple[pd.DataFrame, pd.DataFrame]:
     predictions = pd.DataFrame(rows, columns=[*PREDICTION_COLUMNS, "entry"]).astype(
         {"t_start_s": float, "t_end_s": float, "score": float, "entry": np.int64})
     return predictions, pd.DataFrame(dropped, columns=DROPPED_COLUMNS)
+
+
+class _KeepFirst(dict):
+    """A JSON object that keeps the first value of a key written twice and lists the later ones in
+    ``repeated`` (``json`` would keep the last silently)."""
+
+    def __init__(self, pairs):
+        super().__init__()
+        self.repeated = []
+        for key, value in pairs:
+            if key in self:
+                self.repeated.append((key, value))
+            else:
+                self[key] = value
 
 
 def _is_number(value) -> bool:
@@ -389,7 +407,26 @@ def _prepare(ground_truth, predictions, exclude_videos, *, need_label=True, leni
                              score=lambda d: d["score"].astype(float))
     if need_label:
         pred = pred.assign(label=_as_str(pred["label"]))
+    _check_videos_match(gt, pred, sources)
     return gt, pred.reset_index(drop=True), dropped, issues
+
+
+def _check_videos_match(gt: pd.DataFrame, pred: pd.DataFrame, sources) -> None:
+    """Say how many predicted videos have no ground truth (their predictions match nothing), naming
+    the first; ``InputError`` when none of them has any (e.g. ids upper-cased, or another
+    subset's): an mAP of 0 from predictions that never met the ground truth would be no result."""
+    predicted = pd.unique(pred["video"])
+    unmatched = [v for v in predicted if v not in set(gt["video"])]
+    if not unmatched:
+        return
+    named = ", ".join(map(repr, unmatched[:_SHOWN])) + (", ..." if len(unmatched) > _SHOWN else "")
+    if len(unmatched) == len(predicted):
+        examples = ", ".join(map(repr, pd.unique(gt["video"])[:3]))
+        raise InputError(f"{sources[1]}: none of its {len(predicted)} predicted video(s) is in {sources[0]} "
+                         f"(predicted: {named}; the ground truth has e.g. {examples}); ids must match "
+                         "exactly, apart from ActivityNet's v_ prefix")
+    warnings.warn(f"{sources[1]}: {len(unmatched)} of {len(predicted)} predicted video(s) are not in "
+                  f"{sources[0]}, so their predictions match nothing: {named}", stacklevel=4)
 
 
 # --------------------------------------------------------------------------------------------

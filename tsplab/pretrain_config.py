@@ -513,7 +513,7 @@ def resolve_weights(config: PretrainConfig) -> PretrainConfig:
     raises ``InputError``."""
     if config.weights != SOURCE_WEIGHTS:
         return config
-    from tsplab.runs import repo_root
+    from tsplab.runs import path_anchor
     from tsplab.synthetic import ensure_source_encoder, synthetic_benchmark_folder
 
     folder = synthetic_benchmark_folder(config.dataset_dir, "dataset_dir")
@@ -523,7 +523,7 @@ def resolve_weights(config: PretrainConfig) -> PretrainConfig:
                          f"benchmark's source set); use backbone={source_backbone}, or weights=none for a "
                          "randomly initialised encoder")
     path = ensure_source_encoder(folder, progress=config.progress)
-    root = repo_root()
+    root = path_anchor()
     shown = path.relative_to(root) if path.is_relative_to(root) else path
     return dataclasses.replace(config, weights=str(shown))
 

@@ -32,6 +32,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from tsplab.errors import InputError
+
 #: Region labels (TSP's ``temporal-region-label`` mapping is ``["Action", "No action"]``; eq. (1)
 #: writes y_r = 1 for foreground, so the integer labels here follow the equation).
 FOREGROUND, BACKGROUND = 1, 0
@@ -157,8 +159,11 @@ class SegmentClipDataset(Dataset):
         self.segments = pd.DataFrame(rows, columns=["video", "filename", "first_frame", "end_frame",
                                                     "action_label", "region_label"])
         if not len(self.segments):
-            raise ValueError("no segment of the table is long enough for one clip of "
-                             f"{self.clip_length_frames} frames at {self.frame_rate:g} fps")
+            longest = float((table["t-end"] - table["t-start"]).max()) if len(table) else 0.0
+            raise InputError(f"clip_length_frames: no segment of the table is long enough for one clip of "
+                             f"{self.clip_length_frames} frames at {self.frame_rate:g} fps "
+                             f"({self.clip_length_frames / self.frame_rate:g} s; the longest of its {len(table)} "
+                             f"segments lasts {longest:g} s); give a shorter clip_length_frames")
         #: One row per video (its order is the ``video_index`` of items): ``video, filename``.
         self.videos = (self.segments[["video", "filename"]].drop_duplicates("video")
                        .reset_index(drop=True))

@@ -48,7 +48,6 @@ import math
 import numbers
 import os
 import random
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -64,7 +63,7 @@ from tsplab.errors import InputError
 from tsplab.methods import METHODS, PretrainData, TrainContext, get_method
 from tsplab.pretrain_config import (PretrainConfig, check_config, check_inputs, config_from_dict, config_values,
                                     data_paths, plain_value, resolve_weights)
-from tsplab.runs import atomic_path, read_json, resolve, save_config, write_csv
+from tsplab.runs import PreviousRun, atomic_path, read_json, resolve, save_config, write_csv
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -338,9 +337,10 @@ def _frame_cache(config: PretrainConfig, dist: DistContext | None, tables: dict,
     from tsplab.video import FrameCache
 
     video_dir = data_paths(config)["video_dir"]
+    filenames = sorted(set(tables["train"]["filename"]) | set(tables["valid"]["filename"]))
+    check_inside_folder(video_dir, filenames, data_paths(config)["annotations"])
     cache_root = resolve(config.frame_cache_dir) if config.frame_cache_dir else resolve(config.run_dir) / "frame_cache"
     cache = FrameCache(cache_root, config.frame_rate, config.resize_short_side)
-    filenames = sorted(set(tables["train"]["filename"]) | set(tables["valid"]["filename"]))
     # One process per node decodes (the other processes would only repeat its work); every process
     # then takes the failures that process 0 found.
     builds = dist is None or dist.local_rank == 0
@@ -354,10 +354,56 @@ def _frame_cache(config: PretrainConfig, dist: DistContext | None, tables: dict,
         bad = set(failed["video"])
         for row in failed.to_dict("records"):
             report.append({"split": "", "stage": "frame cache", "video": row["video"], "reason": row["error"]})
-        for split in tables:
-            stems = tables[split]["filename"].map(lambda f: Path(f).stem)
-            tables[split] = tables[split][~stems.isin(bad)].reset_index(drop=True)
+        _leave_out(tables, bad)
+    _leave_out_impossible_durations(tables, built, config.frame_rate, report)
     return cache
+
+
+def _leave_out(tables: dict, stems) -> None:
+    """Remove the videos whose file stems are in ``stems`` from every table (in place)."""
+    for split in tables:
+        names = tables[split]["filename"].map(lambda f: Path(f).stem)
+        tables[split] = tables[split][~names.isin(set(stems))].reset_index(drop=True)
+
+
+def check_inside_folder(folder: Path, filenames, source) -> None:
+    """Every video file named by the annotations lies inside ``folder`` (``--video-dir``): an id or
+    file name like ``../../outside/secret`` or an absolute path would open, decode and cache a file
+    elsewhere. ``InputError`` naming ``source`` and the first such name. Compared lexically, so
+    that a video that is a symbolic link inside the folder stays allowed."""
+    root = os.path.normpath(folder)
+    for name in filenames:
+        path = os.path.normpath(os.path.join(root, str(name)))
+        if os.path.isabs(str(name)) or not path.startswith(root + os.sep):
+            raise InputError(f"{source}: video {str(name)!r} is not a file inside the video folder {folder}; "
+                             "video ids and file names must not hold '..' or absolute paths")
+
+
+# An annotated duration this much longer than the decoded video (seconds, and share of the video)
+# cannot be the video's: its clips past the end would all repeat the last frame.
+_DURATION_SLACK_S, _DURATION_SLACK_SHARE = 2.0, 0.1
+
+
+def _leave_out_impossible_durations(tables: dict, built: pd.DataFrame, frame_rate: float, report: list) -> None:
+    """Leave out (named in ``report`` and a warning) every video whose annotated duration is longer
+    than its decoded frames allow, beyond the slack above."""
+    frames = built.set_index("video")["frames"]
+    bad = {}
+    for split in tables:
+        table = tables[split]
+        for name, duration in zip(table["filename"], table["video-duration"]):
+            stem = Path(name).stem
+            if stem in frames.index and frames[stem] > 0:
+                lasts = frames[stem] / frame_rate
+                if duration > lasts + max(_DURATION_SLACK_S, _DURATION_SLACK_SHARE * lasts):
+                    bad[stem] = (f"annotated duration {duration:g} s, but the video lasts {lasts:.3g} s "
+                                 f"({frames[stem]} frames at {frame_rate:g} fps); fix the duration")
+    if bad:
+        first = next(iter(bad))
+        warnings.warn(f"{len(bad)} video(s) have an annotated duration longer than the video and are left out "
+                      f"of pretraining (listed in the data report), e.g. {first}: {bad[first]}")
+        report += [{"split": "", "stage": "durations", "video": v, "reason": r} for v, r in bad.items()]
+        _leave_out(tables, bad)
 
 
 def _short_record(row: dict) -> dict:
@@ -794,68 +840,25 @@ def _resume_checkpoint(out_dir: Path, config: PretrainConfig) -> dict | None:
         warnings.warn(f"resume: no {CHECKPOINT} in {out_dir}; starting from scratch")
         return None
     checkpoint = load_checkpoint_file(path)
-    _warn_config_changes(checkpoint.get("config", {}), config, path)
+    _check_config_unchanged(checkpoint.get("config", {}), config, path)
     return checkpoint
 
 
-class _PreviousRun:
-    """An earlier run's files in a run folder, kept until a fresh run there has replaced them.
+class _PreviousRun(PreviousRun):
+    """Pretraining's earlier run in a run folder (``tsplab.runs.PreviousRun``): its results are the
+    checkpoints and ``metrics.csv``, its other files the loop's and every method's own
+    (``run_files``); a method's file made with this run's settings stays (``reuses_file``: TSP's
+    frozen GVFs). Set aside once the data is ready, dropped after the first checkpoint."""
 
-    Design: once every input is checked and the data is ready, a fresh (not resumed) run moves the
-    earlier run's files (``checkpoint.pt``, ``best.pt``, ``metrics.csv``, ``epoch_*.pt``,
-    ``data_report.csv``, ``config.json``, and GVF files computed with other settings) into
-    ``<run folder>/previous/``, one atomic ``os.replace`` each, before writing its own
-    ``config.json``. While it trains its first epoch the folder holds no checkpoint and no metrics at
-    all, so nothing that reads it (``tsplab.backbones.resolve_checkpoint``, extraction, ``read_metrics``)
-    can take the earlier run's results for this run's. When this run has written its first
-    checkpoint and metrics, ``previous/`` is deleted (``drop``). If it fails before that (an
-    exception or Ctrl-C), its own files are removed and the earlier ones moved back (``restore``).
-    A run killed before its first checkpoint leaves them in ``previous/``: the next fresh run keeps
-    them there (the files beside them then belong to the killed attempt, not to a finished run) and
-    deletes them only after its own first checkpoint. Only process 0 calls these methods.
-    """
-
-    FOLDER = "previous"
     RESULTS = (CHECKPOINT, BEST, METRICS, "epoch_*.pt")
 
     def __init__(self, out_dir: Path):
-        self.out_dir = out_dir
-        self.folder = out_dir / self.FOLDER
-        self.active = False  # True while previous/ holds files that restore() would bring back
-        self.kept: set[str] = set()  # run files left in place (GVFs reused by this run)
-
-    @property
-    def OTHERS(self) -> tuple[str, ...]:
-        """The loop's other files and every method's own (``run_files``), whichever ran here before."""
-        return (DATA_REPORT, "config.json", *dict.fromkeys(p for m in METHODS.values() for p in m.run_files))
-
-    def _files(self, patterns) -> list[Path]:
-        return sorted({p for pattern in patterns for p in self.out_dir.glob(pattern) if p.is_file()})
+        others = (DATA_REPORT, "config.json", *dict.fromkeys(p for m in METHODS.values() for p in m.run_files))
+        super().__init__(out_dir, self.RESULTS, others, first_result="first checkpoint",
+                         instead=" (resume=True continues the earlier run instead)")
 
     def set_aside(self, config: PretrainConfig) -> None:
-        results = self._files(self.RESULTS)
-        moved = results + [p for p in self._files(self.OTHERS) if not self._reusable(p, config)]
-        if results and self.folder.is_dir():
-            # previous/ holds an older generation whose replacement finished an epoch (and was
-            # killed before deleting it): the folder's own results are the ones to keep.
-            shutil.rmtree(self.folder)
-        if self.folder.is_dir():
-            for path in moved:  # a killed attempt's config, report and GVFs, not a finished run's
-                path.unlink()
-            moved = []
-            # Information, not a warning: nothing to act on (printed, so a notebook shows no red box).
-            print(f"tsplab: {self.out_dir}: the earlier run's files stay in {self.folder} until this run "
-                  "writes its first checkpoint", flush=True)
-        elif moved:
-            self.folder.mkdir()
-            for path in moved:
-                os.replace(path, self.folder / path.name)
-            print(f"tsplab: {self.out_dir}: a fresh run replaces the earlier run's "
-                  f"{', '.join(p.name for p in moved)}: moved to {self.folder}, deleted once this run "
-                  "writes its first checkpoint, moved back if it fails before (resume=True continues "
-                  "the earlier run instead)", flush=True)
-        self.active = self.folder.is_dir()
-        self.kept = {p.name for p in self._files(self.RESULTS + self.OTHERS)}
+        super().set_aside(lambda path: self._reusable(path, config))
 
     def _reusable(self, path: Path, config: PretrainConfig) -> bool:
         """A method's file stays when the method says the earlier run made it with this run's
@@ -868,38 +871,34 @@ class _PreviousRun:
             return False  # no readable earlier config: nothing to vouch for the file
         return get_method(config.method).reuses_file(path.name, old, config)
 
-    def drop(self) -> None:
-        """This run has written its first checkpoint: the earlier run's files go."""
-        if self.active:
-            shutil.rmtree(self.folder)
-            self.active = False
 
-    def restore(self) -> None:
-        """This run failed before its first checkpoint: remove its files, bring the earlier ones back."""
-        if not self.active:
-            return
-        for path in self._files(self.RESULTS + self.OTHERS):
-            if path.name not in self.kept:
-                path.unlink()
-        for path in self.folder.iterdir():
-            os.replace(path, self.out_dir / path.name)
-        self.folder.rmdir()
-        self.active = False
+_PATH_FIELDS = {"run_dir", "dataset_dir", "annotations", "valid_annotations", "video_dir", "frame_cache_dir",
+                "weights", "gvf_file", "source_dir"}
 
 
-def _warn_config_changes(old: dict, new: PretrainConfig, path: Path) -> None:
-    """Warn when a run resumes with settings (loop fields or options) other than its checkpoint's."""
-    ignore = {"epochs", "workers", "progress", "device", "keep_epoch_checkpoints", "trust_pickle"}
+def _check_config_unchanged(old: dict, new: PretrainConfig, path: Path) -> None:
+    """A resumed run must have its checkpoint's settings (loop fields and options): some would apply
+    and others not (the learning-rate schedule is the checkpoint's), and ``config.json`` would still
+    show the old ones. ``InputError`` naming every changed field, old and new value. ``epochs`` may
+    grow (train longer), and the settings that do not change the result (workers, device, ...) may
+    differ."""
+    ignore = {"epochs", "workers", "progress", "device", "keep_epoch_checkpoints", "trust_pickle", "threads"}
     try:
         before = config_values(config_from_dict(old, source=str(path)))
     except (InputError, TypeError) as exc:
         warnings.warn(f"{path}: the checkpoint's settings cannot be compared with this run's ({exc})")
         return
     after = config_values(new)
-    changed = sorted(k for k in set(before) | set(after)
-                     if k not in ignore and plain_value(before.get(k)) != plain_value(after.get(k)))
+
+    def value(config: dict, key: str):  # a path spelled otherwise (relative, absolute) is the same path
+        plain = plain_value(config.get(key))
+        return str(resolve(plain)) if key in _PATH_FIELDS and isinstance(plain, str) and plain else plain
+
+    changed = sorted(k for k in set(before) | set(after) if k not in ignore and value(before, k) != value(after, k))
     if changed:
-        warnings.warn(f"{path}: resuming with settings that differ from the checkpoint's: {changed}")
+        listed = ", ".join(f"{k} ({plain_value(before.get(k))!r} -> {plain_value(after.get(k))!r})" for k in changed)
+        raise InputError(f"resume: {path}: settings differ from the checkpoint's: {listed}; resume with the run's "
+                         "own settings (its config.json), or start a fresh run without --resume")
 
 
 def read_metrics(output_dir) -> pd.DataFrame:

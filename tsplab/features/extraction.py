@@ -10,6 +10,8 @@ and tolerant of broken videos (recorded in ``failures.csv`` and skipped). The fo
 """
 from __future__ import annotations
 
+import errno
+
 import logging
 import warnings
 from dataclasses import asdict
@@ -190,12 +192,22 @@ def extract_features(config: ExtractionConfig, *, decode_ahead: bool | None = No
     meta = _run_metadata(config, settings, int(backbone.feature_dim),
                          intra_op_threads(threads) if device.type == "cpu" else None)
     _check_metadata(out_dir, meta)
-    meta.save(out_dir)
-    rows = [dict(video=video, status="skipped", num_features=num_features(out_dir, video), error="",
-                 path=str(path)) for video, path in videos if feature_path(out_dir, video).is_file()]
-    todo = [(video, path) for video, path in videos if not feature_path(out_dir, video).is_file()]
-    rows += _extract_videos(config, settings, backbone, device, out_dir, todo, threads, decode_ahead)
-    return _write_run_files(config, out_dir, rows, *shard)
+    try:
+        meta.save(out_dir)
+        rows = [dict(video=video, status="skipped", num_features=num_features(out_dir, video), error="",
+                     path=str(path)) for video, path in videos if feature_path(out_dir, video).is_file()]
+        todo = [(video, path) for video, path in videos if not feature_path(out_dir, video).is_file()]
+        rows += _extract_videos(config, settings, backbone, device, out_dir, todo, threads, decode_ahead)
+        return _write_run_files(config, out_dir, rows, *shard)
+    except OSError as exc:  # the output folder, not a video: a full disk, a quota, a read-only mount
+        if exc.errno not in _WRITE_ERRNOS:
+            raise
+        raise InputError(f"{exc.filename or out_dir}: cannot write ({exc.strerror}); the videos finished "
+                         f"before are kept in {out_dir}: free space and rerun the same command to go on "
+                         "(finished videos are skipped)") from exc
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 def _run_metadata(config: ExtractionConfig, settings: dict, feature_dim: int,

@@ -78,7 +78,22 @@ class FeatureMetadata:
         if not isinstance(values, dict) or not set(required) <= set(values) or not set(values) <= set(known):
             raise InputError(f"{path}: not tsplab feature metadata; expected a JSON object with "
                              f"{', '.join(required)} (and optionally backbone, checkpoint, extra)")
+        _check_grid_values(path, values)
         return cls(**values)
+
+
+def _check_grid_values(path: Path, values: dict) -> None:
+    """The clip grid of a ``metadata.json``: whole numbers > 0 for the frame counts and the width, a
+    finite number > 0 for the frame rate (a 0 or a quoted number would turn every time into inf or NaN
+    downstream, silently). ``InputError`` naming the file and the field otherwise."""
+    for name in ("stride_frames", "clip_length_frames", "feature_dim"):
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"{path}: {name} is {value!r}; expected a whole number >= 1")
+    rate = values["frame_rate"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < float("inf"):
+        raise InputError(f"{path}: frame_rate is {rate!r}; expected a number of frames per second > 0 "
+                         "(e.g. 15, not \"15\")")
 
 
 def feature_path(folder, video: str) -> Path:
@@ -287,16 +302,42 @@ class FeatureFileError(InputError):
     report it, as the localizer does); any other ``InputError`` of the reader concerns the folders."""
 
 
+# Larger feature values are refused with the non-finite ones: no encoder's features come near it, and
+# a value like 1e38 overflows float32 in the first sum of squares, training to a NaN loss.
+MAX_ABS_FEATURE = 1e6
+
+
 def _read_part(path: Path, meta: FeatureMetadata) -> np.ndarray:
     """One folder's ``[T, C]`` array of a video, checked against that folder's ``feature_dim``."""
+    return read_feature_file(path, meta.feature_dim, "the folder's metadata.json feature_dim")
+
+
+def read_feature_file(path, width: int | None = None, whose: str = "") -> np.ndarray:
+    """The ``[T, C]`` float32 array of one feature file, checked: readable as a plain numeric
+    ``.npy`` (not truncated, empty, a folder or pickled objects), two dimensions with ``T >= 1``,
+    ``C == width`` when given (``whose`` says where that width comes from), and every value finite
+    and at most ``MAX_ABS_FEATURE`` in size. ``FeatureFileError`` naming the file (and the first bad
+    row) otherwise."""
+    path = Path(path)
     try:
         array = np.load(path)
-    except (OSError, ValueError) as exc:
-        raise FeatureFileError(f"{path}: unreadable features ({exc}); extract this video again") from None
-    if array.ndim != 2 or array.shape[1] != meta.feature_dim:
-        raise FeatureFileError(f"{path}: features of shape {array.shape}, expected [T, {meta.feature_dim}] "
-                               "(the folder's metadata.json feature_dim)")
-    return array.astype(np.float32, copy=False)
+    except (OSError, ValueError, EOFError) as exc:
+        reason = "a folder" if path.is_dir() else ("pickled (object) data" if "allow_pickle" in str(exc)
+                                                   else str(exc) or type(exc).__name__)
+        raise FeatureFileError(f"{path}: unreadable features ({reason}); extract this video again") from None
+    if not isinstance(array, np.ndarray) or array.ndim != 2 or not len(array) or array.dtype.kind not in "fiu" or (
+            width is not None and array.shape[1] != width):
+        expected = f"[T >= 1, {width}] numbers ({whose})" if width is not None else "[T >= 1, C] numbers"
+        raise FeatureFileError(f"{path}: features of shape {getattr(array, 'shape', '?')} "
+                               f"({getattr(array, 'dtype', type(array).__name__)}), expected {expected}")
+    array = array.astype(np.float32, copy=False)
+    bad = ~(np.abs(array) <= MAX_ABS_FEATURE)  # NaN compares False
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise FeatureFileError(f"{path}: row {row} (clip {row}), column {col} holds {float(array[row, col]):.6g}; "
+                               f"features must be finite numbers of size <= {MAX_ABS_FEATURE:g} "
+                               f"({int(bad.any(axis=1).sum())} bad row(s)); extract this video again")
+    return array
 
 
 def open_feature_folders(folders, parameter: str = "features_dir", *, warn: bool = True) -> JoinedFeatures:

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from tsplab.errors import InputError
-from tsplab.features.folders import by_video_id, feature_files
+from tsplab.features.folders import (METADATA_FILE, FeatureMetadata, by_video_id, feature_files,
+                                    read_feature_file)
 from tsplab.runs import atomic_path, check_output_file, resolve
 
 POOLINGS = ("max", "avg")
@@ -88,22 +89,36 @@ def read_features_h5(path) -> dict:
 
 def compute_gvfs(feature_dir, pooling: str = "max") -> dict:
     """``{file stem: [C]}``: the pooled GVF of every video in a feature folder (keyed like TSP's
-    released GVF files, by the video file's stem; two files of one video raise ``InputError``)."""
+    released GVF files, by the video file's stem; two files of one video raise ``InputError``).
+    Every file is read checked (``read_feature_file``: readable, finite) and must have one width, the
+    folder's ``metadata.json`` ``feature_dim`` when it has one, else the first file's: a file that
+    differs raises ``InputError`` naming it, so a GVF file never mixes widths."""
     feature_dir = Path(feature_dir)
     files = feature_files(feature_dir)
     if not files:
         raise FileNotFoundError(f"{feature_dir}: no feature files (*.npy)")
-    return {path.stem: pool_gvf(np.load(path), pooling) for path in files.values()}
+    width, whose = None, ""
+    if (feature_dir / METADATA_FILE).is_file():
+        width, whose = FeatureMetadata.load(feature_dir).feature_dim, f"{METADATA_FILE} feature_dim"
+    gvfs = {}
+    for path in files.values():
+        features = read_feature_file(path, width, whose)
+        if width is None:
+            width, whose = features.shape[1], f"the width of {path.name}"
+        gvfs[path.stem] = pool_gvf(features, pooling)
+    return gvfs
 
 
-def compute_gvf_file(feature_dir, out_h5, pooling: str = "max") -> Path:
+def compute_gvf_file(feature_dir, out_h5, pooling: str = "max", overwrite: bool = False) -> Path:
     """Pool every video of ``feature_dir`` into one GVF h5 file (``tsplab gvf``), the file TSP's
     pretraining reads its global video features from. Inputs and the output path are checked before
-    anything is written; an existing file is replaced only once the new one is complete."""
+    anything is written: the output is never one of the folder's files, and an existing file is
+    replaced only with ``overwrite`` (then once the new one is complete)."""
     feature_dir, out_h5 = resolve(feature_dir), resolve(out_h5)
     if pooling not in POOLINGS:
         raise InputError(f"pooling: {pooling!r} is not a pooling; valid: {', '.join(POOLINGS)}")
     if not feature_dir.is_dir():
         raise FileNotFoundError(f"{feature_dir}: feature folder not found")
-    check_output_file(out_h5, "--out")
+    inputs = {f"{p.name}, a file of the feature folder": p for p in feature_dir.iterdir() if p.is_file()}
+    check_output_file(out_h5, "--out", inputs, overwrite=overwrite)
     return write_gvf_h5(out_h5, compute_gvfs(feature_dir, pooling))

@@ -83,8 +83,23 @@ def load_video_items(features_dir, annotations, subset: str, labels: list[str]
         segs, labs = _actions(by_video.get(row.video), row.video, index, meta)
         duration = float(row.duration_s) if np.isfinite(row.duration_s) else float(
             positions_to_seconds(len(feats) - 1, meta) + 0.5 * meta.clip_length_s)
+        reason = _duration_disagrees(duration, len(feats), meta)
+        if reason:  # its predictions would all be clipped away: said, not lost
+            skipped.append((row.video, reason))
+            continue
         items.append(VideoItem(row.video, feats.astype(np.float32), segs.reshape(-1, 2), labs, duration))
     return items, pd.DataFrame(skipped, columns=["video", "reason"])
+
+
+def _duration_disagrees(duration_s: float, num_clips: int, meta: FeatureMetadata) -> str:
+    """Why a video's annotated duration cannot be its features' (predictions are clipped to it), or
+    "": it must be > 0 and reach past the start of the next-to-last clip (one stride of slack for
+    rounding), since every clip starts inside the video."""
+    last_start = (num_clips - 1) * meta.stride_s
+    if duration_s > 0 and duration_s >= last_start - meta.stride_s:
+        return ""
+    return (f"annotated duration {duration_s:g} s disagrees with its {num_clips} feature clips (the last starts "
+            f"at {last_start:g} s): its predictions would all be clipped away; fix the duration")
 
 
 def feature_metadata(features_dir) -> FeatureMetadata:

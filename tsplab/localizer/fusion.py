@@ -30,6 +30,8 @@ a localizer run's ``metrics.json``); segments beyond ``max_segments`` are counte
 """
 from __future__ import annotations
 
+import json
+
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +117,9 @@ def _score_rows(path: Path, results: dict, num_classes: int) -> tuple[list[str],
         if (not isinstance(values, list) or len(values) != num_classes or num_classes == 0
                 or not all(type(v) in (int, float) for v in values)):
             what = f"a list of {len(values)} values" if isinstance(values, list) else type(values).__name__
+            odd = [v for v in values if type(v) not in (int, float)] if isinstance(values, list) else []
+            if odd and len(values) == num_classes:  # the right count, not all numbers (e.g. "0.5")
+                what = f"a list holding {json.dumps(odd[0])} ({type(odd[0]).__name__}, not a number)"
             raise InputError(f"{path}: video {key!r}: class scores are {what}; give a list of "
                              f"{num_classes or 'C > 0'} numbers (one per class, the same count for "
                              "every video)")

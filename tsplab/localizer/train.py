@@ -5,6 +5,7 @@ run folder's files, and loading a trained model back.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,7 @@ from tsplab.localizer.fusion import (agnostic_annotations, check_fusion_config, 
 from tsplab.localizer.inference import predict, torch_threads
 from tsplab.localizer.asl import ClassSensitivity
 from tsplab.localizer.model import Localizer, Scale
-from tsplab.runs import atomic_path, resolve, save_config, write_csv, write_json
+from tsplab.runs import PreviousRun, atomic_path, resolve, save_config, write_csv, write_json
 
 CHECKPOINT_FILE = "checkpoint.pt"
 PREDICTIONS_FILE = "predictions.json"
@@ -82,14 +83,48 @@ def train_localizer(config: LocalizerConfig, progress: bool = True) -> Localizer
     class_scores = read_run_class_scores(config, ann)  # None without fusion; checked before any write
     with torch_threads(config.num_threads):
         model, history = _fit(config, meta.feature_dim, len(labels), train_items, progress)
-        _save_run(out_dir, config, model, history, skipped, labels, meta)
-        predictions = predict(model, valid_items, meta, labels, progress)
-    predictions, protocol = write_run_predictions(config, predictions, class_scores, out_dir,
-                                                  PREDICTIONS_FILE, UNFUSED_PREDICTIONS_FILE)
-    detection = evaluate_detection(evaluation_ground_truth(config, ann), predictions, config.metric_preset)
-    write_json(out_dir / METRICS_FILE, {**detection.to_dict(), **protocol})
+        # An earlier run's files are set aside, and come back if this run cannot finish writing its
+        # own (a full disk): the folder never holds a mix of two runs.
+        with _replacing_run_folder(out_dir):
+            _save_run(out_dir, config, model, history, skipped, labels, meta)
+            predictions = predict(model, valid_items, meta, labels, progress)
+            predictions, protocol = write_run_predictions(config, predictions, class_scores, out_dir,
+                                                          PREDICTIONS_FILE, UNFUSED_PREDICTIONS_FILE)
+            detection = evaluate_detection(evaluation_ground_truth(config, ann), predictions,
+                                           config.metric_preset)
+            write_json(out_dir / METRICS_FILE, {**detection.to_dict(), **protocol})
     return LocalizerResult(model=model, history=history, predictions=predictions, detection=detection,
                            out_dir=out_dir, skipped=skipped)
+
+
+RUN_RESULTS = (CHECKPOINT_FILE, PREDICTIONS_FILE, UNFUSED_PREDICTIONS_FILE, METRICS_FILE)
+RUN_OTHERS = ("config.json", HISTORY_FILE, SKIPPED_FILE)
+
+
+@contextlib.contextmanager
+def _replacing_run_folder(out_dir: Path):
+    """Write a run into ``out_dir`` within the block: an earlier run's files are moved to
+    ``previous/`` first and deleted once the block has written ``metrics.json``, this run's last
+    file (``tsplab.runs.PreviousRun``). When the block fails, this run's files are removed and the
+    earlier ones moved back; a failure to write (a full disk) becomes one ``InputError`` line."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = PreviousRun(out_dir, RUN_RESULTS, RUN_OTHERS, first_result=METRICS_FILE)
+    previous.set_aside()
+    try:
+        yield
+    except BaseException as exc:
+        earlier = previous.active
+        if earlier:
+            previous.restore()
+        else:  # nothing to bring back: leave no half run that looks like one
+            for path in previous.files(RUN_RESULTS + RUN_OTHERS):
+                path.unlink()
+        if isinstance(exc, OSError) and exc.errno is not None:
+            kept = "the earlier run is back in place" if earlier else "none of this run's files is left"
+            raise InputError(f"{exc.filename or out_dir}: cannot write the localizer run ({exc.strerror}); "
+                             f"{kept} in {out_dir}") from exc
+        raise
+    previous.drop()
 
 
 def _load_data(config: LocalizerConfig, out_dir: Path):
@@ -115,7 +150,8 @@ def _load_data(config: LocalizerConfig, out_dir: Path):
                          f"videos of {config.annotations} has usable features (e.g. {example})")
     if len(skipped):
         warnings.warn(f"{config.features_dir}: skipped {len(skipped)} video(s) without usable features "
-                      f"(listed in {out_dir / SKIPPED_FILE})", stacklevel=3)
+                      f"(listed in {out_dir / SKIPPED_FILE}; the first: {skipped['video'].iloc[0]}: "
+                      f"{skipped['reason'].iloc[0]})", stacklevel=3)
     return config, meta, ann, labels, train_items, valid_items, skipped
 
 
@@ -135,7 +171,7 @@ def _fit(config: LocalizerConfig, input_dim: int, num_classes: int, train_items:
     schedule = _Schedule(config.lr, steps_per_epoch, config.epochs, config.warmup_epochs)
     rows = []
     for epoch in tqdm(range(config.epochs), desc="localizer", leave=False, disable=not progress):
-        means, lr = _train_one_epoch(model, optimizer, schedule, train_items, rng)
+        means, lr = _train_one_epoch(model, optimizer, schedule, train_items, rng, epoch)
         rows.append(dict(epoch=epoch + 1, lr=lr, **means))
     return model, pd.DataFrame(rows, columns=["epoch", "lr", *LOSS_TERMS])
 
@@ -160,9 +196,11 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def _train_one_epoch(model: Localizer, optimizer, schedule: "_Schedule", train_items: list[VideoItem],
-                     rng: np.random.Generator) -> tuple[dict, float]:
+                     rng: np.random.Generator, epoch: int = 0) -> tuple[dict, float]:
     """One pass over ``train_items`` in a random order, in batches of random crops; returns the
-    mean of each loss term over the epoch's steps and the last learning rate."""
+    mean of each loss term over the epoch's steps and the last learning rate. A loss that is not
+    finite stops the run (``InputError`` naming the epoch, the step and the batch's videos) before
+    it is stepped on: the model would only train to NaN and predict nothing."""
     config = model.config
     model.train()
     order = rng.permutation(len(train_items))
@@ -175,6 +213,11 @@ def _train_one_epoch(model: Localizer, optimizer, schedule: "_Schedule", train_i
         for group in optimizer.param_groups:
             group["lr"] = lr
         terms = model.losses(batch)
+        if not torch.isfinite(terms["loss"]).item():
+            videos = ", ".join(item.video for item in batch[:5]) + (", ..." if len(batch) > 5 else "")
+            raise InputError(f"epoch {epoch + 1}, step {i // config.batch_size + 1} of {steps}: the training "
+                             f"loss is {float(terms['loss'])} (videos {videos}); check their features and "
+                             "annotations, or lower --lr")
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # ActionFormer clips at 1.0

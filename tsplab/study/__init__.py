@@ -42,6 +42,7 @@ similarity, ``tsplab.similarity``).
 from tsplab.study.cells import (CELL_FILE, STUDY_PRESETS, CellSpec, StudySize, cell_dir, cell_features,
                                 cell_metrics, cell_steps, feature_folder, planned_parameters, read_cell,
                                 resolved_configs, run_cell)
+from tsplab.study.lock import LOCK_FILE, study_lock
 from tsplab.study.preregistration import (PREREGISTRATION_FILE, preregistration, preregistration_hash,
                                          read_preregistration, register)
 from tsplab.study.provenance import STALE, one_fingerprint, reuse_decision, with_defaults

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import socket
 import time
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tsplab.conditions import DATASET, SOURCE, Condition
-from tsplab.errors import one_line
+from tsplab.errors import InputError, one_line
 from tsplab.pipeline import NotebookStep, run_notebook
 from tsplab.runs import read_json, resolve, write_json
 
@@ -317,6 +318,24 @@ def cell_metrics(spec: CellSpec) -> dict:
 def read_cell(study_dir, condition: str, seed: int) -> dict | None:
     """A cell's record, or None when it has not run."""
     path = cell_dir(study_dir, condition, seed) / CELL_FILE
-    return read_json(path) if path.is_file() else None
+    return _checked_cell(path, read_json(path)) if path.is_file() else None
+
+
+def _checked_cell(path: Path, record) -> dict:
+    """A cell record as the tables read it: an object with a ``status``, ``seconds`` and (finished)
+    ``metrics`` of numbers (null for a metric without a value). ``InputError`` naming the file and
+    the field otherwise (an edited or damaged ``cell.json`` would stop the aggregation with a
+    traceback, or put text into the tables)."""
+    fix = "rerun the cell (delete its folder)"
+    if not isinstance(record, dict) or not isinstance(record.get("status"), str):
+        raise InputError(f"{path}: not a cell record (no \"status\"); {fix}")
+    for field in ("seconds", "metrics") if record["status"] == "finished" else ("seconds",):
+        values = record.get(field, {})
+        if not isinstance(values, dict):
+            raise InputError(f"{path}: \"{field}\" is {type(values).__name__}, not an object of numbers; {fix}")
+        for name, value in values.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise InputError(f"{path}: {field}.{name} is {json.dumps(value)}, not a number; {fix}")
+    return record
 
 

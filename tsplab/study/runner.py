@@ -14,6 +14,7 @@ from tsplab.conditions import SOURCE, STUDIES, Condition, check_claims, get_cond
 from tsplab.errors import InputError, check_choice, one_line
 from tsplab.runs import check_output_folder, read_json, resolve, write_json
 from tsplab.study.cells import CELL_FILE, STUDY_PRESETS, CellSpec, StudySize, cell_dir, read_cell, run_cell
+from tsplab.study.lock import study_lock
 from tsplab.study.preregistration import preregistration, register
 from tsplab.study.provenance import reuse_decision, sort_finished_cells
 from tsplab.study.tables import StudyResult, aggregate, seed_list, tables_dir
@@ -130,6 +131,9 @@ def run_study(out, study_preset: str = "tiny", seeds=2, conditions=None, *, jobs
     from tsplab.provenance import code_fingerprint, library_versions
 
     check_choice("study", study, STUDIES)
+    if isinstance(benchmark_seed, bool) or not isinstance(benchmark_seed, int) or benchmark_seed < 0:
+        raise InputError(f"benchmark_seed (--benchmark-seed): {benchmark_seed!r}; give the fixed benchmark's seed, "
+                         "a whole number >= 0")
     out = _check_study(study_preset, launcher, jobs, out, slurm)
     chosen = get_conditions(conditions, STUDIES[study][0] if available is None else available)
     check_claims(STUDIES[study][1])
@@ -141,6 +145,17 @@ def run_study(out, study_preset: str = "tiny", seeds=2, conditions=None, *, jobs
         spec.fingerprint, spec.versions = fingerprint, versions
     for spec in specs:  # every finished cell checked before anything is written
         reuse_decision(spec, read_cell(out, spec.condition.name, spec.seed))
+    with study_lock(out):
+        return _run_locked(out, study, study_preset, seeds, chosen, specs, available=available, jobs=jobs,
+                           launcher=launcher, slurm=slurm, vary_data=vary_data, benchmark_seed=benchmark_seed,
+                           keep_stale=keep_stale, fingerprint=fingerprint, versions=versions)
+
+
+def _run_locked(out: Path, study: str, study_preset: str, seeds, chosen: list[Condition], specs: list[CellSpec],
+                *, available, jobs: int, launcher: str, slurm: SlurmOptions | None, vary_data: bool,
+                benchmark_seed: int, keep_stale: bool, fingerprint: str, versions: dict) -> StudyResult:
+    """:func:`run_study` once everything is checked and the folder is locked: the pre-registration,
+    the cells in waves, the tables."""
     tables = tables_dir(out, study)
     registration = preregistration(study, STUDIES[study][1], STUDIES[study][0] if available is None else available,
                                    seed_list(seeds), study_preset=study_preset, vary_data=vary_data,
