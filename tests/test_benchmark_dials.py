@@ -3,6 +3,7 @@
 moves its own check in the direction it exists for."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import platform
@@ -11,7 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tsplab import benchmark_dials as D
+from tsplab import manipulation_checks as C
 from tsplab import synthetic as S
+from tsplab.cli import main
+from tsplab.errors import InputError
 
 REFERENCE = json.loads((Path(__file__).with_name("synthetic_tiny_seed0_hashes.json")).read_text())
 
@@ -47,3 +52,70 @@ def test_all_dials_off_is_byte_identical_to_main(tiny_benchmark):
         video = S.render_video("tiny", plan, 0)
         frames[plan.video] = _sha(video.frames.tobytes() + video.frame_labels.astype(np.int64).tobytes())
     assert frames == REFERENCE["frames"]
+
+
+def _with(preset="tiny", **levels):
+    return dataclasses.replace(S.PRESETS[preset], dials=D.BenchmarkDials(**levels))
+
+
+def test_dials_validate_parse_and_are_recorded_only_when_on():
+    assert S.SyntheticConfig(dials=D.BenchmarkDials()) == S.PRESETS["default"]  # all off: the plain config
+    assert D.parse_dial_options([]) is None
+    dials = D.parse_dial_options(["context_distractors=0.5", "onset_cue=1", "onset_cue_kind=size"])
+    assert (dials.context_distractors, dials.onset_cue, dials.onset_cue_kind) == (0.5, 1.0, "size")
+    for option, message in (("context_distractors=1.5", r"context_distractors=1.5: must be in \[0, 1\]"),
+                            ("cuts_elsewhere=x", r"cuts_elsewhere must be a number in \[0, 4\]"),
+                            ("foreground_share=0.01", r"foreground_share=0.01: must be in 0 or \[0.05, 0.85\]"),
+                            ("loudness=1", "NAME one of context_distractors"),
+                            ("onset_cue_kind=smell", "onset_cue_kind='smell': must be one of colour, size")):
+        with pytest.raises(InputError, match=message):
+            D.parse_dial_options([option])
+    config = _with(dense=0.5)
+    assert S.SyntheticConfig.from_dict(json.loads(json.dumps(S._identity(config, 0)["config"]))) == config
+    assert "dials" not in S._identity(S.PRESETS["tiny"], 0)["config"]
+
+
+def test_cli_synth_records_the_dials(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["synth", "--preset", "tiny", "--out", str(out), "--workers", "1",
+                 "--option", "context_distractors=0.5", "--option", "onset_cue=0.25"]) == 0
+    meta = json.loads((out / "benchmark.json").read_text())
+    assert meta["config"]["dials"]["context_distractors"] == 0.5 and meta["config"]["dials"]["onset_cue"] == 0.25
+    assert S.read_benchmark_config(out)[0] == _with(context_distractors=0.5, onset_cue=0.25)
+    # The same folder with other dials is another benchmark: refused, not mixed.
+    with pytest.raises(InputError, match="another config or seed"):
+        S.generate_benchmark(out, "tiny", 0, workers=1, progress=False, dials={"onset_cue": 0.5})
+    assert main(["synth", "--preset", "tiny", "--out", str(tmp_path / "b2"), "--option", "dense=2"]) == 2
+    assert "dense=2: must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_context_distractors_put_class_motion_in_the_background():
+    plans = S.plan_benchmark(_with(context_distractors=1.0), 0)
+    plain = S.plan_benchmark("tiny", 0)
+    for p, q in zip(plans, plain):
+        assert (p.instances, p.scene_class, p.num_frames) == (q.instances, q.scene_class, q.num_frames)
+        background = ~D.foreground_mask(p.num_frames, p.instances)
+        covered = D.foreground_mask(p.num_frames, [d[:2] for d in p.distractors])
+        assert not (covered & ~background).any()             # only in the background...
+        assert covered.sum() >= background.sum() - 1 * (len(p.instances) + 1)  # ...all of it at level 1
+        assert all(d[3] != p.label for d in p.distractors)   # another class's motion
+        video = S.render_video(_with(context_distractors=1.0), p, 0)
+        assert (video.foreground == D.foreground_mask(p.num_frames, p.instances)).all()  # still background
+
+
+def test_clip_local_classifier_falls_towards_chance_with_distractors():
+    aucs = [C.clip_local_foreground_auc(_with(context_distractors=level), 0)["auc"] for level in (0.0, 0.5, 1.0)]
+    assert C.clip_local_foreground_auc("tiny", 0)["auc"] == aucs[0] >= 0.95  # motion alone decides today
+    assert aucs[0] > aucs[1] > aucs[2] and aucs[2] < 0.75, aucs
+
+
+def test_auc_and_logistic_regression_against_known_answers():
+    assert C.auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == 0.75  # sklearn's example
+    assert C.auc([1, 1, 1, 1], [0, 1, 0, 1]) == 0.5
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    y = x[:, 0] + 0.1 * rng.normal(size=400) > 0
+    result = C.heldout_auc(x[:200], y[:200], x[200:], y[200:])
+    assert result["auc"] > 0.99 and result["accuracy"] > 0.9
+    noise = C.heldout_auc(x[:200], rng.random(200) > 0.5, x[200:], rng.random(200) > 0.5)
+    assert abs(noise["auc"] - 0.5) < 0.15
