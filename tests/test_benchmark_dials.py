@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tsplab import annotations as A
 from tsplab import benchmark_dials as D
 from tsplab import manipulation_checks as C
 from tsplab import synthetic as S
 from tsplab.cli import main
 from tsplab.errors import InputError
 
+TINY = S.PRESETS["tiny"]
 REFERENCE = json.loads((Path(__file__).with_name("synthetic_tiny_seed0_hashes.json")).read_text())
 
 
@@ -119,3 +121,90 @@ def test_auc_and_logistic_regression_against_known_answers():
     assert result["auc"] > 0.99 and result["accuracy"] > 0.9
     noise = C.heldout_auc(x[:200], rng.random(200) > 0.5, x[200:], rng.random(200) > 0.5)
     assert abs(noise["auc"] - 0.5) < 0.15
+
+
+def test_foreground_share_sets_the_share_of_action_frames():
+    for level in (0.2, 0.5, 0.8):
+        plans = S.plan_benchmark(_with("default", foreground_share=level), 0)
+        shares = [D.foreground_mask(p.num_frames, p.instances).mean() for p in plans]
+        assert abs(np.mean(shares) - level) < 0.03, (level, np.mean(shares))
+        for p in plans:  # the plain benchmark's rules still hold: gaps and a pure background stretch
+            assert all(b[0] - a[1] >= 8 for a, b in zip(p.instances, p.instances[1:]))
+            assert D._longest_run(~D.foreground_mask(p.num_frames, p.instances)) >= 8
+
+
+def test_source_shift_changes_only_the_source_set_and_is_measurable():
+    shifted = _with(source_shift=1.0, source_shared_motions=0.6)
+    for plan in S.plan_benchmark("tiny", 0)[:4]:  # target videos: untouched, pixel for pixel
+        assert np.array_equal(S.render_video(shifted, plan, 0).frames, S.render_video("tiny", plan, 0).frames)
+    names = S.source_class_names(shifted)  # 5 source classes, 3 of them performing target motions
+    assert names[:2] == S.source_class_names("tiny")[:2]
+    assert names[2:] == ["src02_horizontal", "src03_vertical", "src04_circle"]
+    plan = S.plan_source(shifted, 0)[0]
+    assert plan.motion == names[plan.label].split("_", 1)[1]
+    plain = C.pixel_domain_auc("tiny", 0)["auc"]
+    assert C.pixel_domain_auc(shifted, 0)["auc"] >= max(0.9, plain + 0.2)
+    # The same classifier on any features: one distribution vs two.
+    rng = np.random.default_rng(0)
+    same = C.domain_auc(rng.normal(size=(200, 4)), rng.normal(size=(200, 4)))["auc"]
+    apart = C.domain_auc(rng.normal(size=(200, 4)) + 2, rng.normal(size=(200, 4)))["auc"]
+    assert abs(same - 0.5) < 0.12 and apart > 0.95
+
+
+def test_cuts_land_where_the_dials_put_them_and_are_seen_in_the_frames():
+    plain = C.rendered_cut_statistics("tiny", 0)
+    assert plain["boundary_cut_share"] == 0.0 and plain["cuts_elsewhere_per_video"] == 0.0  # no false cuts
+    assert C.rendered_cut_statistics(_with(cuts_at_boundaries=1.0), 0)["boundary_cut_share"] == 1.0
+    config = _with(cuts_elsewhere=2.0)
+    plans = [p for p in S.plan_benchmark(config, 0) if p.subset == "validation"]
+    for p in plans:
+        bounds = [b for s, e, _ in p.instances for b in (s, e) if 0 < b < p.num_frames]
+        assert all(min(abs(c - b) for b in bounds) >= D.CUT_MARGIN_FRAMES for c in p.cuts)
+        assert list(C.detect_cuts(S.render_video(config, p, 0).frames)) == p.cuts
+    stats = C.rendered_cut_statistics(config, 0)
+    assert stats["boundary_cut_share"] == 0.0
+    assert stats["cuts_elsewhere_per_video"] == sum(len(p.cuts) for p in plans) / len(plans) > 0
+
+
+def test_multi_action_gives_several_classes_per_video():
+    config = _with(multi_action=1.0)
+    plans = S.plan_benchmark(config, 0)
+    for p in plans:
+        assert p.instance_labels[0] == p.label and all(c != p.label for c in p.instance_labels[1:])
+        video = S.render_video(config, p, 0)
+        for (s, e, _), c in zip(p.instances, p.instance_labels):
+            assert (video.frame_labels[s:e] == c).all()
+    table = S.instance_table(config, plans)
+    assert C.overlap_statistics(table)["classes_per_video"] > 1.5
+    assert C.overlap_statistics(S.instance_table(TINY, S.plan_benchmark("tiny", 0)))["classes_per_video"] == 1.0
+
+
+def test_dense_overlaps_reach_the_annotations_and_the_segment_table(tmp_path):
+    config = _with("default", dense=1.0)
+    plans = S.plan_benchmark(config, 0)
+    stats = C.overlap_statistics(S.instance_table(config, plans))
+    assert stats["overlap_time_share"] > 0.2 and stats["overlapping_instance_share"] > 0.5
+    for p in plans:
+        assert D._longest_run(~D.foreground_mask(p.num_frames, p.instances)) >= 8  # pure background left
+    path = tmp_path / "annotations.json"
+    path.write_text(json.dumps(S.activitynet_json(config, plans)))
+    ann = A.read_annotations(path)
+    assert len(ann.instances) == sum(len(p.instances) for p in plans)  # every overlapping instance kept
+    table, report = A.build_segment_table(ann, min_background_s=7.5 / config.fps, overlap_free_background=True)
+    assert report.empty
+    actions = table[table["temporal-region-label"] == "Action"]
+    background = table[table["temporal-region-label"] == "No action"]
+    assert len(actions) == len(ann.instances)
+    joined = background.merge(actions, on="video-name", suffixes=("", "_a"))
+    assert not ((joined["t-start"] < joined["t-end_a"]) & (joined["t-start_a"] < joined["t-end"])).any()
+
+
+def test_onset_cue_changes_only_onset_frames_and_is_measurable():
+    for kind in ("colour", "size"):
+        config = _with(onset_cue=1.0, onset_cue_kind=kind)
+        for plan in S.plan_benchmark(config, 0)[:4]:
+            changed = (S.render_video(config, plan, 0).frames != S.render_video("tiny", plan, 0).frames).any((1, 2, 3))
+            onset = D.foreground_mask(plan.num_frames, [(s, s + D.ONSET_FRAMES) for s, _, _ in plan.instances])
+            assert changed[onset].all() and not changed[~onset].any(), (kind, plan.video)
+        assert C.onset_appearance_auc(config, 0)["auc"] > 0.95
+    assert C.onset_appearance_auc("tiny", 0)["auc"] < 0.75

@@ -134,3 +134,181 @@ def _clips_per_plan(config, plans, stride: int) -> list[int]:
         starts = range(0, plan.num_frames - length + 1, stride)
         counts.append(sum(fg[t:t + length].all() or not fg[t:t + length].any() for t in starts))
     return counts
+
+
+# --------------------------------------------------------------------------------------------------
+# source_shift: can a classifier tell source from target?
+
+
+def frame_pixel_features(frames) -> np.ndarray:
+    """Per frame of uint8 [T, H, W, 3]: channel means and standard deviations, mean absolute
+    horizontal and vertical gradients, the residual after a 3x3 box blur (noise, blur) and the log
+    power of the grey image in four spatial-frequency bands (texture family and scale)."""
+    x = np.asarray(frames, np.float32) / 255.0
+    grey = x.mean(-1)
+    grad_x = np.abs(np.diff(grey, axis=2)).mean((1, 2))
+    grad_y = np.abs(np.diff(grey, axis=1)).mean((1, 2))
+    padded = np.pad(grey, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    box = sum(padded[:, i:i + grey.shape[1], j:j + grey.shape[2]] for i in range(3) for j in range(3)) / 9
+    residual = np.abs(grey - box).mean((1, 2))
+    power = np.abs(np.fft.fft2(grey - grey.mean((1, 2), keepdims=True))) ** 2
+    fy, fx = np.meshgrid(np.fft.fftfreq(grey.shape[1]), np.fft.fftfreq(grey.shape[2]), indexing="ij")
+    radius = np.hypot(fx, fy)
+    bands = [np.log(power[:, (radius > lo) & (radius <= hi)].mean(1) + 1e-6)
+             for lo, hi in ((0, 0.08), (0.08, 0.16), (0.16, 0.3), (0.3, 0.71))]
+    return np.column_stack([x.mean((1, 2)), x.std((1, 2)), grad_x, grad_y, residual, *bands])
+
+
+def domain_auc(source_features, target_features, source_groups=None, target_groups=None,
+               seed: int = 0) -> dict:
+    """How separable two domains are: a logistic regression on ``source_features`` [N, F] vs
+    ``target_features`` [M, F] (e.g. a source encoder's features of both sets), fitted on half the
+    groups (videos; rows when no groups are given) of each domain and scored on the other half. 0.5:
+    one world; 1: a classifier tells them apart from any row."""
+    rng = np.random.default_rng(seed)
+    halves = []
+    for features, groups in ((source_features, source_groups), (target_features, target_groups)):
+        features = np.asarray(features, float)
+        groups = np.arange(len(features)) if groups is None else np.asarray(groups)
+        names = rng.permutation(np.unique(groups))
+        train = np.isin(groups, names[:len(names) // 2])
+        halves.append((features[train], features[~train]))
+    (s_train, s_test), (t_train, t_test) = halves
+    x_train, x_test = np.vstack([s_train, t_train]), np.vstack([s_test, t_test])
+    y_train = np.r_[np.ones(len(s_train)), np.zeros(len(t_train))]
+    y_test = np.r_[np.ones(len(s_test)), np.zeros(len(t_test))]
+    return heldout_auc(x_train, y_train, x_test, y_test)
+
+
+def pixel_domain_auc(config, seed: int = 0, videos_per_domain: int = 48, frames_per_video: int = 4) -> dict:
+    """The check of ``source_shift``: :func:`domain_auc` on :func:`frame_pixel_features` of
+    ``frames_per_video`` evenly spaced rendered frames of ``videos_per_domain`` source videos and as
+    many target videos (seeded choice, training and validation alike)."""
+    from tsplab.synthetic import plan_benchmark, plan_source, render_video
+
+    rng = np.random.default_rng(seed)
+    features, groups = [], []
+    for plans in (plan_source(config, seed), plan_benchmark(config, seed)):
+        chosen = rng.choice(len(plans), size=min(videos_per_domain, len(plans)), replace=False)
+        rows, names = [], []
+        for i in sorted(chosen):
+            frames = render_video(config, plans[i], seed).frames
+            picks = np.linspace(0, len(frames) - 1, frames_per_video).round().astype(int)
+            rows.append(frame_pixel_features(frames[picks]))
+            names += [plans[i].video] * len(picks)
+        features.append(np.vstack(rows))
+        groups.append(np.array(names))
+    return domain_auc(features[0], features[1], groups[0], groups[1], seed=seed)
+
+
+# --------------------------------------------------------------------------------------------------
+# multi_action and the cuts: what the frames show at the boundaries
+
+
+def detect_cuts(frames, threshold: float = CUT_THRESHOLD) -> np.ndarray:
+    """Frames (index t >= 1) where a new shot starts: the median over pixels of the largest channel
+    change from frame t - 1 exceeds ``threshold`` grey levels. The object covers a few percent of
+    the frame, so its motion never moves the median; a new scene moves most pixels."""
+    x = np.asarray(frames, np.int16)
+    change = np.median(np.abs(np.diff(x, axis=0)).max(-1).reshape(len(x) - 1, -1), axis=1)
+    return np.flatnonzero(change > threshold) + 1
+
+
+def cut_statistics(frames_by_video: dict, plans, tolerance: int = 1) -> dict:
+    """The check of the cut dials: from each video's frames (``{video: uint8 [T, H, W, 3]}``,
+    rendered or decoded) the share of action boundaries (starts and ends inside the video) with a
+    detected cut within ``tolerance`` frames, and the detected cuts per video away from every
+    boundary."""
+    at_boundary = boundaries = elsewhere = videos = 0
+    for plan in plans:
+        if plan.video not in frames_by_video:
+            continue
+        cuts = detect_cuts(frames_by_video[plan.video])
+        bounds = sorted({b for s, e, _ in plan.instances for b in (s, e) if 0 < b < plan.num_frames})
+        near = [bool(len(cuts)) and np.abs(cuts - b).min() <= tolerance for b in bounds]
+        at_boundary += sum(near)
+        boundaries += len(bounds)
+        elsewhere += sum(not bounds or np.abs(np.array(bounds) - c).min() > tolerance for c in cuts)
+        videos += 1
+    return {"boundary_cut_share": float(at_boundary / boundaries) if boundaries else float("nan"),
+            "cuts_elsewhere_per_video": float(elsewhere / videos) if videos else float("nan"),
+            "boundaries": boundaries, "videos": videos}
+
+
+def rendered_cut_statistics(config, seed: int = 0, subset: str = "validation") -> dict:
+    """:func:`cut_statistics` on the rendered frames of every video of ``subset``."""
+    from tsplab.synthetic import plan_benchmark, render_video
+
+    plans = [p for p in plan_benchmark(config, seed) if p.subset == subset]
+    return cut_statistics({p.video: render_video(config, p, seed).frames for p in plans}, plans)
+
+
+# --------------------------------------------------------------------------------------------------
+# dense and multi_action: what the annotations hold
+
+
+def overlap_statistics(instances) -> dict:
+    """From an instance table (``video, t_start_s, t_end_s, label``: ``Annotations.instances`` or
+    ``tsplab.synthetic.instance_table``): the share of foreground time covered by two or more
+    instances, the share of instances overlapping another of their video, and the mean number of
+    classes per video (videos with instances)."""
+    overlapped = foreground = 0.0
+    overlapping = 0
+    for _, group in instances.groupby("video"):
+        starts, ends = group["t_start_s"].to_numpy(float), group["t_end_s"].to_numpy(float)
+        edges = np.unique(np.r_[starts, ends])
+        mids = (edges[:-1] + edges[1:]) / 2
+        depth = ((starts[None] <= mids[:, None]) & (mids[:, None] < ends[None])).sum(1)
+        widths = np.diff(edges)
+        foreground += widths[depth >= 1].sum()
+        overlapped += widths[depth >= 2].sum()
+        pair = (starts[:, None] < ends[None]) & (starts[None] < ends[:, None])
+        overlapping += int((pair.sum(1) > 1).sum())
+    per_video = instances.groupby("video")["label"].nunique()
+    return {"overlap_time_share": float(overlapped / foreground) if foreground else 0.0,
+            "overlapping_instance_share": overlapping / len(instances) if len(instances) else 0.0,
+            "classes_per_video": float(per_video.mean()) if len(per_video) else 0.0}
+
+
+# --------------------------------------------------------------------------------------------------
+# onset_cue: how much does one frame's appearance say about an onset?
+
+
+def object_appearance(frames, cx, cy, radius) -> np.ndarray:
+    """Per frame [T, 4]: the object's mean colour (RGB, pixels within half its radius of its
+    centre) and its measured size (pixels within twice its radius whose colour is within 40 grey
+    levels of that mean), read from ``frames`` at the generator's positions."""
+    x = np.asarray(frames, np.float32)
+    size = x.shape[1]
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    out = np.zeros((len(x), 4))
+    for t in range(len(x)):
+        dist = np.hypot(xx - cx[t], yy - cy[t])
+        inner = dist <= max(1.0, 0.5 * radius[t])
+        colour = x[t][inner].mean(0)
+        window = dist <= 2 * radius[t]
+        close = np.abs(x[t][window] - colour).max(-1) <= 40
+        out[t] = [*colour, close.sum()]
+    return out
+
+
+def onset_appearance_auc(config, seed: int = 0, subset: str = "validation") -> dict:
+    """The check of ``onset_cue``: each frame's object appearance (:func:`object_appearance`)
+    standardised within its video (median and spread over the video's frames); the score is its
+    distance from the video's typical appearance; AUC of onset frames (the first ``ONSET_FRAMES`` of
+    each instance) against every other frame. 0.5: appearance says nothing about onsets."""
+    from tsplab.synthetic import plan_benchmark, render_video
+
+    scores, labels = [], []
+    for plan in (p for p in plan_benchmark(config, seed) if p.subset == subset):
+        cx, cy, radius, _ = object_path(config, plan, seed)
+        look = object_appearance(render_video(config, plan, seed).frames, cx, cy, radius)
+        median = np.median(look, 0)
+        spread = np.median(np.abs(look - median), 0) + np.array([2.0, 2.0, 2.0, 1.0])
+        scores.append(np.linalg.norm((look - median) / spread, axis=1))
+        onset = np.zeros(plan.num_frames, bool)
+        for start, end, _ in plan.instances:
+            onset[start:min(end, start + ONSET_FRAMES)] = True
+        labels.append(onset)
+    return {"auc": auc(np.concatenate(scores), np.concatenate(labels)),
+            "onset_frames": int(np.concatenate(labels).sum())}
