@@ -208,3 +208,22 @@ def test_onset_cue_changes_only_onset_frames_and_is_measurable():
             assert changed[onset].all() and not changed[~onset].any(), (kind, plan.video)
         assert C.onset_appearance_auc(config, 0)["auc"] > 0.95
     assert C.onset_appearance_auc("tiny", 0)["auc"] < 0.75
+
+
+def test_check_table_and_its_figures():
+    import matplotlib.pyplot as plt
+
+    from tsplab import benchmark_plots
+
+    table = C.check_table("tiny", 0, {"multi_action": [0.0, 1.0], "dense": [0.0, 1.0]})
+    assert table[["dial", "level"]].values.tolist() == [["multi_action", 0.0], ["multi_action", 1.0],
+                                                       ["dense", 0.0], ["dense", 1.0]]
+    assert table["value"].tolist()[0] == 1.0 and table["value"].tolist()[2] == 0.0
+    with pytest.raises(InputError, match="no check for dial 'loudness'"):
+        C.check_table("tiny", 0, {"loudness": [1.0]})
+    plt.close(benchmark_plots.plot_check_curves(table))
+    video = S.render_video(_with(cuts_elsewhere=2.0), S.plan_benchmark(_with(cuts_elsewhere=2.0), 0)[0], 0)
+    fig = benchmark_plots.plot_dial_frames({"plain": S.render_video("tiny", S.plan_benchmark("tiny", 0)[0], 0),
+                                            "cuts": video}, frames_shown=4)
+    assert len(fig.axes) == 8
+    plt.close(fig)

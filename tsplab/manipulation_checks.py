@@ -312,3 +312,89 @@ def onset_appearance_auc(config, seed: int = 0, subset: str = "validation") -> d
         labels.append(onset)
     return {"auc": auc(np.concatenate(scores), np.concatenate(labels)),
             "onset_frames": int(np.concatenate(labels).sum())}
+
+
+# --------------------------------------------------------------------------------------------------
+# Every dial's check at a few levels (notebook 09; a later study can sweep the same way)
+
+# The levels each dial is checked at by default: its range, with the low levels where a check that
+# saturates early (source_shift, onset_cue) still moves.
+CHECK_LEVELS = {
+    "context_distractors": (0.0, 0.5, 1.0),
+    "foreground_share": (0.2, 0.5, 0.8),
+    "source_shift": (0.0, 0.05, 0.25, 1.0),
+    "source_shared_motions": (0.0, 0.5, 1.0),
+    "multi_action": (0.0, 0.5, 1.0),
+    "cuts_at_boundaries": (0.0, 0.5, 1.0),
+    "cuts_elsewhere": (0.0, 1.0, 2.0),
+    "dense": (0.0, 0.5, 1.0),
+    "onset_cue": (0.0, 0.02, 0.1, 1.0),
+}
+
+
+def _foreground_share(config, seed):
+    from tsplab.benchmark_dials import foreground_mask
+    from tsplab.synthetic import plan_benchmark
+
+    plans = plan_benchmark(config, seed)
+    return float(np.mean([foreground_mask(p.num_frames, p.instances).mean() for p in plans]))
+
+
+def _shared_motion_share(config, seed):
+    from tsplab.synthetic import MOTIONS, _class_motions
+
+    motions = _class_motions(config, True)
+    return float(np.mean([m in MOTIONS for m in motions]))
+
+
+def _annotation_statistic(name):
+    def check(config, seed):
+        from tsplab.synthetic import instance_table, plan_benchmark
+
+        return overlap_statistics(instance_table(config, plan_benchmark(config, seed)))[name]
+    return check
+
+
+# dial: (what is measured, check(config, seed) -> value)
+DIAL_CHECKS = {
+    "context_distractors": ("clip-local fg/bg AUC", lambda c, s: clip_local_foreground_auc(c, s)["auc"]),
+    "foreground_share": ("share of frames in actions", _foreground_share),
+    "source_shift": ("pixel domain AUC", lambda c, s: pixel_domain_auc(c, s)["auc"]),
+    "source_shared_motions": ("share of source classes with a target motion", _shared_motion_share),
+    "multi_action": ("classes per video", _annotation_statistic("classes_per_video")),
+    "cuts_at_boundaries": ("share of boundaries with a cut",
+                           lambda c, s: rendered_cut_statistics(c, s)["boundary_cut_share"]),
+    "cuts_elsewhere": ("cuts per video away from boundaries",
+                       lambda c, s: rendered_cut_statistics(c, s)["cuts_elsewhere_per_video"]),
+    "dense": ("share of foreground time overlapped", _annotation_statistic("overlap_time_share")),
+    "onset_cue": ("onset appearance AUC", lambda c, s: onset_appearance_auc(c, s)["auc"]),
+}
+
+
+def check_table(preset="tiny", seed: int = 0, levels: dict | None = None) -> pd.DataFrame:
+    """One row per (dial, level): the dial's manipulation check measured on benchmark ``preset``
+    with only that dial at that level (``levels``: {dial: levels}, default :data:`CHECK_LEVELS`;
+    dials left out are not checked). Columns: dial, level, check, value, seconds."""
+    import dataclasses
+    import time
+
+    import pandas as pd
+
+    from tsplab.benchmark_dials import BenchmarkDials
+    from tsplab.errors import InputError
+    from tsplab.synthetic import _get_config
+
+    base = _get_config(preset)
+    levels = CHECK_LEVELS if levels is None else levels
+    rows = []
+    for dial, dial_levels in levels.items():
+        if dial not in DIAL_CHECKS:
+            raise InputError(f"levels: no check for dial {dial!r}; valid: {', '.join(DIAL_CHECKS)}")
+        name, check = DIAL_CHECKS[dial]
+        for level in dial_levels:
+            config = dataclasses.replace(base, dials=BenchmarkDials(**{dial: level}))
+            start = time.perf_counter()
+            value = check(config, seed)
+            rows.append({"dial": dial, "level": float(level), "check": name, "value": float(value),
+                         "seconds": round(time.perf_counter() - start, 2)})
+    return pd.DataFrame(rows, columns=["dial", "level", "check", "value", "seconds"])
