@@ -80,6 +80,11 @@ Design (numbers for the ``default`` preset; a prototype measured what made the e
   (0.92 accuracy = the share of videos in their class's scene, 0 of 24 clips right when the scene
   was another class's): it had learned no motion, so it was no good start, whence the shared scenes.
 
+* **Dials.** ``tsplab.benchmark_dials`` switches other papers' premises on (context distractors,
+  source shift, several classes and scene cuts, dense overlaps, an onset cue), each off by default
+  with a documented level scale and a manipulation check (``tsplab.manipulation_checks``); with
+  every dial off this module draws the same random numbers and writes the same files as without them.
+
 Output folder::
 
     OUT/videos/{video}.mp4           H.264, constant fps, a keyframe every second
@@ -472,7 +477,7 @@ def _scene_class(config, rng, label: int, num_classes: int) -> int:
     return label
 
 
-def _plan_video(config, rng, video, subset, index, label, seed: int = 0) -> VideoPlan:
+def _plan_video(config, rng, video, subset, index, label, seed: int) -> VideoPlan:
     scene_class = _scene_class(config, rng, label, config.num_classes)
     num_frames = int(rng.integers(config.num_frames_range[0], config.num_frames_range[1] + 1))
     motion_level = float(rng.random()) if config.per_video_motion_level else 0.0
@@ -630,13 +635,14 @@ def _trajectory(config, plan: VideoPlan, rng):
     concurrent = np.zeros(t_frames)
     for start_f, end_f, _ in plan.instances:
         concurrent[start_f:end_f] += 1
+    overlapping = concurrent.max(initial=0) > 1
     for start_f, end_f, period, label, action in _motion_segments(plan):
         motion = plan.motion_of(label)
         k = np.arange(end_f - start_f)
         theta = 2 * np.pi * k / period
         # Fade in/out over 2 frames: no jump at the boundaries, full amplitude in between.
         envelope = np.minimum(1.0, np.minimum(k + 1, end_f - start_f - k) / 2.0)
-        if action and concurrent.max() > 1:
+        if action and overlapping:
             envelope = envelope / concurrent[start_f:end_f]
         dx, dy, dr = _unit_path(motion, theta)
         # Added to the wander, which goes on: an action is motion on top of the video's baseline.
