@@ -207,6 +207,8 @@ def test_onset_cue_changes_only_onset_frames_and_is_measurable():
             onset = D.foreground_mask(plan.num_frames, [(s, s + D.ONSET_FRAMES) for s, _, _ in plan.instances])
             assert changed[onset].all() and not changed[~onset].any(), (kind, plan.video)
         assert C.onset_appearance_auc(config, 0)["auc"] > 0.95
+        for plan in S.plan_source(config, 0)[:3]:  # a target dial leaves the source set as it was
+            assert np.array_equal(S.render_video(config, plan, 0).frames, S.render_video("tiny", plan, 0).frames)
     assert C.onset_appearance_auc("tiny", 0)["auc"] < 0.75
 
 
