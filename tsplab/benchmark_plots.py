@@ -12,7 +12,8 @@ from tsplab.plots import ACTION_COLOR, MAX_WIDTH_IN, _figure
 def plot_dial_frames(videos: dict, frames_shown: int = 10):
     """One row per entry of ``videos`` ({row title: ``tsplab.synthetic.SyntheticVideo``}, e.g. one
     video plain and under each dial), ``frames_shown`` evenly spaced frames per row; frame numbers
-    of action frames in green, a frame after a scene cut (``plan.cuts``, since the previous frame shown) marked "cut"."""
+    of action frames in green; "cut" marks a frame with a scene cut (``plan.cuts``) since the
+    previous frame shown."""
     fig, axes = _figure(len(videos), frames_shown,
                         figsize=(MAX_WIDTH_IN, 1.05 * len(videos) * MAX_WIDTH_IN / frames_shown))
     for row, (title, video) in zip(axes, videos.items()):

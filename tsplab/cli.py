@@ -159,8 +159,8 @@ def _add_synth(sub) -> None:
 
 
 def _run_synth(args) -> int:
-    from tsplab.runs import resolve
     from tsplab.benchmark_dials import parse_dial_options
+    from tsplab.runs import resolve
     from tsplab.synthetic import benchmark_summary, generate_benchmark
 
     dials = parse_dial_options(args.option)

@@ -427,7 +427,8 @@ def class_names(config: SyntheticConfig) -> list[str]:
 
 def source_class_names(config) -> list[str]:
     """The source set's class names, sorted (its label mapping); class i performs
-    ``SOURCE_MOTIONS[i]``. The ``src`` prefix keeps them apart from the target's names."""
+    ``SOURCE_MOTIONS[i]``, or a target motion under the ``source_shared_motions`` dial. The ``src``
+    prefix keeps them apart from the target's names."""
     return [f"src{i:02d}_{m}" for i, m in enumerate(_class_motions(_get_config(config), True))]
 
 
@@ -871,7 +872,9 @@ def generate_benchmark(out_dir, preset="tiny", seed: int = 0, *, workers: int = 
     return that folder.
 
     ``dials`` (a ``tsplab.benchmark_dials.BenchmarkDials`` or a dict of levels) switch premises
-    on; they are recorded in ``benchmark.json``'s config. A complete folder with the same config and seed is left as it is (a source set it lacks, as in
+    on; they are recorded in ``benchmark.json``'s config.
+
+    A complete folder with the same config and seed is left as it is (a source set it lacks, as in
     folders made before the source set existed, is added); a folder left by a killed run is resumed
     (videos already written are kept: every write is atomic); a folder holding a benchmark of another
     config or seed raises ``InputError`` rather than mixing the two.
