@@ -151,6 +151,18 @@ def test_source_shift_changes_only_the_source_set_and_is_measurable():
     assert abs(same - 0.5) < 0.12 and apart > 0.95
 
 
+def test_feature_folder_domain_auc_reads_extracted_features(tmp_path):
+    rng = np.random.default_rng(1)
+    for domain, shift in (("source", 3.0), ("target", 0.0)):
+        (tmp_path / domain).mkdir()
+        for v in range(10):
+            np.save(tmp_path / domain / f"{domain}_{v}.npy", rng.normal(size=(12, 5)).astype(np.float32) + shift)
+    assert C.feature_folder_domain_auc(tmp_path / "source", tmp_path / "target")["auc"] > 0.99
+    assert C.feature_folder_domain_auc(tmp_path / "source", tmp_path / "source")["auc"] == pytest.approx(0.5, abs=0.15)
+    with pytest.raises(InputError, match="target_folder: .* holds no .npy feature files"):
+        C.feature_folder_domain_auc(tmp_path / "source", tmp_path / "empty")
+
+
 def test_cuts_land_where_the_dials_put_them_and_are_seen_in_the_frames():
     plain = C.rendered_cut_statistics("tiny", 0)
     assert plain["boundary_cut_share"] == 0.0 and plain["cuts_elsewhere_per_video"] == 0.0  # no false cuts

@@ -6,8 +6,8 @@ level did what it claims. A sweep over a dial is only worth running where its ch
   motion spectrum (the generator's own object trajectory, no video context) separating foreground
   from background clips; it must fall towards 0.5 as the level rises.
 * ``source_shift`` -- :func:`pixel_domain_auc` (a domain classifier on per-frame pixel statistics)
-  and :func:`domain_auc` (the same on any features, e.g. a source encoder's): source vs target
-  must become separable as the level rises.
+  and :func:`domain_auc` / :func:`feature_folder_domain_auc` (the same on any features, e.g. a
+  source encoder's): source vs target must become separable as the level rises.
 * ``multi_action`` / ``cuts_at_boundaries`` / ``cuts_elsewhere`` -- :func:`cut_statistics`: cuts
   detected in the frames (a jump of the median pixel change), the share of action boundaries with a
   cut and the cuts per video elsewhere; :func:`overlap_statistics` gives classes per video.
@@ -178,6 +178,25 @@ def domain_auc(source_features, target_features, source_groups=None, target_grou
     y_train = np.r_[np.ones(len(s_train)), np.zeros(len(t_train))]
     y_test = np.r_[np.ones(len(s_test)), np.zeros(len(t_test))]
     return heldout_auc(x_train, y_train, x_test, y_test)
+
+
+def feature_folder_domain_auc(source_folder, target_folder, seed: int = 0) -> dict:
+    """:func:`domain_auc` on two feature folders (``{video}.npy`` of [clips, D] each, as ``tsplab
+    extract`` writes them), e.g. the source encoder's features of the source set's videos and of
+    the target's: does the encoder see two domains? Videos are the groups of the split."""
+    from pathlib import Path
+
+    from tsplab.errors import InputError
+
+    parts = []
+    for name, folder in (("source_folder", source_folder), ("target_folder", target_folder)):
+        files = sorted(Path(folder).glob("*.npy"))
+        if not files:
+            raise InputError(f"{name}: {folder} holds no .npy feature files; extract features into it first")
+        arrays = [np.load(f) for f in files]
+        parts.append((np.vstack(arrays), np.concatenate([[f.stem] * len(a) for f, a in zip(files, arrays)])))
+    (source, source_groups), (target, target_groups) = parts
+    return domain_auc(source, target, source_groups, target_groups, seed=seed)
 
 
 def pixel_domain_auc(config, seed: int = 0, videos_per_domain: int = 48, frames_per_video: int = 4) -> dict:
