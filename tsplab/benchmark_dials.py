@@ -30,7 +30,8 @@ Levels (``BenchmarkDials``; 0 is off for every dial):
   class than the video's (uniformly among the others); the scene follows the first class.
 * ``cuts_at_boundaries`` in [0, 1]: the probability that an action boundary (a start or an end
   inside the video) is a scene cut: from that frame on the scene (background, texture, object
-  colour) is a new one, drawn like a video's scene for the class of the action that starts there.
+  colour) is a new one, drawn like a video's scene for the class of the action that starts there
+  (the video's class at an end). The object's path goes on across a cut.
 * ``cuts_elsewhere`` in [0, 4]: the expected number of scene cuts per video (Poisson) at random
   frames at least ``CUT_MARGIN_FRAMES`` away from every boundary.
 * ``dense`` in [0, 1]: the probability that an instance gets an overlapping instance of another
