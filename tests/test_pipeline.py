@@ -25,7 +25,7 @@ def parameters_of(path) -> dict:
 
 
 def test_numbered_without_gaps():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08"]
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
     assert (notebooks_dir() / "03_pretrain.ipynb").is_file()  # the name the design card's example uses
 
 
@@ -53,7 +53,7 @@ def test_one_meaning_per_parameter_name():
     for nb in ("03", "04"):
         assert names[nb]["dataset_dir"] == "runs/tiny/benchmark"  # a folder, as PretrainConfig.dataset_dir
     assert {nb: params["benchmark_size"] for nb, params in names.items() if "benchmark_size" in params} == \
-        {"01": "tiny", "03": "tiny", "04": "tiny"}
+        {"01": "tiny", "03": "tiny", "04": "tiny", "09": "tiny"}
     assert names["03"]["pretrain_preset"] == "synthetic" and names["02"]["pretrain_preset"] == "synthetic"
     assert names["05"]["dataset_preset"] == "synthetic" and names["06"]["dataset_preset"] == "thumos14"
 

@@ -163,20 +163,25 @@ def _add_synth(sub) -> None:
     p.add_argument("--out", required=True, help="output folder (videos/, annotations.json, ...)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="encoding processes")
+    p.add_argument("--option", action="append", default=[], metavar="DIAL=LEVEL",
+                   help="switch a benchmark dial on, e.g. context_distractors=0.5 (repeatable; the dials and "
+                        "their scales: tsplab.benchmark_dials); recorded in benchmark.json")
     p.set_defaults(func=_run_synth)
 
 
 def _run_synth(args) -> int:
+    from tsplab.benchmark_dials import parse_dial_options
     from tsplab.runs import resolve
     from tsplab.synthetic import benchmark_summary, generate_benchmark
 
+    dials = parse_dial_options(args.option)
     if args.seed < 0:
         raise InputError(f"--seed {args.seed}: give a seed >= 0")
     if args.workers < 1:
         raise InputError(f"--workers {args.workers}: give at least 1 encoding process")
     if resolve(args.out).exists() and not resolve(args.out).is_dir():
         raise InputError(f"{args.out}: --out is an existing file; give a folder for the benchmark")
-    out = generate_benchmark(args.out, args.preset, seed=args.seed, workers=args.workers)
+    out = generate_benchmark(args.out, args.preset, seed=args.seed, workers=args.workers, dials=dials)
     _print_table(benchmark_summary(out), f"Synthetic benchmark '{args.preset}' (seed {args.seed}) in {out}:")
     return 0
 

@@ -80,6 +80,11 @@ Design (numbers for the ``default`` preset; a prototype measured what made the e
   (0.92 accuracy = the share of videos in their class's scene, 0 of 24 clips right when the scene
   was another class's): it had learned no motion, so it was no good start, whence the shared scenes.
 
+* **Dials.** ``tsplab.benchmark_dials`` switches other papers' premises on (context distractors,
+  source shift, several classes and scene cuts, dense overlaps, an onset cue), each off by default
+  with a documented level scale and a manipulation check (``tsplab.manipulation_checks``); with
+  every dial off this module draws the same random numbers and writes the same files as without them.
+
 Output folder::
 
     OUT/videos/{video}.mp4           H.264, constant fps, a keyframe every second
@@ -115,6 +120,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tsplab.benchmark_dials import (BenchmarkDials, apply_plan_dials, foreground_mask, render_with_dials,
+                                    source_motions)
 from tsplab.errors import InputError
 from tsplab.presets import get_preset
 from tsplab.runs import read_json, resolve, write_json
@@ -276,8 +283,12 @@ class SyntheticConfig:
     # The clip settings this benchmark is designed for (pretraining/extraction read them from here).
     clip_length_frames: int = 8
     clip_short_side: int = 32
+    # The premise dials (tsplab.benchmark_dials), None when all are off: the plain benchmark, whose
+    # benchmark.json then has no "dials" key, as before the dials existed.
+    dials: BenchmarkDials | None = None
 
     def __post_init__(self):
+        self.dials = BenchmarkDials.from_value(self.dials)
         # JSON round trips give lists; keep tuples so configs compare and hash the same.
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -345,7 +356,7 @@ def source_config(config) -> SourceConfig:
                           num_train_videos=2 * config.num_train_videos,
                           num_val_videos=config.num_val_videos,
                           num_frames_range=(3 * clip, 6 * clip))
-    motions = SOURCE_MOTIONS[:source.num_classes]
+    motions = source_motions(config, SOURCE_MOTIONS[:source.num_classes], MOTIONS[:config.num_classes])
     if _base_half_range(config, config.action_amplitude_radii[1], motions) < 0:
         raise InputError(f"action_amplitude_radii={config.action_amplitude_radii} with object_radius_frac="
                          f"{config.object_radius_frac}: the source set's motions do not fit in the frame")
@@ -366,11 +377,28 @@ class VideoPlan:
     motion_level: float        # u in [0, 1] (0 everywhere when the GVF knob is off)
     instances: list = field(default_factory=list)
     source: bool = False       # a video of the trimmed source set (its own classes, SOURCE_MOTIONS)
+    # Dials (tsplab.benchmark_dials), empty when off: each instance's class (None: all ``label``),
+    # background segments (start, end, period, class) showing another class's motion, frames where
+    # a scene cut starts a new scene, and the motion of each class where it is not the default's.
+    instance_labels: list | None = None
+    distractors: list = field(default_factory=list)
+    cuts: list = field(default_factory=list)
+    label_motions: tuple | None = None
 
     @property
     def motion(self) -> str:
-        """The class motion every instance performs."""
-        return (SOURCE_MOTIONS if self.source else MOTIONS)[self.label]
+        """The motion of the video's class (that of every instance without the multi-class dials)."""
+        return self.motion_of(self.label)
+
+    def motion_of(self, label: int) -> str:
+        """The motion class ``label`` performs in this video."""
+        if self.label_motions is not None:
+            return self.label_motions[label]
+        return (SOURCE_MOTIONS if self.source else MOTIONS)[label]
+
+    def label_of(self, i: int) -> int:
+        """The class of instance ``i``."""
+        return self.label if self.instance_labels is None else self.instance_labels[i]
 
 
 @dataclass
@@ -399,14 +427,16 @@ def class_names(config: SyntheticConfig) -> list[str]:
 
 def source_class_names(config) -> list[str]:
     """The source set's class names, sorted (its label mapping); class i performs
-    ``SOURCE_MOTIONS[i]``. The ``src`` prefix keeps them apart from the target's names."""
-    return [f"src{i:02d}_{SOURCE_MOTIONS[i]}" for i in range(source_config(config).num_classes)]
+    ``SOURCE_MOTIONS[i]``, or a target motion under the ``source_shared_motions`` dial. The ``src``
+    prefix keeps them apart from the target's names."""
+    return [f"src{i:02d}_{m}" for i, m in enumerate(_class_motions(_get_config(config), True))]
 
 
 def _class_motions(config, source: bool) -> tuple:
     """The motions of the target's classes, or of the source set's."""
     if source:
-        return SOURCE_MOTIONS[:source_config(config).num_classes]
+        return source_motions(config, SOURCE_MOTIONS[:source_config(config).num_classes],
+                              MOTIONS[:config.num_classes])
     return MOTIONS[:config.num_classes]
 
 
@@ -436,7 +466,7 @@ def plan_benchmark(config="tiny", seed: int = 0) -> list[VideoPlan]:
         for i in range(count):
             rng = _rng(seed, 2, index)
             plans.append(_plan_video(config, rng, f"{_VIDEO_PREFIX[subset]}_{i:04d}", subset, index,
-                                     int(labels[i])))
+                                     int(labels[i]), seed))
             index += 1
     return plans
 
@@ -448,12 +478,14 @@ def _scene_class(config, rng, label: int, num_classes: int) -> int:
     return label
 
 
-def _plan_video(config, rng, video, subset, index, label) -> VideoPlan:
+def _plan_video(config, rng, video, subset, index, label, seed: int) -> VideoPlan:
     scene_class = _scene_class(config, rng, label, config.num_classes)
     num_frames = int(rng.integers(config.num_frames_range[0], config.num_frames_range[1] + 1))
     motion_level = float(rng.random()) if config.per_video_motion_level else 0.0
     instances = _plan_instances(config, rng, num_frames)
-    return VideoPlan(video, subset, index, label, scene_class, num_frames, motion_level, instances)
+    plan = VideoPlan(video, subset, index, label, scene_class, num_frames, motion_level, instances)
+    # The dials draw from streams of their own, after the plain plan: all off, nothing changes.
+    return apply_plan_dials(config, plan, seed) if config.dials else plan
 
 
 def plan_source(config="tiny", seed: int = 0) -> list[VideoPlan]:
@@ -467,6 +499,8 @@ def plan_source(config="tiny", seed: int = 0) -> list[VideoPlan]:
     if int(seed) < 0:
         raise InputError(f"seed={seed}: must be >= 0")
     plans, index = [], 0
+    shared = config.dials is not None and config.dials.source_shared_motions > 0
+    motions = _class_motions(config, True) if shared else None
     for subset_code, (subset, count) in enumerate(
             zip(SUBSETS, (source.num_train_videos, source.num_val_videos))):
         labels = _rng(seed, 5, subset_code).permutation(np.arange(count) % source.num_classes)
@@ -480,7 +514,8 @@ def plan_source(config="tiny", seed: int = 0) -> list[VideoPlan]:
             motion_level = float(rng.random()) if config.per_video_motion_level else 0.0
             period = round(float(rng.uniform(*config.period_frames_range)), 3)
             plans.append(VideoPlan(f"src_{_VIDEO_PREFIX[subset]}_{i:04d}", subset, index, label, scene_class,
-                                   num_frames, motion_level, [(0, num_frames, period)], source=True))
+                                   num_frames, motion_level, [(0, num_frames, period)], source=True,
+                                   label_motions=motions))
             index += 1
     return plans
 
@@ -597,21 +632,38 @@ def _trajectory(config, plan: VideoPlan, rng):
     offset = np.zeros((t_frames, 2))
     radius = np.full(t_frames, r)
     labels = np.full(t_frames, -1, dtype=np.int64)
-    motion = plan.motion
-    for start_f, end_f, period in plan.instances:
+    # Overlapping instances (the dense dial) share the object: each at 1/k of its amplitude.
+    concurrent = np.zeros(t_frames)
+    for start_f, end_f, _ in plan.instances:
+        concurrent[start_f:end_f] += 1
+    overlapping = concurrent.max(initial=0) > 1
+    for start_f, end_f, period, label, action in _motion_segments(plan):
+        motion = plan.motion_of(label)
         k = np.arange(end_f - start_f)
         theta = 2 * np.pi * k / period
         # Fade in/out over 2 frames: no jump at the boundaries, full amplitude in between.
         envelope = np.minimum(1.0, np.minimum(k + 1, end_f - start_f - k) / 2.0)
+        if action and overlapping:
+            envelope = envelope / concurrent[start_f:end_f]
         dx, dy, dr = _unit_path(motion, theta)
         # Added to the wander, which goes on: an action is motion on top of the video's baseline.
         gain = amplitude * r * _SCALES[motion] * envelope
-        offset[start_f:end_f, 0] = dx * gain
-        offset[start_f:end_f, 1] = dy * gain
-        radius[start_f:end_f] = r * np.exp(_PULSE_LOG_GAIN * amplitude * envelope * dr)
-        labels[start_f:end_f] = plan.label
+        offset[start_f:end_f, 0] += dx * gain
+        offset[start_f:end_f, 1] += dy * gain
+        radius[start_f:end_f] *= np.exp(_PULSE_LOG_GAIN * amplitude * envelope * dr)
+        if action:
+            labels[start_f:end_f] = label
     centre = size / 2 + base + offset
     return centre[:, 0], centre[:, 1], radius, labels
+
+
+def _motion_segments(plan: VideoPlan):
+    """(start, end, period, class, is_action) of every instance, then of every distractor (the
+    context_distractors dial: another class's motion in the background)."""
+    for i, (start, end, period) in enumerate(plan.instances):
+        yield start, end, period, plan.label_of(i), True
+    for start, end, period, label in plan.distractors:
+        yield start, end, period, label, False
 
 
 def _unit_vector(rng) -> np.ndarray:
@@ -619,8 +671,9 @@ def _unit_vector(rng) -> np.ndarray:
     return np.array([math.cos(angle), math.sin(angle)])
 
 
-def _scene(config, plan: VideoPlan, palette: list[dict], rng):
-    """Static background image float [H, W, 3] (0..255) and object colour [3]."""
+def _scene(config, plan: VideoPlan, palette: list[dict], rng, texture=None):
+    """Static background image float [H, W, 3] (0..255) and object colour [3]; ``texture``
+    (xx, yy, angle, period, phase) -> pattern in [-1, 1] replaces the stripes (the source_shift dial)."""
     size = config.frame_size
     p = palette[plan.scene_class]
     h, s, v = p["background_hsv"]
@@ -635,7 +688,10 @@ def _scene(config, plan: VideoPlan, palette: list[dict], rng):
     period = p["stripe_period_frac"] * size * rng.uniform(0.9, 1.1)
     yy, xx = np.mgrid[0:size, 0:size] + 0.5
     phase = rng.uniform(0, 2 * np.pi)
-    stripes = np.sin(2 * np.pi * (xx * math.cos(angle) + yy * math.sin(angle)) / period + phase)
+    if texture is None:
+        stripes = np.sin(2 * np.pi * (xx * math.cos(angle) + yy * math.sin(angle)) / period + phase)
+    else:
+        stripes = texture(xx, yy, angle, period, phase)
     image = background[None, None, :] * (1.0 + 0.15 * stripes[..., None])
     image = image + rng.normal(0, config.grain_std, size=(size, size, 1))
     return image, obj
@@ -646,6 +702,8 @@ def render_video(config, plan: VideoPlan, seed: int) -> SyntheticVideo:
     (config, seed, plan.index, plan.source). A source plan (:func:`plan_source`) takes the source
     palette and pixel stream: the same renderer, so both sets share one visual world."""
     config = _get_config(config)
+    if config.dials is not None:
+        return render_with_dials(config, plan, seed)
     rng = _rng(seed, 8 if plan.source else 4, plan.index)
     palette = source_palette(config, seed) if plan.source else class_palette(config, seed)
     image, obj = _scene(config, plan, palette, rng)
@@ -700,7 +758,7 @@ def activitynet_json(config, plans: list[VideoPlan]) -> dict:
             "resolution": f"{config.frame_size}x{config.frame_size}",
             "url": "",
             "annotations": [{"segment": [s / config.fps, e / config.fps],
-                             "label": names[p.label]} for s, e, _ in p.instances],
+                             "label": names[p.label_of(i)]} for i, (s, e, _) in enumerate(p.instances)],
         }
     version = "tsplab synthetic benchmark" + (": trimmed source set" if any(p.source for p in plans) else "")
     return {"version": version,
@@ -723,9 +781,9 @@ def instance_table(config, plans: list[VideoPlan]) -> pd.DataFrame:
     import pandas as pd
 
     names = _label_names(config, plans)
-    rows = [{"video": p.video, "subset": p.subset, "label": names[p.label],
+    rows = [{"video": p.video, "subset": p.subset, "label": names[p.label_of(i)],
              "t_start_s": s / config.fps, "t_end_s": e / config.fps, "motion_level": p.motion_level}
-            for p in plans for s, e, _ in p.instances]
+            for p in plans for i, (s, e, _) in enumerate(p.instances)]
     table = pd.DataFrame(rows, columns=["video", "subset", "label", "t_start_s", "t_end_s",
                                         "motion_level"])
     table["length_s"] = table["t_end_s"] - table["t_start_s"]
@@ -742,7 +800,7 @@ def summarize(config, plans: list[VideoPlan]) -> dict:
     for subset in SUBSETS:
         ps = [p for p in plans if p.subset == subset]
         frames = sum(p.num_frames for p in ps)
-        fg = sum(e - s for p in ps for s, e, _ in p.instances)
+        fg = sum(int(foreground_mask(p.num_frames, p.instances).sum()) for p in ps)  # overlaps once
         sub = inst[inst["subset"] == subset]
         out[subset] = {
             "videos": len(ps),
@@ -791,7 +849,10 @@ def _encode_one(config: SyntheticConfig, plan: VideoPlan, seed: int, path: str) 
 
 
 def _identity(config: SyntheticConfig, seed: int) -> dict:
-    return {"config": json.loads(json.dumps(dataclasses.asdict(config))), "seed": int(seed)}
+    config_dict = json.loads(json.dumps(dataclasses.asdict(config)))
+    if config_dict.get("dials") is None:  # all dials off: the file as before the dials existed
+        config_dict.pop("dials", None)
+    return {"config": config_dict, "seed": int(seed)}
 
 
 def _check_identity(manifest_path: Path, identity: dict, what: str) -> None:
@@ -805,10 +866,13 @@ def _check_identity(manifest_path: Path, identity: dict, what: str) -> None:
 
 
 def generate_benchmark(out_dir, preset="tiny", seed: int = 0, *, workers: int = 2,
-                       progress: bool = True) -> Path:
+                       progress: bool = True, dials=None) -> Path:
     """Write the benchmark ``preset`` (a name in ``PRESETS`` or a ``SyntheticConfig``) into
     ``out_dir``, then its trimmed source set into ``out_dir/source/`` (:func:`generate_source`), and
     return that folder.
+
+    ``dials`` (a ``tsplab.benchmark_dials.BenchmarkDials`` or a dict of levels) switch premises
+    on; they are recorded in ``benchmark.json``'s config.
 
     A complete folder with the same config and seed is left as it is (a source set it lacks, as in
     folders made before the source set existed, is added); a folder left by a killed run is resumed
@@ -816,6 +880,8 @@ def generate_benchmark(out_dir, preset="tiny", seed: int = 0, *, workers: int = 
     config or seed raises ``InputError`` rather than mixing the two.
     """
     config = _get_config(preset)
+    if dials is not None:
+        config = dataclasses.replace(config, dials=BenchmarkDials.from_value(dials))
     out = resolve(out_dir)
     identity = _identity(config, seed)
     _check_identity(out / "benchmark.json", identity, "synthetic benchmark")
