@@ -700,7 +700,7 @@ def activitynet_json(config, plans: list[VideoPlan]) -> dict:
             "resolution": f"{config.frame_size}x{config.frame_size}",
             "url": "",
             "annotations": [{"segment": [s / config.fps, e / config.fps],
-                             "label": names[p.label]} for s, e, _ in p.instances],
+                             "label": names[p.label], "label_id": p.label} for s, e, _ in p.instances],
         }
     version = "tsplab synthetic benchmark" + (": trimmed source set" if any(p.source for p in plans) else "")
     return {"version": version,
