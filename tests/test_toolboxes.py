@@ -224,3 +224,26 @@ def test_extract_with_tsp_rules(tiny_benchmark, tmp_path, one_torch_thread):
     with pytest.raises(InputError, match="--short-side"):
         extract_features(ExtractionConfig(videos=str(listing), out_dir=str(tmp_path / "x"), resize="tsp",
                                           **grid))
+
+
+def test_cli_extract_takes_the_tsp_rules_and_an_annotation_file(tiny_benchmark, tmp_path, capsys):
+    from tsplab.cli import main
+
+    video = sorted((tiny_benchmark / "videos").glob("*.mp4"))[0]
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{video}\n")
+    base = ["extract", "--videos", str(listing), "--backbone", "r2plus1d_tiny", "--clip-length", "8",
+            "--stride", "8", "--short-side", "16", "--crop", "16", "--workers", "0"]
+    out = tmp_path / "feats"
+    with pytest.warns(UserWarning, match="RANDOM"):
+        assert main(base + ["--out", str(out), "--clip-rule", "tsp", "--format", "h5",
+                            "--annotations", str(tiny_benchmark / "annotations.json")]) == 0
+    assert F.FeatureMetadata.load(out).extra["clip_rule"] == "tsp"
+    assert list(json.loads((out / F.FILTERED_ANNOTATIONS).read_text())["database"]) == [video.stem]
+    config = json.loads((out / F.TOOLBOXES_FILE).read_text())
+    assert config["actionformer_hdf5"]["feat_folder"] == str(out / "features.hdf5")
+    assert config["actionformer"]["force_upsampling"] is True  # stride 8 == clip length 8
+    assert main(base + ["--out", str(tmp_path / "x"), "--resize", "tsp"]) == 2
+    assert "--short-side" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert main(base + ["--out", str(tmp_path / "y"), "--annotations", str(tmp_path / "none.json")]) == 2
+    assert "none.json" in capsys.readouterr().err and not (tmp_path / "y" / "metadata.json").exists()
