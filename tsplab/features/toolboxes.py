@@ -222,8 +222,12 @@ def toolbox_snippet(folder) -> str:
             "feat_stride", "num_frames", "default_fps"]
     actionformer = ["dataset: {"] + [f"  {k}: {_yaml(prefix if k == 'file_prefix' else af[k])},"
                                      for k in keys if k in af]
-    actionformer += [f"  # {config['alignment']['actionformer']}",
-                     f"  force_upsampling: {_yaml(af['force_upsampling'])},",
+    meta = FeatureMetadata.load(folder)
+    why = (f"stride {meta.stride_frames} == clip length: the resize mode is exact here; false works too"
+           if af["force_upsampling"] else
+           f"stride {meta.stride_frames} != clip length {meta.clip_length_frames}: the resize mode would put "
+           f"features up to {resize_mode_error_s(meta):.3f} s off (toolboxes.json: alignment)")
+    actionformer += [f"  # {why}", f"  force_upsampling: {_yaml(af['force_upsampling'])},",
                      f"  # max_seq_len: the training window; the longest video here has "
                      f"{config['longest_video_features']} features",
                      "}"]
