@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from tsplab.annotations import Annotations, normalize_video_id, read_annotations, write_activitynet_json
 from tsplab.features.folders import FeatureMetadata, feature_files, list_feature_videos, read_failures
 from tsplab.runs import atomic_write_text, read_json, resolve, write_json
@@ -126,8 +128,6 @@ def _notes(prefix, offset: float) -> list[str]:
 
 def _longest(folder: Path) -> int:
     """The most features of any video (ActionFormer's ``max_seq_len`` bounds the training window)."""
-    import numpy as np
-
     counts = [int(np.load(p, mmap_mode="r").shape[0]) for p in feature_files(folder).values()]
     return max(counts, default=0)
 
