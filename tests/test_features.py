@@ -416,7 +416,7 @@ def test_metadata_and_side_tables(extracted):
 
 def test_h5_format_holds_the_same_features(extracted):
     out, summary = extracted
-    packed = F.read_features_h5(out / "features.h5")
+    packed = F.read_features_h5(out / "features.hdf5")  # ".hdf5": the name ActionFormer reads as one file
     assert sorted(packed) == list(summary.video)
     for video, arr in packed.items():
         np.testing.assert_array_equal(arr, F.load_features(out, video))
@@ -496,7 +496,7 @@ def test_two_shards_together_equal_the_unsharded_run(videos, extracted, tmp_path
     for video in summary.video:
         np.testing.assert_allclose(F.load_features(sharded, video), F.load_features(out, video),
                                    rtol=1e-5, atol=1e-6)
-    assert sorted(F.read_features_h5(sharded / "features.shard1of2.h5")) == ["b_video", "c_video"]
+    assert sorted(F.read_features_h5(sharded / "features.shard1of2.hdf5")) == ["b_video", "c_video"]
     assert (sharded / "failures.shard0of2.csv").is_file()
 
 
@@ -586,7 +586,8 @@ def test_cli_extract_and_gvf(one_video, tmp_path, capsys):
     # The folder says how ActionFormer and OpenTAD read it (stride 8 != clip length 4 here).
     toolboxes = json.loads((out / F.TOOLBOXES_FILE).read_text())
     assert toolboxes["actionformer"] == dict(feat_folder=str(out), file_prefix="", file_ext=".npy",
-                                             input_dim=128, feat_stride=8, num_frames=4, default_fps=10)
+                                             input_dim=128, feat_stride=8, num_frames=4, default_fps=10,
+                                             force_upsampling=False)
     assert (out / F.MISSING_FILE).read_text() == ""
 
 
@@ -612,9 +613,9 @@ def test_toolbox_config_puts_features_where_actionformer_and_opentad_read_them(t
     np.testing.assert_allclose(actionformer, np.arange(6), atol=1e-9)
     np.testing.assert_allclose(opentad, np.arange(6), atol=1e-9)
     snippet = F.toolbox_snippet(tmp_path)
-    for line in ("file_prefix: v_,", "feat_stride: 8,", "num_frames: 16,", "default_fps: 15,",
+    for line in ('file_prefix: "v_",', "feat_stride: 8,", "num_frames: 16,", "default_fps: 15,",
                  "input_dim: 512,", "offset_frames=8,", "feature_stride=8,", 'prefix="v_"',
-                 f'block_list = "{tmp_path / F.MISSING_FILE}"'):
+                 "force_upsampling: false,", f'block_list = "{tmp_path / F.MISSING_FILE}"'):
         assert line in snippet
     F.save_features(tmp_path, "video_test_0000004", np.zeros((6, 512)))  # no single prefix any more
     assert F.toolbox_config(tmp_path)["actionformer"]["file_prefix"] is None

@@ -790,8 +790,11 @@ def _apply_durations(ann: Annotations, durations) -> Annotations:
 
 def write_activitynet_json(ann: Annotations, path) -> Path:
     """Write ``ann`` as ActivityNet v1.3 JSON (``fps``, ``num_frames`` and ``filename`` included per
-    video where known, so that :func:`read_annotations` gets the same annotations back)."""
+    video where known, so that :func:`read_annotations` gets the same annotations back). Each action
+    also carries ``label_id``, its label's index in ``ann.labels`` (the label mapping): ActionFormer
+    reads class indices from it and stops without it; tsplab's readers ignore it."""
     by_video = {video: group for video, group in ann.instances.groupby("video", sort=False)}
+    index = {label: i for i, label in enumerate(ann.labels)}
     database = {}
     for row in ann.videos.itertuples(index=False):
         entry = {"subset": row.subset, "duration": _json_number(row.duration_s)}
@@ -802,7 +805,7 @@ def write_activitynet_json(ann: Annotations, path) -> Path:
         entry["filename"] = row.filename
         group = by_video.get(row.video)
         entry["annotations"] = [] if group is None else [
-            {"segment": [float(s), float(e)], "label": label}
+            {"segment": [float(s), float(e)], "label": label, "label_id": index[label]}
             for s, e, label in zip(group["t_start_s"], group["t_end_s"], group["label"])
         ]
         database[row.video] = entry

@@ -477,7 +477,9 @@ class ClipTransform:
     Resize so the short side is ``resize_short_side`` (bilinear, aspect kept; ``None`` or already that
     size: no resize), then in training a random crop and a random horizontal flip per clip, in
     evaluation a centre crop; then Kinetics normalization. TSP sec. 4: short side 128, crop 112.
-    (TSP's code resizes to a fixed 128x171; we follow the paper's text and keep the aspect ratio.)
+    (TSP's code resizes to a fixed 128x171; we follow the paper's text and keep the aspect ratio.
+    ``fixed_size=(128, 171)`` does what TSP's extractor does instead: that size whatever the aspect
+    ratio, then its centre crop, which rounds the offset ``(size - crop) / 2`` half to even.)
     Runs on whatever device the batch is on, so the uint8 batch can be moved to the GPU first.
 
     Every random choice is drawn once per clip and applied to all its frames (temporally consistent).
@@ -495,6 +497,7 @@ class ClipTransform:
     jitter_strength: float = 0.0
     jitter_p: float = 0.0
     blur_p: float = 0.0
+    fixed_size: tuple | None = None  # (height, width): resize to it, aspect not kept (TSP's extractor)
 
     def __call__(self, clips: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """``generator`` (a CPU ``torch.Generator``) makes the crops, flips and colours reproducible."""
@@ -517,7 +520,8 @@ class ClipTransform:
             if self.jitter_p > 0 or self.blur_p > 0:
                 x = self._colour_and_blur(x, generator)
         else:
-            y0, x0 = (h - c) // 2, (w - c) // 2
+            y0, x0 = ((round((h - c) / 2), round((w - c) / 2)) if self.fixed_size
+                      else ((h - c) // 2, (w - c) // 2))
             x = x[:, :, :, y0:y0 + c, x0:x0 + c]
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device)[:, None, None]
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device)[:, None, None]
@@ -528,7 +532,11 @@ class ClipTransform:
         """uint8 ``[B, T, H, W, 3]`` -> float ``[B, T, 3, h, w]`` in [0, 1], short side resized."""
         b, t, h, w, _ = clips.shape
         x = clips.permute(0, 1, 4, 2, 3).reshape(b * t, 3, h, w).float().div_(255)
-        if self.resize_short_side is not None and min(h, w) != self.resize_short_side:
+        if self.fixed_size is not None:
+            if (h, w) != tuple(self.fixed_size):
+                h, w = self.fixed_size
+                x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=False)
+        elif self.resize_short_side is not None and min(h, w) != self.resize_short_side:
             side = self.resize_short_side
             h, w = (side, round(w * side / h)) if h <= w else (round(h * side / w), side)
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=False)

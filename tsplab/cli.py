@@ -82,7 +82,15 @@ def _add_extract(sub) -> None:
     p.add_argument("--short-side", type=int, help="resize frames to this short side (default: 128)")
     p.add_argument("--crop", type=int, help="centre crop size (default: 112)")
     p.add_argument("--format", choices=["npy", "h5"], default="npy",
-                   help="npy: one file per video; h5: also one features.h5 keyed by video (TSP's layout)")
+                   help="npy: one file per video; h5: also one features.hdf5 keyed by video (TSP's layout)")
+    p.add_argument("--clip-rule", choices=["pad", "tsp"], default="pad",
+                   help="pad: clips cover every frame, the last padded (default); tsp: whole clips only, "
+                        "floor((N - L) / stride) + 1, as TSP's extractor")
+    p.add_argument("--resize", choices=["short-side", "tsp"], default="short-side",
+                   help="short-side: short side to --short-side, aspect kept (default); tsp: every frame "
+                        "to 128x171, as TSP's extractor (to reproduce TSP's released features)")
+    p.add_argument("--annotations", help="annotation file: also write annotations_filtered.json, its "
+                                         "videos with features (ActionFormer has no block list)")
     p.add_argument("--shard-id", type=int, help="this shard (default: torchrun's rank)")
     p.add_argument("--num-shards", type=int, help="number of shards (default: torchrun's world size)")
     p.add_argument("--seed", type=int, default=0, help="seed of random weights (no checkpoint)")
@@ -115,7 +123,8 @@ def _run_extract(args) -> int:
         short_side=args.short_side, crop_size=args.crop, batch_size=args.batch_size,
         workers=args.workers, model_threads=args.model_threads, format=args.format,
         shard_id=args.shard_id, num_shards=args.num_shards, seed=args.seed, device=args.device,
-        trust_pickle=args.trust_checkpoint_code)
+        trust_pickle=args.trust_checkpoint_code, clip_rule=args.clip_rule, resize=args.resize,
+        annotations=args.annotations)
     summary = extract_features(config)
     _print_table(summarize_extraction(summary), f"Feature extraction into {args.out}:")
     files = summary.attrs

@@ -758,7 +758,8 @@ def activitynet_json(config, plans: list[VideoPlan]) -> dict:
             "resolution": f"{config.frame_size}x{config.frame_size}",
             "url": "",
             "annotations": [{"segment": [s / config.fps, e / config.fps],
-                             "label": names[p.label_of(i)]} for i, (s, e, _) in enumerate(p.instances)],
+                             "label": names[p.label_of(i)], "label_id": p.label_of(i)}
+                            for i, (s, e, _) in enumerate(p.instances)],
         }
     version = "tsplab synthetic benchmark" + (": trimmed source set" if any(p.source for p in plans) else "")
     return {"version": version,

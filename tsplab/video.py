@@ -474,26 +474,38 @@ class ClipWindow:
     frames: np.ndarray
 
 
-def num_clip_windows(num_frames_at_rate: int, clip_length_frames: int, stride_frames: int) -> int:
+CLIP_RULES = ("pad", "tsp")  # how many clips a video gets: num_clip_windows
+
+
+def num_clip_windows(num_frames_at_rate: int, clip_length_frames: int, stride_frames: int,
+                     clip_rule: str = "pad") -> int:
     """Windows of ``clip_length_frames`` every ``stride_frames`` over a video of ``num_frames_at_rate``
-    frames (at the clip rate): enough to cover every frame, at least one;
-    ``max(1, ceil((N - L) / stride) + 1)``."""
+    frames (at the clip rate). ``"pad"``: enough to cover every frame, at least one,
+    ``max(1, ceil((N - L) / stride) + 1)`` (the last ones repeat the last frame). ``"tsp"``: whole
+    clips only, ``floor((N - L) / stride) + 1`` (0 when ``N < L``), the count of TSP's extractor
+    (``np.arange(0, N - L + 1, stride)`` in its ``eval_video_dataset.py``)."""
     if clip_length_frames < 1 or stride_frames < 1:
         raise ValueError(f"clip_length_frames and stride_frames must be >= 1, got "
                          f"{clip_length_frames} and {stride_frames}")
+    if clip_rule not in CLIP_RULES:
+        raise ValueError(f"clip_rule must be one of {CLIP_RULES}, got {clip_rule!r}")
     n, length = num_frames_at_rate, clip_length_frames
+    if clip_rule == "tsp":
+        return (n - length) // stride_frames + 1 if n >= length else 0
     return max(1, math.ceil((n - length) / stride_frames) + 1)
 
 
 def iter_clip_windows(path, clip_length_frames: int, frame_rate: float, stride_frames: int, *,
-                      short_side: int | None = None, min_frames: int | None = None) -> Iterator[ClipWindow]:
+                      short_side: int | None = None, min_frames: int | None = None,
+                      clip_rule: str = "pad") -> Iterator[ClipWindow]:
     """Walk the video once and yield its sliding clip windows in order, without reopening the file.
 
     Window i holds frames ``i * stride_frames ... + clip_length_frames - 1`` of the video resampled to
     ``frame_rate`` (the same frames ``read_clip(path, i * stride_frames / frame_rate, L, frame_rate)``
     returns) and starts at ``t_start_s = i * stride_frames / frame_rate``. There are
-    :func:`num_clip_windows` ``(N, L, stride)`` windows; the last ones are completed by repeating the
-    video's last frame. Memory holds a block of a few windows (``_WINDOW_BLOCK_BYTES``), not the video.
+    :func:`num_clip_windows` ``(N, L, stride, clip_rule)`` windows: with ``"pad"`` the last ones are
+    completed by repeating the video's last frame, with ``"tsp"`` only whole clips are cut (a video
+    shorter than one clip raises :class:`VideoError`). Memory holds a block of a few windows (``_WINDOW_BLOCK_BYTES``), not the video.
 
     Overlapping windows are read-only views of one array of consecutive frames (each frame is
     copied once, not once per window it is in); copy a window's frames to change them.
@@ -503,7 +515,7 @@ def iter_clip_windows(path, clip_length_frames: int, frame_rate: float, stride_f
     """
     path = Path(path)
     _check_rate(frame_rate)
-    num_clip_windows(1, clip_length_frames, stride_frames)  # validates the sizes before any decoding
+    num_clip_windows(1, clip_length_frames, stride_frames, clip_rule)  # validates before any decoding
     with contextlib.ExitStack() as stack:
         container = stack.enter_context(_open_input(path))
         stream = _video_stream(container, path, threaded=None)
@@ -513,8 +525,8 @@ def iter_clip_windows(path, clip_length_frames: int, frame_rate: float, stride_f
             if demuxed:  # probing read every packet: decode from a fresh opening
                 container = stack.enter_context(_open_input(path))
                 stream = _video_stream(container, path, threaded=None)
-        yield from _cut_windows(container, stream, path, clip_length_frames, frame_rate, stride_frames,
-                                _ToArray(short_side))
+        cutter = _WindowCutter(clip_length_frames, stride_frames, frame_rate, clip_rule)
+        yield from _cut_windows(container, stream, path, cutter, _ToArray(short_side))
 
 
 def _check_long_enough(info: VideoInfo, frame_rate: float, min_frames: int, path) -> None:
@@ -524,10 +536,10 @@ def _check_long_enough(info: VideoInfo, frame_rate: float, min_frames: int, path
                                f"{frame_rate:g} fps, fewer than {min_frames}")
 
 
-def _cut_windows(container, stream, path, length: int, frame_rate: float, stride: int, to_array):
+def _cut_windows(container, stream, path, cutter: "_WindowCutter", to_array):
     """The windows of :func:`iter_clip_windows` from an open ``stream``."""
+    frame_rate = cutter.frame_rate
     timed = _timed_frames(container, stream, path, _stream_origin_s(container, stream))
-    cutter = _WindowCutter(length, stride, frame_rate)
     num_seen = 0
     last = None
     for frame, past_end in _resample(timed, 0.0, frame_rate, 1.0 / _nominal_fps(stream)):
@@ -539,6 +551,9 @@ def _cut_windows(container, stream, path, length: int, frame_rate: float, stride
             yield from cutter.add(to_array(frame))
     if last is None:
         raise VideoError(path, "no frames could be decoded")
+    if num_clip_windows(num_seen, cutter.length, cutter.stride, cutter.clip_rule) == 0:
+        raise VideoError(path, f"too short for TSP's clip rule: {num_seen} frame(s) at {frame_rate:g} fps, "
+                               f"fewer than one clip ({cutter.length}); --clip-rule pad pads it")
     yield from cutter.finish(to_array(last), num_seen)
 
 
@@ -556,8 +571,9 @@ class _WindowCutter:
     :func:`iter_clip_windows`. ``buffer`` holds the converted frames from the first frame of window
     ``index`` (the next one to cut) on."""
 
-    def __init__(self, length: int, stride: int, frame_rate: float):
+    def __init__(self, length: int, stride: int, frame_rate: float, clip_rule: str = "pad"):
         self.length, self.stride, self.frame_rate = length, stride, frame_rate
+        self.clip_rule = clip_rule
         self.buffer: list[np.ndarray] = []
         self.index = 0
         self.per_block = None  # windows per block, fixed by the first frame's size
@@ -580,7 +596,7 @@ class _WindowCutter:
         buffer, then those completed by repeating ``last`` (the last frame)."""
         whole = (len(self.buffer) - self.length) // self.stride + 1 if len(self.buffer) >= self.length else 0
         windows = self._cut(whole) if whole else []
-        for index in range(self.index, num_clip_windows(num_seen, self.length, self.stride)):
+        for index in range(self.index, num_clip_windows(num_seen, self.length, self.stride, self.clip_rule)):
             start = index * self.stride
             frames = [self.buffer[k - start] if k < num_seen else last
                       for k in range(start, start + self.length)]

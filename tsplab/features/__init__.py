@@ -10,8 +10,8 @@ Without torch (importing ``tsplab.features`` does not load it; the names below a
 - ``gvf``: global video features (TSP sec. 3: max- or avg-pooled clip features) and h5 files in the
   layout of TSP's released ones; ``tsplab gvf``.
 - ``resample``: a sequence to a fixed length on the time axis (G-TAD, BMN).
-- ``toolboxes``: how ActionFormer and OpenTAD read a folder (``toolboxes.json``,
-  ``missing_files.txt``).
+- ``toolboxes``: how ActionFormer and OpenTAD read a folder (``toolboxes.json``, the block lists
+  ``missing_files.txt``/``.json``, ``annotations_filtered.json``).
 
 With torch (import them from their modules):
 
@@ -35,15 +35,17 @@ from tsplab.features.folders import (FAILURES_FILE, METADATA_FILE, VIDEOS_TABLE,
 from tsplab.features.gvf import (compute_gvf_file, compute_gvfs, pool_gvf, read_features_h5,
                                  read_gvf_h5, write_features_h5, write_gvf_h5)
 from tsplab.features.resample import resample_features
-from tsplab.features.toolboxes import (MISSING_FILE, TOOLBOXES_FILE, missing_videos, toolbox_config,
+from tsplab.features.toolboxes import (FILTERED_ANNOTATIONS, HDF5_FILE, MISSING_FILE, MISSING_JSON,
+                                       TOOLBOXES_FILE, filter_annotations, missing_videos, toolbox_config,
                                        toolbox_snippet, write_toolbox_files)
 
 __all__ = [
-    "FAILURES_FILE", "METADATA_FILE", "MISSING_FILE", "TOOLBOXES_FILE", "VIDEOS_TABLE", "FeatureFileError",
+    "FAILURES_FILE", "FILTERED_ANNOTATIONS", "HDF5_FILE", "METADATA_FILE", "MISSING_FILE", "MISSING_JSON",
+    "TOOLBOXES_FILE", "VIDEOS_TABLE", "FeatureFileError",
     "FeatureMetadata", "JoinedFeatures", "by_video_id", "check_feature_folders", "compute_gvf_file",
     "compute_gvfs", "concat_feature_folders", "feature_files", "feature_folder_list", "feature_path",
-    "feature_table", "ids_to_keys", "list_feature_videos", "load_features", "missing_videos",
-    "num_features", "open_feature_folders", "pool_gvf", "read_failures", "read_features_h5", "read_gvf_h5",
+    "feature_table", "filter_annotations", "ids_to_keys", "list_feature_videos", "load_features",
+    "missing_videos", "num_features", "open_feature_folders", "pool_gvf", "read_failures", "read_features_h5", "read_gvf_h5",
     "resample_features", "save_features", "toolbox_config", "toolbox_snippet", "write_features_h5",
     "write_gvf_h5", "write_toolbox_files",
 ]

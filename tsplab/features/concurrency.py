@@ -173,13 +173,17 @@ def clip_batch_loader(videos: list[tuple[str, Path]], settings: dict, batch_size
                       workers: int | None, device: torch.device, *, model_threads: int = 1,
                       decode_ahead: bool = False):
     """The clip batches of ``ClipBatchStream(videos, ...)`` with the clip grid of ``settings``
-    (``clip_length_frames, frame_rate, stride_frames, short_side``), decoded in
+    (``clip_length_frames, frame_rate, stride_frames, short_side``, optionally ``clip_rule`` and
+    ``resize``: with ``"tsp"`` frames are decoded at their own size), decoded in
     ``_decoding_workers(workers, device)`` DataLoader processes (never more than there are videos),
     or, with none, in this process: by the ``EncoderThreads`` in turn (``model_threads > 1``: the
     stream itself), else by a ``DecodeAhead`` thread while the model runs (``decode_ahead``), else
     inline between batches. ``decoding_plan`` chooses ``model_threads`` and ``decode_ahead``."""
+    # TSP's fixed resize happens in the transform, from the decoded size, as TSP's extractor does it.
+    short_side = None if settings.get("resize") == "tsp" else settings["short_side"]
     stream = ClipBatchStream(videos, settings["clip_length_frames"], settings["frame_rate"],
-                             settings["stride_frames"], settings["short_side"], batch_size, min_frames)
+                             settings["stride_frames"], short_side, batch_size, min_frames,
+                             settings.get("clip_rule", "pad"))
     workers = min(_decoding_workers(workers, device), len(videos))
     if workers == 0:
         return DecodeAhead(stream) if model_threads == 1 and decode_ahead else stream

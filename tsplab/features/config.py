@@ -15,6 +15,9 @@ from tsplab.errors import InputError
 # side 128, centre crop 112.
 TSP_CLIP_SETTINGS = dict(clip_length_frames=16, frame_rate=15.0, short_side=128, crop_size=112)
 FORMATS = ("npy", "h5")
+CLIP_RULES = ("pad", "tsp")  # tsplab.video.num_clip_windows: pad the last clip, or TSP's whole clips only
+RESIZES = ("short-side", "tsp")  # short side to short_side (aspect kept), or TSP's fixed frame size
+TSP_FRAME_SIZE = (128, 171)  # (height, width): TSP's extractor, T.Resize((128, 171)), aspect not kept
 
 
 @dataclass
@@ -44,6 +47,14 @@ class ExtractionConfig:
     seed: int = 0  # the weights of a backbone without a checkpoint come from it
     device: str = "auto"  # "auto": cuda:LOCAL_RANK when there is a GPU, else cpu
     min_frames: int | None = None  # fewer frames at frame_rate is "too short"; None: half a clip
+    # "pad": clips cover every frame, the last padded with the last frame; "tsp": whole clips only,
+    # floor((N - L) / stride) + 1 of them (TSP's extractor; videos shorter than a clip fail).
+    clip_rule: str = "pad"
+    # "short-side": short side to short_side, aspect kept (TSP's paper); "tsp": every frame to 128x171
+    # (TSP's extractor, so features of TSP's released checkpoints match its released files).
+    resize: str = "short-side"
+    # An annotation file: the folder also gets annotations_filtered.json, its videos with features.
+    annotations: str | None = None
     # Unpickle a checkpoint in full when torch's safe loader refuses it: runs any code stored in the
     # file (tsplab.backbones.load_checkpoint_file); only for files you trust.
     trust_pickle: bool = False
@@ -53,7 +64,7 @@ class ExtractionConfig:
 _EXTRACT_FLAGS = dict(clip_length_frames="--clip-length", frame_rate="--frame-rate",
                       stride_frames="--stride", short_side="--short-side", crop_size="--crop",
                       batch_size="--batch-size", workers="--workers", model_threads="--model-threads",
-                      format="--format",
+                      format="--format", clip_rule="--clip-rule", resize="--resize",
                       min_frames="min_frames", shard_id="--shard-id", num_shards="--num-shards")
 
 
@@ -66,8 +77,12 @@ def validate_extraction_config(config: "ExtractionConfig") -> None:
     """Check every parameter given in ``config`` (``None`` = from the checkpoint or TSP's default,
     checked once resolved by ``check_clip_settings``); ``InputError`` naming the parameter and its
     valid range. Run before anything is read or written."""
-    if config.format not in FORMATS:
-        raise InputError(f"{_name('format')}: {config.format!r} is not a format; valid: {', '.join(FORMATS)}")
+    for name, valid in (("format", FORMATS), ("clip_rule", CLIP_RULES), ("resize", RESIZES)):
+        if getattr(config, name) not in valid:
+            raise InputError(f"{_name(name)}: {getattr(config, name)!r} is not one of {', '.join(valid)}")
+    if config.resize == "tsp" and config.short_side is not None:
+        raise InputError(f"{_name('short_side')}: {config.short_side!r} given with --resize tsp, which resizes "
+                         f"every frame to {TSP_FRAME_SIZE[0]}x{TSP_FRAME_SIZE[1]}; give one of them")
     for name in ("clip_length_frames", "stride_frames", "short_side", "crop_size", "batch_size",
                  "min_frames", "model_threads"):
         value = getattr(config, name)
@@ -104,8 +119,9 @@ def check_clip_settings(settings: dict) -> None:
 
 def resolve_extraction_settings(config: ExtractionConfig) -> tuple[dict, object]:
     """``(settings, weights)`` of a run. ``settings``: backbone name, checkpoint (file path,
-    ``"kinetics400"`` or ``""``) and clip settings, taken from the config where given, else from the
-    checkpoint's saved config, else TSP's. ``weights``: the loaded checkpoint, ``"kinetics400"``, or
+    ``"kinetics400"`` or ``""``), ``clip_rule``, ``resize`` and clip settings, taken from the config
+    where given, else from the checkpoint's saved config, else TSP's (``resize="tsp"``: short side 128,
+    the height of TSP's fixed frame size). ``weights``: the loaded checkpoint, ``"kinetics400"``, or
     ``None`` (random weights)."""
     from_ckpt, weights, checkpoint = {}, None, ""
     if config.checkpoint == "kinetics400":
@@ -124,9 +140,9 @@ def resolve_extraction_settings(config: ExtractionConfig) -> tuple[dict, object]
     if from_ckpt.get("backbone") and config.backbone and config.backbone != from_ckpt["backbone"]:
         raise InputError(f"backbone {config.backbone!r} given, but checkpoint {checkpoint} was trained "
                          f"with {from_ckpt['backbone']!r}")
-    settings = dict(backbone=backbone, checkpoint=checkpoint)
+    settings = dict(backbone=backbone, checkpoint=checkpoint, clip_rule=config.clip_rule, resize=config.resize)
     for name in ("clip_length_frames", "frame_rate", "short_side", "crop_size"):
-        value = getattr(config, name)
+        value = TSP_FRAME_SIZE[0] if name == "short_side" and config.resize == "tsp" else getattr(config, name)
         value = from_ckpt.get(name, TSP_CLIP_SETTINGS[name]) if value is None else value
         settings[name] = float(value) if name == "frame_rate" else int(value)
     # A pretraining run has no feature stride; by default one feature per clip, without overlap

@@ -126,7 +126,8 @@ class ClipBatchStream(IterableDataset):
     """
 
     def __init__(self, videos: list[tuple[str, Path]], clip_length_frames: int, frame_rate: float,
-                 stride_frames: int, short_side: int | None, batch_size: int, min_frames: int = 1):
+                 stride_frames: int, short_side: int | None, batch_size: int, min_frames: int = 1,
+                 clip_rule: str = "pad"):
         self.videos = list(videos)
         self.clip_length_frames = clip_length_frames
         self.frame_rate = frame_rate
@@ -134,6 +135,7 @@ class ClipBatchStream(IterableDataset):
         self.short_side = short_side
         self.batch_size = batch_size
         self.min_frames = min_frames
+        self.clip_rule = clip_rule  # "pad" or "tsp" (tsplab.video.num_clip_windows)
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -159,7 +161,8 @@ class ClipBatchStream(IterableDataset):
         """The ``ClipWindow``s of one video; raises ``VideoError`` for a missing, unreadable or too
         short one (probed with the same opening of the file that decodes it)."""
         yield from iter_clip_windows(path, self.clip_length_frames, self.frame_rate, self.stride_frames,
-                                     short_side=self.short_side, min_frames=self.min_frames)
+                                     short_side=self.short_side, min_frames=self.min_frames,
+                                     clip_rule=self.clip_rule)
 
 
 class _Batch:

@@ -21,18 +21,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsplab.annotations import normalize_video_id
+from tsplab.annotations import normalize_video_id, read_annotations
 from tsplab.backbones import ClipTransform, build_backbone, load_backbone_weights
 from tsplab.errors import InputError
-from tsplab.features.config import (ExtractionConfig, check_clip_settings, check_parameter, is_int,
-                                    resolve_extraction_settings, validate_extraction_config)
+from tsplab.features.config import (TSP_FRAME_SIZE, ExtractionConfig, check_clip_settings, check_parameter,
+                                    is_int, resolve_extraction_settings, validate_extraction_config)
 from tsplab.features.concurrency import clip_batch_loader, decoding_plan, encode_batches, intra_op_threads
 from tsplab.features.encoding import pick_device
 from tsplab.features.folders import (METADATA_FILE, VIDEOS_TABLE, FeatureMetadata, feature_path,
                                      feature_table, list_feature_videos, load_features, num_features,
                                      save_features)
 from tsplab.features.gvf import write_features_h5
-from tsplab.features.toolboxes import MISSING_FILE, TOOLBOXES_FILE, write_toolbox_files
+from tsplab.features.toolboxes import HDF5_FILE, MISSING_FILE, TOOLBOXES_FILE, write_toolbox_files
 from tsplab.runs import check_output_folder, resolve, write_csv
 from tsplab.video import list_videos
 
@@ -120,6 +120,8 @@ def _check_extraction_inputs(config: ExtractionConfig) -> tuple[Path, list, tupl
     all_videos = find_videos(config.videos)
     if not all_videos:
         raise FileNotFoundError(f"{resolve(config.videos)}: no videos to extract")
+    if config.annotations:  # read once now: a bad file stops the run before anything is written
+        read_annotations(resolve(config.annotations))
     return out_dir, shard_videos(all_videos, shard_id, num_shards), (shard_id, num_shards)
 
 
@@ -134,7 +136,8 @@ def _check_metadata(out_dir: Path, meta: FeatureMetadata) -> None:
             if getattr(old, k) != getattr(meta, k)]
     # The checkpoint's content too: a pretraining run rerun into the same folder rewrites best.pt
     # under the same path, and features of the old weights must not pass for the new ones'.
-    keys = ("short_side", "crop_size", "checkpoint_sha256") + (("seed",) if meta.extra.get("random_weights") else ())
+    keys = (("short_side", "crop_size", "checkpoint_sha256", "clip_rule", "resize")
+            + (("seed",) if meta.extra.get("random_weights") else ()))
     diff += [f"{k}: {old.extra.get(k)!r} there, {meta.extra.get(k)!r} now"
              for k in keys if old.extra.get(k, meta.extra.get(k)) != meta.extra.get(k)]  # absent: older folder
     if diff:
@@ -171,8 +174,10 @@ def extract_features(config: ExtractionConfig, *, decode_ahead: bool | None = No
     resize/crop, seed and the run's config), ``videos.csv`` (per-video T and first/last clip times),
     ``failures.csv`` (video, path, error), ``toolboxes.json`` and ``missing_files.txt``
     (``write_toolbox_files``: how ActionFormer and OpenTAD read the folder, and the failed videos as
-    their block list) and, for ``format="h5"``, ``features.h5`` keyed by video (TSP's layout; the
-    ``.npy`` files are kept as the resumable state). Sharded runs suffix the failures and h5 files
+    their block list; with ``config.annotations``, ``annotations_filtered.json``) and, for
+    ``format="h5"``, ``features.hdf5`` keyed by video (TSP's layout; ActionFormer reads an HDF5 file
+    only when its name contains ``.hdf5``; the ``.npy`` files are kept as the resumable state and
+    for OpenTAD, which reads no HDF5). Sharded runs suffix the failures and h5 files
     with ``.shard{i}of{n}``. Every parameter and the output folder are checked before anything is
     written (``InputError`` naming the parameter); videos that fail are recorded and skipped.
     On a CPU without worker processes the model runs in ``config.model_threads`` threads
@@ -221,10 +226,14 @@ def _run_metadata(config: ExtractionConfig, settings: dict, feature_dim: int,
         frame_rate=settings["frame_rate"], feature_dim=feature_dim, backbone=settings["backbone"],
         checkpoint=settings["checkpoint"],
         extra=dict(short_side=settings["short_side"], crop_size=settings["crop_size"], seed=config.seed,
+                   clip_rule=settings["clip_rule"], resize=settings["resize"],
+                   frame_size=list(TSP_FRAME_SIZE) if settings["resize"] == "tsp" else None,
                    random_weights=not settings["checkpoint"], checkpoint_sha256=_file_sha256(settings["checkpoint"]),
                    videos_table=VIDEOS_TABLE,
                    clip_times="feature i: clip from i*stride_frames/frame_rate s, lasting "
-                              "clip_length_frames/frame_rate s; the last clip repeats the last frame",
+                              "clip_length_frames/frame_rate s; " + (
+                                  "the last clip repeats the last frame" if settings["clip_rule"] == "pad"
+                                  else "whole clips only (TSP's rule)"),
                    toolboxes=TOOLBOXES_FILE, config=asdict(config),
                    torch_threads_per_batch=torch_threads_per_batch))
 
@@ -238,9 +247,10 @@ def _extract_videos(config: ExtractionConfig, settings: dict, backbone, device, 
     from tqdm.auto import tqdm
 
     transform = ClipTransform(resize_short_side=settings["short_side"], crop_size=settings["crop_size"],
-                              train=False)
-    min_frames = (config.min_frames if config.min_frames is not None
-                  else -(-settings["clip_length_frames"] // 2))  # half a clip
+                              train=False, fixed_size=TSP_FRAME_SIZE if settings["resize"] == "tsp" else None)
+    length = settings["clip_length_frames"]
+    min_frames = (config.min_frames if config.min_frames is not None  # TSP's rule: one whole clip
+                  else length if settings["clip_rule"] == "tsp" else -(-length // 2))  # else half a clip
     loader = clip_batch_loader(todo, settings, config.batch_size, min_frames, config.workers, device,
                                model_threads=threads, decode_ahead=decode_ahead)
     paths = dict(todo)
@@ -295,8 +305,9 @@ def _write_run_files(config: ExtractionConfig, out_dir: Path, rows: list[dict], 
     write_csv(out_dir / VIDEOS_TABLE, feature_table(out_dir))
     if config.format == "h5":
         have = [v for v in summary.video if feature_path(out_dir, v).is_file()]
-        write_features_h5(out_dir / f"features{suffix}.h5", {v: load_features(out_dir, v) for v in have})
-    write_toolbox_files(out_dir)
+        h5_file = out_dir / HDF5_FILE.replace(".hdf5", f"{suffix}.hdf5")
+        write_features_h5(h5_file, {v: load_features(out_dir, v) for v in have})
+    write_toolbox_files(out_dir, config.annotations)
     # Where the lists are, for the CLI to say so.
     summary.attrs.update(failures_file=str(failures_file), missing_file=str(out_dir / MISSING_FILE),
                          toolboxes_file=str(out_dir / TOOLBOXES_FILE))
