@@ -87,13 +87,14 @@ def remove_stale_temporaries(path) -> list[Path]:
         return removed
     for tmp in path.parent.glob(f".{glob_escape(path.stem)}.tmp-*{glob_escape(path.suffix)}"):
         pid = tmp.name[len(f".{path.stem}.tmp-"):len(tmp.name) - len(path.suffix)]
-        if pid.isdigit() and not _process_alive(int(pid)) and tmp.is_file():
+        if pid.isdigit() and not process_alive(int(pid)) and tmp.is_file():
             tmp.unlink()
             removed.append(tmp)
     return removed
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (someone else's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from tsplab.errors import InputError
+from tsplab.runs import process_alive
 
 LOCK_FILE = "study.lock"
 
@@ -23,7 +24,7 @@ def study_lock(out: Path):
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             owner = _lock_owner(lock)
-            if owner is not None and _alive(owner):
+            if owner is not None and process_alive(owner):
                 raise InputError(f"out: {out} is in use by another study (process {owner}, {lock}); wait for "
                                  "it to finish, or give another --out") from None
             lock.unlink(missing_ok=True)  # its owner is gone: a killed study
@@ -44,13 +45,3 @@ def _lock_owner(lock: Path) -> int | None:
         return int(lock.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
