@@ -60,6 +60,11 @@ class PretrainConfig:
     video_dir: str = ""  # default DATASET/videos
     train_subset: str = "training"
     valid_subset: str = "validation"
+    # Pretraining validation (best epoch, plateau schedule): 0 validates on ``valid_subset`` (TSP
+    # §4.1); a share in (0, 1) holds out that share of the training subset's videos instead, drawn by
+    # ``seed`` (tsplab.sampling.holdout_videos; listed in the run folder's pretrain_split.csv), so that
+    # best.pt is never chosen on the videos a localizer is then scored on.
+    valid_holdout: float = 0.0
     # The dataset preset (tsplab.presets: activitynet | thumos14 | synthetic) whose background rule
     # applies; "" tells it from the annotations' video ids (tsplab.presets.infer_preset).
     dataset: str = ""
@@ -254,6 +259,7 @@ PRESETS: dict[str, dict] = {
         epochs=4, batch_size=32, optimizer="adam", backbone_lr=2e-3,
         fc_lr=2e-3, stem_lr=2e-3,
         weight_decay=1e-4, warmup_epochs=0.5, lr_milestones=(3,), lr_gamma=0.1, workers=1, threads=1,
+        valid_holdout=0.15,
     ),
 }
 
@@ -272,6 +278,10 @@ def pretrain_config(preset: str = "tsp", **overrides) -> PretrainConfig:
         raise InputError(f"unknown pretraining preset {preset!r}; valid presets: {', '.join(PRESETS)}")
     method = get_method(overrides.get("method", PretrainConfig.method))
     values = dict(PRESETS[preset])
+    if preset == "synthetic" and "weights" in overrides and overrides["weights"] is None:
+        # The encoder's lower rates are for fine-tuning a trained encoder (TSP §4.1); a random one
+        # trains every part at the heads' rate (as the source encoder itself is trained).
+        values.update(backbone_lr=values["fc_lr"], stem_lr=values["fc_lr"])
     if preset == "synthetic" and overrides.get("dataset_dir"):
         bench = resolve(overrides["dataset_dir"]) / "benchmark.json"
         if bench.is_file():
@@ -396,6 +406,9 @@ def _check_values(config: PretrainConfig) -> None:
         raise InputError(f"momentum={config.momentum!r}: must be between 0 and 1")
     if not all(_has_type(m, "float") and m >= 0 for m in config.lr_milestones):
         raise InputError(f"lr_milestones={list(config.lr_milestones)!r}: expected epochs >= 0, e.g. [4, 6]")
+    if not 0 <= config.valid_holdout < 1:
+        raise InputError(f"valid_holdout={config.valid_holdout!r}: must be in [0, 1) (a share of the training "
+                         "videos; 0: validate on valid_subset)")
     if config.crop_size > config.resize_short_side:
         raise InputError(f"crop_size={config.crop_size} is larger than resize_short_side="
                          f"{config.resize_short_side}; the crop must fit in the resized frame")
