@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -25,12 +26,14 @@ from tsplab.pretrain_config import PRESETS, pretrain_config
 from tsplab.train import pretrain
 
 
-def run(dataset: str, run_dir: str, method: str, ratio: float, args) -> dict:
+def run(dataset: str, run_dir: str, method: str, ratio: float, args, gvf_file: str = "") -> dict:
     head = PRESETS["synthetic"]["fc_lr"]
     name = f"{method}_r{ratio:g}"
+    # TSP's frozen GVFs come from the initial encoder, the same in every run: computed once.
+    extra = {"gvf_file": gvf_file} if method == "tsp" and gvf_file else {}
     config = pretrain_config("synthetic", method=method, dataset_dir=dataset, run_dir=run_dir, output_name=name,
                              fc_lr=head, backbone_lr=ratio * head, stem_lr=ratio * head, seed=args.seed,
-                             max_steps_per_epoch=args.max_steps, progress=False)
+                             max_steps_per_epoch=args.max_steps, progress=False, **extra)
     start = time.perf_counter()
     result = pretrain(config)
     metrics = result.metrics.set_index("epoch")
@@ -53,8 +56,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=0, help="cap on steps per epoch (0: whole epochs)")
     args = p.parse_args()
-    rows = [run(args.dataset, args.run_dir, method, float(ratio), args)
-            for ratio in args.ratios.split(",") for method in args.methods.split(",")]
+    rows, gvf_file = [], ""
+    for ratio in args.ratios.split(","):
+        for method in args.methods.split(","):
+            rows.append(run(args.dataset, args.run_dir, method, float(ratio), args, gvf_file))
+            computed = Path(args.run_dir) / "pretrain" / f"{method}_r{float(ratio):g}" / "gvf_initial_max.h5"
+            gvf_file = gvf_file or (str(computed) if method == "tsp" and computed.is_file() else "")
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     wide = table.pivot(index="ratio", columns="method", values="score").sort_index(ascending=False)
