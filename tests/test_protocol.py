@@ -28,8 +28,9 @@ def test_holdout_splits_by_video_and_is_fixed_by_seed():
     assert (held.groupby("video-name").size() == 3).all()  # every segment of a held-out video
     assert set(holdout_videos(table, 0.15, seed=0)[1]["video-name"]) == held_videos
     assert any(set(holdout_videos(table, 0.15, seed=s)[1]["video-name"]) != held_videos for s in (1, 2, 3))
-    # at least one video held out, and at least one left to train on
-    assert holdout_videos(_table(3), 0.01, 0)[1]["video-name"].nunique() == 1
+    # at least 3 videos held out (a PAL pair needs 3), and at least one left to train on
+    assert holdout_videos(_table(12), 0.15, 0)[1]["video-name"].nunique() == 3
+    assert holdout_videos(_table(3), 0.01, 0)[1]["video-name"].nunique() == 2
     assert holdout_videos(_table(3), 0.99, 0)[0]["video-name"].nunique() == 1
     with pytest.raises(ValueError, match="at least 2"):
         holdout_videos(_table(1), 0.5, 0)

@@ -200,7 +200,7 @@ def test_set_values_are_typed_by_their_field():
     with pytest.raises(InputError, match=r"unknown field 'alpha'; tsp options: alpha_c, alpha_r, gvf_file, "
                                          r"gvf_mode, .*; valid fields: amp, annotations, backbone, "):
         parse_overrides(["alpha=1"])
-    with pytest.raises(InputError, match=r"unknown field 'alpha_c'; .*tac options: none"):
+    with pytest.raises(InputError, match=r"unknown field 'alpha_c'; .*tac options: match_tsp_steps"):
         parse_overrides(["alpha_c=0"], method="tac")  # TSP's option is not TAC's
     with pytest.raises(InputError, match="expected FIELD=VALUE"):
         parse_overrides(["epochs"])
@@ -314,7 +314,7 @@ def _bad_pretrain_args(case: str, bench: Path, inputs: Path) -> tuple[list, list
     if case == "unknown_method":
         return ["--method", "tsp2"], ["method 'tsp2'", "tac, tsp, bsp, pal"]
     if case == "option_of_another_method":  # TSP's GVF pooling is no option of TAC's
-        return ["--method", "tac", "--gvf-pooling", "avg"], ["['gvf_pooling']", "tac options: none"]
+        return ["--method", "tac", "--gvf-pooling", "avg"], ["['gvf_pooling']", "tac options: match_tsp_steps"]
     if case == "unknown_option":
         return ["--set", "boundaries=dc,ss"], ["'boundaries'", "tsp options: alpha_c, alpha_r, gvf_file"]
     if case == "bad_option_value":
@@ -424,7 +424,8 @@ def test_run_failing_before_its_first_checkpoint_restores_the_earlier_run(bench,
         pretrain(tiny_config(bench, cache_dir, tmp_path, method="tsp", epochs=1, max_steps_per_epoch=1))
     # while the new run trained, the folder held its own config, report and GVFs, and no checkpoint
     assert seen == {"checkpoint": None,
-                    "files": ["config.json", "data_report.csv", "gvf_initial_max.h5", "previous"]}
+                    "files": ["config.json", "data_report.csv", "gvf_initial_max.h5", "pretrain_split.csv",
+                              "previous"]}
     assert _snapshot(out) == before
 
 
@@ -581,7 +582,7 @@ def test_background_rule_follows_the_dataset(tmp_path):
     for ids, kept in ((thumos, True), (anet, False)):
         gt = _two_video_annotations(tmp_path / f"{ids[0]}.json", ids)
         tables, labels = segment_tables(dataclasses.replace(config, dataset_dir="", annotations=str(gt),
-                                                            video_dir=str(tmp_path)))
+                                                            video_dir=str(tmp_path), valid_holdout=0.0))
         regions = tables["train"]["temporal-region-label"].tolist()
         assert labels == ["a", "b"] and regions == ["Action", "Action"] + ["No action"] * kept, ids
 
@@ -716,8 +717,9 @@ def test_config_changes_lists_what_differs_from_the_preset_then_the_options(fake
     assert changes["alpha_c"] == 0.5 and changes["gvf_pooling"] == "max"
     assert set(changes) == {"epochs", "alpha_c", "alpha_r", "gvf_pooling", "gvf_mode", "gvf_momentum",
                             "gvf_refresh_steps", "gvf_stride_frames", "gvf_file"}
+    # the options are always listed (TAC's one, on in the synthetic preset)
     assert config_changes(pretrain_config("synthetic", method="tac", dataset_dir=str(fake_benchmark)),
-                          "synthetic") == {}
+                          "synthetic") == {"match_tsp_steps": True}
 
 
 # ------------------------------------------------------------------ the plateau schedule (PAL §4.1)
@@ -818,5 +820,6 @@ def test_other_methods_keep_their_step_schedule_and_clip(preset):
         values = config_values(config)
         assert {k: values[k] for k in expected[preset]} == expected[preset], name
         assert config.lr_schedule == "step", name
-        loop = {**config_values(PretrainConfig(method=name, dataset_dir="x")), **PRESETS[preset]}
+        loop = {**config_values(PretrainConfig(method=name, dataset_dir="x")), **PRESETS[preset],
+                **METHODS[name].preset_overrides.get(preset, {})}
         assert {k: values[k] for k in loop} == loop, name

@@ -325,9 +325,12 @@ class EpochSampler(Sampler):
         return len(range(self.rank, n, self.num_replicas))
 
 
-def holdout_videos(table: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def holdout_videos(table: pd.DataFrame, share: float, seed: int,
+                   min_videos: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(train, held_out)``: the rows of a segment table split by video, ``share`` of its videos
-    (rounded, at least 1 and at most all but 1) held out, drawn by ``seed`` from the sorted video ids.
+    (rounded; at least ``min_videos`` and at most all but 1) held out, drawn by ``seed`` from the
+    sorted video ids. ``min_videos`` 3: a PAL pair needs its source and two background videos, and
+    fewer validation videos say little about an epoch.
 
     Why: model selection (``best.pt``) needs validation videos that are neither trained on nor the
     ones a localizer is later scored on; TSP §4.1 selects on the validation subset, which on the
@@ -337,7 +340,7 @@ def holdout_videos(table: pd.DataFrame, share: float, seed: int) -> tuple[pd.Dat
     if len(videos) < 2:
         raise ValueError(f"holding out videos for validation needs at least 2 training videos, "
                          f"the table has {len(videos)}")
-    count = min(max(int(round(share * len(videos))), 1), len(videos) - 1)
+    count = min(max(int(round(share * len(videos))), min_videos), len(videos) - 1)
     held = set(np.random.default_rng((int(seed), 4049)).choice(videos, count, replace=False))
     mask = table["video-name"].astype(str).isin(held)
     return table[~mask].reset_index(drop=True), table[mask].reset_index(drop=True)
