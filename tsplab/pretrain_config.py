@@ -283,9 +283,8 @@ def pretrain_config(preset: str = "tsp", **overrides) -> PretrainConfig:
         # trains every part at the heads' rate (as the source encoder itself is trained).
         values.update(backbone_lr=values["fc_lr"], stem_lr=values["fc_lr"])
     if preset == "synthetic" and overrides.get("dataset_dir"):
-        bench = resolve(overrides["dataset_dir"]) / "benchmark.json"
-        if bench.is_file():
-            cfg = read_json(bench)["config"]
+        cfg = _benchmark_clip_config(resolve(overrides["dataset_dir"]))
+        if cfg is not None:
             values.update(clip_length_frames=int(cfg["clip_length_frames"]), frame_rate=float(cfg["fps"]),
                           resize_short_side=int(cfg["clip_short_side"]),
                           crop_size=int(round(cfg["clip_short_side"] * 112 / 128)))
@@ -302,6 +301,17 @@ def pretrain_config(preset: str = "tsp", **overrides) -> PretrainConfig:
     values.update(overrides)
     values["options"] = options
     return _build_config(values, method, "PretrainConfig fields")
+
+
+def _benchmark_clip_config(folder: Path) -> dict | None:
+    """The synthetic benchmark config whose clip a run on ``folder`` takes: the benchmark's own
+    (``benchmark.json``) or, for its trimmed source set (``source.json``, e.g. PAL pretraining on
+    ``<benchmark>/source``, PAL §4.1.1), the benchmark's it belongs to; None for other folders."""
+    if (folder / "benchmark.json").is_file():
+        return read_json(folder / "benchmark.json")["config"]
+    if (folder / "source.json").is_file():
+        return read_json(folder / "source.json")["benchmark"]["config"]
+    return None
 
 
 def method_configs(preset: str, methods, *, method_options: dict | None = None, output_name: str = "",
