@@ -790,7 +790,7 @@ def test_plateau_schedule_resumes_exactly(bench, cache_dir, tmp_path, monkeypatc
     kw = dict(method="tac", epochs=3, max_steps_per_epoch=2, lr_schedule="plateau", lr_milestones=(),
               lr_patience_epochs=1, warmup_epochs=0.0)
     whole = pretrain(tiny_config(bench, cache_dir, tmp_path / "whole", **kw))
-    assert whole.metrics["lr_backbone"].tolist() == pytest.approx([2e-3, 2e-4, 2e-5])
+    assert whole.metrics["lr_heads"].tolist() == pytest.approx([2e-3, 2e-4, 2e-5])
     parts = tiny_config(bench, cache_dir, tmp_path / "parts", **kw)
     pretrain(parts, stop_after_epochs=1)
     state = torch.load(tmp_path / "parts" / "pretrain" / "tac" / "checkpoint.pt", weights_only=True)
