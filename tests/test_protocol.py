@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tsplab.errors import InputError
-from tsplab.pretrain_config import PRESETS, check_config, pretrain_config
+from tsplab.pretrain_config import ENCODER_LR_RATIO, PRESETS, check_config, pretrain_config
 from tsplab.sampling import EpochOfLength, holdout_videos
 
 
@@ -62,9 +62,11 @@ def test_epoch_of_length_repeats_items_with_fresh_draws():
         ds[(10, 0)]
 
 
-def test_synthetic_recipe_holds_out_training_videos_and_random_starts_train_every_part_alike():
+def test_synthetic_recipe_fine_tunes_below_the_heads_holds_out_training_videos_and_random_starts_alike():
     config = pretrain_config("synthetic", method="tsp", dataset_dir="x")
     assert 0 < config.valid_holdout < 1
+    # fine-tuning the source encoder: the encoder below its heads (TSP §4.1), by the swept ratio
+    assert config.backbone_lr == config.stem_lr == ENCODER_LR_RATIO * config.fc_lr < config.fc_lr
     scratch = pretrain_config("synthetic", method="tsp", dataset_dir="x", weights=None)
     assert scratch.stem_lr == scratch.backbone_lr == scratch.fc_lr == PRESETS["synthetic"]["fc_lr"]
     given = pretrain_config("synthetic", method="tsp", dataset_dir="x", weights=None, backbone_lr=1e-5)

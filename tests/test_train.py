@@ -811,7 +811,7 @@ def test_other_methods_keep_their_step_schedule_and_clip(preset):
 
     expected = {"tsp": dict(optimizer="sgd", backbone_lr=1e-4, fc_lr=0.002, stem_lr=0.0, weight_decay=0.005,
                             lr_milestones=(4, 6), lr_gamma=0.01, warmup_epochs=2.0, clip_length_frames=16),
-                "synthetic": dict(optimizer="adam", backbone_lr=2e-3, fc_lr=2e-3, stem_lr=2e-3, weight_decay=1e-4,
+                "synthetic": dict(optimizer="adam", backbone_lr=2e-5, fc_lr=2e-3, stem_lr=2e-5, weight_decay=1e-4,
                                   lr_milestones=(3,), lr_gamma=0.1, warmup_epochs=0.5, clip_length_frames=8)}
     for name in METHODS:
         if name == "pal":
