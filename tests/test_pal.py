@@ -4,10 +4,11 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from tsplab.methods.pal import (PAL, PALDataset, augment_videos, draw_view, info_nce, paste_region,
+from tsplab.methods.pal import (PAL, PALDataset, PALOptions, augment_videos, draw_view, info_nce, paste_region,
                                 region_features, region_frame_indices)
 from tsplab.pretrain_config import pretrain_config
 from tsplab.train import pretrain, prepare_data
@@ -232,8 +233,10 @@ def cache_dir(tmp_path_factory):
 
 
 def tiny_config(bench, cache_dir, run_dir, **kw):
+    # validated on the validation videos (valid_holdout=0): these tests count them
     values = dict(dataset_dir=str(bench), run_dir=str(run_dir), frame_cache_dir=str(cache_dir), method="pal",
-                  batch_size=4, epochs=1, max_steps_per_epoch=2, workers=0, progress=False, **SMALL)
+                  batch_size=4, epochs=1, max_steps_per_epoch=2, workers=0, progress=False, valid_holdout=0.0,
+                  **SMALL)
     values.update(kw)
     return pretrain_config("synthetic", **values)
 
@@ -315,7 +318,7 @@ def test_pretrain_writes_a_loadable_checkpoint_and_resumes_exactly(tiny_benchmar
 def test_step_on_every_table3_setting():
     frames = DictFrames([40, 50, 60, 70], side=10)
     settings = [dict(), dict(dense=False), dict(scale_aware=False), dict(paste=False),
-                dict(paste=False, dense=False), dict(background="same")]
+                dict(paste=False, dense=False), dict(background="same"), dict(pasting=False)]
     for setting in settings:
         config = small_config(clip_length_frames=2, crop_size=8, resize_short_side=10, **setting)
         method = PAL(config)
@@ -681,3 +684,53 @@ def test_validation_draws_one_pair_per_video(tmp_path):
     train, valid = PAL(config).build_datasets(data)
     assert len(train) == 8 and len(valid) == 4
     assert [int(valid[(i, 0)]["video_index"]) for i in range(4)] == [0, 1, 2, 3]
+
+
+def test_without_pasting_both_views_are_one_clip_of_the_source_video():
+    """``pasting=False``, the MoCo-v2-style control: no background in either view, both views the same
+    frames of one source region (their augmentation, in ``step``, is what differs), the whole
+    synthesized video as the region; the same input size as PAL's."""
+    frames = DictFrames([60, 70, 80, 90])
+    options = small_config(clip_length_frames=2, pasting=False).options
+    ds = PALDataset(_table(4), "/videos", frames, clip_length_frames=2, frame_side=6, options=options, seed=0)
+    pal = PALDataset(_table(4), "/videos", frames, clip_length_frames=2, frame_side=6,
+                     options=small_config(clip_length_frames=2).options, seed=0)
+    strides = set()
+    for index in range(4):
+        for epoch in range(4):
+            item = ds[(index, epoch)]
+            assert item["clip"].shape == pal[(index, epoch)]["clip"].shape == (2, 8, 6, 6, 3)
+            assert torch.equal(item["clip"][0], item["clip"][1])  # one clip, two views
+            assert (item["clip"][..., 1] == 40 * (index + 1)).all()  # nothing but the source video
+            assert item["background"].tolist() == [-1, -1] and item["region"].tolist() == [[0, 4], [0, 4]]
+            assert item["beta"].tolist() == [1.0, 1.0]
+            strides.add(int(item["stride"][0]))
+    assert strides == {1, 2, 3, 4}  # scale-aware sampling still draws the region's stride
+    # one video is enough to make a pair without backgrounds
+    PALDataset(_table(1), "/videos", frames, clip_length_frames=2, frame_side=6, options=options)
+    assert PALOptions().pasting is True
+
+
+@pytest.mark.filterwarnings("ignore:.*segments dropped")
+def test_pal_pretrains_from_scratch_on_the_benchmarks_trimmed_source_set(tiny_benchmark, tmp_path, capsys):
+    """PAL §4.1.1: unlabelled trimmed videos (Kinetics' role: the benchmark's source set), from random
+    weights, through the CLI; the source set's clip is its benchmark's."""
+    import json
+    import shutil
+
+    from tsplab.cli import main
+    from tsplab.synthetic import generate_source
+
+    bench = tmp_path / "bench"
+    shutil.copytree(tiny_benchmark, bench)
+    source = generate_source(bench, workers=1, progress=False)
+    code = main(["pretrain", "--preset", "synthetic", "--method", "pal", "--weights", "none", "--dataset",
+                 str(source), "--run-dir", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "4",
+                 "--workers", "0", "--set", "max_steps_per_epoch=2", "--set", "progress=false"])
+    assert code == 0, capsys.readouterr().err
+    out = tmp_path / "run" / "pretrain" / "pal"
+    config = json.loads((out / "config.json").read_text())
+    assert config["weights"] is None and config["resize_short_side"] == 16  # the tiny benchmark's clip
+    split = pd.read_csv(out / "pretrain_split.csv")
+    assert split["video"].str.startswith("src_train_").all()  # source training videos only
+    assert (out / "best.pt").is_file()

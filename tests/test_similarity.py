@@ -12,8 +12,8 @@ import pytest
 from tsplab.features import FeatureMetadata, save_features
 from tsplab.similarity import (boundary_difference_summary, boundary_differences, clip_membership,
                                common_videos, consecutive_differences, cosine_similarity_matrix,
-                               sensitivity_per_video, similarity_views, temporal_sensitivity,
-                               video_sensitivity)
+                               probe_scores, probe_sensitivity, roc_auc, sensitivity_per_video,
+                               similarity_views, temporal_sensitivity, video_folds, video_sensitivity)
 
 # 8-frame clips at 8 fps with stride 8: clip i spans [i, i+1) s, centre i + 0.5
 META = dict(stride_frames=8, clip_length_frames=8, frame_rate=8.0, feature_dim=16)
@@ -191,7 +191,80 @@ def test_notebook_07_runs_on_constructed_features(tmp_path):
     outputs = [o for c in nbformat.read(out, 4).cells for o in c.get("outputs", [])]
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
     assert "3 videos with ground truth and features in every folder" in text
-    assert "sensitivity" in text and "boundary_ratio" in text
+    assert "sensitivity" in text and "probe_auc" in text and "boundary_ratio" in text
     # matrices + histogram; the browser is a widget alone (a static copy of its first view went stale)
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 2
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+
+
+# ------------------------------------------------------------------- the cross-validated probe
+def _clips(videos=12, clips=20, seed=0):
+    """Clip labels of ``videos`` videos: clips 5-12 of each are foreground."""
+    fg = np.tile(np.isin(np.arange(clips), np.arange(5, 13)), videos)
+    vid = np.repeat([f"v{i}" for i in range(videos)], clips).astype(object)
+    return fg, vid, np.random.default_rng(seed)
+
+
+def test_roc_auc_by_hand():
+    assert roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4]) == 1.0
+    assert roc_auc([0, 0, 1, 1], [0.4, 0.3, 0.2, 0.1]) == 0.0
+    assert roc_auc([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5]) == 0.5  # ties count half
+    assert roc_auc([0, 1, 1], [0.1, 0.3, 0.05]) == 0.5
+    assert np.isnan(roc_auc([1, 1], [0.1, 0.2]))
+
+
+def test_video_folds_keep_each_video_in_one_fold():
+    folds = video_folds([f"v{i}" for i in range(11)] * 3, 5, seed=1)
+    assert len(folds) == 11 and set(folds.values()) == set(range(5))
+    assert sorted(np.bincount(list(folds.values()))) == [2, 2, 2, 2, 3]
+    assert video_folds([f"v{i}" for i in range(11)], 5, seed=1) == folds
+
+
+def test_probe_tells_separable_from_inseparable_features():
+    fg, vid, rng = _clips()
+    separable = rng.normal(size=(len(fg), 16))
+    separable[:, 0] = np.where(fg, 1.0, -1.0) + rng.normal(size=len(fg)) * 0.1
+    scores = probe_scores(separable, fg, vid)
+    assert scores["probe_auc"] > 0.99 and scores["probe_accuracy"] > 0.97
+    assert (scores["num_clips"], scores["num_videos"]) == (240, 12)
+    inseparable = rng.normal(size=(len(fg), 16))
+    scores = probe_scores(inseparable, fg, vid)
+    assert abs(scores["probe_auc"] - 0.5) < 0.12 and abs(scores["probe_accuracy"] - 0.5) < 0.12
+    # the same information at twice the width scores the same (a cosine difference would not)
+    wide = np.hstack([separable, separable])
+    assert probe_scores(wide, fg, vid)["probe_auc"] == pytest.approx(probe_scores(separable, fg, vid)["probe_auc"],
+                                                                     abs=0.01)
+
+
+def test_probe_folds_by_video_so_a_video_code_is_not_foreground():
+    # Every clip of a video carries the video's own random code; whole videos are foreground or
+    # background. A probe tested on clips of its training videos would recall the codes (AUC 1); held
+    # out by video it cannot tell (chance).
+    rng = np.random.default_rng(3)
+    videos = 40
+    codes = rng.normal(size=(videos, 16))
+    vid = np.repeat(np.arange(videos), 10)
+    fg = vid % 2 == 0
+    x = codes[vid] + rng.normal(size=(len(vid), 16)) * 0.01
+    assert abs(probe_scores(x, fg, vid.astype(str).astype(object))["probe_auc"] - 0.5) < 0.15
+
+
+def test_probe_sensitivity_reads_feature_folders(tmp_path):
+    rows, rng = [], np.random.default_rng(0)
+    folders = {"sensitive": tmp_path / "s", "scene": tmp_path / "c"}
+    for folder in folders.values():
+        FeatureMetadata(**META).save(folder)
+    direction = rng.normal(size=16)
+    for i in range(10):
+        start = float(rng.integers(5, 20))
+        rows.append((f"vid_{i}", start, start + 10.0, "jump"))
+        fg = clip_membership(np.array([[start, start + 10.0]]), np.arange(40) + 0.5)[0]
+        scene = rng.normal(size=16) * 3
+        save_features(folders["sensitive"], f"vid_{i}", scene + np.outer(fg, direction) * 3 + rng.normal(size=(40, 16)))
+        save_features(folders["scene"], f"vid_{i}", scene + rng.normal(size=(40, 16)))
+    instances = pd.DataFrame(rows, columns=["video", "t_start_s", "t_end_s", "label"])
+    table = probe_sensitivity(folders, instances).set_index("feature_set")
+    assert table.index.tolist() == ["sensitive", "scene"]
+    assert (table["num_videos"] == 10).all() and (table["num_clips"] == 400).all()
+    assert table.loc["sensitive", "probe_auc"] > 0.9
+    assert abs(table.loc["scene", "probe_auc"] - 0.5) < 0.15

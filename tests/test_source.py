@@ -226,7 +226,7 @@ def test_frozen_gvf_is_the_max_pool_of_the_source_encoder(bench, trained, tmp_pa
         return {v: np.load(tmp_path / name / f"{v}.npy").max(axis=0) for v in gvf}
 
     source = pooled(trained[0], "source")
-    assert len(gvf) == 18
+    assert len(gvf) == 12  # the training videos: the recipe validates on held-out training videos
     for video, value in gvf.items():
         np.testing.assert_allclose(value, source[video], rtol=1e-4, atol=1e-5, err_msg=video)
     # Not just any encoder's: a randomly initialised one gives other GVFs.

@@ -461,7 +461,7 @@ def test_tiny_study_runs_every_cell_with_its_notebooks(tiny_study):
             metrics = record["metrics"]
             assert 0 <= metrics["average mAP"] <= 100 and 0 <= metrics["AUC"] <= 100
             assert {"mAP@0.50", "mAP@0.95", "AR@1", "AR@10", "AR@100", "mAP_N XS", "mAP_N XL",
-                    "sensitivity"} <= set(metrics)
+                    "sensitivity", "probe sensitivity"} <= set(metrics)
             # provenance: the code, the libraries, the parameters as planned, the resolved configs
             assert record["provenance"]["fingerprint"] == code_fingerprint()
             assert set(record["provenance"]["versions"]) == {"python", "torch", "numpy"}

@@ -57,7 +57,7 @@ def test_tsp_run_writes_its_folder(bench, cache_dir, tmp_path, capsys):
     out = tmp_path / "pretrain" / "tsp"
     assert result.output_dir == out
     for name in ("config.json", "metrics.csv", "checkpoint.pt", "best.pt", "data_report.csv",
-                 "gvf_initial_max.h5"):
+                 "pretrain_split.csv", "gvf_initial_max.h5"):
         assert (out / name).is_file(), name
     metrics = read_metrics(out)
     assert list(metrics["epoch"]) == [0, 1]
@@ -68,11 +68,12 @@ def test_tsp_run_writes_its_folder(bench, cache_dir, tmp_path, capsys):
     assert metrics["valid_acc_avg"].tolist() == pytest.approx(
         ((metrics["valid_acc_action"] + metrics["valid_acc_region"]) / 2).tolist())
     assert result.best_epoch == int(metrics["valid_acc_avg"].idxmax())
-    # GVFs of every training and validation video, from the initial encoder
+    # GVFs of every training and validation video, from the initial encoder (the synthetic recipe
+    # validates on held-out training videos: the 12 training videos are both)
     from tsplab.features import read_gvf_h5
 
     gvfs = read_gvf_h5(out / "gvf_initial_max.h5")
-    assert len(gvfs) == 18 and next(iter(gvfs.values())).shape == (128,)
+    assert len(gvfs) == 12 and next(iter(gvfs.values())).shape == (128,)
     # checkpoints: full state for resume, best.pt loadable as a backbone
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert {"model", "optimizer", "lr_scheduler", "scaler", "epoch", "rng", "config", "method"} <= set(ckpt)
@@ -211,7 +212,7 @@ def test_set_values_are_typed_by_their_field():
     with pytest.raises(InputError, match=r"unknown field 'alpha'; tsp options: alpha_c, alpha_r, gvf_file, "
                                          r"gvf_mode, .*; valid fields: amp, annotations, backbone, "):
         parse_overrides(["alpha=1"])
-    with pytest.raises(InputError, match=r"unknown field 'alpha_c'; .*tac options: none"):
+    with pytest.raises(InputError, match=r"unknown field 'alpha_c'; .*tac options: match_tsp_steps"):
         parse_overrides(["alpha_c=0"], method="tac")  # TSP's option is not TAC's
     with pytest.raises(InputError, match="expected FIELD=VALUE"):
         parse_overrides(["epochs"])
@@ -325,7 +326,7 @@ def _bad_pretrain_args(case: str, bench: Path, inputs: Path) -> tuple[list, list
     if case == "unknown_method":
         return ["--method", "tsp2"], ["method 'tsp2'", "tac, tsp, bsp, pal"]
     if case == "option_of_another_method":  # TSP's GVF pooling is no option of TAC's
-        return ["--method", "tac", "--gvf-pooling", "avg"], ["['gvf_pooling']", "tac options: none"]
+        return ["--method", "tac", "--gvf-pooling", "avg"], ["['gvf_pooling']", "tac options: match_tsp_steps"]
     if case == "unknown_option":
         return ["--set", "boundaries=dc,ss"], ["'boundaries'", "tsp options: alpha_c, alpha_r, gvf_file"]
     if case == "bad_option_value":
@@ -435,7 +436,8 @@ def test_run_failing_before_its_first_checkpoint_restores_the_earlier_run(bench,
         pretrain(tiny_config(bench, cache_dir, tmp_path, method="tsp", epochs=1, max_steps_per_epoch=1))
     # while the new run trained, the folder held its own config, report and GVFs, and no checkpoint
     assert seen == {"checkpoint": None,
-                    "files": ["config.json", "data_report.csv", "gvf_initial_max.h5", "previous"]}
+                    "files": ["config.json", "data_report.csv", "gvf_initial_max.h5", "pretrain_split.csv",
+                              "previous"]}
     assert _snapshot(out) == before
 
 
@@ -592,7 +594,7 @@ def test_background_rule_follows_the_dataset(tmp_path):
     for ids, kept in ((thumos, True), (anet, False)):
         gt = _two_video_annotations(tmp_path / f"{ids[0]}.json", ids)
         tables, labels = segment_tables(dataclasses.replace(config, dataset_dir="", annotations=str(gt),
-                                                            video_dir=str(tmp_path)))
+                                                            video_dir=str(tmp_path), valid_holdout=0.0))
         regions = tables["train"]["temporal-region-label"].tolist()
         assert labels == ["a", "b"] and regions == ["Action", "Action"] + ["No action"] * kept, ids
 
@@ -727,8 +729,9 @@ def test_config_changes_lists_what_differs_from_the_preset_then_the_options(fake
     assert changes["alpha_c"] == 0.5 and changes["gvf_pooling"] == "max"
     assert set(changes) == {"epochs", "alpha_c", "alpha_r", "gvf_pooling", "gvf_mode", "gvf_momentum",
                             "gvf_refresh_steps", "gvf_stride_frames", "gvf_file"}
+    # the options are always listed (TAC's one, on in the synthetic preset)
     assert config_changes(pretrain_config("synthetic", method="tac", dataset_dir=str(fake_benchmark)),
-                          "synthetic") == {}
+                          "synthetic") == {"match_tsp_steps": True}
 
 
 # ------------------------------------------------------------------ the plateau schedule (PAL §4.1)
@@ -799,7 +802,7 @@ def test_plateau_schedule_resumes_exactly(bench, cache_dir, tmp_path, monkeypatc
     kw = dict(method="tac", epochs=3, max_steps_per_epoch=2, lr_schedule="plateau", lr_milestones=(),
               lr_patience_epochs=1, warmup_epochs=0.0)
     whole = pretrain(tiny_config(bench, cache_dir, tmp_path / "whole", **kw))
-    assert whole.metrics["lr_backbone"].tolist() == pytest.approx([2e-3, 2e-4, 2e-5])
+    assert whole.metrics["lr_heads"].tolist() == pytest.approx([2e-3, 2e-4, 2e-5])
     parts = tiny_config(bench, cache_dir, tmp_path / "parts", **kw)
     pretrain(parts, stop_after_epochs=1)
     state = torch.load(tmp_path / "parts" / "pretrain" / "tac" / "checkpoint.pt", weights_only=True)
@@ -820,7 +823,7 @@ def test_other_methods_keep_their_step_schedule_and_clip(preset):
 
     expected = {"tsp": dict(optimizer="sgd", backbone_lr=1e-4, fc_lr=0.002, stem_lr=0.0, weight_decay=0.005,
                             lr_milestones=(4, 6), lr_gamma=0.01, warmup_epochs=2.0, clip_length_frames=16),
-                "synthetic": dict(optimizer="adam", backbone_lr=2e-3, fc_lr=2e-3, stem_lr=2e-3, weight_decay=1e-4,
+                "synthetic": dict(optimizer="adam", backbone_lr=2e-5, fc_lr=2e-3, stem_lr=2e-5, weight_decay=1e-4,
                                   lr_milestones=(3,), lr_gamma=0.1, warmup_epochs=0.5, clip_length_frames=8)}
     for name in METHODS:
         if name == "pal":
@@ -829,7 +832,8 @@ def test_other_methods_keep_their_step_schedule_and_clip(preset):
         values = config_values(config)
         assert {k: values[k] for k in expected[preset]} == expected[preset], name
         assert config.lr_schedule == "step", name
-        loop = {**config_values(PretrainConfig(method=name, dataset_dir="x")), **PRESETS[preset]}
+        loop = {**config_values(PretrainConfig(method=name, dataset_dir="x")), **PRESETS[preset],
+                **METHODS[name].preset_overrides.get(preset, {})}
         assert {k: values[k] for k in loop} == loop, name
 
 

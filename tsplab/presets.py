@@ -121,7 +121,7 @@ PRESETS: dict[str, DatasetPreset] = {
         default_annotations=(str(DATA_DIR / "thumos14/thumos14_valid_tsp_groundtruth.csv"),
                              str(DATA_DIR / "thumos14/thumos14_test_tsp_groundtruth.csv"))),
     "synthetic": DatasetPreset(
-        "synthetic", r"(train|val)_\d{4}", min_background_clips=1, train_subset="training",
+        "synthetic", r"(src_)?(train|val)_\d{4}", min_background_clips=1, train_subset="training",
         eval_subset="validation", tiou_thresholds=ACTIVITYNET_TIOU, max_predictions=100,
         detad_buckets={"length": (SYNTHETIC_LENGTH_EDGES_S, SIZES), "coverage": _COVERAGE,
                        "num_instances": ((-1, 1, 2, INF), SIZES[:3])},

@@ -60,6 +60,11 @@ class PretrainConfig:
     video_dir: str = ""  # default DATASET/videos
     train_subset: str = "training"
     valid_subset: str = "validation"
+    # Pretraining validation (best epoch, plateau schedule): 0 validates on ``valid_subset`` (TSP
+    # §4.1); a share in (0, 1) holds out that share of the training subset's videos instead, drawn by
+    # ``seed`` (tsplab.sampling.holdout_videos; listed in the run folder's pretrain_split.csv), so that
+    # best.pt is never chosen on the videos a localizer is then scored on.
+    valid_holdout: float = 0.0
     # The dataset preset (tsplab.presets: activitynet | thumos14 | synthetic) whose background rule
     # applies; "" tells it from the annotations' video ids (tsplab.presets.infer_preset).
     dataset: str = ""
@@ -231,29 +236,34 @@ def _old_option_name(key: str, method_name: str, method) -> str | None:
     return None
 
 
-#: Named settings. ``tsp``: the paper's. ``synthetic``: the built-in benchmark (tiny R(2+1)D from the
-#: benchmark's initial encoder ``weights="source"``, TAC on its source set, which is itself trained
-#: with these settings from random weights; 8-frame clips at the videos' 15 fps on 32 px frames, crop
-#: 28 = TSP's 112/128). A randomly initialised encoder needs the stem trained and far larger learning
-#: rates than fine-tuning; Adam at 2e-3, what the benchmark's prototype used, trains it in a few hundred steps
-#: (shared/notes). The schedule keeps TSP's shape (linear warm-up, step decay), shortened to 4 epochs
-#: of 3 clips per segment (~93 steps per epoch for TSP on the default benchmark). One torch thread
-#: beside one loader process: on this 2-core machine 2 OpenMP threads train 1.5x faster when nothing
-#: else runs (117 vs 79 clips/s) but 2-3x *slower* as soon as another process wants a core (19 vs 36
-#: clips/s), so 1 is the safe default (``threads=2`` on a quiet machine). Measured on the default
-#: benchmark (benchmarks/bench_pretrain.py --full, 2 shared cores): TSP 191 s (region loss 0.19,
-#: validation region accuracy 0.93), TAC 91 s, data wait 2 %. The background rule is the dataset's
-#: (the synthetic benchmark: gaps from 1 clip).
+#: Named settings. ``tsp``: the paper's. ``synthetic``: the built-in benchmark: a tiny R(2+1)D
+#: fine-tuned from the benchmark's initial encoder (``weights="source"``: TAC on its source set),
+#: 8-frame clips at the videos' 15 fps on 32 px frames, crop 28 = TSP's 112/128. Adam, the heads at
+#: ``SYNTHETIC_HEAD_LR`` and the encoder (stem and backbone) at ``ENCODER_LR_RATIO`` of it: TSP §4.1
+#: fine-tunes the encoder below its heads (1e-4 against 0.002-0.01); the ratio was chosen by a sweep
+#: on pretraining validation accuracy only (``benchmarks/sweep_encoder_lr.py``; the rule and the
+#: table in the README). A run from random weights (``weights=None``: the source encoder's own run,
+#: PAL from scratch) trains every part at the heads' rate (``pretrain_config``). The schedule keeps
+#: TSP's shape (linear warm-up, step decay), shortened to 4 epochs of 3 clips per segment. The best
+#: epoch is chosen on 15 % of the training videos held out (``valid_holdout``), never on the
+#: localizer's test videos; TAC takes TSP's steps per epoch (``TACOptions.match_tsp_steps``, a
+#: method preset override). One torch thread beside one loader process: on a shared 2-core machine
+#: two OpenMP threads are slower as soon as another process wants a core (``threads=2`` on a quiet
+#: machine). The background rule is the dataset's (the synthetic benchmark: gaps from 1 clip).
 SOURCE_WEIGHTS = "source"  # the synthetic benchmark's initial encoder (resolve_weights)
+
+SYNTHETIC_HEAD_LR = 2e-3
+ENCODER_LR_RATIO = 0.01  # encoder rate / head rate of the synthetic recipe (see above)
 
 PRESETS: dict[str, dict] = {
     "tsp": {},
     "synthetic": dict(
         backbone="r2plus1d_tiny", weights=SOURCE_WEIGHTS,
         clip_length_frames=8, frame_rate=15.0, resize_short_side=32, crop_size=28, clips_per_segment=3,
-        epochs=4, batch_size=32, optimizer="adam", backbone_lr=2e-3,
-        fc_lr=2e-3, stem_lr=2e-3,
+        epochs=4, batch_size=32, optimizer="adam", backbone_lr=ENCODER_LR_RATIO * SYNTHETIC_HEAD_LR,
+        fc_lr=SYNTHETIC_HEAD_LR, stem_lr=ENCODER_LR_RATIO * SYNTHETIC_HEAD_LR,
         weight_decay=1e-4, warmup_epochs=0.5, lr_milestones=(3,), lr_gamma=0.1, workers=1, threads=1,
+        valid_holdout=0.15,
     ),
 }
 
@@ -272,10 +282,13 @@ def pretrain_config(preset: str = "tsp", **overrides) -> PretrainConfig:
         raise InputError(f"unknown pretraining preset {preset!r}; valid presets: {', '.join(PRESETS)}")
     method = get_method(overrides.get("method", PretrainConfig.method))
     values = dict(PRESETS[preset])
+    if preset == "synthetic" and "weights" in overrides and overrides["weights"] is None:
+        # The encoder's lower rates are for fine-tuning a trained encoder (TSP §4.1); a random one
+        # trains every part at the heads' rate (as the source encoder itself is trained).
+        values.update(backbone_lr=values["fc_lr"], stem_lr=values["fc_lr"])
     if preset == "synthetic" and overrides.get("dataset_dir"):
-        bench = resolve(overrides["dataset_dir"]) / "benchmark.json"
-        if bench.is_file():
-            cfg = read_json(bench)["config"]
+        cfg = _benchmark_clip_config(resolve(overrides["dataset_dir"]))
+        if cfg is not None:
             values.update(clip_length_frames=int(cfg["clip_length_frames"]), frame_rate=float(cfg["fps"]),
                           resize_short_side=int(cfg["clip_short_side"]),
                           crop_size=int(round(cfg["clip_short_side"] * 112 / 128)))
@@ -292,6 +305,17 @@ def pretrain_config(preset: str = "tsp", **overrides) -> PretrainConfig:
     values.update(overrides)
     values["options"] = options
     return _build_config(values, method, "PretrainConfig fields")
+
+
+def _benchmark_clip_config(folder: Path) -> dict | None:
+    """The synthetic benchmark config whose clip a run on ``folder`` takes: the benchmark's own
+    (``benchmark.json``) or, for its trimmed source set (``source.json``, e.g. PAL pretraining on
+    ``<benchmark>/source``, PAL §4.1.1), the benchmark's it belongs to; None for other folders."""
+    if (folder / "benchmark.json").is_file():
+        return read_json(folder / "benchmark.json")["config"]
+    if (folder / "source.json").is_file():
+        return read_json(folder / "source.json")["benchmark"]["config"]
+    return None
 
 
 def method_configs(preset: str, methods, *, method_options: dict | None = None, output_name: str = "",
@@ -396,6 +420,9 @@ def _check_values(config: PretrainConfig) -> None:
         raise InputError(f"momentum={config.momentum!r}: must be between 0 and 1")
     if not all(_has_type(m, "float") and m >= 0 for m in config.lr_milestones):
         raise InputError(f"lr_milestones={list(config.lr_milestones)!r}: expected epochs >= 0, e.g. [4, 6]")
+    if not 0 <= config.valid_holdout < 1:
+        raise InputError(f"valid_holdout={config.valid_holdout!r}: must be in [0, 1) (a share of the training "
+                         "videos; 0: validate on valid_subset)")
     if config.crop_size > config.resize_short_side:
         raise InputError(f"crop_size={config.crop_size} is larger than resize_short_side="
                          f"{config.resize_short_side}; the crop must fit in the resized frame")

@@ -328,3 +328,57 @@ class EpochSampler(Sampler):
         if self.pad:
             return math.ceil(n / self.num_replicas)
         return len(range(self.rank, n, self.num_replicas))
+
+
+def holdout_videos(table: pd.DataFrame, share: float, seed: int,
+                   min_videos: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(train, held_out)``: the rows of a segment table split by video, ``share`` of its videos
+    (rounded; at least ``min_videos`` and at most all but 1) held out, drawn by ``seed`` from the
+    sorted video ids. ``min_videos`` 3: a PAL pair needs its source and two background videos, and
+    fewer validation videos say little about an epoch.
+
+    Why: model selection (``best.pt``) needs validation videos that are neither trained on nor the
+    ones a localizer is later scored on; TSP §4.1 selects on the validation subset, which on the
+    synthetic benchmark is also the localizer's test set. Splitting by video (not by segment) keeps
+    every clip of a held-out video out of training."""
+    videos = np.array(sorted(table["video-name"].astype(str).unique()))
+    if len(videos) < 2:
+        raise ValueError(f"holding out videos for validation needs at least 2 training videos, "
+                         f"the table has {len(videos)}")
+    count = min(max(int(round(share * len(videos))), min_videos), len(videos) - 1)
+    held = set(np.random.default_rng((int(seed), 4049)).choice(videos, count, replace=False))
+    mask = table["video-name"].astype(str).isin(held)
+    return table[~mask].reset_index(drop=True), table[mask].reset_index(drop=True)
+
+
+class EpochOfLength(Dataset):
+    """``length`` items per epoch drawn from ``dataset`` (a clip dataset indexed by ``(index, epoch)``
+    keys): item ``i`` of epoch ``e`` is entry ``i`` of ``rounds`` concatenated permutations of the
+    dataset's items drawn by ``(seed, e)``, read with the key ``(item, e * rounds + i // len)``, so
+    an item repeated within an epoch gets a fresh random draw (another jittered clip start).
+
+    Why: to give two methods the same number of optimiser steps per epoch when their datasets differ
+    in size (TAC trains on foreground clips only, TSP on as many background clips beside them)."""
+
+    def __init__(self, dataset, length: int, seed: int = 0):
+        if length < 1 or len(dataset) < 1:
+            raise ValueError(f"an epoch of {length} items from a dataset of {len(dataset)}: both must be >= 1")
+        self.dataset, self.length, self.seed = dataset, int(length), int(seed)
+        self.rounds = math.ceil(self.length / len(dataset))
+        self.dropped = getattr(dataset, "dropped", pd.DataFrame())
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        if self._order is None or self._order[0] != epoch:
+            rng = np.random.default_rng((self.seed, epoch, 104729))
+            n = len(self.dataset)
+            self._order = (epoch, np.concatenate([rng.permutation(n) for _ in range(self.rounds)]))
+        return self._order[1]
+
+    def __getitem__(self, key) -> dict:
+        index, epoch = item_key(key, self.length)
+        item = int(self._epoch_order(epoch)[index])
+        return self.dataset[(item, epoch * self.rounds + index // len(self.dataset))]

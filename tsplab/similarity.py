@@ -7,6 +7,10 @@
   minus that of (action clip, background clip) pairs of the same video (fg-bg), averaged over
   videos. TSP's paper shows this only as pictures; this difference is what the pictures contrast
   (its "consensus" and "sharpness").
+- A width-independent number beside it: a linear probe telling foreground from background clips,
+  cross-validated over videos (no video in both a probe's training and test folds), scored by its
+  held-out ROC AUC and balanced accuracy (:func:`probe_sensitivity`). A cosine difference depends on
+  the feature width (a two-stream set is twice as wide); a held-out share of clips does not.
 - BSP Fig. 4: absolute differences between consecutive clip features, at ground-truth boundaries
   vs inside segments. BSP normalises the feature vectors first and histograms the element-wise
   differences of one clip pair; we summarise each consecutive pair by its mean absolute
@@ -214,3 +218,97 @@ def boundary_difference_summary(differences: pd.DataFrame) -> pd.DataFrame:
     mean.columns.name = None
     return mean.reindex(pd.unique(differences["feature_set"])).reset_index()
 
+
+
+# --------------------------------------------------------------------------------------------
+# Width-independent sensitivity: a cross-validated linear probe, foreground vs background
+# --------------------------------------------------------------------------------------------
+
+def video_folds(videos, folds: int, seed: int = 0) -> dict[str, int]:
+    """``{video: fold}``: the videos dealt into ``folds`` folds (sizes differing by at most one) in
+    an order drawn by ``seed``, so that every clip of a video is in one fold only."""
+    videos = sorted(set(videos))
+    order = np.random.default_rng((int(seed), 6151)).permutation(len(videos))
+    return {videos[i]: rank % folds for rank, i in enumerate(order)}
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iterations: int = 25) -> np.ndarray:
+    """Weights ``[C + 1]`` (bias last) of an L2-regularised logistic regression of ``y`` (0/1) on ``x``
+    ``[N, C]``, the two classes weighted equally (each carries half the loss, however many clips
+    it has), fitted by Newton's method. The bias is not penalised."""
+    a = np.hstack([np.asarray(x, dtype=np.float64), np.ones((len(x), 1))])
+    y = np.asarray(y, dtype=np.float64)
+    weight = np.where(y > 0, 0.5 / max(y.sum(), 1), 0.5 / max((1 - y).sum(), 1))
+    penalty = np.full(a.shape[1], l2)
+    penalty[-1] = 0.0
+    w = np.zeros(a.shape[1])
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(a @ w, -30, 30)))
+        grad = a.T @ (weight * (p - y)) + penalty * w
+        hess = (a * (weight * p * (1 - p))[:, None]).T @ a + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve of ``score`` for the 0/1 labels ``y`` (Mann-Whitney, ties half); NaN
+    without both classes."""
+    y = np.asarray(y, dtype=bool)
+    pos, neg = int(y.sum()), int((~y).sum())
+    if not pos or not neg:
+        return float("nan")
+    ranks = pd.Series(np.asarray(score, dtype=np.float64)).rank(method="average").to_numpy()
+    return float((ranks[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def probe_scores(features: np.ndarray, foreground: np.ndarray, videos: np.ndarray, *, folds: int = 5,
+                 seed: int = 0, l2: float = 1e-2) -> dict:
+    """Held-out foreground/background probe of clip ``features`` ``[N, C]`` (``foreground`` bool
+    ``[N]``, ``videos`` ``[N]`` each clip's video): for each fold of videos (:func:`video_folds`), a
+    logistic regression (:func:`fit_logistic`) on the standardised features of the other folds' clips
+    scores this fold's clips. Returns ``probe_auc`` (ROC AUC of the held-out scores, chance 0.5),
+    ``probe_accuracy`` (balanced accuracy at the classes-weighted-equally threshold, chance 0.5),
+    ``num_clips`` and ``num_videos``.
+
+    Why: the cosine difference (:func:`temporal_sensitivity`) is not comparable across feature widths
+    (a two-stream set joins two encoders' features); a probe's held-out accuracy is a share of clips,
+    whatever the width. Folds by video: a clip's neighbours in its own video are near copies of it,
+    and a probe tested on clips of its training videos would score their memory."""
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(foreground, dtype=bool)
+    fold_of = video_folds(videos, folds, seed)
+    fold = np.array([fold_of[v] for v in videos])
+    score = np.full(len(y), np.nan)
+    for k in range(min(folds, len(fold_of))):
+        test, train = fold == k, fold != k
+        if not test.any() or len(np.unique(y[train])) < 2:
+            continue
+        mean, std = x[train].mean(0), x[train].std(0)
+        std = np.where(std > 0, std, 1.0)
+        w = fit_logistic((x[train] - mean) / std, y[train], l2)
+        score[test] = ((x[test] - mean) / std) @ w[:-1] + w[-1]
+    done = ~np.isnan(score)
+    yd, sd = y[done], score[done]
+    recalls = [np.mean(sd[yd] > 0) if yd.any() else np.nan, np.mean(sd[~yd] <= 0) if (~yd).any() else np.nan]
+    return dict(probe_auc=roc_auc(yd, sd), probe_accuracy=float(np.mean(recalls)),
+                num_clips=int(done.sum()), num_videos=len(set(np.asarray(videos)[done])))
+
+
+def probe_sensitivity(feature_folders: dict, instances: pd.DataFrame, videos=None, *, folds: int = 5,
+                      seed: int = 0) -> pd.DataFrame:
+    """One row per feature set: :func:`probe_scores` of its clips (foreground: the clip's centre inside
+    an action, as in :func:`video_sensitivity`) over the videos (default: ``common_videos``), with
+    ``feature_set``, ``probe_auc``, ``probe_accuracy``, ``num_clips`` and ``num_videos``."""
+    parts: dict[str, list] = {}
+    for name, video, features, meta, segments in iter_video_features(feature_folders, instances, videos):
+        fg = clip_membership(segments, meta.clip_centre_s(len(features))).any(axis=0)
+        parts.setdefault(name, []).append((np.asarray(features), fg, np.full(len(fg), video, dtype=object)))
+    rows = []
+    for name in feature_folders:
+        x, fg, vid = (np.concatenate(c) for c in zip(*parts[name])) if parts.get(name) else ([], [], [])
+        scores = probe_scores(x, fg, vid, folds=folds, seed=seed) if len(x) else {}
+        rows.append({"feature_set": name, **scores})
+    return pd.DataFrame(rows, columns=["feature_set", "probe_auc", "probe_accuracy", "num_clips", "num_videos"])

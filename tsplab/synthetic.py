@@ -1041,9 +1041,9 @@ def source_pretrain_config(benchmark_dir, *, seed: int | None = None, progress: 
     seed = read_benchmark_config(folder)[1] if seed is None else int(seed)
     config = pretrain_config("synthetic", method="tac", dataset_dir=str(folder), weights=None,
                              dataset="synthetic", run_dir=str(folder / SOURCE_ENCODER_DIR), seed=seed,
-                             progress=progress)
-    # The source ids (src_train_0000) match no preset's pattern: the background rule is named
-    # (dataset="synthetic"); trimmed videos have no background anyway.
+                             progress=progress, valid_holdout=0.0)
+    # The background rule is named (dataset="synthetic"); trimmed videos have no background anyway.
+    # The source set's own validation videos choose its best epoch: none of them is a target video.
     return dataclasses.replace(config, dataset_dir=str(folder / SOURCE_DIR))
 
 

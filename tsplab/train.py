@@ -6,7 +6,8 @@ first 2 epochs (per iteration, from 1e-5 of the rate), decay x0.01 at epochs 4 a
 32 clips per process, learning rates scaled linearly with the number of processes; AMP on CUDA only
 (bf16 where supported, else fp16 with a gradient scaler; never on the CPU, where reduced precision is
 far slower). Validation after every epoch: clip accuracy per head; the epoch with the best average
-accuracy is kept as ``best.pt`` (TSP's model selection). ``lr_schedule="plateau"`` replaces the step
+accuracy is kept as ``best.pt`` (TSP's model selection), on the validation subset or, with
+``valid_holdout`` > 0, on that share of the training videos held out of training. ``lr_schedule="plateau"`` replaces the step
 decay by a decay x``lr_gamma`` when the validation loss stops improving (PAL §4.1; ``WarmupPlateau``,
 stepped once per epoch, its state in the checkpoint's scheduler state); the warm-up applies to both.
 
@@ -21,7 +22,8 @@ Run folder ``<run_dir>/pretrain/<output_name or method>/``: ``config.json``, ``m
 per epoch), ``checkpoint.pt`` (the latest epoch: model, optimizer, scheduler, scaler, epoch, RNG
 states, config, method state), ``best.pt`` (``{"model", "config", "epoch", "metrics"}``; the backbone
 under ``features.``, the layout ``tsplab.backbones.load_backbone_weights`` and feature extraction
-read), ``data_report.csv`` (every segment or video left out, with the reason), and the method's own
+read), ``data_report.csv`` (every segment or video left out, with the reason), ``pretrain_split.csv`` (the
+videos trained and validated on), and the method's own
 files (``run_files``: TSP's frozen GVFs ``gvf_initial_max.h5``). Only process 0 writes.
 
 Nothing is lost on bad input: settings, files, initial weights and data are checked before the run
@@ -69,6 +71,7 @@ CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
 METRICS = "metrics.csv"
 DATA_REPORT = "data_report.csv"
+SPLIT = "pretrain_split.csv"
 
 
 
@@ -293,18 +296,24 @@ def background_rule(config: PretrainConfig, video_ids, source="annotations") -> 
 def segment_tables(config: PretrainConfig, report: list | None = None) -> tuple[dict, list[str]]:
     """``({"train": table, "valid": table}, labels)``: the TSP segment tables of the training and
     validation subsets (``tsplab.annotations.build_segment_table``, background rule
-    :func:`background_rule`) and the sorted action classes. Rows the tables drop go to ``report``."""
+    :func:`background_rule`) and the sorted action classes. Rows the tables drop go to ``report``.
+    With ``valid_holdout`` > 0 the validation table is that share of the training subset's videos
+    (``tsplab.sampling.holdout_videos``), left out of the training table; the validation subset is
+    not read."""
     from tsplab.annotations import build_segment_table, read_annotations
+    from tsplab.sampling import holdout_videos
 
     paths = data_paths(config)
     ann_path, valid_path = paths["annotations"], paths["valid_annotations"]
+    holdout = config.valid_holdout > 0
     ann = read_annotations(ann_path)
-    valid_ann = ann if valid_path == ann_path else read_annotations(valid_path)
+    valid_ann = ann if valid_path == ann_path or holdout else read_annotations(valid_path)
     ids = pd.concat([ann.videos["video"], valid_ann.videos["video"]])
     rule = background_rule(config, ids, source=ann_path)
     report = report if report is not None else []
     tables = {}
-    for split, source, subset in (("train", ann, config.train_subset), ("valid", valid_ann, config.valid_subset)):
+    splits = (("train", ann, config.train_subset),) + (() if holdout else (("valid", valid_ann, config.valid_subset),))
+    for split, source, subset in splits:
         part = source.subset(subset) if subset in source.subsets else None
         if part is None or not len(part.videos):
             field = "train_subset" if split == "train" else "valid_subset"
@@ -313,7 +322,20 @@ def segment_tables(config: PretrainConfig, report: list | None = None) -> tuple[
         tables[split], dropped = build_segment_table(part, **rule)
         for row in dropped.to_dict("records"):
             report.append({"split": split, "stage": "segment table", **_short_record(row)})
+    if holdout:
+        try:
+            tables["train"], tables["valid"] = holdout_videos(tables["train"], config.valid_holdout, config.seed)
+        except ValueError as exc:
+            raise InputError(f"valid_holdout={config.valid_holdout}: {exc}") from None
     return tables, list(ann.labels)
+
+
+def pretrain_split(data: PretrainData) -> pd.DataFrame:
+    """``video, split`` ("train" / "valid") of every video of a run's segment tables: the run folder's
+    ``pretrain_split.csv``, which says on which videos ``best.pt`` was chosen."""
+    rows = [pd.DataFrame({"video": sorted(table["video-name"].astype(str).unique()), "split": split})
+            for split, table in (("train", data.train_table), ("valid", data.valid_table))]
+    return pd.concat(rows, ignore_index=True)
 
 
 def prepare_data(config: PretrainConfig, dist: DistContext | None = None,
@@ -791,7 +813,7 @@ def _pretrain(config: PretrainConfig, dist: DistContext, *, resume: bool,
     # The initial weights are read before the data: a bad path must not wait for the frame cache.
     loop, data_report = _build_loop(config, dist, _load_initial_weights(config))
     # Every input is checked and the data is ready: only now is the run folder written.
-    previous = _open_run_folder(config, dist, data_report, fresh=checkpoint is None)
+    previous = _open_run_folder(config, dist, data_report, pretrain_split(loop.ctx.data), fresh=checkpoint is None)
     try:
         loop.method.setup(loop.ctx)  # before loading a checkpoint: frozen GVFs come from the initial encoder
         start_epoch = restore_checkpoint(loop, checkpoint) if checkpoint is not None else 0
@@ -815,10 +837,10 @@ def _pretrain(config: PretrainConfig, dist: DistContext, *, resume: bool,
                           checkpoint=config.output_dir / CHECKPOINT, data_report=data_report, model=loop.model)
 
 
-def _open_run_folder(config: PretrainConfig, dist: DistContext, data_report: pd.DataFrame, *,
-                     fresh: bool) -> "_PreviousRun":
+def _open_run_folder(config: PretrainConfig, dist: DistContext, data_report: pd.DataFrame,
+                     split: pd.DataFrame, *, fresh: bool) -> "_PreviousRun":
     """Process 0 makes the run folder; a fresh run sets an earlier run's files aside and writes its
-    ``config.json``; every run writes its ``data_report.csv``."""
+    ``config.json``; every run writes its ``data_report.csv`` and ``pretrain_split.csv``."""
     out_dir = config.output_dir
     previous = _PreviousRun(out_dir)
     if dist.is_main:
@@ -827,6 +849,7 @@ def _open_run_folder(config: PretrainConfig, dist: DistContext, data_report: pd.
             previous.set_aside(config)
             save_config(config, out_dir)
         write_csv(out_dir / DATA_REPORT, data_report)
+        write_csv(out_dir / SPLIT, split)
     barrier()
     return previous
 
@@ -853,7 +876,8 @@ class _PreviousRun(PreviousRun):
     RESULTS = (CHECKPOINT, BEST, METRICS, "epoch_*.pt")
 
     def __init__(self, out_dir: Path):
-        others = (DATA_REPORT, "config.json", *dict.fromkeys(p for m in METHODS.values() for p in m.run_files))
+        others = (DATA_REPORT, SPLIT, "config.json",
+                  *dict.fromkeys(p for m in METHODS.values() for p in m.run_files))
         super().__init__(out_dir, self.RESULTS, others, first_result="first checkpoint",
                          instead=" (resume=True continues the earlier run instead)")
 

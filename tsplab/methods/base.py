@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 @dataclasses.dataclass
 class NoOptions:
-    """The options of a method that has none (TAC)."""
+    """The options of a method that has none."""
 
 
 @dataclasses.dataclass

@@ -151,12 +151,13 @@ class SynthesisSource:
         through the run's frame cache): ``config`` itself for the target; for a source set, its folder
         with ActivityNet's ``training`` / ``validation`` subsets. A trimmed video is one action with no
         background, so the background rule is a plain one-clip gap (no dataset preset: a source set's
-        ids match none)."""
+        ids match none). The source set's own validation videos, none of them a target video, choose
+        the best epoch (``valid_holdout=0``)."""
         if self.kind == SOURCE_TARGET:
             return config
         return dataclasses.replace(config, dataset_dir=str(self.folder), annotations="", valid_annotations="",
                                    video_dir="", train_subset="training", valid_subset="validation",
-                                   dataset="", min_background_clips=1.0)
+                                   dataset="", min_background_clips=1.0, valid_holdout=0.0)
 
     def record(self, train_videos: int, valid_videos: int) -> dict:
         """What ``bsp_source.json`` in the run folder says (so a result can name its source)."""

@@ -17,6 +17,10 @@ No labels are used: the datasets read only the videos of the segment tables. The
 is ``region``: the top-1 accuracy of retrieving each query region's positive key among the batch's
 keys, a label-free number the loop's best-epoch selection uses.
 
+``pasting=False`` (:class:`PALOptions`) is the MoCo-v2-style baseline of PAL Table 1 on the same
+encoder, data, budget and negatives: the two views are one region of a source video, nothing pasted,
+differing only in their augmentation (instance discrimination).
+
 PAL released no code. The choices the paper leaves open are marked ``# Choice:`` below.
 The method's options are :class:`PALOptions` (``--set queue_size=4096``; the paper's values).
 The paper's optimisation and clip (Adam, lr 1e-4, weight decay 1e-5, ÷10 on a validation-loss
@@ -61,6 +65,12 @@ class PALOptions:
     dense: bool = True  # Table 3: region of several clips (False: one clip)
     scale_aware: bool = True  # Table 3: stride drawn from 1..max_stride (False: stride 1)
     paste: bool = True  # Table 3: paste onto background videos (False: the region alone)
+    # False: the MoCo-v2-style control (PAL's baseline, Table 1: instance discrimination), nothing
+    # pasted: one region of a source video (J clips, or 1 when not dense; its stride as drawn) is read
+    # once and its two views differ only in their augmentation. Same encoder, data, steps and
+    # negatives as PAL. ``paste``, ``background`` and ``beta_range`` do not apply then. (``paste=False``
+    # is Table 3's ablation instead: two regions drawn apart, each alone.)
+    pasting: bool = True
     background: str = "different"  # Table 3: "different" (v_n != v_m) | "same" background video
     # Shuffled BN on one device (MoCo §3.3; see PAL.step): both encoders normalise each of this many
     # sub-batches of videos with its own statistics, the key encoder on a shuffled batch. 1: plain BN.
@@ -226,12 +236,14 @@ class PALDataset(Dataset):
         self.frame_side = int(frame_side)
         self.seed, self.fixed = int(seed), bool(fixed)
         o = options
+        self.pasting = bool(o.pasting)  # False: one region, read once, in both views (MoCo-v2 control)
+        paste = bool(o.paste) and self.pasting
         # J clips per synthesized video; without paste the region is the video (1 clip when not dense).
-        self.num_clips = int(o.clips_per_video) if o.paste or o.dense else 1
+        self.num_clips = int(o.clips_per_video) if paste or o.dense else 1
         self.view_args = dict(num_clips=int(o.clips_per_video), max_region_clips=int(o.max_region_clips),
                               max_stride=int(o.max_stride), beta_range=tuple(o.beta_range),
-                              dense=bool(o.dense), scale_aware=bool(o.scale_aware), paste=bool(o.paste))
-        self.paste, self.same_background = bool(o.paste), o.background == "same"
+                              dense=bool(o.dense), scale_aware=bool(o.scale_aware), paste=paste)
+        self.paste, self.same_background = paste, o.background == "same"
         self.samples_per_video = int(o.samples_per_video)
         needed = 1 + (0 if not self.paste else 1 if self.same_background else 2)
         if len(self.videos) < needed:
@@ -278,7 +290,10 @@ class PALDataset(Dataset):
         source_row = index // self.samples_per_video
         source = centre_square(self._frames(source_row), self.frame_side)
         backgrounds = self._backgrounds(source_row, rng)
-        views = [self._synthesize(source, source_row, bg_row, rng, index) for bg_row in backgrounds]
+        if self.pasting:
+            views = [self._synthesize(source, source_row, bg_row, rng, index) for bg_row in backgrounds]
+        else:
+            views = [self._synthesize(source, source_row, -1, rng, index)] * 2  # one clip, two views
         return {
             "clip": torch.from_numpy(np.stack([video for video, _, _ in views])),
             "region": torch.tensor([(v["start_clip"], v["end_clip"]) for _, v, _ in views], dtype=torch.int64),

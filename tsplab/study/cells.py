@@ -288,12 +288,14 @@ def _read_if_file(path: Path):
 def cell_metrics(spec: CellSpec) -> dict:
     """The cell's numbers (percent, sensitivity as a cosine difference): ``mAP@t`` per tIoU and
     ``average mAP`` (the localizer's metrics.json), ``AR@n`` and ``AUC`` (its predictions as
-    class-agnostic proposals), ``mAP_N <bucket>`` (DETAD average mAP_N per length bucket) and
-    ``sensitivity`` (``tsplab.similarity.temporal_sensitivity`` of the cell's features)."""
+    class-agnostic proposals), ``mAP_N <bucket>`` (DETAD average mAP_N per length bucket),
+    ``sensitivity`` (``tsplab.similarity.temporal_sensitivity`` of the cell's features) and
+    ``probe sensitivity`` (the held-out ROC AUC, in percent, of ``tsplab.similarity.probe_sensitivity``:
+    comparable across feature widths, where the cosine difference is not)."""
     from tsplab.annotations import read_annotations
     from tsplab.detad import bucket_average_map
     from tsplab.metrics import evaluate_proposals, read_predictions
-    from tsplab.similarity import temporal_sensitivity
+    from tsplab.similarity import probe_sensitivity, temporal_sensitivity
 
     name = spec.condition.name
     run = spec.cell_dir / "localization" / name
@@ -312,6 +314,8 @@ def cell_metrics(spec: CellSpec) -> dict:
                     for row in buckets.itertuples() if row.bucket != "all"})
     sensitivity = temporal_sensitivity({name: cell_features(spec)}, ground_truth)
     metrics["sensitivity"] = float(sensitivity["sensitivity"].iloc[0])
+    metrics["probe sensitivity"] = 100 * float(probe_sensitivity({name: cell_features(spec)}, ground_truth)
+                                               ["probe_auc"].iloc[0])
     return {k: float(v) for k, v in metrics.items()}
 
 
