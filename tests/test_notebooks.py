@@ -86,7 +86,8 @@ def test_a_typo_in_04s_method_stops_before_any_work(tmp_path):
                      tmp_path)
     assert error.value.ename == "InputError"
     assert error.value.evalue == "method: 'tps' is not a valid choice; valid: tac, tsp, bsp, pal, random"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["04_extract_features.ipynb"]
+    # the executed notebook and its kernel's log (tsplab.pipeline.run_notebook), nothing else
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["04_extract_features.ipynb", "04_extract_features.kernel.log"]
 
 
 @pytest.mark.slow
@@ -99,4 +100,5 @@ def test_an_unknown_papermill_parameter_stops_the_notebook(tmp_path):
     assert error.value.ename == "InputError"
     assert error.value.evalue.startswith("unknown parameter(s) epoch: the notebook's parameters cell does not "
                                          "declare them; valid: dataset_preset, ground_truth, perturbations, ")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["06_detad_length_analysis.ipynb"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["06_detad_length_analysis.ipynb",
+                                                         "06_detad_length_analysis.kernel.log"]
