@@ -659,6 +659,8 @@ def test_the_forest_plot_draws_each_familys_claims_coloured_by_verdict():
                for line in fig.axes[0].lines}
     assert "tab:green" in colours and "tab:grey" in colours  # holds; inconclusive (2, 1, 0, -1 vs -1)
     assert "tab:red" in {line.get_color() for line in fig.axes[1].lines}  # b > a does not hold
+    claims = claims_table(cells, [Claim("a > d", "a", "d", "average mAP", family="F")])  # d is no condition here
+    assert [t.get_text() for t in plot_claims_forest(claims).axes[0].texts] == ["n/a: not measured (d not in this study)"]
 
 
 def test_confirmatory_studies_vary_the_data_by_default():

@@ -688,6 +688,9 @@ def plot_claims_forest(claims: pd.DataFrame) -> Figure:
         y = np.arange(len(rows))[::-1]
         for yi, row in zip(y, rows.itertuples()):
             colour = _verdict_colour(row.verdict)
+            if not np.isfinite(row.difference):  # not measured here: say so rather than leave a blank row
+                ax.annotate(f"n/a: {_short(str(row.verdict), 70)}", xy=(0.01, yi), xycoords=("axes fraction", "data"),
+                            fontsize=7, color="grey", va="center")
             if np.isfinite(row.adj_low):
                 ax.plot([row.adj_low, row.adj_high], [yi, yi], color=colour, linewidth=2)
             ax.plot(row.difference, yi, "o", color=colour, markersize=5)
