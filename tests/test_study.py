@@ -730,3 +730,22 @@ def test_a_tampered_cell_record_is_one_line_naming_the_field(tmp_path, record, n
     path = tmp_path / "tac_source" / "seed0" / "cell.json"
     with pytest.raises(InputError, match=f"^{path}: {re.escape(named)}; rerun the cell"):
         study.cells_table(tmp_path, get_conditions(["tac_source"], STUDY1), 1)
+
+
+def test_cli_study_with_stale_cells_kept_exits_1_naming_them(tmp_path, monkeypatch, capsys):
+    """Kept with --keep-stale, cells of other code are out of every table: the study did not measure
+    them, so the exit status says the work is incomplete and stderr names them."""
+    from tsplab.study.statistics import CLAIM_COLUMNS
+
+    cells = pd.DataFrame({"cell": ["tac_source/seed0", "tac_target/seed0"], "condition": ["tac_source", "tac_target"],
+                          "seed": [0, 0], "status": ["finished", "stale"]})
+    claims = pd.DataFrame(columns=CLAIM_COLUMNS).assign(test=[])
+    result = study.StudyResult(tmp_path, cells, pd.DataFrame(), pd.DataFrame({"metric": []}), claims,
+                               skipped=["tac_source/seed0"], stale=["tac_target/seed0"])
+    monkeypatch.setattr(study, "run_study", lambda *args, **kwargs: result)
+    assert cli.main(["study", "--out", str(tmp_path), "--keep-stale"]) == 1
+    err = capsys.readouterr().err
+    assert "1 of 2 cells are stale (made by other code, kept with --keep-stale) and left out of the tables: " \
+           "tac_target/seed0;" in err
+    result.stale = []
+    assert cli.main(["study", "--out", str(tmp_path)]) == 0

@@ -755,8 +755,11 @@ def _run_study(args) -> int:
         print(f"{len(failed)} of {len(result.cells)} cells did not finish: listed in {result.out_dir}/cells.csv "
               f"(each cell's cell.json holds the error, its executed notebook beside it): "
               f"{', '.join(failed['cell'])}", file=sys.stderr)
-        return 1
-    return 0
+    if result.stale:  # kept on request, but made by other code: the tables leave them out
+        print(f"{len(result.stale)} of {len(result.cells)} cells are stale (made by other code, kept with "
+              f"--keep-stale) and left out of the tables: {', '.join(result.stale)}; rerun without --keep-stale "
+              "to measure them with this code", file=sys.stderr)
+    return 1 if len(failed) or result.stale else 0
 
 
 _SUBCOMMANDS = [_add_synth, _add_segments, _add_standardize, _add_pretrain, _add_extract, _add_gvf,
