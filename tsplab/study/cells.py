@@ -312,10 +312,10 @@ def cell_metrics(spec: CellSpec) -> dict:
     buckets = bucket_average_map(ground_truth, predictions, "length", preset=DATASET, durations=durations)
     metrics.update({f"mAP_N {row.bucket}": 100 * row.average_mAP
                     for row in buckets.itertuples() if row.bucket != "all"})
-    sensitivity = temporal_sensitivity({name: cell_features(spec)}, ground_truth)
+    folders = {name: cell_features(spec)}  # both measures read the same feature folder(s)
+    sensitivity = temporal_sensitivity(folders, ground_truth)
     metrics["sensitivity"] = float(sensitivity["sensitivity"].iloc[0])
-    metrics["probe sensitivity"] = 100 * float(probe_sensitivity({name: cell_features(spec)}, ground_truth)
-                                               ["probe_auc"].iloc[0])
+    metrics["probe sensitivity"] = 100 * float(probe_sensitivity(folders, ground_truth)["probe_auc"].iloc[0])
     return {k: float(v) for k, v in metrics.items()}
 
 
