@@ -1,7 +1,9 @@
 """Rendering: the frames of a planned video (uint8 [T, H, W, 3]) and its frame labels [T].
 
 The plain path is here; a config with dials on goes through ``tsplab.benchmark.dial_render``, which
-draws the same random numbers first and adds what its dials ask for.
+draws the same random numbers first and adds what its dials ask for. Frames are deterministic in
+(config, seed, video) with the same numpy on the same kind of CPU (vectorised sin/exp may differ in the
+last bit across instruction sets, moving a pixel by one grey level).
 """
 from __future__ import annotations
 
