@@ -107,12 +107,12 @@ def quietness(before: dict, after: dict) -> dict:
 
 def demo_videos(folder: Path, count: int) -> list[tuple[str, Path]]:
     """The first ``count`` videos (by id) of the synthetic ``default`` preset, seed 0: the very files
-    the demo's benchmark has (rendered and encoded as ``tsplab.synthetic.generate_benchmark`` does),
+    the demo's benchmark has (rendered and encoded as ``tsplab.benchmark.generate_benchmark`` does),
     without its hundreds of other videos."""
-    from tsplab.synthetic import PRESETS, plan_benchmark, render_video
+    from tsplab.benchmark import SIZES, plan_benchmark, render_video
     from tsplab.video import write_video
 
-    config = PRESETS["default"]
+    config = SIZES["default"]
     plans = sorted(plan_benchmark(config, 0), key=lambda p: p.video)[:count]
     videos = []
     for plan in plans:

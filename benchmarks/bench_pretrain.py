@@ -23,13 +23,14 @@ Run folders go to ``--run-dir`` (frame cache shared). Prints one row per method.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
 import pandas as pd
 import torch
 
-from tsplab.synthetic import generate_benchmark
+from tsplab.benchmark import generate_benchmark
 from tsplab.pretrain_config import pretrain_config
 from tsplab.train import pretrain
 
@@ -90,7 +91,8 @@ def threads(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="runs/bench/benchmark")
-    parser.add_argument("--preset", default="default", help="synthetic benchmark preset")
+    parser.add_argument("--size", "--preset", dest="size", default="default",
+                        help="synthetic benchmark size (--preset: its deprecated spelling)")
     parser.add_argument("--run-dir", default="runs/bench")
     parser.add_argument("--methods", nargs="+", default=["tac", "tsp"])
     parser.add_argument("--steps", type=int, default=200, help="training steps per method (at most)")
@@ -102,8 +104,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch threads (default: the preset's, 1)")
     parser.add_argument("--full", action="store_true", help="whole runs with the synthetic preset + probes")
     args = parser.parse_args()
+    if "--preset" in sys.argv[1:]:
+        print("bench_pretrain: --preset is deprecated here, use --size", file=sys.stderr)
 
-    generate_benchmark(args.dataset, args.preset)
+    generate_benchmark(args.dataset, args.size)
     if args.full:
         full_runs(args)
         return

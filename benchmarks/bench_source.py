@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from tsplab import synthetic as S
+from tsplab.benchmark import generate_benchmark
 from tsplab.annotations import read_annotations
 from tsplab.features.config import ExtractionConfig
 from tsplab.features.extraction import extract_features
@@ -23,7 +24,7 @@ def main():
     run = Path("runs/bench_source")
     bench = run / "benchmark"
     t = time.perf_counter()
-    S.generate_benchmark(bench, "default", seed=0, workers=2, progress=False)
+    generate_benchmark(bench, "default", seed=0, workers=2, progress=False)
     print(f"benchmark (target and source set) ready in {time.perf_counter() - t:.0f} s", flush=True)
     t = time.perf_counter()
     encoder = S.ensure_source_encoder(bench, progress=False)

@@ -60,7 +60,7 @@ def no_cuda_message() -> str | None:
 
 def make_dataset(folder: Path, size: dict, workers: int) -> Path:
     """A synthetic benchmark (annotations.json + videos/) big enough for the steps asked."""
-    from tsplab.synthetic import SyntheticConfig, generate_benchmark
+    from tsplab.benchmark import SyntheticConfig, generate_benchmark
 
     return generate_benchmark(folder, SyntheticConfig(**size["dataset"]), 0, workers=workers, progress=False)
 

@@ -49,7 +49,7 @@ def run(dataset: str, run_dir: str, method: str, ratio: float, args, gvf_file: s
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", required=True, help="the default synthetic benchmark (tsplab synth --preset default)")
+    p.add_argument("--dataset", required=True, help="the default synthetic benchmark (tsplab synth --size default)")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--ratios", default="1,0.1,0.03,0.01", help="encoder rate / head rate")
     p.add_argument("--methods", default="tac,tsp")

@@ -21,7 +21,7 @@ def tiny_benchmark(tmp_path_factory) -> Path:
     """A generated ``tiny`` synthetic benchmark (seed 0): ``videos/*.mp4``, ``annotations.json``,
     ``action_label_mapping.json``, ``benchmark.json``. Made once per test session (seconds); treat it
     as read-only (copy it to change it)."""
-    from tsplab.synthetic import generate_benchmark
+    from tsplab.benchmark import generate_benchmark
 
     return generate_benchmark(tmp_path_factory.mktemp("synthetic") / "tiny", "tiny", seed=0,
                               workers=1, progress=False)

@@ -71,8 +71,8 @@ def test_an_end_to_end_run_that_lost_clips_is_refused(bench, monkeypatch):
 def test_demo_videos_are_the_first_ones_of_the_preset_and_only_those(bench, tmp_path):
     (tmp_path / "zzz_extra.mp4").write_bytes(b"a larger run's video")  # the folder may hold more
     videos = bench.demo_videos(tmp_path, 2)
-    from tsplab.synthetic import PRESETS, plan_benchmark
-    first = sorted(p.video for p in plan_benchmark(PRESETS["default"], 0))[:2]
+    from tsplab.benchmark import SIZES, plan_benchmark
+    first = sorted(p.video for p in plan_benchmark(SIZES["default"], 0))[:2]
     assert [v for v, _ in videos] == first
     assert all(path.is_file() and path.parent == tmp_path for _, path in videos)
     stamps = [path.stat().st_mtime_ns for _, path in videos]

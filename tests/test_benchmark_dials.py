@@ -1,5 +1,5 @@
-"""The benchmark dials (tsplab.benchmark_dials) and their manipulation checks
-(tsplab.manipulation_checks): with every dial off the benchmark is main's, byte for byte; each dial
+"""The benchmark dials (tsplab.benchmark.dials) and their manipulation checks
+(tsplab.benchmark.checks): with every dial off the benchmark is main's, byte for byte; each dial
 moves its own check in the direction it exists for."""
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 
 from tsplab import annotations as A
-from tsplab import benchmark_dials as D
-from tsplab import manipulation_checks as C
-from tsplab import synthetic as S
+from tsplab import benchmark as S
+from tsplab.benchmark import checks as C
+from tsplab.benchmark import dials as D
+from tsplab.benchmark import generate as G
 from tsplab.cli import main
 from tsplab.errors import InputError
 
-TINY = S.PRESETS["tiny"]
+TINY = S.SIZES["tiny"]
 REFERENCE = json.loads((Path(__file__).with_name("synthetic_tiny_seed0_hashes.json")).read_text())
 
 
@@ -70,12 +71,12 @@ def test_all_dials_off_is_byte_identical_to_main(tiny_benchmark):
     assert frames == REFERENCE["frames"]
 
 
-def _with(preset="tiny", **levels):
-    return dataclasses.replace(S.PRESETS[preset], dials=D.BenchmarkDials(**levels))
+def _with(size="tiny", **levels):
+    return dataclasses.replace(S.SIZES[size], dials=D.BenchmarkDials(**levels))
 
 
 def test_dials_validate_parse_and_are_recorded_only_when_on():
-    assert S.SyntheticConfig(dials=D.BenchmarkDials()) == S.PRESETS["default"]  # all off: the plain config
+    assert S.SyntheticConfig(dials=D.BenchmarkDials()) == S.SIZES["default"]  # all off: the plain config
     assert D.parse_dial_options([]) is None
     dials = D.parse_dial_options(["context_distractors=0.5", "onset_cue=1", "onset_cue_kind=size"])
     assert (dials.context_distractors, dials.onset_cue, dials.onset_cue_kind) == (0.5, 1.0, "size")
@@ -87,13 +88,13 @@ def test_dials_validate_parse_and_are_recorded_only_when_on():
         with pytest.raises(InputError, match=message):
             D.parse_dial_options([option])
     config = _with(dense=0.5)
-    assert S.SyntheticConfig.from_dict(json.loads(json.dumps(S._identity(config, 0)["config"]))) == config
-    assert "dials" not in S._identity(S.PRESETS["tiny"], 0)["config"]
+    assert S.SyntheticConfig.from_dict(json.loads(json.dumps(G._identity(config, 0)["config"]))) == config
+    assert "dials" not in G._identity(S.SIZES["tiny"], 0)["config"]
 
 
 def test_cli_synth_records_the_dials(tmp_path, capsys):
     out = tmp_path / "bench"
-    assert main(["synth", "--preset", "tiny", "--out", str(out), "--workers", "1",
+    assert main(["synth", "--size", "tiny", "--out", str(out), "--workers", "1",
                  "--option", "context_distractors=0.5", "--option", "onset_cue=0.25"]) == 0
     meta = json.loads((out / "benchmark.json").read_text())
     assert meta["config"]["dials"]["context_distractors"] == 0.5 and meta["config"]["dials"]["onset_cue"] == 0.25
@@ -101,7 +102,7 @@ def test_cli_synth_records_the_dials(tmp_path, capsys):
     # The same folder with other dials is another benchmark: refused, not mixed.
     with pytest.raises(InputError, match="another config or seed"):
         S.generate_benchmark(out, "tiny", 0, workers=1, progress=False, dials={"onset_cue": 0.5})
-    assert main(["synth", "--preset", "tiny", "--out", str(tmp_path / "b2"), "--option", "dense=2"]) == 2
+    assert main(["synth", "--size", "tiny", "--out", str(tmp_path / "b2"), "--option", "dense=2"]) == 2
     assert "dense=2: must be in [0, 1]" in capsys.readouterr().err
 
 
@@ -241,7 +242,7 @@ def test_onset_cue_changes_only_onset_frames_and_is_measurable():
 def test_check_table_and_its_figures():
     import matplotlib.pyplot as plt
 
-    from tsplab import benchmark_plots
+    from tsplab.benchmark import plots as benchmark_plots
 
     table = C.check_table("tiny", 0, {"multi_action": [0.0, 1.0], "dense": [0.0, 1.0]})
     assert table[["dial", "level"]].values.tolist() == [["multi_action", 0.0], ["multi_action", 1.0],

@@ -127,3 +127,17 @@ def test_the_library_still_anchors_relative_paths_at_the_checkout(tmp_path, monk
     with paths_relative_to(Path.cwd()):
         assert resolve("runs/tiny") == root.resolve() / "notebooks/runs/tiny"
     assert resolve("runs/tiny") == root.resolve() / "runs/tiny"
+
+
+def test_size_flag_and_its_deprecated_spelling(capsys):
+    """``synth`` and ``demo`` take the benchmark size as ``--size``; ``--preset`` still works for one
+    release, with one line on stderr."""
+    from tsplab.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["synth", "--out", "x"]).size == "default"
+    assert parser.parse_args(["demo", "--size", "tiny"]).size == "tiny"
+    assert capsys.readouterr().err == ""
+    for command in (["synth", "--out", "x"], ["demo"]):
+        assert parser.parse_args(command + ["--preset", "tiny"]).size == "tiny"
+        assert capsys.readouterr().err == "tsplab: --preset is deprecated here, use --size\n"

@@ -10,20 +10,20 @@ import pytest
 from tsplab.errors import InputError
 
 
-# --- tsplab.synthetic.ensure_benchmark ------------------------------------------------------------
+# --- tsplab.benchmark.ensure_benchmark ------------------------------------------------------------
 
 @pytest.fixture
 def generate_calls(monkeypatch):
     """Records the calls ensure_benchmark makes to generate_benchmark (nothing is generated)."""
-    from tsplab import synthetic
+    from tsplab.benchmark import generate
 
     calls = []
-    monkeypatch.setattr(synthetic, "generate_benchmark", lambda *args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.setattr(generate, "generate_benchmark", lambda *args, **kwargs: calls.append((args, kwargs)))
     return calls
 
 
 def test_ensure_benchmark_generates_into_an_empty_folder(generate_calls, tmp_path):
-    from tsplab.synthetic import ensure_benchmark
+    from tsplab.benchmark import ensure_benchmark
 
     assert ensure_benchmark(tmp_path / "bench", "default", seed=3, workers=1) == tmp_path / "bench"
     assert generate_calls == [((tmp_path / "bench", "default", 3), {"workers": 1})]
@@ -31,7 +31,7 @@ def test_ensure_benchmark_generates_into_an_empty_folder(generate_calls, tmp_pat
 
 def test_ensure_benchmark_resumes_a_synthetic_benchmark_but_never_writes_into_another_dataset(
         generate_calls, tmp_path):
-    from tsplab.synthetic import ensure_benchmark
+    from tsplab.benchmark import ensure_benchmark
 
     other = tmp_path / "activitynet"
     other.mkdir()
@@ -48,7 +48,7 @@ def test_ensure_benchmark_resumes_a_synthetic_benchmark_but_never_writes_into_an
 
 
 def test_ensure_benchmark_refuses_a_benchmark_of_another_size(tiny_benchmark):
-    from tsplab.synthetic import ensure_benchmark
+    from tsplab.benchmark import ensure_benchmark
 
     before = (tiny_benchmark / "benchmark.json").read_bytes()
     with pytest.raises(InputError, match="another config or seed"):

@@ -55,7 +55,7 @@ def test_demo_steps_chain_the_notebooks_in_order():
 def test_tiny_demo_end_to_end(tmp_path, capsys):
     from tsplab.cli import main
 
-    assert main(["demo", "--preset", "tiny", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--size", "tiny", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for name in ("01_dataset_prep", "03_pretrain_tac", "03_pretrain_tsp", "04_extract_features",
                  "05_localization", "06_detad_length_analysis", "07_feature_similarity"):

@@ -719,7 +719,7 @@ def test_pal_pretrains_from_scratch_on_the_benchmarks_trimmed_source_set(tiny_be
     import shutil
 
     from tsplab.cli import main
-    from tsplab.synthetic import generate_source
+    from tsplab.benchmark import generate_source
 
     bench = tmp_path / "bench"
     shutil.copytree(tiny_benchmark, bench)

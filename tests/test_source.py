@@ -11,6 +11,7 @@ import av
 import numpy as np
 import pytest
 
+from tsplab import benchmark as B
 from tsplab import synthetic as S
 from tsplab.errors import InputError
 from tsplab.video import decode_frames
@@ -23,7 +24,7 @@ def bench(tiny_benchmark, tmp_path_factory):
     """A copy of the tiny benchmark without a source encoder (other tests may have trained one into
     the shared fixture), so that this module sees the first training happen."""
     out = tmp_path_factory.mktemp("source") / "bench"
-    shutil.copytree(tiny_benchmark, out, ignore=shutil.ignore_patterns(S.SOURCE_ENCODER_DIR))
+    shutil.copytree(tiny_benchmark, out, ignore=shutil.ignore_patterns(B.SOURCE_ENCODER_DIR))
     return out
 
 
@@ -45,14 +46,14 @@ def trained(bench):
 
 # --------------------------------------------------------------------------------------- the data
 def test_source_sizes_follow_one_rule():
-    assert S.source_config("default") == S.SourceConfig(8, 480, 96, (24, 48))
-    assert S.source_config("tiny") == S.SourceConfig(5, 24, 6, (24, 48))
+    assert B.source_config("default") == B.SourceConfig(8, 480, 96, (24, 48))
+    assert B.source_config("tiny") == B.SourceConfig(5, 24, 6, (24, 48))
 
 
 def test_source_set_is_trimmed_with_classes_of_its_own(bench):
-    plans = S.plan_source("tiny", 0)
+    plans = B.plan_source("tiny", 0)
     ann = json.loads((bench / "source" / "annotations.json").read_text())
-    assert ann == S.activitynet_json(S.PRESETS["tiny"], plans)  # the file is the plan
+    assert ann == B.activitynet_json(B.SIZES["tiny"], plans)  # the file is the plan
     db = ann["database"]
     assert sorted(p.name for p in (bench / "source" / "videos").glob("*.mp4")) == sorted(f"{v}.mp4" for v in db)
     assert [v["subset"] for v in db.values()] == ["training"] * 24 + ["validation"] * 6
@@ -65,14 +66,14 @@ def test_source_set_is_trimmed_with_classes_of_its_own(bench):
     assert names == ["src00_square", "src01_triangle", "src02_swing", "src03_shake", "src04_ellipse"]
     assert not set(names) & set(target)
     # Classes differ in what they do, not only in name: no source motion is a target motion.
-    assert not {p.motion for p in plans} & {p.motion for p in S.plan_benchmark("tiny", 0)}
+    assert not {p.motion for p in plans} & {p.motion for p in B.plan_benchmark("tiny", 0)}
     assert np.bincount([p.label for p in plans if p.subset == "training"]).tolist() == [5, 5, 5, 5, 4]
     # Every frame of a source video is inside its action.
-    video = S.frames_for_video("tiny", 0, "src_val_0002")
+    video = B.frames_for_video("tiny", 0, "src_val_0002")
     assert (video.frame_labels == video.plan.label).all() and video.frames.shape[1:] == (32, 32, 3)
     manifest = json.loads((bench / "source" / "source.json").read_text())
     assert manifest["complete"] and manifest["benchmark"]["seed"] == 0
-    assert S.source_summary(bench)["videos"].tolist() == [24, 6]
+    assert B.source_summary(bench)["videos"].tolist() == [24, 6]
 
 
 def test_source_set_is_the_same_world_with_other_scenes(bench):
@@ -80,27 +81,27 @@ def test_source_set_is_the_same_world_with_other_scenes(bench):
         stream = container.streams.video[0]
         assert float(stream.average_rate) == 15.0
         frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
-    assert frames.shape == (S.plan_source("tiny", 0)[0].num_frames, 32, 32, 3)  # the target's frame size
+    assert frames.shape == (B.plan_source("tiny", 0)[0].num_frames, 32, 32, 3)  # the target's frame size
     # Other palettes: the source scenes' hues are not the target classes'.
-    target = {round(p["background_hsv"][0], 6) for p in S.class_palette("tiny", 0)}
-    source = {round(p["background_hsv"][0], 6) for p in S.source_palette("tiny", 0)}
+    target = {round(p["background_hsv"][0], 6) for p in B.class_palette("tiny", 0)}
+    source = {round(p["background_hsv"][0], 6) for p in B.source_palette("tiny", 0)}
     assert len(source) == 3 and not source & target
     # Classes share scenes two by two (as Kinetics' classes share places): the scene narrows a clip
     # down to two classes and the motion must tell which.
-    assert [S.source_scene_of(c) for c in range(5)] == [0, 0, 1, 1, 2]
-    plans = S.plan_source(dataclasses.replace(S.PRESETS["tiny"], num_train_videos=200), 0)
-    own = np.mean([p.scene_class == S.source_scene_of(p.label) for p in plans])
+    assert [B.source_scene_of(c) for c in range(5)] == [0, 0, 1, 1, 2]
+    plans = B.plan_source(dataclasses.replace(B.SIZES["tiny"], num_train_videos=200), 0)
+    own = np.mean([p.scene_class == B.source_scene_of(p.label) for p in plans])
     assert abs(own - 0.9) < 0.05 and {p.scene_class for p in plans} == {0, 1, 2}
 
 
 def test_source_plan_is_deterministic_and_leaves_the_target_unchanged():
-    assert S.plan_source("tiny", 0) == S.plan_source("tiny", 0)
-    assert [p.num_frames for p in S.plan_source("tiny", 0)] != [p.num_frames for p in S.plan_source("tiny", 1)]
-    np.testing.assert_array_equal(S.frames_for_video("tiny", 0, "src_train_0003").frames,
-                                  S.frames_for_video("tiny", 0, "src_train_0003").frames)
+    assert B.plan_source("tiny", 0) == B.plan_source("tiny", 0)
+    assert [p.num_frames for p in B.plan_source("tiny", 0)] != [p.num_frames for p in B.plan_source("tiny", 1)]
+    np.testing.assert_array_equal(B.frames_for_video("tiny", 0, "src_train_0003").frames,
+                                  B.frames_for_video("tiny", 0, "src_train_0003").frames)
     # The target's pixels come from streams of their own: a source video is no target video re-used.
-    assert not np.array_equal(S.frames_for_video("tiny", 0, "src_train_0000").frames[:8],
-                              S.frames_for_video("tiny", 0, "train_0000").frames[:8])
+    assert not np.array_equal(B.frames_for_video("tiny", 0, "src_train_0000").frames[:8],
+                              B.frames_for_video("tiny", 0, "train_0000").frames[:8])
 
 
 def _saved(folder, data: bytes):
@@ -111,16 +112,16 @@ def _saved(folder, data: bytes):
 
 def test_a_killed_source_generation_resumes(bench, tmp_path):
     out = tmp_path / "bench"
-    shutil.copytree(bench, out, ignore=shutil.ignore_patterns(S.SOURCE_ENCODER_DIR))
+    shutil.copytree(bench, out, ignore=shutil.ignore_patterns(B.SOURCE_ENCODER_DIR))
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
-    S.generate_benchmark(out, "tiny", seed=0, workers=1, progress=False)  # complete: nothing rewritten
+    B.generate_benchmark(out, "tiny", seed=0, workers=1, progress=False)  # complete: nothing rewritten
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps
     lost = out / "source" / "videos" / "src_val_0001.mp4"
     data = lost.read_bytes()
     lost.unlink()
     manifest = json.loads((out / "source" / "source.json").read_text())
     (out / "source" / "source.json").write_text(json.dumps({**manifest, "complete": False}))
-    S.generate_benchmark(out, "tiny", seed=0, workers=1, progress=False)
+    B.generate_benchmark(out, "tiny", seed=0, workers=1, progress=False)
     assert json.loads((out / "source" / "source.json").read_text())["complete"]
     # The same video, judged by its frames: x264 encoding in a process that has done much other work
     # was once seen (CI) to give other bytes for the same frames (process state such as the FPU mode
@@ -129,7 +130,7 @@ def test_a_killed_source_generation_resumes(bench, tmp_path):
     regenerated, original = decode_frames(lost), decode_frames(_saved(tmp_path, data))
     assert regenerated.shape == original.shape
     assert np.abs(regenerated.astype(float) - original).mean() < 2.0  # two encodings of one video
-    rendered = S.frames_for_video("tiny", 0, "src_val_0001").frames
+    rendered = B.frames_for_video("tiny", 0, "src_val_0001").frames
     assert np.abs(regenerated.astype(float) - rendered).mean() < 6.0  # yuv420p + crf 18 loss
     kept = [p for p in stamps if p.suffix == ".mp4" and p != lost]
     assert all(p.stat().st_mtime_ns == stamps[p] for p in kept)

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from tsplab import annotations as A
-from tsplab import synthetic as S
+from tsplab import benchmark as S
 from tsplab.cli import main
 from tsplab.presets import SIZES
 
-TINY = S.PRESETS["tiny"]
+TINY = S.SIZES["tiny"]
 
 
 def motion_energy(frames: np.ndarray) -> np.ndarray:
@@ -36,14 +36,14 @@ def instance_energies(plan: S.VideoPlan, energy: np.ndarray) -> tuple[list[float
 
 
 def test_presets_and_config_validation():
-    d = S.PRESETS["default"]
+    d = S.SIZES["default"]
     assert (d.num_classes, d.num_train_videos, d.num_val_videos, d.fps, d.frame_size) == (6, 240, 96, 15.0, 64)
     assert d.num_frames_range == (64, 128) and d.per_video_motion_level
     assert (d.clip_length_frames, d.clip_short_side) == (8, 32)
     assert TINY.num_train_videos + TINY.num_val_videos <= 20 and TINY.num_frames_range[1] <= 64
     # A config survives the JSON round trip of benchmark.json (lists back to tuples).
     assert S.SyntheticConfig.from_dict(json.loads(json.dumps(dataclasses.asdict(d)))) == d
-    with pytest.raises(ValueError, match="valid presets: tiny, default"):
+    with pytest.raises(ValueError, match="valid sizes: tiny, default"):
         S.plan_benchmark("huge")
     with pytest.raises(ValueError, match="num_classes=9"):
         S.SyntheticConfig(num_classes=9)
@@ -78,7 +78,7 @@ def test_default_plan_is_deterministic_and_well_formed():
         assert runs.max() >= 8, p
     assert longest_share > 0.7  # lengths reach "most of the video"
 
-    table = S.instance_table(S.PRESETS["default"], plans)
+    table = S.instance_table(S.SIZES["default"], plans)
     shares = table["bucket"].value_counts(normalize=True).reindex(SIZES)
     assert (shares > 0.08).all(), shares  # every DETAD bucket holds a fair share
     scene_match = np.mean([p.scene_class == p.label for p in plans])
@@ -171,7 +171,7 @@ def test_folder_layout_and_activitynet_json(tiny_benchmark):
 
 
 def test_annotation_reader_and_segment_table_accept_it(tmp_path):
-    config = S.PRESETS["default"]
+    config = S.SIZES["default"]
     plans = S.plan_benchmark(config, 0)
     path = tmp_path / "annotations.json"
     path.write_text(json.dumps(S.activitynet_json(config, plans)))
@@ -234,6 +234,6 @@ def test_rerun_is_a_no_op_and_a_killed_run_resumes(tiny_benchmark, tmp_path):
 def test_cli_synth_prints_the_summary(tiny_benchmark, tmp_path, capsys):
     out = tmp_path / "bench"
     shutil.copytree(tiny_benchmark, out)
-    assert main(["synth", "--preset", "tiny", "--out", str(out), "--seed", "0"]) == 0
+    assert main(["synth", "--size", "tiny", "--out", str(out), "--seed", "0"]) == 0
     printed = capsys.readouterr().out
     assert "training" in printed and "validation" in printed and "XS" in printed

@@ -33,12 +33,28 @@ def _print_table(df, title: str | None = None) -> None:
         print(df.to_string(index=False) if len(df) else "(none)")
 
 
-def _add_demo(sub) -> None:
-    from tsplab.synthetic import PRESETS as SIZES
+class _DeprecatedSize(argparse.Action):
+    """``--preset`` where a benchmark size is meant (``synth``, ``demo``): still accepted, with one line
+    on stderr pointing at ``--size``."""
 
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"tsplab: {option_string} is deprecated here, use --size", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _add_size(p, help_text: str) -> None:
+    """``--size tiny|default`` (the synthetic benchmark size), and its old spelling ``--preset``."""
+    from tsplab.benchmark import SIZES
+
+    p.add_argument("--size", default="default", choices=list(SIZES), help=help_text)
+    p.add_argument("--preset", dest="size", choices=list(SIZES), action=_DeprecatedSize,
+                   default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="run the main job on the built-in synthetic benchmark (notebooks via papermill)")
     p.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
-    p.add_argument("--preset", default="default", choices=list(SIZES), help="synthetic benchmark size")
+    _add_size(p, "synthetic benchmark size")
     p.add_argument("--methods", nargs="+", default=["tac", "tsp"],
                    help="pretraining methods to compare (default: tac tsp; also bsp, pal)")
     p.add_argument("--seed", type=int, default=0)
@@ -54,7 +70,7 @@ def _run_demo(args) -> int:
     from tsplab.runs import resolve
 
     out = str(resolve(args.out))  # absolute: the notebooks run from notebooks/ and anchor at the root
-    timings = run_pipeline(demo_steps(out, benchmark_size=args.preset, seed=args.seed, methods=args.methods),
+    timings = run_pipeline(demo_steps(out, benchmark_size=args.size, seed=args.seed, methods=args.methods),
                            out)
     _print_table(timings, f"Executed notebooks (in {args.out}):")
     print(f"total: {timings['seconds'].sum() / 60:.1f} min")
@@ -164,24 +180,20 @@ def _run_gvf(args) -> int:
 
 
 def _add_synth(sub) -> None:
-    from tsplab.synthetic import PRESETS as SIZES
-
     p = sub.add_parser("synth", help="write the built-in synthetic benchmark (MP4 videos + ActivityNet JSON)")
-    p.add_argument("--preset", default="default", choices=list(SIZES),
-                   help="benchmark size (default: default, the demo's)")
+    _add_size(p, "benchmark size (default: default, the demo's)")
     p.add_argument("--out", required=True, help="output folder (videos/, annotations.json, ...)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="encoding processes")
     p.add_argument("--option", action="append", default=[], metavar="DIAL=LEVEL",
                    help="switch a benchmark dial on, e.g. context_distractors=0.5 (repeatable; the dials and "
-                        "their scales: tsplab.benchmark_dials); recorded in benchmark.json")
+                        "their scales: tsplab.benchmark.dials); recorded in benchmark.json")
     p.set_defaults(func=_run_synth)
 
 
 def _run_synth(args) -> int:
-    from tsplab.benchmark_dials import parse_dial_options
+    from tsplab.benchmark import benchmark_summary, generate_benchmark, parse_dial_options
     from tsplab.runs import resolve
-    from tsplab.synthetic import benchmark_summary, generate_benchmark
 
     dials = parse_dial_options(args.option)
     if args.seed < 0:
@@ -190,8 +202,8 @@ def _run_synth(args) -> int:
         raise InputError(f"--workers {args.workers}: give at least 1 encoding process")
     if resolve(args.out).exists() and not resolve(args.out).is_dir():
         raise InputError(f"{args.out}: --out is an existing file; give a folder for the benchmark")
-    out = generate_benchmark(args.out, args.preset, seed=args.seed, workers=args.workers, dials=dials)
-    _print_table(benchmark_summary(out), f"Synthetic benchmark '{args.preset}' (seed {args.seed}) in {out}:")
+    out = generate_benchmark(args.out, args.size, seed=args.seed, workers=args.workers, dials=dials)
+    _print_table(benchmark_summary(out), f"Synthetic benchmark '{args.size}' (seed {args.seed}) in {out}:")
     return 0
 
 

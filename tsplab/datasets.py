@@ -127,7 +127,7 @@ def prepare_dataset(config: DatasetConfig, run_dir) -> PreparedDataset:
 def _generate_synthetic(config: DatasetConfig, run_dir: Path, preset: DatasetPreset
                         ) -> tuple[DatasetPreset, Path]:
     """Generate the benchmark into ``RUN/benchmark/``: (the preset with its clip, its folder)."""
-    from tsplab.synthetic import generate_benchmark, read_benchmark_config
+    from tsplab.benchmark import generate_benchmark, read_benchmark_config
 
     benchmark = generate_benchmark(run_dir / "benchmark", config.preset, config.seed)
     synthetic, _ = read_benchmark_config(benchmark)

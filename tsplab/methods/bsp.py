@@ -72,7 +72,7 @@ from tsplab.methods.base import (PretrainData, PretrainMethod, StepOutput, head_
 from tsplab.methods.tac import clip_transform
 from tsplab.runs import write_json
 from tsplab.sampling import NO_LABEL, SegmentClipDataset, item_key, item_rng, read_frames
-from tsplab.synthetic import SOURCE_DIR, SOURCE_MANIFEST
+from tsplab.benchmark.layout import SOURCE_DIR, SOURCE_MANIFEST
 
 BOUNDARY_TYPES = ("dc", "sc", "ds", "ss")
 SOURCE_AUTO, SOURCE_TARGET = "auto", "target"  # BSPOptions.source_dir's named values

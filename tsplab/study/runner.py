@@ -55,6 +55,7 @@ def _prepare_data(benchmarks: dict, size: StudySize, conditions: list[Condition]
     and fill the frame cache every training cell reads (so parallel cells neither race nor repeat
     the decoding). Returns ``{benchmark folder: (source checkpoint or None, frame cache folder)}``."""
     from tsplab import synthetic
+    from tsplab.benchmark import generate_benchmark
 
     workers = available_cores()
     needs_source = any(c.weights == SOURCE and not c.features_from for c in conditions)
@@ -62,7 +63,7 @@ def _prepare_data(benchmarks: dict, size: StudySize, conditions: list[Condition]
     prepared = {}
     for folder, seed in sorted(set(benchmarks.values())):
         print(f"benchmark {folder} ({size.benchmark_size}, seed {seed})", flush=True)
-        synthetic.generate_benchmark(folder, size.benchmark_size, seed, workers=workers, progress=False)
+        generate_benchmark(folder, size.benchmark_size, seed, workers=workers, progress=False)
         source = None
         if needs_source:
             # TAC on the benchmark's source set, trained once (seeded by the benchmark's seed) and

@@ -1,4 +1,4 @@
-"""Manipulation checks of the benchmark dials (``tsplab.benchmark_dials``): for each dial, a number
+"""Manipulation checks of the benchmark dials (``tsplab.benchmark.dials``): for each dial, a number
 measured on the generated benchmark, with no pretraining method in the loop, that says whether the
 level did what it claims. A sweep over a dial is only worth running where its check moves.
 
@@ -21,9 +21,24 @@ Numpy only (no scikit-learn): :func:`fit_logistic` is a small ridge-regularised 
 """
 from __future__ import annotations
 
+import dataclasses
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from tsplab.benchmark_dials import ONSET_FRAMES, object_path
+from tsplab.benchmark.config import class_motions, get_config
+from tsplab.benchmark.dial_render import object_path
+from tsplab.benchmark.dials import ONSET_FRAMES, BenchmarkDials, foreground_mask
+from tsplab.benchmark.motions import MOTIONS
+from tsplab.benchmark.plan import plan_benchmark, plan_source
+from tsplab.benchmark.render import render_video
+from tsplab.benchmark.tables import instance_table
+from tsplab.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # A scene cut changes most pixels; object motion changes few, pixel noise a couple of grey levels.
 CUT_THRESHOLD = 6.0   # grey levels of the median absolute pixel change between consecutive frames
@@ -92,9 +107,7 @@ def clip_motion_spectrum(x, y, radius, object_radius: float) -> np.ndarray:
 def clip_motion_dataset(config, plans, seed: int, stride: int = 2):
     """(features [N, F], foreground [N], video index [N]) of every clip of ``clip_length_frames``
     at ``stride`` that is purely foreground or purely background (the clips pretraining uses)."""
-    from tsplab.synthetic import _get_config
-
-    config = _get_config(config)
+    config = get_config(config)
     length, r = config.clip_length_frames, config.object_radius_frac * config.frame_size
     rows, labels, groups = [], [], []
     for plan in plans:
@@ -114,8 +127,6 @@ def clip_local_foreground_auc(config, seed: int = 0, stride: int = 2) -> dict:
     (:func:`clip_motion_spectrum`), fitted on the training videos' pure clips and scored on the
     validation videos' (AUC, accuracy). Near 1: foreground is decidable from one clip; 0.5: it is
     not, and only the video's context can tell."""
-    from tsplab.synthetic import plan_benchmark
-
     plans = plan_benchmark(config, seed)
     x, y, _ = clip_motion_dataset(config, plans, seed, stride)
     train = np.repeat([p.subset == "training" for p in plans], _clips_per_plan(config, plans, stride))
@@ -124,10 +135,7 @@ def clip_local_foreground_auc(config, seed: int = 0, stride: int = 2) -> dict:
 
 def _clips_per_plan(config, plans, stride: int) -> list[int]:
     """How many rows :func:`clip_motion_dataset` yields per plan (pure clips only)."""
-    from tsplab.benchmark_dials import foreground_mask
-    from tsplab.synthetic import _get_config
-
-    length = _get_config(config).clip_length_frames
+    length = get_config(config).clip_length_frames
     counts = []
     for plan in plans:
         fg = foreground_mask(plan.num_frames, plan.instances)
@@ -184,10 +192,6 @@ def feature_folder_domain_auc(source_folder, target_folder, seed: int = 0) -> di
     """:func:`domain_auc` on two feature folders (``{video}.npy`` of [clips, D] each, as ``tsplab
     extract`` writes them), e.g. the source encoder's features of the source set's videos and of
     the target's: does the encoder see two domains? Videos are the groups of the split."""
-    from pathlib import Path
-
-    from tsplab.errors import InputError
-
     parts = []
     for name, folder in (("source_folder", source_folder), ("target_folder", target_folder)):
         files = sorted(Path(folder).glob("*.npy"))
@@ -203,8 +207,6 @@ def pixel_domain_auc(config, seed: int = 0, videos_per_domain: int = 48, frames_
     """The check of ``source_shift``: :func:`domain_auc` on :func:`frame_pixel_features` of
     ``frames_per_video`` evenly spaced rendered frames of ``videos_per_domain`` source videos and as
     many target videos (seeded choice, training and validation alike)."""
-    from tsplab.synthetic import plan_benchmark, plan_source, render_video
-
     rng = np.random.default_rng(seed)
     features, groups = [], []
     for plans in (plan_source(config, seed), plan_benchmark(config, seed)):
@@ -256,8 +258,6 @@ def cut_statistics(frames_by_video: dict, plans, tolerance: int = 1) -> dict:
 
 def rendered_cut_statistics(config, seed: int = 0, subset: str = "validation") -> dict:
     """:func:`cut_statistics` on the rendered frames of every video of ``subset``."""
-    from tsplab.synthetic import plan_benchmark, render_video
-
     plans = [p for p in plan_benchmark(config, seed) if p.subset == subset]
     return cut_statistics({p.video: render_video(config, p, seed).frames for p in plans}, plans)
 
@@ -268,7 +268,7 @@ def rendered_cut_statistics(config, seed: int = 0, subset: str = "validation") -
 
 def overlap_statistics(instances) -> dict:
     """From an instance table (``video, t_start_s, t_end_s, label``: ``Annotations.instances`` or
-    ``tsplab.synthetic.instance_table``): the share of foreground time covered by two or more
+    ``tsplab.benchmark.instance_table``): the share of foreground time covered by two or more
     instances, the share of instances overlapping another of their video, and the mean number of
     classes per video (videos with instances)."""
     overlapped = foreground = 0.0
@@ -316,8 +316,6 @@ def onset_appearance_auc(config, seed: int = 0, subset: str = "validation") -> d
     standardised within its video (median and spread over the video's frames); the score is its
     distance from the video's typical appearance; AUC of onset frames (the first ``ONSET_FRAMES`` of
     each instance) against every other frame. 0.5: appearance says nothing about onsets."""
-    from tsplab.synthetic import plan_benchmark, render_video
-
     scores, labels = [], []
     for plan in (p for p in plan_benchmark(config, seed) if p.subset == subset):
         cx, cy, radius, _ = object_path(config, plan, seed)
@@ -352,24 +350,17 @@ CHECK_LEVELS = {
 
 
 def _foreground_share(config, seed):
-    from tsplab.benchmark_dials import foreground_mask
-    from tsplab.synthetic import plan_benchmark
-
     plans = plan_benchmark(config, seed)
     return float(np.mean([foreground_mask(p.num_frames, p.instances).mean() for p in plans]))
 
 
 def _shared_motion_share(config, seed):
-    from tsplab.synthetic import MOTIONS, _class_motions
-
-    motions = _class_motions(config, True)
+    motions = class_motions(config, True)
     return float(np.mean([m in MOTIONS for m in motions]))
 
 
 def _annotation_statistic(name):
     def check(config, seed):
-        from tsplab.synthetic import instance_table, plan_benchmark
-
         return overlap_statistics(instance_table(config, plan_benchmark(config, seed)))[name]
     return check
 
@@ -390,20 +381,13 @@ DIAL_CHECKS = {
 }
 
 
-def check_table(preset="tiny", seed: int = 0, levels: dict | None = None) -> pd.DataFrame:
-    """One row per (dial, level): the dial's manipulation check measured on benchmark ``preset``
+def check_table(size="tiny", seed: int = 0, levels: dict | None = None) -> pd.DataFrame:
+    """One row per (dial, level): the dial's manipulation check measured on the benchmark of size ``size``
     with only that dial at that level (``levels``: {dial: levels}, default :data:`CHECK_LEVELS`;
     dials left out are not checked). Columns: dial, level, check, value, seconds."""
-    import dataclasses
-    import time
-
     import pandas as pd
 
-    from tsplab.benchmark_dials import BenchmarkDials
-    from tsplab.errors import InputError
-    from tsplab.synthetic import _get_config
-
-    base = _get_config(preset)
+    base = get_config(size)
     levels = CHECK_LEVELS if levels is None else levels
     rows = []
     for dial, dial_levels in levels.items():

@@ -10,7 +10,7 @@ from tsplab.plots import ACTION_COLOR, MAX_WIDTH_IN, _figure
 
 
 def plot_dial_frames(videos: dict, frames_shown: int = 10):
-    """One row per entry of ``videos`` ({row title: ``tsplab.synthetic.SyntheticVideo``}, e.g. one
+    """One row per entry of ``videos`` ({row title: ``tsplab.benchmark.SyntheticVideo``}, e.g. one
     video plain and under each dial), ``frames_shown`` evenly spaced frames per row; frame numbers
     of action frames in green; "cut" marks a frame with a scene cut (``plan.cuts``) since the
     previous frame shown."""
@@ -32,7 +32,7 @@ def plot_dial_frames(videos: dict, frames_shown: int = 10):
 
 
 def plot_check_curves(table: pd.DataFrame, ncols: int = 3):
-    """One panel per dial of a ``tsplab.manipulation_checks.check_table``: the check's value against
+    """One panel per dial of a ``tsplab.benchmark.checks.check_table``: the check's value against
     the dial's level."""
     dials = list(dict.fromkeys(table["dial"]))
     nrows = -(-len(dials) // ncols)
