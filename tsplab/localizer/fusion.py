@@ -312,9 +312,9 @@ def check_fusion_config(config) -> Path | None:
         return None
     path = resolve(config.class_scores)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: class-score file not found (--class-scores)")
+        raise FileNotFoundError(f"{path}: class-score file not found (class_scores)")
     if path.resolve() == resolve(config.out_dir).resolve():
-        raise InputError(f"out_dir (--out): {path} is the class-score file (--class-scores); give a "
+        raise InputError(f"out_dir: {path} is the class-score file (class_scores); give a "
                          "separate run folder")
     return path
 
