@@ -121,7 +121,7 @@ def test_weight_decay_skips_biases_norms_scales_and_the_gaussians():
     assert "net.project.0.weight" in decayed and "net.eval_cls.fc.weight" in decayed
     assert torch.allclose(model.net.project[0].weight, before["net.project.0.weight"] * (1 - 0.1 * 0.5))
     for name in ("sensitivity.sigma_cls", "sensitivity.mu_cls", "sensitivity.sigma_loc",
-                 "net.project.0.bias", "net.norms.0.norm.weight", "net.scales.0.scale"):
+                 "net.project.0.bias", "net.norms.0.norm.weight", "net.head.scales.0.scale"):
         assert name not in decayed, name
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
     assert decayed == {n for n in before if n.endswith("weight") and "norm" not in n} - frozen
@@ -261,5 +261,5 @@ def test_an_unknown_ase_weighting_is_refused_naming_the_valid_ones():
     from tsplab.localizer.config import validate_localizer_config
 
     config = LocalizerConfig(features_dir="f", annotations="a.json", out_dir="o", ase_weighting="mean")
-    with pytest.raises(InputError, match=r"ase_weighting \(--ase-weighting\): 'mean'; valid: paper, stabilised"):
+    with pytest.raises(InputError, match=r"ase_weighting: 'mean' is not a valid choice; valid: paper, stabilised"):
         validate_localizer_config(config)

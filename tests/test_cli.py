@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tsplab.cli import main
+from tsplab.cli import build_parser, main
 from tsplab.errors import InputError, one_line
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,3 +141,92 @@ def test_size_flag_and_its_deprecated_spelling(capsys):
     for command in (["synth", "--out", "x"], ["demo"]):
         assert parser.parse_args(command + ["--preset", "tiny"]).size == "tiny"
         assert capsys.readouterr().err == "tsplab: --preset is deprecated here, use --size\n"
+
+
+# Every flag `tsplab extract` and `tsplab localize` had before their flags were generated from the
+# configs' fields, with the values the hand-written parsers gave them.
+_EXTRACT_FLAGS = ["--videos", "--out", "--checkpoint", "--backbone", "--stride", "--clip-length", "--frame-rate",
+                  "--short-side", "--crop", "--format", "--clip-rule", "--resize", "--annotations", "--shard-id",
+                  "--num-shards", "--seed", "--batch-size", "--workers", "--model-threads", "--device",
+                  "--trust-checkpoint-code"]
+_LOCALIZE_FLAGS = ["--features", "--annotations", "--out", "--preset", "--train-subset", "--valid-subset",
+                   "--no-ase-class", "--no-ase-instance", "--no-ascl", "--baseline", "--ase-weighting", "--epochs",
+                   "--batch-size", "--lr", "--max-predictions", "--seed", "--device", "--class-agnostic",
+                   "--class-scores", "--fusion-top-k"]
+
+
+def _config(argv):
+    from tsplab.config import config_from_args
+    from tsplab.features.config import ExtractionConfig
+    from tsplab.localizer import LocalizerConfig
+
+    args = build_parser().parse_args(argv)
+    if argv[0] == "extract":
+        return config_from_args(ExtractionConfig, args)
+    off = dict(ase_class=False, ase_instance=False, ascl=False) if args.baseline else {}
+    return config_from_args(LocalizerConfig, args, **off)
+
+
+def test_extract_flags_keep_their_spellings_and_defaults(capsys):
+    from tsplab.features.config import ExtractionConfig
+
+    with pytest.raises(SystemExit):
+        main(["extract", "--help"])
+    shown = capsys.readouterr().out
+    assert all(flag in shown for flag in _EXTRACT_FLAGS) and "--set NAME=VALUE" in shown
+    assert _config(["extract", "--videos", "v", "--out", "o"]) == ExtractionConfig(videos="v", out_dir="o")
+    given = _config(["extract", "--videos", "v", "--out", "o", "--checkpoint", "c.pt", "--backbone", "r2plus1d_tiny",
+                     "--stride", "4", "--clip-length", "8", "--frame-rate", "10", "--short-side", "32", "--crop",
+                     "28", "--format", "h5", "--clip-rule", "tsp", "--resize", "short-side", "--annotations",
+                     "a.json", "--shard-id", "1", "--num-shards", "2", "--seed", "3", "--batch-size", "5",
+                     "--workers", "0", "--model-threads", "2", "--device", "cpu", "--trust-checkpoint-code",
+                     "--set", "min_frames=3"])
+    assert given == ExtractionConfig(
+        videos="v", out_dir="o", checkpoint="c.pt", backbone="r2plus1d_tiny", stride_frames=4, clip_length_frames=8,
+        frame_rate=10.0, short_side=32, crop_size=28, format="h5", clip_rule="tsp", resize="short-side",
+        annotations="a.json", shard_id=1, num_shards=2, seed=3, batch_size=5, workers=0, model_threads=2,
+        device="cpu", trust_pickle=True, min_frames=3)
+    assert isinstance(given.frame_rate, float) and isinstance(given.stride_frames, int)
+
+
+def test_localize_flags_keep_their_spellings_and_defaults(capsys):
+    from tsplab.localizer import LocalizerConfig
+
+    with pytest.raises(SystemExit):
+        main(["localize", "--help"])
+    shown = capsys.readouterr().out
+    assert all(flag in shown for flag in _LOCALIZE_FLAGS) and "--set NAME=VALUE" in shown
+    base = ["localize", "--features", "f", "--annotations", "a.json", "--out", "o"]
+    assert _config(base) == LocalizerConfig(features_dir="f", annotations="a.json", out_dir="o")
+    given = _config(["localize", "--features", "f", "--features", "g", "--annotations", "a.json", "--out", "o",
+                     "--preset", "thumos14", "--train-subset", "t", "--valid-subset", "v", "--no-ase-class",
+                     "--no-ase-instance", "--no-ascl", "--ase-weighting", "stabilised", "--epochs", "2",
+                     "--batch-size", "3", "--lr", "0.01", "--max-predictions", "7", "--seed", "4", "--device", "cpu",
+                     "--class-agnostic", "--class-scores", "s.json", "--fusion-top-k", "3"])
+    assert given == LocalizerConfig(
+        features_dir=["f", "g"], annotations="a.json", out_dir="o", metric_preset="thumos14", train_subset="t",
+        valid_subset="v", ase_class=False, ase_instance=False, ascl=False, ase_weighting="stabilised", epochs=2,
+        batch_size=3, lr=0.01, max_predictions=7, seed=4, device="cpu", class_agnostic=True,
+        class_scores="s.json", fusion_top_k=3)
+    baseline = _config([*base, "--baseline"])
+    assert (baseline.ase_class, baseline.ase_instance, baseline.ascl) == (False, False, False)
+    assert _config([*base, "--no-ascl"]).ase_class is True
+    # --set reaches every field, typed by it
+    typed = _config([*base, "--set", "embed_dim=32", "--set", "regression_ranges=[[0,8],[8,10000]]",
+                     "--set", "num_levels=2", "--set", "ascl=false", "--set", "theta=0.5", "--set", "head=actionformer"])
+    assert (typed.embed_dim, typed.num_levels, typed.regression_ranges, typed.ascl, typed.theta) == (
+        32, 2, ((0.0, 8.0), (8.0, 10000.0)), False, 0.5)
+
+
+def test_localize_and_extract_refuse_bad_set_items_in_one_line(capsys):
+    for argv, named in ((["localize", "--features", "f", "--annotations", "a", "--out", "o", "--set", "epoch=3"],
+                         "tsplab localize: error: --set 'epoch=3': unknown field 'epoch'; valid fields: "),
+                        (["localize", "--features", "f", "--annotations", "a", "--out", "o", "--set", "head=x"],
+                         "tsplab localize: error: head: 'x' is not a valid choice; valid: actionformer"),
+                        (["localize", "--features", "f", "--annotations", "a", "--out", "o", "--epochs", "2",
+                          "--set", "epochs=3"], "tsplab localize: error: --set epochs: also given by its flag"),
+                        (["extract", "--videos", "v", "--out", "o", "--set", "stride_frames=0"],
+                         "tsplab extract: error: stride_frames: 0 is out of range; valid: an integer >= 1")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(named), err

@@ -98,9 +98,9 @@ def test_the_cpu_default_for_small_frames_is_two_model_threads_and_gpus_keep_wor
     assert E.decoding_plan(videos, cpu, None, model_threads=2, decode_ahead=True) == (2, False)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     assert E.decoding_plan(videos, cpu, None) == (1, False)  # one core: nothing to split
-    with pytest.raises(InputError, match=r"model_threads \(--model-threads\): 2 is for a CPU"):
+    with pytest.raises(InputError, match=r"model_threads: 2 is for a CPU"):
         E.decoding_plan(videos, cuda, None, model_threads=2)
-    with pytest.raises(InputError, match=r"model_threads \(--model-threads\): 0 .* integer >= 1"):
+    with pytest.raises(InputError, match=r"model_threads: 0 .* integer >= 1"):
         X.extract_features(_config(tiny_benchmark, tmp_path / "never", model_threads=0))
     assert not (tmp_path / "never").exists()  # refused before the folder is made
     settings = dict(clip_length_frames=8, frame_rate=15.0, stride_frames=8, short_side=16)

@@ -627,19 +627,19 @@ _BASE_EXTRACT = ["--backbone", "r2plus1d_tiny", "--clip-length", "4", "--frame-r
 
 
 @pytest.mark.parametrize("extra,named", [
-    (["--stride", "0"], "stride_frames (--stride): 0 is out of range; valid: an integer >= 1"),
-    (["--clip-length", "0"], "clip_length_frames (--clip-length): 0"),
-    (["--frame-rate", "0"], "frame_rate (--frame-rate): 0.0"),
-    (["--frame-rate", "nan"], "frame_rate (--frame-rate): nan"),
-    (["--batch-size", "0"], "batch_size (--batch-size): 0"),
-    (["--crop", "32"], "crop_size (--crop): 32 is out of range; valid: at most the short side"),
-    (["--short-side", "8"], "crop_size (--crop): 16"),
-    (["--shard-id", "2", "--num-shards", "2"], "shard_id (--shard-id): 2"),
-    (["--num-shards", "0"], "num_shards (--num-shards): 0"),
-    (["--workers", "-1"], "workers (--workers): -1"),
-    (["--model-threads", "0"], "model_threads (--model-threads): 0 is out of range; valid: an integer >= 1"),
-    (["--backbone", "resnet"], "backbone (--backbone): 'resnet'"),
-    (["--device", "gpu"], "device (--device): 'gpu' is not a device"),
+    (["--stride", "0"], "stride_frames: 0 is out of range; valid: an integer >= 1"),
+    (["--clip-length", "0"], "clip_length_frames: 0"),
+    (["--frame-rate", "0"], "frame_rate: 0.0"),
+    (["--frame-rate", "nan"], "frame_rate: nan"),
+    (["--batch-size", "0"], "batch_size: 0"),
+    (["--crop", "32"], "crop_size: 32 is out of range; valid: at most the short side"),
+    (["--short-side", "8"], "crop_size: 16"),
+    (["--shard-id", "2", "--num-shards", "2"], "shard_id: 2"),
+    (["--num-shards", "0"], "num_shards: 0"),
+    (["--workers", "-1"], "workers: -1"),
+    (["--model-threads", "0"], "model_threads: 0 is out of range; valid: an integer >= 1"),
+    (["--backbone", "resnet"], "backbone: 'resnet'"),
+    (["--device", "gpu"], "device: 'gpu' is not a device"),
 ])
 def test_extract_refuses_bad_parameters_before_writing(one_video, tmp_path, capsys, extra, named):
     from tsplab.cli import main
@@ -667,7 +667,7 @@ def test_extract_refuses_output_paths_it_cannot_use(one_video, tmp_path, capsys)
         args = ["extract", "--videos", str(one_video.parent / "good"), "--out", str(out), *_BASE_EXTRACT]
         assert main(args) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("tsplab extract: error: out_dir (--out): ") and named in err[0]
+        assert len(err) == 1 and err[0].startswith("tsplab extract: error: out_dir: ") and named in err[0]
     assert blocker.read_text() == "keep me" and [p.name for p in tmp_path.iterdir()] == ["a_file"]
     assert not (one_video.parent / "good" / F.METADATA_FILE).exists()
 

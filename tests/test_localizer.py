@@ -210,7 +210,7 @@ def test_ase_weights_in_the_losses_by_hand(ase_class, ase_instance, weighting):
                           ascl=False, dropout=0.0, ase_weighting=weighting)
     model = Localizer(cfg, DIM, 2).eval()
     with torch.no_grad():  # logits that differ a lot between positions, so the weights' shape matters
-        model.net.cls_head.out.weight.normal_(0.0, 1.0)
+        model.net.head.cls_head.out.weight.normal_(0.0, 1.0)
     rng = np.random.default_rng(1)
     items = [VideoItem(f"v{v}", rng.normal(0, 1, (24, DIM)).astype(np.float32),
                        np.array([[2.0 + v, 14.0 + v]]), np.array([v % 2]), 10.0) for v in range(3)]
@@ -414,15 +414,15 @@ def _run_folder_snapshot(folder):
 
 
 @pytest.mark.parametrize("extra,named", [
-    (["--epochs", "0"], "epochs (--epochs): 0 is out of range; valid: an integer >= 1"),
-    (["--batch-size", "0"], "batch_size (--batch-size): 0"),
-    (["--lr", "0"], "lr (--lr): 0.0"),
-    (["--lr", "nan"], "lr (--lr): nan"),
-    (["--max-predictions", "0"], "max_predictions (--max-predictions): 0"),
-    (["--device", "gpu"], "device (--device): 'gpu' is not a device"),
-    (["--features", "ANNOTATIONS"], "ANNOTATIONS: feature folder not found (--features)"),
-    (["--out", "FEATURES"], "out_dir (--out): FEATURES is the feature folder (--features)"),
-    (["--out", "ANNOTATIONS"], "out_dir (--out): ANNOTATIONS is the annotation file (--annotations)"),
+    (["--epochs", "0"], "epochs: 0 is out of range; valid: an integer >= 1"),
+    (["--batch-size", "0"], "batch_size: 0"),
+    (["--lr", "0"], "lr: 0.0"),
+    (["--lr", "nan"], "lr: nan"),
+    (["--max-predictions", "0"], "max_predictions: 0"),
+    (["--device", "gpu"], "device: 'gpu' is not a device"),
+    (["--features", "ANNOTATIONS"], "ANNOTATIONS: feature folder not found (features_dir)"),
+    (["--out", "FEATURES"], "out_dir: FEATURES is the feature folder (features_dir)"),
+    (["--out", "ANNOTATIONS"], "out_dir: ANNOTATIONS is the annotation file (annotations)"),
     (["--features", "EMPTY"], "has usable features (e.g. no feature file for train_0000"),
 ])
 def test_localize_refuses_bad_input_and_keeps_the_earlier_run(tiny_benchmark, tmp_path, capsys, extra, named):
@@ -614,3 +614,58 @@ def test_a_validation_video_whose_duration_disagrees_with_its_features_is_named(
     skipped = pd.read_csv(tmp_path / "run" / "skipped.csv")
     assert skipped[["video", "subset"]].values.tolist() == [["val_0000", "validation"]]
     assert "its predictions would all be clipped away" in skipped["reason"].iloc[0]
+
+
+# A new head is one class plus one registration; the test module's own, trained through the public
+# entry point by name.
+from torch import nn  # noqa: E402
+
+from tsplab.localizer.heads import HEADS, register_head  # noqa: E402
+
+
+@register_head("tiny_linear")
+class TinyLinearHead(nn.Module):
+    """One 1x1 conv for the logits and one for the offsets, shared by all levels."""
+
+    def __init__(self, dim, num_classes, num_levels, num_layers, prior_prob):
+        super().__init__()
+        self.cls = nn.Conv1d(dim, num_classes, 1)
+        self.reg = nn.Conv1d(dim, 2, 1)
+
+    def forward(self, features, mask, level):
+        return self.cls(features), torch.relu(self.reg(features))
+
+
+def test_a_registered_head_trains_and_predicts_by_name(tiny_benchmark, tmp_path):
+    _write_easy_features(tiny_benchmark, tmp_path / "f")
+    cfg = LocalizerConfig(features_dir=str(tmp_path / "f"), annotations=str(tiny_benchmark / "annotations.json"),
+                          out_dir=str(tmp_path / "run"), epochs=1, batch_size=64, embed_dim=16,
+                          max_predictions=3, head="tiny_linear")
+    result = train_localizer(cfg, progress=False)
+    assert isinstance(result.model.net.head, TinyLinearHead) and len(result.history) == 1
+    assert json.loads((result.out_dir / "config.json").read_text())["head"] == "tiny_linear"
+    model, labels, meta = load_localizer(result.out_dir)  # the checkpoint names its head
+    assert isinstance(model.net.head, TinyLinearHead)
+    assert len(result.predictions) > 0
+
+
+def test_an_unknown_head_is_refused_naming_the_field_and_the_heads():
+    from tsplab.errors import InputError
+    from tsplab.localizer import validate_localizer_config
+
+    cfg = LocalizerConfig(features_dir="f", annotations="a.json", out_dir="o", head="nope")
+    with pytest.raises(InputError, match=r"^head: 'nope' is not a valid choice; valid: actionformer, .*tiny_linear"):
+        validate_localizer_config(cfg)
+    assert LocalizerConfig().head == "actionformer" and "actionformer" in HEADS
+
+
+def test_checkpoints_from_before_the_head_registry_still_load():
+    """State dicts that hold ActionFormer's head at the network's top level load into ``net.head``."""
+    cfg = LocalizerConfig(embed_dim=16, num_levels=2, regression_ranges=((0, 4), (4, 100)))
+    model = Localizer(cfg, DIM, 3)
+    old = {k.replace("net.head.", "net."): v.clone() for k, v in model.state_dict().items()}
+    assert "net.cls_head.out.bias" in old and "net.scales.1.scale" in old
+    again = Localizer(cfg, DIM, 3)
+    again.load_state_dict(old)
+    for key, value in model.state_dict().items():
+        assert torch.equal(again.state_dict()[key], value), key

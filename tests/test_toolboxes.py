@@ -221,7 +221,7 @@ def test_extract_with_tsp_rules(tiny_benchmark, tmp_path, one_torch_thread):
         extract_features(resized)
     extra = F.FeatureMetadata.load(tmp_path / "resized").extra
     assert extra["resize"] == "tsp" and extra["frame_size"] == [128, 171]
-    with pytest.raises(InputError, match="--short-side"):
+    with pytest.raises(InputError, match="short_side: 16 given with resize='tsp'"):
         extract_features(ExtractionConfig(videos=str(listing), out_dir=str(tmp_path / "x"), resize="tsp",
                                           **grid))
 
@@ -244,6 +244,6 @@ def test_cli_extract_takes_the_tsp_rules_and_an_annotation_file(tiny_benchmark, 
     assert config["actionformer_hdf5"]["feat_folder"] == str(out / "features.hdf5")
     assert config["actionformer"]["force_upsampling"] is True  # stride 8 == clip length 8
     assert main(base + ["--out", str(tmp_path / "x"), "--resize", "tsp"]) == 2
-    assert "--short-side" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    assert "short_side: 16 given with resize='tsp'" in capsys.readouterr().err and not (tmp_path / "x").exists()
     assert main(base + ["--out", str(tmp_path / "y"), "--annotations", str(tmp_path / "none.json")]) == 2
     assert "none.json" in capsys.readouterr().err and not (tmp_path / "y" / "metadata.json").exists()

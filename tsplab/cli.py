@@ -82,67 +82,28 @@ def _run_demo(args) -> int:
 
 
 def _add_extract(sub) -> None:
+    from tsplab.config import add_config_flags
+    from tsplab.features.config import ExtractionConfig
+
     p = sub.add_parser("extract", help="extract clip features of videos with a (pre)trained backbone "
                                        "(exit 1 when some videos failed: listed in failures.csv)")
-    p.add_argument("--videos", required=True, help="folder of videos, or a text file with one path per line")
-    p.add_argument("--out", required=True, help="feature folder: {video file stem}.npy, metadata.json, "
-                                                "failures.csv, toolboxes.json (ActionFormer/OpenTAD config "
-                                                "values), missing_files.txt (OpenTAD's block list)")
-    p.add_argument("--checkpoint", help="checkpoint file, run folder (runs/<name>/pretrain/<method>) "
-                                        "or 'kinetics400'")
-    p.add_argument("--backbone", help="backbone name (needed when the checkpoint does not say); "
-                                      "without --checkpoint its weights are random")
-    p.add_argument("--stride", type=int, help="frames between clip starts (default: the clip length)")
-    p.add_argument("--clip-length", type=int, help="frames per clip (default: checkpoint's, else 16)")
-    p.add_argument("--frame-rate", type=float, help="clip frame rate (default: checkpoint's, else 15)")
-    p.add_argument("--short-side", type=int, help="resize frames to this short side (default: 128)")
-    p.add_argument("--crop", type=int, help="centre crop size (default: 112)")
-    p.add_argument("--format", choices=["npy", "h5"], default="npy",
-                   help="npy: one file per video; h5: also one features.hdf5 keyed by video (TSP's layout)")
-    p.add_argument("--clip-rule", choices=["pad", "tsp"], default="pad",
-                   help="pad: clips cover every frame, the last padded (default); tsp: whole clips only, "
-                        "floor((N - L) / stride) + 1, as TSP's extractor")
-    p.add_argument("--resize", choices=["short-side", "tsp"], default="short-side",
-                   help="short-side: short side to --short-side, aspect kept (default); tsp: every frame "
-                        "to 128x171, as TSP's extractor (to reproduce TSP's released features)")
-    p.add_argument("--annotations", help="annotation file: also write annotations_filtered.json, its "
-                                         "videos with features (ActionFormer has no block list)")
-    p.add_argument("--shard-id", type=int, help="this shard (default: torchrun's rank)")
-    p.add_argument("--num-shards", type=int, help="number of shards (default: torchrun's world size)")
-    p.add_argument("--seed", type=int, default=0, help="seed of random weights (no checkpoint)")
-    p.add_argument("--batch-size", type=int, default=32, help="clips per forward pass")
-    p.add_argument("--workers", type=int, default=None,
-                   help="decoding processes beside the model (default: none on a CPU, up to 8 with a GPU)")
-    p.add_argument("--model-threads", type=int, default=None,
-                   help="CPU: threads running the model, sharing torch's threads and decoding in turn "
-                        "(default: 2 for frames up to 320x240 with 2 or more cores and no --workers, "
-                        "else 1 with a decode-ahead thread for larger frames)")
-    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--trust-checkpoint-code", action="store_true",
-                   help="unpickle --checkpoint in full when torch's safe loader refuses it: RUNS ANY CODE "
-                        "STORED IN THE FILE; only for files you trust")
+    add_config_flags(p, ExtractionConfig)  # a flag per field declared with one, and --set NAME=VALUE
     p.set_defaults(func=_run_extract)
 
 
 def _run_extract(args) -> int:
     """Exit status 1 when any video failed: the good ones are finished first, and the failures are
     counted and listed (failures.csv, missing_files.txt)."""
+    from tsplab.config import config_from_args
     from tsplab.features.config import ExtractionConfig
     from tsplab.features.extraction import extract_features, summarize_extraction
 
-    if not (args.checkpoint or args.backbone):
+    config = config_from_args(ExtractionConfig, args)
+    if not (config.checkpoint or config.backbone):
         raise InputError("give --checkpoint (a checkpoint file, run folder or 'kinetics400') or "
                          "--backbone (random weights)")
-    config = ExtractionConfig(
-        videos=args.videos, out_dir=args.out, checkpoint=args.checkpoint, backbone=args.backbone,
-        clip_length_frames=args.clip_length, frame_rate=args.frame_rate, stride_frames=args.stride,
-        short_side=args.short_side, crop_size=args.crop, batch_size=args.batch_size,
-        workers=args.workers, model_threads=args.model_threads, format=args.format,
-        shard_id=args.shard_id, num_shards=args.num_shards, seed=args.seed, device=args.device,
-        trust_pickle=args.trust_checkpoint_code, clip_rule=args.clip_rule, resize=args.resize,
-        annotations=args.annotations)
     summary = extract_features(config)
-    _print_table(summarize_extraction(summary), f"Feature extraction into {args.out}:")
+    _print_table(summarize_extraction(summary), f"Feature extraction into {config.out_dir}:")
     files = summary.attrs
     print(f"ActionFormer / OpenTAD config values for this folder: {files['toolboxes_file']}")
     failed = summary[summary.status == "failed"]
@@ -534,71 +495,31 @@ def _run_pretrain(args) -> int:
 
 # In the order of the pipeline (this is the order `tsplab --help` lists them in).
 def _add_localize(sub) -> None:
-    from tsplab.presets import PRESETS
+    from tsplab.config import add_config_flags
+    from tsplab.localizer import LocalizerConfig
 
     p = sub.add_parser("localize", help="train the ActionFormer-style localizer with ASL on a feature folder, "
                                         "predict the validation videos and evaluate (mAP)")
-    p.add_argument("--features", required=True, action="append",
-                   help="feature folder (one [T, C] .npy per video + metadata.json); repeat it to join "
-                        "several folders of the same videos and clip grid per clip, e.g. --features TAC "
-                        "--features BSP (BSP's two-stream features, concatenated along channels)")
-    p.add_argument("--annotations", required=True, help="ground truth (ActivityNet JSON or any format "
-                                                         "tsplab reads) with training and validation subsets")
-    p.add_argument("--out", required=True, help="run folder: config, checkpoint, history, predictions.json")
-    p.add_argument("--preset", default=None, choices=list(PRESETS),
-                   help="dataset preset, for the tIoU thresholds and the predictions kept per video ("
-                        + "; ".join(f"{d.name} {d.tiou_thresholds[0]:g}:{d.tiou_thresholds[-1]:g}, "
-                                    f"{d.max_predictions}" for d in PRESETS.values())
-                        + "); default: told from the annotation's video ids")
-    p.add_argument("--train-subset", default="training")
-    p.add_argument("--valid-subset", default="validation")
-    for name, text in (("ase-class", "ASE class-level Gaussians"),
-                       ("ase-instance", "ASE instance-level evaluators"), ("ascl", "ASCL loss")):
-        p.add_argument(f"--no-{name}", action="store_true", help=f"switch off {text} (ASL Table 5)")
+    add_config_flags(p, LocalizerConfig)  # a flag per field declared with one, and --set NAME=VALUE
     p.add_argument("--baseline", action="store_true", help="all ASL components off (ActionFormer-style)")
-    p.add_argument("--ase-weighting", choices=["paper", "stabilised"], default="paper",
-                   help="paper: eq. (8)'s weights as written; stabilised: q detached, weights rescaled "
-                        "to mean 1")
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--max-predictions", type=int, default=None,
-                   help="cap per video (default: the preset's, ActivityNet 100, THUMOS14 200)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--class-agnostic", action="store_true",
-                   help="train one class, 'action' (ActionFormer on ActivityNet; the classes then come "
-                        "from --class-scores, else the evaluation is class-agnostic too)")
-    p.add_argument("--class-scores", default="",
-                   help="external video-level class-score file (CUHK's cuhk_val_simp_share.json layout) to "
-                        "fuse the validation predictions with before evaluating, as ActionFormer and ASL "
-                        "report ActivityNet (see tsplab fuse)")
-    p.add_argument("--fusion-top-k", type=int, default=2, help="classes per video in the fusion (default 2)")
     p.set_defaults(func=_run_localize)
 
 
 def _run_localize(args) -> int:
     import pandas as pd
 
+    from tsplab.config import config_from_args
     from tsplab.localizer import LocalizerConfig, train_localizer
 
-    config = LocalizerConfig(
-        # one --features: that folder; repeated: the list, read as one (tsplab.features.open_feature_folders)
-        features_dir=args.features[0] if len(args.features) == 1 else list(args.features),
-        annotations=args.annotations, out_dir=args.out,
-        train_subset=args.train_subset, valid_subset=args.valid_subset, metric_preset=args.preset,
-        ase_class=not (args.no_ase_class or args.baseline),
-        ase_instance=not (args.no_ase_instance or args.baseline),
-        ascl=not (args.no_ascl or args.baseline), ase_weighting=args.ase_weighting,
-        epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, max_predictions=args.max_predictions, seed=args.seed, device=args.device,
-        class_agnostic=args.class_agnostic, class_scores=args.class_scores, fusion_top_k=args.fusion_top_k)
+    # one --features: that folder; repeated: the list, read as one (tsplab.features.open_feature_folders)
+    baseline = dict(ase_class=False, ase_instance=False, ascl=False) if args.baseline else {}
+    config = config_from_args(LocalizerConfig, args, **baseline)
     result = train_localizer(config)  # checks every input before it writes into --out
     used = result.model.config
     det = result.detection
     names = [f"{t:.2f}" for t in det.tiou_thresholds] + ["average"]
     values = list(det.mAP) + [det.average_mAP]
-    how = "given" if args.preset else "told from the video ids"
+    how = "given" if config.metric_preset else "told from the video ids"
     print(f"metric preset: {used.metric_preset} ({how}); at most {used.max_predictions} predictions "
           f"per video")
     _print_table(pd.DataFrame({"tIoU": names, "mAP (%)": [f"{100 * v:.2f}" for v in values]}),
@@ -606,7 +527,7 @@ def _run_localize(args) -> int:
                  f"{det.num_ground_truth} instances")
     print(f"final training loss {result.history['loss'].iloc[-1]:.4f}; predictions: "
           f"{result.predictions_path}; checkpoint: {result.checkpoint_path}")
-    unfused = _print_run_fusion(result.out_dir) if args.class_scores else 0
+    unfused = _print_run_fusion(result.out_dir) if config.class_scores else 0
     if len(result.skipped):  # not everything succeeded: the exit status says so (the ground truth
         # of a left-out validation video still counts, as misses)
         print(f"tsplab localize: {len(result.skipped)} video(s) without usable features were left out; "

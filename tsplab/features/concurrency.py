@@ -205,7 +205,7 @@ def decoding_plan(videos: list[tuple[str, Path]], device: torch.device, workers:
     (``ExtractionConfig.model_threads``, ``--model-threads``)."""
     if device.type != "cpu":
         if model_threads is not None and model_threads > 1:
-            raise InputError(f"model_threads (--model-threads): {model_threads} is for a CPU; valid on "
+            raise InputError(f"model_threads: {model_threads} is for a CPU; valid on "
                              f"{device}: 1 or none (worker processes decode beside a GPU)")
         return 1, False
     if _decoding_workers(workers, device):

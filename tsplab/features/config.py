@@ -4,11 +4,11 @@ it; read through ``tsplab.backbones``, the one place that reads checkpoints), el
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
-import numpy as np
-
 from tsplab.backbones import BACKBONES, checkpoint_settings, load_checkpoint_file, resolve_checkpoint
+from tsplab.config import check_config, check_field, check_parameter, setting
 from tsplab.errors import InputError
 
 # TSP's clip settings: 16 frames at 15 fps (16 frames with stride 2 at 30 fps, TSP sec. 4), short
@@ -24,97 +24,95 @@ TSP_FRAME_SIZE = (128, 171)  # (height, width): TSP's extractor, T.Resize((128, 
 class ExtractionConfig:
     """One extraction run. Clip settings left at ``None`` come from the checkpoint's saved config (our
     run folders carry it), else TSP's (``TSP_CLIP_SETTINGS``); ``stride_frames`` defaults to the
-    clip length (one feature per clip, no overlap)."""
+    clip length (one feature per clip, no overlap). Each field declares its check and its
+    ``tsplab extract`` flag (``tsplab.config``)."""
 
-    videos: str  # a folder of videos, or a text file listing one video path per line
-    out_dir: str
-    checkpoint: str | None = None  # a checkpoint file, a run folder (.../pretrain/<method>), "kinetics400"
-    backbone: str | None = None  # needed when the checkpoint does not say (TSP's released files do by name)
-    clip_length_frames: int | None = None
-    frame_rate: float | None = None  # clip frame rate: every video is resampled to it by timestamps
-    stride_frames: int | None = None  # frames at ``frame_rate`` between consecutive clip starts
-    short_side: int | None = None  # frames are resized so their short side is this (aspect kept)
-    crop_size: int | None = None  # then centre-cropped to crop_size x crop_size
-    batch_size: int = 32
-    workers: int | None = None  # DataLoader processes decoding while the model runs; None: auto (below)
+    videos: str = setting(flag=True, help="folder of videos, or a text file with one path per line")
+    out_dir: str = setting(flag="--out", help="feature folder: {video file stem}.npy, metadata.json, "
+                           "failures.csv, toolboxes.json (ActionFormer/OpenTAD config values), "
+                           "missing_files.txt (OpenTAD's block list)")
+    checkpoint: str | None = setting(None, flag=True, help="checkpoint file, run folder "
+                                     "(runs/<name>/pretrain/<method>) or 'kinetics400'")
+    backbone: str | None = setting(None, flag=True, help="backbone name (needed when the checkpoint does "
+                                   "not say); without --checkpoint its weights are random")
+    clip_length_frames: int | None = setting(None, rule=">0", flag="--clip-length",
+                                             help="frames per clip (default: checkpoint's, else 16)")
+    # every video is resampled to it by timestamps
+    frame_rate: float | None = setting(None, rule=">0", flag=True,
+                                       valid="a number of frames per second > 0, or none",
+                                       help="clip frame rate (default: checkpoint's, else 15)")
+    stride_frames: int | None = setting(None, rule=">0", flag="--stride",
+                                        help="frames between clip starts (default: the clip length)")
+    short_side: int | None = setting(None, rule=">0", flag=True,
+                                     help="resize frames to this short side, aspect kept (default: 128)")
+    crop_size: int | None = setting(None, rule=">0", flag="--crop", help="centre crop size (default: 112)")
+    batch_size: int = setting(32, rule=">0", flag=True, help="clips per forward pass")
+    # DataLoader processes decoding while the model runs; None: auto (tsplab.features.concurrency)
+    workers: int | None = setting(None, rule=">=0", flag=True,
+                                  valid="an integer >= 0 (0: decode in the main process), or none (auto)",
+                                  help="decoding processes beside the model (default: none on a CPU, up "
+                                       "to 8 with a GPU)")
     # CPU: threads running the model, each with an equal share of torch's threads, decoding in turn
     # between their batches; None: 2 for small frames with 2 or more torch threads and no workers,
     # else 1 (tsplab.features.concurrency.decoding_plan)
-    model_threads: int | None = None
-    format: str = "npy"  # "npy" (one file per video), or "h5" (also one h5 keyed by video, TSP-like)
-    shard_id: int | None = None  # None: torchrun's rank (0 without torchrun)
-    num_shards: int | None = None  # None: torchrun's world size (1 without torchrun)
-    seed: int = 0  # the weights of a backbone without a checkpoint come from it
-    device: str = "auto"  # "auto": cuda:LOCAL_RANK when there is a GPU, else cpu
-    min_frames: int | None = None  # fewer frames at frame_rate is "too short"; None: half a clip
+    model_threads: int | None = setting(None, rule=">0", flag=True,
+                                        help="CPU: threads running the model, sharing torch's threads and "
+                                             "decoding in turn (default: 2 for frames up to 320x240 with 2 "
+                                             "or more cores and no --workers, else 1 with a decode-ahead "
+                                             "thread for larger frames)")
+    format: str = setting("npy", choices=FORMATS, flag=True,
+                          help="npy: one file per video; h5: also one features.hdf5 keyed by video "
+                               "(TSP's layout)")
+    shard_id: int | None = setting(None, rule=">=0", flag=True, help="this shard (default: torchrun's rank)")
+    num_shards: int | None = setting(None, rule=">0", flag=True,
+                                     help="number of shards (default: torchrun's world size)")
+    seed: int = setting(0, flag=True, help="seed of random weights (no checkpoint)")
+    device: str = setting("auto", flag=True, help="auto (GPU when present), cpu, cuda, cuda:1, ...")
+    min_frames: int | None = setting(None, rule=">0", none="half a clip",
+                                     help="fewer frames at frame_rate is too short")
     # "pad": clips cover every frame, the last padded with the last frame; "tsp": whole clips only,
     # floor((N - L) / stride) + 1 of them (TSP's extractor; videos shorter than a clip fail).
-    clip_rule: str = "pad"
+    clip_rule: str = setting("pad", choices=CLIP_RULES, flag=True,
+                             help="pad: clips cover every frame, the last padded (default); tsp: whole "
+                                  "clips only, floor((N - L) / stride) + 1, as TSP's extractor")
     # "short-side": short side to short_side, aspect kept (TSP's paper); "tsp": every frame to 128x171
     # (TSP's extractor, so features of TSP's released checkpoints match its released files).
-    resize: str = "short-side"
-    # An annotation file: the folder also gets annotations_filtered.json, its videos with features.
-    annotations: str | None = None
+    resize: str = setting("short-side", choices=RESIZES, flag=True,
+                          help="short-side: short side to --short-side, aspect kept (default); tsp: every "
+                               "frame to 128x171, as TSP's extractor (to reproduce TSP's released features)")
+    annotations: str | None = setting(None, flag=True,
+                                      help="annotation file: also write annotations_filtered.json, its "
+                                           "videos with features (ActionFormer has no block list)")
     # Unpickle a checkpoint in full when torch's safe loader refuses it: runs any code stored in the
     # file (tsplab.backbones.load_checkpoint_file); only for files you trust.
-    trust_pickle: bool = False
-
-
-# The CLI flag of each ExtractionConfig field, so an error names what the user typed.
-_EXTRACT_FLAGS = dict(clip_length_frames="--clip-length", frame_rate="--frame-rate",
-                      stride_frames="--stride", short_side="--short-side", crop_size="--crop",
-                      batch_size="--batch-size", workers="--workers", model_threads="--model-threads",
-                      format="--format", clip_rule="--clip-rule", resize="--resize",
-                      min_frames="min_frames", shard_id="--shard-id", num_shards="--num-shards")
-
-
-def _name(field_name: str) -> str:
-    flag = _EXTRACT_FLAGS.get(field_name, field_name)
-    return field_name if flag == field_name else f"{field_name} ({flag})"
+    trust_pickle: bool = setting(False, flag="--trust-checkpoint-code",
+                                 help="unpickle --checkpoint in full when torch's safe loader refuses it: "
+                                      "RUNS ANY CODE STORED IN THE FILE; only for files you trust")
 
 
 def validate_extraction_config(config: "ExtractionConfig") -> None:
-    """Check every parameter given in ``config`` (``None`` = from the checkpoint or TSP's default,
-    checked once resolved by ``check_clip_settings``); ``InputError`` naming the parameter and its
-    valid range. Run before anything is read or written."""
-    for name, valid in (("format", FORMATS), ("clip_rule", CLIP_RULES), ("resize", RESIZES)):
-        if getattr(config, name) not in valid:
-            raise InputError(f"{_name(name)}: {getattr(config, name)!r} is not one of {', '.join(valid)}")
+    """Check every parameter given in ``config`` by its declaration (``None`` = from the checkpoint
+    or TSP's default, checked once resolved by ``check_clip_settings``), then the rules between
+    fields; ``InputError`` naming the field and what is valid. Run before anything is read or
+    written."""
+    check_config(config)
     if config.resize == "tsp" and config.short_side is not None:
-        raise InputError(f"{_name('short_side')}: {config.short_side!r} given with --resize tsp, which resizes "
+        raise InputError(f"short_side: {config.short_side!r} given with resize='tsp', which resizes "
                          f"every frame to {TSP_FRAME_SIZE[0]}x{TSP_FRAME_SIZE[1]}; give one of them")
-    for name in ("clip_length_frames", "stride_frames", "short_side", "crop_size", "batch_size",
-                 "min_frames", "model_threads"):
-        value = getattr(config, name)
-        if value is not None or name == "batch_size":
-            check_parameter(_name(name), value, is_int(value) and value >= 1, "an integer >= 1")
-    if config.frame_rate is not None:
-        check_parameter(_name("frame_rate"), config.frame_rate, is_positive_number(config.frame_rate),
-                        "a number of frames per second > 0")
-    if config.workers is not None:
-        check_parameter(_name("workers"), config.workers, is_int(config.workers) and config.workers >= 0,
-                        "an integer >= 0 (0: decode in the main process)")
     if config.crop_size is not None and config.short_side is not None:
         check_clip_settings(dict(short_side=config.short_side, crop_size=config.crop_size))
-    for name in ("shard_id", "num_shards"):
-        value = getattr(config, name)
-        if value is not None:
-            check_parameter(_name(name), value, is_int(value) and value >= (name == "num_shards"),
-                            "an integer >= 1" if name == "num_shards" else "an integer >= 0")
 
 
 def check_clip_settings(settings: dict) -> None:
     """The resolved clip settings (explicit, from the checkpoint or TSP's) form a valid grid: every
     count >= 1, a frame rate > 0, and a centre crop that fits in the resized frame."""
-    for name in ("clip_length_frames", "stride_frames", "short_side", "crop_size"):
+    fields = {f.name: f for f in dataclasses.fields(ExtractionConfig)}
+    for name in ("clip_length_frames", "stride_frames", "short_side", "crop_size", "frame_rate"):
         if name in settings:
-            check_parameter(_name(name), settings[name], settings[name] >= 1, "an integer >= 1")
-    if "frame_rate" in settings:
-        check_parameter(_name("frame_rate"), settings["frame_rate"],
-                        is_positive_number(settings["frame_rate"]), "a number of frames per second > 0")
+            check_field(fields[name], settings[name])
     crop, side = settings["crop_size"], settings["short_side"]
-    check_parameter(_name("crop_size"), crop, crop <= side,
-                    f"at most the short side the frames are resized to ({side}; --short-side)")
+    check_parameter("crop_size", crop, crop <= side, f"at most the short side the frames are resized to "
+                    f"({side}; short_side)")
 
 
 def resolve_extraction_settings(config: ExtractionConfig) -> tuple[dict, object]:
@@ -135,7 +133,7 @@ def resolve_extraction_settings(config: ExtractionConfig) -> tuple[dict, object]
         raise InputError(f"checkpoint {checkpoint or config.checkpoint!r} does not name its backbone; "
                          f"pass backbone (one of {', '.join(BACKBONES)})")
     if backbone not in BACKBONES:
-        raise InputError(f"backbone (--backbone): {backbone!r} is not a backbone; valid: "
+        raise InputError(f"backbone: {backbone!r} is not a backbone; valid: "
                          f"{', '.join(BACKBONES)}")
     if from_ckpt.get("backbone") and config.backbone and config.backbone != from_ckpt["backbone"]:
         raise InputError(f"backbone {config.backbone!r} given, but checkpoint {checkpoint} was trained "
@@ -164,20 +162,3 @@ def encoder_extraction_config(checkpoint, *, videos, out_dir, backbone: str, ran
                                 **fields)
     clip = {k: random_clip[k] for k in ("clip_length_frames", "frame_rate", "short_side", "crop_size")}
     return ExtractionConfig(videos=str(videos), out_dir=str(out_dir), backbone=backbone, **clip, **fields)
-
-
-def check_parameter(name: str, value, ok: bool, valid: str) -> None:
-    """``InputError`` ``"<name>: <value> is out of range; valid: <valid>"`` unless ``ok``."""
-    if not ok:
-        raise InputError(f"{name}: {value!r} is out of range; valid: {valid}")
-
-
-def is_int(value) -> bool:
-    """An integer, numpy's included, but not a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def is_positive_number(value) -> bool:
-    """A finite number > 0 (not a bool)."""
-    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-            and bool(np.isfinite(value)) and value > 0)

@@ -105,10 +105,10 @@ def pick_device(device: str) -> torch.device:
     try:
         picked = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise InputError(f"device (--device): {device!r} is not a device; valid: auto, cpu, cuda, "
+        raise InputError(f"device: {device!r} is not a device; valid: auto, cpu, cuda, "
                          f"cuda:N") from exc
     if picked.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device (--device): {device!r} asked for, but this machine has no CUDA GPU; "
+        raise InputError(f"device: {device!r} asked for, but this machine has no CUDA GPU; "
                          f"valid here: auto, cpu")
     return picked
 

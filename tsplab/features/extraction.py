@@ -23,9 +23,10 @@ import torch
 
 from tsplab.annotations import normalize_video_id, read_annotations
 from tsplab.backbones import ClipTransform, build_backbone, load_backbone_weights
+from tsplab.config import check_parameter, is_int
 from tsplab.errors import InputError
-from tsplab.features.config import (TSP_FRAME_SIZE, ExtractionConfig, check_clip_settings, check_parameter,
-                                    is_int, resolve_extraction_settings, validate_extraction_config)
+from tsplab.features.config import (TSP_FRAME_SIZE, ExtractionConfig, check_clip_settings,
+                                    resolve_extraction_settings, validate_extraction_config)
 from tsplab.features.concurrency import clip_batch_loader, decoding_plan, encode_batches, intra_op_threads
 from tsplab.features.encoding import pick_device
 from tsplab.features.folders import (METADATA_FILE, VIDEOS_TABLE, FeatureMetadata, feature_path,
@@ -79,9 +80,9 @@ def find_videos(source) -> list[tuple[str, Path]]:
 def shard_videos(videos: list, shard_id: int, num_shards: int) -> list:
     """The ``shard_id``-th of ``num_shards`` contiguous, nearly equal blocks of ``videos`` (pass them
     sorted: every process then agrees on the split, and the shards together are the whole list)."""
-    check_parameter("num_shards (--num-shards)", num_shards, is_int(num_shards) and num_shards >= 1,
+    check_parameter("num_shards", num_shards, is_int(num_shards) and num_shards >= 1,
                     "an integer >= 1")
-    check_parameter("shard_id (--shard-id)", shard_id, is_int(shard_id) and 0 <= shard_id < num_shards,
+    check_parameter("shard_id", shard_id, is_int(shard_id) and 0 <= shard_id < num_shards,
                     f"an integer from 0 to num_shards - 1 = {num_shards - 1}")
     n = len(videos)
     return videos[shard_id * n // num_shards:(shard_id + 1) * n // num_shards]
@@ -113,9 +114,9 @@ def _check_extraction_inputs(config: ExtractionConfig) -> tuple[Path, list, tupl
         rank, world = rank_and_world_size()
         shard_id = rank if shard_id is None else shard_id
         num_shards = world if num_shards is None else num_shards
-    out_dir = check_output_folder(config.out_dir, "out_dir (--out)")
+    out_dir = check_output_folder(config.out_dir, "out_dir")
     if out_dir == resolve(config.videos):
-        raise InputError(f"out_dir (--out): {out_dir} is the folder of the input videos; give another "
+        raise InputError(f"out_dir: {out_dir} is the folder of the input videos; give another "
                          f"folder for the features")
     all_videos = find_videos(config.videos)
     if not all_videos:

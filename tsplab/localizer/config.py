@@ -7,14 +7,19 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
+from tsplab.config import check_config, setting
 from tsplab.errors import InputError
-from tsplab.features.config import check_parameter, is_int
 from tsplab.features.encoding import pick_device
 from tsplab.localizer.asl import ASE_WEIGHTINGS
+from tsplab.localizer.heads import HEADS
 from tsplab.presets import PRESETS, get_preset, infer_preset
 from tsplab.runs import check_output_folder, resolve
+
+# --preset's help: each preset's tIoU thresholds and predictions kept per video.
+_PRESET_HELP = ("dataset preset, for the tIoU thresholds and the predictions kept per video ("
+                + "; ".join(f"{d.name} {d.tiou_thresholds[0]:g}:{d.tiou_thresholds[-1]:g}, {d.max_predictions}"
+                            for d in PRESETS.values())
+                + "); default: told from the annotation's video ids")
 
 
 @dataclass
@@ -34,55 +39,83 @@ class LocalizerConfig:
 
     # a feature folder, or a list of folders read as one, each video's arrays concatenated along
     # channels (BSP §3.4 two-stream, e.g. [tac_dir, bsp_dir]; CLI: --features repeated)
-    features_dir: str | list = ""
-    annotations: str = ""
-    out_dir: str = ""
-    train_subset: str = "training"
-    valid_subset: str = "validation"
-    metric_preset: str | None = None  # activitynet | thumos14 | synthetic; None: from the ids
+    features_dir: str | list = setting("", required=True, flag="--features", repeat=True,
+                                       help="feature folder (one [T, C] .npy per video + metadata.json); "
+                                            "repeat it to join several folders of the same videos and clip "
+                                            "grid per clip, e.g. --features TAC --features BSP (BSP's "
+                                            "two-stream features, concatenated along channels)")
+    annotations: str = setting("", required=True, flag=True,
+                               help="ground truth (ActivityNet JSON or any format tsplab reads) with "
+                                    "training and validation subsets")
+    out_dir: str = setting("", required=True, flag="--out",
+                           help="run folder: config, checkpoint, history, predictions.json")
+    train_subset: str = setting("training", flag=True)
+    valid_subset: str = setting("validation", flag=True)
+    # activitynet | thumos14 | synthetic; None: from the ids
+    metric_preset: str | None = setting(None, choices=PRESETS, flag="--preset", help=_PRESET_HELP,
+                                        none="inferred from the annotation ids")
     # ASL switches (Table 5)
-    ase_class: bool = True
-    ase_instance: bool = True
-    ascl: bool = True
+    ase_class: bool = setting(True, flag="--no-ase-class", help="ASE class-level Gaussians (ASL Table 5)")
+    ase_instance: bool = setting(True, flag="--no-ase-instance",
+                                 help="ASE instance-level evaluators (ASL Table 5)")
+    ascl: bool = setting(True, flag="--no-ascl", help="ASCL loss (ASL Table 5)")
     # eq. (8)'s weights as written ("paper"), or q detached and h rescaled to mean 1 ("stabilised")
-    ase_weighting: str = "paper"
+    ase_weighting: str = setting("paper", choices=ASE_WEIGHTINGS, flag=True,
+                                 help="paper: eq. (8)'s weights as written; stabilised: q detached, "
+                                      "weights rescaled to mean 1")
     ascl_weight: float = 0.3  # λ, ASL sec. 4.2
     ascl_delta: float = 0.2  # δ, the sensitive/background range ratio (eqs. 12-13)
     theta: float = 0.2  # θ, temporal/channel attention mix (ASL sec. 3.1, 4.2)
     # network
-    embed_dim: int = 64
-    num_levels: int = 4
+    embed_dim: int = setting(64, rule=">0")
+    num_levels: int = setting(4, rule=">0")
     num_stem_blocks: int = 1
     num_heads: int = 4
+    # the classification and regression head (tsplab.localizer.heads.HEADS)
+    head: str = setting("actionformer", choices=lambda: HEADS, flag=True,
+                        help="classification and regression head, a name in tsplab.localizer.heads")
     head_layers: int = 3  # ActionFormer's; 2 learned far worse on the synthetic benchmark
-    dropout: float = 0.0
+    dropout: float = setting(0.0, rule=">=0")
     regression_ranges: tuple = ((0, 4), (4, 8), (8, 16), (16, 10000))
     center_sample_radius: float = 1.5  # ActionFormer's value
-    max_seq_len: int = 256  # longer training sequences are cropped at random (positions)
+    max_seq_len: int = setting(256, rule=">0")  # longer training sequences are cropped at random (positions)
     # optimisation (AdamW + linear warm-up + cosine, ActionFormer's schedule)
-    epochs: int = 15
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_epochs: int = 2
-    seed: int = 0
-    device: str = "cpu"
+    epochs: int = setting(15, rule=">0", flag=True)
+    batch_size: int = setting(16, rule=">0", flag=True)
+    lr: float = setting(1e-3, rule=">0", flag=True)
+    weight_decay: float = setting(0.05, rule=">=0")
+    warmup_epochs: float = setting(2, rule=">=0")
+    seed: int = setting(0, flag=True)
+    device: str = setting("cpu", flag=True)
     # CPU threads while training/predicting (restored afterwards). The sequences are short, so
     # intra-op parallelism costs more than it gains: measured 0.5 ms vs 6.8 ms per conv on 2 busy
     # cores with 1 vs 2 threads. None = leave torch's setting.
     num_threads: int | None = 1
     # inference (ActionFormer's post-processing)
     pre_nms_threshold: float = 1e-3
-    pre_nms_topk: int = 2000
+    pre_nms_topk: int = setting(2000, rule=">0")
     nms_sigma: float = 0.5
-    min_duration_s: float = 0.05
-    max_predictions: int | None = None  # per video; None: the preset's (tsplab.presets)
+    min_duration_s: float = setting(0.05, rule=">=0")
+    # per video; None: the preset's (tsplab.presets)
+    max_predictions: int | None = setting(None, rule=">0", flag=True,
+                                          none="the preset's, ActivityNet 100, THUMOS14 200",
+                                          help="cap per video (default: the preset's, ActivityNet 100, "
+                                               "THUMOS14 200)")
     # ActivityNet's reporting protocol (ActionFormer's configs, ASL sec. 4.3; tsplab.localizer.fusion):
     # train one class "action", then label and rescore the validation segments with the top-k classes
     # of an external video-level class-score file (CUHK's) before evaluating.
-    class_agnostic: bool = False  # every label -> "action" (ActionFormer's ActivityNet num_classes: 1)
-    class_scores: str = ""  # class-score file to fuse with; "" = no fusion
-    fusion_top_k: int = 2  # classes per video (ActionFormer's topk)
+    # every label -> "action" (ActionFormer's ActivityNet num_classes: 1)
+    class_agnostic: bool = setting(False, flag=True,
+                                   help="train one class, 'action' (ActionFormer on ActivityNet; the classes "
+                                        "then come from --class-scores, else the evaluation is "
+                                        "class-agnostic too)")
+    class_scores: str = setting("", flag=True,
+                                help="external video-level class-score file (CUHK's cuhk_val_simp_share.json "
+                                     "layout) to fuse the validation predictions with before evaluating, as "
+                                     "ActionFormer and ASL report ActivityNet (see tsplab fuse); default: "
+                                     "no fusion")
+    fusion_top_k: int = setting(2, rule=">0", flag=True,
+                                help="classes per video in the fusion (ActionFormer's topk)")
 
     def __post_init__(self):
         self.regression_ranges = tuple(tuple(float(x) for x in r) for r in self.regression_ranges)
@@ -92,56 +125,30 @@ class LocalizerConfig:
 
 
 def validate_localizer_config(config: LocalizerConfig) -> None:
-    """``InputError`` naming the first parameter out of its valid range (CLI flag in brackets); runs
-    before anything is read or written."""
-    if not config.features_dir or not config.annotations or not config.out_dir:
-        raise InputError("LocalizerConfig needs features_dir (--features), annotations (--annotations) "
-                         "and out_dir (--out)")
-    for name, flag in (("epochs", "--epochs"), ("batch_size", "--batch-size"), ("max_seq_len", None),
-                       ("embed_dim", None), ("num_levels", None), ("pre_nms_topk", None)):
-        value = getattr(config, name)
-        check_parameter(f"{name} ({flag})" if flag else name, value, is_int(value) and value >= 1,
-                        "an integer >= 1")
-    if config.max_predictions is not None:
-        check_parameter("max_predictions (--max-predictions)", config.max_predictions,
-                        is_int(config.max_predictions) and config.max_predictions >= 1,
-                        "an integer >= 1, or none for the preset's (ActivityNet 100, THUMOS14 200)")
-    check_parameter("lr (--lr)", config.lr, _finite(config.lr) and config.lr > 0, "a number > 0")
-    for name in ("weight_decay", "warmup_epochs", "dropout", "min_duration_s"):
-        value = getattr(config, name)
-        check_parameter(name, value, _finite(value) and value >= 0, "a number >= 0")
-    if config.ase_weighting not in ASE_WEIGHTINGS:
-        raise InputError(f"ase_weighting (--ase-weighting): {config.ase_weighting!r}; valid: "
-                         f"{', '.join(ASE_WEIGHTINGS)}")
+    """``InputError`` naming the first field out of its valid range (by its declaration,
+    ``tsplab.config``), or a device this machine lacks; runs before anything is read or written."""
+    check_config(config)
     pick_device(config.device)  # an unknown device or a missing GPU stops here, not after loading
-    if config.metric_preset is not None and config.metric_preset not in PRESETS:
-        raise InputError(f"metric_preset (--preset): {config.metric_preset!r} is not a preset; valid: "
-                         f"{', '.join(PRESETS)}, or none to infer it from the annotation ids")
-
-
-def _finite(value) -> bool:
-    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-            and bool(np.isfinite(value)))
 
 
 def check_localizer_paths(config: LocalizerConfig) -> Path:
     """The run folder, after checking the inputs exist and the output can be written without
-    touching them: ``--out`` may be neither the feature folder nor the annotation file."""
+    touching them: ``out_dir`` may be neither the feature folder nor the annotation file."""
     from tsplab.features import feature_folder_list
 
-    folders = feature_folder_list(config.features_dir, "features_dir (--features)")
+    folders = feature_folder_list(config.features_dir, "features_dir")
     annotations = resolve(config.annotations)
     for features in folders:
         if not features.is_dir():
-            raise FileNotFoundError(f"{features}: feature folder not found (--features)")
+            raise FileNotFoundError(f"{features}: feature folder not found (features_dir)")
     if not annotations.is_file():
-        raise FileNotFoundError(f"{annotations}: annotation file not found (--annotations)")
+        raise FileNotFoundError(f"{annotations}: annotation file not found (annotations)")
     out_dir = resolve(config.out_dir)
-    for name, path in (*(("the feature folder (--features)", f) for f in folders),
-                       ("the annotation file (--annotations)", annotations)):
+    for name, path in (*(("the feature folder (features_dir)", f) for f in folders),
+                       ("the annotation file (annotations)", annotations)):
         if out_dir == path:
-            raise InputError(f"out_dir (--out): {out_dir} is {name}; give a separate run folder")
-    return check_output_folder(out_dir, "out_dir (--out)")
+            raise InputError(f"out_dir: {out_dir} is {name}; give a separate run folder")
+    return check_output_folder(out_dir, "out_dir")
 
 
 def resolve_preset(config: LocalizerConfig, ann) -> LocalizerConfig:

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from tsplab.annotations import Annotations, label_mapping, normalize_video_id
+from tsplab.config import check_parameter, is_int
 from tsplab.errors import InputError
 from tsplab.runs import read_json, resolve
 
@@ -248,8 +249,6 @@ def _fuse_video(rows: pd.DataFrame, class_row: np.ndarray, classes: list[str], t
 
 def _check_fusion_parameters(top_k, max_segments, class_scores: ClassScores,
                              name: str = "top_k (--top-k)") -> None:
-    from tsplab.features.config import check_parameter, is_int
-
     num_classes = len(class_scores.classes)
     check_parameter(name, top_k, is_int(top_k) and 1 <= top_k <= num_classes,
                     f"an integer from 1 to the {num_classes} classes of {class_scores.path} "
@@ -306,18 +305,16 @@ def agnostic_annotations(ann: Annotations) -> Annotations:
 def check_fusion_config(config) -> Path | None:
     """The class-score file of a localizer run (``None`` without fusion), after the cheap checks
     (``fusion_top_k``, the file exists and is not the run folder), before the features are loaded."""
-    from tsplab.features.config import check_parameter, is_int
-
-    check_parameter("fusion_top_k (--fusion-top-k)", config.fusion_top_k,
+    check_parameter("fusion_top_k", config.fusion_top_k,
                     is_int(config.fusion_top_k) and config.fusion_top_k >= 1,
                     f"an integer >= 1 (ActionFormer: {DEFAULT_TOP_K})")
     if not config.class_scores:
         return None
     path = resolve(config.class_scores)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: class-score file not found (--class-scores)")
+        raise FileNotFoundError(f"{path}: class-score file not found (class_scores)")
     if path.resolve() == resolve(config.out_dir).resolve():
-        raise InputError(f"out_dir (--out): {path} is the class-score file (--class-scores); give a "
+        raise InputError(f"out_dir: {path} is the class-score file (class_scores); give a "
                          "separate run folder")
     return path
 
@@ -330,7 +327,7 @@ def read_run_class_scores(config, ann: Annotations) -> ClassScores | None:
     if path is None:
         return None
     scores = read_class_scores(path, ann.labels)
-    _check_fusion_parameters(config.fusion_top_k, MAX_SEGMENTS, scores, "fusion_top_k (--fusion-top-k)")
+    _check_fusion_parameters(config.fusion_top_k, MAX_SEGMENTS, scores, "fusion_top_k")
     valid = ann.videos.loc[ann.videos["subset"] == config.valid_subset, "video"].astype(str)
     missing = [v for v in valid if scores.row(v) is None]
     if missing:

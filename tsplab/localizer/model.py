@@ -1,6 +1,6 @@
 """The localizer network: projection, Transformer encoder with ASL's mixed attention, feature pyramid,
-heads (ASL sec. 3.1, on ActionFormer's one-stage design); and ``Localizer``, the network with ASL's
-class-level sensitivity and its training losses (eq. 15: focal and DIoU reweighted by ASE, the
+a head chosen by name (``tsplab.localizer.heads``) (ASL sec. 3.1, on ActionFormer's one-stage design);
+and ``Localizer``, the network with ASL's class-level sensitivity and its training losses (eq. 15: focal and DIoU reweighted by ASE, the
 evaluators' MSE, ASCL). Prediction is in ``tsplab.localizer.inference``.
 
 Shapes: ``B`` videos, ``T`` feature positions (padded), ``C`` input channels, ``D`` embedding
@@ -19,18 +19,8 @@ from torch import nn
 from tsplab.localizer.asl import ClassSensitivity, ascl_loss, ase_weights, batched_sensitive_features
 from tsplab.localizer.config import LocalizerConfig
 from tsplab.localizer.data import VideoItem, batch_targets, collate, level_points, positive_actions
+from tsplab.localizer.heads import HEADS, MaskedLayerNorm
 from tsplab.localizer.losses import diou_loss_1d, segment_tiou, sigmoid_focal_loss
-
-
-class MaskedLayerNorm(nn.Module):
-    """LayerNorm over channels of a ``[B, D, T]`` sequence."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.transpose(1, 2)).transpose(1, 2)
 
 
 class MixedAttention(nn.Module):
@@ -102,34 +92,6 @@ class EncoderBlock(nn.Module):
         return x, mask
 
 
-class Scale(nn.Module):
-    """A learnable scalar per pyramid level for the shared regression head (FCOS, ActionFormer)."""
-
-    def __init__(self):
-        super().__init__()
-        self.scale = nn.Parameter(torch.tensor(1.0))
-
-    def forward(self, x):
-        return x * self.scale
-
-
-class Head(nn.Module):
-    """``num_layers`` 3-wide convs (LayerNorm + ReLU between them), shared by all pyramid levels
-    (ActionFormer's heads). Padding is re-zeroed after every layer so that a video's outputs do not
-    depend on how much padding its batch gave it."""
-
-    def __init__(self, dim: int, out: int, num_layers: int):
-        super().__init__()
-        self.convs = nn.ModuleList(nn.Conv1d(dim, dim, 3, padding=1) for _ in range(num_layers - 1))
-        self.norms = nn.ModuleList(MaskedLayerNorm(dim) for _ in range(num_layers - 1))
-        self.out = nn.Conv1d(dim, out, 3, padding=1)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        for conv, norm in zip(self.convs, self.norms):
-            x = F.relu(norm(conv(x))) * mask[:, None, :]
-        return self.out(x)
-
-
 class InstanceEvaluator(nn.Module):
     """ASL's instance-level evaluator Φ (eq. 5): a 1D temporal conv, a fully connected layer and a
     sigmoid, ``[B, D, T]`` -> ``[B, T]`` in (0, 1)."""
@@ -156,7 +118,8 @@ class LocalizerNet(nn.Module):
 
     def __init__(self, input_dim: int, num_classes: int, embed_dim: int = 128, num_levels: int = 4,
                  num_stem_blocks: int = 2, num_heads: int = 4, theta: float = 0.2,
-                 head_layers: int = 3, dropout: float = 0.0, prior_prob: float = 0.01):
+                 head_layers: int = 3, dropout: float = 0.0, prior_prob: float = 0.01,
+                 head: str = "actionformer"):
         super().__init__()
         self.num_levels, self.num_classes = num_levels, num_classes
         self.project = nn.ModuleList([nn.Conv1d(input_dim, embed_dim, 3, padding=1),
@@ -166,14 +129,10 @@ class LocalizerNet(nn.Module):
         self.branch = nn.ModuleList(EncoderBlock(embed_dim, num_heads, theta, 2 if i else 1, dropout)
                                     for i in range(num_levels))
         self.norms = nn.ModuleList(MaskedLayerNorm(embed_dim) for _ in range(num_levels))
-        self.cls_head = Head(embed_dim, num_classes, head_layers)
-        self.reg_head = Head(embed_dim, 2, head_layers)
-        self.scales = nn.ModuleList(Scale() for _ in range(num_levels))
+        self.head = HEADS[head](embed_dim, num_classes, num_levels, head_layers, prior_prob)
         self.eval_cls = InstanceEvaluator(embed_dim)
         self.eval_loc = InstanceEvaluator(embed_dim)
-        # Focal-loss prior (RetinaNet sec. 4.1, kept by ActionFormer): start every class at p = 0.01
-        # so the many background positions do not swamp the first steps.
-        nn.init.constant_(self.cls_head.out.bias, -math.log((1 - prior_prob) / prior_prob))
+        self._register_load_state_dict_pre_hook(_move_old_head_keys)
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor) -> dict:
         x = features * mask[:, None, :]
@@ -187,11 +146,21 @@ class LocalizerNet(nn.Module):
             f = norm(x) * mask[:, None, :]
             out["features"].append(f)
             out["masks"].append(mask)
-            out["cls_logits"].append(self.cls_head(f, mask).transpose(1, 2))
-            out["offsets"].append(F.relu(self.scales[level](self.reg_head(f, mask))).transpose(1, 2))
+            logits, offsets = self.head(f, mask, level)
+            out["cls_logits"].append(logits.transpose(1, 2))
+            out["offsets"].append(offsets.transpose(1, 2))
             out["q_cls"].append(self.eval_cls(f))
             out["q_loc"].append(self.eval_loc(f))
         return out
+
+
+def _move_old_head_keys(state_dict, prefix, *args) -> None:
+    """Checkpoints saved before heads were chosen by name hold ActionFormer's head at the network's
+    top level (``cls_head.``, ``reg_head.``, ``scales.``); they load as ``head.`` of today's."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        rest = key[len(prefix):]
+        if rest.split(".")[0] in ("cls_head", "reg_head", "scales"):
+            state_dict[f"{prefix}head.{rest}"] = state_dict.pop(key)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -207,7 +176,7 @@ class Localizer(nn.Module):
         self.num_classes = num_classes
         self.net = LocalizerNet(input_dim, num_classes, config.embed_dim, config.num_levels,
                                 config.num_stem_blocks, config.num_heads, config.theta,
-                                config.head_layers, config.dropout)
+                                config.head_layers, config.dropout, head=config.head)
         self.sensitivity = ClassSensitivity(num_classes)
         # With ASE's class level off, ASCL still needs sensitive frames: it then uses the Gaussians
         # at their initial values, frozen (our choice; the paper always runs ASCL with ASE).

@@ -28,7 +28,8 @@ from tsplab.localizer.fusion import (agnostic_annotations, check_fusion_config, 
                                      read_run_class_scores, write_run_predictions)
 from tsplab.localizer.inference import predict, torch_threads
 from tsplab.localizer.asl import ClassSensitivity
-from tsplab.localizer.model import Localizer, Scale
+from tsplab.localizer.heads import Scale
+from tsplab.localizer.model import Localizer
 from tsplab.runs import PreviousRun, atomic_path, resolve, save_config, write_csv, write_json
 
 CHECKPOINT_FILE = "checkpoint.pt"
