@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsplab.sampling import (BACKGROUND, FOREGROUND, NO_LABEL, EpochSampler, SegmentClipDataset,
+from tsplab.pretrain.sampling import (BACKGROUND, FOREGROUND, NO_LABEL, EpochSampler, SegmentClipDataset,
                              clip_starts, segment_frame_bounds)
 
 FPS = 10.0
