@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsplab.synthetic import generate_benchmark
-from tsplab.pretrain.recipes import pretrain_config
 from tsplab.pretrain import pretrain
+from tsplab.pretrain.recipes import pretrain_config
+from tsplab.synthetic import generate_benchmark
 
 
 def clip_features(model, dataset, config, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -71,8 +71,8 @@ def linear_probe_accuracy(train_x, train_y, valid_x, valid_y, steps: int = 300) 
 
 def probe(result, config) -> float:
     """fg/bg linear-probe accuracy of a finished run's encoder (the model after its last epoch)."""
-    from tsplab.pretrain.sampling import SegmentClipDataset
     from tsplab.pretrain.data import prepare_data
+    from tsplab.pretrain.sampling import SegmentClipDataset
 
     data = prepare_data(config)
     kw = dict(frames=data.frames, labels=data.labels, clip_length_frames=data.clip_length_frames,

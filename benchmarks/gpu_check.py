@@ -69,8 +69,8 @@ def pretraining(dataset: Path, out: Path, size: dict, device) -> dict:
     """``tsplab.pretrain.pretrain`` of TSP at ``size['pretrain']``; its speed and peak memory."""
     import torch
 
-    from tsplab.pretrain.recipes import pretrain_config
     from tsplab.pretrain import pretrain
+    from tsplab.pretrain.recipes import pretrain_config
 
     config = pretrain_config("tsp", method="tsp", dataset_dir=str(dataset), run_dir=str(out / "run"),
                              frame_cache_dir=str(out / "frame_cache"), weights=None, amp=True,

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from tsplab.pretrain.recipes import pretrain_config, RECIPES
 from tsplab.pretrain import pretrain
+from tsplab.pretrain.recipes import pretrain_config, RECIPES
 
 
 def run(dataset: str, run_dir: str, method: str, ratio: float, args, gvf_file: str = "") -> dict:

@@ -9,13 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from tsplab.backbones import ClipTransform, build_backbone
+from tsplab.pretrain.config import check_config, PretrainConfig
 from tsplab.pretrain.methods import METHODS, get_method
 from tsplab.pretrain.methods.base import head_accuracy_counts, masked_cross_entropy
 from tsplab.pretrain.methods.tac import TAC, TACModel
 from tsplab.pretrain.methods.tsp import TSP, TSPModel, TSPOptions, compute_video_gvfs, tsp_loss
-from tsplab.pretrain.config import check_config, PretrainConfig
-from tsplab.pretrain.recipes import pretrain_config
 from tsplab.pretrain.optim import build_lr_scheduler, build_optimizer, WarmupMultiStep
+from tsplab.pretrain.recipes import pretrain_config
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from tsplab.pretrain.methods.pal import (PAL, PALDataset, PALOptions, augment_videos, draw_view, info_nce, paste_region,
-                                region_features, region_frame_indices)
-from tsplab.pretrain.recipes import pretrain_config
+                                         region_features, region_frame_indices)
 from tsplab.pretrain import pretrain
 from tsplab.pretrain.data import prepare_data
+from tsplab.pretrain.recipes import pretrain_config
 
 # The paper's queue of negatives (the synthetic recipe's in-batch negatives have tests of their own)
 SMALL = dict(clips_per_video=4, max_region_clips=3, queue_size=16, embed_dim=16, negatives="queue")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from tsplab.pretrain.sampling import (BACKGROUND, FOREGROUND, NO_LABEL, EpochSampler, SegmentClipDataset,
-                             clip_starts, segment_frame_bounds)
+                                      clip_starts, segment_frame_bounds)
 
 FPS = 10.0
 L = 4

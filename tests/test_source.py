@@ -208,8 +208,8 @@ def test_frozen_gvf_is_the_max_pool_of_the_source_encoder(bench, trained, tmp_pa
     from tsplab.features import read_gvf_h5
     from tsplab.features.config import ExtractionConfig
     from tsplab.features.extraction import extract_features
-    from tsplab.pretrain.recipes import pretrain_config
     from tsplab.pretrain import pretrain
+    from tsplab.pretrain.recipes import pretrain_config
 
     config = pretrain_config("synthetic", method="tsp", dataset_dir=str(bench), run_dir=str(tmp_path / "run"),
                              epochs=1, max_steps_per_epoch=1, batch_size=8, workers=0, progress=False)

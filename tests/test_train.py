@@ -16,11 +16,11 @@ import pytest
 import torch
 
 from tsplab.errors import InputError
-from tsplab.pretrain.methods.tsp import TSPOptions
-from tsplab.runs import save_config
-from tsplab.pretrain.config import parse_overrides
-from tsplab.pretrain.recipes import pretrain_config
 from tsplab.pretrain import pretrain, read_metrics
+from tsplab.pretrain.config import parse_overrides
+from tsplab.pretrain.methods.tsp import TSPOptions
+from tsplab.pretrain.recipes import pretrain_config
+from tsplab.runs import save_config
 
 
 @contextlib.contextmanager
@@ -176,8 +176,8 @@ def test_two_gloo_processes_agree(bench, cache_dir, tmp_path):
 
 
 def test_defaults_follow_tsp_and_the_synthetic_preset_its_own_clip():
-    from tsplab.pretrain.methods.tsp import TSPOptions
     from tsplab.pretrain.config import PretrainConfig
+    from tsplab.pretrain.methods.tsp import TSPOptions
     from tsplab.pretrain.recipes import RECIPES
 
     tsp = PretrainConfig(dataset_dir="x")
@@ -328,7 +328,7 @@ def _bad_pretrain_args(case: str, bench: Path, inputs: Path) -> tuple[list, list
     if case == "unknown_method":
         return ["--method", "tsp2"], ["method 'tsp2'", "tac, tsp, bsp, pal"]
     if case == "option_of_another_method":  # TSP's GVF pooling is no option of TAC's
-        return ["--method", "tac", "--gvf-pooling", "avg"], ["['gvf_pooling']", "tac options: match_tsp_steps"]
+        return ["--method", "tac", "--set", "gvf_pooling=avg"], ["gvf_pooling", "tac options: match_tsp_steps"]
     if case == "unknown_option":
         return ["--set", "boundaries=dc,ss"], ["'boundaries'", "tsp options: alpha_c, alpha_r, gvf_file"]
     if case == "bad_option_value":
@@ -470,10 +470,10 @@ OLD_LAYOUT = {
 
 @pytest.mark.filterwarnings("error")  # nothing of an old run folder is ignored
 def test_old_run_folders_still_load():
+    from tsplab.pretrain.config import config_from_dict, config_values
     from tsplab.pretrain.methods import get_method
     from tsplab.pretrain.methods.bsp import BSPOptions
     from tsplab.pretrain.methods.pal import PALOptions
-    from tsplab.pretrain.config import config_from_dict, config_values
 
     tsp = config_from_dict(OLD_LAYOUT)
     assert tsp.options == TSPOptions(alpha_c=0.5, gvf_mode="momentum")
@@ -830,8 +830,8 @@ def test_plateau_schedule_resumes_exactly(bench, cache_dir, tmp_path, monkeypatc
 def test_other_methods_keep_their_step_schedule_and_clip(recipe):
     """PAL's paper settings (tests/test_pal.py) reach PAL only: every other method keeps the
     recipe's optimiser, step schedule and clip."""
-    from tsplab.pretrain.methods import METHODS
     from tsplab.pretrain.config import config_values, PretrainConfig
+    from tsplab.pretrain.methods import METHODS
     from tsplab.pretrain.recipes import RECIPES
 
     expected = {"tsp": dict(optimizer="sgd", backbone_lr=1e-4, fc_lr=0.002, stem_lr=0.0, weight_decay=0.005,

@@ -48,24 +48,6 @@ BEST = "best.pt"
 METRICS = "metrics.csv"
 
 
-def load_initial_weights(config: PretrainConfig):
-    """``config.weights`` read and checked against the backbone before any data is prepared (a
-    typo in a path must not wait for the frame cache): ``None`` (random), or the backbone's state
-    dict. The real backbone is built later from this state, after the same seeding as always, so
-    its initial weights (and the heads') do not depend on this check."""
-    if config.weights is None:
-        return None
-    source = config.weights if config.weights == "kinetics400" else resolve(config.weights)
-    probe = build_backbone(config.backbone)
-    try:
-        load_backbone_weights(probe, source, trust_pickle=config.trust_pickle)
-    except FileNotFoundError as exc:
-        raise InputError(f"weights: {exc}") from None
-    except InputError as exc:
-        raise InputError(f"weights: {exc}") from exc
-    return probe.state_dict()
-
-
 @dataclasses.dataclass
 class PretrainResult:
     """What a run left in ``output_dir``: the per-epoch ``metrics`` table, the best epoch (by average
@@ -78,77 +60,6 @@ class PretrainResult:
     checkpoint: Path
     data_report: pd.DataFrame
     model: nn.Module  # the model after the last epoch (unwrapped), e.g. to extract features in-process
-
-
-def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch, rank, 12345]).generate_state(1)[0])
-
-
-def _seed_epoch(seed: int, epoch: int, rank: int) -> torch.Generator:
-    """Seed every RNG for this epoch and return the generator of the batch augmentations."""
-    s = _epoch_seed(seed, epoch, rank)
-    random.seed(s)
-    np.random.seed(s % 2**32)
-    torch.manual_seed(s)
-    return torch.Generator().manual_seed(s)
-
-
-def _rng_states() -> dict:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    states = {"python": random.getstate(), "numpy": (kind, keys.tolist(), pos, has_gauss, cached),
-              "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: dict) -> None:
-    random.setstate(tuple(x if not isinstance(x, list) else tuple(x) for x in states["python"]))
-    kind, keys, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def _autocast_dtype(config: PretrainConfig, device: torch.device) -> torch.dtype | None:
-    if not config.amp or device.type != "cuda":
-        return None  # never on the CPU: reduced precision there is ~100x slower
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def _to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
-class _Meter:
-    """Per-epoch sums on the device (no host sync per step), reduced over processes at the end."""
-
-    def __init__(self, heads, device):
-        self.heads = tuple(heads)
-        # [loss, steps, then per head: loss sum, correct, count]
-        self.sums = torch.zeros(2 + 3 * len(self.heads), dtype=torch.float64, device=device)
-
-    def add(self, out) -> None:
-        vals = [out.loss.detach().double(), torch.ones((), dtype=torch.float64, device=self.sums.device)]
-        for h in self.heads:
-            # A head's loss is a mean over the batch's labelled clips: weigh it by their number, so
-            # that the epoch value is the mean over clips (a batch of background clips only must not
-            # pull the action head's loss towards 0).
-            count = out.head_count[h].double()
-            vals += [out.head_losses[h].double() * count, out.head_correct[h].double(), count]
-        self.sums += torch.stack([v.to(self.sums.device) for v in vals])
-
-    def result(self, prefix: str) -> dict:
-        """Mean total loss per step, and per head the mean loss and accuracy over labelled clips."""
-        s = all_reduce_sum(self.sums.clone()).cpu().numpy()
-        steps = float(max(s[1], 1.0))
-        row = {f"{prefix}_loss": float(s[0] / steps)}
-        for i, h in enumerate(self.heads):
-            loss_sum, correct, count = (float(v) for v in s[2 + 3 * i: 5 + 3 * i])
-            row[f"{prefix}_loss_{h}"] = loss_sum / count if count else float("nan")
-            row[f"{prefix}_acc_{h}"] = correct / count if count else float("nan")
-        return row
 
 
 @dataclasses.dataclass
@@ -225,18 +136,56 @@ def build_loop(config: PretrainConfig, dist: DistContext, initial_weights) -> tu
     return loop, data_report
 
 
-def _train_step(loop: _Loop, batch: dict, generator: torch.Generator):
-    """One optimizer step on ``batch`` (already on the device); returns the method's ``StepOutput``."""
-    with loop.autocast():
-        out = loop.method.step(loop.net, batch, train=True, generator=generator)
-    loop.optimizer.zero_grad(set_to_none=True)
-    loop.scaler.scale(out.loss).backward()
-    loop.scaler.step(loop.optimizer)
-    loop.scaler.update()
-    loop.scheduler.step()
-    loop.ctx.global_step += 1
-    loop.method.after_optimizer_step(loop.ctx)
-    return out
+def load_initial_weights(config: PretrainConfig):
+    """``config.weights`` read and checked against the backbone before any data is prepared (a
+    typo in a path must not wait for the frame cache): ``None`` (random), or the backbone's state
+    dict. The real backbone is built later from this state, after the same seeding as always, so
+    its initial weights (and the heads') do not depend on this check."""
+    if config.weights is None:
+        return None
+    source = config.weights if config.weights == "kinetics400" else resolve(config.weights)
+    probe = build_backbone(config.backbone)
+    try:
+        load_backbone_weights(probe, source, trust_pickle=config.trust_pickle)
+    except FileNotFoundError as exc:
+        raise InputError(f"weights: {exc}") from None
+    except InputError as exc:
+        raise InputError(f"weights: {exc}") from exc
+    return probe.state_dict()
+
+
+def run_epoch(loop: _Loop, epoch: int) -> tuple[dict, bool]:
+    """Train, let the method end its epoch (e.g. refresh GVFs), validate: ``(metrics row, whether
+    this epoch is the best so far)``; the row joins ``loop.rows``."""
+    loop.ctx.epoch = epoch
+    generator = _seed_epoch(loop.config.seed, epoch, loop.dist.rank)
+    for _, sampler in loop.loaders.values():
+        sampler.set_epoch(epoch)
+    side_before = loop.method.side_seconds
+    row, timing = train_one_epoch(loop, epoch, generator)
+    loop.method.on_train_epoch_end(loop.ctx)
+    t_valid = time.perf_counter()
+    row.update(evaluate(loop, epoch))
+    # A plateau schedule (PAL §4.1) reads the epoch's validation loss (the same on every process:
+    # summed over all of them); the row's lr_* columns keep the rates this epoch trained with.
+    step_plateau(loop.scheduler, row["valid_loss"])
+    score = float(np.mean([row[f"valid_acc_{h}"] for h in loop.method.selection_heads]))
+    waits = all_reduce_sum(torch.tensor([timing["wait_s"], timing["train_s"]], dtype=torch.float64,
+                                        device=loop.dist.device)).cpu()
+    row.update({
+        "valid_acc_avg": score,
+        "train_steps": loop.steps_per_epoch,
+        "data_wait_share": float(waits[0] / waits[1]) if waits[1] > 0 else float("nan"),
+        "clips_per_s": timing["clips"] * loop.dist.world_size / timing["train_s"],
+        "train_seconds": timing["train_s"],
+        "valid_seconds": time.perf_counter() - t_valid,
+        loop.method.side_seconds_column: loop.method.side_seconds - side_before,
+    })
+    loop.rows.append(row)
+    improved = score > loop.best["score"]
+    if improved:
+        loop.best = {"epoch": epoch, "score": score}
+    return row, improved
 
 
 def train_one_epoch(loop: _Loop, epoch: int, generator: torch.Generator) -> tuple[dict, dict]:
@@ -278,6 +227,20 @@ def train_one_epoch(loop: _Loop, epoch: int, generator: torch.Generator) -> tupl
     return row, {"wait_s": wait_s, "train_s": train_s, "clips": clips}
 
 
+def _train_step(loop: _Loop, batch: dict, generator: torch.Generator):
+    """One optimizer step on ``batch`` (already on the device); returns the method's ``StepOutput``."""
+    with loop.autocast():
+        out = loop.method.step(loop.net, batch, train=True, generator=generator)
+    loop.optimizer.zero_grad(set_to_none=True)
+    loop.scaler.scale(out.loss).backward()
+    loop.scaler.step(loop.optimizer)
+    loop.scaler.update()
+    loop.scheduler.step()
+    loop.ctx.global_step += 1
+    loop.method.after_optimizer_step(loop.ctx)
+    return out
+
+
 @torch.no_grad()
 def evaluate(loop: _Loop, epoch: int) -> dict:
     """The validation pass: mean loss, and per head the loss and accuracy over labelled clips
@@ -290,40 +253,6 @@ def evaluate(loop: _Loop, epoch: int) -> dict:
         with loop.autocast():
             meter.add(loop.method.step(loop.model, _to_device(batch, loop.dist.device), train=False))
     return meter.result("valid")
-
-
-def run_epoch(loop: _Loop, epoch: int) -> tuple[dict, bool]:
-    """Train, let the method end its epoch (e.g. refresh GVFs), validate: ``(metrics row, whether
-    this epoch is the best so far)``; the row joins ``loop.rows``."""
-    loop.ctx.epoch = epoch
-    generator = _seed_epoch(loop.config.seed, epoch, loop.dist.rank)
-    for _, sampler in loop.loaders.values():
-        sampler.set_epoch(epoch)
-    side_before = loop.method.side_seconds
-    row, timing = train_one_epoch(loop, epoch, generator)
-    loop.method.on_train_epoch_end(loop.ctx)
-    t_valid = time.perf_counter()
-    row.update(evaluate(loop, epoch))
-    # A plateau schedule (PAL §4.1) reads the epoch's validation loss (the same on every process:
-    # summed over all of them); the row's lr_* columns keep the rates this epoch trained with.
-    step_plateau(loop.scheduler, row["valid_loss"])
-    score = float(np.mean([row[f"valid_acc_{h}"] for h in loop.method.selection_heads]))
-    waits = all_reduce_sum(torch.tensor([timing["wait_s"], timing["train_s"]], dtype=torch.float64,
-                                        device=loop.dist.device)).cpu()
-    row.update({
-        "valid_acc_avg": score,
-        "train_steps": loop.steps_per_epoch,
-        "data_wait_share": float(waits[0] / waits[1]) if waits[1] > 0 else float("nan"),
-        "clips_per_s": timing["clips"] * loop.dist.world_size / timing["train_s"],
-        "train_seconds": timing["train_s"],
-        "valid_seconds": time.perf_counter() - t_valid,
-        loop.method.side_seconds_column: loop.method.side_seconds - side_before,
-    })
-    loop.rows.append(row)
-    improved = score > loop.best["score"]
-    if improved:
-        loop.best = {"epoch": epoch, "score": score}
-    return row, improved
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -364,3 +293,75 @@ def restore_checkpoint(loop: _Loop, checkpoint: dict) -> int:
     loop.rows = list(checkpoint.get("metrics", []))
     loop.best = dict(checkpoint.get("best", loop.best))
     return checkpoint["epoch"] + 1
+
+
+# ------------------------------------------------------------------------------------ helpers
+class _Meter:
+    """Per-epoch sums on the device (no host sync per step), reduced over processes at the end."""
+
+    def __init__(self, heads, device):
+        self.heads = tuple(heads)
+        # [loss, steps, then per head: loss sum, correct, count]
+        self.sums = torch.zeros(2 + 3 * len(self.heads), dtype=torch.float64, device=device)
+
+    def add(self, out) -> None:
+        vals = [out.loss.detach().double(), torch.ones((), dtype=torch.float64, device=self.sums.device)]
+        for h in self.heads:
+            # A head's loss is a mean over the batch's labelled clips: weigh it by their number, so
+            # that the epoch value is the mean over clips (a batch of background clips only must not
+            # pull the action head's loss towards 0).
+            count = out.head_count[h].double()
+            vals += [out.head_losses[h].double() * count, out.head_correct[h].double(), count]
+        self.sums += torch.stack([v.to(self.sums.device) for v in vals])
+
+    def result(self, prefix: str) -> dict:
+        """Mean total loss per step, and per head the mean loss and accuracy over labelled clips."""
+        s = all_reduce_sum(self.sums.clone()).cpu().numpy()
+        steps = float(max(s[1], 1.0))
+        row = {f"{prefix}_loss": float(s[0] / steps)}
+        for i, h in enumerate(self.heads):
+            loss_sum, correct, count = (float(v) for v in s[2 + 3 * i: 5 + 3 * i])
+            row[f"{prefix}_loss_{h}"] = loss_sum / count if count else float("nan")
+            row[f"{prefix}_acc_{h}"] = correct / count if count else float("nan")
+        return row
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, rank, 12345]).generate_state(1)[0])
+
+
+def _seed_epoch(seed: int, epoch: int, rank: int) -> torch.Generator:
+    """Seed every RNG for this epoch and return the generator of the batch augmentations."""
+    s = _epoch_seed(seed, epoch, rank)
+    random.seed(s)
+    np.random.seed(s % 2**32)
+    torch.manual_seed(s)
+    return torch.Generator().manual_seed(s)
+
+
+def _rng_states() -> dict:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    states = {"python": random.getstate(), "numpy": (kind, keys.tolist(), pos, has_gauss, cached),
+              "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict) -> None:
+    random.setstate(tuple(x if not isinstance(x, list) else tuple(x) for x in states["python"]))
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _autocast_dtype(config: PretrainConfig, device: torch.device) -> torch.dtype | None:
+    if not config.amp or device.type != "cuda":
+        return None  # never on the CPU: reduced precision there is ~100x slower
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}

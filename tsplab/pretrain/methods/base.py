@@ -20,6 +20,8 @@ A method is one file: a small object with
   (e.g. a momentum update), ``on_train_epoch_end`` (e.g. an end-of-epoch GVF refresh), and
   ``state_dict``/``load_state_dict`` for whatever of its state a resumed run needs;
 - its data source: ``data_config(config)`` (default: the run's dataset; BSP: its source set);
+- its side work: ``side_seconds``, the seconds it spends outside the training steps (TSP: computing
+  GVFs), which the loop reports apart from training time in the column ``side_seconds_column``;
 - its files: ``check_files`` (inputs it reads, checked before the run folder is touched),
   ``run_files`` (what it writes into the run folder) and ``reuses_file`` (which of them a fresh run
   with other settings may keep).

@@ -63,10 +63,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from tsplab.pretrain.methods.base import (PretrainData, PretrainMethod, StepOutput, head_accuracy_counts,
-                                 masked_cross_entropy)
+                                          masked_cross_entropy)
 from tsplab.pretrain.methods.tac import clip_transform
-from tsplab.runs import write_json
 from tsplab.pretrain.sampling import NO_LABEL, SegmentClipDataset, item_key, item_rng, read_frames
+from tsplab.runs import write_json
 from tsplab.synthetic import SOURCE_DIR, SOURCE_MANIFEST
 
 BOUNDARY_TYPES = ("dc", "sc", "ds", "ss")

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from tsplab.pretrain.methods.base import (PretrainData, PretrainMethod, StepOutput, head_accuracy_counts,
-                                 masked_cross_entropy)
+                                          masked_cross_entropy)
 from tsplab.pretrain.sampling import EpochOfLength, EpochSampler, SegmentClipDataset
 
 

@@ -47,7 +47,7 @@ import torch.nn as nn
 
 from tsplab.distributed import rank_and_world_size
 from tsplab.pretrain.methods.base import (PretrainData, PretrainMethod, StepOutput, TrainContext,
-                                 head_accuracy_counts, masked_cross_entropy)
+                                          head_accuracy_counts, masked_cross_entropy)
 from tsplab.pretrain.methods.tac import clip_transform, segment_datasets
 
 GVF_POOLINGS = ("max", "avg", "none")
