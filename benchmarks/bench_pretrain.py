@@ -31,15 +31,15 @@ import pandas as pd
 import torch
 
 from tsplab.benchmark import generate_benchmark
-from tsplab.pretrain_config import pretrain_config
-from tsplab.train import pretrain
+from tsplab.pretrain import pretrain
+from tsplab.pretrain.recipes import pretrain_config
 
 
 def clip_features(model, dataset, config, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Features ``[N, F]`` of the dataset's balanced, evenly spaced clips (eval transform) and their
     region labels ``[N]``."""
     from tsplab.backbones import ClipTransform
-    from tsplab.sampling import EpochSampler
+    from tsplab.pretrain.sampling import EpochSampler
 
     transform = ClipTransform(config.resize_short_side, config.crop_size, train=False)
     keys = list(EpochSampler(len(dataset), shuffle=False, balance_groups=dataset.region_labels, pad=False))
@@ -72,8 +72,8 @@ def linear_probe_accuracy(train_x, train_y, valid_x, valid_y, steps: int = 300) 
 
 def probe(result, config) -> float:
     """fg/bg linear-probe accuracy of a finished run's encoder (the model after its last epoch)."""
-    from tsplab.sampling import SegmentClipDataset
-    from tsplab.train import prepare_data
+    from tsplab.pretrain.data import prepare_data
+    from tsplab.pretrain.sampling import SegmentClipDataset
 
     data = prepare_data(config)
     kw = dict(frames=data.frames, labels=data.labels, clip_length_frames=data.clip_length_frames,

@@ -10,14 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-from tsplab import synthetic as S
 from tsplab.benchmark import generate_benchmark
 from tsplab.annotations import read_annotations
 from tsplab.features.config import ExtractionConfig
 from tsplab.features.extraction import extract_features
-from tsplab.pretrain_config import method_configs
+from tsplab.pretrain import pretrain
+from tsplab.pretrain import source as source_stage
+from tsplab.pretrain.recipes import method_configs
 from tsplab.similarity import temporal_sensitivity
-from tsplab.train import pretrain
 
 
 def main():
@@ -27,9 +27,9 @@ def main():
     generate_benchmark(bench, "default", seed=0, workers=2, progress=False)
     print(f"benchmark (target and source set) ready in {time.perf_counter() - t:.0f} s", flush=True)
     t = time.perf_counter()
-    encoder = S.ensure_source_encoder(bench, progress=False)
+    encoder = source_stage.ensure_source_encoder(bench, progress=False)
     print(f"source encoder in {time.perf_counter() - t:.0f} s: {encoder}", flush=True)
-    print(S.source_encoder_summary(bench).round(3).to_string(index=False), flush=True)
+    print(source_stage.source_encoder_summary(bench).round(3).to_string(index=False), flush=True)
 
     stage = sys.argv[1] if len(sys.argv) > 1 else "all"
     if stage == "source":

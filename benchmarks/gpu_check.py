@@ -2,7 +2,7 @@
 
 1. Pretraining: a few hundred AMP steps of TSP with R(2+1)D-34 (random initial weights, TSP's clip:
    16 frames at 15 fps, short side 128, crop 112, batch 32) on a generated synthetic benchmark,
-   through ``tsplab.train.pretrain``: steps/s, clips/s, the share of step time spent waiting for
+   through ``tsplab.pretrain.pretrain``: steps/s, clips/s, the share of step time spent waiting for
    data, peak GPU memory.
 2. Extraction: R(2+1)D-34 features of generated 720p H.264 videos through
    ``tsplab.features.extraction.extract_features`` with 8 decoding worker processes, against the
@@ -66,11 +66,11 @@ def make_dataset(folder: Path, size: dict, workers: int) -> Path:
 
 
 def pretraining(dataset: Path, out: Path, size: dict, device) -> dict:
-    """``tsplab.train.pretrain`` of TSP at ``size['pretrain']``; its speed and peak memory."""
+    """``tsplab.pretrain.pretrain`` of TSP at ``size['pretrain']``; its speed and peak memory."""
     import torch
 
-    from tsplab.pretrain_config import pretrain_config
-    from tsplab.train import pretrain
+    from tsplab.pretrain import pretrain
+    from tsplab.pretrain.recipes import pretrain_config
 
     config = pretrain_config("tsp", method="tsp", dataset_dir=str(dataset), run_dir=str(out / "run"),
                              frame_cache_dir=str(out / "frame_cache"), weights=None, amp=True,
@@ -151,7 +151,7 @@ def ddp_smoke(dataset: Path, out: Path, size: dict, pretrained: dict) -> str:
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return f"FAILED (exit {done.returncode}): {last[:160]}"
-    from tsplab.train import read_metrics
+    from tsplab.pretrain import read_metrics
 
     m = read_metrics(out / "ddp" / "pretrain" / "tsp")
     return (f"ok: 2 processes, {int(m.train_steps.sum())} steps of {d['batch_size']} clips each, "

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from tsplab.pretrain_config import PRESETS, pretrain_config
-from tsplab.train import pretrain
+from tsplab.pretrain import pretrain
+from tsplab.pretrain.recipes import pretrain_config, RECIPES
 
 
 def run(dataset: str, run_dir: str, method: str, ratio: float, args, gvf_file: str = "") -> dict:
-    head = PRESETS["synthetic"]["fc_lr"]
+    head = RECIPES["synthetic"]["fc_lr"]
     name = f"{method}_r{ratio:g}"
     # TSP's frozen GVFs come from the initial encoder, the same in every run: computed once.
     extra = {"gvf_file": gvf_file} if method == "tsp" and gvf_file else {}

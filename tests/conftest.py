@@ -31,7 +31,7 @@ def tiny_benchmark(tmp_path_factory) -> Path:
 def one_torch_thread():
     """Run a module's tiny convolutions on one torch thread: on a shared 2-core machine two OpenMP
     threads are far slower than one as soon as another process wants a core (see
-    ``tsplab.train.PRESETS``)."""
+    ``tsplab.pretrain.recipes.RECIPES``)."""
     import torch
 
     threads = torch.get_num_threads()

@@ -219,7 +219,7 @@ def test_checkpoint_with_code_is_refused_unless_trusted(trained_tiny, tmp_path):
     assert path.read_bytes() == before
     # Every reader of checkpoints goes through the same loader: BSP teachers and the localizer too.
     from tsplab.localizer import load_localizer
-    from tsplab.methods.bsp import load_teacher
+    from tsplab.pretrain.methods.bsp import load_teacher
 
     for load in (load_teacher, load_localizer):
         with pytest.raises(InputError, match="refused"):
@@ -329,7 +329,7 @@ def test_clip_transform_rejects_bad_input():
         ClipTransform(32, 28, train=False)(torch.zeros(2, 3, 4, 32, 32, dtype=torch.uint8))
 
 
-# --- tsplab.backbones.choose_encoders (notebook 04) ----------------------------------------------
+# --- tsplab.pretrain.encoders.choose_encoders (notebook 04) ----------------------------------------------
 
 def _run_with_checkpoint(run_dir, name):
     folder = run_dir / "pretrain" / name
@@ -339,7 +339,7 @@ def _run_with_checkpoint(run_dir, name):
 
 
 def test_choose_encoders_takes_each_methods_run(tmp_path):
-    from tsplab.backbones import choose_encoders
+    from tsplab.pretrain.encoders import choose_encoders
 
     tac, tsp = _run_with_checkpoint(tmp_path, "tac"), _run_with_checkpoint(tmp_path, "tsp")
     assert choose_encoders(tmp_path, ["tac", "tsp"]) == {"tac": tac, "tsp": tsp}
@@ -349,7 +349,7 @@ def test_choose_encoders_takes_each_methods_run(tmp_path):
 
 
 def test_choose_encoders_a_given_checkpoint_is_the_only_one(tmp_path):
-    from tsplab.backbones import choose_encoders
+    from tsplab.pretrain.encoders import choose_encoders
 
     folder = _run_with_checkpoint(tmp_path, "tsp_nogvf")
     assert choose_encoders(tmp_path, ["tac"], checkpoint=str(folder)) == {"tsp_nogvf": folder}
@@ -359,7 +359,7 @@ def test_choose_encoders_a_given_checkpoint_is_the_only_one(tmp_path):
 
 
 def test_choose_encoders_never_falls_back_to_random_weights(tmp_path):
-    from tsplab.backbones import choose_encoders
+    from tsplab.pretrain.encoders import choose_encoders
 
     with pytest.raises(InputError, match=r"method: 'tps' is not a valid choice; valid: tac, tsp, bsp, pal, random"):
         choose_encoders(tmp_path, ["tac", "tps"])

@@ -14,13 +14,14 @@ import pytest
 import torch
 
 from tsplab.backbones import build_backbone, load_backbone_weights
-from tsplab.methods import get_method
-from tsplab.methods.bsp import (BSP, NO_CHANGE, SOURCE_RECORD, BSPClipDataset, blend_weights, change_point_heatmap,
-                                change_point_hits, diff_class_boundary, diff_speed_boundary,
-                                same_class_boundary, same_speed, speed_change_indices)
-from tsplab.sampling import NO_LABEL
-from tsplab.pretrain_config import pretrain_config
-from tsplab.train import prepare_data, pretrain, read_metrics
+from tsplab.pretrain.methods import get_method
+from tsplab.pretrain.methods.bsp import (BSP, NO_CHANGE, SOURCE_RECORD, BSPClipDataset, blend_weights,
+                                         change_point_heatmap, change_point_hits, diff_class_boundary,
+                                         diff_speed_boundary, same_class_boundary, same_speed, speed_change_indices)
+from tsplab.pretrain import pretrain, read_metrics
+from tsplab.pretrain.data import prepare_data
+from tsplab.pretrain.recipes import pretrain_config
+from tsplab.pretrain.sampling import NO_LABEL
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -417,7 +418,7 @@ def test_killed_and_resumed_two_head_run_is_bit_identical(tiny_benchmark, tmp_pa
 def test_a_run_saved_before_source_dir_existed_resumes_from_the_target_clips():
     """A BSP config.json without ``source_dir`` ran with the target's clips (the only source then);
     reading it back must not switch it to today's default ``auto``."""
-    from tsplab.pretrain_config import config_from_dict
+    from tsplab.pretrain.config import config_from_dict
 
     old = config_from_dict({"method": "bsp", "options": {"loss": "classification"}})
     assert old.options.source_dir == "target"

@@ -9,12 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from tsplab.backbones import ClipTransform, build_backbone
-from tsplab.methods import METHODS, get_method
-from tsplab.methods.base import head_accuracy_counts, masked_cross_entropy
-from tsplab.methods.tac import TAC, TACModel
-from tsplab.methods.tsp import TSP, TSPModel, TSPOptions, compute_video_gvfs, tsp_loss
-from tsplab.pretrain_config import PretrainConfig, check_config, pretrain_config
-from tsplab.train import WarmupMultiStep, build_lr_scheduler, build_optimizer
+from tsplab.pretrain.config import check_config, PretrainConfig
+from tsplab.pretrain.methods import METHODS, get_method
+from tsplab.pretrain.methods.base import head_accuracy_counts, masked_cross_entropy
+from tsplab.pretrain.methods.tac import TAC, TACModel
+from tsplab.pretrain.methods.tsp import TSP, TSPModel, TSPOptions, compute_video_gvfs, tsp_loss
+from tsplab.pretrain.optim import build_lr_scheduler, build_optimizer, WarmupMultiStep
+from tsplab.pretrain.recipes import pretrain_config
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -40,7 +41,7 @@ def test_method_registry_and_unknown_names():
         check_config(PretrainConfig(backbone="r9d", dataset_dir="x"))
     with pytest.raises(ValueError, match="gvf_pooling='sum'.*max, avg, none"):
         check_config(PretrainConfig(options=TSPOptions(gvf_pooling="sum"), dataset_dir="x"))
-    with pytest.raises(ValueError, match="unknown pretraining preset"):
+    with pytest.raises(ValueError, match="unknown pretraining recipe"):
         pretrain_config("imagenet")
     with pytest.raises(ValueError, match=r"unknown PretrainConfig fields \['lr'\]"):
         pretrain_config("tsp", lr=0.1)
@@ -264,7 +265,7 @@ def test_optimizer_groups_stem_frozen_and_scaled_lrs(tiny):
     in_groups = {id(p) for g in opt.param_groups for p in g["params"]}
     assert not in_groups & {id(p) for p in model.features.stem.parameters()}
     assert {id(p) for p in model.fc1.parameters()} <= {id(p) for p in opt.param_groups[1]["params"]}
-    # The synthetic preset trains the stem with Adam.
+    # The synthetic recipe trains the stem with Adam.
     model2 = TSPModel(build_backbone("r2plus1d_tiny"), 4, 0)
     opt2 = build_optimizer(model2, synthetic_config(), world_size=1)
     assert isinstance(opt2, torch.optim.Adam) and opt2.param_groups[0]["name"] == "stem"

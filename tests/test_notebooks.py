@@ -65,7 +65,7 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "features").iterdir() if p.is_dir()) == ["tac", "tsp"]
     assert list((tmp_path / "features" / "tsp").glob("*.npy"))
     # The source stage ran once (notebook 01), and both methods started from its encoder.
-    from tsplab.synthetic import source_encoder_path
+    from tsplab.pretrain.source import source_encoder_path
 
     encoder = source_encoder_path(tmp_path / "benchmark")
     assert encoder.is_file() and "initial encoder" in (tmp_path / "01_dataset_prep.ipynb").read_text()

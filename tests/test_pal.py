@@ -1,4 +1,4 @@
-"""PAL (tsplab.methods.pal): synthesis, augmentation, region features, InfoNCE, the MoCo queue and
+"""PAL (tsplab.pretrain.methods.pal): synthesis, augmentation, region features, InfoNCE, the MoCo queue and
 momentum encoder, and training on the tiny synthetic benchmark."""
 import math
 from pathlib import Path
@@ -8,17 +8,18 @@ import pandas as pd
 import pytest
 import torch
 
-from tsplab.methods.pal import (PAL, PALDataset, PALOptions, augment_videos, draw_view, info_nce, paste_region,
-                                region_features, region_frame_indices)
-from tsplab.pretrain_config import pretrain_config
-from tsplab.train import pretrain, prepare_data
+from tsplab.pretrain.methods.pal import (PAL, PALDataset, PALOptions, augment_videos, draw_view, info_nce, paste_region,
+                                         region_features, region_frame_indices)
+from tsplab.pretrain import pretrain
+from tsplab.pretrain.data import prepare_data
+from tsplab.pretrain.recipes import pretrain_config
 
-# The paper's queue of negatives (the synthetic preset's in-batch negatives have tests of their own)
+# The paper's queue of negatives (the synthetic recipe's in-batch negatives have tests of their own)
 SMALL = dict(clips_per_video=4, max_region_clips=3, queue_size=16, embed_dim=16, negatives="queue")
 
 
 def small_config(**kw):
-    # PAL's own defaults where the synthetic preset would size them for whole runs (PAL_SYNTHETIC_OVERRIDES)
+    # PAL's own defaults where the synthetic recipe would size them for whole runs (PAL_SYNTHETIC_OVERRIDES)
     values = dict(method="pal", dataset_dir="unused", samples_per_video=1, key_momentum=0.999, **SMALL)
     values.update(kw)
     return pretrain_config("synthetic", **values)
@@ -244,7 +245,7 @@ def tiny_config(bench, cache_dir, run_dir, **kw):
 @pytest.mark.filterwarnings("ignore:.*segments dropped")
 def test_loss_goes_down_on_the_tiny_benchmark(tiny_benchmark, cache_dir, tmp_path):
     from tsplab.backbones import build_backbone
-    from tsplab.train import build_optimizer
+    from tsplab.pretrain.optim import build_optimizer
 
     # Adam at 2e-3, not PAL's 1e-4: six steps on one batch test the loss's mechanics, not the schedule.
     config = tiny_config(tiny_benchmark, cache_dir, tmp_path, queue_size=8, samples_per_video=1,
@@ -282,7 +283,7 @@ def test_pretrain_writes_a_loadable_checkpoint_and_resumes_exactly(tiny_benchmar
     import pandas as pd
 
     from tsplab.backbones import build_backbone, load_backbone_weights
-    from tsplab.train import read_metrics
+    from tsplab.pretrain import read_metrics
 
     kw = dict(epochs=2, max_steps_per_epoch=1)
     whole = pretrain(tiny_config(tiny_benchmark, cache_dir, tmp_path / "whole", **kw))
@@ -468,8 +469,8 @@ def test_frames_of_different_sizes_are_named():
 
 
 def test_presets_bring_pal_its_own_settings_and_user_overrides_win():
-    from tsplab.methods.pal import PAL_SYNTHETIC_OVERRIDES
-    from tsplab.pretrain_config import pretrain_config
+    from tsplab.pretrain.methods.pal import PAL_SYNTHETIC_OVERRIDES
+    from tsplab.pretrain.recipes import pretrain_config
 
     synthetic = pretrain_config("synthetic", method="pal", dataset_dir="x")
     assert synthetic.options.queue_size == PAL_SYNTHETIC_OVERRIDES["queue_size"]
@@ -481,26 +482,26 @@ def test_presets_bring_pal_its_own_settings_and_user_overrides_win():
 
 # ------------------------------------------------------------- the paper's optimisation and clip
 def test_pal_trains_as_its_paper_under_every_preset(tmp_path):
-    """PAL §4.1 under both presets: Adam, lr 1e-4 for every group (1e-3 on the synthetic benchmark:
+    """PAL §4.1 under both recipes: Adam, lr 1e-4 for every group (1e-3 on the synthetic benchmark:
     the measured deviation of PAL_SYNTHETIC_OVERRIDES), weight decay 1e-5, ÷10 on a validation-loss
     plateau (no milestones, no warm-up), 8-frame clips, even where a benchmark's own clip is 16
     frames; a user's override still wins."""
     import json
 
-    from tsplab.pretrain_config import check_config
-    from tsplab.train import WarmupPlateau, build_lr_scheduler
+    from tsplab.pretrain.config import check_config
+    from tsplab.pretrain.optim import build_lr_scheduler, WarmupPlateau
 
     (tmp_path / "benchmark.json").write_text(json.dumps(
         {"config": {"clip_length_frames": 16, "fps": 15.0, "clip_short_side": 32}, "seed": 0}))
-    for preset in ("tsp", "synthetic"):
-        config = pretrain_config(preset, method="pal", dataset_dir=str(tmp_path))
+    for recipe in ("tsp", "synthetic"):
+        config = pretrain_config(recipe, method="pal", dataset_dir=str(tmp_path))
         check_config(config)
-        lr = 1e-4 if preset == "tsp" else 1e-3
+        lr = 1e-4 if recipe == "tsp" else 1e-3
         assert (config.optimizer, config.backbone_lr, config.fc_lr, config.stem_lr, config.weight_decay) == \
-            ("adam", lr, lr, lr, 1e-5), preset
-        assert (config.lr_schedule, config.lr_gamma, config.lr_milestones) == ("plateau", 0.1, ()), preset
-        assert config.warmup_epochs == 0.0, preset
-        assert config.clip_length_frames == 8, preset
+            ("adam", lr, lr, lr, 1e-5), recipe
+        assert (config.lr_schedule, config.lr_gamma, config.lr_milestones) == ("plateau", 0.1, ()), recipe
+        assert config.warmup_epochs == 0.0, recipe
+        assert config.clip_length_frames == 8, recipe
         model = torch.nn.Linear(2, 2)
         scheduler = build_lr_scheduler(torch.optim.Adam(model.parameters(), lr=1e-4), config, steps_per_epoch=5)
         assert isinstance(scheduler.lr_lambdas[0], WarmupPlateau)
@@ -531,7 +532,7 @@ def _normalised_mean(x):
 
 
 def test_model_normalises_each_sub_batch_of_videos_with_its_own_statistics():
-    from tsplab.methods.pal import PALModel
+    from tsplab.pretrain.methods.pal import PALModel
 
     g = torch.Generator().manual_seed(0)
     # 5 videos of 2 clips, each video with its own mean, so every sub-batch has other statistics
@@ -576,8 +577,8 @@ def test_key_encoder_normalises_a_shuffled_batch(monkeypatch, train):
     key encoder the sub-batches of an order drawn from the step's generator (after the views'
     augmentations), so a query's and its positive key's statistics come from different videos; the
     keys come back in the batch's order. Without the shuffle both would see {0, 1} and {2, 3}."""
-    import tsplab.methods.pal as pal_module
-    from tsplab.methods.pal import PALModel
+    import tsplab.pretrain.methods.pal as pal_module
+    from tsplab.pretrain.methods.pal import PALModel
 
     # No augmentation: pixel values keep each video's number (and no random draw is used up).
     monkeypatch.setattr(pal_module, "augment_videos",
@@ -632,7 +633,7 @@ def test_an_encoder_of_the_source_video_retrieves_every_key_and_its_positive_win
     logit although the queue holds another key of the query's video: that key is no negative in
     training (PAL's queue of 16,384 of 240k Kinetics videos never holds one). Without the exclusion
     the tie gives a loss >= ln 2; without the metric's exclusion the accuracy is 0.5."""
-    import tsplab.methods.pal as pal_module
+    import tsplab.pretrain.methods.pal as pal_module
 
     monkeypatch.setattr(pal_module, "augment_videos",  # no augmentation: pixel values stay video numbers
                         lambda videos, crop, *, train, generator=None: videos.permute(0, 1, 4, 2, 3).float())
@@ -675,7 +676,7 @@ def test_info_nce_leaves_out_excluded_queue_rows():
 def test_validation_draws_one_pair_per_video(tmp_path):
     """Validation batches are not shuffled: with two pairs per video each batch would hold every video
     twice (a retrieval ceiling of ~0.5 at a chance of 1/16). Training keeps its samples_per_video."""
-    from tsplab.methods.base import PretrainData
+    from tsplab.pretrain.methods.base import PretrainData
 
     frames = DictFrames([40, 50, 60, 70])
     config = small_config(clip_length_frames=2, resize_short_side=6, samples_per_video=2)
@@ -724,7 +725,7 @@ def test_pal_pretrains_from_scratch_on_the_benchmarks_trimmed_source_set(tiny_be
     bench = tmp_path / "bench"
     shutil.copytree(tiny_benchmark, bench)
     source = generate_source(bench, workers=1, progress=False)
-    code = main(["pretrain", "--preset", "synthetic", "--method", "pal", "--weights", "none", "--dataset",
+    code = main(["pretrain", "--recipe", "synthetic", "--method", "pal", "--weights", "none", "--dataset",
                  str(source), "--run-dir", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "4",
                  "--workers", "0", "--set", "max_steps_per_epoch=2", "--set", "progress=false"])
     assert code == 0, capsys.readouterr().err

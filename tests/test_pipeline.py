@@ -54,7 +54,7 @@ def test_one_meaning_per_parameter_name():
         assert names[nb]["dataset_dir"] == "runs/tiny/benchmark"  # a folder, as PretrainConfig.dataset_dir
     assert {nb: params["benchmark_size"] for nb, params in names.items() if "benchmark_size" in params} == \
         {"01": "tiny", "03": "tiny", "04": "tiny", "09": "tiny"}
-    assert names["03"]["pretrain_preset"] == "synthetic" and names["02"]["pretrain_preset"] == "synthetic"
+    assert names["03"]["pretrain_recipe"] == "synthetic" and names["02"]["pretrain_recipe"] == "synthetic"
     assert names["05"]["dataset_preset"] == "synthetic" and names["06"]["dataset_preset"] == "thumos14"
 
 

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from tsplab.errors import InputError
-from tsplab.pretrain_config import ENCODER_LR_RATIO, PRESETS, check_config, pretrain_config
-from tsplab.sampling import EpochOfLength, holdout_videos
+from tsplab.pretrain.config import check_config
+from tsplab.pretrain.recipes import ENCODER_LR_RATIO, pretrain_config, RECIPES
+from tsplab.pretrain.sampling import EpochOfLength, holdout_videos
 
 
 def _table(videos: int, segments: int = 3) -> pd.DataFrame:
@@ -68,7 +69,7 @@ def test_synthetic_recipe_fine_tunes_below_the_heads_holds_out_training_videos_a
     # fine-tuning the source encoder: the encoder below its heads (TSP §4.1), by the swept ratio
     assert config.backbone_lr == config.stem_lr == ENCODER_LR_RATIO * config.fc_lr < config.fc_lr
     scratch = pretrain_config("synthetic", method="tsp", dataset_dir="x", weights=None)
-    assert scratch.stem_lr == scratch.backbone_lr == scratch.fc_lr == PRESETS["synthetic"]["fc_lr"]
+    assert scratch.stem_lr == scratch.backbone_lr == scratch.fc_lr == RECIPES["synthetic"]["fc_lr"]
     given = pretrain_config("synthetic", method="tsp", dataset_dir="x", weights=None, backbone_lr=1e-5)
     assert given.backbone_lr == 1e-5  # a rate given by name wins
     assert pretrain_config("synthetic", method="tac", dataset_dir="x").options.match_tsp_steps
@@ -79,7 +80,7 @@ def test_synthetic_recipe_fine_tunes_below_the_heads_holds_out_training_videos_a
 
 
 def test_source_encoder_keeps_its_own_validation_videos_and_equal_rates(tiny_benchmark):
-    from tsplab.synthetic import source_pretrain_config
+    from tsplab.pretrain.source import source_pretrain_config
 
     config = source_pretrain_config(tiny_benchmark, progress=False)
     assert config.valid_holdout == 0.0 and config.weights is None
@@ -90,7 +91,7 @@ def test_source_encoder_keeps_its_own_validation_videos_and_equal_rates(tiny_ben
 def test_tac_and_tsp_take_equal_steps_and_select_on_held_out_training_videos(tiny_benchmark, tmp_path,
                                                                           one_torch_thread):
     from tsplab.annotations import read_annotations
-    from tsplab.train import pretrain
+    from tsplab.pretrain import pretrain
 
     common = dict(dataset_dir=str(tiny_benchmark), run_dir=str(tmp_path), clips_per_segment=1, batch_size=4,
                   epochs=1, workers=0, progress=False)

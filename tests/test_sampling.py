@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsplab.sampling import (BACKGROUND, FOREGROUND, NO_LABEL, EpochSampler, SegmentClipDataset,
-                             clip_starts, segment_frame_bounds)
+from tsplab.pretrain.sampling import (BACKGROUND, FOREGROUND, NO_LABEL, EpochSampler, SegmentClipDataset,
+                                      clip_starts, segment_frame_bounds)
 
 FPS = 10.0
 L = 4

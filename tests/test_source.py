@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from tsplab import benchmark as B
-from tsplab import synthetic as S
 from tsplab.errors import InputError
+from tsplab.pretrain import source as source_stage
 from tsplab.video import decode_frames
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*segments dropped")
@@ -31,14 +31,12 @@ def bench(tiny_benchmark, tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(bench):
     """``(checkpoint, number of pretrain calls)``: the first ensure_source_encoder trains, once."""
-    import tsplab.train
-
     calls = []
-    real = tsplab.train.pretrain
+    real = source_stage.run_pretraining
     mp = pytest.MonkeyPatch()
-    mp.setattr(tsplab.train, "pretrain", lambda config, **kw: calls.append(config) or real(config, **kw))
+    mp.setattr(source_stage, "run_pretraining", lambda config, **kw: calls.append(config) or real(config, **kw))
     try:
-        path = S.ensure_source_encoder(bench, progress=False)
+        path = source_stage.ensure_source_encoder(bench, progress=False)
     finally:
         mp.undo()
     return path, calls
@@ -138,28 +136,27 @@ def test_a_killed_source_generation_resumes(bench, tmp_path):
 
 # ------------------------------------------------------------------------------ the source encoder
 def test_ensure_source_encoder_trains_once_then_reuses(bench, trained, monkeypatch):
-    import tsplab.train
-    from tsplab.train import read_metrics
+    from tsplab.pretrain import read_metrics
 
     path, calls = trained
-    assert path == S.source_encoder_path(bench) == bench / "source_encoder" / "pretrain" / "tac" / "best.pt"
+    assert path == source_stage.source_encoder_path(bench) == bench / "source_encoder" / "pretrain" / "tac" / "best.pt"
     assert path.is_file() and len(calls) == 1
     config = calls[0]
-    # TAC on the source set, from random weights, with the synthetic preset's settings and the
+    # TAC on the source set, from random weights, with the synthetic recipe's settings and the
     # benchmark's clip (tiny: 16 px frames, crop 14).
     assert (config.method, config.weights, config.dataset_dir) == ("tac", None, str(bench / "source"))
     assert (config.epochs, config.optimizer, config.resize_short_side, config.crop_size) == (4, "adam", 16, 14)
     assert read_metrics(path.parent)["epoch"].tolist() == [0, 1, 2, 3]
     done = json.loads((bench / "source_encoder" / "source_encoder.json").read_text())
     assert done["complete"] and done["seed"] == 0
-    assert S.source_encoder_summary(bench)["best"].sum() == 1
+    assert source_stage.source_encoder_summary(bench)["best"].sum() == 1
 
     stamp = path.stat().st_mtime_ns
-    monkeypatch.setattr(tsplab.train, "pretrain", lambda *a, **k: pytest.fail("trained a second time"))
-    assert S.ensure_source_encoder(bench, progress=False) == path
+    monkeypatch.setattr(source_stage, "run_pretraining", lambda *a, **k: pytest.fail("trained a second time"))
+    assert source_stage.ensure_source_encoder(bench, progress=False) == path
     assert path.stat().st_mtime_ns == stamp
     with pytest.raises(InputError, match="trained with seed 0, not 1"):
-        S.ensure_source_encoder(bench, seed=1, progress=False)
+        source_stage.ensure_source_encoder(bench, seed=1, progress=False)
 
 
 def test_ensure_source_encoder_refuses_a_folder_without_a_benchmark(tmp_path):
@@ -167,13 +164,14 @@ def test_ensure_source_encoder_refuses_a_folder_without_a_benchmark(tmp_path):
     other.mkdir()
     (other / "annotations.json").write_text("{}")
     with pytest.raises(InputError, match="is not a synthetic benchmark") as error:
-        S.ensure_source_encoder(other)
+        source_stage.ensure_source_encoder(other)
     assert "\n" not in str(error.value)
     assert sorted(p.name for p in other.iterdir()) == ["annotations.json"]  # nothing written
 
 
 def test_weights_source_is_the_synthetic_default_and_resolves_to_the_benchmarks_encoder(bench, trained):
-    from tsplab.pretrain_config import pretrain_config, resolve_weights
+    from tsplab.pretrain.recipes import pretrain_config
+    from tsplab.pretrain.source import resolve_weights
 
     config = pretrain_config("synthetic", method="tsp", dataset_dir=str(bench))
     assert config.weights == "source"
@@ -192,7 +190,7 @@ def test_weights_source_on_another_dataset_is_one_line_before_any_write(tmp_path
     (data / "annotations.json").write_text(json.dumps({"database": {"train_0000": {
         "subset": "training", "duration": 4.0, "annotations": [{"segment": [1.0, 2.0], "label": "a"}]}}}))
     run = tmp_path / "run"
-    code = main(["pretrain", "--preset", "synthetic", "--method", "tac", "--dataset", str(data),
+    code = main(["pretrain", "--recipe", "synthetic", "--method", "tac", "--dataset", str(data),
                  "--run-dir", str(run)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
@@ -210,8 +208,8 @@ def test_frozen_gvf_is_the_max_pool_of_the_source_encoder(bench, trained, tmp_pa
     from tsplab.features import read_gvf_h5
     from tsplab.features.config import ExtractionConfig
     from tsplab.features.extraction import extract_features
-    from tsplab.pretrain_config import pretrain_config
-    from tsplab.train import pretrain
+    from tsplab.pretrain import pretrain
+    from tsplab.pretrain.recipes import pretrain_config
 
     config = pretrain_config("synthetic", method="tsp", dataset_dir=str(bench), run_dir=str(tmp_path / "run"),
                              epochs=1, max_steps_per_epoch=1, batch_size=8, workers=0, progress=False)

@@ -16,10 +16,11 @@ import pytest
 import torch
 
 from tsplab.errors import InputError
-from tsplab.methods.tsp import TSPOptions
+from tsplab.pretrain import pretrain, read_metrics
+from tsplab.pretrain.config import parse_overrides
+from tsplab.pretrain.methods.tsp import TSPOptions
+from tsplab.pretrain.recipes import pretrain_config
 from tsplab.runs import save_config
-from tsplab.pretrain_config import parse_overrides, pretrain_config
-from tsplab.train import pretrain, read_metrics
 
 
 @contextlib.contextmanager
@@ -175,15 +176,16 @@ def test_two_gloo_processes_agree(bench, cache_dir, tmp_path):
 
 
 def test_defaults_follow_tsp_and_the_synthetic_preset_its_own_clip():
-    from tsplab.methods.tsp import TSPOptions
-    from tsplab.pretrain_config import PRESETS, PretrainConfig
+    from tsplab.pretrain.config import PretrainConfig
+    from tsplab.pretrain.methods.tsp import TSPOptions
+    from tsplab.pretrain.recipes import RECIPES
 
     tsp = PretrainConfig(dataset_dir="x")
     # TSP Sec. 4: 16 frames at 15 fps, crop 112, 5 clips per segment, 8 epochs; the background rule
     # is the dataset's (test_background_rule_follows_the_dataset), not a number of the loop's.
     assert (tsp.clip_length_frames, tsp.frame_rate, tsp.crop_size) == (16, 15.0, 112)
     assert (tsp.clips_per_segment, tsp.epochs, tsp.min_background_clips, tsp.dataset) == (5, 8, None, "")
-    assert "min_background_clips" not in PRESETS["synthetic"]
+    assert "min_background_clips" not in RECIPES["synthetic"]
     assert tsp.options == TSPOptions()  # the method's options, its paper's defaults
 
 
@@ -244,7 +246,7 @@ def test_set_values_are_typed_by_their_field():
     (dict(dataset_dir=""), "dataset_dir: give dataset_dir"),
 ])
 def test_check_config_names_the_bad_field(changes, named):
-    from tsplab.pretrain_config import check_config
+    from tsplab.pretrain.config import check_config
 
     config = dataclasses.replace(pretrain_config("synthetic", dataset_dir="x"), **changes)
     with pytest.raises(InputError) as err:
@@ -255,14 +257,14 @@ def test_check_config_names_the_bad_field(changes, named):
 def test_help_lists_methods_backbones_and_presets(capsys):
     from tsplab.backbones import BACKBONES
     from tsplab.cli import main
-    from tsplab.methods import METHODS
-    from tsplab.pretrain_config import PRESETS
+    from tsplab.pretrain.methods import METHODS
+    from tsplab.pretrain.recipes import RECIPES
 
     with pytest.raises(SystemExit) as exit_info:
         main(["pretrain", "--help"])
     assert exit_info.value.code == 0
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
-    for names in (METHODS, BACKBONES, PRESETS):
+    for names in (METHODS, BACKBONES, RECIPES):
         assert "one of " + ", ".join(names) in out
     assert "bsp" in out and "pal" in out and "--trust-checkpoint-code" in out
 
@@ -326,7 +328,7 @@ def _bad_pretrain_args(case: str, bench: Path, inputs: Path) -> tuple[list, list
     if case == "unknown_method":
         return ["--method", "tsp2"], ["method 'tsp2'", "tac, tsp, bsp, pal"]
     if case == "option_of_another_method":  # TSP's GVF pooling is no option of TAC's
-        return ["--method", "tac", "--gvf-pooling", "avg"], ["['gvf_pooling']", "tac options: match_tsp_steps"]
+        return ["--method", "tac", "--set", "gvf_pooling=avg"], ["gvf_pooling", "tac options: match_tsp_steps"]
     if case == "unknown_option":
         return ["--set", "boundaries=dc,ss"], ["'boundaries'", "tsp options: alpha_c, alpha_r, gvf_file"]
     if case == "bad_option_value":
@@ -355,7 +357,7 @@ def test_bad_input_leaves_the_earlier_run_untouched(case, bench, tmp_path, capsy
     _earlier_run(run_dir)
     extra, named = _bad_pretrain_args(case, bench, inputs)
     before = _snapshot(tmp_path)
-    code = main(["pretrain", "--preset", "synthetic", "--dataset", str(bench), "--run-dir", str(run_dir),
+    code = main(["pretrain", "--recipe", "synthetic", "--dataset", str(bench), "--run-dir", str(run_dir),
                  "--workers", "0", "--set", "progress=false", *extra])
     err = capsys.readouterr().err
     assert code == 2
@@ -366,7 +368,7 @@ def test_bad_input_leaves_the_earlier_run_untouched(case, bench, tmp_path, capsy
 
 
 def test_previous_run_is_set_aside_restored_and_dropped(tmp_path, capsys):
-    from tsplab.train import _PreviousRun
+    from tsplab.pretrain.run_folder import _PreviousRun
 
     config = pretrain_config("synthetic", dataset_dir="x", run_dir=str(tmp_path))
     out = _earlier_run(tmp_path)
@@ -401,7 +403,7 @@ def test_previous_run_is_set_aside_restored_and_dropped(tmp_path, capsys):
 
 
 def test_reused_gvf_file_stays_in_place(tmp_path, capsys):
-    from tsplab.train import _PreviousRun
+    from tsplab.pretrain.run_folder import _PreviousRun
 
     config = pretrain_config("synthetic", dataset_dir="x", run_dir=str(tmp_path))
     out = _earlier_run(tmp_path)
@@ -416,7 +418,7 @@ def test_reused_gvf_file_stays_in_place(tmp_path, capsys):
 
 @pytest.mark.filterwarnings("ignore:.*segments dropped")
 def test_run_failing_before_its_first_checkpoint_restores_the_earlier_run(bench, cache_dir, tmp_path, monkeypatch, capsys):
-    import tsplab.train as train
+    import tsplab.pretrain.loop as train
     from tsplab.backbones import resolve_checkpoint
 
     out = _earlier_run(tmp_path)
@@ -468,10 +470,10 @@ OLD_LAYOUT = {
 
 @pytest.mark.filterwarnings("error")  # nothing of an old run folder is ignored
 def test_old_run_folders_still_load():
-    from tsplab.methods import get_method
-    from tsplab.methods.bsp import BSPOptions
-    from tsplab.methods.pal import PALOptions
-    from tsplab.pretrain_config import config_from_dict, config_values
+    from tsplab.pretrain.config import config_from_dict, config_values
+    from tsplab.pretrain.methods import get_method
+    from tsplab.pretrain.methods.bsp import BSPOptions
+    from tsplab.pretrain.methods.pal import PALOptions
 
     tsp = config_from_dict(OLD_LAYOUT)
     assert tsp.options == TSPOptions(alpha_c=0.5, gvf_mode="momentum")
@@ -494,8 +496,8 @@ def test_old_run_folders_still_load():
 def test_an_old_run_folder_keeps_its_gvf_file_and_resumes_without_false_warnings(tmp_path, capsys):
     import warnings
 
-    from tsplab.pretrain_config import config_from_dict
-    from tsplab.train import _check_config_unchanged, _PreviousRun
+    from tsplab.pretrain.config import config_from_dict
+    from tsplab.pretrain.run_folder import _check_config_unchanged, _PreviousRun
 
     old = {**OLD_LAYOUT, "run_dir": str(tmp_path)}
     out = _earlier_run(tmp_path)
@@ -518,7 +520,7 @@ def test_an_old_run_folder_keeps_its_gvf_file_and_resumes_without_false_warnings
 
 
 def test_method_options_by_name_in_presets_and_overrides():
-    from tsplab.methods.bsp import BSPOptions
+    from tsplab.pretrain.methods.bsp import BSPOptions
 
     config = pretrain_config("synthetic", method="bsp", dataset_dir="x", boundaries=["dc", "ss"], epochs=3)
     assert config.options == BSPOptions(boundaries=("dc", "ss")) and config.epochs == 3
@@ -529,8 +531,8 @@ def test_method_options_by_name_in_presets_and_overrides():
     with pytest.raises(InputError, match=r"unknown PretrainConfig fields \['gvf_mode'\]; bsp options: "
                                          r"blend_frames, boundaries, integration, .*; valid fields: amp, "):
         pretrain_config("synthetic", method="bsp", dataset_dir="x", gvf_mode="epoch")
-    # an options object given wins over the preset's options (PAL's queue on the synthetic preset)
-    from tsplab.methods.pal import PAL_SYNTHETIC_OVERRIDES, PALOptions
+    # an options object given wins over the recipe's options (PAL's queue on the synthetic recipe)
+    from tsplab.pretrain.methods.pal import PAL_SYNTHETIC_OVERRIDES, PALOptions
 
     pal = pretrain_config("synthetic", method="pal", dataset_dir="x")
     assert pal.options.queue_size == PAL_SYNTHETIC_OVERRIDES["queue_size"] != PALOptions().queue_size
@@ -542,8 +544,8 @@ def test_method_options_by_name_in_presets_and_overrides():
         dataclasses.replace(config, options={"queue": 3})
 
 
-def test_cli_flags_and_set_reach_the_method_options(monkeypatch):
-    import tsplab.train as train
+def test_cli_flags_and_set_reach_the_method_options(monkeypatch, capsys):
+    import tsplab.pretrain as pretrain_package
     from tsplab.cli import main
 
     seen = {}
@@ -552,12 +554,22 @@ def test_cli_flags_and_set_reach_the_method_options(monkeypatch):
         seen["config"] = config
         raise InputError("stop here")
 
-    monkeypatch.setattr(train, "pretrain", fake_pretrain)
-    main(["pretrain", "--preset", "synthetic", "--dataset", "x", "--gvf-pooling", "avg", "--gvf-mode", "epoch",
+    monkeypatch.setattr(pretrain_package, "pretrain", fake_pretrain)
+    main(["pretrain", "--recipe", "synthetic", "--dataset", "x", "--set", "gvf_pooling=avg", "--set", "gvf_mode=epoch",
           "--set", "alpha_c=0", "--set", "gvf_stride_frames=4", "--set", "dataset=thumos14"])
     assert seen["config"].options == TSPOptions(alpha_c=0.0, gvf_pooling="avg", gvf_mode="epoch", gvf_stride_frames=4)
     assert seen["config"].dataset == "thumos14"
-    main(["pretrain", "--preset", "synthetic", "--dataset", "x", "--set", "method=pal", "--set", "beta_range=0.5,0.8"])
+    assert "deprecated" not in capsys.readouterr().err
+    # The old spellings still work for one release, each with a one-line note.
+    main(["pretrain", "--preset", "synthetic", "--dataset", "x", "--gvf-pooling", "avg", "--gvf-mode", "epoch",
+          "--set", "alpha_c=0", "--set", "gvf_stride_frames=4", "--set", "dataset=thumos14"])
+    assert seen["config"].options == TSPOptions(alpha_c=0.0, gvf_pooling="avg", gvf_mode="epoch", gvf_stride_frames=4)
+    assert seen["config"].optimizer == "adam"  # the synthetic recipe
+    notes = [line for line in capsys.readouterr().err.splitlines() if "deprecated" in line]
+    assert notes == ["tsplab: --gvf-pooling is deprecated, use --set gvf_pooling=",
+                     "tsplab: --gvf-mode is deprecated, use --set gvf_mode=",
+                     "tsplab: --preset is deprecated, use --recipe"]
+    main(["pretrain", "--recipe", "synthetic", "--dataset", "x", "--set", "method=pal", "--set", "beta_range=0.5,0.8"])
     assert seen["config"].method == "pal" and seen["config"].options.beta_range == (0.5, 0.8)
 
 
@@ -574,7 +586,7 @@ def _two_video_annotations(path: Path, ids) -> Path:
 
 def test_background_rule_follows_the_dataset(tmp_path):
     from tsplab.annotations import segment_min_background_s
-    from tsplab.train import background_rule, segment_tables
+    from tsplab.pretrain.data import background_rule, segment_tables
 
     config = pretrain_config("synthetic", dataset_dir="x")  # clips of 8 frames at 15 fps
     clip_s = 8 / 15.0
@@ -600,8 +612,8 @@ def test_background_rule_follows_the_dataset(tmp_path):
 
 
 # ------------------------------------------------------------------------ a new method in one file
-from tsplab.methods import PretrainMethod, StepOutput  # noqa: E402
-from tsplab.methods.base import head_accuracy_counts, masked_cross_entropy  # noqa: E402
+from tsplab.pretrain.methods import PretrainMethod, StepOutput  # noqa: E402
+from tsplab.pretrain.methods.base import head_accuracy_counts, masked_cross_entropy  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -625,18 +637,18 @@ class Half(PretrainMethod):
 
     def __init__(self, config):
         super().__init__(config)
-        from tsplab.methods.tac import clip_transform
+        from tsplab.pretrain.methods.tac import clip_transform
 
         self.transform = clip_transform(config, False)
         self.scales_seen: set = set()
 
     def build_datasets(self, data):
-        from tsplab.methods.tac import segment_datasets
+        from tsplab.pretrain.methods.tac import segment_datasets
 
         return segment_datasets(self.config, data, foreground_only=True)
 
     def build_model(self, backbone, data):
-        from tsplab.methods.tac import TACModel
+        from tsplab.pretrain.methods.tac import TACModel
 
         return TACModel(backbone, len(data.labels))
 
@@ -657,12 +669,12 @@ class Half(PretrainMethod):
 
 @pytest.mark.filterwarnings("ignore:.*segments dropped")
 def test_a_new_method_is_one_class_and_one_line_in_methods(bench, cache_dir, tmp_path, monkeypatch, capsys):
-    import tsplab.methods
+    import tsplab.pretrain.methods
     from tsplab.cli import main
-    from tsplab.pretrain_config import config_from_dict
+    from tsplab.pretrain.config import config_from_dict
 
-    monkeypatch.setitem(tsplab.methods.METHODS, "half", Half)
-    common = ["pretrain", "--preset", "synthetic", "--method", "half", "--dataset", str(bench),
+    monkeypatch.setitem(tsplab.pretrain.methods.METHODS, "half", Half)
+    common = ["pretrain", "--recipe", "synthetic", "--method", "half", "--dataset", str(bench),
               "--run-dir", str(tmp_path), "--workers", "0", "--batch-size", "8", "--epochs", "1",
               "--set", "progress=false", "--set", "max_steps_per_epoch=2", "--set", "clips_per_segment=1",
               "--set", f"frame_cache_dir={cache_dir}"]
@@ -688,14 +700,14 @@ def test_a_new_method_is_one_class_and_one_line_in_methods(bench, cache_dir, tmp
 
 @pytest.fixture
 def fake_benchmark(tmp_path):
-    """A folder whose benchmark.json gives the synthetic preset its clip (12 frames at 10 fps, 20 px)."""
+    """A folder whose benchmark.json gives the synthetic recipe its clip (12 frames at 10 fps, 20 px)."""
     (tmp_path / "benchmark.json").write_text(json.dumps(
         {"config": {"clip_length_frames": 12, "fps": 10.0, "clip_short_side": 20}, "seed": 0}))
     return tmp_path
 
 
 def test_method_configs_gives_each_method_its_own_options(fake_benchmark):
-    from tsplab.pretrain_config import method_configs
+    from tsplab.pretrain.recipes import method_configs
 
     configs = method_configs("synthetic", ["tac", "tsp"], method_options=dict(alpha_c=0.5, gvf_mode="epoch"),
                              dataset_dir=str(fake_benchmark), epochs=2)
@@ -708,7 +720,7 @@ def test_method_configs_gives_each_method_its_own_options(fake_benchmark):
 
 
 def test_method_configs_checks_before_any_run(fake_benchmark):
-    from tsplab.pretrain_config import method_configs
+    from tsplab.pretrain.recipes import method_configs
 
     with pytest.raises(InputError, match="output_name: one run folder name .* several methods"):
         method_configs("synthetic", ["tac", "tsp"], output_name="x", dataset_dir=str(fake_benchmark))
@@ -719,17 +731,17 @@ def test_method_configs_checks_before_any_run(fake_benchmark):
 
 
 def test_config_changes_lists_what_differs_from_the_preset_then_the_options(fake_benchmark):
-    from tsplab.pretrain_config import config_changes, pretrain_config
+    from tsplab.pretrain.recipes import config_changes, pretrain_config
 
     config = pretrain_config("synthetic", method="tsp", dataset_dir=str(fake_benchmark), epochs=2,
                              batch_size=32, alpha_c=0.5)
     changes = config_changes(config, "synthetic")
-    # batch_size 32 is the preset's and the benchmark's clip settings are the preset's reading of it.
+    # batch_size 32 is the recipe's and the benchmark's clip settings are the recipe's reading of it.
     assert list(changes)[:2] == ["epochs", "alpha_c"] and changes["epochs"] == 2
     assert changes["alpha_c"] == 0.5 and changes["gvf_pooling"] == "max"
     assert set(changes) == {"epochs", "alpha_c", "alpha_r", "gvf_pooling", "gvf_mode", "gvf_momentum",
                             "gvf_refresh_steps", "gvf_stride_frames", "gvf_file"}
-    # the options are always listed (TAC's one, on in the synthetic preset)
+    # the options are always listed (TAC's one, on in the synthetic recipe)
     assert config_changes(pretrain_config("synthetic", method="tac", dataset_dir=str(fake_benchmark)),
                           "synthetic") == {"match_tsp_steps": True}
 
@@ -743,7 +755,7 @@ def _plateau_config(**kw):
 
 
 def test_plateau_schedule_divides_the_rate_after_patience_epochs_without_improvement():
-    from tsplab.train import build_lr_scheduler, step_plateau
+    from tsplab.pretrain.optim import build_lr_scheduler, step_plateau
 
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
@@ -780,7 +792,7 @@ def test_plateau_schedule_divides_the_rate_after_patience_epochs_without_improve
 
 
 def test_plateau_schedule_is_checked():
-    from tsplab.pretrain_config import check_config
+    from tsplab.pretrain.config import check_config
 
     with pytest.raises(InputError, match="lr_schedule='cosine'; valid: step, plateau"):
         check_config(_plateau_config(lr_schedule="cosine"))
@@ -795,7 +807,7 @@ def test_plateau_schedule_is_checked():
 def test_plateau_schedule_resumes_exactly(bench, cache_dir, tmp_path, monkeypatch):
     """A run stopped after epoch 0 and resumed equals one never interrupted, with the plateau's state
     (the lowered rate, the best loss, the count) restored from checkpoint.pt."""
-    from tsplab.train import WarmupPlateau
+    from tsplab.pretrain.optim import WarmupPlateau
 
     # No loss ever counts as an improvement: with patience 1 the rate drops after every epoch.
     monkeypatch.setattr(WarmupPlateau, "THRESHOLD", 10.0)
@@ -814,12 +826,13 @@ def test_plateau_schedule_resumes_exactly(bench, cache_dir, tmp_path, monkeypatc
     pd.testing.assert_frame_equal(whole.metrics.drop(columns=timing), resumed.metrics.drop(columns=timing))
 
 
-@pytest.mark.parametrize("preset", ["tsp", "synthetic"])
-def test_other_methods_keep_their_step_schedule_and_clip(preset):
+@pytest.mark.parametrize("recipe", ["tsp", "synthetic"])
+def test_other_methods_keep_their_step_schedule_and_clip(recipe):
     """PAL's paper settings (tests/test_pal.py) reach PAL only: every other method keeps the
-    preset's optimiser, step schedule and clip."""
-    from tsplab.methods import METHODS
-    from tsplab.pretrain_config import PRESETS, PretrainConfig, config_values
+    recipe's optimiser, step schedule and clip."""
+    from tsplab.pretrain.config import config_values, PretrainConfig
+    from tsplab.pretrain.methods import METHODS
+    from tsplab.pretrain.recipes import RECIPES
 
     expected = {"tsp": dict(optimizer="sgd", backbone_lr=1e-4, fc_lr=0.002, stem_lr=0.0, weight_decay=0.005,
                             lr_milestones=(4, 6), lr_gamma=0.01, warmup_epochs=2.0, clip_length_frames=16),
@@ -828,12 +841,12 @@ def test_other_methods_keep_their_step_schedule_and_clip(preset):
     for name in METHODS:
         if name == "pal":
             continue
-        config = pretrain_config(preset, method=name, dataset_dir="x")
+        config = pretrain_config(recipe, method=name, dataset_dir="x")
         values = config_values(config)
-        assert {k: values[k] for k in expected[preset]} == expected[preset], name
+        assert {k: values[k] for k in expected[recipe]} == expected[recipe], name
         assert config.lr_schedule == "step", name
-        loop = {**config_values(PretrainConfig(method=name, dataset_dir="x")), **PRESETS[preset],
-                **METHODS[name].preset_overrides.get(preset, {})}
+        loop = {**config_values(PretrainConfig(method=name, dataset_dir="x")), **RECIPES[recipe],
+                **METHODS[name].recipe_overrides.get(recipe, {})}
         assert {k: values[k] for k in loop} == loop, name
 
 
@@ -846,7 +859,7 @@ def test_resume_with_changed_settings_is_refused_naming_them(bench, cache_dir, t
 
     pretrain(tiny_config(bench, cache_dir, tmp_path / "run", method="tsp", epochs=2, max_steps_per_epoch=1,
                          weights=None), stop_after_epochs=1)
-    args = ["pretrain", "--preset", "synthetic", "--method", "tsp", "--dataset", str(bench), "--run-dir",
+    args = ["pretrain", "--recipe", "synthetic", "--method", "tsp", "--dataset", str(bench), "--run-dir",
             str(tmp_path / "run"), "--set", f"frame_cache_dir={cache_dir}", "--set", "clips_per_segment=1",
             "--batch-size", "8", "--epochs", "2", "--set", "max_steps_per_epoch=1", "--workers", "0", "--resume",
             "--weights", "none"]
@@ -863,7 +876,7 @@ def test_resume_with_changed_settings_is_refused_naming_them(bench, cache_dir, t
 
 @pytest.mark.parametrize("name", ["../../outside/secret.mp4", "/etc/outside/secret.mp4", "sub/../../secret.mp4"])
 def test_a_video_name_never_leaves_the_video_folder(tmp_path, name):
-    from tsplab.train import check_inside_folder
+    from tsplab.pretrain.data import check_inside_folder
 
     (tmp_path / "videos").mkdir()
     with pytest.raises(InputError, match=f"ann.json: video '{re.escape(name)}' is not a file inside the video "
@@ -880,7 +893,7 @@ def test_pretrain_refuses_an_id_that_leaves_the_video_dir(bench, tmp_path, capsy
     ann["database"]["../../outside/secret"] = ann["database"].pop("train_0001")
     (tmp_path / "ann.json").write_text(json.dumps(ann))
     with unchanged(tmp_path):
-        assert main(["pretrain", "--preset", "synthetic", "--method", "tac", "--annotations",
+        assert main(["pretrain", "--recipe", "synthetic", "--method", "tac", "--annotations",
                      str(tmp_path / "ann.json"),
                      "--video-dir", str(bench / "videos"), "--run-dir", str(tmp_path / "run"), "--set",
                      "dataset=synthetic", "--weights", "none"]) == 2
@@ -892,7 +905,7 @@ def test_pretrain_refuses_an_id_that_leaves_the_video_dir(bench, tmp_path, capsy
 
 def test_an_annotated_duration_longer_than_the_video_is_left_out_and_reported():
     """A duration of 1e9 s for a 44-frame video trained on repeated last frames, data_report empty."""
-    from tsplab.train import _leave_out_impossible_durations
+    from tsplab.pretrain.data import _leave_out_impossible_durations
 
     def table(*rows):
         return pd.DataFrame(rows, columns=["filename", "video-duration"])

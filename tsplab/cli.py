@@ -62,8 +62,8 @@ def _add_demo(sub) -> None:
 
 
 def _run_demo(args) -> int:
-    from tsplab.methods import get_method
     from tsplab.pipeline import demo_comparison, demo_steps, run_pipeline
+    from tsplab.pretrain.methods import get_method
 
     for method in args.methods:
         get_method(method)  # an unknown name stops here, before any work, listing the valid ones
@@ -401,27 +401,26 @@ def _read_exclude(path) -> list[str]:
 
 
 def _add_pretrain(sub) -> None:
-    p = sub.add_parser("pretrain", help="pretrain a video encoder (the methods of tsplab.methods; "
+    p = sub.add_parser("pretrain", help="pretrain a video encoder (the methods of tsplab.pretrain.methods; "
                                         "`tsplab pretrain --help` lists them); under torchrun with DDP")
-    # The names in these help texts come from the registries (tsplab.methods.METHODS, BACKBONES,
-    # PRESETS), filled in when the help is shown: importing them loads torch, seconds that the other
+    # The names in these help texts come from the registries (tsplab.pretrain.methods.METHODS, BACKBONES,
+    # RECIPES), filled in when the help is shown: importing them loads torch, seconds that the other
     # subcommands should not pay. Bad names are refused by check_config with a one-line error.
     named = {
         "method": p.add_argument("--method", default="tsp", help="pretraining method (default: tsp)"),
-        "preset": p.add_argument("--preset", default="tsp", help="settings to start from (default: tsp, "
-                                                                 "the paper's)"),
-        "backbone": p.add_argument("--backbone", help="video encoder (default: the preset's)"),
-        "gvf_pooling": p.add_argument("--gvf-pooling", help="TSP's global video feature pooling (the "
-                                                            "option gvf_pooling of --method tsp)"),
-        "gvf_mode": p.add_argument("--gvf-mode", help="how TSP's GVFs are refreshed (the option gvf_mode "
-                                                      "of --method tsp)"),
+        "recipe": p.add_argument("--recipe", help="settings to start from (default: tsp, the paper's)"),
+        "backbone": p.add_argument("--backbone", help="video encoder (default: the recipe's)"),
     }
+    # Deprecated spellings, kept for one release (a one-line note on stderr when used).
+    p.add_argument("--preset", help=argparse.SUPPRESS)
+    p.add_argument("--gvf-pooling", help=argparse.SUPPRESS)
+    p.add_argument("--gvf-mode", help=argparse.SUPPRESS)
     p.add_argument("--dataset", help="folder with annotations.json and videos/ (the synthetic layout)")
     p.add_argument("--annotations", help="annotation file (ActivityNet/DETAD JSON, TSP CSV, custom CSV)")
     p.add_argument("--valid-annotations", help="validation annotation file (default: --annotations)")
     p.add_argument("--video-dir", help="folder of the videos (default: DATASET/videos)")
     p.add_argument("--run-dir", help="run folder; outputs go to RUN/pretrain/<method>/")
-    p.add_argument("--weights", help="initial weights: kinetics400, source (the synthetic benchmark's source encoder, its preset's default), a checkpoint path, or none (random)")
+    p.add_argument("--weights", help="initial weights: kinetics400, source (the synthetic benchmark's source encoder, its recipe's default), a checkpoint path, or none (random)")
     p.add_argument("--trust-checkpoint-code", action="store_true",
                    help="unpickle a checkpoint (--weights, BSP teachers) in full when torch's safe loader "
                         "refuses it: RUNS ANY CODE STORED IN THE FILE; only for files you trust")
@@ -451,12 +450,11 @@ def _add_pretrain(sub) -> None:
 def _pretrain_help_names(named: dict) -> None:
     """Fill the valid names into the pretrain help texts (``named``: field -> argparse action)."""
     from tsplab.backbones import BACKBONES
-    from tsplab.methods import METHODS
-    from tsplab.methods.tsp import GVF_MODES, GVF_POOLINGS
-    from tsplab.pretrain_config import PRESETS, option_fields
+    from tsplab.pretrain.config import option_fields
+    from tsplab.pretrain.methods import METHODS
+    from tsplab.pretrain.recipes import RECIPES
 
-    for field, names in (("method", METHODS), ("preset", PRESETS), ("backbone", BACKBONES),
-                         ("gvf_pooling", GVF_POOLINGS), ("gvf_mode", GVF_MODES)):
+    for field, names in (("method", METHODS), ("recipe", RECIPES), ("backbone", BACKBONES)):
         action = named[field]
         action.help = action.help.split(": one of ")[0] + ": one of " + ", ".join(names)
     options = "; ".join(f"{name}: {', '.join(f.name for f in option_fields(m)) or 'none'}"
@@ -464,26 +462,37 @@ def _pretrain_help_names(named: dict) -> None:
     named["set"].help = named["set"].help.split(". Options by method")[0] + f". Options by method: {options}"
 
 
+def _deprecated(old: str, new: str) -> None:
+    """The one-line note of a spelling kept for one release."""
+    print(f"tsplab: {old} is deprecated, use {new}", file=sys.stderr)
+
+
 def _run_pretrain(args) -> int:
     """Bad settings, files or weights raise ``InputError`` before the run folder is touched (the
     caller prints it as one line, exit 2)."""
     from tsplab.distributed import rank_and_world_size
-    from tsplab.pretrain_config import parse_overrides, pretrain_config
-    from tsplab.train import pretrain
+    from tsplab.pretrain import parse_overrides, pretrain, pretrain_config
 
     flags = {"method": args.method, "dataset_dir": args.dataset, "annotations": args.annotations,
              "valid_annotations": args.valid_annotations, "video_dir": args.video_dir,
              "run_dir": args.run_dir, "backbone": args.backbone, "epochs": args.epochs,
              "batch_size": args.batch_size, "backbone_lr": args.backbone_lr, "fc_lr": args.fc_lr,
-             "gvf_pooling": args.gvf_pooling, "gvf_mode": args.gvf_mode, "workers": args.workers,
-             "seed": args.seed, "device": args.device}
+             "workers": args.workers, "seed": args.seed, "device": args.device}
     overrides = {k: v for k, v in flags.items() if v is not None}
+    for flag, option in (("--gvf-pooling", "gvf_pooling"), ("--gvf-mode", "gvf_mode")):
+        if getattr(args, option) is not None:
+            _deprecated(flag, f"--set {option}=")
+            overrides[option] = getattr(args, option)
     if args.weights is not None:
         overrides["weights"] = None if args.weights.lower() == "none" else args.weights
     if args.trust_checkpoint_code:
         overrides["trust_pickle"] = True
     overrides.update(parse_overrides(args.set, method=args.method))
-    config = pretrain_config(args.preset, **overrides)
+    recipe = args.recipe
+    if args.preset is not None:
+        _deprecated("--preset", "--recipe")
+        recipe = recipe or args.preset
+    config = pretrain_config(recipe or "tsp", **overrides)
     result = pretrain(config, resume=args.resume, stop_after_epochs=args.stop_after_epochs)
     if rank_and_world_size()[0] == 0:
         columns = [c for c in result.metrics.columns if c == "epoch" or c.startswith(("train_loss", "valid_acc"))

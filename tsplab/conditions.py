@@ -302,7 +302,7 @@ def get_conditions(names=None, available=None) -> list[Condition]:
 
 def check_condition(condition: Condition, names) -> None:
     """``InputError`` when ``condition`` contradicts itself or the study's own parameters."""
-    from tsplab.methods import METHODS
+    from tsplab.pretrain.methods import METHODS
 
     where = f"condition {condition.name!r}"
     check_choice(f"{where}: method", condition.method, [*METHODS, RANDOM])

@@ -125,7 +125,7 @@ def demo_steps(run_dir: str, benchmark_size: str = "default", seed: int = 0,
 
     Parameter names mean one thing in every notebook: ``dataset`` a dataset name (01),
     ``dataset_dir`` a dataset folder (03, 04), ``benchmark_size`` the synthetic benchmark's size,
-    ``pretrain_preset`` the pretraining settings (03), ``dataset_preset`` the dataset preset whose
+    ``pretrain_recipe`` the pretraining recipe (03), ``dataset_preset`` the dataset preset whose
     metrics apply (05, 06)."""
     check_choice("benchmark_size", benchmark_size, _PRETRAIN_SIZES)
     run_dir = str(run_dir)

@@ -171,7 +171,7 @@ def plot_frames_with_annotation(frames: np.ndarray, frame_rate: float, instances
 
 def plot_clips(items: list, frame_rate: float, *, instances_of_video: pd.DataFrame | None = None,
                duration_s: float | None = None, max_frames: int = 8) -> Figure:
-    """Clips as a pretraining dataset returns them (``tsplab.sampling.SegmentClipDataset`` items:
+    """Clips as a pretraining dataset returns them (``tsplab.pretrain.sampling.SegmentClipDataset`` items:
     ``clip`` ``[L, H, W, 3]`` uint8, ``t_start_s``, ``region_label`` 1/0 = action/background): one
     row of frames per clip at ``frame_rate``, each frame titled with its time, the row with its
     region; above them the video's timeline with the ground-truth actions (``instances_of_video``:
@@ -462,7 +462,7 @@ def plot_feature_timeline(features: np.ndarray, metadata, instances_of_video: pd
 # ---------------------------------------------------------------------------------------------
 
 def pretrain_heads(metrics: pd.DataFrame) -> list[str]:
-    """The heads of a pretraining metrics table (``tsplab.train``): ``train_loss_<head>`` columns."""
+    """The heads of a pretraining metrics table (``tsplab.pretrain``): ``train_loss_<head>`` columns."""
     return [c[len("train_loss_"):] for c in metrics.columns if c.startswith("train_loss_")]
 
 
@@ -473,7 +473,7 @@ OVERVIEW_COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_acc_avg", "data_
 
 
 def pretrain_metrics_overview(metrics) -> pd.DataFrame:
-    """A narrow table of one run's metrics (``metrics.csv`` of ``tsplab.train``), or of several runs
+    """A narrow table of one run's metrics (``metrics.csv`` of ``tsplab.pretrain``), or of several runs
     given as ``{name: metrics}`` (one block of rows per run, a ``run`` column first): epoch, the
     training and validation losses, each head's validation accuracy, their average (what selects
     ``best.pt``), the share of time spent waiting for data and clips per second. Columns a table
@@ -504,7 +504,7 @@ def plot_pretrain_curves(metrics) -> Figure:
     heads = list(dict.fromkeys(h for m in runs.values() for h in pretrain_heads(m)))
     if not heads:
         raise ValueError("plot_pretrain_curves: no train_loss_<head> columns; is this a pretraining "
-                         "metrics table (metrics.csv of tsplab.train)?")
+                         "metrics table (metrics.csv of tsplab.pretrain)?")
     fig, axes = _figure(2, len(heads), figsize=(_panel_width(len(heads), 4.2), 6.0))
     for i, (name, m) in enumerate(runs.items()):
         color = f"C{i % 10}"

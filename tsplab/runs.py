@@ -225,7 +225,7 @@ class PreviousRun:
     moved back (``restore``): the folder is never left mixed. A run killed before its first result
     leaves them in ``previous/``: the next fresh run keeps them there (the files beside them then
     belong to the killed attempt, not to a finished run) and deletes them only after its own first
-    result. ``first_result`` and ``instead`` word the printed information (``tsplab.train`` and
+    result. ``first_result`` and ``instead`` word the printed information (``tsplab.pretrain`` and
     ``tsplab.localizer`` use it; only one process calls these methods)."""
 
     FOLDER = "previous"

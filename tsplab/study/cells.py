@@ -146,7 +146,7 @@ def cell_steps(spec: CellSpec) -> list[NotebookStep]:
         pretrain_data = {**data, "dataset_dir": str(Path(spec.benchmark_dir) / SOURCE)} \
             if c.pretrain_data == SOURCE else data  # PAL §4.1.1: the trimmed source set
         steps.append(NotebookStep("03_pretrain.ipynb", dict(
-            method=c.method, pretrain_preset="synthetic", run_dir=cell, weights=spec.weights(),
+            method=c.method, pretrain_recipe="synthetic", run_dir=cell, weights=spec.weights(),
             seed=spec.seed, threads=spec.threads, **pretrain_data, **pretrain, config_overrides=overrides)))
     if not c.features_from:
         checkpoint = "" if c.trains or spec.weights() is None else str(spec.weights())

@@ -54,8 +54,8 @@ def _prepare_data(benchmarks: dict, size: StudySize, conditions: list[Condition]
     """Generate each benchmark once, train its source encoder once when a condition starts from it,
     and fill the frame cache every training cell reads (so parallel cells neither race nor repeat
     the decoding). Returns ``{benchmark folder: (source checkpoint or None, frame cache folder)}``."""
-    from tsplab import synthetic
     from tsplab.benchmark import generate_benchmark
+    from tsplab.pretrain.source import ensure_source_encoder
 
     workers = available_cores()
     needs_source = any(c.weights == SOURCE and not c.features_from for c in conditions)
@@ -68,7 +68,7 @@ def _prepare_data(benchmarks: dict, size: StudySize, conditions: list[Condition]
         if needs_source:
             # TAC on the benchmark's source set, trained once (seeded by the benchmark's seed) and
             # shared by every cell, as one Kinetics model serves every run of the paper.
-            source = str(synthetic.ensure_source_encoder(folder, progress=False))
+            source = str(ensure_source_encoder(folder, progress=False))
         cache = out / "frame_cache" / folder.name if trains else None
         if cache is not None:
             _fill_frame_cache(folder, cache, workers)
@@ -77,7 +77,7 @@ def _prepare_data(benchmarks: dict, size: StudySize, conditions: list[Condition]
 
 
 def _fill_frame_cache(benchmark: Path, cache: Path, workers: int) -> None:
-    from tsplab.pretrain_config import pretrain_config
+    from tsplab.pretrain.recipes import pretrain_config
     from tsplab.video import FrameCache
 
     clips = pretrain_config("synthetic", dataset_dir=str(benchmark))

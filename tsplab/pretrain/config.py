@@ -1,23 +1,17 @@
-"""What a pretraining run is: ``PretrainConfig`` and everything that makes, reads and checks one.
+"""What a pretraining run is: ``PretrainConfig``, its typed overrides and its checks.
 
-``PretrainConfig`` holds what the loop (``tsplab.train``) reads plus, in ``options``, the chosen
-method's own options (its ``Options`` dataclass, e.g. ``tsplab.methods.tsp.TSPOptions``); both are
-saved together in ``config.json`` and the checkpoint. ``pretrain_config`` (named settings in
-``PRESETS`` plus overrides), ``parse_overrides`` (``tsplab pretrain --set``) and notebook 03 reach an
-option by its name, like a loop field, typed by its dataclass. ``config_from_dict`` reads a saved
-config back, also the flat layout of runs made before options moved into the methods (``bsp_*``,
-``pal_*``, ``gvf_*``, ``alpha_*`` beside the loop's fields).
+``PretrainConfig`` holds what the loop (``tsplab.pretrain.loop``) reads plus, in ``options``, the
+chosen method's own options (its ``Options`` dataclass, e.g. ``tsplab.pretrain.methods.tsp.TSPOptions``);
+both are saved together in ``config.json`` and the checkpoint. Recipes (``tsplab.pretrain.recipes``),
+``parse_overrides`` (``tsplab pretrain --set``) and notebook 03 reach an option by its name, like a
+loop field, typed by its dataclass. ``config_from_dict`` reads a saved config back, also the flat
+layout of runs made before options moved into the methods (``bsp_*``, ``pal_*``, ``gvf_*``,
+``alpha_*`` beside the loop's fields).
 
 Checks, before any run folder is touched: ``check_config`` (types, ranges and names of every field
 and option) and ``check_inputs`` (the files and folders a run reads and writes); ``InputError``
-names the field or file and what is valid.
-
-The synthetic benchmark trains a tiny encoder, which TSP's schedule (tuned for fine-tuning Kinetics
-weights) does not suit: ``PRESETS["synthetic"]`` holds its settings. Its initial weights are
-``weights="source"``: as every encoder of the paper starts from TAC on Kinetics (TSP §4.1), every
-method on the benchmark starts from TAC on the benchmark's trimmed source set
-(``tsplab.synthetic.ensure_source_encoder``), resolved to that checkpoint by :func:`resolve_weights`
-when a run starts (trained first if absent).
+names the field or file and what is valid. ``weights="source"`` (the synthetic recipe's initial
+encoder) is resolved to a checkpoint by ``tsplab.pretrain.source.resolve_weights``.
 """
 from __future__ import annotations
 
@@ -33,8 +27,8 @@ import numpy as np
 import torch
 
 from tsplab.errors import InputError
-from tsplab.methods import METHODS, get_method
-from tsplab.runs import check_output_folder, read_json, resolve
+from tsplab.pretrain.methods import METHODS, get_method
+from tsplab.runs import check_output_folder, resolve
 
 @dataclasses.dataclass
 class PretrainConfig:
@@ -42,12 +36,12 @@ class PretrainConfig:
     settings and, in ``options``, the chosen method's.
 
     Defaults are TSP's (R(2+1)D-34 from Kinetics weights, 16 frames at 15 fps, short side 128, crop
-    112, SGD schedule of §4.1). See ``PRESETS`` for the synthetic benchmark's settings."""
+    112, SGD schedule of §4.1). See ``tsplab.pretrain.recipes.RECIPES`` for the synthetic benchmark's settings."""
 
-    method: str = "tsp"  # a name in tsplab.methods.METHODS
+    method: str = "tsp"  # a name in tsplab.pretrain.methods.METHODS
     backbone: str = "r2plus1d_34"  # a name in tsplab.backbones.BACKBONES
     # initial weights: "kinetics400", a checkpoint path, "source" (the synthetic benchmark's initial
-    # encoder: TAC on its source set, see resolve_weights) or None (random)
+    # encoder: TAC on its source set, see tsplab.pretrain.source) or None (random)
     weights: str | None = "kinetics400"
     # Checkpoints (weights, BSP teachers) are read with torch's safe loader; True unpickles a file it
     # refuses in full, which runs any code stored in the file: only for files from a trusted source.
@@ -62,7 +56,7 @@ class PretrainConfig:
     valid_subset: str = "validation"
     # Pretraining validation (best epoch, plateau schedule): 0 validates on ``valid_subset`` (TSP
     # §4.1); a share in (0, 1) holds out that share of the training subset's videos instead, drawn by
-    # ``seed`` (tsplab.sampling.holdout_videos; listed in the run folder's pretrain_split.csv), so that
+    # ``seed`` (tsplab.pretrain.sampling.holdout_videos; listed in the run folder's pretrain_split.csv), so that
     # best.pt is never chosen on the videos a localizer is then scored on.
     valid_holdout: float = 0.0
     # The dataset preset (tsplab.presets: activitynet | thumos14 | synthetic) whose background rule
@@ -99,7 +93,7 @@ class PretrainConfig:
     lr_gamma: float = 0.01  # the factor of each decay (a milestone passed, or a plateau)
     # "step": decay x lr_gamma at each of lr_milestones (TSP). "plateau": decay x lr_gamma once the
     # validation loss has not improved for lr_patience_epochs epochs in a row (PAL §4.1: "decreases
-    # by a factor of 10 when the validation loss saturates"); see tsplab.train.WarmupPlateau.
+    # by a factor of 10 when the validation loss saturates"); see tsplab.pretrain.optim.WarmupPlateau.
     lr_schedule: str = "step"
     lr_patience_epochs: int = 2
     scale_lr_with_world_size: bool = True
@@ -114,7 +108,7 @@ class PretrainConfig:
     keep_epoch_checkpoints: bool = False  # also keep epoch_NNN.pt for every epoch
     progress: bool = True
 
-    # The method's options: an instance of its ``Options`` dataclass (tsplab.methods; e.g.
+    # The method's options: an instance of its ``Options`` dataclass (tsplab.pretrain.methods; e.g.
     # TSPOptions). None: the method's defaults; a dict (JSON, papermill) is read by option name.
     options: Any = None
 
@@ -158,13 +152,13 @@ def make_options(method, values: dict):
     names = {f.name for f in option_fields(method)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise InputError(f"options: unknown {method.name} options {unknown}; {_valid_names(method)}")
+        raise InputError(f"options: unknown {method.name} options {unknown}; {valid_names(method)}")
     options = method.Options(**values)
     _lists_to_tuples(options)
     return options
 
 
-def _valid_names(method) -> str:
+def valid_names(method) -> str:
     """``<method> options: ...; valid fields: ...`` for error messages (the method's options first:
     the CLI cuts long messages, and the loop's fields are many)."""
     options = sorted(f.name for f in option_fields(method))
@@ -181,14 +175,14 @@ def config_values(config: PretrainConfig) -> dict:
     return values
 
 
-def _build_config(values: dict, method, what: str) -> PretrainConfig:
+def build_config(values: dict, method, what: str) -> PretrainConfig:
     """A ``PretrainConfig`` of ``method`` from loop fields and option names mixed in ``values``
     (``options``, an instance or a dict, gives a base the named options update)."""
     loop_names = {f.name for f in loop_fields()}
     option_names = {f.name for f in option_fields(method)}
     unknown = sorted(set(values) - loop_names - option_names - {"options"})
     if unknown:
-        raise InputError(f"unknown {what} {unknown}; {_valid_names(method)}")
+        raise InputError(f"unknown {what} {unknown}; {valid_names(method)}")
     base = values.get("options") or {}
     options = dataclasses.asdict(base) if dataclasses.is_dataclass(base) else dict(base)
     options.update({k: v for k, v in values.items() if k in option_names})
@@ -236,122 +230,7 @@ def _old_option_name(key: str, method_name: str, method) -> str | None:
     return None
 
 
-#: Named settings. ``tsp``: the paper's. ``synthetic``: the built-in benchmark: a tiny R(2+1)D
-#: fine-tuned from the benchmark's initial encoder (``weights="source"``: TAC on its source set),
-#: 8-frame clips at the videos' 15 fps on 32 px frames, crop 28 = TSP's 112/128. Adam, the heads at
-#: ``SYNTHETIC_HEAD_LR`` and the encoder (stem and backbone) at ``ENCODER_LR_RATIO`` of it: TSP §4.1
-#: fine-tunes the encoder below its heads (1e-4 against 0.002-0.01); the ratio was chosen by a sweep
-#: on pretraining validation accuracy only (``benchmarks/sweep_encoder_lr.py``; the rule and the
-#: table in the README). A run from random weights (``weights=None``: the source encoder's own run,
-#: PAL from scratch) trains every part at the heads' rate (``pretrain_config``). The schedule keeps
-#: TSP's shape (linear warm-up, step decay), shortened to 4 epochs of 3 clips per segment. The best
-#: epoch is chosen on 15 % of the training videos held out (``valid_holdout``), never on the
-#: localizer's test videos; TAC takes TSP's steps per epoch (``TACOptions.match_tsp_steps``, a
-#: method preset override). One torch thread beside one loader process: on a shared 2-core machine
-#: two OpenMP threads are slower as soon as another process wants a core (``threads=2`` on a quiet
-#: machine). The background rule is the dataset's (the synthetic benchmark: gaps from 1 clip).
-SOURCE_WEIGHTS = "source"  # the synthetic benchmark's initial encoder (resolve_weights)
-
-SYNTHETIC_HEAD_LR = 2e-3
-ENCODER_LR_RATIO = 0.01  # encoder rate / head rate of the synthetic recipe (see above)
-
-PRESETS: dict[str, dict] = {
-    "tsp": {},
-    "synthetic": dict(
-        backbone="r2plus1d_tiny", weights=SOURCE_WEIGHTS,
-        clip_length_frames=8, frame_rate=15.0, resize_short_side=32, crop_size=28, clips_per_segment=3,
-        epochs=4, batch_size=32, optimizer="adam", backbone_lr=ENCODER_LR_RATIO * SYNTHETIC_HEAD_LR,
-        fc_lr=SYNTHETIC_HEAD_LR, stem_lr=ENCODER_LR_RATIO * SYNTHETIC_HEAD_LR,
-        weight_decay=1e-4, warmup_epochs=0.5, lr_milestones=(3,), lr_gamma=0.1, workers=1, threads=1,
-        valid_holdout=0.15,
-    ),
-}
-
-
-def pretrain_config(preset: str = "tsp", **overrides) -> PretrainConfig:
-    """A ``PretrainConfig`` from a named preset (``PRESETS``) with ``overrides``: loop fields and
-    the method's options, by name (``pretrain_config("synthetic", method="tsp", gvf_mode="epoch")``).
-
-    With ``preset="synthetic"`` and a ``dataset_dir`` holding a synthetic benchmark, the clip length,
-    frame rate and short side come from the benchmark's ``benchmark.json`` (the tiny benchmark uses
-    16 px frames) unless overridden; the crop keeps TSP's ratio 112/128. A method's own
-    ``preset_overrides`` for the preset come next (e.g. PAL's optimiser, schedule and 8-frame clips),
-    then ``overrides``.
-    An unknown preset, field or option raises ``InputError`` listing the valid ones."""
-    if preset not in PRESETS:
-        raise InputError(f"unknown pretraining preset {preset!r}; valid presets: {', '.join(PRESETS)}")
-    method = get_method(overrides.get("method", PretrainConfig.method))
-    values = dict(PRESETS[preset])
-    if preset == "synthetic" and "weights" in overrides and overrides["weights"] is None:
-        # The encoder's lower rates are for fine-tuning a trained encoder (TSP §4.1); a random one
-        # trains every part at the heads' rate (as the source encoder itself is trained).
-        values.update(backbone_lr=values["fc_lr"], stem_lr=values["fc_lr"])
-    if preset == "synthetic" and overrides.get("dataset_dir"):
-        cfg = _benchmark_clip_config(resolve(overrides["dataset_dir"]))
-        if cfg is not None:
-            values.update(clip_length_frames=int(cfg["clip_length_frames"]), frame_rate=float(cfg["fps"]),
-                          resize_short_side=int(cfg["clip_short_side"]),
-                          crop_size=int(round(cfg["clip_short_side"] * 112 / 128)))
-    # After the benchmark's clip: a method's paper may fix its own (PAL: 8-frame clips everywhere).
-    values.update(method.preset_overrides.get(preset, {}))
-    option_names = {f.name for f in option_fields(method)}
-    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(PretrainConfig)} - option_names)
-    if unknown:
-        raise InputError(f"unknown PretrainConfig fields {unknown}; {_valid_names(method)}")
-    # Options: the preset's, then an ``options`` object given, then options given by name.
-    options = {k: values.pop(k) for k in list(values) if k in option_names}
-    given = overrides.get("options") or {}
-    options.update(dataclasses.asdict(given) if dataclasses.is_dataclass(given) else given)
-    values.update(overrides)
-    values["options"] = options
-    return _build_config(values, method, "PretrainConfig fields")
-
-
-def _benchmark_clip_config(folder: Path) -> dict | None:
-    """The synthetic benchmark config whose clip a run on ``folder`` takes: the benchmark's own
-    (``benchmark.json``) or, for its trimmed source set (``source.json``, e.g. PAL pretraining on
-    ``<benchmark>/source``, PAL §4.1.1), the benchmark's it belongs to; None for other folders."""
-    if (folder / "benchmark.json").is_file():
-        return read_json(folder / "benchmark.json")["config"]
-    if (folder / "source.json").is_file():
-        return read_json(folder / "source.json")["benchmark"]["config"]
-    return None
-
-
-def method_configs(preset: str, methods, *, method_options: dict | None = None, output_name: str = "",
-                   **overrides) -> dict[str, PretrainConfig]:
-    """``{method: checked PretrainConfig}`` for each of ``methods`` (a name or a list), as notebook
-    03 trains them one after the other: ``overrides`` (loop fields and options) go to every method;
-    each entry of ``method_options`` (e.g. TSP's ``alpha_c``, ``gvf_mode``) only to the methods that
-    have that option. ``output_name`` names one run folder, so it needs exactly one method. Every
-    config passes ``check_config`` before any run starts: an unknown method, field or option raises
-    ``InputError`` listing the valid ones."""
-    from tsplab.errors import check_choice
-
-    check_choice("method", methods, METHODS, several=True)
-    names = [methods] if isinstance(methods, str) else list(methods)
-    if output_name and len(names) > 1:
-        raise InputError(f"output_name: one run folder name ({output_name!r}) cannot hold several methods "
-                         f"({', '.join(names)}); give one method or leave output_name empty")
-    configs = {}
-    for name in names:
-        own = {f.name for f in option_fields(name)}
-        options = {k: v for k, v in (method_options or {}).items() if k in own}
-        configs[name] = pretrain_config(preset, method=name, output_name=output_name, **options, **overrides)
-        check_config(configs[name])
-    return configs
-
-
-def config_changes(config: PretrainConfig, preset: str) -> dict:
-    """What ``config`` sets beyond the named ``preset`` (``PRESETS``, with the synthetic benchmark's
-    clip read from ``config.dataset_dir`` as ``pretrain_config`` does), then every option of its
-    method: ``{name: value}``, the short form of a run's settings that notebook 03 shows."""
-    default = config_values(pretrain_config(preset, method=config.method, dataset_dir=config.dataset_dir))
-    values = config_values(config)
-    options = {f.name for f in option_fields(config.method)}
-    changed = {k: v for k, v in values.items()
-               if k not in options and plain_value(v) != plain_value(default.get(k))}
-    return {**changed, **{k: values[k] for k in values if k in options}}
+SOURCE_WEIGHTS = "source"  # the synthetic benchmark's initial encoder (tsplab.pretrain.source.resolve_weights)
 
 
 # ------------------------------------------------------------------------------------ checks
@@ -465,7 +344,7 @@ def _check_options(config: PretrainConfig) -> None:
     method = get_method(config.method)
     if not isinstance(config.options, method.Options):
         raise InputError(f"options: method {config.method!r} takes {method.Options.__name__} "
-                         f"({_valid_names(method).split('; ')[0]}), got {type(config.options).__name__}")
+                         f"({valid_names(method).split('; ')[0]}), got {type(config.options).__name__}")
     _check_types(config.options, option_fields(method))
 
 
@@ -530,31 +409,6 @@ def check_inputs(config: PretrainConfig) -> None:
         check_output_folder(resolve(config.run_dir) / "frame_cache", "run_dir")
 
 
-def resolve_weights(config: PretrainConfig) -> PretrainConfig:
-    """``config`` with ``weights="source"`` replaced by the path of its benchmark's initial encoder
-    (TAC on the source set of the synthetic benchmark in ``dataset_dir``: the checkpoint
-    ``tsplab.synthetic.ensure_source_encoder`` returns, trained first, with a message, when absent);
-    any other ``weights`` unchanged. ``tsplab.train.pretrain`` calls it after ``check_inputs``, before
-    the run folder is touched, so ``config.json`` names the checkpoint the run started from. A
-    ``dataset_dir`` that is no synthetic benchmark, or a backbone other than the source encoder's,
-    raises ``InputError``."""
-    if config.weights != SOURCE_WEIGHTS:
-        return config
-    from tsplab.runs import path_anchor
-    from tsplab.synthetic import ensure_source_encoder, synthetic_benchmark_folder
-
-    folder = synthetic_benchmark_folder(config.dataset_dir, "dataset_dir")
-    source_backbone = PRESETS["synthetic"]["backbone"]
-    if config.backbone != source_backbone:
-        raise InputError(f"backbone={config.backbone!r}: weights='source' is a {source_backbone} (TAC on the "
-                         f"benchmark's source set); use backbone={source_backbone}, or weights=none for a "
-                         "randomly initialised encoder")
-    path = ensure_source_encoder(folder, progress=config.progress)
-    root = path_anchor()
-    shown = path.relative_to(root) if path.is_relative_to(root) else path
-    return dataclasses.replace(config, weights=str(shown))
-
-
 def parse_overrides(items: list[str], method: str | None = None) -> dict:
     """``["alpha_c=0", "lr_milestones=[3, 5]", "weights=none", "amp=false"]`` -> values of
     ``PretrainConfig`` fields and of ``method``'s options (default: a ``method=`` item, else
@@ -575,7 +429,7 @@ def parse_overrides(items: list[str], method: str | None = None) -> dict:
         key = key.strip().replace("-", "_")
         if not sep or key not in fields:
             what = f"unknown field {key!r}" if sep else "expected FIELD=VALUE"
-            raise InputError(f"--set {item!r}: {what}; {_valid_names(method)}")
+            raise InputError(f"--set {item!r}: {what}; {valid_names(method)}")
         out[key] = _parse_value(fields[key], text.strip())
     return out
 

@@ -7,7 +7,7 @@ cross-entropy.
 Steps per epoch: trained on foreground clips only, an epoch of TAC is one pass over the foreground
 clips, while TSP's is as many foreground as background clips (TSP §3.3), about twice as many steps
 when a dataset's background segments are as many as its action segments. The option
-``match_tsp_steps`` (:class:`TACOptions`; on under the synthetic preset) gives TAC TSP's number of
+``match_tsp_steps`` (:class:`TACOptions`; on under the synthetic recipe) gives TAC TSP's number of
 clips per epoch from the same segment table, foreground clips repeated with fresh temporal jitter,
 so that a comparison of the two is one of objectives at an equal optimisation budget.
 """
@@ -19,9 +19,9 @@ import warnings
 import torch
 import torch.nn as nn
 
-from tsplab.methods.base import (PretrainData, PretrainMethod, StepOutput, head_accuracy_counts,
-                                 masked_cross_entropy)
-from tsplab.sampling import EpochOfLength, EpochSampler, SegmentClipDataset
+from tsplab.pretrain.methods.base import (PretrainData, PretrainMethod, StepOutput, head_accuracy_counts,
+                                          masked_cross_entropy)
+from tsplab.pretrain.sampling import EpochOfLength, EpochSampler, SegmentClipDataset
 
 
 @dataclasses.dataclass
@@ -82,7 +82,7 @@ class TAC(PretrainMethod):
     head_names = ("action",)
     Options = TACOptions
     #: The synthetic recipe compares TAC with TSP: equal optimiser steps per epoch.
-    preset_overrides = {"synthetic": {"match_tsp_steps": True}}
+    recipe_overrides = {"synthetic": {"match_tsp_steps": True}}
 
     def __init__(self, config):
         super().__init__(config)

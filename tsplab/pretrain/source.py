@@ -1,20 +1,31 @@
-"""The source stage of the synthetic benchmark: TAC on its trimmed source set gives every method's
-initial encoder (``weights="source"``). The benchmark itself (generator, layout) is ``tsplab.benchmark``.
+"""The synthetic benchmark's source stage: TAC on its trimmed source set gives every method's initial
+encoder (TSP §3.3, §4.1), and ``weights="source"`` resolves to that checkpoint.
+
+As every encoder of the paper starts from TAC on Kinetics, every method on the benchmark starts from
+TAC on the benchmark's source set: ``ensure_source_encoder`` trains it once per benchmark through
+the one loop (settings ``source_pretrain_config``: the synthetic recipe with the benchmark's clip,
+from random weights) into ``BENCHMARK/source_encoder/``; ``resolve_weights`` replaces
+``weights="source"`` by its ``best.pt`` when a run starts. The benchmark's folder layout
+(``SOURCE_DIR``, ``SOURCE_ENCODER_DIR``) and its source set come from ``tsplab.benchmark``.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import os
+import time
 from pathlib import Path
 
+import pandas as pd
+import torch
+
+from tsplab.errors import InputError
+from tsplab.pretrain.config import SOURCE_WEIGHTS, PretrainConfig
+from tsplab.pretrain.recipes import RECIPES, pretrain_config
+from tsplab.pretrain.run_folder import check_run, read_metrics, run_pretraining
+from tsplab.runs import path_anchor, read_json, resolve, write_json
 from tsplab.benchmark import (SOURCE_DIR, SOURCE_ENCODER_DIR, generate_source, read_benchmark_config,
                               source_config)
-from tsplab.errors import InputError
-from tsplab.runs import read_json, resolve, write_json
-
-# --------------------------------------------------------------------------------------------------
-# The source stage: TAC on the source set gives every method's initial encoder (TSP §3.3, §4.1)
 
 _SOURCE_ENCODER_DONE = "source_encoder.json"  # written once the run has trained every epoch
 # torchrun's variables: hidden from the source run, which is one process (see _one_process).
@@ -43,11 +54,9 @@ def synthetic_benchmark_folder(benchmark_dir, field_name: str = "dataset_dir") -
 
 def source_pretrain_config(benchmark_dir, *, seed: int | None = None, progress: bool = True):
     """The ``PretrainConfig`` of TAC on the source set of ``benchmark_dir``: the synthetic pretraining
-    preset (``tsplab.pretrain_config.PRESETS["synthetic"]``) with the benchmark's own clip (read from
+    recipe (``tsplab.pretrain.recipes.RECIPES["synthetic"]``) with the benchmark's own clip (read from
     its ``benchmark.json``, so source and target runs see identical clips), from random weights,
     into ``BENCHMARK/source_encoder/``; ``seed`` None: the benchmark's own seed."""
-    from tsplab.pretrain_config import pretrain_config
-
     folder = synthetic_benchmark_folder(benchmark_dir, "benchmark_dir")
     seed = read_benchmark_config(folder)[1] if seed is None else int(seed)
     config = pretrain_config("synthetic", method="tac", dataset_dir=str(folder), weights=None,
@@ -60,7 +69,7 @@ def source_pretrain_config(benchmark_dir, *, seed: int | None = None, progress: 
 
 def ensure_source_encoder(benchmark_dir, *, seed: int | None = None, progress: bool = True) -> Path:
     """The initial encoder of the synthetic benchmark in ``benchmark_dir``: TAC on its source set,
-    trained on first use through the one loop (``tsplab.train.pretrain``, settings
+    trained on first use through the one loop (``tsplab.pretrain.run_folder.run_pretraining``, settings
     :func:`source_pretrain_config`), reused afterwards; returns its ``best.pt``
     (:func:`source_encoder_path`).
 
@@ -84,12 +93,33 @@ def ensure_source_encoder(benchmark_dir, *, seed: int | None = None, progress: b
     return path
 
 
+
+def resolve_weights(config: PretrainConfig) -> PretrainConfig:
+    """``config`` with ``weights="source"`` replaced by the path of its benchmark's initial encoder
+    (TAC on the source set of the synthetic benchmark in ``dataset_dir``: the checkpoint
+    :func:`ensure_source_encoder` returns, trained first, with a message, when absent); any other
+    ``weights`` unchanged. ``tsplab.pretrain.pretrain`` calls it after the checks, before the run
+    folder is touched, so ``config.json`` names the checkpoint the run started from. A
+    ``dataset_dir`` that is no synthetic benchmark, or a backbone other than the source encoder's,
+    raises ``InputError``."""
+    if config.weights != SOURCE_WEIGHTS:
+        return config
+    folder = synthetic_benchmark_folder(config.dataset_dir, "dataset_dir")
+    source_backbone = RECIPES["synthetic"]["backbone"]
+    if config.backbone != source_backbone:
+        raise InputError(f"backbone={config.backbone!r}: weights='source' is a {source_backbone} (TAC on the "
+                         f"benchmark's source set); use backbone={source_backbone}, or weights=none for a "
+                         "randomly initialised encoder")
+    path = ensure_source_encoder(folder, progress=config.progress)
+    root = path_anchor()
+    shown = path.relative_to(root) if path.is_relative_to(root) else path
+    return dataclasses.replace(config, weights=str(shown))
+
+
 def source_encoder_summary(benchmark_dir) -> pd.DataFrame:
     """One row per epoch of the benchmark's source run (TAC on its source set): training loss,
     validation clip accuracy on the source set's validation videos (``valid_acc_action``), seconds;
     ``best`` marks the epoch kept as the initial encoder. ``FileNotFoundError`` before its first epoch."""
-    from tsplab.train import read_metrics
-
     metrics = read_metrics(source_encoder_path(benchmark_dir).parent)
     table = metrics[["epoch", "train_loss", "train_acc_action", "valid_acc_action", "train_seconds"]].copy()
     table["best"] = table["valid_acc_action"] == table["valid_acc_action"].max()
@@ -110,15 +140,9 @@ def _finished_source_encoder(folder: Path, seed: int) -> bool:
 
 
 def _train_source_encoder(folder: Path, seed: int, progress: bool) -> None:
-    import time
-
-    import torch
-
-    from tsplab.train import pretrain
-
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         raise InputError(f"weights='source': {folder} has no source encoder yet and this process is part of "
-                         "a process group; train it first in one process: python -c \"from tsplab.synthetic "
+                         "a process group; train it first in one process: python -c \"from tsplab.pretrain.source "
                          f"import ensure_source_encoder; ensure_source_encoder('{folder}')\"")
     generate_source(folder, progress=progress)
     config = source_pretrain_config(folder, seed=seed, progress=progress)
@@ -128,7 +152,8 @@ def _train_source_encoder(folder: Path, seed: int, progress: bool) -> None:
           "once per benchmark (the default benchmark: a few minutes on 2 CPU cores)", flush=True)
     start = time.perf_counter()
     with _one_process():
-        result = pretrain(config, resume=_resumable(config, seed))
+        check_run(config)
+        result = run_pretraining(config, resume=_resumable(config, seed))
     best = result.metrics.set_index("epoch").loc[result.best_epoch]
     write_json(folder / SOURCE_ENCODER_DIR / _SOURCE_ENCODER_DONE, {
         "complete": True, "seed": int(seed), "best_epoch": int(result.best_epoch),

@@ -16,7 +16,7 @@ Determinism: the sampler yields ``(index, epoch)`` keys and every random draw of
 ``numpy.random.default_rng((seed, epoch, index))``. The data an epoch sees depends only on
 ``(seed, epoch)``, never on the number of workers or on which worker loads which item, which is what
 makes a killed and resumed run bit-identical to an uninterrupted one. Every clip dataset (here, and
-BSP's and PAL's in ``tsplab.methods``) reads its keys with :func:`item_key`, draws with
+BSP's and PAL's in ``tsplab.pretrain.methods``) reads its keys with :func:`item_key`, draws with
 :func:`item_rng` and reads frames with :func:`read_frames` (the last frame repeated past a video's end).
 """
 from __future__ import annotations

@@ -24,9 +24,9 @@ differing only in their augmentation (instance discrimination).
 PAL released no code. The choices the paper leaves open are marked ``# Choice:`` below.
 The method's options are :class:`PALOptions` (``--set queue_size=4096``; the paper's values).
 The paper's optimisation and clip (Adam, lr 1e-4, weight decay 1e-5, ÷10 on a validation-loss
-plateau, 8-frame clips) is ``PAL_PAPER_OVERRIDES``, which ``tsplab.pretrain_config.pretrain_config``
-applies under every preset; ``PAL_SYNTHETIC_OVERRIDES`` sizes the queue and momentum for the
-synthetic benchmark's short runs and is applied on the ``synthetic`` preset. The key encoder's batch
+plateau, 8-frame clips) is ``PAL_PAPER_OVERRIDES``, which ``tsplab.pretrain.recipes.pretrain_config``
+applies under every recipe; ``PAL_SYNTHETIC_OVERRIDES`` sizes the queue and momentum for the
+synthetic benchmark's short runs and is applied on the ``synthetic`` recipe. The key encoder's batch
 norm is shuffled (MoCo §3.3; :meth:`PAL.encode_keys`).
 ``batch_size`` counts synthesized *pairs* (2 x J clips each), so the loop's ``clips_per_s`` column
 counts pairs too.
@@ -42,8 +42,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from tsplab.methods.base import PretrainData, PretrainMethod, StepOutput
-from tsplab.sampling import frame_indices, item_key, item_rng, read_frames
+from tsplab.pretrain.methods.base import PretrainData, PretrainMethod, StepOutput
+from tsplab.pretrain.sampling import frame_indices, item_key, item_rng, read_frames
 
 BACKGROUNDS = ("different", "same")
 NEGATIVES = ("queue", "batch")
@@ -97,9 +97,9 @@ class PALOptions:
             raise ValueError(f"key_momentum={self.key_momentum} must be in [0, 1) and "
                              f"temperature={self.temperature} > 0")
 
-#: PAL §4.1 under every preset: Adam, initial learning rate 1e-4 for the whole encoder (stem
+#: PAL §4.1 under every recipe: Adam, initial learning rate 1e-4 for the whole encoder (stem
 #: included: PAL trains from scratch), weight decay 1e-5, the rate divided by 10 "when the validation
-#: loss saturates" (``lr_schedule="plateau"``, ``tsplab.train.WarmupPlateau``), and "8 frames per
+#: loss saturates" (``lr_schedule="plateau"``, ``tsplab.pretrain.optim.WarmupPlateau``), and "8 frames per
 #: clip". Choices the paper leaves open: no warm-up (it names none) and a patience of 2 epochs (it
 #: gives none; its runs last 100-200 epochs, the benchmark's 4, so this lowers the rate only after a
 #: real stall).
@@ -196,7 +196,7 @@ class PALDataset(Dataset):
     ``video-name``/``filename`` columns are read: no labels), with :class:`PALOptions` ``options``.
 
     Item ``idx`` takes video ``idx // samples_per_video`` as ``v_i``; index it with ``(idx, epoch)``
-    (``tsplab.sampling.EpochSampler``). Every draw is seeded by ``(seed, epoch, idx)`` (``fixed=True``,
+    (``tsplab.pretrain.sampling.EpochSampler``). Every draw is seeded by ``(seed, epoch, idx)`` (``fixed=True``,
     for validation: by ``(seed, idx)``, the same pairs every epoch). An item is a dict:
 
     - ``clip``: uint8 ``[2, J * L, S, S, 3]``, the two synthesized videos (S = ``frame_side``),
@@ -397,9 +397,9 @@ def _all_gather(x: torch.Tensor) -> torch.Tensor:
 class PAL(PretrainMethod):
     name = "pal"
     head_names = ("region",)
-    # The paper's optimiser, schedule and clip under every preset; queue and momentum sized for the
+    # The paper's optimiser, schedule and clip under every recipe; queue and momentum sized for the
     # short synthetic runs (see PAL_SYNTHETIC_OVERRIDES).
-    preset_overrides = {"tsp": PAL_PAPER_OVERRIDES, "synthetic": {**PAL_PAPER_OVERRIDES, **PAL_SYNTHETIC_OVERRIDES}}
+    recipe_overrides = {"tsp": PAL_PAPER_OVERRIDES, "synthetic": {**PAL_PAPER_OVERRIDES, **PAL_SYNTHETIC_OVERRIDES}}
 
     Options = PALOptions
 

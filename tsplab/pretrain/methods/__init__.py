@@ -1,19 +1,19 @@
 """Pretraining methods: each is sampling + heads + loss (+ optional hooks) behind the interface in
-``tsplab.methods.base``; ``tsplab.train`` runs any of them with the same loop.
+``tsplab.pretrain.methods.base``; ``tsplab.pretrain.loop`` runs any of them with the same loop.
 
 ``METHODS`` maps a method's name to its constructor (``constructor(config) -> PretrainMethod``);
 ``get_method(name)`` looks one up with an error listing the valid names. A new method is one file
-(its ``Options`` dataclass, datasets, model and loss; see ``tsplab.methods.base``) and one line here:
-nothing in ``tsplab.train`` or the CLI names a method or its options.
+(its ``Options`` dataclass, datasets, model and loss; see ``tsplab.pretrain.methods.base``) and one line here:
+nothing in ``tsplab.pretrain.loop`` or the CLI names a method or its options.
 """
 from __future__ import annotations
 
 from tsplab.errors import InputError
-from tsplab.methods.base import NoOptions, PretrainData, PretrainMethod, StepOutput, TrainContext
-from tsplab.methods.bsp import BSP
-from tsplab.methods.pal import PAL
-from tsplab.methods.tac import TAC
-from tsplab.methods.tsp import TSP
+from tsplab.pretrain.methods.base import NoOptions, PretrainData, PretrainMethod, StepOutput, TrainContext
+from tsplab.pretrain.methods.bsp import BSP
+from tsplab.pretrain.methods.pal import PAL
+from tsplab.pretrain.methods.tac import TAC
+from tsplab.pretrain.methods.tsp import TSP
 
 METHODS: dict = {
     "tac": TAC,

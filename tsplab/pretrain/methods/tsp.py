@@ -46,9 +46,9 @@ import torch
 import torch.nn as nn
 
 from tsplab.distributed import rank_and_world_size
-from tsplab.methods.base import (PretrainData, PretrainMethod, StepOutput, TrainContext,
-                                 head_accuracy_counts, masked_cross_entropy)
-from tsplab.methods.tac import clip_transform, segment_datasets
+from tsplab.pretrain.methods.base import (PretrainData, PretrainMethod, StepOutput, TrainContext,
+                                          head_accuracy_counts, masked_cross_entropy)
+from tsplab.pretrain.methods.tac import clip_transform, segment_datasets
 
 GVF_POOLINGS = ("max", "avg", "none")
 GVF_MODES = ("frozen", "epoch", "momentum")
@@ -181,8 +181,8 @@ class TSP(PretrainMethod):
         self.gvf: dict[str, torch.Tensor] = {}  # "train"/"valid" -> [V, F] on the training device
         self.ema: nn.Module | None = None
         self._ctx: TrainContext | None = None
-        #: Seconds spent computing GVFs (setup and refreshes), for the metrics table.
-        self.gvf_seconds = 0.0
+        #: Seconds spent computing GVFs (setup and refreshes): the loop's ``side_seconds``.
+        self.side_seconds = 0.0
 
     @property
     def selection_heads(self) -> tuple[str, ...]:
@@ -235,7 +235,7 @@ class TSP(PretrainMethod):
                 transform=self._transforms[False], pooling=opt.gvf_pooling,
                 batch_size=cfg.batch_size, device=ctx.dist.device, autocast_dtype=ctx.autocast_dtype,
                 progress=cfg.progress, desc=f"GVF ({split})")
-        self.gvf_seconds += time.perf_counter() - start
+        self.side_seconds += time.perf_counter() - start
         return out
 
     def _set_tables(self, tables: dict, device) -> None:

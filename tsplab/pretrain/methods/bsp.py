@@ -8,7 +8,7 @@ the dataset folder has one (``DATASET/source/``: the synthetic benchmark's Kinet
 video one action instance), else from the foreground segments of the target's training table, with
 a warning naming the deviation; ``"target"`` asks for the latter by name; a folder gives a source set
 (ActivityNet-format ``annotations.json`` with training and validation subsets, ``videos/``). The
-source set's frames come through the run's frame cache (``tsplab.train.prepare_data`` on
+source set's frames come through the run's frame cache (``tsplab.pretrain.data.prepare_data`` on
 ``BSP.data_config``); its class labels are the action head's (two-head, distill) as Kinetics' are
 in the paper; ``bsp_source.json`` in the run folder records which clips were used.
 
@@ -46,13 +46,8 @@ Integration with action classification (§3.4, ``integration``):
   the localizer's ``features_dir=[tac_dir, bsp_dir]``, ``tsplab localize --features TAC --features
   BSP``).
 
-Measured on the ``default`` synthetic benchmark (synthetic preset, 4 epochs, 3 clips per segment,
-2 shared CPU cores: 150 s; syntheses from the target's training clips, as ``source_dir="target"``
-does now): 4-way validation accuracy 0.53 (chance 0.25); diff-class clips are recognised (91 %,
-the scene changes) while sc / ds / ss stay mostly confused. Features at stride 2 on
-the 96 validation videos: temporal sensitivity (``tsplab.similarity``) 0.001 (TAC 0.029, TSP 0.254),
-boundary ratio 0.95 (TAC 1.09, TSP 1.72); TAC ⊕ BSP (two-stream) 0.024 / 1.04. The benchmark's
-boundaries are motion onsets inside one scene, which none of the synthetic boundary types imitates.
+The benchmark's boundaries are motion onsets inside one scene, which none of the synthetic boundary
+types imitates (what BSP alone learns there: the README, "The synthetic recipe's pretraining protocol").
 """
 from __future__ import annotations
 
@@ -67,11 +62,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tsplab.methods.base import (PretrainData, PretrainMethod, StepOutput, head_accuracy_counts,
-                                 masked_cross_entropy)
-from tsplab.methods.tac import clip_transform
+from tsplab.pretrain.methods.base import (PretrainData, PretrainMethod, StepOutput, head_accuracy_counts,
+                                          masked_cross_entropy)
+from tsplab.pretrain.methods.tac import clip_transform
+from tsplab.pretrain.sampling import NO_LABEL, SegmentClipDataset, item_key, item_rng, read_frames
 from tsplab.runs import write_json
-from tsplab.sampling import NO_LABEL, SegmentClipDataset, item_key, item_rng, read_frames
 from tsplab.benchmark.layout import SOURCE_DIR, SOURCE_MANIFEST
 
 BOUNDARY_TYPES = ("dc", "sc", "ds", "ss")
@@ -147,7 +142,7 @@ class SynthesisSource:
     note: str
 
     def data_config(self, config):
-        """The ``PretrainConfig`` whose data the loop prepares (``tsplab.train.prepare_data``, the frames
+        """The ``PretrainConfig`` whose data the loop prepares (``tsplab.pretrain.data.prepare_data``, the frames
         through the run's frame cache): ``config`` itself for the target; for a source set, its folder
         with ActivityNet's ``training`` / ``validation`` subsets. A trimmed video is one action with no
         background, so the background rule is a plain one-clip gap (no dataset preset: a source set's

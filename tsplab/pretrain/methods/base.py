@@ -1,4 +1,4 @@
-"""What a pretraining method is to the one training loop (``tsplab.train``).
+"""What a pretraining method is to the one training loop (``tsplab.pretrain.loop``).
 
 A method is one file: a small object with
 
@@ -9,7 +9,7 @@ A method is one file: a small object with
   its annotation. ``Options.check(config)``, if defined, raises ``ValueError`` for a value out of
   range; the constructor calls it;
 - its data: ``build_datasets(data) -> (train, valid)``, map-style datasets indexed by the
-  ``(index, epoch)`` keys of ``tsplab.sampling.EpochSampler``, whose items are dicts of tensors; a
+  ``(index, epoch)`` keys of ``tsplab.pretrain.sampling.EpochSampler``, whose items are dicts of tensors; a
   dataset may expose ``balance_groups`` (one integer per item; the sampler balances them);
 - its model: ``build_model(backbone, data) -> nn.Module`` with the backbone as ``.features`` (the
   checkpoint layout ``features.*`` + heads under other prefixes that TSP's checkpoints use);
@@ -20,12 +20,14 @@ A method is one file: a small object with
   (e.g. a momentum update), ``on_train_epoch_end`` (e.g. an end-of-epoch GVF refresh), and
   ``state_dict``/``load_state_dict`` for whatever of its state a resumed run needs;
 - its data source: ``data_config(config)`` (default: the run's dataset; BSP: its source set);
+- its side work: ``side_seconds``, the seconds it spends outside the training steps (TSP: computing
+  GVFs), which the loop reports apart from training time in the column ``side_seconds_column``;
 - its files: ``check_files`` (inputs it reads, checked before the run folder is touched),
   ``run_files`` (what it writes into the run folder) and ``reuses_file`` (which of them a fresh run
   with other settings may keep).
 
 The loop never looks at a method's name or options: everything method-specific lives behind these
-calls, so a new method is one file plus one line in ``tsplab.methods.METHODS``.
+calls, so a new method is one file plus one line in ``tsplab.pretrain.methods.METHODS``.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from tsplab.sampling import NO_LABEL, FrameSource
+from tsplab.pretrain.sampling import NO_LABEL, FrameSource
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from tsplab.distributed import DistContext
@@ -82,7 +84,7 @@ class StepOutput:
 class TrainContext:
     """What the loop shares with a method's hooks."""
 
-    config: Any  # tsplab.train.PretrainConfig
+    config: Any  # tsplab.pretrain.config.PretrainConfig
     model: nn.Module  # unwrapped (not the DDP wrapper)
     dist: "DistContext"
     output_dir: Path
@@ -103,18 +105,21 @@ class PretrainMethod:
     head_names: tuple[str, ...] = ()
     #: The dataclass of the method's own options (``config.options`` holds one).
     Options: type = NoOptions
-    #: Settings a method needs on top of a ``tsplab.train.PRESETS`` entry, by preset name (applied
-    #: by ``pretrain_config`` before the user's overrides): loop fields (e.g. a paper's own
+    #: Settings a method needs on top of a ``tsplab.pretrain.recipes.RECIPES`` entry, by recipe name
+    #: (applied by ``pretrain_config`` before the user's overrides): loop fields (e.g. a paper's own
     #: optimiser) and the method's options, by name.
-    preset_overrides: dict = {}
+    recipe_overrides: dict = {}
     #: Glob patterns of the files the method writes into the run folder (beside the loop's).
     run_files: tuple[str, ...] = ()
-    #: Seconds of the method's own work outside the training steps (TSP: computing GVFs), reported
-    #: apart from training time (the metrics' ``gvf_seconds`` column).
-    gvf_seconds: float = 0.0
+    #: Seconds of the method's own work outside the training steps (TSP: computing GVFs), which the
+    #: loop reports apart from training time, in the metrics column ``side_seconds_column``.
+    side_seconds: float = 0.0
+    #: That column's name: one for every method, so that the metrics tables of all methods share
+    #: their columns (named after TSP's GVFs, the work it first measured).
+    side_seconds_column: str = "gvf_seconds"
 
     def __init__(self, config):
-        """``config``: the loop's ``tsplab.train.PretrainConfig``, whose ``options`` must be an
+        """``config``: the loop's ``tsplab.pretrain.config.PretrainConfig``, whose ``options`` must be an
         ``Options`` (``ValueError`` naming the option otherwise, or when one is out of range)."""
         options = getattr(config, "options", None)
         if not isinstance(options, self.Options):
