@@ -369,7 +369,7 @@ def _run_evaluate(args) -> int:
 
     import pandas as pd
 
-    from tsplab.metrics import evaluate_files
+    from tsplab.evaluation import evaluate_files
     from tsplab.runs import check_output_file, resolve, write_json
 
     inputs = {"the ground truth": resolve(args.ground_truth), "the predictions": resolve(args.predictions)}
@@ -653,7 +653,7 @@ def _run_fuse(args) -> int:
 
     from tsplab.localizer.fusion import fuse_predictions, read_class_scores
     from tsplab.localizer.fusion import write_fused_predictions as write_fused
-    from tsplab.metrics import read_predictions
+    from tsplab.evaluation import read_predictions
     from tsplab.runs import check_output_file, resolve
 
     inputs = {"the predictions (--predictions)": resolve(args.predictions),
