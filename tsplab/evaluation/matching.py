@@ -230,7 +230,7 @@ def average_precision_from_matches(labels: np.ndarray, scores: np.ndarray, is_tp
     a class without predictions has AP 0, one without positives NaN.
     """
     classes = num_positives.index
-    # integer class codes: sorting strings is ~10x slower; labels outside the classes are ignored
+    # integer class codes: sorting strings is much slower; labels outside the classes are ignored
     codes = pd.Categorical(np.asarray(labels, dtype=object), categories=classes).codes
     scores = np.asarray(scores, dtype=float)
     thresholds = [float(t) for t in np.asarray(tiou_thresholds, dtype=float).reshape(-1)]
