@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from tsplab.evaluation.inputs import _check_thresholds, _empty_dropped, _empty_issues, _prepare, _validation_dict
+from tsplab.evaluation.inputs import (_check_thresholds, _empty_dropped, _empty_issues, _prepare,
+                                      _validation_dict)
 from tsplab.evaluation.matching import average_precision_from_matches, match_predictions
 from tsplab.presets import DatasetPreset, get_preset
 
@@ -72,12 +73,12 @@ def evaluate_detection(ground_truth: pd.DataFrame, predictions: pd.DataFrame,
     against ``ground_truth`` DataFrame(video, t_start_s, t_end_s, label[, duration_s]) (one subset
     already selected), both in file order (ties are broken as the official code breaks them).
 
-    Both tables are judged first (module docstring, ``check_ground_truth``, ``check_predictions``):
-    invalid ground truth raises ``InputError`` unless ``lenient``; invalid predictions, and those
-    with labels absent from the ground truth (the official code would crash on them), are dropped
-    with a warning and listed in ``result.dropped``. Classes are those of the ground truth;
-    predictions on videos without ground truth are false positives. ``sources`` names the two
-    tables in messages (file paths when they come from files).
+    Both tables are judged first (``tsplab.evaluation.inputs``, ``check_ground_truth``,
+    ``check_predictions``): invalid ground truth raises ``InputError`` unless ``lenient``; invalid
+    predictions, and those with labels absent from the ground truth (the official code would crash
+    on them), are dropped with a warning and listed in ``result.dropped``. Classes are those of the
+    ground truth; predictions on videos without ground truth are false positives. ``sources`` names
+    the two tables in messages (file paths when they come from files).
     """
     p = get_preset(preset)
     thresholds = _check_thresholds(tiou_thresholds if tiou_thresholds is not None else p.tiou_thresholds)

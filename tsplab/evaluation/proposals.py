@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from tsplab.errors import InputError
-from tsplab.evaluation.inputs import _check_thresholds, _empty_dropped, _empty_issues, _prepare, _validation_dict
+from tsplab.evaluation.inputs import (_check_thresholds, _empty_dropped, _empty_issues, _prepare,
+                                      _validation_dict)
 from tsplab.evaluation.matching import iou_elementwise, official_order
 from tsplab.presets import DatasetPreset, get_preset
 
