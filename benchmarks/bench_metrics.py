@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from tsplab.metrics import evaluate_detection, evaluate_proposals, load_ground_truth
+from tsplab.evaluation import evaluate_detection, evaluate_proposals, load_ground_truth
 from tsplab.presets import DATA_DIR
 from tsplab.runs import resolve
 

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsplab.detad import (BucketSpec, assign_buckets, bucket_average_map, bucket_shares, bucket_table,
-                          get_bucket_spec, instance_characteristics, perturb_ground_truth)
-from tsplab.metrics import evaluate_detection, load_ground_truth
+from tsplab.evaluation import (BucketSpec, assign_buckets, bucket_average_map, bucket_shares, bucket_table,
+                               evaluate_detection, get_bucket_spec, instance_characteristics,
+                               load_ground_truth, perturb_ground_truth)
 from tsplab.errors import InputError
 
 
@@ -169,7 +169,7 @@ def test_notebook_06_runs_on_real_thumos_ground_truth(real_data, tmp_path):
     import nbformat
     import papermill
 
-    from tsplab.metrics import read_predictions
+    from tsplab.evaluation import read_predictions
     from tsplab.runs import repo_root
 
     notebooks = repo_root() / "notebooks"
@@ -188,14 +188,14 @@ def test_notebook_06_runs_on_real_thumos_ground_truth(real_data, tmp_path):
     assert images >= 4
 
 
-# --- tsplab.detad.pretend_predictions and available_characteristics (notebook 06) -----------------
+# --- tsplab.evaluation.pretend_predictions and available_characteristics (notebook 06) ------------
 
 GT = pd.DataFrame({"video": ["a", "a", "b", "b", "c"], "t_start_s": [0.0, 10.0, 2.0, 20.0, 5.0],
                    "t_end_s": [2.0, 30.0, 4.5, 55.0, 6.0], "label": ["x", "y", "x", "y", "x"]})
 
 
 def test_pretend_predictions_short_means_the_presets_first_length_bucket():
-    from tsplab.detad import pretend_predictions
+    from tsplab.evaluation import pretend_predictions
 
     exact = dict(boundary_jitter=0.0, drop_rate=0.0, label_error_rate=0.0, false_positives_per_video=0.0,
                  score_noise=0.0)
@@ -211,7 +211,7 @@ def test_pretend_predictions_short_means_the_presets_first_length_bucket():
 
 
 def test_pretend_predictions_methods_draw_different_noise_and_check_their_arguments():
-    from tsplab.detad import pretend_predictions
+    from tsplab.evaluation import pretend_predictions
 
     same = dict(boundary_jitter=0.2)
     preds = pretend_predictions(GT, {"one": same, "two": same}, seed=5)
@@ -224,7 +224,7 @@ def test_pretend_predictions_methods_draw_different_noise_and_check_their_argume
 
 
 def test_available_characteristics_coverage_needs_every_duration():
-    from tsplab.detad import available_characteristics
+    from tsplab.evaluation import available_characteristics
 
     assert available_characteristics(pd.Series([10.0, 20.0])) == ["length", "coverage", "num_instances"]
     assert available_characteristics(pd.Series([10.0, np.nan])) == ["length", "num_instances"]

@@ -168,7 +168,7 @@ def _snapshot(folder):
 ])
 def test_malformed_class_score_file_exits_2_with_one_line(tmp_path, capsys, content, named):
     from tsplab.cli import main
-    from tsplab.metrics import write_predictions
+    from tsplab.evaluation import write_predictions
 
     gt = tmp_path / "gt.json"
     gt.write_text(json.dumps({"database": {v: {"subset": "validation", "duration": 10.0, "annotations": [
@@ -190,7 +190,7 @@ def test_malformed_class_score_file_exits_2_with_one_line(tmp_path, capsys, cont
 def test_cli_fuse_never_replaces_an_existing_file_without_overwrite(tmp_path, capsys, unchanged):
     """``fuse --out`` replaced an unrelated existing file although its help says "new file"."""
     from tsplab.cli import main
-    from tsplab.metrics import read_predictions, write_predictions
+    from tsplab.evaluation import read_predictions, write_predictions
 
     write_predictions(PREDICTIONS, tmp_path / "pred.json")
     _write_scores(tmp_path / "cls.json")
@@ -208,7 +208,7 @@ def test_cli_fuse_never_replaces_an_existing_file_without_overwrite(tmp_path, ca
 
 def test_cli_fuse_end_to_end(tmp_path, capsys):
     from tsplab.cli import main
-    from tsplab.metrics import evaluate_files, read_predictions, write_predictions
+    from tsplab.evaluation import evaluate_files, read_predictions, write_predictions
 
     write_predictions(pd.concat([PREDICTIONS, _predictions([("vid_three", 0.0, 1.0, AGNOSTIC_LABEL, 0.5)])]),
                       tmp_path / "pred.json")
@@ -294,7 +294,7 @@ def fused_run(tmp_path_factory, one_torch_thread):
 
 def test_localizer_fuses_class_agnostic_predictions(fused_run):
     from tsplab.localizer import load_localizer
-    from tsplab.metrics import evaluate_detection, read_predictions
+    from tsplab.evaluation import evaluate_detection, read_predictions
 
     root, result = fused_run
     run = result.out_dir

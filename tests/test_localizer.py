@@ -315,7 +315,7 @@ def easy_run(tiny_benchmark, tmp_path_factory):
 
 
 def test_short_training_learns_easy_features(easy_run):
-    from tsplab.metrics import read_predictions
+    from tsplab.evaluation import read_predictions
 
     cfg, result = easy_run
     h = result.history

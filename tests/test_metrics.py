@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from tsplab.errors import InputError
-from tsplab.metrics import (check_ground_truth, detection_table, evaluate_detection, evaluate_files,
-                            evaluate_proposals, interpolated_ap, load_ground_truth, match_predictions,
-                            official_order, read_predictions, segment_iou, select_subset,
-                            write_predictions)
+from tsplab.evaluation import (check_ground_truth, detection_table, evaluate_detection, evaluate_files,
+                               evaluate_proposals, interpolated_ap, load_ground_truth, match_predictions,
+                               official_order, read_predictions, segment_iou, select_subset,
+                               write_predictions)
 from tsplab.presets import ACTIVITYNET_TIOU, get_preset
 
 VALID_GT = "activitynet/activitynet_v1-3_valid_tsp_groundtruth.csv"
@@ -577,7 +577,7 @@ def test_proposal_truncation_and_the_inclusive_threshold():
 
 
 def test_ap_classes_are_those_given_and_other_labels_are_ignored():
-    from tsplab.metrics import average_precision_from_matches
+    from tsplab.evaluation import average_precision_from_matches
 
     # class "b" only: its one prediction is a TP; the "a" prediction ranked above it is not its FP
     ap = average_precision_from_matches(np.array(["a", "b"]), np.array([0.9, 0.8]), np.array([[False], [True]]),
@@ -828,7 +828,7 @@ def test_ap_properties():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from tsplab.metrics import average_precision_from_matches
+    from tsplab.evaluation import average_precision_from_matches
 
     @settings(max_examples=80, deadline=None)
     @given(st.lists(st.booleans(), min_size=1, max_size=25), st.integers(0, 5), st.integers(0, 4))

@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from tsplab.detad import bucket_shares, bucket_table
-from tsplab.metrics import evaluate_detection
+from tsplab.evaluation import bucket_shares, bucket_table, evaluate_detection
 from tsplab.plots import (figure_to_png, plot_bucket_map, plot_bucket_shares,
                           plot_frames_with_annotation, plot_length_histogram, plot_map_vs_tiou)
 
@@ -65,7 +64,7 @@ def test_frames_with_annotation():
 
 
 def test_detection_figures():
-    # A zero-length instance can never be matched (tsplab.metrics), so a perfect prediction of
+    # A zero-length instance can never be matched (tsplab.evaluation), so a perfect prediction of
     # INSTANCES would not score 100: these figures use the three instances with a length.
     instances = INSTANCES[INSTANCES.t_end_s > INSTANCES.t_start_s]
     pred = instances.assign(score=1.0)

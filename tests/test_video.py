@@ -12,7 +12,10 @@ import av
 import numpy as np
 import pytest
 
-from tsplab import video as V
+from tsplab.video import decode as video_decode
+from tsplab.video import frame_cache as video_frame_cache
+from tsplab.video import probe as video_probe
+from tsplab.video import windows as video_windows
 from tsplab.video import (FrameCache, VideoError, decode_frames, iter_clip_windows, num_clip_windows,
                           probe_video, read_clip, standardize_video, standardize_videos, write_video)
 
@@ -152,7 +155,7 @@ def test_read_clip_recovers_from_a_late_seek(videos, monkeypatch):
             return getattr(self._container, name)
 
     opened = []
-    real_open = V._open_input
+    real_open = video_probe._open_input
 
     @contextlib.contextmanager
     def open_late(path):
@@ -160,7 +163,7 @@ def test_read_clip_recovers_from_a_late_seek(videos, monkeypatch):
             opened.append(path)
             yield LateSeek(container)
 
-    monkeypatch.setattr(V, "_open_input", open_late)
+    monkeypatch.setattr(video_decode, "_open_input", open_late)
     assert frame_ids(read_clip(videos["cfr"], 0.4, 4, 15)) == [12, 14, 16, 18]
     assert len(opened) == 2  # the late seek was noticed and the file decoded from its start
 
@@ -218,7 +221,7 @@ def test_overlapping_windows_cut_in_blocks_are_the_clips_of_read_clip(videos, mo
     """Overlapping windows are views of blocks of frames: cut mid-video (3 per block: 30 frames make
     12 windows of 8 every 2, so blocks end inside the video), only at its end (64 per block) or one
     by one; always the frames read_clip decodes for that window, including the padded tail."""
-    monkeypatch.setattr(V, "_WINDOW_BLOCK_MAX_WINDOWS", windows_per_block)
+    monkeypatch.setattr(video_windows, "_WINDOW_BLOCK_MAX_WINDOWS", windows_per_block)
     frame_rate = 15  # 30 frames at this rate
     windows = list(iter_clip_windows(videos["cfr"], length, frame_rate, stride))
     assert [w.index for w in windows] == list(range(num_clip_windows(30, length, stride)))
@@ -236,7 +239,7 @@ def test_overlapping_windows_cut_in_blocks_are_the_clips_of_read_clip(videos, mo
 def test_clip_windows_check_the_length_with_the_same_opening(videos, monkeypatch):
     opened = []
     original = av.open
-    monkeypatch.setattr(V.av, "open", lambda *a, **k: opened.append(a[0]) or original(*a, **k))
+    monkeypatch.setattr(av, "open", lambda *a, **k: opened.append(a[0]) or original(*a, **k))
     windows = list(iter_clip_windows(videos["cfr"], 8, 15, 8, min_frames=30))  # 30 frames: enough
     assert len(windows) == 4 and len(opened) == 1
     with pytest.raises(VideoError, match=r"cfr30.mp4: too short: 2.000 s is 30 frame\(s\) at 15 fps, "
@@ -253,7 +256,7 @@ def test_small_frames_decode_on_one_thread_large_ones_threaded(videos, tmp_path)
     large = write_video(tmp_path / "large.mp4", np.zeros((2, 240, 322, 3), np.uint8), fps=15)
     for path, threaded in ((videos["cfr"], False), (large, True)):
         with av.open(str(path)) as container:
-            stream = V._video_stream(container, path, threaded=None)
+            stream = video_probe._video_stream(container, path, threaded=None)
             assert (stream.codec_context.thread_count == 1) is not threaded, path
 
 
@@ -335,7 +338,7 @@ def test_frame_cache_is_built_once_and_reused(videos, tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("the cache decoded a video it already holds")
 
-    monkeypatch.setattr(V, "decode_frames", no_decoding)
+    monkeypatch.setattr(video_frame_cache, "decode_frames", no_decoding)
     fresh = FrameCache(tmp_path / "cache", frame_rate=15, short_side=16)  # e.g. the next epoch
     frames = fresh.get(videos["cfr"])
     assert isinstance(frames, np.memmap) and not frames.flags.writeable

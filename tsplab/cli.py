@@ -283,34 +283,16 @@ def _add_standardize(sub) -> None:
 def _run_standardize(args) -> int:
     """Exit status 1 when any video failed (the table says which and why)."""
     from tsplab.runs import resolve
-    from tsplab.video import standardize_videos
+    from tsplab.video import standardize_folder
 
-    in_dir, out_dir = resolve(args.in_dir), resolve(args.out_dir)
-    # Checked here so that a bad value stops with one line before any work (video.py raises plain
-    # ValueErrors for these).
-    if not 0 < args.fps < float("inf"):
-        raise InputError(f"--fps {args.fps}: give a frame rate > 0 (TSP: 30)")
-    if args.short_side is not None and (args.short_side <= 0 or args.short_side % 2):
-        raise InputError(f"--short-side {args.short_side}: give an even number of pixels > 0 (H.264 "
-                         "yuv420p needs even sizes)")
-    if args.workers < 1:
-        raise InputError(f"--workers {args.workers}: give at least 1 encoding process")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{args.out_dir}: the output folder is an existing file; give a folder")
-    if in_dir.is_dir() and in_dir.resolve() == out_dir.resolve():
-        raise InputError(f"{args.out_dir}: the output folder must differ from the input folder "
-                         "(outputs would replace their sources)")
-    table = standardize_videos(in_dir, out_dir, fps=args.fps, short_side=args.short_side,
-                               workers=args.workers)
-    counts = table.status.value_counts()
-    print(f"{args.in_dir} -> {args.out_dir} at {args.fps:g} fps: " +
-          ", ".join(f"{counts.get(s, 0)} {s}" for s in ("done", "skipped", "failed")))
-    failed = table[table.status == "failed"]
-    if len(failed):
-        _print_table(failed[["video", "error"]], "Failed videos:")
-        print(f"tsplab standardize: {len(failed)} of {len(table)} videos failed (listed above with the "
-              f"reason); the other {len(table) - len(failed)} are done in {args.out_dir}", file=sys.stderr)
-    return 1 if len(failed) else 0
+    report = standardize_folder(resolve(args.in_dir), resolve(args.out_dir), fps=args.fps,
+                                short_side=args.short_side, workers=args.workers,
+                                names=(args.in_dir, args.out_dir))
+    print(report.summary)
+    if len(report.failed):
+        _print_table(report.failed[["video", "error"]], "Failed videos:")
+        print(f"tsplab standardize: {report.failure}", file=sys.stderr)
+    return report.exit_status
 
 
 def _add_evaluate(sub) -> None:
@@ -342,7 +324,7 @@ def _run_evaluate(args) -> int:
 
     import pandas as pd
 
-    from tsplab.metrics import evaluate_files
+    from tsplab.evaluation import evaluate_files
     from tsplab.runs import check_output_file, resolve, write_json
 
     inputs = {"the ground truth": resolve(args.ground_truth), "the predictions": resolve(args.predictions)}
@@ -595,7 +577,7 @@ def _run_fuse(args) -> int:
 
     from tsplab.localizer.fusion import fuse_predictions, read_class_scores
     from tsplab.localizer.fusion import write_fused_predictions as write_fused
-    from tsplab.metrics import read_predictions
+    from tsplab.evaluation import read_predictions
     from tsplab.runs import check_output_file, resolve
 
     inputs = {"the predictions (--predictions)": resolve(args.predictions),

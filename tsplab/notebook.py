@@ -43,7 +43,7 @@ def _listing(values, digits: int, scale: float = 1.0, *, bold_first: bool = True
 
 
 def detection_sentence(table: pd.DataFrame) -> str:
-    """The headline of ``tsplab.metrics.detection_table`` (rows: methods, fractions): the average mAP
+    """The headline of ``tsplab.evaluation.detection_table`` (rows: methods, fractions): the average mAP
     of each method, best first, and the mAP at the strictest threshold, in percent."""
     ranked = table.sort_values("average", ascending=False)
     strictest = [c for c in table.columns if c.startswith("mAP@")][-1]
@@ -52,7 +52,7 @@ def detection_sentence(table: pd.DataFrame) -> str:
 
 
 def bucket_sentence(table: pd.DataFrame) -> str:
-    """The first bucket and ``all`` of a ``tsplab.detad.bucket_table`` (percent), each method's, and
+    """The first bucket and ``all`` of a ``tsplab.evaluation.bucket_table`` (percent), each method's, and
     the difference between the first two methods on both: how much of a gain on short actions
     reaches the overall number."""
     methods = [m for m in table.index if m != "% of instances"]

@@ -163,8 +163,8 @@ def demo_comparison(run_dir, methods=DEMO_METHODS) -> pd.DataFrame:
     temporal sensitivity of the features (fg-fg minus fg-bg cosine similarity). TSP's claim: higher
     than TAC's on all of them, most on short actions."""
     from tsplab.annotations import read_annotations
-    from tsplab.detad import bucket_table
-    from tsplab.metrics import read_predictions
+    from tsplab.evaluation import bucket_table
+    from tsplab.evaluation import read_predictions
     from tsplab.similarity import temporal_sensitivity
 
     run_dir = resolve(run_dir)

@@ -34,7 +34,7 @@ import pandas as pd
 
 from tsplab.annotations import normalize_video_id
 from tsplab.features import open_feature_folders
-from tsplab.metrics import normalize_ids
+from tsplab.evaluation import normalize_ids
 
 
 def cosine_similarity_matrix(features: np.ndarray) -> np.ndarray:

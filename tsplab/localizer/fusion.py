@@ -258,7 +258,7 @@ def _check_fusion_parameters(top_k, max_segments, class_scores: ClassScores,
 
 
 def _check_prediction_scores(predictions: pd.DataFrame, source: str) -> None:
-    from tsplab.metrics import check_columns
+    from tsplab.evaluation import check_columns
 
     check_columns(predictions, PREDICTION_COLUMNS, source)
     score = pd.to_numeric(predictions["score"], errors="coerce").to_numpy(dtype=np.float64)
@@ -287,7 +287,7 @@ def write_fused_predictions(result: FusionResult, path, *, version: str = "VERSI
     """An ActivityNet result file of the fused predictions (atomically): ``external_data`` says
     that external classification scores were used (the challenge's field for it) and ``fusion``
     holds ``result.report()`` (what was left out, by name)."""
-    from tsplab.metrics import write_predictions
+    from tsplab.evaluation import write_predictions
 
     details = (f"segment scores fused with the top-{result.top_k} video-level class scores of "
                f"{Path(result.class_scores).name}")
@@ -344,7 +344,7 @@ def write_run_predictions(config, predictions: pd.DataFrame, class_scores: Class
     (with class scores) the fused ones, the model's own then kept in ``out_dir / unfused_file``.
     Returns (the predictions written, the record for ``metrics.json``: ``class_agnostic`` and
     ``fusion``, empty when neither applies)."""
-    from tsplab.metrics import write_predictions
+    from tsplab.evaluation import write_predictions
 
     record = {"class_agnostic": True} if config.class_agnostic else {}
     if class_scores is None:

@@ -52,7 +52,7 @@ class LocalizerResult:
     model: Localizer
     history: pd.DataFrame  # per epoch: epoch, lr, loss, cls, reg, sens, ascl
     predictions: pd.DataFrame  # video, t_start_s, t_end_s, label, score
-    detection: object  # tsplab.metrics.DetectionResult
+    detection: object  # tsplab.evaluation.DetectionResult
     out_dir: Path
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["video", "subset", "reason"]))
 
@@ -73,7 +73,7 @@ def train_localizer(config: LocalizerConfig, progress: bool = True) -> Localizer
     ``config.class_scores`` (ActivityNet's protocol, ``tsplab.localizer.fusion``) ``predictions.json``
     holds the fused predictions that ``metrics.json`` scores, the model's own are in
     ``predictions_unfused.json``, and ``metrics.json``'s ``fusion`` says what was fused and left out."""
-    from tsplab.metrics import evaluate_detection
+    from tsplab.evaluation import evaluate_detection
 
     # Every input is read and checked before the run folder is touched, and the run's files are
     # written only once training has finished: a failed run leaves an earlier run's files as they were.

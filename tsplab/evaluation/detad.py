@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from tsplab.errors import InputError
-from tsplab.metrics import (PREDICTION_COLUMNS, average_precision_from_matches, check_columns,
-                            iou_elementwise, match_predictions, normalize_ids)
+from tsplab.evaluation.inputs import PREDICTION_COLUMNS, check_columns, normalize_ids
+from tsplab.evaluation.matching import average_precision_from_matches, iou_elementwise, match_predictions
 from tsplab.presets import DatasetPreset, get_preset
 
 CHARACTERISTICS = ("length", "coverage", "num_instances")
