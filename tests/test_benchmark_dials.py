@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tsplab import annotations as A
+from tsplab import datasets as A
 from tsplab import benchmark_dials as D
 from tsplab import manipulation_checks as C
 from tsplab import synthetic as S

@@ -573,7 +573,7 @@ def _two_video_annotations(path: Path, ids) -> Path:
 
 
 def test_background_rule_follows_the_dataset(tmp_path):
-    from tsplab.annotations import segment_min_background_s
+    from tsplab.datasets import segment_min_background_s
     from tsplab.train import background_rule, segment_tables
 
     config = pretrain_config("synthetic", dataset_dir="x")  # clips of 8 frames at 15 fps

@@ -33,7 +33,7 @@ Validation (nothing is scored silently, see ``check_ground_truth`` and ``check_p
   released files have them (568 of ActivityNet validation's 7,654; 26 THUMOS14 test instances
   start after the duration TSP's metadata gives) and the official evaluation knows no durations.
   One video under two spellings (``x`` and ``v_x``) is the reader's to refuse or merge
-  (``tsplab.annotations.read_annotations``).
+  (``tsplab.datasets.read_annotations``).
 - Predictions: malformed entries, non-finite or negative times, reversed or zero-length segments,
   non-finite scores, labels absent from the ground truth (detection) and a video listed under two
   keys (``x`` and ``v_x``: the later key's entries) are dropped, named in a warning and listed in
@@ -42,8 +42,8 @@ Validation (nothing is scored silently, see ``check_ground_truth`` and ``check_p
   Predictions on videos without ground truth stay false positives (official convention).
 
 The settings of a benchmark (tIoU thresholds, the subset evaluated, proposals kept, AR@AN points)
-are its ``tsplab.presets.DatasetPreset``; ``preset=None`` tells it from the ground truth's video ids
-(``tsplab.presets.infer_preset``).
+are its ``tsplab.datasets.presets.DatasetPreset``; ``preset=None`` tells it from the ground truth's video ids
+(``tsplab.datasets.presets.infer_preset``).
 
 Tables are pandas DataFrames; values are fractions in [0, 1] (papers print them x100).
 """
@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from tsplab.errors import InputError
-from tsplab.presets import DatasetPreset, get_preset, infer_preset
+from tsplab.datasets.presets import DatasetPreset, get_preset, infer_preset
 from tsplab.runs import read_json, write_json
 
 PREDICTION_COLUMNS = ["video", "t_start_s", "t_end_s", "label", "score"]
@@ -70,9 +70,9 @@ _SHOWN = 5  # rows named in a one-line message
 # --------------------------------------------------------------------------------------------
 
 def normalize_ids(videos: pd.Series) -> pd.Series:
-    """Video ids as ``tsplab.annotations.normalize_video_id`` spells them (ActivityNet ids with and
+    """Video ids as ``tsplab.datasets.normalize_video_id`` spells them (ActivityNet ids with and
     without the ``v_`` prefix are the same video). Maps each distinct id once."""
-    from tsplab.annotations import normalize_video_id
+    from tsplab.datasets import normalize_video_id
 
     codes, uniques = pd.factorize(videos)  # missing ids get code -1, i.e. "" below
     mapped = np.array([normalize_video_id(v) for v in np.asarray(uniques, dtype=object)] + [""],
@@ -104,7 +104,7 @@ def read_results(path) -> tuple[pd.DataFrame, pd.DataFrame]:
     entry of a key written a second time (the first list is kept). Values are
     only read here; ``check_predictions`` judges them (NaN, reversed, ...).
     """
-    from tsplab.annotations import normalize_video_id
+    from tsplab.datasets import normalize_video_id
 
     path = Path(path)
     data = read_json(path, object_pairs_hook=_KeepFirst)
@@ -186,7 +186,7 @@ def write_predictions(predictions: pd.DataFrame, path, *, version: str = "VERSIO
 def load_ground_truth(path, subset: str | None = None, *, preset: str | DatasetPreset | None = None
                       ) -> pd.DataFrame:
     """Ground-truth instances DataFrame(video, t_start_s, t_end_s, label, subset, duration_s) of one
-    subset of any file ``tsplab.annotations.read_annotations`` reads (``duration_s``: the video's,
+    subset of any file ``tsplab.datasets.read_annotations`` reads (``duration_s``: the video's,
     NaN when the file has none). ``subset=None``: every instance when the file holds one subset (or
     none), else the preset's subset; ``preset=None`` tells it from the video ids (``infer_preset``)
     when it is needed. Instances are not judged here: see ``check_ground_truth``."""
@@ -195,7 +195,7 @@ def load_ground_truth(path, subset: str | None = None, *, preset: str | DatasetP
 
 def _load_ground_truth(path, subset, preset, *, infer: bool) -> tuple[pd.DataFrame, DatasetPreset | None]:
     """(instances, preset); the preset is inferred when None and ``infer`` or needed."""
-    from tsplab.annotations import read_annotations
+    from tsplab.datasets import read_annotations
 
     ann = read_annotations(path, subset=subset)
     instances = ann.instances.assign(

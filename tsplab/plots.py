@@ -72,7 +72,7 @@ def plot_length_histogram(instances: pd.DataFrame, edges_s=None, *, labels=None,
     edges_s: bucket edges in seconds (default: DETAD's ActivityNet length buckets, 0/30/60/120/180/
     inf s); labels: one name per bucket (default: DETAD's XS..XL when the count fits).
     """
-    from tsplab.presets import get_preset
+    from tsplab.datasets.presets import get_preset
 
     default_edges, default_labels = get_preset("activitynet").detad_buckets["length"]
     edges = list(default_edges if edges_s is None else edges_s)

@@ -48,7 +48,7 @@ Design (numbers for the ``default`` preset; a prototype measured what made the e
 * **Instances.** 1-3 per video, lengths log-uniform from 8 frames (one clip) to 80 % of the video,
   with at least ``min_gap_frames`` (8) of background between consecutive instances and at least one
   background stretch of that length per video, so that every video has pure background clips.
-  ``tsplab.presets.SYNTHETIC_LENGTH_EDGES_S`` splits instance lengths into five buckets (XS..XL,
+  ``tsplab.datasets.presets.SYNTHETIC_LENGTH_EDGES_S`` splits instance lengths into five buckets (XS..XL,
   analogous to ActivityNet's 0/30/60/120/180 s edges) chosen so that each holds a reasonable share in
   the default preset (the synthetic dataset preset's DETAD length buckets).
 * **Size.** 240 training + 96 validation videos, as in the prototype, where the TAC-TSP gap was clear
@@ -123,7 +123,7 @@ import numpy as np
 from tsplab.benchmark_dials import (BenchmarkDials, apply_plan_dials, foreground_mask, render_with_dials,
                                     source_motions)
 from tsplab.errors import InputError
-from tsplab.presets import get_preset
+from tsplab.datasets.presets import get_preset
 from tsplab.runs import read_json, resolve, write_json
 
 SUBSETS = ("training", "validation")
@@ -769,7 +769,7 @@ def activitynet_json(config, plans: list[VideoPlan]) -> dict:
 
 def length_buckets(lengths_s) -> pd.Categorical:
     """DETAD-style length bucket (XS..XL: the synthetic dataset preset's length buckets,
-    ``tsplab.presets.SYNTHETIC_LENGTH_EDGES_S``) of each instance length."""
+    ``tsplab.datasets.presets.SYNTHETIC_LENGTH_EDGES_S``) of each instance length."""
     import pandas as pd  # lazily: encoding workers never need it
 
     edges, names = get_preset("synthetic").detad_buckets["length"]

@@ -1,7 +1,7 @@
 """Dataset preparation: from "which dataset" to a run folder holding its annotations, label mapping
 and TSP segment tables (what notebook 01 does, and what pretraining reads).
 
-A dataset is one of the presets of :mod:`tsplab.presets` (``activitynet``, ``thumos14``,
+A dataset is one of the presets of :mod:`tsplab.datasets.presets` (``activitynet``, ``thumos14``,
 ``synthetic``: which subsets train and evaluate, how long a background gap must be, which DETAD
 buckets and tIoU thresholds apply), or ``custom``: a dataset of your own, with its own annotation
 and durations files, that follows the rules of the preset named by ``DatasetConfig.follows``
@@ -25,11 +25,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from tsplab.annotations import (REPORT_COLUMNS, AnnotationError, Annotations, build_segment_table,
-                                make_annotations, read_annotations, write_activitynet_json,
-                                write_label_mapping, write_segment_table)
+from tsplab.datasets.model import (REPORT_COLUMNS, AnnotationError, Annotations, make_annotations,
+                                   write_label_mapping)
+from tsplab.datasets.presets import PRESETS, DatasetPreset, get_preset
+from tsplab.datasets.readers.activitynet import write_activitynet_json
+from tsplab.datasets.reading import read_annotations
+from tsplab.datasets.segments import build_segment_table, read_segment_table, write_segment_table
 from tsplab.errors import InputError
-from tsplab.presets import PRESETS, DatasetPreset, get_preset
 from tsplab.runs import read_json, resolve, write_csv, write_json
 
 CUSTOM = "custom"
@@ -154,8 +156,6 @@ def _segment_tables(annotations: Annotations, preset: DatasetPreset, strict: boo
 
 def load_prepared_dataset(run_dir) -> PreparedDataset:
     """A dataset prepared earlier by :func:`prepare_dataset` into ``run_dir``."""
-    from tsplab.annotations import read_segment_table
-
     folder = resolve(run_dir) / "dataset"
     meta = read_json(folder / "dataset.json")
     config = DatasetConfig(**meta["config"])

@@ -1,6 +1,6 @@
 """The localizer run's configuration (``LocalizerConfig``), its checks (every parameter, the input
 paths, the run folder) before anything is read or written, and the metric preset and prediction cap
-that follow the dataset (``tsplab.presets``) unless given.
+that follow the dataset (``tsplab.datasets.presets``) unless given.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tsplab.errors import InputError
 from tsplab.features.config import check_parameter, is_int
 from tsplab.features.encoding import pick_device
 from tsplab.localizer.asl import ASE_WEIGHTINGS
-from tsplab.presets import PRESETS, get_preset, infer_preset
+from tsplab.datasets.presets import PRESETS, get_preset, infer_preset
 from tsplab.runs import check_output_folder, resolve
 
 
@@ -27,7 +27,7 @@ class LocalizerConfig:
     ``ase_class``, ``ase_instance``, ``ascl`` all off = the plain ActionFormer-style baseline
     (ASL Table 5's first row).
 
-    ``metric_preset`` ``None`` follows the dataset (``tsplab.presets.infer_preset`` on the
+    ``metric_preset`` ``None`` follows the dataset (``tsplab.datasets.presets.infer_preset`` on the
     annotation ids; ids of no known dataset stop the run asking for it), and ``max_predictions``
     ``None`` follows the preset (``DatasetPreset.max_predictions``); the saved ``config.json`` holds the
     values used."""
@@ -76,7 +76,7 @@ class LocalizerConfig:
     pre_nms_topk: int = 2000
     nms_sigma: float = 0.5
     min_duration_s: float = 0.05
-    max_predictions: int | None = None  # per video; None: the preset's (tsplab.presets)
+    max_predictions: int | None = None  # per video; None: the preset's (tsplab.datasets.presets)
     # ActivityNet's reporting protocol (ActionFormer's configs, ASL sec. 4.3; tsplab.localizer.fusion):
     # train one class "action", then label and rescore the validation segments with the top-k classes
     # of an external video-level class-score file (CUHK's) before evaluating.
