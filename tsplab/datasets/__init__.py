@@ -53,7 +53,8 @@ __all__ = [
     "background_segments", "build_segment_table", "dataset_preset", "detect_format", "get_preset",
     "get_reader", "infer_preset", "label_mapping", "load_prepared_dataset", "make_annotations",
     "normalize_video_id", "prepare_dataset", "read_annotations", "read_durations", "read_label_mapping",
-    "read_segment_table", "register_reader", "segment_min_background_s", "segment_report_path", "subset_from_filename",
+    "read_segment_table", "register_reader", "segment_min_background_s", "segment_report_path",
+    "subset_from_filename",
     "summarize", "validate_instances", "write_activitynet_json", "write_label_mapping", "write_segment_table",
     "write_validation_report",
 ]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import tsplab.datasets.readers  # noqa: F401  (registers the built-in readers)
 from tsplab.datasets.durations import apply_durations
-from tsplab.datasets.model import CUSTOM_COLUMNS, METADATA_COLUMNS, SEGMENT_TABLE_COLUMNS, AnnotationError, Annotations
+from tsplab.datasets.model import (CUSTOM_COLUMNS, METADATA_COLUMNS, SEGMENT_TABLE_COLUMNS, AnnotationError,
+                                   Annotations)
 from tsplab.datasets.readers.json_database import json_database, json_format
 from tsplab.datasets.registry import SUFFIXES, get_reader
 from tsplab.datasets.source import AnnotationSource, read_text

@@ -6,8 +6,7 @@ import math
 
 import pandas as pd
 
-from tsplab.datasets.model import Annotations, check_one_value_per_video, make_annotations
-from tsplab.datasets.model import AnnotationError
+from tsplab.datasets.model import AnnotationError, Annotations, check_one_value_per_video, make_annotations
 from tsplab.datasets.registry import register_reader
 from tsplab.datasets.source import AnnotationSource, numeric, resolve_file_subset, video_ids
 
