@@ -107,8 +107,8 @@ def prepare_dataset(config: DatasetConfig, run_dir) -> PreparedDataset:
     if config.dataset == CUSTOM and not (files and config.durations):
         raise InputError("dataset 'custom': give its annotation file(s) (DatasetConfig.annotations) and "
                          "DatasetConfig.durations (a CSV video,duration)")
-    if config.dataset == "synthetic":
-        preset, benchmark = _generate_synthetic(config, run_dir, preset)
+    if config.dataset in GENERATED:
+        preset, benchmark = GENERATED[config.dataset](config, run_dir, preset)
         files = files or [benchmark / "annotations.json"]
         videos_dir = videos_dir or benchmark / "videos"
     files = files or [resolve(p) for p in preset.default_annotations]
@@ -171,6 +171,12 @@ def load_prepared_dataset(run_dir) -> PreparedDataset:
     report = pd.read_csv(folder / "validation_report.csv")
     videos_dir = Path(meta["videos_dir"]) if meta.get("videos_dir") else None
     return PreparedDataset(folder, config.dataset, preset, annotations, tables, report, videos_dir)
+
+
+# Datasets generated on preparation (name -> generator returning the preset with the generated clip
+# settings and the folder holding ``annotations.json`` and ``videos/``); every other dataset is read
+# from its files or its preset's ``default_annotations``.
+GENERATED = {"synthetic": _generate_synthetic}
 
 
 def _as_list(value) -> list:
