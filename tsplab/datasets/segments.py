@@ -71,7 +71,7 @@ def segment_min_background_s(preset=None, *, clip_length_frames: int | None = No
                              min_background_s: float | None = None) -> float:
     """The shortest background gap a segment table keeps, in seconds: ``min_background_s`` when
     given, else ``min_background_clips`` clips of ``clip_length_frames`` frames at ``frame_rate`` fps,
-    each defaulting to ``preset``'s (a :class:`tsplab.presets.DatasetPreset` or its name). Raises
+    each defaulting to ``preset``'s (a :class:`tsplab.datasets.presets.DatasetPreset` or its name). Raises
     ``InputError`` for a negative or infinite gap, or when neither a preset nor seconds are given."""
     clip_settings = (clip_length_frames, frame_rate, min_background_clips)
     if min_background_s is None:
@@ -105,7 +105,7 @@ def build_segment_table(
     dropped or clipped action (:func:`validate_instances`; ``strict`` raises instead).
 
     The background rule (:func:`segment_min_background_s`): ``preset`` (a
-    :class:`tsplab.presets.DatasetPreset` or its name: ActivityNet keeps gaps from 5 clips of 16
+    :class:`tsplab.datasets.presets.DatasetPreset` or its name: ActivityNet keeps gaps from 5 clips of 16
     frames at 15 fps, THUMOS14 and the synthetic benchmark from 1 clip), with a run's own clip
     settings (``clip_length_frames``, ``frame_rate``, e.g. a synthetic benchmark's) and
     ``min_background_clips`` in place of the preset's where given; or ``min_background_s`` seconds.
