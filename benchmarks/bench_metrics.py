@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tsplab.evaluation import evaluate_detection, evaluate_proposals, load_ground_truth
-from tsplab.presets import DATA_DIR
+from tsplab.datasets.presets import DATA_DIR
 from tsplab.runs import resolve
 
 DEFAULT_GT = str(DATA_DIR / "activitynet" / "activitynet_v1-3_valid_tsp_groundtruth.csv")
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from tsplab.annotations import read_annotations
+    from tsplab.datasets import read_annotations
 
     ann = read_annotations(resolve(args.gt))
     gt = load_ground_truth(resolve(args.gt))

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from tsplab.benchmark import generate_benchmark
-from tsplab.annotations import read_annotations
+from tsplab.datasets import read_annotations
 from tsplab.features.config import ExtractionConfig
 from tsplab.features.extraction import extract_features
 from tsplab.pretrain import pretrain

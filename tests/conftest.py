@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tsplab.presets import DATA_DIR
+from tsplab.datasets.presets import DATA_DIR
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsplab import annotations as A
+from tsplab import datasets as A
 from tsplab.cli import main as cli_main
 from tsplab.errors import InputError
-from tsplab.presets import get_preset
+from tsplab.datasets.presets import get_preset
 
 AN = "activitynet/activitynet_v1-3_{}_tsp_groundtruth.csv"
 TH = "thumos14/thumos14_{}_tsp_groundtruth.csv"
@@ -749,7 +749,7 @@ def test_cli_segments_refuses_impossible_durations_in_one_line(tmp_path, capsys,
 def test_cli_segments_interrupted_replaces_nothing_and_a_killed_runs_temporaries_go(tmp_path, capsys, monkeypatch,
                                                                                    unchanged):
     """A killed ``segments`` left a hidden temporary file and had already replaced ``_report.csv``."""
-    import tsplab.annotations as annotations
+    import tsplab.datasets as annotations
 
     csv = _write(tmp_path / "clips_val.csv", "video,t_start,t_end,label\na,2,4,x\na,6,12,y\n")
     durations = _write(tmp_path / "durations.csv", "video,duration\na,10\n")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tsplab import annotations as A
+from tsplab import datasets as A
 from tsplab import benchmark as S
 from tsplab.benchmark import checks as C
 from tsplab.benchmark import dials as D

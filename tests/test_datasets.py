@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from tsplab.annotations import SEGMENT_TABLE_COLUMNS, AnnotationError, read_label_mapping
+from tsplab.datasets import SEGMENT_TABLE_COLUMNS, AnnotationError, read_label_mapping
 from tsplab.datasets import DatasetConfig, dataset_preset, load_prepared_dataset, prepare_dataset
 from tsplab.errors import InputError
 
@@ -134,9 +134,9 @@ def test_custom_follows_a_named_preset_and_never_borrows_its_files(tmp_path):
 # --- PreparedDataset.video_paths (notebook 02) ---
 
 def test_prepared_dataset_video_paths(tmp_path):
-    from tsplab.annotations import make_annotations
+    from tsplab.datasets import make_annotations
     from tsplab.datasets import PreparedDataset
-    from tsplab.presets import get_preset
+    from tsplab.datasets.presets import get_preset
 
     videos = pd.DataFrame({"video": ["a", "b"], "subset": ["training", "validation"], "duration_s": [1.0, 2.0],
                            "fps": [10.0, 10.0], "num_frames": [10, 20], "filename": ["a.mkv", None]})

@@ -105,7 +105,7 @@ def test_bucket_average_map_thresholds_defaults_and_matches_of_other_buckets():
 
 @pytest.fixture(scope="module")
 def thumos_test(real_data):
-    from tsplab.annotations import read_annotations
+    from tsplab.datasets import read_annotations
 
     ann = read_annotations(real_data / "thumos14" / "thumos14_test_tsp_groundtruth.csv")
     return ann.instances, ann.videos.set_index("video")["duration_s"]
@@ -146,7 +146,7 @@ def test_method_worse_on_short_actions_shows_in_the_length_table(thumos_test):
 
 
 def test_synthetic_preset_uses_the_benchmark_edges():
-    from tsplab.presets import SYNTHETIC_LENGTH_EDGES_S
+    from tsplab.datasets.presets import SYNTHETIC_LENGTH_EDGES_S
 
     spec = get_bucket_spec("length", "synthetic")
     assert spec.edges == SYNTHETIC_LENGTH_EDGES_S and spec.labels == ("XS", "S", "M", "L", "XL")

@@ -102,7 +102,7 @@ def test_file_read_as_actionformer_reads_it_ids_with_and_without_v(tmp_path):
 
 
 def test_real_activitynet_class_names_are_checked(real_data, tmp_path):
-    from tsplab.annotations import read_label_mapping
+    from tsplab.datasets import read_label_mapping
 
     labels = read_label_mapping(real_data / "activitynet" / "activitynet_v1-3_action_label_mapping.json")
     assert len(labels) == 200

@@ -334,7 +334,7 @@ def test_short_training_learns_easy_features(easy_run):
 
 
 def test_checkpoint_reload_predicts_the_same(easy_run):
-    from tsplab.annotations import read_annotations
+    from tsplab.datasets import read_annotations
 
     cfg, result = easy_run
     model, labels, meta = load_localizer(result.out_dir)
@@ -355,7 +355,7 @@ def test_time_conversion_round_trip():
 
 
 def test_missing_features_are_skipped_and_recorded(tiny_benchmark, tmp_path):
-    from tsplab.annotations import read_annotations
+    from tsplab.datasets import read_annotations
 
     labels = _write_easy_features(tiny_benchmark, tmp_path)
     gone = sorted(tmp_path.glob("*.npy"))[0]
@@ -449,7 +449,7 @@ def test_localize_refuses_bad_input_and_keeps_the_earlier_run(tiny_benchmark, tm
 
 
 def test_v_prefixed_feature_files_serve_activitynet_ids(tmp_path):
-    from tsplab.annotations import read_annotations
+    from tsplab.datasets import read_annotations
     from tsplab.errors import InputError
 
     database = {v: {"subset": "training", "duration": 10.0,

@@ -16,7 +16,7 @@ from tsplab.evaluation import (check_ground_truth, detection_table, evaluate_det
                                evaluate_proposals, interpolated_ap, load_ground_truth, match_predictions,
                                official_order, read_predictions, segment_iou, select_subset,
                                write_predictions)
-from tsplab.presets import ACTIVITYNET_TIOU, get_preset
+from tsplab.datasets.presets import ACTIVITYNET_TIOU, get_preset
 
 VALID_GT = "activitynet/activitynet_v1-3_valid_tsp_groundtruth.csv"
 

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from tsplab.annotations import BACKGROUND, read_annotations, read_segment_table
+from tsplab.datasets import BACKGROUND, read_annotations, read_segment_table
 from tsplab.errors import InputError
-from tsplab.presets import PRESETS, DatasetPreset, get_preset, infer_preset
+from tsplab.datasets.presets import PRESETS, DatasetPreset, get_preset, infer_preset
 
 AN = "activitynet/activitynet_v1-3_{}_tsp_groundtruth.csv"
 TH = "thumos14/thumos14_{}_tsp_groundtruth.csv"

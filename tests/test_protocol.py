@@ -90,7 +90,7 @@ def test_source_encoder_keeps_its_own_validation_videos_and_equal_rates(tiny_ben
 @pytest.mark.filterwarnings("ignore:.*segments dropped")
 def test_tac_and_tsp_take_equal_steps_and_select_on_held_out_training_videos(tiny_benchmark, tmp_path,
                                                                           one_torch_thread):
-    from tsplab.annotations import read_annotations
+    from tsplab.datasets import read_annotations
     from tsplab.pretrain import pretrain
 
     common = dict(dataset_dir=str(tiny_benchmark), run_dir=str(tmp_path), clips_per_segment=1, batch_size=4,

@@ -10,10 +10,10 @@ import av
 import numpy as np
 import pytest
 
-from tsplab import annotations as A
+from tsplab import datasets as A
 from tsplab import benchmark as S
 from tsplab.cli import main
-from tsplab.presets import SIZES
+from tsplab.datasets.presets import SIZES
 
 TINY = S.SIZES["tiny"]
 

@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from tsplab import features as F
-from tsplab.annotations import make_annotations, read_annotations, write_activitynet_json
+from tsplab.datasets import make_annotations, read_annotations, write_activitynet_json
 from tsplab.errors import InputError
 from tsplab.features.config import ExtractionConfig
 from tsplab.features.extraction import extract_features

@@ -585,7 +585,7 @@ def _two_video_annotations(path: Path, ids) -> Path:
 
 
 def test_background_rule_follows_the_dataset(tmp_path):
-    from tsplab.annotations import segment_min_background_s
+    from tsplab.datasets import segment_min_background_s
     from tsplab.pretrain.data import background_rule, segment_tables
 
     config = pretrain_config("synthetic", dataset_dir="x")  # clips of 8 frames at 15 fps
@@ -696,7 +696,7 @@ def test_a_new_method_is_one_class_and_one_line_in_methods(bench, cache_dir, tmp
         assert err.startswith("tsplab pretrain: error: ") and named in err, err
 
 
-# --- tsplab.pretrain_config.method_configs and config_changes (notebook 03) ----------------------
+# --- tsplab.pretrain.recipes.method_configs and config_changes (notebook 03) ----------------------
 
 @pytest.fixture
 def fake_benchmark(tmp_path):

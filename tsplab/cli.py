@@ -169,7 +169,7 @@ def _run_synth(args) -> int:
 
 
 def _add_segments(sub) -> None:
-    from tsplab.presets import PRESETS
+    from tsplab.datasets.presets import PRESETS
 
     rules = ", ".join(f"{d.name} {d.min_background_clips:g} x {d.clip_length_frames}/{d.frame_rate:g} s"
                       for d in PRESETS.values())
@@ -195,7 +195,7 @@ def _run_segments(args) -> int:
     is written, naming every dropped row); else 0."""
     import warnings
 
-    from tsplab.annotations import (FOREGROUND, read_label_mapping, segment_min_background_s,
+    from tsplab.datasets import (FOREGROUND, read_label_mapping, segment_min_background_s,
                                     segment_report_path, write_segment_table, write_validation_report)
     from contextlib import nullcontext
 
@@ -255,7 +255,7 @@ def _segments_table(args, inputs, labels, report_path):
     """``tsplab segments``' reading and validation: ``(annotations, table, report)``, the table by
     the one builder with ``--preset``'s background rule (or ``--min-background-s``). In strict mode
     the error names the annotation file and where the full list would go."""
-    from tsplab.annotations import AnnotationError, build_segment_table, read_annotations
+    from tsplab.datasets import AnnotationError, build_segment_table, read_annotations
 
     ann = read_annotations(inputs["the annotation file"], durations=inputs.get("the --durations file"),
                            subset=args.subset)
@@ -296,7 +296,7 @@ def _run_standardize(args) -> int:
 
 
 def _add_evaluate(sub) -> None:
-    from tsplab.presets import PRESETS
+    from tsplab.datasets.presets import PRESETS
 
     p = sub.add_parser("evaluate", help="detection mAP or proposal AR@AN of an ActivityNet-format result "
                                         "file (the ActivityNet evaluation's algorithms, ties included)")
@@ -488,6 +488,7 @@ def _run_pretrain(args) -> int:
 def _add_localize(sub) -> None:
     from tsplab.config import add_config_flags
     from tsplab.localizer import LocalizerConfig
+    from tsplab.datasets.presets import PRESETS
 
     p = sub.add_parser("localize", help="train the ActionFormer-style localizer with ASL on a feature folder, "
                                         "predict the validation videos and evaluate (mAP)")
@@ -544,7 +545,7 @@ def _print_run_fusion(out_dir) -> int:
 
 def _fuse_labels(annotations) -> list[str] | None:
     """The class names of ``tsplab fuse --annotations`` (``None`` without it)."""
-    from tsplab.annotations import read_annotations
+    from tsplab.datasets import read_annotations
 
     return None if annotations is None else read_annotations(annotations).labels
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tsplab.errors import InputError, check_choice
-from tsplab.presets import get_preset
+from tsplab.datasets.presets import get_preset
 
 DATASET = get_preset("synthetic")  # whose metrics, DETAD buckets and evaluated subset apply
 RANDOM = "random"  # notebook 04's randomly initialised encoder (tsplab.backbones.RANDOM_ENCODER)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from tsplab.errors import check_choice
-from tsplab.presets import get_preset
+from tsplab.datasets.presets import get_preset
 from tsplab.runs import read_json, repo_root, resolve
 
 
@@ -162,7 +162,7 @@ def demo_comparison(run_dir, methods=DEMO_METHODS) -> pd.DataFrame:
     videos, the average mAP_N of each DETAD length bucket (the synthetic benchmark's XS..XL), and the
     temporal sensitivity of the features (fg-fg minus fg-bg cosine similarity). TSP's claim: higher
     than TAC's on all of them, most on short actions."""
-    from tsplab.annotations import read_annotations
+    from tsplab.datasets import read_annotations
     from tsplab.evaluation import bucket_table
     from tsplab.evaluation import read_predictions
     from tsplab.similarity import temporal_sensitivity

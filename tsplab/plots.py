@@ -72,7 +72,7 @@ def plot_length_histogram(instances: pd.DataFrame, edges_s=None, *, labels=None,
     edges_s: bucket edges in seconds (default: DETAD's ActivityNet length buckets, 0/30/60/120/180/
     inf s); labels: one name per bucket (default: DETAD's XS..XL when the count fits).
     """
-    from tsplab.presets import get_preset
+    from tsplab.datasets.presets import get_preset
 
     default_edges, default_labels = get_preset("activitynet").detad_buckets["length"]
     edges = list(default_edges if edges_s is None else edges_s)
@@ -100,7 +100,7 @@ def plot_length_histogram(instances: pd.DataFrame, edges_s=None, *, labels=None,
 
 
 def plot_bucket_shares(shares: pd.DataFrame) -> Figure:
-    """Bars of ``tsplab.detad.bucket_shares`` output (share_pct per bucket), one panel per
+    """Bars of ``tsplab.evaluation.detad.bucket_shares`` output (share_pct per bucket), one panel per
     characteristic when several are stacked in ``shares``."""
     groups = list(shares.groupby("characteristic", sort=False))
     fig, axes = _figure(1, len(groups), figsize=(_panel_width(len(groups), 4.2), 3.2))
@@ -247,7 +247,7 @@ def plot_map_vs_tiou(results: dict) -> Figure:
 
 
 def plot_bucket_map(table: pd.DataFrame) -> Figure:
-    """Grouped bars of ``tsplab.detad.bucket_table`` (rows: methods, columns: buckets and ``all``;
+    """Grouped bars of ``tsplab.evaluation.detad.bucket_table`` (rows: methods, columns: buckets and ``all``;
     percent). The ``% of instances`` row, when present, goes under the bucket names; each method's
     ``all`` value is a dashed line in its colour. A bucket without a value (no instance in it) says
     "n/a"; the legend sits outside the bars, to the right."""

@@ -23,7 +23,7 @@ through its one reader, ``open_feature_folders``: a feature set ``{name: folder}
 ``{name: [folder, folder]}``, the folders joined per clip (BSP §3.4 two-stream, e.g. TAC ⊕ BSP).
 Videos are matched to their files by ``tsplab.features.feature_files`` (the one id rule,
 ``v_<id>.npy`` and ``<id>.npy`` serve video ``<id>``) and ground-truth ids through the same
-``tsplab.annotations.normalize_video_id``.
+``tsplab.datasets.normalize_video_id``.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tsplab.annotations import normalize_video_id
+from tsplab.datasets import normalize_video_id
 from tsplab.features import open_feature_folders
 from tsplab.evaluation import normalize_ids
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from tsplab.benchmark.dials import BenchmarkDials, source_motions
@@ -81,6 +82,13 @@ class SyntheticConfig:
     def from_dict(cls, d: dict) -> "SyntheticConfig":
         return cls(**d)
 
+
+# Instance-length bucket edges in seconds (the DETAD length buckets LENGTH_BUCKETS), playing the role
+# of ActivityNet's DETAD edges (0, 30, 60, 120, 180, inf) s; XS is at most 1.5 clips of 8 frames at
+# 15 fps. Chosen from the default benchmark's length distribution so that each bucket holds a fair
+# share of the instances (the shares are in the README, "Data conventions").
+LENGTH_EDGES_S = (0.0, 0.8, 1.2, 2.0, 3.0, math.inf)
+LENGTH_BUCKETS = ("XS", "S", "M", "L", "XL")
 
 SIZES = {
     # For tests and CI: 18 short videos at 32x32 (clips resized to 16 px), seconds to generate.

@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tsplab.benchmark.config import SyntheticConfig, get_config
+from tsplab.benchmark.config import LENGTH_BUCKETS, LENGTH_EDGES_S, SyntheticConfig, get_config
 from tsplab.benchmark.dials import foreground_mask
 from tsplab.benchmark.layout import BENCHMARK_MANIFEST, SOURCE_DIR, SOURCE_MANIFEST, SUBSETS
 from tsplab.benchmark.plan import VideoPlan, class_names, source_class_names, source_scene_of
 from tsplab.errors import InputError
-from tsplab.presets import get_preset
 from tsplab.runs import read_json, resolve
 
 if TYPE_CHECKING:  # pandas is imported lazily: encoding workers never need it
@@ -51,11 +50,10 @@ def activitynet_json(config, plans: list[VideoPlan]) -> dict:
 
 def length_buckets(lengths_s) -> pd.Categorical:
     """DETAD-style length bucket (XS..XL: the synthetic dataset preset's length buckets,
-    ``tsplab.presets.SYNTHETIC_LENGTH_EDGES_S``) of each instance length."""
+    ``LENGTH_EDGES_S``) of each instance length."""
     import pandas as pd
 
-    edges, names = get_preset("synthetic").detad_buckets["length"]
-    return pd.cut(np.asarray(lengths_s, dtype=float), list(edges), labels=list(names), right=True)
+    return pd.cut(np.asarray(lengths_s, dtype=float), list(LENGTH_EDGES_S), labels=list(LENGTH_BUCKETS), right=True)
 
 
 def instance_table(config, plans: list[VideoPlan]) -> pd.DataFrame:

@@ -10,8 +10,8 @@ evaluation does.
 - ``detad``: DETAD's per-bucket average mAP (instances bucketed by length, coverage, count).
 
 The settings of a benchmark (tIoU thresholds, the subset evaluated, proposals kept, AR@AN points,
-DETAD buckets) are its ``tsplab.presets.DatasetPreset``; ``preset=None`` tells it from the ground
-truth's video ids (``tsplab.presets.infer_preset``). Tables are pandas DataFrames; values are
+DETAD buckets) are its ``tsplab.datasets.presets.DatasetPreset``; ``preset=None`` tells it from the ground
+truth's video ids (``tsplab.datasets.presets.infer_preset``). Tables are pandas DataFrames; values are
 fractions in [0, 1] (papers print them x100).
 """
 from tsplab.evaluation.detad import (CHARACTERISTICS, BucketSpec, assign_buckets, available_characteristics,

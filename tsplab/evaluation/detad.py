@@ -5,7 +5,7 @@ and the average mAP of each bucket.
 Characteristics of an instance: ``length`` (seconds), ``coverage`` (length / video duration) and
 ``num_instances`` (instances in its video, all classes). Bucket edges are right-closed intervals
 ``(a, b]`` (the first one includes its lower edge), as DETAD bins them with ``pandas.cut``; each
-dataset's edges and tIoU thresholds are in its ``tsplab.presets.DatasetPreset`` (``detad_buckets``,
+dataset's edges and tIoU thresholds are in its ``tsplab.datasets.presets.DatasetPreset`` (``detad_buckets``,
 ``detad_tiou_thresholds``), read here as :class:`BucketSpec` by :func:`get_bucket_spec`.
 
 Per-bucket average mAP follows DETAD's sensitivity analysis (``src/sensitivity_analysis.py``):
@@ -28,7 +28,7 @@ import pandas as pd
 from tsplab.errors import InputError
 from tsplab.evaluation.inputs import PREDICTION_COLUMNS, check_columns, normalize_ids
 from tsplab.evaluation.matching import average_precision_from_matches, iou_elementwise, match_predictions
-from tsplab.presets import DatasetPreset, get_preset
+from tsplab.datasets.presets import DatasetPreset, get_preset
 
 CHARACTERISTICS = ("length", "coverage", "num_instances")
 
@@ -61,7 +61,7 @@ class BucketSpec:
 def get_bucket_spec(spec: str | BucketSpec = "length", preset: str | DatasetPreset = "activitynet"
                     ) -> BucketSpec:
     """``spec`` itself, or the buckets of the characteristic named ``spec`` in the dataset preset's
-    ``detad_buckets`` (``tsplab.presets``: DETAD's edges for ActivityNet and THUMOS14, the synthetic
+    ``detad_buckets`` (``tsplab.datasets.presets``: DETAD's edges for ActivityNet and THUMOS14, the synthetic
     benchmark's own length edges)."""
     if isinstance(spec, BucketSpec):
         return spec

@@ -5,7 +5,7 @@ matched to the *unmatched* ground truth of its video and class with the highest 
 the threshold, else it is a false positive. AP is the all-point interpolated area under the
 precision envelope (VOC 2011), mAP the mean over the classes of the ground truth (a class without
 predictions scores 0), average mAP the mean over thresholds. The thresholds are the dataset's
-(``tsplab.presets.DatasetPreset.tiou_thresholds``). Values are fractions in [0, 1] (papers print
+(``tsplab.datasets.presets.DatasetPreset.tiou_thresholds``). Values are fractions in [0, 1] (papers print
 them x100).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 from tsplab.evaluation.inputs import (_check_thresholds, _empty_dropped, _empty_issues, _prepare,
                                       _validation_dict)
 from tsplab.evaluation.matching import average_precision_from_matches, match_predictions
-from tsplab.presets import DatasetPreset, get_preset
+from tsplab.datasets.presets import DatasetPreset, get_preset
 
 
 @dataclass

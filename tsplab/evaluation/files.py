@@ -6,7 +6,7 @@ import pandas as pd
 from tsplab.evaluation.detection import evaluate_detection
 from tsplab.evaluation.inputs import _load_ground_truth, _warn_dropped, read_results
 from tsplab.evaluation.proposals import evaluate_proposals
-from tsplab.presets import DatasetPreset
+from tsplab.datasets.presets import DatasetPreset
 
 
 def evaluate_files(ground_truth_path, predictions_path, preset: str | DatasetPreset | None = None,

@@ -11,7 +11,7 @@ Nothing is scored silently (see ``check_ground_truth`` and ``check_predictions``
   ending after their video's duration (when durations are known) are kept with a warning: the
   released files have them and the official evaluation knows no durations (README, "Evaluation
   you can trust"). One video under two spellings (``x`` and ``v_x``) is the reader's to refuse or
-  merge (``tsplab.annotations.read_annotations``).
+  merge (``tsplab.datasets.read_annotations``).
 - Predictions: malformed entries, non-finite or negative times, reversed or zero-length segments,
   non-finite scores, labels absent from the ground truth (detection) and a video listed under two
   keys (``x`` and ``v_x``: the later key's entries) are dropped, named in a warning and listed in
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from tsplab.errors import InputError
-from tsplab.presets import DatasetPreset, get_preset, infer_preset
+from tsplab.datasets.presets import DatasetPreset, get_preset, infer_preset
 from tsplab.runs import read_json, write_json
 
 PREDICTION_COLUMNS = ["video", "t_start_s", "t_end_s", "label", "score"]
@@ -44,9 +44,9 @@ _SHOWN = 5  # rows named in a one-line message
 # --------------------------------------------------------------------------------------------
 
 def normalize_ids(videos: pd.Series) -> pd.Series:
-    """Video ids as ``tsplab.annotations.normalize_video_id`` spells them (ActivityNet ids with and
+    """Video ids as ``tsplab.datasets.normalize_video_id`` spells them (ActivityNet ids with and
     without the ``v_`` prefix are the same video). Maps each distinct id once."""
-    from tsplab.annotations import normalize_video_id
+    from tsplab.datasets import normalize_video_id
 
     codes, uniques = pd.factorize(videos)  # missing ids get code -1, i.e. "" below
     mapped = np.array([normalize_video_id(v) for v in np.asarray(uniques, dtype=object)] + [""],
@@ -78,7 +78,7 @@ def read_results(path) -> tuple[pd.DataFrame, pd.DataFrame]:
     entry of a key written a second time (the first list is kept). Values are
     only read here; ``check_predictions`` judges them (NaN, reversed, ...).
     """
-    from tsplab.annotations import normalize_video_id
+    from tsplab.datasets import normalize_video_id
 
     path = Path(path)
     data = read_json(path, object_pairs_hook=_KeepFirst)
@@ -160,7 +160,7 @@ def write_predictions(predictions: pd.DataFrame, path, *, version: str = "VERSIO
 def load_ground_truth(path, subset: str | None = None, *, preset: str | DatasetPreset | None = None
                       ) -> pd.DataFrame:
     """Ground-truth instances DataFrame(video, t_start_s, t_end_s, label, subset, duration_s) of one
-    subset of any file ``tsplab.annotations.read_annotations`` reads (``duration_s``: the video's,
+    subset of any file ``tsplab.datasets.read_annotations`` reads (``duration_s``: the video's,
     NaN when the file has none). ``subset=None``: every instance when the file holds one subset (or
     none), else the preset's subset; ``preset=None`` tells it from the video ids (``infer_preset``)
     when it is needed. Instances are not judged here: see ``check_ground_truth``."""
@@ -169,7 +169,7 @@ def load_ground_truth(path, subset: str | None = None, *, preset: str | DatasetP
 
 def _load_ground_truth(path, subset, preset, *, infer: bool) -> tuple[pd.DataFrame, DatasetPreset | None]:
     """(instances, preset); the preset is inferred when None and ``infer`` or needed."""
-    from tsplab.annotations import read_annotations
+    from tsplab.datasets import read_annotations
 
     ann = read_annotations(path, subset=subset)
     instances = ann.instances.assign(

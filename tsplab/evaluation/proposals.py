@@ -16,7 +16,7 @@ from tsplab.errors import InputError
 from tsplab.evaluation.inputs import (_check_thresholds, _empty_dropped, _empty_issues, _prepare,
                                       _validation_dict)
 from tsplab.evaluation.matching import iou_elementwise, official_order
-from tsplab.presets import DatasetPreset, get_preset
+from tsplab.datasets.presets import DatasetPreset, get_preset
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsplab.annotations import normalize_video_id, read_annotations
+from tsplab.datasets import normalize_video_id, read_annotations
 from tsplab.backbones import ClipTransform, build_backbone, load_backbone_weights
 from tsplab.config import check_parameter, is_int
 from tsplab.errors import InputError

@@ -8,7 +8,7 @@ The clip grid follows TSP's: feature ``i`` covers the clip that starts at
 Video ids meet file names in one place, ``feature_files`` (and ``by_video_id`` for h5 keys): feature
 files keep the video file's stem (``v_<id>.npy`` for ActivityNet, the naming ActionFormer and OpenTAD
 read), and every module that looks a video up (localizer, similarity, GVF files, pretraining) goes
-through ``tsplab.annotations.normalize_video_id``, so ``v_<id>`` and ``<id>`` are one video.
+through ``tsplab.datasets.normalize_video_id``, so ``v_<id>`` and ``<id>`` are one video.
 
 Also here: the per-video table of a folder (``feature_table``), the failures of its extraction runs
 (``read_failures``), and the one reader of feature folders, ``open_feature_folders``: one folder, or
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tsplab.annotations import normalize_video_id
+from tsplab.datasets import normalize_video_id
 from tsplab.errors import InputError
 from tsplab.runs import atomic_path, read_json, resolve, write_json
 
@@ -133,7 +133,7 @@ def num_features(folder, video: str) -> int:
 
 def ids_to_keys(keys, source, suffix: str = "") -> dict[str, str]:
     """``{video id: key}`` for file stems or h5 keys ``keys``, the id being
-    ``tsplab.annotations.normalize_video_id(key)`` (ActivityNet's ``v_<id>`` and ``<id>`` are one
+    ``tsplab.datasets.normalize_video_id(key)`` (ActivityNet's ``v_<id>`` and ``<id>`` are one
     video). Two keys of one video raise ``InputError`` naming both (``source``: the folder or file
     they come from; ``suffix``: appended to each key in the message, e.g. ``.npy``)."""
     out: dict[str, str] = {}

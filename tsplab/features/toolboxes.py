@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tsplab.annotations import Annotations, normalize_video_id, read_annotations, write_activitynet_json
+from tsplab.datasets import Annotations, normalize_video_id, read_annotations, write_activitynet_json
 from tsplab.features.folders import FeatureMetadata, feature_files, list_feature_videos, read_failures
 from tsplab.runs import atomic_write_text, read_json, resolve, write_json
 
@@ -179,7 +179,7 @@ def write_toolbox_files(folder, annotations=None) -> dict:
     """Write ``toolboxes.json`` (``toolbox_config``), ``missing_files.txt`` (one id a line, OpenTAD's
     ``block_list``; empty when nothing failed, so the configured path always exists) and
     ``missing_files.json``; with ``annotations`` (an annotation file, any format
-    ``tsplab.annotations.read_annotations`` reads), also ``annotations_filtered.json``
+    ``tsplab.datasets.read_annotations`` reads), also ``annotations_filtered.json``
     (``filter_annotations``), which ``toolbox_config`` then names as both toolboxes' annotation file.
     Without it, a filtered file made before is refreshed from the file it came from."""
     folder = resolve(folder)

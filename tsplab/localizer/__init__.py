@@ -2,7 +2,7 @@
 (ASE at class and instance level, ASCL), every ASL component switchable (``LocalizerConfig``).
 
 Modules, in the order data flows: ``config`` (``LocalizerConfig``, its checks, the metric preset and
-prediction cap, which follow the dataset, ``tsplab.presets``, unless given: ``resolve_preset``),
+prediction cap, which follow the dataset, ``tsplab.datasets.presets``, unless given: ``resolve_preset``),
 ``data`` (videos of a feature folder, crops, batches, pyramid points, target assignment), ``model``
 (the network, and ``Localizer``: the network with its losses), ``asl`` (ASL's class-level Gaussians,
 ASE weights, ASCL), ``losses`` (focal, DIoU), ``inference`` (decoding, the prediction cap) with

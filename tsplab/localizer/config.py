@@ -1,6 +1,6 @@
 """The localizer run's configuration (``LocalizerConfig``), its checks (every parameter, the input
 paths, the run folder) before anything is read or written, and the metric preset and prediction cap
-that follow the dataset (``tsplab.presets``) unless given.
+that follow the dataset (``tsplab.datasets.presets``) unless given.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tsplab.errors import InputError
 from tsplab.features.encoding import pick_device
 from tsplab.localizer.asl import ASE_WEIGHTINGS
 from tsplab.localizer.heads import HEADS
-from tsplab.presets import PRESETS, get_preset, infer_preset
+from tsplab.datasets.presets import PRESETS, get_preset, infer_preset
 from tsplab.runs import check_output_folder, resolve
 
 # --preset's help: each preset's tIoU thresholds and predictions kept per video.
@@ -32,7 +32,7 @@ class LocalizerConfig:
     ``ase_class``, ``ase_instance``, ``ascl`` all off = the plain ActionFormer-style baseline
     (ASL Table 5's first row).
 
-    ``metric_preset`` ``None`` follows the dataset (``tsplab.presets.infer_preset`` on the
+    ``metric_preset`` ``None`` follows the dataset (``tsplab.datasets.presets.infer_preset`` on the
     annotation ids; ids of no known dataset stop the run asking for it), and ``max_predictions``
     ``None`` follows the preset (``DatasetPreset.max_predictions``); the saved ``config.json`` holds the
     values used."""
@@ -96,7 +96,7 @@ class LocalizerConfig:
     pre_nms_topk: int = setting(2000, rule=">0")
     nms_sigma: float = 0.5
     min_duration_s: float = setting(0.05, rule=">=0")
-    # per video; None: the preset's (tsplab.presets)
+    # per video; None: the preset's (tsplab.datasets.presets)
     max_predictions: int | None = setting(None, rule=">0", flag=True,
                                           none="the preset's, ActivityNet 100, THUMOS14 200",
                                           help="cap per video (default: the preset's, ActivityNet 100, "

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsplab.annotations import normalize_video_id
+from tsplab.datasets import normalize_video_id
 from tsplab.errors import InputError
 from tsplab.features import FeatureFileError, FeatureMetadata, JoinedFeatures, open_feature_folders
 
@@ -56,7 +56,7 @@ def load_video_items(features_dir, annotations, subset: str, labels: list[str]
                      ) -> tuple[list[VideoItem], pd.DataFrame]:
     """The videos of ``subset`` that have features, and a table ``video, reason`` of those skipped
     (no feature file in some folder, unreadable file, wrong shape). ``annotations``: a
-    ``tsplab.annotations.Annotations``. Instances whose label is not in ``labels`` are dropped with
+    ``tsplab.datasets.Annotations``. Instances whose label is not in ``labels`` are dropped with
     a warning.
 
     ``features_dir``: a feature folder, or a list of folders from the same videos on the same clip

@@ -10,10 +10,10 @@ with ``num_classes: 1``, i.e. class-agnostic, and name ``cuhk_val_simp_share.jso
   "class": [C names]}`` (the CUHK file's layout); a bare ``{video: [C scores]}`` mapping is read too
   (ActionFormer reads ``results`` when present, else the whole object). The CUHK file's keys are the
   bare YouTube ids (BMN and G-TAD strip ``v_`` before the lookup); here ids go through the project's
-  one rule, ``tsplab.annotations.normalize_video_id``, so ``v_<id>`` and ``<id>`` are one video.
+  one rule, ``tsplab.datasets.normalize_video_id``, so ``v_<id>`` and ``<id>`` are one video.
 - Class order: ActionFormer uses the position in the score list as its class id. Here the file's
   ``"class"`` list names the positions; a file without one is read in the sorted order of the
-  annotation's labels (TSP's label mapping, ``tsplab.annotations.label_mapping``), and its length
+  annotation's labels (TSP's label mapping, ``tsplab.datasets.label_mapping``), and its length
   must match.
 - Per video: the predictions sorted by decreasing score, at most ``max_segments`` of them
   (ActionFormer's ``num_pred``, 200; the localizer's cap, 100 on ActivityNet, binds first); the
@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tsplab.annotations import Annotations, label_mapping, normalize_video_id
+from tsplab.datasets import Annotations, label_mapping, normalize_video_id
 from tsplab.config import check_parameter, is_int
 from tsplab.errors import InputError
 from tsplab.runs import read_json, resolve

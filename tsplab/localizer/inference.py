@@ -15,7 +15,7 @@ from tsplab.features import FeatureMetadata
 from tsplab.localizer.data import VideoItem, collate, level_points, positions_to_seconds
 from tsplab.localizer.model import Localizer
 from tsplab.localizer.nms import batched_soft_nms
-from tsplab.presets import get_preset
+from tsplab.datasets.presets import get_preset
 
 PREDICTION_COLUMNS = ["video", "t_start_s", "t_end_s", "label", "score"]
 
@@ -36,7 +36,7 @@ def predict(model: Localizer, items: list[VideoItem], meta: FeatureMetadata, lab
 
 
 def max_predictions(config) -> int:
-    """The per-video cap: the config's, else its metric preset's (``tsplab.presets``; training
+    """The per-video cap: the config's, else its metric preset's (``tsplab.datasets.presets``; training
     stores the value it used)."""
     if config.max_predictions is not None:
         return int(config.max_predictions)

@@ -132,7 +132,7 @@ def _load_data(config: LocalizerConfig, out_dir: Path):
     """(config with the preset resolved, feature metadata, annotations, labels, training items,
     validation items, skipped table). Reads only; raises ``InputError`` when no training video has
     features, naming where the files were looked for."""
-    from tsplab.annotations import read_annotations
+    from tsplab.datasets import read_annotations
 
     meta = feature_metadata(config.features_dir)  # one folder, or several joined per clip
     ann = read_annotations(resolve(config.annotations))

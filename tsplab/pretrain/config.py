@@ -49,7 +49,7 @@ class PretrainConfig:
 
     # data: the synthetic layout DATASET/{annotations.json, videos/}, or explicit paths
     dataset_dir: str = ""
-    annotations: str = ""  # default DATASET/annotations.json (any format tsplab.annotations reads)
+    annotations: str = ""  # default DATASET/annotations.json (any format tsplab.datasets reads)
     valid_annotations: str = ""  # default: the same file as ``annotations``
     video_dir: str = ""  # default DATASET/videos
     train_subset: str = "training"
@@ -59,8 +59,8 @@ class PretrainConfig:
     # ``seed`` (tsplab.pretrain.sampling.holdout_videos; listed in the run folder's pretrain_split.csv), so that
     # best.pt is never chosen on the videos a localizer is then scored on.
     valid_holdout: float = 0.0
-    # The dataset preset (tsplab.presets: activitynet | thumos14 | synthetic) whose background rule
-    # applies; "" tells it from the annotations' video ids (tsplab.presets.infer_preset).
+    # The dataset preset (tsplab.datasets.presets: activitynet | thumos14 | synthetic) whose background rule
+    # applies; "" tells it from the annotations' video ids (tsplab.datasets.presets.infer_preset).
     dataset: str = ""
     # Background gaps shorter than this many clips are dropped; None: the dataset preset's (TSP's
     # released tables keep gaps from 5 clips on ActivityNet and 1 on THUMOS14; synthetic: 1).
@@ -332,7 +332,7 @@ def _check_names(config: PretrainConfig) -> None:
             raise InputError(f"device={config.device!r}: not a torch device; give cpu, cuda, cuda:1, ... "
                              "or leave it empty (CUDA when available)") from None
     if config.dataset:
-        from tsplab.presets import PRESETS as DATASETS
+        from tsplab.datasets.presets import PRESETS as DATASETS
 
         if config.dataset not in DATASETS:
             raise InputError(f"dataset={config.dataset!r}: unknown dataset preset; valid: "

@@ -7,7 +7,7 @@ used: undecodable videos, annotated durations the video cannot hold, files outsi
 ``make_loader`` wraps a method's dataset in a DataLoader over ``tsplab.pretrain.sampling.EpochSampler``.
 
 The background rule follows the dataset: ``min_background_clips=None`` takes the dataset preset's
-(``tsplab.presets``), the preset being ``dataset`` or told from the annotations' video ids.
+(``tsplab.datasets.presets``), the preset being ``dataset`` or told from the annotations' video ids.
 """
 from __future__ import annotations
 
@@ -29,14 +29,14 @@ from tsplab.runs import resolve
 
 
 def background_rule(config: PretrainConfig, video_ids, source="annotations") -> dict:
-    """The background arguments of ``tsplab.annotations.build_segment_table`` for this run.
+    """The background arguments of ``tsplab.datasets.build_segment_table`` for this run.
 
     ``min_background_clips=None`` (the default): the dataset preset's number of clips, the preset
-    being ``config.dataset`` or told from ``video_ids`` (``tsplab.presets.infer_preset``: ActivityNet
+    being ``config.dataset`` or told from ``video_ids`` (``tsplab.datasets.presets.infer_preset``: ActivityNet
     5, THUMOS14 1, synthetic 1), with the run's clip length and frame rate. A number of clips given
     without a dataset: that many clips, whatever the ids (a custom dataset's ids match no preset)."""
-    from tsplab.annotations import normalize_video_id
-    from tsplab.presets import infer_preset
+    from tsplab.datasets import normalize_video_id
+    from tsplab.datasets.presets import infer_preset
 
     clip = dict(clip_length_frames=config.clip_length_frames, frame_rate=config.frame_rate)
     if config.min_background_clips is not None and not config.dataset:
@@ -55,12 +55,12 @@ def background_rule(config: PretrainConfig, video_ids, source="annotations") -> 
 
 def segment_tables(config: PretrainConfig, report: list | None = None) -> tuple[dict, list[str]]:
     """``({"train": table, "valid": table}, labels)``: the TSP segment tables of the training and
-    validation subsets (``tsplab.annotations.build_segment_table``, background rule
+    validation subsets (``tsplab.datasets.build_segment_table``, background rule
     :func:`background_rule`) and the sorted action classes. Rows the tables drop go to ``report``.
     With ``valid_holdout`` > 0 the validation table is that share of the training subset's videos
     (``tsplab.pretrain.sampling.holdout_videos``), left out of the training table; the validation subset is
     not read."""
-    from tsplab.annotations import build_segment_table, read_annotations
+    from tsplab.datasets import build_segment_table, read_annotations
 
     paths = data_paths(config)
     ann_path, valid_path = paths["annotations"], paths["valid_annotations"]
@@ -189,7 +189,7 @@ def _leave_out_impossible_durations(tables: dict, built: pd.DataFrame, frame_rat
 
 def report_record(row: dict) -> dict:
     """One ``data_report`` row from a segment-table row (sampling) or a validation-report row
-    (``tsplab.annotations.validate_instances``: ``video, t_start_s, t_end_s, label, problem, action``)."""
+    (``tsplab.datasets.validate_instances``: ``video, t_start_s, t_end_s, label, problem, action``)."""
     reason = row.get("reason") or ": ".join(str(row[k]) for k in ("action", "problem") if row.get(k))
     return {"video": row.get("video-name", row.get("video", "")), "reason": reason,
             "t-start": row.get("t-start", row.get("t_start_s")), "t-end": row.get("t-end", row.get("t_end_s")),

@@ -1,6 +1,6 @@
 """Clip sampling for pretraining on untrimmed videos, as TSP does it.
 
-The input is TSP's segment table (``tsplab.annotations.build_segment_table``: one row per
+The input is TSP's segment table (``tsplab.datasets.build_segment_table``: one row per
 foreground or background segment, columns ``video-name, t-start, t-end, action-label,
 video-duration, filename, fps, video-frames, temporal-region-label``). Each row yields
 ``clips_per_segment`` clips of ``clip_length_frames`` frames at ``frame_rate``: at random starts

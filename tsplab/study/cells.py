@@ -292,7 +292,7 @@ def cell_metrics(spec: CellSpec) -> dict:
     ``sensitivity`` (``tsplab.similarity.temporal_sensitivity`` of the cell's features) and
     ``probe sensitivity`` (the held-out ROC AUC, in percent, of ``tsplab.similarity.probe_sensitivity``:
     comparable across feature widths, where the cosine difference is not)."""
-    from tsplab.annotations import read_annotations
+    from tsplab.datasets import read_annotations
     from tsplab.evaluation import bucket_average_map
     from tsplab.evaluation import evaluate_proposals, read_predictions
     from tsplab.similarity import probe_sensitivity, temporal_sensitivity

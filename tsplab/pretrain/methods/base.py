@@ -55,7 +55,7 @@ class NoOptions:
 class PretrainData:
     """The pretraining data, as the loop prepares it for every method.
 
-    ``train_table``/``valid_table``: TSP segment tables (``tsplab.annotations.build_segment_table``);
+    ``train_table``/``valid_table``: TSP segment tables (``tsplab.datasets.build_segment_table``);
     ``labels``: the sorted action classes (the label mapping); ``video_dir``: where the table's
     ``filename`` column points; ``frames``: decoded frames at ``frame_rate`` and the training
     resolution (``tsplab.video.FrameCache``)."""

@@ -245,7 +245,7 @@ class TSP(PretrainMethod):
     def _frozen_tables(self, ctx: TrainContext) -> dict:
         """The frozen GVFs: read from ``gvf_file`` or the run folder's file, computing (from the
         initial encoder) and writing whatever the file lacks."""
-        from tsplab.annotations import normalize_video_id
+        from tsplab.datasets import normalize_video_id
         from tsplab.distributed import barrier, broadcast_object
         from tsplab.features import read_gvf_h5, write_gvf_h5
         from tsplab.runs import resolve

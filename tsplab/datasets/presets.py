@@ -6,10 +6,9 @@ edges), the localizer (predictions kept) and the pipeline.
 Values and their sources:
 
 - Clips: TSP's, 16 frames at 15 fps (TSP §4.1); the synthetic benchmark's own clip comes from its
-  ``benchmark.json`` (``tsplab.synthetic``) and replaces these where a benchmark is at hand.
+  ``benchmark.json`` (``tsplab.benchmark``) and replaces these where a benchmark is at hand.
 - Background gaps: TSP's released ActivityNet tables keep gaps from 5 clips, its THUMOS14 tables from
-  1 clip (shortest released background rows: 5.334 s and 1.0667 s); the synthetic benchmark's
-  videos last seconds, so 1 clip.
+  1 clip (README, "Data conventions"); the synthetic benchmark's videos last seconds, so 1 clip.
 - Subsets: TSP pretrains on ActivityNet's training videos and reports on validation; on THUMOS14 it
   pretrains on the validation videos and reports on the test videos (``testing`` in DETAD's JSON).
 - tIoU thresholds: ActivityNet's ``np.linspace(0.5, 0.95, 10)`` (the official evaluation), THUMOS14's
@@ -18,12 +17,12 @@ Values and their sources:
 - DETAD buckets: the edges of DETAD's ``sensitivity_analysis.py`` (coverage ``np.linspace(0, 1,
   6)``); DETAD evaluates THUMOS14 at tIoU 0.5 only. The synthetic benchmark has its own length edges
   (``SYNTHETIC_LENGTH_EDGES_S``, so each bucket holds a fair share) and 1-3 actions per video.
-- Video ids (after ``tsplab.annotations.normalize_video_id``): THUMOS14's ``video_test_0000004``,
+- Video ids (after ``tsplab.datasets.normalize_video_id``): THUMOS14's ``video_test_0000004``,
   ActivityNet's 11-character YouTube ids, the synthetic benchmark's ``train_0000`` / ``val_0000``;
   :func:`infer_preset` tells a dataset from them.
 
-Readers: ``tsplab.annotations.build_segment_table(ann, preset)`` (the background rule),
-``tsplab.detad.get_bucket_spec`` (the buckets), ``tsplab.metrics`` (thresholds, subset, proposals),
+Readers: ``tsplab.datasets.build_segment_table(ann, preset)`` (the background rule),
+``tsplab.evaluation.detad.get_bucket_spec`` (the buckets), ``tsplab.evaluation`` (thresholds, subset, proposals),
 the localizer (predictions kept), ``tsplab.datasets`` and ``tsplab.pipeline``. A dataset of your own
 ("custom" in ``tsplab.datasets``) names the preset whose rules it follows (``DatasetConfig.follows``).
 Where a run uses other clip settings than its preset's (a synthetic benchmark's ``benchmark.json``,
@@ -40,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tsplab.benchmark.config import LENGTH_EDGES_S
 from tsplab.errors import InputError
 
 ACTIVITYNET_TIOU = tuple(float(t) for t in np.linspace(0.5, 0.95, 10))
@@ -48,7 +48,7 @@ SIZES = ("XS", "S", "M", "L", "XL")
 INF = math.inf
 # The real annotation tables the package ships (TSP's ActivityNet v1.3 and THUMOS14 files; sources and
 # licences in tsplab/data/README.md).
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 
 @dataclass(frozen=True)
@@ -95,12 +95,9 @@ class DatasetPreset:
         return cls(**values)
 
 
-# Instance-length bucket edges in seconds of the synthetic benchmark (tsplab.synthetic), playing the
-# role of ActivityNet's DETAD edges (0, 30, 60, 120, 180, inf) s; XS is at most 1.5 clips of 8 frames
-# at 15 fps. Chosen from the default benchmark's length distribution: over seeds 0-2 the buckets hold
-# 24-26 / 24-25 / 24-26 / 14-17 / 9-12 % of the instances (ActivityNet validation: 53.6 / 16.2 / 16.8
-# / 9.4 / 4.1 %, TSP Table 9).
-SYNTHETIC_LENGTH_EDGES_S = (0.0, 0.8, 1.2, 2.0, 3.0, INF)
+# The synthetic benchmark's own instance-length bucket edges (tsplab.benchmark.config.LENGTH_EDGES_S),
+# playing the role of ActivityNet's DETAD edges (0, 30, 60, 120, 180, inf) s.
+SYNTHETIC_LENGTH_EDGES_S = LENGTH_EDGES_S
 _COVERAGE = (tuple(float(x) for x in np.linspace(0, 1, 6)), SIZES)
 
 PRESETS: dict[str, DatasetPreset] = {

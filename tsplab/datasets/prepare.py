@@ -1,7 +1,7 @@
 """Dataset preparation: from "which dataset" to a run folder holding its annotations, label mapping
 and TSP segment tables (what notebook 01 does, and what pretraining reads).
 
-A dataset is one of the presets of :mod:`tsplab.presets` (``activitynet``, ``thumos14``,
+A dataset is one of the presets of :mod:`tsplab.datasets.presets` (``activitynet``, ``thumos14``,
 ``synthetic``: which subsets train and evaluate, how long a background gap must be, which DETAD
 buckets and tIoU thresholds apply), or ``custom``: a dataset of your own, with its own annotation
 and durations files, that follows the rules of the preset named by ``DatasetConfig.follows``
@@ -25,11 +25,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from tsplab.annotations import (REPORT_COLUMNS, AnnotationError, Annotations, build_segment_table,
-                                make_annotations, read_annotations, write_activitynet_json,
-                                write_label_mapping, write_segment_table)
+from tsplab.benchmark import generate_benchmark, read_benchmark_config
+from tsplab.datasets.model import (REPORT_COLUMNS, AnnotationError, Annotations, make_annotations,
+                                   write_label_mapping)
+from tsplab.datasets.presets import PRESETS, DatasetPreset, get_preset
+from tsplab.datasets.readers.activitynet import write_activitynet_json
+from tsplab.datasets.reading import read_annotations
+from tsplab.datasets.segments import build_segment_table, read_segment_table, write_segment_table
 from tsplab.errors import InputError
-from tsplab.presets import PRESETS, DatasetPreset, get_preset
 from tsplab.runs import read_json, resolve, write_csv, write_json
 
 CUSTOM = "custom"
@@ -105,8 +108,8 @@ def prepare_dataset(config: DatasetConfig, run_dir) -> PreparedDataset:
     if config.dataset == CUSTOM and not (files and config.durations):
         raise InputError("dataset 'custom': give its annotation file(s) (DatasetConfig.annotations) and "
                          "DatasetConfig.durations (a CSV video,duration)")
-    if config.dataset == "synthetic":
-        preset, benchmark = _generate_synthetic(config, run_dir, preset)
+    if config.dataset in GENERATED:
+        preset, benchmark = GENERATED[config.dataset](config, run_dir, preset)
         files = files or [benchmark / "annotations.json"]
         videos_dir = videos_dir or benchmark / "videos"
     files = files or [resolve(p) for p in preset.default_annotations]
@@ -127,8 +130,6 @@ def prepare_dataset(config: DatasetConfig, run_dir) -> PreparedDataset:
 def _generate_synthetic(config: DatasetConfig, run_dir: Path, preset: DatasetPreset
                         ) -> tuple[DatasetPreset, Path]:
     """Generate the benchmark into ``RUN/benchmark/``: (the preset with its clip, its folder)."""
-    from tsplab.benchmark import generate_benchmark, read_benchmark_config
-
     benchmark = generate_benchmark(run_dir / "benchmark", config.preset, config.seed)
     synthetic, _ = read_benchmark_config(benchmark)
     return dataclasses.replace(preset, clip_length_frames=synthetic.clip_length_frames,
@@ -154,8 +155,6 @@ def _segment_tables(annotations: Annotations, preset: DatasetPreset, strict: boo
 
 def load_prepared_dataset(run_dir) -> PreparedDataset:
     """A dataset prepared earlier by :func:`prepare_dataset` into ``run_dir``."""
-    from tsplab.annotations import read_segment_table
-
     folder = resolve(run_dir) / "dataset"
     meta = read_json(folder / "dataset.json")
     config = DatasetConfig(**meta["config"])
@@ -171,6 +170,12 @@ def load_prepared_dataset(run_dir) -> PreparedDataset:
     report = pd.read_csv(folder / "validation_report.csv")
     videos_dir = Path(meta["videos_dir"]) if meta.get("videos_dir") else None
     return PreparedDataset(folder, config.dataset, preset, annotations, tables, report, videos_dir)
+
+
+# Datasets generated on preparation (name -> generator returning the preset with the generated clip
+# settings and the folder holding ``annotations.json`` and ``videos/``); every other dataset is read
+# from its files or its preset's ``default_annotations``.
+GENERATED = {"synthetic": _generate_synthetic}
 
 
 def _as_list(value) -> list:
