@@ -1,3 +1,5 @@
+import json
+
 import pandas as pd
 import pytest
 
@@ -41,7 +43,7 @@ def test_activitynet_from_the_shipped_tsp_tables(real_data, tmp_path):
 def test_synthetic_prepares_the_benchmark_with_its_own_clip(tiny_benchmark, tmp_path):
     # The fixture's benchmark is the tiny preset at seed 0; preparing in another run folder
     # generates the same one there.
-    prepared = prepare_dataset(DatasetConfig(dataset="synthetic", preset="tiny", seed=0), tmp_path)
+    prepared = prepare_dataset(DatasetConfig(dataset="synthetic", benchmark_size="tiny", seed=0), tmp_path)
     assert prepared.videos_dir == tmp_path / "benchmark" / "videos"
     assert sorted(p.name for p in prepared.videos_dir.glob("*.mp4")) == sorted(
         p.name for p in (tiny_benchmark / "videos").glob("*.mp4"))
@@ -50,6 +52,12 @@ def test_synthetic_prepares_the_benchmark_with_its_own_clip(tiny_benchmark, tmp_
         rows = table[table["temporal-region-label"] == "No action"]
         assert ((rows["t-end"] - rows["t-start"]) >= 8 / 15 - 1e-9).all()
     assert prepared.report.empty  # the generator writes clean annotations
+    # a dataset.json written before the benchmark size had its own field name still loads
+    meta_path = tmp_path / "dataset" / "dataset.json"
+    meta = json.loads(meta_path.read_text())
+    meta["config"]["preset"] = meta["config"].pop("benchmark_size")
+    meta_path.write_text(json.dumps(meta))
+    assert load_prepared_dataset(tmp_path).preset.name == "synthetic"
 
 
 def test_custom_needs_durations_and_strict_names_bad_rows(tmp_path):

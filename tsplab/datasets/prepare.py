@@ -47,7 +47,7 @@ class DatasetConfig:
     annotations: list = field(default_factory=list)  # annotation files (any format tsplab reads)
     durations: str = ""             # durations / metadata CSV (custom datasets need one)
     videos_dir: str = ""            # where the video files are (optional for the tables)
-    preset: str = "tiny"            # synthetic benchmark size: tiny | default
+    benchmark_size: str = "tiny"    # synthetic benchmark size: tiny | default
     seed: int = 0                   # synthetic benchmark seed
     strict: bool = False            # raise on bad annotation rows instead of clipping/dropping
     follows: str = "activitynet"    # custom datasets: the dataset preset whose rules they follow
@@ -130,7 +130,7 @@ def prepare_dataset(config: DatasetConfig, run_dir) -> PreparedDataset:
 def _generate_synthetic(config: DatasetConfig, run_dir: Path, preset: DatasetPreset
                         ) -> tuple[DatasetPreset, Path]:
     """Generate the benchmark into ``RUN/benchmark/``: (the preset with its clip, its folder)."""
-    benchmark = generate_benchmark(run_dir / "benchmark", config.preset, config.seed)
+    benchmark = generate_benchmark(run_dir / "benchmark", config.benchmark_size, config.seed)
     synthetic, _ = read_benchmark_config(benchmark)
     return dataclasses.replace(preset, clip_length_frames=synthetic.clip_length_frames,
                                frame_rate=synthetic.fps), benchmark
@@ -157,7 +157,10 @@ def load_prepared_dataset(run_dir) -> PreparedDataset:
     """A dataset prepared earlier by :func:`prepare_dataset` into ``run_dir``."""
     folder = resolve(run_dir) / "dataset"
     meta = read_json(folder / "dataset.json")
-    config = DatasetConfig(**meta["config"])
+    saved = dict(meta["config"])
+    if "preset" in saved:  # written before the benchmark size had its own name
+        saved["benchmark_size"] = saved.pop("preset")
+    config = DatasetConfig(**saved)
     if "preset" not in meta:
         raise InputError(f"{folder / 'dataset.json'}: written by an older tsplab (no dataset preset "
                          "saved); prepare the dataset again (prepare_dataset, notebook 01)")
