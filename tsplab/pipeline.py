@@ -101,13 +101,26 @@ def sign_notebook(path) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class Budget:
+    """How long a run trains: the synthetic benchmark's size it is meant for, notebook 03's training
+    parameters, notebook 05's epochs and notebook 04's stride (None: the notebook's own default, not
+    passed). The demo's budgets are ``DEMO_BUDGETS``, a study's ``tsplab.study.BUDGETS``."""
+
+    benchmark_size: str
+    pretrain: dict
+    localizer_epochs: int
+    stride_frames: int | None = None
+
+
 # The notebooks' committed defaults are the tiny benchmark's (CI runs them as they are); the default
-# benchmark needs the training budget the pretraining preset was tuned with (a few minutes per method
-# on 2 CPU cores, TSP's region loss well below 0.4 at the end), one DataLoader worker process beside
-# training (the notebook's default is 0: no worker processes in an interactive kernel) and the
-# localizer's default epochs.
-_PRETRAIN_SIZES = {"tiny": {}, "default": dict(epochs=4, batch_size=32, clips_per_segment=3, workers=1)}
-_LOCALIZER_EPOCHS = {"tiny": 8, "default": 15}
+# benchmark needs the training budget the pretraining recipe was tuned with (TSP's region loss well
+# below 0.4 at the end), one DataLoader worker process beside training (the notebook's default is 0:
+# no worker processes in an interactive kernel) and the localizer's default epochs.
+DEMO_BUDGETS = {
+    "tiny": Budget("tiny", {}, localizer_epochs=8),
+    "default": Budget("default", dict(epochs=4, batch_size=32, clips_per_segment=3, workers=1), localizer_epochs=15),
+}
 
 DEMO_METHODS = ("tac", "tsp")
 DEMO_DATASET = get_preset("synthetic")  # the demo's dataset: its metrics, DETAD buckets, evaluated subset
@@ -127,7 +140,8 @@ def demo_steps(run_dir: str, benchmark_size: str = "default", seed: int = 0,
     ``dataset_dir`` a dataset folder (03, 04), ``benchmark_size`` the synthetic benchmark's size,
     ``pretrain_preset`` the pretraining settings (03), ``dataset_preset`` the dataset preset whose
     metrics apply (05, 06)."""
-    check_choice("benchmark_size", benchmark_size, _PRETRAIN_SIZES)
+    check_choice("benchmark_size", benchmark_size, DEMO_BUDGETS)
+    budget = DEMO_BUDGETS[benchmark_size]
     run_dir = str(run_dir)
     benchmark = f"{run_dir}/benchmark"
     ground_truth = f"{benchmark}/annotations.json"
@@ -139,7 +153,7 @@ def demo_steps(run_dir: str, benchmark_size: str = "default", seed: int = 0,
                           source_encoder=True)),
         *[NotebookStep("03_pretrain.ipynb",
                        dict(method=m, weights="source", dataset_dir=benchmark, benchmark_size=benchmark_size,
-                            run_dir=run_dir, seed=seed, **_PRETRAIN_SIZES[benchmark_size]),
+                            run_dir=run_dir, seed=seed, **budget.pretrain),
                        output_name=f"03_pretrain_{m}.ipynb") for m in methods],
         NotebookStep("04_extract_features.ipynb",
                      dict(method=methods, dataset_dir=benchmark, benchmark_size=benchmark_size,
@@ -147,7 +161,7 @@ def demo_steps(run_dir: str, benchmark_size: str = "default", seed: int = 0,
         NotebookStep("05_localization.ipynb",
                      dict(feature_dirs=features, ground_truth=ground_truth,
                           run_dir=f"{run_dir}/localization", dataset_preset=DEMO_DATASET.name,
-                          epochs=_LOCALIZER_EPOCHS[benchmark_size], seed=seed)),
+                          epochs=budget.localizer_epochs, seed=seed)),
         NotebookStep("06_detad_length_analysis.ipynb",
                      dict(ground_truth=ground_truth, subset=DEMO_DATASET.eval_subset,
                           dataset_preset=DEMO_DATASET.name,

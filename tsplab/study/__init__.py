@@ -39,7 +39,7 @@ AR@1/10/100 and AUC (the same predictions evaluated as class-agnostic proposals)
 mAP_N per length bucket, and the features' temporal sensitivity (fg-fg minus fg-bg cosine
 similarity, ``tsplab.similarity``).
 """
-from tsplab.study.cells import (CELL_FILE, STUDY_PRESETS, CellSpec, StudySize, cell_dir, cell_features,
+from tsplab.study.cells import (BUDGETS, CELL_FILE, CellSpec, cell_dir, cell_features,
                                 cell_metrics, cell_steps, feature_folder, planned_parameters, read_cell,
                                 resolved_configs, run_cell)
 from tsplab.study.lock import LOCK_FILE, study_lock

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tsplab.conditions import DATASET, SOURCE, Condition
 from tsplab.errors import InputError, one_line
-from tsplab.pipeline import NotebookStep, run_notebook
+from tsplab.pipeline import Budget, NotebookStep, run_notebook
 from tsplab.runs import read_json, resolve, write_json
 
 CELL_FILE = "cell.json"
@@ -28,24 +28,14 @@ STUDY_DIR_MARK = "OUT"  # the study folder in recorded parameters (a moved study
 SOURCE_ENCODER_MARK = "<the benchmark's source encoder>"  # trained once per benchmark, before the cells
 
 
-@dataclass(frozen=True)
-class StudySize:
-    """The budget of every cell at one study preset: the synthetic benchmark's size, notebook 03's
-    training parameters, notebook 05's epochs and notebook 04's stride."""
-
-    benchmark_size: str
-    pretrain: dict
-    localizer_epochs: int
-    stride_frames: int = 2
-
-
-# ``default``: the demo's budget (tsplab.pipeline: a few minutes per method on 2 cores, the localizer's
-# default 15 epochs). ``tiny``: a smoke test of the machinery (CI), the smallest budget the notebooks
-# accept; its numbers mean nothing.
-STUDY_PRESETS = {
-    "tiny": StudySize("tiny", dict(epochs=1, max_steps_per_epoch=2, batch_size=8), localizer_epochs=2),
-    "default": StudySize("default", dict(epochs=4, batch_size=32, clips_per_segment=3, workers=1),
-                         localizer_epochs=15),
+# The budget of every cell of a study (``tsplab study --budget``). ``default``: the demo's budget
+# (``tsplab.pipeline.DEMO_BUDGETS``, the localizer's default 15 epochs). ``tiny``: a smoke test of the
+# machinery (CI), the smallest budget the notebooks accept; its numbers mean nothing.
+BUDGETS = {
+    "tiny": Budget("tiny", dict(epochs=1, max_steps_per_epoch=2, batch_size=8), localizer_epochs=2,
+                   stride_frames=2),
+    "default": Budget("default", dict(epochs=4, batch_size=32, clips_per_segment=3, workers=1),
+                      localizer_epochs=15, stride_frames=2),
 }
 
 # --------------------------------------------------------------------------------------------
@@ -61,7 +51,7 @@ class CellSpec:
     condition: Condition
     seed: int
     study_dir: str
-    study_preset: str
+    budget: str  # a name in BUDGETS
     benchmark_dir: str
     benchmark_seed: int
     source_checkpoint: str | None = None
@@ -77,8 +67,8 @@ class CellSpec:
         return cell_dir(self.study_dir, self.condition.name, self.seed)
 
     @property
-    def size(self) -> StudySize:
-        return STUDY_PRESETS[self.study_preset]
+    def settings(self) -> Budget:
+        return BUDGETS[self.budget]
 
     def weights(self) -> str | None:
         w = self.condition.weights
@@ -87,7 +77,7 @@ class CellSpec:
     def identity(self) -> dict:
         rel = os.path.relpath(self.benchmark_dir, self.study_dir)
         return dict(condition=_jsonable(dataclasses.asdict(self.condition)), seed=self.seed,
-                    study_preset=self.study_preset, benchmark=rel, benchmark_seed=self.benchmark_seed)
+                    study_preset=self.budget, benchmark=rel, benchmark_seed=self.benchmark_seed)
 
     def provenance(self) -> dict:
         """The code fingerprint and library versions of the study, and the notebooks' parameters
@@ -132,12 +122,12 @@ def cell_steps(spec: CellSpec) -> list[NotebookStep]:
     """The notebooks of one cell, with their parameters: 03 (when the condition trains), 04 (unless
     its features come from other conditions), 05. A condition with ``pretrain_data="source"``
     pretrains on ``<benchmark>/source``; extraction and localization always use the target."""
-    c, size, cell = spec.condition, spec.size, str(spec.cell_dir)
-    data = dict(dataset_dir=spec.benchmark_dir, benchmark_size=size.benchmark_size,
+    c, budget, cell = spec.condition, spec.settings, str(spec.cell_dir)
+    data = dict(dataset_dir=spec.benchmark_dir, benchmark_size=budget.benchmark_size,
                 benchmark_seed=spec.benchmark_seed)
     steps = []
     if c.trains:
-        pretrain = {**size.pretrain, **c.pretrain}
+        pretrain = {**budget.pretrain, **c.pretrain}
         overrides = dict(pretrain.pop("config_overrides", {}))
         if spec.frame_cache_dir and c.pretrain_data != SOURCE:  # the cache holds the target's videos
             overrides.setdefault("frame_cache_dir", spec.frame_cache_dir)
@@ -151,13 +141,13 @@ def cell_steps(spec: CellSpec) -> list[NotebookStep]:
     if not c.features_from:
         checkpoint = "" if c.trains or spec.weights() is None else str(spec.weights())
         steps.append(NotebookStep("04_extract_features.ipynb", dict(
-            run_dir=cell, method=c.method, checkpoint=checkpoint, stride_frames=size.stride_frames,
+            run_dir=cell, method=c.method, checkpoint=checkpoint, stride_frames=budget.stride_frames,
             seed=spec.seed, **data)))
     steps.append(NotebookStep("05_localization.ipynb", dict(
         feature_dirs={c.name: cell_features(spec)},
         ground_truth=str(Path(spec.benchmark_dir) / "annotations.json"),
         run_dir=str(spec.cell_dir / "localization"), dataset_preset=DATASET.name,
-        epochs=size.localizer_epochs, seed=spec.seed, **c.localizer)))
+        epochs=budget.localizer_epochs, seed=spec.seed, **c.localizer)))
     return steps
 
 
