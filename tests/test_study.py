@@ -758,3 +758,21 @@ def test_cli_study_with_stale_cells_kept_exits_1_naming_them(tmp_path, monkeypat
            "tac_target/seed0;" in err
     result.stale = []
     assert cli.main(["study", "--out", str(tmp_path)]) == 0
+
+
+def test_a_conditions_unknown_field_fails_where_it_is_defined():
+    with pytest.raises(InputError, match=r"condition 'x': pretrain sets 'gvf_poolng', not a parameter"):
+        Condition("x", "x", "tsp", True, pretrain=dict(gvf_poolng="max"))
+    with pytest.raises(InputError, match=r"condition 'y': localizer sets 'asc', not a parameter"):
+        Condition("y", "y", "tsp", False, weights=None, features_from=("tsp",), localizer=dict(asc=False))
+
+
+def test_the_fields_a_condition_may_set_are_its_notebooks_parameters():
+    from tsplab.conditions import LOCALIZER_FIELDS, PRETRAIN_FIELDS
+
+    def declared(notebook):
+        cell = next(c for c in nbformat.read(notebooks_dir() / notebook, 4).cells if c.cell_type == "code")
+        return {node.targets[0].id for node in ast.parse(cell.source).body}
+
+    assert set(PRETRAIN_FIELDS) <= declared("03_pretrain.ipynb")
+    assert set(LOCALIZER_FIELDS) <= declared("05_localization.ipynb")

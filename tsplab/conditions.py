@@ -28,6 +28,16 @@ _STUDY_OWNED = {"method", "dataset_dir", "benchmark_size", "benchmark_seed", "ru
                 "checkpoint"}
 
 
+#: The notebook parameters a condition may set, per stage: notebook 03's training settings
+#: (``pretrain``; ``config_overrides`` holds PretrainConfig fields of the method) and notebook 05's
+#: localizer settings (``localizer``). Every other notebook parameter is the study's (_STUDY_OWNED).
+PRETRAIN_FIELDS = ("pretrain_preset", "backbone", "epochs", "batch_size", "clips_per_segment", "backbone_lr",
+                   "fc_lr", "alpha_c", "alpha_r", "gvf_pooling", "gvf_mode", "max_steps_per_epoch", "workers",
+                   "threads", "config_overrides")
+LOCALIZER_FIELDS = ("ase_class", "ase_instance", "ascl", "ase_weighting", "epochs", "max_predictions",
+                    "timeline_videos")
+
+
 @dataclass(frozen=True)
 class Condition:
     """One column of the study.
@@ -55,6 +65,16 @@ class Condition:
     features_from: tuple[str, ...] = ()
     teachers_from: tuple[str, ...] = ()
     pretrain_data: str = TARGET
+
+    def __post_init__(self):
+        """A name that is no parameter of its stage's notebook fails here, where the condition is
+        defined (a typo would otherwise surface only when its cell's notebook starts)."""
+        for stage, given, fields in (("pretrain", self.pretrain, PRETRAIN_FIELDS),
+                                     ("localizer", self.localizer, LOCALIZER_FIELDS)):
+            unknown = [k for k in given if k not in fields and k not in _STUDY_OWNED]
+            if unknown:
+                raise InputError(f"condition {self.name!r}: {stage} sets {', '.join(map(repr, unknown))}, not a "
+                                 f"parameter of its notebook; valid: {', '.join(fields)}")
 
     @property
     def needs(self) -> tuple[str, ...]:

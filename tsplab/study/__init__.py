@@ -1,8 +1,8 @@
 """Reproduction studies: conditions x seeds on the synthetic benchmark, each cell the notebooks run by
 papermill, aggregated in TSP's layout with a claims table (``tsplab study``, notebook 08).
 
-Why: one run of one seed is a tour, not a finding (the README's demo moved by 4 points of average
-mAP between two machines at the same seed). TSP repeats every study five times and reports mean ±
+Why: one run of one seed is a tour, not a finding (the README's demo results move between machines
+at the same seed). TSP repeats every study five times and reports mean ±
 std (max) (supplementary Tables 9-12); this module does the same on the benchmark, and tests each of
 the paper's claims on paired seeds.
 
