@@ -246,7 +246,6 @@ def test_the_old_budget_flags_still_work_with_one_deprecation_line(tmp_path, cap
 
 
 @pytest.mark.parametrize("condition, message", [
-    (Condition("x", "x", "tac", True, pretrain=dict(seed=3)), "sets seed"),
     (Condition("x", "x", "random", True), "does not train"),
     (Condition("x", "x", "tac", False, weights=None), "no training and no weights"),
     (Condition("x", "x", "tac", False, features_from=("y",)), "needs y"),
@@ -557,9 +556,9 @@ def test_the_peers_are_compared_as_their_papers_compare_them():
     pal, control = by_name["pal"], by_name["pal_no_pasting"]
     assert (pal.weights, pal.pretrain_data, pal.trains) == (None, "source", True)
     assert dataclasses.replace(control, name="pal", label=pal.label, pretrain=pal.pretrain) == pal
-    assert control.pretrain == {**pal.pretrain, "config_overrides": {"pasting": False}}
+    assert control.pretrain.parameters() == {**pal.pretrain.parameters(), "config_overrides": {"pasting": False}}
     assert by_name["pal_random"].pretrain_data == "target" and by_name["pal_source"].weights == "source"
-    asl = {n: c.localizer for n, c in by_name.items() if n.startswith("asl_")}
+    asl = {n: c.localizer.parameters() for n, c in by_name.items() if n.startswith("asl_")}
     assert asl == {"asl_full": {}, "asl_baseline": dict(ase_class=False, ase_instance=False, ascl=False),
                    "asl_no_ase_class": dict(ase_class=False), "asl_no_ase_instance": dict(ase_instance=False),
                    "asl_no_ascl": dict(ascl=False), "asl_stabilised": dict(ase_weighting="stabilised")}
@@ -767,12 +766,34 @@ def test_a_conditions_unknown_field_fails_where_it_is_defined():
         Condition("y", "y", "tsp", False, weights=None, features_from=("tsp",), localizer=dict(asc=False))
 
 
+def test_a_condition_may_not_set_what_the_study_sets():
+    with pytest.raises(InputError, match=r"condition 'x': sets seed, which the study sets for every cell"):
+        Condition("x", "x", "tac", True, pretrain=dict(seed=3))
+
+
 def test_the_fields_a_condition_may_set_are_its_notebooks_parameters():
-    from tsplab.conditions import LOCALIZER_FIELDS, PRETRAIN_FIELDS
+    from tsplab.conditions import LocalizerDelta, PretrainDelta
 
     def declared(notebook):
         cell = next(c for c in nbformat.read(notebooks_dir() / notebook, 4).cells if c.cell_type == "code")
         return {node.targets[0].id for node in ast.parse(cell.source).body}
 
-    assert set(PRETRAIN_FIELDS) <= declared("03_pretrain.ipynb")
-    assert set(LOCALIZER_FIELDS) <= declared("05_localization.ipynb")
+    assert {f.name for f in dataclasses.fields(PretrainDelta)} <= declared("03_pretrain.ipynb")
+    assert {f.name for f in dataclasses.fields(LocalizerDelta)} <= declared("05_localization.ipynb")
+
+
+def test_every_condition_derives_the_notebook_parameters_it_was_defined_with():
+    """The typed deltas give back exactly the dicts the conditions are written with."""
+    from tsplab.conditions import ALL_CONDITIONS
+
+    by_name = {c.name: c for c in ALL_CONDITIONS}
+    pal = dict(batch_size=16, epochs=6)
+    expected_pretrain = dict(tsp_no_gvf=dict(gvf_pooling="none"), tsp=dict(gvf_pooling="max"),
+                             tsp_avg_gvf=dict(gvf_pooling="avg"),
+                             bsp_two_head=dict(config_overrides=dict(integration="two-head")),
+                             bsp_distill=dict(config_overrides=dict(integration="distill")),
+                             pal=pal, pal_no_pasting={**pal, "config_overrides": dict(pasting=False)},
+                             pal_random=pal, pal_source=pal)
+    for name, condition in by_name.items():
+        assert list(condition.pretrain.parameters().items()) == list(expected_pretrain.get(name, {}).items())
+    assert list(by_name["asl_baseline"].localizer.parameters()) == ["ase_class", "ase_instance", "ascl"]

@@ -76,7 +76,7 @@ class CellSpec:
 
     def identity(self) -> dict:
         rel = os.path.relpath(self.benchmark_dir, self.study_dir)
-        return dict(condition=_jsonable(dataclasses.asdict(self.condition)), seed=self.seed,
+        return dict(condition=_jsonable(self.condition.record()), seed=self.seed,
                     study_preset=self.budget, benchmark=rel, benchmark_seed=self.benchmark_seed)
 
     def provenance(self) -> dict:
@@ -126,7 +126,7 @@ def cell_encoder(spec: CellSpec) -> Encoder:
     c = spec.condition
     pretrain = pretrain_data = None
     if c.trains:
-        pretrain = dict(c.pretrain)
+        pretrain = c.pretrain.parameters()
         overrides = dict(pretrain.pop("config_overrides", {}))
         if spec.frame_cache_dir and c.pretrain_data != SOURCE:  # the cache holds the target's videos
             overrides.setdefault("frame_cache_dir", spec.frame_cache_dir)
@@ -150,7 +150,7 @@ def cell_steps(spec: CellSpec) -> list[NotebookStep]:
     """The notebooks of one cell, with their parameters: 03 (when the condition trains), 04 (unless
     its features come from other conditions), 05; the run of ``cell_encoder`` in the cell's folder."""
     return run_steps(spec.cell_dir, _cell_data(spec), spec.settings, [cell_encoder(spec)], spec.seed,
-                     localizer=spec.condition.localizer, pretrain_options=dict(pretrain_preset="synthetic"),
+                     localizer=spec.condition.localizer.parameters(), pretrain_options=dict(pretrain_preset="synthetic"),
                      threads=spec.threads)
 
 

@@ -35,7 +35,7 @@ def preregistration(study: str, claims, conditions, seeds: list[int], *, budget:
         study=study, alpha=alpha, test=TEST, seeds=list(seeds), study_preset=budget,
         vary_data=vary_data, benchmark_seed=None if vary_data else benchmark_seed,
         families=families, claims=[dataclasses.asdict(c) for c in claims],
-        conditions=[dataclasses.asdict(c) for c in conditions])))
+        conditions=[c.record() for c in conditions])))
 
 
 def register(folder, registration: dict, results_exist: bool) -> str:
