@@ -4,7 +4,7 @@
     python benchmarks/bench_study.py                       # both: ~75 and ~50 min on 2 quiet cores
     python benchmarks/bench_study.py --seeds 1             # one seed each: 16.6 and 11.2 min (README)
 
-Each run is ``tsplab study --preset PRESET --seeds N --jobs J --out OUT/jobsJ``, from an empty folder:
+Each run is ``tsplab study --budget BUDGET --seeds N --jobs J --out OUT/jobsJ``, from an empty folder:
 the benchmark, its source stage (TAC on the source dataset) and the frame cache are part of a study's
 cost. Prints one row per setting: minutes in all, the sum of the cells' notebook minutes (the rest is
 the preparation and papermill's kernel starts), cells finished / failed, and the machine (host, cores).
@@ -19,12 +19,12 @@ import time
 
 import pandas as pd
 
-from tsplab.study import STUDY_PRESETS, available_cores, run_study
+from tsplab.study import BUDGETS, available_cores, run_study
 
 
-def time_study(out: str, preset: str, seeds: int, jobs: int, conditions) -> dict:
+def time_study(out: str, budget: str, seeds: int, jobs: int, conditions) -> dict:
     start = time.perf_counter()
-    result = run_study(out, preset, seeds, conditions, jobs=jobs)
+    result = run_study(out, budget, seeds, conditions, jobs=jobs)
     total_s = time.perf_counter() - start
     cells_s = float(result.cells["seconds"].sum())
     return dict(jobs=jobs, seeds=seeds, cells=len(result.cells),
@@ -35,13 +35,13 @@ def time_study(out: str, preset: str, seeds: int, jobs: int, conditions) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="default", choices=list(STUDY_PRESETS))
+    parser.add_argument("--budget", default="default", choices=list(BUDGETS))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--conditions", nargs="+", default=None, help="default: all of Study 1")
     parser.add_argument("--out", default="runs/bench_study", help="OUT/jobs<J> per setting")
     args = parser.parse_args()
-    rows = [time_study(os.path.join(args.out, f"jobs{j}"), args.preset, args.seeds, j, args.conditions)
+    rows = [time_study(os.path.join(args.out, f"jobs{j}"), args.budget, args.seeds, j, args.conditions)
             for j in args.jobs]
     with pd.option_context("display.width", 160):
         print(pd.DataFrame(rows).to_string(index=False))

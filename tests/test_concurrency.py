@@ -21,7 +21,7 @@ from tsplab.features import concurrency as E
 from tsplab.features import extraction as X
 from tsplab.features.config import ExtractionConfig
 from tsplab.features.encoding import ClipBatchStream
-from tsplab.localizer.inference import torch_threads
+from tsplab.threads import torch_threads
 
 # The two paths under test: the extraction options that take each, the class doing the work, and
 # the torch threads per batch of the inline run it must equal bit for bit (CPU convolutions round

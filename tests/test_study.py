@@ -229,15 +229,23 @@ def test_summary_max_is_the_best_runs_value_as_in_tsp_tables():
 
 def test_unknown_condition_fails_listing_the_valid_ones(tmp_path, capsys):
     out = tmp_path / "study"
-    assert cli.main(["study", "--preset", "tiny", "--conditions", "tsp", "tps", "--out", str(out)]) == 2
+    assert cli.main(["study", "--budget", "tiny", "--conditions", "tsp", "tps", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("tsplab study: error: conditions: 'tps'")
     assert all(c.name in err for c in STUDY1)
     assert not out.exists()
 
 
+@pytest.mark.parametrize("flag", ["--preset", "--study-preset"])
+def test_the_old_budget_flags_still_work_with_one_deprecation_line(tmp_path, capsys, flag):
+    out = tmp_path / "study"
+    assert cli.main(["study", flag, "tiny", "--conditions", "tsp", "tps", "--out", str(out)]) == 2
+    first, second = capsys.readouterr().err.strip().split("\n")
+    assert first == f"tsplab: {flag} is deprecated here, use --budget"
+    assert second.startswith("tsplab study: error: conditions: 'tps'")
+
+
 @pytest.mark.parametrize("condition, message", [
-    (Condition("x", "x", "tac", True, pretrain=dict(seed=3)), "sets seed"),
     (Condition("x", "x", "random", True), "does not train"),
     (Condition("x", "x", "tac", False, weights=None), "no training and no weights"),
     (Condition("x", "x", "tac", False, features_from=("y",)), "needs y"),
@@ -250,7 +258,7 @@ def test_conditions_that_contradict_themselves_are_refused(condition, message):
 
 
 def spec_of(condition, seed=3, **kw):
-    return CellSpec(condition=condition, seed=seed, study_dir="/s", study_preset="default",
+    return CellSpec(condition=condition, seed=seed, study_dir="/s", budget="default",
                     benchmark_dir="/s/benchmark", benchmark_seed=0, source_checkpoint="/s/src/best.pt",
                     threads=2, frame_cache_dir="/s/frame_cache/benchmark", **kw)
 
@@ -312,7 +320,7 @@ def finished_record(spec, **provenance):
 
 def test_a_finished_cell_is_reused_only_with_the_same_code_versions_and_parameters(tmp_path):
     versions = dict(python="3.11.0", torch="2.0", numpy="2.0")
-    spec = CellSpec(condition=STUDY1[2], seed=0, study_dir=str(tmp_path), study_preset="tiny",
+    spec = CellSpec(condition=STUDY1[2], seed=0, study_dir=str(tmp_path), budget="tiny",
                     benchmark_dir=str(tmp_path / "benchmark"), benchmark_seed=0, fingerprint="a" * 64,
                     versions=versions)
     decide = study.reuse_decision
@@ -335,7 +343,7 @@ def test_a_finished_cell_is_reused_only_with_the_same_code_versions_and_paramete
 
 
 def test_stale_cells_are_moved_aside_and_rerun_or_kept_and_listed(tmp_path):
-    specs = [CellSpec(condition=c, seed=0, study_dir=str(tmp_path), study_preset="tiny",
+    specs = [CellSpec(condition=c, seed=0, study_dir=str(tmp_path), budget="tiny",
                       benchmark_dir=str(tmp_path / "benchmark"), benchmark_seed=0, fingerprint="a" * 64)
              for c in STUDY1[:3]]
     current, stale, _ = specs
@@ -353,7 +361,7 @@ def test_stale_cells_are_moved_aside_and_rerun_or_kept_and_listed(tmp_path):
 
 
 def test_a_code_change_during_the_study_fails_the_later_cells(tmp_path):
-    spec = CellSpec(condition=STUDY1[0], seed=0, study_dir=str(tmp_path), study_preset="tiny",
+    spec = CellSpec(condition=STUDY1[0], seed=0, study_dir=str(tmp_path), budget="tiny",
                     benchmark_dir=str(tmp_path / "benchmark"), benchmark_seed=0, fingerprint="0" * 64)
     record = study.run_cell(spec)
     assert record["status"] == "failed" and record["notebooks"] == []
@@ -363,7 +371,7 @@ def test_a_code_change_during_the_study_fails_the_later_cells(tmp_path):
 
 
 def test_the_preregistration_is_written_once_and_a_change_after_results_is_refused(tmp_path):
-    registration = study.preregistration("tsp", CLAIMS, STUDY1, [0, 1, 2], study_preset="tiny",
+    registration = study.preregistration("tsp", CLAIMS, STUDY1, [0, 1, 2], budget="tiny",
                                          vary_data=True, benchmark_seed=0)
     assert registration["families"] == {"TSP": len(CLAIMS)} and registration["alpha"] == 0.025
     margins = {c["text"]: c["margin"] for c in registration["claims"] if c["relation"] == ">="}
@@ -372,7 +380,7 @@ def test_the_preregistration_is_written_once_and_a_change_after_results_is_refus
     path = tmp_path / "preregistration.json"
     assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
     assert study.register(tmp_path, registration, results_exist=True) == digest  # the same: fine
-    changed = study.preregistration("tsp", CLAIMS[:-1], STUDY1, [0, 1, 2], study_preset="tiny",
+    changed = study.preregistration("tsp", CLAIMS[:-1], STUDY1, [0, 1, 2], budget="tiny",
                                     vary_data=True, benchmark_seed=0)
     with pytest.raises(InputError, match="pre-registered other claims, families and has results"):
         study.register(tmp_path, changed, results_exist=True)
@@ -383,7 +391,7 @@ def test_the_preregistration_is_written_once_and_a_change_after_results_is_refus
 def test_aggregate_refuses_a_folder_of_two_code_versions(tmp_path):
     claims = [Claim("a > b", "a", "b", "average mAP", family="F")]
     conditions = [Condition(n, n.upper(), "random", False, weights=None) for n in ("a", "b")]
-    study.register(tmp_path, study.preregistration("tsp", claims, conditions, [0], study_preset="tiny",
+    study.register(tmp_path, study.preregistration("tsp", claims, conditions, [0], budget="tiny",
                                                    vary_data=True, benchmark_seed=0), results_exist=False)
     for name, fingerprint in (("a", "1" * 64), ("b", "2" * 64)):
         write_json_cell(tmp_path, name, 0, dict(status="finished", provenance=dict(fingerprint=fingerprint),
@@ -399,7 +407,7 @@ def test_finished_cell_of_another_setting_is_refused_before_writing(tmp_path):
     cell = tmp_path / "random" / "seed0"
     cell.mkdir(parents=True)
     record = cell / "cell.json"
-    record.write_text(json.dumps({"status": "finished", "identity": {"seed": 0, "study_preset": "default"}}))
+    record.write_text(json.dumps({"status": "finished", "identity": {"seed": 0, "budget": "default"}}))
     before = record.read_bytes()
     with pytest.raises(InputError, match="a finished cell of another setting"):
         study.run_study(tmp_path, "tiny", 1, ["random"])
@@ -432,7 +440,7 @@ def tiny_study(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setitem(study.STUDIES, "tsp", (TEST_CONDITIONS, CLAIMS))
     out = tmp_path_factory.mktemp("study") / "tiny"
-    argv = ["study", "--preset", "tiny", "--out", str(out), "--jobs", "2", "--seeds", "2", "--fixed-data"]
+    argv = ["study", "--budget", "tiny", "--out", str(out), "--jobs", "2", "--seeds", "2", "--fixed-data"]
     first = cli.main([*argv, "--conditions", "random", "tac"])
     files = mtimes(out)
     printed, errors = io.StringIO(), io.StringIO()
@@ -548,9 +556,9 @@ def test_the_peers_are_compared_as_their_papers_compare_them():
     pal, control = by_name["pal"], by_name["pal_no_pasting"]
     assert (pal.weights, pal.pretrain_data, pal.trains) == (None, "source", True)
     assert dataclasses.replace(control, name="pal", label=pal.label, pretrain=pal.pretrain) == pal
-    assert control.pretrain == {**pal.pretrain, "config_overrides": {"pasting": False}}
+    assert control.pretrain.parameters() == {**pal.pretrain.parameters(), "config_overrides": {"pasting": False}}
     assert by_name["pal_random"].pretrain_data == "target" and by_name["pal_source"].weights == "source"
-    asl = {n: c.localizer for n, c in by_name.items() if n.startswith("asl_")}
+    asl = {n: c.localizer.parameters() for n, c in by_name.items() if n.startswith("asl_")}
     assert asl == {"asl_full": {}, "asl_baseline": dict(ase_class=False, ase_instance=False, ascl=False),
                    "asl_no_ase_class": dict(ase_class=False), "asl_no_ase_instance": dict(ase_instance=False),
                    "asl_no_ascl": dict(ascl=False), "asl_stabilised": dict(ase_weighting="stabilised")}
@@ -693,7 +701,7 @@ def test_the_preregistration_is_written_before_any_cell_runs(tmp_path, monkeypat
 def test_a_negative_benchmark_seed_names_the_flag_and_writes_nothing(tmp_path, capsys):
     """``--benchmark-seed -1`` said ``seed=-1`` and had written study.json first."""
     out = tmp_path / "study"
-    assert cli.main(["study", "--preset", "tiny", "--conditions", "tac_source", "--seeds", "1", "--benchmark-seed",
+    assert cli.main(["study", "--budget", "tiny", "--conditions", "tac_source", "--seeds", "1", "--benchmark-seed",
                      "-1", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == ("tsplab study: error: benchmark_seed (--benchmark-seed): -1; give the fixed benchmark's seed, "
@@ -708,7 +716,7 @@ def test_a_second_study_into_a_folder_in_use_stops_with_one_line(tmp_path, capsy
     with study.study_lock(out) as lock:
         assert lock.read_text() == f"{os.getpid()}\n"
         with unchanged(out):
-            assert cli.main(["study", "--preset", "tiny", "--conditions", "tac_source", "--seeds", "1",
+            assert cli.main(["study", "--budget", "tiny", "--conditions", "tac_source", "--seeds", "1",
                              "--out", str(out)]) == 2
         assert capsys.readouterr().err.strip() == (
             f"tsplab study: error: out: {out} is in use by another study (process {os.getpid()}, {lock}); wait "
@@ -749,3 +757,43 @@ def test_cli_study_with_stale_cells_kept_exits_1_naming_them(tmp_path, monkeypat
            "tac_target/seed0;" in err
     result.stale = []
     assert cli.main(["study", "--out", str(tmp_path)]) == 0
+
+
+def test_a_conditions_unknown_field_fails_where_it_is_defined():
+    with pytest.raises(InputError, match=r"condition 'x': pretrain sets 'gvf_poolng', not a parameter"):
+        Condition("x", "x", "tsp", True, pretrain=dict(gvf_poolng="max"))
+    with pytest.raises(InputError, match=r"condition 'y': localizer sets 'asc', not a parameter"):
+        Condition("y", "y", "tsp", False, weights=None, features_from=("tsp",), localizer=dict(asc=False))
+
+
+def test_a_condition_may_not_set_what_the_study_sets():
+    with pytest.raises(InputError, match=r"condition 'x': sets seed, which the study sets for every cell"):
+        Condition("x", "x", "tac", True, pretrain=dict(seed=3))
+
+
+def test_the_fields_a_condition_may_set_are_its_notebooks_parameters():
+    from tsplab.conditions import LocalizerDelta, PretrainDelta
+
+    def declared(notebook):
+        cell = next(c for c in nbformat.read(notebooks_dir() / notebook, 4).cells if c.cell_type == "code")
+        return {node.targets[0].id for node in ast.parse(cell.source).body}
+
+    assert {f.name for f in dataclasses.fields(PretrainDelta)} <= declared("03_pretrain.ipynb")
+    assert {f.name for f in dataclasses.fields(LocalizerDelta)} <= declared("05_localization.ipynb")
+
+
+def test_every_condition_derives_the_notebook_parameters_it_was_defined_with():
+    """The typed deltas give back exactly the dicts the conditions are written with."""
+    from tsplab.conditions import ALL_CONDITIONS
+
+    by_name = {c.name: c for c in ALL_CONDITIONS}
+    pal = dict(batch_size=16, epochs=6)
+    expected_pretrain = dict(tsp_no_gvf=dict(gvf_pooling="none"), tsp=dict(gvf_pooling="max"),
+                             tsp_avg_gvf=dict(gvf_pooling="avg"),
+                             bsp_two_head=dict(config_overrides=dict(integration="two-head")),
+                             bsp_distill=dict(config_overrides=dict(integration="distill")),
+                             pal=pal, pal_no_pasting={**pal, "config_overrides": dict(pasting=False)},
+                             pal_random=pal, pal_source=pal)
+    for name, condition in by_name.items():
+        assert list(condition.pretrain.parameters().items()) == list(expected_pretrain.get(name, {}).items())
+    assert list(by_name["asl_baseline"].localizer.parameters()) == ["ase_class", "ase_instance", "ascl"]

@@ -611,9 +611,18 @@ def _run_fuse(args) -> int:
     return 0
 
 
+class _DeprecatedBudget(argparse.Action):
+    """``--preset`` / ``--study-preset`` of ``tsplab study``, the old spelling of ``--budget`` (a
+    preset names a dataset's settings): still accepted for one release, with one line on stderr."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"tsplab: {option_string} is deprecated here, use --budget", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def _add_study(sub) -> None:
     from tsplab.conditions import STUDIES
-    from tsplab.study import STUDY_PRESETS, SlurmOptions
+    from tsplab.study import BUDGETS, SlurmOptions
 
     slurm = SlurmOptions()
     p = sub.add_parser("study", help="conditions x seeds on the synthetic benchmark (TSP Study 1 by default), "
@@ -623,10 +632,12 @@ def _add_study(sub) -> None:
                    help="tsp: TSP Study 1 (tables in OUT); peers: BSP, PAL and ASL as their papers use them, "
                         "beside the Study-1 conditions they are compared with (tables in OUT/peers; a Study-1 "
                         "folder's finished cells are reused)")
-    p.add_argument("--preset", "--study-preset", dest="study_preset", default="default", choices=list(STUDY_PRESETS),
+    p.add_argument("--budget", dest="budget", default="default", choices=list(BUDGETS),
                    help="tiny: a smoke test of the machinery (minutes, meaningless numbers); default: the "
                         "default benchmark at the demo's budget (Study 1 x 5 seeds: about 50 min with --jobs 2, "
                         "75 with --jobs 1 on 2 quiet cores)")
+    p.add_argument("--preset", "--study-preset", dest="budget", choices=list(BUDGETS), action=_DeprecatedBudget,
+                   help=argparse.SUPPRESS)
     p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per condition (default 5, as TSP)")
     p.add_argument("--conditions", nargs="+", default=None,
                    help="condition names (default: all of the study's; tsp: "
@@ -660,7 +671,7 @@ def _run_study(args) -> int:
 
     slurm = SlurmOptions(partition=args.partition, gpus=args.gpus, time_min=args.time_min, mem_gb=args.mem_gb,
                          cpus=args.cpus)
-    result = run_study(args.out, args.study_preset, args.seeds, args.conditions, jobs=args.jobs,
+    result = run_study(args.out, args.budget, args.seeds, args.conditions, jobs=args.jobs,
                        launcher=args.launcher, slurm=slurm, vary_data=args.vary_data,
                        benchmark_seed=args.benchmark_seed, study=args.study, keep_stale=args.keep_stale)
     _print_table(result.table.reset_index(),

@@ -10,6 +10,8 @@ here, with its reason, before any result it judges exists.
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 from tsplab.errors import InputError, check_choice
@@ -26,6 +28,66 @@ OWN = "tsplab's own"  # the family of the claims no paper makes
 _STUDY_OWNED = {"method", "dataset_dir", "benchmark_size", "benchmark_seed", "run_dir", "seed",
                 "weights", "output_name", "resume", "feature_dirs", "ground_truth", "dataset_preset",
                 "checkpoint"}
+
+
+class _Delta:
+    """Notebook parameters a condition changes at one stage: the fields it sets (None: the study's
+    or the notebook's value). ``parameters()`` is the one place its notebook parameters come from."""
+
+    def parameters(self) -> dict:
+        """``{parameter: value}`` of the fields set, in field order."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
+
+
+@dataclass(frozen=True)
+class PretrainDelta(_Delta):
+    """Notebook 03's training settings a condition changes; ``config_overrides`` holds fields of the
+    method's PretrainConfig (e.g. BSP's ``integration``, PAL's ``pasting``)."""
+
+    pretrain_recipe: str | None = None
+    backbone: str | None = None
+    batch_size: int | None = None
+    epochs: int | None = None
+    clips_per_segment: int | None = None
+    backbone_lr: float | None = None
+    fc_lr: float | None = None
+    alpha_c: float | None = None
+    alpha_r: float | None = None
+    gvf_pooling: str | None = None
+    gvf_mode: str | None = None
+    max_steps_per_epoch: int | None = None
+    workers: int | None = None
+    threads: int | None = None
+    config_overrides: dict | None = None
+
+
+@dataclass(frozen=True)
+class LocalizerDelta(_Delta):
+    """Notebook 05's localizer settings a condition changes (ASL's components, its weighting...)."""
+
+    ase_class: bool | None = None
+    ase_instance: bool | None = None
+    ascl: bool | None = None
+    ase_weighting: str | None = None
+    epochs: int | None = None
+    max_predictions: int | None = None
+    timeline_videos: int | None = None
+
+
+def _delta(condition: str, stage: str, cls, given):
+    """``given`` (a dict of notebook parameters, or already a ``cls``) as a ``cls``; ``InputError``
+    naming the condition and the field when a name is the study's or no field of the stage."""
+    if isinstance(given, cls):
+        return given
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in given:
+        if key in _STUDY_OWNED:
+            raise InputError(f"condition {condition!r}: sets {key}, which the study sets for every cell; "
+                             "remove it from the condition")
+        if key not in names:
+            raise InputError(f"condition {condition!r}: {stage} sets {key!r}, not a parameter of its notebook; "
+                             f"valid: {', '.join(names)}")
+    return cls(**given)
 
 
 @dataclass(frozen=True)
@@ -50,11 +112,23 @@ class Condition:
     method: str
     trains: bool
     weights: str | None = SOURCE
-    pretrain: dict = field(default_factory=dict)
-    localizer: dict = field(default_factory=dict)
+    pretrain: PretrainDelta = field(default_factory=PretrainDelta)  # a dict of its fields is accepted
+    localizer: LocalizerDelta = field(default_factory=LocalizerDelta)  # likewise
     features_from: tuple[str, ...] = ()
     teachers_from: tuple[str, ...] = ()
     pretrain_data: str = TARGET
+
+    def __post_init__(self):
+        """The deltas typed where the condition is defined: a name that is no field of its stage (a
+        typo) or one the study sets fails here, at import, not when its cell's notebook starts."""
+        object.__setattr__(self, "pretrain", _delta(self.name, "pretrain", PretrainDelta, self.pretrain))
+        object.__setattr__(self, "localizer", _delta(self.name, "localizer", LocalizerDelta, self.localizer))
+
+    def record(self) -> dict:
+        """The condition as plain data (a cell's identity, the pre-registration): its fields, each
+        delta as its notebook parameters."""
+        record = {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {**record, "pretrain": self.pretrain.parameters(), "localizer": self.localizer.parameters()}
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -310,10 +384,6 @@ def check_condition(condition: Condition, names) -> None:
     if condition.pretrain_data != TARGET and not condition.trains:
         raise InputError(f"{where}: pretrain_data {condition.pretrain_data!r} but it does not train; "
                          f"leave pretrain_data {TARGET!r}")
-    owned = sorted(_STUDY_OWNED & (set(condition.pretrain) | set(condition.localizer)))
-    if owned:
-        raise InputError(f"{where}: sets {', '.join(owned)}, which the study sets for every cell; "
-                         "remove them from the condition")
     if condition.trains and condition.method == RANDOM:
         raise InputError(f"{where}: method 'random' does not train; set trains=False")
     if not condition.trains and condition.weights is None and condition.method != RANDOM \

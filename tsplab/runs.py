@@ -110,6 +110,12 @@ def atomic_write_text(path, text: str) -> Path:
     return Path(path)
 
 
+def atomic_write_bytes(path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+    return Path(path)
+
+
 def write_json(path, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
 

@@ -4,8 +4,6 @@ then at most ``max_predictions`` per video), in seconds on the video's time axis
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pandas as pd
 import torch
@@ -16,6 +14,7 @@ from tsplab.localizer.data import VideoItem, collate, level_points, positions_to
 from tsplab.localizer.model import Localizer
 from tsplab.localizer.nms import batched_soft_nms
 from tsplab.datasets.presets import get_preset
+from tsplab.threads import torch_threads
 
 PREDICTION_COLUMNS = ["video", "t_start_s", "t_end_s", "label", "score"]
 
@@ -79,15 +78,3 @@ def _candidates(model: Localizer, item: VideoItem, meta: FeatureMetadata, device
     t1 = np.clip(positions_to_seconds(end.numpy(), meta), 0.0, item.duration_s)
     ok = t1 - t0 >= cfg.min_duration_s
     return np.stack([t0[ok], t1[ok]], axis=1), flat[keep].numpy()[ok], ci.numpy()[ok]
-
-
-@contextlib.contextmanager
-def torch_threads(num_threads: int | None):
-    """Run with ``num_threads`` torch CPU threads (``None``: as set), restored afterwards."""
-    before = torch.get_num_threads()
-    if num_threads:
-        torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

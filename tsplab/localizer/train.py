@@ -26,11 +26,12 @@ from tsplab.localizer.config import (LocalizerConfig, check_localizer_paths, res
 from tsplab.localizer.data import VideoItem, crop_item, feature_metadata, load_video_items
 from tsplab.localizer.fusion import (agnostic_annotations, check_fusion_config, evaluation_ground_truth,
                                      read_run_class_scores, write_run_predictions)
-from tsplab.localizer.inference import predict, torch_threads
+from tsplab.localizer.inference import predict
 from tsplab.localizer.asl import ClassSensitivity
 from tsplab.localizer.heads import Scale
 from tsplab.localizer.model import Localizer
 from tsplab.runs import PreviousRun, atomic_path, resolve, save_config, write_csv, write_json
+from tsplab.threads import torch_threads
 
 CHECKPOINT_FILE = "checkpoint.pt"
 PREDICTIONS_FILE = "predictions.json"

@@ -1,8 +1,8 @@
 """Reproduction studies: conditions x seeds on the synthetic benchmark, each cell the notebooks run by
 papermill, aggregated in TSP's layout with a claims table (``tsplab study``, notebook 08).
 
-Why: one run of one seed is a tour, not a finding (the README's demo moved by 4 points of average
-mAP between two machines at the same seed). TSP repeats every study five times and reports mean ±
+Why: one run of one seed is a tour, not a finding (the README's demo results move between machines
+at the same seed). TSP repeats every study five times and reports mean ±
 std (max) (supplementary Tables 9-12); this module does the same on the benchmark, and tests each of
 the paper's claims on paired seeds.
 
@@ -39,7 +39,7 @@ AR@1/10/100 and AUC (the same predictions evaluated as class-agnostic proposals)
 mAP_N per length bucket, and the features' temporal sensitivity (fg-fg minus fg-bg cosine
 similarity, ``tsplab.similarity``).
 """
-from tsplab.study.cells import (CELL_FILE, STUDY_PRESETS, CellSpec, StudySize, cell_dir, cell_features,
+from tsplab.study.cells import (BUDGETS, CELL_FILE, CellSpec, cell_dir, cell_features,
                                 cell_metrics, cell_steps, feature_folder, planned_parameters, read_cell,
                                 resolved_configs, run_cell)
 from tsplab.study.lock import LOCK_FILE, study_lock

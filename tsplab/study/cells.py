@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tsplab.conditions import DATASET, SOURCE, Condition
+from tsplab.conditions import SOURCE, Condition
 from tsplab.errors import InputError, one_line
-from tsplab.pipeline import NotebookStep, run_notebook
+from tsplab.pipeline import Budget, Encoder, NotebookStep, run_metrics, run_notebook, run_steps
 from tsplab.runs import read_json, resolve, write_json
 
 CELL_FILE = "cell.json"
@@ -28,24 +28,14 @@ STUDY_DIR_MARK = "OUT"  # the study folder in recorded parameters (a moved study
 SOURCE_ENCODER_MARK = "<the benchmark's source encoder>"  # trained once per benchmark, before the cells
 
 
-@dataclass(frozen=True)
-class StudySize:
-    """The budget of every cell at one study preset: the synthetic benchmark's size, notebook 03's
-    training parameters, notebook 05's epochs and notebook 04's stride."""
-
-    benchmark_size: str
-    pretrain: dict
-    localizer_epochs: int
-    stride_frames: int = 2
-
-
-# ``default``: the demo's budget (tsplab.pipeline: a few minutes per method on 2 cores, the localizer's
-# default 15 epochs). ``tiny``: a smoke test of the machinery (CI), the smallest budget the notebooks
-# accept; its numbers mean nothing.
-STUDY_PRESETS = {
-    "tiny": StudySize("tiny", dict(epochs=1, max_steps_per_epoch=2, batch_size=8), localizer_epochs=2),
-    "default": StudySize("default", dict(epochs=4, batch_size=32, clips_per_segment=3, workers=1),
-                         localizer_epochs=15),
+# The budget of every cell of a study (``tsplab study --budget``). ``default``: the demo's budget
+# (``tsplab.pipeline.DEMO_BUDGETS``, the localizer's default 15 epochs). ``tiny``: a smoke test of the
+# machinery (CI), the smallest budget the notebooks accept; its numbers mean nothing.
+BUDGETS = {
+    "tiny": Budget("tiny", dict(epochs=1, max_steps_per_epoch=2, batch_size=8), localizer_epochs=2,
+                   stride_frames=2),
+    "default": Budget("default", dict(epochs=4, batch_size=32, clips_per_segment=3, workers=1),
+                      localizer_epochs=15, stride_frames=2),
 }
 
 # --------------------------------------------------------------------------------------------
@@ -61,7 +51,7 @@ class CellSpec:
     condition: Condition
     seed: int
     study_dir: str
-    study_preset: str
+    budget: str  # a name in BUDGETS
     benchmark_dir: str
     benchmark_seed: int
     source_checkpoint: str | None = None
@@ -77,8 +67,8 @@ class CellSpec:
         return cell_dir(self.study_dir, self.condition.name, self.seed)
 
     @property
-    def size(self) -> StudySize:
-        return STUDY_PRESETS[self.study_preset]
+    def settings(self) -> Budget:
+        return BUDGETS[self.budget]
 
     def weights(self) -> str | None:
         w = self.condition.weights
@@ -86,8 +76,8 @@ class CellSpec:
 
     def identity(self) -> dict:
         rel = os.path.relpath(self.benchmark_dir, self.study_dir)
-        return dict(condition=_jsonable(dataclasses.asdict(self.condition)), seed=self.seed,
-                    study_preset=self.study_preset, benchmark=rel, benchmark_seed=self.benchmark_seed)
+        return dict(condition=_jsonable(self.condition.record()), seed=self.seed,
+                    budget=self.budget, benchmark=rel, benchmark_seed=self.benchmark_seed)
 
     def provenance(self) -> dict:
         """The code fingerprint and library versions of the study, and the notebooks' parameters
@@ -128,37 +118,40 @@ def cell_features(spec: CellSpec) -> str | list[str]:
     return folders[0] if len(folders) == 1 else folders
 
 
-def cell_steps(spec: CellSpec) -> list[NotebookStep]:
-    """The notebooks of one cell, with their parameters: 03 (when the condition trains), 04 (unless
-    its features come from other conditions), 05. A condition with ``pretrain_data="source"``
-    pretrains on ``<benchmark>/source``; extraction and localization always use the target."""
-    c, size, cell = spec.condition, spec.size, str(spec.cell_dir)
-    data = dict(dataset_dir=spec.benchmark_dir, benchmark_size=size.benchmark_size,
-                benchmark_seed=spec.benchmark_seed)
-    steps = []
+def cell_encoder(spec: CellSpec) -> Encoder:
+    """The cell's condition as the one encoder of its run (``tsplab.pipeline.run_steps``): notebook 03
+    when the condition trains (a condition with ``pretrain_data="source"`` pretrains on
+    ``<benchmark>/source``, PAL §4.1.1; the frame cache and the teachers as ``config_overrides``), 04
+    from its weights unless its features come from other conditions, then 05 on its features."""
+    c = spec.condition
+    pretrain = pretrain_data = None
     if c.trains:
-        pretrain = {**size.pretrain, **c.pretrain}
+        pretrain = c.pretrain.parameters()
         overrides = dict(pretrain.pop("config_overrides", {}))
         if spec.frame_cache_dir and c.pretrain_data != SOURCE:  # the cache holds the target's videos
             overrides.setdefault("frame_cache_dir", spec.frame_cache_dir)
         if c.teachers_from:  # BSP §3.4 distillation: the same seed's TAC-on-source and BSP encoders
             overrides["teachers"] = [spec.teachers[name] for name in c.teachers_from]
-        pretrain_data = {**data, "dataset_dir": str(Path(spec.benchmark_dir) / SOURCE)} \
-            if c.pretrain_data == SOURCE else data  # PAL §4.1.1: the trimmed source set
-        steps.append(NotebookStep("03_pretrain.ipynb", dict(
-            method=c.method, pretrain_recipe="synthetic", run_dir=cell, weights=spec.weights(),
-            seed=spec.seed, threads=spec.threads, **pretrain_data, **pretrain, config_overrides=overrides)))
-    if not c.features_from:
-        checkpoint = "" if c.trains or spec.weights() is None else str(spec.weights())
-        steps.append(NotebookStep("04_extract_features.ipynb", dict(
-            run_dir=cell, method=c.method, checkpoint=checkpoint, stride_frames=size.stride_frames,
-            seed=spec.seed, **data)))
-    steps.append(NotebookStep("05_localization.ipynb", dict(
-        feature_dirs={c.name: cell_features(spec)},
-        ground_truth=str(Path(spec.benchmark_dir) / "annotations.json"),
-        run_dir=str(spec.cell_dir / "localization"), dataset_preset=DATASET.name,
-        epochs=size.localizer_epochs, seed=spec.seed, **c.localizer)))
-    return steps
+        pretrain["config_overrides"] = overrides
+        if c.pretrain_data == SOURCE:
+            pretrain_data = {**_cell_data(spec), "dataset_dir": str(Path(spec.benchmark_dir) / SOURCE)}
+    checkpoint = "" if c.trains or spec.weights() is None else str(spec.weights())
+    return Encoder(c.name, c.method, pretrain=pretrain, pretrain_data=pretrain_data, weights=spec.weights(),
+                   checkpoint=checkpoint, features=cell_features(spec), extract=not c.features_from)
+
+
+def _cell_data(spec: CellSpec) -> dict:
+    """The benchmark parameters of notebooks 03 and 04 (extraction and localization use the target)."""
+    return dict(dataset_dir=spec.benchmark_dir, benchmark_size=spec.settings.benchmark_size,
+                benchmark_seed=spec.benchmark_seed)
+
+
+def cell_steps(spec: CellSpec) -> list[NotebookStep]:
+    """The notebooks of one cell, with their parameters: 03 (when the condition trains), 04 (unless
+    its features come from other conditions), 05; the run of ``cell_encoder`` in the cell's folder."""
+    return run_steps(spec.cell_dir, _cell_data(spec), spec.settings, [cell_encoder(spec)], spec.seed,
+                     localizer=spec.condition.localizer.parameters(), pretrain_options=dict(pretrain_recipe="synthetic"),
+                     threads=spec.threads)
 
 
 @contextlib.contextmanager
@@ -286,37 +279,11 @@ def _read_if_file(path: Path):
 
 
 def cell_metrics(spec: CellSpec) -> dict:
-    """The cell's numbers (percent, sensitivity as a cosine difference): ``mAP@t`` per tIoU and
-    ``average mAP`` (the localizer's metrics.json), ``AR@n`` and ``AUC`` (its predictions as
-    class-agnostic proposals), ``mAP_N <bucket>`` (DETAD average mAP_N per length bucket),
-    ``sensitivity`` (``tsplab.similarity.temporal_sensitivity`` of the cell's features) and
-    ``probe sensitivity`` (the held-out ROC AUC, in percent, of ``tsplab.similarity.probe_sensitivity``:
-    comparable across feature widths, where the cosine difference is not)."""
-    from tsplab.datasets import read_annotations
-    from tsplab.evaluation import bucket_average_map
-    from tsplab.evaluation import evaluate_proposals, read_predictions
-    from tsplab.similarity import probe_sensitivity, temporal_sensitivity
-
+    """The cell's numbers (``tsplab.pipeline.run_metrics`` of its run, every metric), by name."""
     name = spec.condition.name
-    run = spec.cell_dir / "localization" / name
-    detection = read_json(run / "metrics.json")
-    metrics = {f"mAP@{t:.2f}": 100 * v for t, v in zip(detection["tiou_thresholds"], detection["mAP"])}
-    metrics["average mAP"] = 100 * detection["average_mAP"]
-    ann = read_annotations(Path(spec.benchmark_dir) / "annotations.json")
-    ground_truth = ann.instances[ann.instances["subset"] == DATASET.eval_subset]
-    predictions = read_predictions(run / "predictions.json")
-    proposals = evaluate_proposals(ground_truth, predictions, DATASET)
-    metrics.update({f"AR@{n}": 100 * v for n, v in proposals.ar_at.items()})
-    metrics["AUC"] = 100 * proposals.auc
-    durations = ann.videos.set_index("video")["duration_s"]
-    buckets = bucket_average_map(ground_truth, predictions, "length", preset=DATASET, durations=durations)
-    metrics.update({f"mAP_N {row.bucket}": 100 * row.average_mAP
-                    for row in buckets.itertuples() if row.bucket != "all"})
-    folders = {name: cell_features(spec)}  # both measures read the same feature folder(s)
-    sensitivity = temporal_sensitivity(folders, ground_truth)
-    metrics["sensitivity"] = float(sensitivity["sensitivity"].iloc[0])
-    metrics["probe sensitivity"] = 100 * float(probe_sensitivity(folders, ground_truth)["probe_auc"].iloc[0])
-    return {k: float(v) for k, v in metrics.items()}
+    metrics = run_metrics(spec.cell_dir, Path(spec.benchmark_dir) / "annotations.json",
+                          {name: cell_features(spec)})
+    return {k: float(v) for k, v in metrics.loc[name].items()}
 
 
 def read_cell(study_dir, condition: str, seed: int) -> dict | None:

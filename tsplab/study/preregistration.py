@@ -25,17 +25,17 @@ TEST = ("one-sided paired t-test per claim over seeds (superiority: H0 mean <= 0
         "verdicts from Holm-compatible t intervals")
 
 
-def preregistration(study: str, claims, conditions, seeds: list[int], *, study_preset: str,
+def preregistration(study: str, claims, conditions, seeds: list[int], *, budget: str,
                     vary_data: bool, benchmark_seed: int, alpha: float = ALPHA) -> dict:
     """The pre-registration of a study as a plain dict (see the module docstring)."""
     families = {}
     for claim in claims:
         families[claim.family] = families.get(claim.family, 0) + 1
     return json.loads(json.dumps(dict(
-        study=study, alpha=alpha, test=TEST, seeds=list(seeds), study_preset=study_preset,
+        study=study, alpha=alpha, test=TEST, seeds=list(seeds), budget=budget,
         vary_data=vary_data, benchmark_seed=None if vary_data else benchmark_seed,
         families=families, claims=[dataclasses.asdict(c) for c in claims],
-        conditions=[dataclasses.asdict(c) for c in conditions])))
+        conditions=[c.record() for c in conditions])))
 
 
 def register(folder, registration: dict, results_exist: bool) -> str:

@@ -1,6 +1,6 @@
 """Which finished cells a study may reuse, and the rule that a table holds cells of one code version.
 
-* A finished cell of another identity (condition, seed, preset, benchmark) in the study's folder is a
+* A finished cell of another identity (condition, seed, budget, benchmark) in the study's folder is a
   different experiment: refused, nothing written (``InputError``).
 * A finished cell of the same identity but another provenance (code fingerprint, library versions,
   notebook parameters; ``CellSpec.provenance``) was made by other code: it is rerun, its folder first

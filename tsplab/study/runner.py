@@ -13,7 +13,8 @@ from pathlib import Path
 from tsplab.conditions import SOURCE, STUDIES, Condition, check_claims, get_conditions
 from tsplab.errors import InputError, check_choice, one_line
 from tsplab.runs import check_output_folder, read_json, resolve, write_json
-from tsplab.study.cells import CELL_FILE, STUDY_PRESETS, CellSpec, StudySize, cell_dir, read_cell, run_cell
+from tsplab.pipeline import Budget
+from tsplab.study.cells import BUDGETS, CELL_FILE, CellSpec, cell_dir, read_cell, run_cell
 from tsplab.study.lock import study_lock
 from tsplab.study.preregistration import preregistration, register
 from tsplab.study.provenance import reuse_decision, sort_finished_cells
@@ -50,7 +51,7 @@ def _benchmark_dirs(out: Path, seeds: list[int], vary_data: bool, benchmark_seed
     return {s: (out / "benchmark", benchmark_seed) for s in seeds}
 
 
-def _prepare_data(benchmarks: dict, size: StudySize, conditions: list[Condition], out: Path) -> dict:
+def _prepare_data(benchmarks: dict, budget: Budget, conditions: list[Condition], out: Path) -> dict:
     """Generate each benchmark once, train its source encoder once when a condition starts from it,
     and fill the frame cache every training cell reads (so parallel cells neither race nor repeat
     the decoding). Returns ``{benchmark folder: (source checkpoint or None, frame cache folder)}``."""
@@ -62,8 +63,8 @@ def _prepare_data(benchmarks: dict, size: StudySize, conditions: list[Condition]
     trains = any(c.trains for c in conditions)
     prepared = {}
     for folder, seed in sorted(set(benchmarks.values())):
-        print(f"benchmark {folder} ({size.benchmark_size}, seed {seed})", flush=True)
-        generate_benchmark(folder, size.benchmark_size, seed, workers=workers, progress=False)
+        print(f"benchmark {folder} ({budget.benchmark_size}, seed {seed})", flush=True)
+        generate_benchmark(folder, budget.benchmark_size, seed, workers=workers, progress=False)
         source = None
         if needs_source:
             # TAC on the benchmark's source set, trained once (seeded by the benchmark's seed) and
@@ -89,22 +90,22 @@ def _fill_frame_cache(benchmark: Path, cache: Path, workers: int) -> None:
               f"{failed['error'].iat[0]}", flush=True)
 
 
-def plan_cells(out, study_preset: str, seeds, conditions: list[Condition], *, vary_data: bool = False,
+def plan_cells(out, budget: str, seeds, conditions: list[Condition], *, vary_data: bool = False,
                benchmark_seed: int = 0, threads: int = 1) -> list[CellSpec]:
     """Every cell of the study (conditions x seeds), before any data exists (no source checkpoint
     yet), seed by seed: a study stopped part-way leaves whole seeds, each of which pairs every
     condition. Checks only; writes nothing."""
     out = resolve(out)
     benchmarks = _benchmark_dirs(out, seed_list(seeds), vary_data, benchmark_seed)
-    return [CellSpec(condition=c, seed=s, study_dir=str(out), study_preset=study_preset,
+    return [CellSpec(condition=c, seed=s, study_dir=str(out), budget=budget,
                      benchmark_dir=str(benchmarks[s][0]), benchmark_seed=benchmarks[s][1], threads=threads)
             for s in benchmarks for c in conditions]
 
 
-def _check_study(study_preset, launcher, jobs, out, slurm: SlurmOptions | None) -> Path:
+def _check_study(budget, launcher, jobs, out, slurm: SlurmOptions | None) -> Path:
     import shutil
 
-    check_choice("study_preset", study_preset, STUDY_PRESETS)
+    check_choice("budget", budget, BUDGETS)
     check_choice("launcher", launcher, LAUNCHERS)
     if not isinstance(jobs, int) or jobs < 1:
         raise InputError(f"jobs: {jobs!r}; give the number of cells to run at once (1 or more)")
@@ -114,7 +115,7 @@ def _check_study(study_preset, launcher, jobs, out, slurm: SlurmOptions | None) 
     return check_output_folder(out, "out")
 
 
-def run_study(out, study_preset: str = "tiny", seeds=2, conditions=None, *, jobs: int = 1,
+def run_study(out, budget: str = "tiny", seeds=2, conditions=None, *, jobs: int = 1,
               launcher: str = "local", slurm: SlurmOptions | None = None, vary_data: bool = True,
               benchmark_seed: int = 0, available=None, study: str = "tsp",
               keep_stale: bool = False) -> StudyResult:
@@ -135,11 +136,11 @@ def run_study(out, study_preset: str = "tiny", seeds=2, conditions=None, *, jobs
     if isinstance(benchmark_seed, bool) or not isinstance(benchmark_seed, int) or benchmark_seed < 0:
         raise InputError(f"benchmark_seed (--benchmark-seed): {benchmark_seed!r}; give the fixed benchmark's seed, "
                          "a whole number >= 0")
-    out = _check_study(study_preset, launcher, jobs, out, slurm)
+    out = _check_study(budget, launcher, jobs, out, slurm)
     chosen = get_conditions(conditions, STUDIES[study][0] if available is None else available)
     check_claims(STUDIES[study][1])
     threads = (slurm or SlurmOptions()).cpus if launcher == "slurm" else max(1, available_cores() // jobs)
-    specs = plan_cells(out, study_preset, seeds, chosen, vary_data=vary_data,
+    specs = plan_cells(out, budget, seeds, chosen, vary_data=vary_data,
                        benchmark_seed=benchmark_seed, threads=threads)
     fingerprint, versions = code_fingerprint(), library_versions()
     for spec in specs:
@@ -147,29 +148,29 @@ def run_study(out, study_preset: str = "tiny", seeds=2, conditions=None, *, jobs
     for spec in specs:  # every finished cell checked before anything is written
         reuse_decision(spec, read_cell(out, spec.condition.name, spec.seed))
     with study_lock(out):
-        return _run_locked(out, study, study_preset, seeds, chosen, specs, available=available, jobs=jobs,
+        return _run_locked(out, study, budget, seeds, chosen, specs, available=available, jobs=jobs,
                            launcher=launcher, slurm=slurm, vary_data=vary_data, benchmark_seed=benchmark_seed,
                            keep_stale=keep_stale, fingerprint=fingerprint, versions=versions)
 
 
-def _run_locked(out: Path, study: str, study_preset: str, seeds, chosen: list[Condition], specs: list[CellSpec],
+def _run_locked(out: Path, study: str, budget: str, seeds, chosen: list[Condition], specs: list[CellSpec],
                 *, available, jobs: int, launcher: str, slurm: SlurmOptions | None, vary_data: bool,
                 benchmark_seed: int, keep_stale: bool, fingerprint: str, versions: dict) -> StudyResult:
     """:func:`run_study` once everything is checked and the folder is locked: the pre-registration,
     the cells in waves, the tables."""
     tables = tables_dir(out, study)
     registration = preregistration(study, STUDIES[study][1], STUDIES[study][0] if available is None else available,
-                                   seed_list(seeds), study_preset=study_preset, vary_data=vary_data,
+                                   seed_list(seeds), budget=budget, vary_data=vary_data,
                                    benchmark_seed=benchmark_seed)
     register(tables, registration, results_exist=_any_finished(out))
-    write_json(tables / STUDY_FILE, dict(study=study, study_preset=study_preset, seeds=seed_list(seeds),
+    write_json(tables / STUDY_FILE, dict(study=study, budget=budget, seeds=seed_list(seeds),
                                          conditions=[c.name for c in chosen], vary_data=vary_data,
                                          benchmark_seed=benchmark_seed, fingerprint=fingerprint,
                                          versions=versions))
     skipped, todo, stale = sort_finished_cells(specs, keep_stale)
     if todo:
         prepared = _prepare_data({s.seed: (Path(s.benchmark_dir), s.benchmark_seed) for s in todo},
-                                 STUDY_PRESETS[study_preset], [s.condition for s in todo], out)
+                                 BUDGETS[budget], [s.condition for s in todo], out)
         for s in todo:
             s.source_checkpoint, s.frame_cache_dir = prepared[Path(s.benchmark_dir)]
     print(f"study {out}: {len(specs)} cells, {len(skipped)} finished before, {len(stale)} stale kept, "

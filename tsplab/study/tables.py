@@ -15,7 +15,7 @@ import pandas as pd
 
 from tsplab.conditions import STUDIES, Condition
 from tsplab.errors import InputError
-from tsplab.runs import atomic_path, resolve, write_csv
+from tsplab.runs import atomic_write_bytes, resolve, write_csv
 from tsplab.study.cells import cell_dir, read_cell
 from tsplab.study.preregistration import PREREGISTRATION_FILE, read_preregistration
 from tsplab.study.provenance import STALE, one_fingerprint
@@ -63,12 +63,6 @@ def tables_dir(out, study: str = "tsp") -> Path:
 
 
 SELECT_BY = "average mAP"  # the run whose values fill "(max)", as in TSP's tables (see summary_table)
-
-
-def atomic_write_bytes(path, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(data)
-    return Path(path)
 
 
 def cells_table(out, conditions: list[Condition], seeds, fingerprint: str | None = None) -> pd.DataFrame:
