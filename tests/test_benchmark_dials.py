@@ -242,7 +242,7 @@ def test_onset_cue_changes_only_onset_frames_and_is_measurable():
 def test_check_table_and_its_figures():
     import matplotlib.pyplot as plt
 
-    from tsplab.benchmark import plots as benchmark_plots
+    from tsplab import plots
 
     table = C.check_table("tiny", 0, {"multi_action": [0.0, 1.0], "dense": [0.0, 1.0]})
     assert table[["dial", "level"]].values.tolist() == [["multi_action", 0.0], ["multi_action", 1.0],
@@ -250,9 +250,9 @@ def test_check_table_and_its_figures():
     assert table["value"].tolist()[0] == 1.0 and table["value"].tolist()[2] == 0.0
     with pytest.raises(InputError, match="no check for dial 'loudness'"):
         C.check_table("tiny", 0, {"loudness": [1.0]})
-    plt.close(benchmark_plots.plot_check_curves(table))
+    plt.close(plots.plot_check_curves(table))
     video = S.render_video(_with(cuts_elsewhere=2.0), S.plan_benchmark(_with(cuts_elsewhere=2.0), 0)[0], 0)
-    fig = benchmark_plots.plot_dial_frames({"plain": S.render_video("tiny", S.plan_benchmark("tiny", 0)[0], 0),
+    fig = plots.plot_dial_frames({"plain": S.render_video("tiny", S.plan_benchmark("tiny", 0)[0], 0),
                                             "cuts": video}, frames_shown=4)
     assert len(fig.axes) == 8
     plt.close(fig)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tsplab.plots import ACTION_COLOR, MAX_WIDTH_IN, _figure
+from tsplab.plots.style import ACTION_COLOR, MAX_WIDTH_IN, _figure
 
 
 def plot_dial_frames(videos: dict, frames_shown: int = 10):
