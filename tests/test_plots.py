@@ -297,7 +297,19 @@ def _figures(tmp_path):
             crowded.drop(columns="score"), {"tac": crowded, "tsp": crowded}, ["a"], top_k=12),
         "plot_study_metrics": lambda: plots.plot_study_metrics(_study_cells(), [f"metric {i}" for i in range(10)]),
         "plot_claims_forest": lambda: plots.plot_claims_forest(_claims()),
+        "plot_check_curves": lambda: plots.plot_check_curves(pd.DataFrame(
+            [{"dial": f"dial {d}", "level": lv, "value": lv / 2, "check": "a check's long measure name"}
+             for d in range(7) for lv in (0.0, 0.5, 1.0)])),
+        "plot_dial_frames": lambda: plots.plot_dial_frames({f"row {i}": _video() for i in range(4)}),
     }
+
+
+def _video():
+    """A rendered-video stand-in as plot_dial_frames reads it: frames, foreground flags, plan.cuts."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(frames=np.zeros((20, 16, 16, 3), dtype=np.uint8), foreground=np.arange(20) % 2 == 0,
+                           plan=SimpleNamespace(cuts=[5]))
 
 
 def _claims():
