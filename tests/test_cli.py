@@ -37,11 +37,12 @@ def test_missing_file_is_a_one_line_error(tmp_path, capsys):
 def test_bugs_keep_their_traceback(monkeypatch):
     """Only bad input becomes a one-line message: any other exception propagates."""
     import tsplab.cli as cli
+    import tsplab.cli.features
 
     def boom(args):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(cli, "_run_gvf", boom)  # the parser is built inside main, after this
+    monkeypatch.setattr(tsplab.cli.features, "run_gvf", boom)  # the parser is built inside main, after this
     with pytest.raises(KeyError):
         cli.main(["gvf", "x", "--out", "y"])
 
