@@ -65,7 +65,7 @@ def test_top_level_help_is_plain_text(capsys):
 
 def test_demo_finds_its_notebooks_from_any_folder(tmp_path):
     """``tsplab demo`` run outside the checkout used to stop with "no such notebook"."""
-    code = ("import os; os.chdir({!r}); from tsplab.pipeline import notebooks_dir; "
+    code = ("import os; os.chdir({!r}); from tsplab.runs import notebooks_dir; "
             "print(notebooks_dir())").format(str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.strip()
