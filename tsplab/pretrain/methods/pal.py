@@ -107,12 +107,12 @@ PAL_PAPER_OVERRIDES = dict(optimizer="adam", backbone_lr=1e-4, fc_lr=1e-4, stem_
 
 #: Settings for the synthetic benchmark (with ``PRESETS["synthetic"]``), not from the paper: its runs
 #: take ~100 optimizer steps, where MoCo's m = 0.999 would leave the key encoder ~90 % at its random
-#: initialisation, and a 16,384-key queue would hold mostly its random initial rows (a trivially easy
-#: contrast: on the tiny benchmark a random 16-row queue gave a loss < 0.01 at the first step). So:
+#: initialisation (0.999 ** 100), and a 16,384-key queue would hold mostly its random initial rows (a
+#: trivially easy contrast; README, "PAL learns on the benchmark"). So:
 #: m = 0.99 (MoCo's ablation shows it works too), two pairs per video, 16 pairs (256 clips) per step,
 #: the step's own keys as negatives (below; ``negatives="queue"`` uses a queue about one epoch of
 #: keys long) and 6 epochs. The deviation from PAL's optimiser: Adam at 1e-3, not 1e-4, the smallest
-#: rate at which a randomly initialised encoder learned the pretext in the benchmark's ~120 steps.
+#: rate at which a randomly initialised encoder learned the pretext in the benchmark's few steps.
 #: With MoCo's queue the loss fell by telling the fast-drifting key encoder's fresh keys from the
 #: queue's stale ones, not by telling videos apart; the step's own keys as negatives (MoCo v3's choice
 #: without a queue) come from the same key-encoder state as the positive, so that shortcut is gone and
