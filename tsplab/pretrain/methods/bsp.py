@@ -12,8 +12,8 @@ source set's frames come through the run's frame cache (``tsplab.pretrain.data.p
 ``BSP.data_config``); its class labels are the action head's (two-head, distill) as Kinetics' are
 in the paper; ``bsp_source.json`` in the run folder records which clips were used.
 
-Synthesis (§3.2). Every synthesized clip has the encoder's ``L`` frames (the paper's ``2τ``) and one
-of four types:
+Synthesis (§3.2; ``tsplab.pretrain.methods.bsp_data``). Every synthesized clip has the encoder's
+``L`` frames (the paper's ``2τ``) and one of four types:
 
 - ``dc`` diff-class boundary, eq. (1): clips of two different classes, blended linearly over ``2ε``
   frames around the change point;

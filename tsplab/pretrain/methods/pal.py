@@ -21,7 +21,8 @@ keys, a label-free number the loop's best-epoch selection uses.
 encoder, data, budget and negatives: the two views are one region of a source video, nothing pasted,
 differing only in their augmentation (instance discrimination).
 
-PAL released no code. The choices the paper leaves open are marked ``# Choice:`` below.
+PAL released no code. The choices the paper leaves open are marked ``# Choice:`` below and in
+``tsplab.pretrain.methods.pal_data`` (the pasting and the augmentation, with ``PALDataset``).
 The method's options are :class:`PALOptions` (``--set queue_size=4096``; the paper's values).
 The paper's optimisation and clip (Adam, lr 1e-4, weight decay 1e-5, ÷10 on a validation-loss
 plateau, 8-frame clips) is ``PAL_PAPER_OVERRIDES``, which ``tsplab.pretrain.recipes.pretrain_config``
