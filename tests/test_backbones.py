@@ -12,7 +12,7 @@ import pytest
 import torch
 from torchvision.models.video import R2Plus1D_18_Weights, VideoResNet
 
-from tsplab import backbones
+from tsplab import backbones, checkpoints
 from tsplab.errors import InputError
 from tsplab.backbones import (BACKBONES, KINETICS_MEAN, KINETICS_STD, ClipTransform, build_backbone,
                               load_backbone_weights, r2plus1d_midplanes)
@@ -134,7 +134,7 @@ def test_load_tsp_layout_checkpoint(trained_tiny, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the safe loader takes it: no fallback, no warning
         load_backbone_weights(fresh, path)
-        assert backbones.load_checkpoint_file(path)["args"] == args
+        assert checkpoints.load_checkpoint_file(path)["args"] == args
     assert _same_weights(trained, fresh)
     x = torch.randn(1, 3, 8, 32, 32)
     with torch.no_grad():

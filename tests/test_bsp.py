@@ -15,9 +15,10 @@ import torch
 
 from tsplab.backbones import build_backbone, load_backbone_weights
 from tsplab.pretrain.methods import get_method
-from tsplab.pretrain.methods.bsp import (BSP, NO_CHANGE, SOURCE_RECORD, BSPClipDataset, blend_weights,
-                                         change_point_heatmap, change_point_hits, diff_class_boundary,
-                                         diff_speed_boundary, same_class_boundary, same_speed, speed_change_indices)
+from tsplab.pretrain.methods.bsp import SOURCE_RECORD, BSP, change_point_heatmap, change_point_hits
+from tsplab.pretrain.methods.bsp_data import (NO_CHANGE, BSPClipDataset, blend_weights, diff_class_boundary,
+                                              diff_speed_boundary, same_class_boundary, same_speed,
+                                              speed_change_indices)
 from tsplab.pretrain import pretrain, read_metrics
 from tsplab.pretrain.data import prepare_data
 from tsplab.pretrain.recipes import pretrain_config

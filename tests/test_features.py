@@ -11,7 +11,7 @@ from torch import nn
 
 from pathlib import Path
 
-from tsplab import backbones
+from tsplab import checkpoints
 from tsplab import features as F
 from tsplab.features import encoding as E
 from tsplab.features import extraction as X
@@ -678,11 +678,11 @@ def test_pretrained_runs_lists_folders_with_a_checkpoint(tmp_path):
     (tmp_path / "pretrain" / "tac").mkdir()  # a run that never saved a checkpoint
     (tmp_path / "pretrain" / "bsp").mkdir()
     (tmp_path / "pretrain" / "bsp" / "checkpoint.pt").write_bytes(b"x")
-    assert backbones.pretrained_runs(tmp_path, ["tac", "tsp", "bsp", "pal"]) == {
+    assert checkpoints.pretrained_runs(tmp_path, ["tac", "tsp", "bsp", "pal"]) == {
         "tsp": tmp_path / "pretrain" / "tsp", "bsp": tmp_path / "pretrain" / "bsp"}
-    assert backbones.resolve_checkpoint(tmp_path / "pretrain" / "bsp").name == "checkpoint.pt"
+    assert checkpoints.resolve_checkpoint(tmp_path / "pretrain" / "bsp").name == "checkpoint.pt"
     with pytest.raises(FileNotFoundError, match="tac"):
-        backbones.resolve_checkpoint(tmp_path / "pretrain" / "tac")
+        checkpoints.resolve_checkpoint(tmp_path / "pretrain" / "tac")
 
 
 def test_plot_feature_timeline_places_features_and_ground_truth(extracted):

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from tsplab.pretrain.methods.pal import (PAL, PALDataset, PALOptions, augment_videos, draw_view, info_nce, paste_region,
-                                         region_features, region_frame_indices)
+from tsplab.pretrain.methods.pal import PAL, PALOptions, info_nce, region_features
+from tsplab.pretrain.methods.pal_data import PALDataset, augment_videos, draw_view, paste_region, region_frame_indices
 from tsplab.pretrain import pretrain
 from tsplab.pretrain.data import prepare_data
 from tsplab.pretrain.recipes import pretrain_config

@@ -379,7 +379,7 @@ def test_previous_run_is_set_aside_restored_and_dropped(tmp_path, capsys):
     with prints(capsys, "moved to .*previous"):
         previous.set_aside(config)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "previous"]
-    from tsplab.backbones import resolve_checkpoint
+    from tsplab.checkpoints import resolve_checkpoint
 
     with pytest.raises(FileNotFoundError):  # a reader finds no checkpoint, never the earlier run's
         resolve_checkpoint(out)
@@ -419,7 +419,7 @@ def test_reused_gvf_file_stays_in_place(tmp_path, capsys):
 @pytest.mark.filterwarnings("ignore:.*segments dropped")
 def test_run_failing_before_its_first_checkpoint_restores_the_earlier_run(bench, cache_dir, tmp_path, monkeypatch, capsys):
     import tsplab.pretrain.loop as train
-    from tsplab.backbones import resolve_checkpoint
+    from tsplab.checkpoints import resolve_checkpoint
 
     out = _earlier_run(tmp_path)
     before = _snapshot(out)

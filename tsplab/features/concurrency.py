@@ -99,11 +99,8 @@ def _produce(items, slots: queue.Queue, stop: threading.Event) -> None:
             close()
 
 
-# The nice value of a decode-ahead thread (the lowest priority). On 2 quiet cores, at the realistic
-# size of benchmarks/bench_extract.py (720p, R(2+1)D-18), 2026-12-02: end-to-end / model-only 0.89
-# at normal priority (b415a56) and 0.99 at nice 19 (4eaa475), runs of 2 rounds each; in a scratch
-# comparison of the two, paired in 3 rounds on 2 of its videos, nice 19 was ahead in every round
-# (0.86 against 0.88 median).
+# The nice value of a decode-ahead thread: the lowest priority, so that decoding fills the time the
+# model's threads leave idle instead of preempting one of them (README, "Extraction throughput").
 DECODE_NICE = 19
 
 
@@ -135,9 +132,7 @@ def _put(slots: queue.Queue, entry, stop: threading.Event, poll_s: float = 0.05)
 def _decoding_workers(workers: int | None, device: torch.device) -> int:
     """``workers`` if given; else decode in the main process on a CPU (see ``clip_batch_loader``), and
     in up to 8 worker processes beside a GPU. On a CPU the model already uses every core, so a
-    decoding process only competes with it: measured on 2 cores (benchmarks/bench_extract.py, tiny
-    backbone, 60 synthetic videos), inline decoding reached 0.91 x model-only throughput against
-    0.77 with one worker (before the threads of this module existed)."""
+    decoding process only competes with it (README, "Extraction throughput")."""
     if workers is not None:
         return max(0, int(workers))
     if device.type != "cuda":
@@ -151,15 +146,13 @@ def decode_ahead_pays(videos: list[tuple[str, Path]]) -> bool:
     ``tsplab.video.SMALL_FRAME_MAX_PIXELS`` (judged by the first video; True when it cannot be
     probed, whose failure is then recorded as usual), no for smaller ones.
 
-    Why (2 quiet cores, ``benchmarks/bench_extract.py`` at ec189d3, medians of paired rounds): the
-    frame size stands for the two sizes the benchmark measures. On 64x64 videos with the tiny model,
-    whose two OpenMP threads wait for each other at every small operation, two model threads of one
-    torch thread each run the model 1.21x faster than one of two and decode in turn: end-to-end 664
-    clips/s, against 529 for one model thread decoding inline and 520 with a decode-ahead thread
-    (which preempts an OpenMP thread, and the whole parallel region waits). On 1280x720 videos with
-    r2plus1d_18, two model threads are no faster than one and leave no idle core, while the one
-    model thread's idle share (8 %) hides a decode-ahead thread's work: 0.94 x model-only, against
-    0.90 x for two model threads."""
+    Why: the frame size stands for the two sizes ``benchmarks/bench_extract.py`` measures (README,
+    "Extraction throughput"). With small frames and the tiny model, whose two OpenMP threads wait
+    for each other at every small operation, two model threads of one torch thread each run the
+    model faster than one of two and decode in turn, while a decode-ahead thread would preempt an
+    OpenMP thread and make the whole parallel region wait. With 720p frames and r2plus1d_18, two
+    model threads are no faster than one and leave no idle core, while one model thread leaves idle
+    time that hides a decode-ahead thread's work."""
     if not videos:
         return True
     try:
@@ -266,9 +259,9 @@ class EncoderThreads:
     (around the 6th digit; ``metadata.json`` records the threads per batch).
 
     Why threads of the model rather than more threads inside it: a small model's OpenMP threads wait
-    for each other at every operation. On 2 cores two intra-op threads ran the tiny backbone only
-    1.6x faster than one, while two of these threads with one intra-op thread each ran it 1.21x
-    faster than the two intra-op threads (``benchmarks/bench_extract.py`` at ec189d3). And decoding happens in
+    for each other at every operation: on 2 cores two of these threads with one intra-op thread each
+    run the tiny backbone faster than two intra-op threads do (README, "Extraction throughput"). And
+    decoding happens in
     these same threads, between one thread's batches, so it never preempts a forward pass in the
     middle of a parallel region (what a decode-ahead thread beside two OpenMP threads does).
     A run of few batches loses some of it: the last thread still encoding has one torch thread.

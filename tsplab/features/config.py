@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from tsplab.backbones import BACKBONES, checkpoint_settings, load_checkpoint_file, resolve_checkpoint
+from tsplab.backbones import BACKBONES, checkpoint_settings
+from tsplab.checkpoints import load_checkpoint_file, resolve_checkpoint
 from tsplab.config import check_config, check_field, check_parameter, setting
 from tsplab.errors import InputError
 
@@ -84,7 +85,7 @@ class ExtractionConfig:
                                       help="annotation file: also write annotations_filtered.json, its "
                                            "videos with features (ActionFormer has no block list)")
     # Unpickle a checkpoint in full when torch's safe loader refuses it: runs any code stored in the
-    # file (tsplab.backbones.load_checkpoint_file); only for files you trust.
+    # file (tsplab.checkpoints.load_checkpoint_file); only for files you trust.
     trust_pickle: bool = setting(False, flag="--trust-checkpoint-code",
                                  help="unpickle --checkpoint in full when torch's safe loader refuses it: "
                                       "RUNS ANY CODE STORED IN THE FILE; only for files you trust")

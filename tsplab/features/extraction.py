@@ -258,8 +258,8 @@ def _extract_videos(config: ExtractionConfig, settings: dict, backbone, device, 
     partial: dict[str, list] = {}  # video -> [(clip index, [C] features)] of its clips so far
     rows = []
     # closing: an error or Ctrl-C here stops the decoding (threads or workers) before it propagates.
-    # The bar redraws at most once a second: at tqdm's default (10 a second) its redraws took ~0.5%
-    # of the demo size's end-to-end CPU (cProfile, 2 cores), time the model waits for.
+    # The bar redraws at most once a second: at tqdm's default rate its redraws take CPU time the
+    # model waits for (README, "Extraction throughput").
     with tqdm(total=None, unit="clip", desc=f"extract {out_dir.name}", leave=False, mininterval=1.0) as bar, \
             closing(encode_batches(backbone, loader, transform, device, threads)) as encoded:
         for item, feats in encoded:

@@ -53,10 +53,10 @@ class ClassSensitivity(nn.Module):
 #: each positive's loss, gradients flowing into both terms (the Gaussians and the evaluators learn
 #: from the detection losses as well as, for q, from eq. 7). ``stabilised``: tsplab's earlier variant,
 #: q detached and h rescaled to mean 1 over the batch's positives (the loss keeps its magnitude
-#: whatever the Gaussians do); a named switch, not the paper's text. Measured (README, 5 seeds): with
-#: the class level on the two tie; with it off, "paper" collapses (the detection losses drive q, the
-#: only weight left, to 0: 11.5 average mAP against 63.2 for no ASE at all), while the paper's own
-#: instance-only row works, so its authors most likely kept q out of that gradient.
+#: whatever the Gaussians do); a named switch, not the paper's text. The peers study compares the two
+#: (README, "The localizer"): with the class level off, "paper" collapses (the detection losses drive
+#: q, the only weight left, towards 0), while the paper's own instance-only row works, so its authors
+#: most likely kept q out of that gradient.
 ASE_WEIGHTINGS = ("paper", "stabilised")
 
 

@@ -88,8 +88,8 @@ class LocalizerConfig:
     seed: int = setting(0, flag=True)
     device: str = setting("cpu", flag=True)
     # CPU threads while training/predicting (restored afterwards). The sequences are short, so
-    # intra-op parallelism costs more than it gains: measured 0.5 ms vs 6.8 ms per conv on 2 busy
-    # cores with 1 vs 2 threads. None = leave torch's setting.
+    # intra-op parallelism costs more than it gains (README, "The localizer"). None = leave torch's
+    # setting.
     num_threads: int | None = 1
     # inference (ActionFormer's post-processing)
     pre_nms_threshold: float = 1e-3

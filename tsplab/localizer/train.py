@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from tsplab.backbones import load_checkpoint_file, resolve_checkpoint
+from tsplab.checkpoints import load_checkpoint_file, resolve_checkpoint
 from tsplab.errors import InputError
 from tsplab.features import FeatureMetadata
 from tsplab.features.encoding import pick_device
@@ -274,7 +274,7 @@ def load_localizer(checkpoint, device="cpu", *,
     """A trained localizer from ``checkpoint.pt`` (or its run folder): (model in eval mode, labels,
     the feature metadata it was trained on).
 
-    Found and read like every checkpoint (``tsplab.backbones.resolve_checkpoint`` and
+    Found and read like every checkpoint (``tsplab.checkpoints.resolve_checkpoint`` and
     ``load_checkpoint_file``, torch's safe loader): the file holds plain types only (state dict,
     config and metadata dicts, label list); ``trust_pickle=True`` unpickles a file that holds other
     objects in full, running any code it carries."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tsplab.backbones import pretrained_runs, resolve_checkpoint
+from tsplab.checkpoints import pretrained_runs, resolve_checkpoint
 from tsplab.errors import InputError, check_choice
 from tsplab.pretrain.methods import METHODS
 from tsplab.runs import resolve

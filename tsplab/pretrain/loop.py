@@ -359,7 +359,7 @@ def _set_rng_states(states: dict) -> None:
 
 def _autocast_dtype(config: PretrainConfig, device: torch.device) -> torch.dtype | None:
     if not config.amp or device.type != "cuda":
-        return None  # never on the CPU: reduced precision there is ~100x slower
+        return None  # never on the CPU: reduced precision there is far slower than float32
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 

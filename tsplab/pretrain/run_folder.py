@@ -13,7 +13,7 @@ folder is touched (``check_run``; ``InputError`` names the field or file). A fre
 holding an earlier run's results moves them to ``previous/`` and deletes them once it has written
 its first checkpoint (moved back if it fails before; ``_PreviousRun``, on ``tsplab.runs.PreviousRun``).
 A resumed run must have its checkpoint's settings (``_check_config_unchanged``). Checkpoints are read
-with torch's safe loader only (``tsplab.backbones.load_checkpoint_file``).
+with torch's safe loader only (``tsplab.checkpoints.load_checkpoint_file``).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from tsplab.backbones import load_checkpoint_file
+from tsplab.checkpoints import load_checkpoint_file
 from tsplab.distributed import DistContext, barrier, cleanup, init_distributed
 from tsplab.errors import InputError
 from tsplab.pretrain.config import (SOURCE_WEIGHTS, PretrainConfig, check_config, check_inputs, config_from_dict,
