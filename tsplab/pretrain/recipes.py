@@ -16,8 +16,9 @@ import dataclasses
 from pathlib import Path
 
 from tsplab.errors import InputError
+from tsplab.config import plain_value
 from tsplab.pretrain.config import (SOURCE_WEIGHTS, PretrainConfig, build_config, check_config, config_values,
-                                    option_fields, plain_value, valid_names)
+                                    option_fields, valid_names)
 from tsplab.pretrain.methods import METHODS, get_method
 from tsplab.runs import read_json, resolve
 
