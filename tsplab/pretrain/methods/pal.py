@@ -54,7 +54,8 @@ NEGATIVES = ("queue", "batch")
 class PALOptions:
     """PAL's options (``method="pal"``): synthesis (paste) and contrast (queue). Defaults: PAL §4.1."""
 
-    clips_per_video: int = setting(8, rule=">0")  # J clips of clip_length_frames in each synthesized video (PAL §4.1: 8 of 8)
+    # J clips of clip_length_frames in each synthesized video (PAL §4.1: 8 of 8)
+    clips_per_video: int = setting(8, rule=">0")
     max_region_clips: int = setting(6, rule=">0")  # longest pseudo-action region, in clips (PAL §4.1)
     max_stride: int = setting(4, rule=">0")  # scale-aware sampling: frame stride drawn from 1..this (PAL §4.1)
     beta_range: tuple = setting((0.6, 1.0), rule="[0,1]")  # blending ratio beta ~ U[low, high] (PAL §3.2.1, Table 5)
