@@ -351,11 +351,14 @@ def plain_value(value):
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def add_config_flags(parser: argparse.ArgumentParser, cls, *, exclude=(), overrides: bool = True) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, cls, *, exclude=(), overrides: bool = True,
+                     parser_choices: bool = True) -> None:
     """A flag for every field of ``cls`` declared with ``flag`` (but those in ``exclude``), typed,
     with the field's help, choices and default; ``--set NAME=VALUE`` (``overrides``) for any field.
     A bool field gets ``--name`` when its default is False and ``--no-name`` (or its declared
-    spelling) when True. Flags leave their field out of ``args`` unless given
+    spelling) when True. ``parser_choices=False``: a field's choices are listed in its help and
+    checked by :func:`check_config` (a one-line error) rather than by argparse. Flags leave their
+    field out of ``args`` unless given
     (``argparse.SUPPRESS``), so :func:`config_from_args` tells given values from defaults. A field
     without a default, or declared ``required``, makes its flag required."""
     for field in dataclasses.fields(cls):
@@ -363,7 +366,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, *, exclude=(), overri
         if not spelling or field.name in exclude:
             continue
         _add_flag(parser, field, spelling if isinstance(spelling, str) else
-                  "--" + field.name.replace("_", "-"))
+                  "--" + field.name.replace("_", "-"), parser_choices)
     if overrides:
         parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                             help=f"set any {cls.__name__} field by name, typed by its declaration "
@@ -371,7 +374,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, *, exclude=(), overri
                                  "allowed")
 
 
-def _add_flag(parser, field: dataclasses.Field, flag: str) -> None:
+def _add_flag(parser, field: dataclasses.Field, flag: str, parser_choices: bool = True) -> None:
     meta, (kind, optional) = field.metadata, field_kind(field)
     default = _default(field)
     required = meta.get("required") or (field.default is dataclasses.MISSING
@@ -387,8 +390,10 @@ def _add_flag(parser, field: dataclasses.Field, flag: str) -> None:
         kwargs.update(required=bool(required), metavar=field.name.upper(),
                       action="append" if meta.get("repeat") else "store")
         choices = _choices(meta)
-        if choices is not None:
+        if choices is not None and parser_choices:
             kwargs.update(choices=choices, metavar=None)
+        elif choices is not None:
+            text = f"{text}: one of {', '.join(c for c in choices if c)}"
         if kind in ("int", "float"):
             kwargs["type"] = _flag_type(field, kind, optional)
         shown = meta.get("none") if default is None and meta.get("none") else default

@@ -50,20 +50,29 @@ class PretrainConfig:
     Defaults are TSP's (R(2+1)D-34 from Kinetics weights, 16 frames at 15 fps, short side 128, crop
     112, SGD schedule of §4.1). See ``tsplab.pretrain.recipes.RECIPES`` for the synthetic benchmark's settings."""
 
-    method: str = setting("tsp", choices=METHODS)  # tsplab.pretrain.methods.METHODS
-    backbone: str = setting("r2plus1d_34", choices=BACKBONES)
+    # Each field with ``flag`` is a ``tsplab pretrain`` flag (tsplab.config.add_config_flags); its
+    # default there is the recipe's (tsplab.pretrain.recipes), not always the field's.
+    method: str = setting("tsp", choices=METHODS, flag=True, help="pretraining method (default: tsp)")
+    backbone: str = setting("r2plus1d_34", choices=BACKBONES, flag=True,
+                            help="video encoder (default: the recipe's)")
     # initial weights: "kinetics400", a checkpoint path, "source" (the synthetic benchmark's initial
     # encoder: TAC on its source set, see tsplab.pretrain.source) or None (random)
-    weights: str | None = "kinetics400"
+    weights: str | None = setting("kinetics400", flag=True, help=(
+        "initial weights: kinetics400, source (the synthetic benchmark's source encoder, its recipe's "
+        "default), a checkpoint path, or none (random)"))
     # Checkpoints (weights, BSP teachers) are read with torch's safe loader; True unpickles a file it
     # refuses in full, which runs any code stored in the file: only for files from a trusted source.
-    trust_pickle: bool = False
+    trust_pickle: bool = setting(False, flag="--trust-checkpoint-code", help=(
+        "unpickle a checkpoint (--weights, BSP teachers) in full when torch's safe loader refuses it: "
+        "RUNS ANY CODE STORED IN THE FILE; only for files you trust"))
 
     # data: the synthetic layout DATASET/{annotations.json, videos/}, or explicit paths
-    dataset_dir: str = ""
-    annotations: str = ""  # default DATASET/annotations.json (any format tsplab.datasets reads)
-    valid_annotations: str = ""  # default: the same file as ``annotations``
-    video_dir: str = ""  # default DATASET/videos
+    dataset_dir: str = setting("", flag="--dataset",
+                               help="folder with annotations.json and videos/ (the synthetic layout)")
+    annotations: str = setting("", flag=True,  # default DATASET/annotations.json
+                               help="annotation file (ActivityNet/DETAD JSON, TSP CSV, custom CSV)")
+    valid_annotations: str = setting("", flag=True, help="validation annotation file (default: --annotations)")
+    video_dir: str = setting("", flag=True, help="folder of the videos (default: DATASET/videos)")
     train_subset: str = "training"
     valid_subset: str = "validation"
     # Pretraining validation (best epoch, plateau schedule): 0 validates on ``valid_subset`` (TSP
@@ -81,7 +90,8 @@ class PretrainConfig:
     min_background_clips: float | None = setting(None, rule=">=0")
 
     # where outputs go
-    run_dir: str = "runs/default"
+    run_dir: str = setting("runs/default", flag=True,
+                           help="run folder; outputs go to RUN/pretrain/<method>/ (default: runs/default)")
     output_name: str = ""  # run folder name under RUN/pretrain/ (default: the method's name)
     frame_cache_dir: str = ""  # default RUN/frame_cache (shared by every method of the run)
 
@@ -93,11 +103,12 @@ class PretrainConfig:
     crop_size: int = setting(112, rule=">0")
 
     # optimisation (TSP §4.1)
-    epochs: int = setting(8, rule=">0")
-    batch_size: int = setting(32, rule=">0")  # clips per process
+    epochs: int = setting(8, rule=">0", flag=True, help="(default: the recipe's)")
+    batch_size: int = setting(32, rule=">0", flag=True, help="clips per process (default: the recipe's)")
     optimizer: str = setting("sgd", choices=OPTIMIZERS)
-    backbone_lr: float = setting(1e-4, rule=">=0")
-    fc_lr: float = setting(0.002, rule=">=0")  # TSP grid-searched 0.002-0.01; its released ActivityNet model used 0.002
+    backbone_lr: float = setting(1e-4, rule=">=0", flag=True, help="(default: the recipe's)")
+    # TSP grid-searched 0.002-0.01; its released ActivityNet model used 0.002
+    fc_lr: float = setting(0.002, rule=">=0", flag=True, help="(default: the recipe's)")
     stem_lr: float = setting(0.0, rule=">=0")  # 0: stem frozen (TSP)
     momentum: float = setting(0.9, rule="[0,1]")
     weight_decay: float = setting(0.005, rule=">=0")
@@ -114,10 +125,10 @@ class PretrainConfig:
     amp: bool = True  # CUDA only
 
     # running
-    seed: int = setting(0, rule=">=0")
-    workers: int = setting(2, rule=">=0")  # DataLoader worker processes per training process
+    seed: int = setting(0, rule=">=0", flag=True, help="(default: the recipe's)")
+    workers: int = setting(2, rule=">=0", flag=True, help="DataLoader workers per process (default: the recipe's)")
     threads: int = setting(0, rule=">=0")  # torch threads of each training process (0: torch's default)
-    device: str = ""  # "" = CUDA when available, else CPU
+    device: str = setting("", flag=True, help="cpu, cuda (default: CUDA when available)")
     max_steps_per_epoch: int = setting(0, rule=">=0")  # 0 = the whole epoch (a cap is for benchmarks and smoke runs)
     keep_epoch_checkpoints: bool = False  # also keep epoch_NNN.pt for every epoch
     progress: bool = True
