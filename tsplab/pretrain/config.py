@@ -27,7 +27,7 @@ import torch
 
 from tsplab import config as configs
 from tsplab.backbones import BACKBONES
-from tsplab.config import config_from_values, lists_to_tuples, plain_value, setting
+from tsplab.config import config_from_values, lists_to_tuples, setting
 from tsplab.datasets.presets import PRESETS as DATASETS
 from tsplab.errors import InputError
 from tsplab.pretrain.methods import METHODS, get_method
