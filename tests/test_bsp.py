@@ -224,13 +224,19 @@ def test_middle_change_point_and_binary_variants():
         assert method.head_names == ("boundary",)
     with pytest.raises(ValueError, match="at least two types"):
         BSP(_config(boundaries=("ss",)))
-    with pytest.raises(ValueError, match="distinct names among dc, sc, ds, ss"):
+    with pytest.raises(ValueError, match="boundaries: .* valid: a list of: dc, sc, ds, ss"):
         BSP(_config(boundaries=("dc", "xx")))
-    with pytest.raises(ValueError, match="loss='l2'"):
+    with pytest.raises(ValueError, match="distinct names among dc, sc, ds, ss"):
+        BSP(_config(boundaries=("dc", "dc")))
+    with pytest.raises(ValueError, match="speed_factors: .* != 1"):
+        BSP(_config(speed_factors=(0.5, 1.0)))
+    with pytest.raises(ValueError, match="speed_factors: .* out of range"):
+        BSP(_config(speed_factors=(0.5, -2.0)))
+    with pytest.raises(ValueError, match="loss: 'l2'"):
         BSP(_config(loss="l2"))
     with pytest.raises(ValueError, match="needs teachers"):
         BSP(_config(integration="distill"))
-    with pytest.raises(ValueError, match="blend_frames=5"):
+    with pytest.raises(ValueError, match="blend_frames: 5"):
         BSP(_config(blend_frames=5))
     assert BSP(_config(loss="regression", boundaries=("ds",))).regression
     assert BSP(_config(integration="two-head")).head_names == ("boundary", "action")
@@ -396,8 +402,9 @@ def test_a_bad_source_folder_is_refused_before_anything_is_written(tiny_benchmar
         message = str(error.value)
         assert "\n" not in message and message.startswith(f"source_dir: {folder}/{missing} (source_dir=")
         assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
-    with pytest.raises(ValueError, match="source_dir=''"):
-        BSP(_config(source_dir=""))
+    for blank in ("", "  "):
+        with pytest.raises(ValueError, match="source_dir: not given"):
+            BSP(_config(source_dir=blank))
 
 
 @pytest.mark.filterwarnings("ignore:.*segments dropped", "ignore:.*replaces the earlier run")

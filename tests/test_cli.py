@@ -231,3 +231,57 @@ def test_localize_and_extract_refuse_bad_set_items_in_one_line(capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(named), err
+
+
+_PRETRAIN_FLAGS = ("--method", "--recipe", "--backbone", "--dataset", "--annotations", "--valid-annotations",
+                   "--video-dir", "--run-dir", "--weights", "--trust-checkpoint-code", "--epochs", "--batch-size",
+                   "--backbone-lr", "--fc-lr", "--workers", "--seed", "--device", "--set", "--resume",
+                   "--stop-after-epochs")
+
+
+def _pretrain_config(argv):
+    from tsplab.cli.pretrain import pretrain_overrides
+    from tsplab.pretrain import pretrain_config
+
+    args = build_parser().parse_args(["pretrain", *argv])
+    recipe, overrides = pretrain_overrides(args)
+    return pretrain_config(recipe, **overrides)
+
+
+def test_pretrain_flags_keep_their_spellings_and_reach_the_same_config(capsys):
+    """Every flag that ``tsplab pretrain`` had before its flags came from PretrainConfig's fields
+    (and the deprecated spellings, with their one-line note) gives the config it gave then."""
+    from tsplab.pretrain import pretrain_config
+
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--help"])
+    shown = capsys.readouterr().out
+    assert all(flag in shown for flag in _PRETRAIN_FLAGS) and "--preset" not in shown
+    assert _pretrain_config(["--dataset", "d"]) == pretrain_config("tsp", method="tsp", dataset_dir="d")
+    given = _pretrain_config(["--method", "tsp", "--recipe", "synthetic", "--backbone", "r2plus1d_tiny",
+                              "--dataset", "d", "--annotations", "a.json", "--valid-annotations", "v.json",
+                              "--video-dir", "vids", "--run-dir", "r", "--weights", "w.pt", "--trust-checkpoint-code",
+                              "--epochs", "3", "--batch-size", "4", "--backbone-lr", "0.001", "--fc-lr", "0.01",
+                              "--workers", "0", "--seed", "5", "--device", "cpu", "--set", "alpha_c=0",
+                              "--set", "lr_milestones=[1, 2]"])
+    assert given == pretrain_config(
+        "synthetic", method="tsp", backbone="r2plus1d_tiny", dataset_dir="d", annotations="a.json",
+        valid_annotations="v.json", video_dir="vids", run_dir="r", weights="w.pt", trust_pickle=True, epochs=3,
+        batch_size=4, backbone_lr=0.001, fc_lr=0.01, workers=0, seed=5, device="cpu", alpha_c=0.0,
+        lr_milestones=(1, 2))
+    assert isinstance(given.fc_lr, float) and isinstance(given.epochs, int)
+    assert _pretrain_config(["--dataset", "d", "--weights", "none"]).weights is None
+    assert _pretrain_config(["--method", "bsp", "--dataset", "d", "--set", "loss=regression"]).options.loss == \
+        "regression"
+    capsys.readouterr()
+    # the deprecated spellings: the same config, and one line on stderr each
+    old = _pretrain_config(["--preset", "synthetic", "--dataset", "d", "--gvf-pooling", "avg", "--gvf-mode", "epoch"])
+    assert old == pretrain_config("synthetic", dataset_dir="d", gvf_pooling="avg", gvf_mode="epoch")
+    assert capsys.readouterr().err.splitlines() == [
+        "tsplab: --gvf-pooling is deprecated, use --set gvf_pooling=",
+        "tsplab: --gvf-mode is deprecated, use --set gvf_mode=", "tsplab: --preset is deprecated, use --recipe"]
+    # a bad name is the field's one-line error, not argparse's
+    assert main(["pretrain", "--dataset", "d", "--method", "tsp2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tsplab pretrain: error: ") and "'tsp2'" in err[0], err
+    assert err[0].endswith("tac, tsp, bsp, pal"), err

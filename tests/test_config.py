@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from tsplab.config import (add_config_flags, check_config, config_from_args, parse_overrides, plain_value,
-                           setting)
+from tsplab.config import (add_config_flags, check_config, config_from_args, config_from_values, parse_overrides,
+                           plain_value, setting)
 from tsplab.errors import InputError
 
 
@@ -87,3 +87,46 @@ def test_flags_are_generated_from_the_fields_and_merged_with_set():
         _parse(["--name", "n", "--folder", "f", "--epochs", "0"])
     with pytest.raises(SystemExit):
         _parse(["--folder", "f"])  # a field without a default: its flag is required
+
+
+@dataclasses.dataclass
+class Fast:
+    speed: float = setting(0.5, rule="[0,1)")
+
+
+@dataclasses.dataclass
+class Slow:
+    kinds: tuple = setting(("a",), choices=("a", "b"), required=True)
+    weights: tuple = setting((0.5,), rule="[0,1]")
+
+
+@dataclasses.dataclass
+class Runner:
+    """A config whose ``options`` field holds the class its ``style`` picks (a method's options)."""
+
+    style: str = setting("fast", choices=("fast", "slow"))
+    options: object = setting(None, options_of=("style", {"fast": Fast, "slow": Slow}.get))
+
+
+def test_list_items_ranges_and_options_picked_by_another_field():
+    check_config(Runner(options=Fast()))
+    check_config(Runner("slow", Slow(kinds=("b", "a"), weights=(0, 1))))
+    for config, message in (
+            (Runner(options=Fast(speed=1.0)), "speed: 1.0 is out of range; valid: a number in [0, 1)"),
+            (Runner(options=Slow()), "options: style 'fast' takes Fast (fields: speed), got Slow"),
+            (Runner("slow", Slow(kinds=("a", "c"))), "kinds: ('a', 'c') is not a valid choice; valid: a list of: a, b"),
+            (Runner("slow", Slow(kinds=())), "kinds: not given"),
+            (Runner("slow", Slow(weights=(0.5, "x"))), "weights: (0.5, 'x') is not valid (tuple)"),
+            (Runner("slow", Slow(weights=(2,))), "weights: (2,) is out of range; valid: a list of numbers in [0, 1]")):
+        with pytest.raises(InputError) as info:
+            check_config(config)
+        assert str(info.value).startswith(message), str(info.value)
+    # --set reaches the fields of the options class that the given (or default) key picks
+    assert parse_overrides(["speed=0.5"], Runner) == {"speed": 0.5}
+    assert parse_overrides(["style=slow", "weights=0.1,0.2"], Runner) == {"style": "slow", "weights": (0.1, 0.2)}
+    with pytest.raises(InputError, match=re.escape("unknown field 'speed'; Slow fields: kinds, weights; "
+                                                   "valid fields: style")):
+        parse_overrides(["style=slow", "speed=0.5"], Runner)
+    assert config_from_values(Slow, {"kinds": ["b"]}) == Slow(kinds=("b",))
+    with pytest.raises(InputError, match=re.escape("slow options: unknown field 'kind'; valid fields: kinds, weights")):
+        config_from_values(Slow, {"kind": ["b"]}, "slow options")

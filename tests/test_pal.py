@@ -332,10 +332,15 @@ def test_step_on_every_table3_setting():
         out.loss.backward()
         assert torch.isfinite(out.loss) and out.head_count["region"].item() == 4, setting
         assert model.temporal[0].weight.grad is not None and method._pending_keys.shape == (4, 16)
-    with pytest.raises(ValueError, match="background='other'"):
+    with pytest.raises(ValueError, match="background: 'other' is not a valid choice"):
         PAL(small_config(background="other"))
-    with pytest.raises(ValueError, match="beta_range"):
+    with pytest.raises(ValueError, match=r"beta_range: \(0.6, 1.2\) is out of range; valid: a list of numbers in \["):
         PAL(small_config(beta_range=(0.6, 1.2)))
+    with pytest.raises(ValueError, match=r"beta_range: \[0.9, 0.6\] must be \[low, high\]"):
+        PAL(small_config(beta_range=(0.9, 0.6)))
+    for name, bad in (("queue_size", 0), ("key_momentum", 1.0), ("temperature", 0.0)):
+        with pytest.raises(ValueError, match=f"{name}: {bad} is out of range"):
+            PAL(small_config(**{name: bad}))
 
 
 class ClipPositionEncoder(torch.nn.Module):
@@ -411,7 +416,7 @@ def test_batch_negatives_are_the_other_pairs_keys_of_other_videos(with_videos):
 
 
 def test_negatives_option_is_checked():
-    with pytest.raises(ValueError, match="negatives='memory'; valid: queue, batch"):
+    with pytest.raises(ValueError, match="negatives: 'memory' is not a valid choice; valid: queue, batch"):
         PAL(small_config(negatives="memory"))
 
 

@@ -276,7 +276,7 @@ def test_cell_parameters_of_study1():
     by_name = {c.name: c for c in STUDY1}
     steps = {s.notebook[:2]: s.parameters for s in cell_steps(spec_of(by_name["tsp_no_gvf"]))}
     assert list(steps) == ["03", "04", "05"]
-    assert steps["03"]["gvf_pooling"] == "none" and steps["03"]["weights"] == "/s/src/best.pt"
+    assert steps["03"]["method_options"] == {"gvf_pooling": "none"} and steps["03"]["weights"] == "/s/src/best.pt"
     assert (steps["03"]["seed"], steps["03"]["benchmark_seed"], steps["03"]["threads"]) == (3, 0, 2)
     assert steps["03"]["epochs"] == 4 and steps["03"]["run_dir"] == "/s/tsp_no_gvf/seed3"
     assert steps["03"]["config_overrides"] == {"frame_cache_dir": "/s/frame_cache/benchmark"}
@@ -788,8 +788,9 @@ def test_every_condition_derives_the_notebook_parameters_it_was_defined_with():
 
     by_name = {c.name: c for c in ALL_CONDITIONS}
     pal = dict(batch_size=16, epochs=6)
-    expected_pretrain = dict(tsp_no_gvf=dict(gvf_pooling="none"), tsp=dict(gvf_pooling="max"),
-                             tsp_avg_gvf=dict(gvf_pooling="avg"),
+    expected_pretrain = dict(tsp_no_gvf=dict(method_options=dict(gvf_pooling="none")),
+                             tsp=dict(method_options=dict(gvf_pooling="max")),
+                             tsp_avg_gvf=dict(method_options=dict(gvf_pooling="avg")),
                              bsp_two_head=dict(config_overrides=dict(integration="two-head")),
                              bsp_distill=dict(config_overrides=dict(integration="distill")),
                              pal=pal, pal_no_pasting={**pal, "config_overrides": dict(pasting=False)},
@@ -797,3 +798,51 @@ def test_every_condition_derives_the_notebook_parameters_it_was_defined_with():
     for name, condition in by_name.items():
         assert list(condition.pretrain.parameters().items()) == list(expected_pretrain.get(name, {}).items())
     assert list(by_name["asl_baseline"].localizer.parameters()) == ["ase_class", "ase_instance", "ascl"]
+
+
+def _notebook03_configs(parameters: dict) -> dict:
+    """Notebook 03's configs as its parameters and check cells build them, papermill-style: the
+    parameters cell, the injected ``# Parameters`` cell, then the check cell (``In`` as the kernel
+    keeps it, so the notebook's unknown-parameter check runs too)."""
+    cells = [c.source for c in nbformat.read(notebooks_dir() / "03_pretrain.ipynb", as_version=4).cells
+             if c.cell_type == "code"][:2]
+    injected = "# Parameters\n" + "".join(f"{k} = {v!r}\n" for k, v in parameters.items())
+    namespace: dict = {}
+    for source in (cells[0], injected):
+        exec(source, namespace)
+    namespace["In"] = [cells[0], injected, cells[1]]
+    exec(cells[1], namespace)
+    return namespace["configs"], namespace["settings"]
+
+
+def test_every_condition_pretrains_with_the_options_it_had_before_method_options():
+    """Notebook 03's one ``method_options`` parameter gives every study condition the PretrainConfig
+    that the former TSP-only parameters (alpha_c, alpha_r, gvf_pooling, gvf_mode) gave it."""
+    from tsplab.conditions import ALL_CONDITIONS
+    from tsplab.pretrain.methods.tsp import TSPOptions
+    from tsplab.pretrain.config import option_fields
+    from tsplab.pretrain.recipes import pretrain_config
+
+    pooling = dict(tsp_no_gvf="none", tsp="max", tsp_avg_gvf="avg")
+    trained = 0
+    for condition in ALL_CONDITIONS:
+        spec = spec_of(condition, teachers={n: f"/t/{n}" for n in condition.teachers_from},
+                       inputs={n: f"/i/{n}" for n in condition.features_from})
+        for step in cell_steps(spec):
+            if not step.notebook.startswith("03"):
+                continue
+            trained += 1
+            configs, settings = _notebook03_configs(step.parameters)
+            before = dict(alpha_c=1.0, alpha_r=1.0, gvf_pooling=pooling.get(condition.name, "max"), gvf_mode="frozen")
+            recipe = step.parameters.get("pretrain_recipe", "synthetic")
+            own = {f.name for f in option_fields(condition.method)}  # the former path: TSP's options to TSP only
+            expected = pretrain_config(recipe, method=condition.method, **settings,
+                                       **{k: v for k, v in before.items() if k in own})
+            assert configs == {condition.method: expected}, condition.name
+            if condition.method == "tsp":
+                assert configs["tsp"].options == TSPOptions(gvf_pooling=pooling[condition.name]), condition.name
+    assert trained >= len(pooling) + 4
+    with pytest.raises(InputError, match=r"method_options: 'gvf_pool' is no option of tsp; valid: tsp: alpha_c, "):
+        _notebook03_configs(dict(method="tsp", dataset_dir="/x", method_options={"gvf_pool": "avg"}))
+    with pytest.raises(InputError, match=r"gvf_pooling: 'sum' is not a valid choice; valid: max, avg, none"):
+        _notebook03_configs(dict(method=["tac", "tsp"], dataset_dir="/x", method_options={"gvf_pooling": "sum"}))

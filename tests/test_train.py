@@ -211,38 +211,41 @@ def test_set_values_are_typed_by_their_field():
         with pytest.raises(InputError) as err:
             parse_overrides([item])
         assert f"{field}={value!r}" in str(err.value) and expected in str(err.value), item
-    with pytest.raises(InputError, match=r"unknown field 'alpha'; tsp options: alpha_c, alpha_r, gvf_file, "
-                                         r"gvf_mode, .*; valid fields: amp, annotations, backbone, "):
+    with pytest.raises(InputError, match=r"unknown field 'alpha'; TSPOptions fields: alpha_c, alpha_r, "
+                                         r"gvf_file, gvf_mode, .*; valid fields: amp, annotations, backbone, "):
         parse_overrides(["alpha=1"])
-    with pytest.raises(InputError, match=r"unknown field 'alpha_c'; .*tac options: match_tsp_steps"):
+    with pytest.raises(InputError, match=r"unknown field 'alpha_c'; .*match_tsp_steps"):
         parse_overrides(["alpha_c=0"], method="tac")  # TSP's option is not TAC's
-    with pytest.raises(InputError, match="expected FIELD=VALUE"):
+    with pytest.raises(InputError, match="expected NAME=VALUE"):
         parse_overrides(["epochs"])
 
 
 @pytest.mark.parametrize("changes, named", [
-    (dict(epochs=0), "epochs=0: must be > 0"),
-    (dict(batch_size=-4), "batch_size=-4: must be > 0"),
-    (dict(lr_gamma=0.0), "lr_gamma=0.0: must be > 0"),
-    (dict(backbone_lr=-1e-4), "backbone_lr=-0.0001: must be >= 0"),
-    (dict(workers=-1), "workers=-1: must be >= 0"),
-    (dict(momentum=1.5), "momentum=1.5: must be between 0 and 1"),
-    (dict(crop_size=40), "crop_size=40 is larger than resize_short_side=32"),
-    (dict(backbone="r9d"), "backbone: unknown backbone 'r9d'; valid backbones: r2plus1d_18"),
-    (dict(method="nope"), "unknown pretraining method 'nope'; valid methods: tac, tsp, bsp, pal"),
-    (dict(optimizer="rmsprop"), "optimizer='rmsprop'; valid: sgd, adam"),
-    (dict(options=TSPOptions(gvf_pooling="sum")), "gvf_pooling='sum'; valid: max, avg, none"),
-    (dict(options=TSPOptions(gvf_stride_frames="8")), "gvf_stride_frames='8': expected a whole number"),
-    (dict(options=TSPOptions(alpha_c=-1.0)), "alpha_c=-1.0, alpha_r=1.0: both must be >= 0"),
+    (dict(epochs=0), "epochs: 0 is out of range; valid: an integer >= 1"),
+    (dict(batch_size=-4), "batch_size: -4 is out of range; valid: an integer >= 1"),
+    (dict(lr_gamma=0.0), "lr_gamma: 0.0 is out of range; valid: a number > 0"),
+    (dict(backbone_lr=-1e-4), "backbone_lr: -0.0001 is out of range; valid: a number >= 0"),
+    (dict(workers=-1), "workers: -1 is out of range; valid: an integer >= 0"),
+    (dict(momentum=1.5), "momentum: 1.5 is out of range; valid: a number in [0, 1]"),
+    (dict(crop_size=40), "crop_size: 40 is larger than resize_short_side=32"),
+    (dict(backbone="r9d"), "backbone: 'r9d' is not a valid choice; valid: r2plus1d_18"),
+    (dict(method="nope"), "method: 'nope' is not a valid choice; valid: tac, tsp, bsp, pal"),
+    (dict(optimizer="rmsprop"), "optimizer: 'rmsprop' is not a valid choice; valid: sgd, adam"),
+    (dict(options=TSPOptions(gvf_pooling="sum")), "gvf_pooling: 'sum' is not a valid choice; valid: max, avg, none"),
+    (dict(options=TSPOptions(gvf_stride_frames="8")), "gvf_stride_frames: '8' is not valid (str); valid: an integer"),
+    (dict(options=TSPOptions(alpha_c=-1.0)), "alpha_c: -1.0 is out of range; valid: a number >= 0"),
+    (dict(options=TSPOptions(alpha_c=0.0, alpha_r=0.0)), "alpha_c: 0.0 with alpha_r=0.0: at least one must be > 0"),
     (dict(method="bsp"), "options: method 'bsp' takes BSPOptions"),
-    (dict(dataset="kinetics"), "dataset='kinetics': unknown dataset preset; valid: activitynet, thumos14"),
-    (dict(min_background_clips=-1.0), "min_background_clips=-1.0: must be >= 0"),
-    (dict(epochs="3"), "epochs='3': expected a whole number (str given)"),
-    (dict(lr_gamma=float("nan")), "lr_gamma=nan: expected a number"),
-    (dict(amp=1), "amp=1: expected true or false"),
-    (dict(lr_milestones=(2, -1)), "lr_milestones=[2, -1]: expected epochs >= 0"),
-    (dict(device="gpu"), "device='gpu': not a torch device"),
-    (dict(output_name="../x"), "output_name='../x': must be a plain folder name"),
+    (dict(dataset="kinetics"), "dataset: 'kinetics' is not a valid choice; valid: activitynet, thumos14"),
+    (dict(min_background_clips=-1.0), "min_background_clips: -1.0 is out of range; valid: a number >= 0"),
+    (dict(epochs="3"), "epochs: '3' is not valid (str); valid: an integer >= 1"),
+    (dict(lr_gamma=float("nan")), "lr_gamma: nan is not valid (float); valid: a number > 0"),
+    (dict(amp=1), "amp: 1 is not valid (int); valid: true or false"),
+    (dict(lr_milestones=(2, -1)), "lr_milestones: (2, -1) is out of range; valid: a list of numbers >= 0"),
+    (dict(lr_milestones=(2, "a")), "lr_milestones: (2, 'a') is not valid (tuple); valid: a list of numbers >= 0"),
+    (dict(valid_holdout=1.0), "valid_holdout: 1.0 is out of range; valid: a number in [0, 1)"),
+    (dict(device="gpu"), "device: 'gpu' is not a torch device"),
+    (dict(output_name="../x"), "output_name: '../x' is not a plain folder name"),
     (dict(dataset_dir=""), "dataset_dir: give dataset_dir"),
 ])
 def test_check_config_names_the_bad_field(changes, named):
@@ -320,7 +323,7 @@ def _bad_pretrain_args(case: str, bench: Path, inputs: Path) -> tuple[list, list
     if case == "stop_after_0":
         return ["--stop-after-epochs", "0"], ["stop_after_epochs=0", ">= 1"]
     if case == "crop_too_large":
-        return ["--set", "crop_size=40"], ["crop_size=40", "resize_short_side=16"]
+        return ["--set", "crop_size=40"], ["crop_size: 40", "resize_short_side=16"]
     if case == "no_annotations":
         return ["--annotations", str(inputs / "gt.json")], ["annotations", "gt.json", "not found"]
     if case == "no_such_subset":
@@ -328,11 +331,11 @@ def _bad_pretrain_args(case: str, bench: Path, inputs: Path) -> tuple[list, list
     if case == "unknown_method":
         return ["--method", "tsp2"], ["method 'tsp2'", "tac, tsp, bsp, pal"]
     if case == "option_of_another_method":  # TSP's GVF pooling is no option of TAC's
-        return ["--method", "tac", "--set", "gvf_pooling=avg"], ["gvf_pooling", "tac options: match_tsp_steps"]
+        return ["--method", "tac", "--set", "gvf_pooling=avg"], ["gvf_pooling", "TACOptions fields: match_tsp_steps"]
     if case == "unknown_option":
-        return ["--set", "boundaries=dc,ss"], ["'boundaries'", "tsp options: alpha_c, alpha_r, gvf_file"]
+        return ["--set", "boundaries=dc,ss"], ["'boundaries'", "TSPOptions fields: alpha_c, alpha_r, gvf_file"]
     if case == "bad_option_value":
-        return ["--method", "bsp", "--set", "loss=l2"], ["loss='l2'", "classification, regression"]
+        return ["--method", "bsp", "--set", "loss=l2"], ["loss: 'l2'", "classification, regression"]
     if case == "ids_of_no_dataset":  # the background rule needs the dataset: ids tell none, none given
         gt = inputs / "gt.json"
         gt.write_text(json.dumps({"database": {v: {"subset": s, "duration": 9.0, "annotations": [
@@ -540,7 +543,7 @@ def test_method_options_by_name_in_presets_and_overrides():
     assert pal.options.queue_size == 64 and pal.options.samples_per_video == 1
     # JSON (config.json, papermill) gives a dict of options and lists
     assert dataclasses.replace(config, options={"loss": "regression", "boundaries": ["ds"]}).options == config.options
-    with pytest.raises(InputError, match=r"unknown bsp options \['queue'\]"):
+    with pytest.raises(InputError, match=r"bsp options: unknown field 'queue'; valid fields: boundaries, loss"):
         dataclasses.replace(config, options={"queue": 3})
 
 
@@ -688,7 +691,7 @@ def test_a_new_method_is_one_class_and_one_line_in_methods(bench, cache_dir, tmp
     assert read_metrics(out)["valid_acc_action"].between(0, 1).all()
     capsys.readouterr()
     # its options are checked like the built-in methods' (names, types, ranges)
-    for extra, named in ((["--set", "scal=1"], "unknown field 'scal'; half options: scale; valid fields: amp, "),
+    for extra, named in ((["--set", "scal=1"], "unknown field 'scal'; HalfOptions fields: scale; valid fields: amp, "),
                          (["--set", "scale=abc"], "scale='abc': expected a number"),
                          (["--set", "scale=-1"], "scale=-1.0: must be > 0")):
         assert main([*common, *extra]) == 2
@@ -794,11 +797,11 @@ def test_plateau_schedule_divides_the_rate_after_patience_epochs_without_improve
 def test_plateau_schedule_is_checked():
     from tsplab.pretrain.config import check_config
 
-    with pytest.raises(InputError, match="lr_schedule='cosine'; valid: step, plateau"):
+    with pytest.raises(InputError, match="lr_schedule: 'cosine' is not a valid choice; valid: step, plateau"):
         check_config(_plateau_config(lr_schedule="cosine"))
-    with pytest.raises(InputError, match=r"lr_milestones=\[3\]: milestones apply to lr_schedule='step'"):
+    with pytest.raises(InputError, match=r"lr_milestones: \[3\] apply to lr_schedule='step'"):
         check_config(_plateau_config(lr_milestones=(3,)))
-    with pytest.raises(InputError, match="lr_patience_epochs=-1: must be >= 0"):
+    with pytest.raises(InputError, match="lr_patience_epochs: -1 is out of range; valid: an integer >= 0"):
         check_config(_plateau_config(lr_patience_epochs=-1))
 
 

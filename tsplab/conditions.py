@@ -41,8 +41,9 @@ class _Delta:
 
 @dataclass(frozen=True)
 class PretrainDelta(_Delta):
-    """Notebook 03's training settings a condition changes; ``config_overrides`` holds fields of the
-    method's PretrainConfig (e.g. BSP's ``integration``, PAL's ``pasting``)."""
+    """Notebook 03's training settings a condition changes; ``method_options`` holds options of the
+    method (TSP's ``gvf_pooling``, ``alpha_c``...), ``config_overrides`` fields of the method's
+    PretrainConfig (e.g. BSP's ``integration``, PAL's ``pasting``)."""
 
     pretrain_recipe: str | None = None
     backbone: str | None = None
@@ -51,10 +52,7 @@ class PretrainDelta(_Delta):
     clips_per_segment: int | None = None
     backbone_lr: float | None = None
     fc_lr: float | None = None
-    alpha_c: float | None = None
-    alpha_r: float | None = None
-    gvf_pooling: str | None = None
-    gvf_mode: str | None = None
+    method_options: dict | None = None
     max_steps_per_epoch: int | None = None
     workers: int | None = None
     threads: int | None = None
@@ -97,7 +95,7 @@ class Condition:
     ``method``: a pretraining method (tac | tsp | bsp | pal) or ``"random"`` (no training, random
     weights). ``trains``: notebook 03 pretrains ``method`` on the target from ``weights``; otherwise
     the features are those of ``weights`` itself (``"source"``: the source encoder; ``None``: random).
-    ``pretrain``: more notebook-03 parameters (``gvf_pooling``, ``alpha_r``, ``config_overrides``...);
+    ``pretrain``: more notebook-03 parameters (``method_options``, ``config_overrides``...);
     ``localizer``: notebook-05 parameters (``ase_class``, ``ascl``...). ``features_from``: names of
     other conditions whose features (same seed) this one localizes on, concatenated when several
     (BSP §3.4 two-stream); such a cell neither trains nor extracts and runs after them.
@@ -143,9 +141,12 @@ STUDY1 = [
     Condition("random", "random init", RANDOM, trains=False, weights=None),
     Condition("tac_source", "TAC on source", "tac", trains=False),
     Condition("tac_target", "TAC on target", "tac", trains=True),
-    Condition("tsp_no_gvf", "TSP w/o GVF", "tsp", trains=True, pretrain=dict(gvf_pooling="none")),
-    Condition("tsp", "TSP (max GVF)", "tsp", trains=True, pretrain=dict(gvf_pooling="max")),
-    Condition("tsp_avg_gvf", "TSP (avg GVF)", "tsp", trains=True, pretrain=dict(gvf_pooling="avg")),
+    Condition("tsp_no_gvf", "TSP w/o GVF", "tsp", trains=True,
+              pretrain=dict(method_options=dict(gvf_pooling="none"))),
+    Condition("tsp", "TSP (max GVF)", "tsp", trains=True,
+              pretrain=dict(method_options=dict(gvf_pooling="max"))),
+    Condition("tsp_avg_gvf", "TSP (avg GVF)", "tsp", trains=True,
+              pretrain=dict(method_options=dict(gvf_pooling="avg"))),
 ]
 
 

@@ -5,13 +5,18 @@ the annotation gives the type (``int``, ``float``, ``bool``, ``str``, ``tuple``,
 for "may be none"), and the metadata the rest: ``choices`` (a sequence, a dict whose keys are the
 choices, or a callable returning either, read when checked so a registry can grow), ``rule``
 (``">0"`` or ``">=0"``), ``help`` (the CLI's help and the "give ..." of a missing value),
-``none`` (what ``None`` means), ``required`` (must not be empty), and ``flag`` (the field has a
-CLI flag: ``True`` for ``--field-name``, or its spelling).
+``none`` (what ``None`` means), ``required`` (must not be empty), ``flag`` (the field has a
+CLI flag: ``True`` for ``--field-name``, or its spelling), and ``options_of`` (the field holds an
+options dataclass that another field picks, e.g. a pretraining method's: ``(field name,
+resolver)``, the resolver giving the options class of that field's value). A ``tuple``/``list``
+field's ``choices`` and ``rule`` apply to each of its items.
 
 - :func:`check_config` checks every field (and the fields of a nested dataclass value, e.g. a
   pretraining method's options), raising a one-line :class:`InputError` naming the field, what is
   wrong and what is valid: ``stride_frames: 0 is out of range; valid: an integer >= 1, or none``.
-- :func:`parse_overrides` types ``--set NAME=VALUE`` items by their fields.
+- :func:`parse_overrides` types ``--set NAME=VALUE`` items by their fields (also the fields of
+  the options class that an ``options_of`` field resolves to); :func:`config_from_values` builds a
+  dataclass from ``{name: value}`` refusing unknown names (JSON, a notebook's parameter).
 - :func:`add_config_flags` adds a flag per field declared with ``flag`` (and ``--set``) to an
   argparse parser; :func:`config_from_args` merges defaults, the flags given and ``--set`` items.
 
@@ -30,7 +35,7 @@ from typing import Any
 
 from tsplab.errors import InputError
 
-RULES = (">0", ">=0")
+RULES = (">0", ">=0", "[0,1]", "[0,1)")  # > 0, >= 0, 0 <= x <= 1, 0 <= x < 1
 
 # What each field type accepts, as error messages say it.
 EXPECTED = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text",
@@ -40,14 +45,15 @@ _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 def setting(default: Any = dataclasses.MISSING, *, choices=None, rule: str | None = None, help: str = "",
             none: str = "", required: bool = False, flag: bool | str = False, valid: str = "",
-            repeat: bool = False, default_factory: Any = dataclasses.MISSING) -> Any:
+            repeat: bool = False, options_of: tuple | None = None,
+            default_factory: Any = dataclasses.MISSING) -> Any:
     """A dataclass field with its check and CLI flag declared (see the module docstring). ``valid``
     replaces the derived "what is valid" text of messages; ``repeat``: the flag may be given several
     times (one given: that value, several: their list)."""
     if rule is not None and rule not in RULES:
         raise ValueError(f"rule {rule!r}: valid: {', '.join(RULES)}")
     metadata = dict(choices=choices, rule=rule, help=help, none=none, required=required, flag=flag,
-                    valid=valid, repeat=repeat)
+                    valid=valid, repeat=repeat, options_of=options_of)
     return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
 
 
@@ -102,13 +108,26 @@ def valid_text(field: dataclasses.Field) -> str:
     elif choices is not None:
         text = ", ".join(choices) or "(none available)"
     elif meta.get("rule"):
-        text = {("int", ">0"): "an integer >= 1", ("int", ">=0"): "an integer >= 0",
-                ("float", ">0"): "a number > 0"}.get((kind, meta["rule"]), "a number >= 0")
+        text = _rule_text(kind, meta["rule"])
     else:
         text = " or ".join(EXPECTED.get(k, k) for k in kinds) or "anything"
+    if kind in ("tuple", "list") and (choices is not None or meta.get("rule")) and not meta.get("valid"):
+        text = _rule_text("float", meta["rule"]).replace("a number", "a list of numbers") if choices is None \
+            else f"a list of: {text}"
     if optional and not meta.get("valid"):
         text += f", or none ({meta['none']})" if meta.get("none") else ", or none"
     return text
+
+
+def _rule_text(kind: str, rule: str) -> str:
+    if rule.startswith("["):
+        return f"a number in {rule.replace(',', ', ')}"
+    return {("int", ">0"): "an integer >= 1", ("int", ">=0"): "an integer >= 0",
+            ("float", ">0"): "a number > 0"}.get((kind, rule), "a number >= 0")
+
+
+def _in_rule(value, rule: str) -> bool:
+    return {">0": value > 0, ">=0": value >= 0, "[0,1]": 0 <= value <= 1, "[0,1)": 0 <= value < 1}[rule]
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -120,13 +139,17 @@ def check_field(field: dataclasses.Field, value) -> None:
         raise InputError(f"{name}: not given; give {meta.get('help') or valid_text(field)}")
     if value is None and optional:
         return
-    choices = _choices(meta)
-    if choices is not None and not (isinstance(value, str) and value in choices):
+    choices, rule = _choices(meta), meta.get("rule")
+    if kinds and kinds[0] in ("tuple", "list") and isinstance(value, (tuple, list)):
+        items, item_kind = value, "float"  # a list's choices and rule apply to each item
+    else:
+        items, item_kind = [value], None
+    if choices is not None and not all(isinstance(v, str) and v in choices for v in items):
         raise InputError(f"{name}: {value!r} is not a valid choice; valid: {valid_text(field)}")
-    if kinds and not any(has_type(value, k) for k in kinds):
+    if kinds and not any(has_type(value, k) for k in kinds) or \
+            (rule and item_kind and not all(has_type(v, item_kind) for v in items)):
         raise InputError(f"{name}: {value!r} is not valid ({type(value).__name__}); valid: {valid_text(field)}")
-    rule = meta.get("rule")
-    if rule and not (value > 0 if rule == ">0" else value >= 0):
+    if rule and not all(_in_rule(v, rule) for v in items):
         raise InputError(f"{name}: {value!r} is out of range; valid: {valid_text(field)}")
 
 
@@ -136,10 +159,28 @@ def check_config(obj) -> None:
     The first bad field raises a one-line :class:`InputError`."""
     for field in dataclasses.fields(obj):
         value = getattr(obj, field.name)
+        if field.metadata.get("options_of"):
+            check_options_class(obj, field)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             check_config(value)
         else:
             check_field(field, value)
+
+
+def options_class(field: dataclasses.Field, key_value):
+    """The options class that ``field`` (declared with ``options_of=(key, resolver)``) holds when
+    its key field has ``key_value`` (e.g. method ``"tsp"``: ``TSPOptions``)."""
+    return field.metadata["options_of"][1](key_value)
+
+
+def check_options_class(obj, field: dataclasses.Field) -> None:
+    """``InputError`` unless ``obj``'s ``field`` holds the options class its key field picks."""
+    key = field.metadata["options_of"][0]
+    cls, value = options_class(field, getattr(obj, key)), getattr(obj, field.name)
+    if not isinstance(value, cls):
+        names = ", ".join(f.name for f in dataclasses.fields(cls)) or "none"
+        raise InputError(f"{field.name}: {key} {getattr(obj, key)!r} takes {cls.__name__} (fields: {names}), "
+                         f"got {type(value).__name__}")
 
 
 def check_parameter(name: str, value, ok: bool, valid: str) -> None:
@@ -166,7 +207,8 @@ def config_fields(*classes) -> dict[str, dataclasses.Field]:
     out = {}
     for cls in classes:
         for field in dataclasses.fields(cls):
-            if field.name not in out and not dataclasses.is_dataclass(_default(field)):
+            if field.name not in out and not dataclasses.is_dataclass(_default(field)) \
+                    and not field.metadata.get("options_of"):
                 out[field.name] = field
     return out
 
@@ -175,17 +217,59 @@ def parse_overrides(items: list[str], *classes) -> dict:
     """``["epochs=3", "regression_ranges=[[0,4],[4,99]]", "ascl=false", "metric_preset=none"]`` ->
     values of the fields of ``classes`` (a config dataclass, then e.g. a method's options class),
     typed by each field's annotation (:func:`parse_value`). A malformed item or an unknown name
-    raises ``InputError`` naming the item and the valid field names."""
-    fields = config_fields(*classes)
+    raises ``InputError`` naming the item and the valid field names. A class's ``options_of``
+    field adds the fields of the options class its key picks (the key as an item gives it, e.g.
+    ``method=pal``, else the key's default)."""
+    options = _options_classes(items, classes)
+    fields = config_fields(*classes, *options)
     out = {}
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or key not in fields:
             what = f"unknown field {key!r}" if sep else "expected NAME=VALUE"
-            raise InputError(f"--set {item!r}: {what}; valid fields: {', '.join(sorted(fields))}")
+            # the options' fields first: a long message is cut where it is shown
+            listed = "".join(f"{cls.__name__} fields: {', '.join(sorted(config_fields(cls))) or 'none'}; "
+                             for cls in options)
+            rest = sorted(set(fields) - {name for cls in options for name in config_fields(cls)})
+            raise InputError(f"--set {item!r}: {what}; {listed}valid fields: {', '.join(rest)}")
         out[key] = parse_value(fields[key], text.strip())
     return out
+
+
+def _options_classes(items: list[str], classes) -> list:
+    """The options classes that the ``options_of`` fields of ``classes`` resolve to."""
+    given = {k.strip().replace("-", "_"): v.strip() for k, sep, v in (i.partition("=") for i in items) if sep}
+    out = []
+    for cls in classes:
+        by_name = {f.name: f for f in dataclasses.fields(cls)}
+        for field in by_name.values():
+            if field.metadata.get("options_of"):
+                key = field.metadata["options_of"][0]
+                value = parse_value(by_name[key], given[key]) if key in given else _default(by_name[key])
+                out.append(options_class(field, value))
+    return out
+
+
+def config_from_values(cls, values: dict, what: str = ""):
+    """``cls(**values)`` with lists as tuples where a field is a tuple (JSON and papermill give
+    lists); an unknown name raises ``InputError`` naming it and the valid fields. Not checked
+    (:func:`check_config` does that)."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise InputError(f"{what or cls.__name__}: unknown field {unknown[0]!r}; valid fields: "
+                         f"{', '.join(names) or 'none'}")
+    obj = cls(**values)
+    lists_to_tuples(obj)
+    return obj
+
+
+def lists_to_tuples(obj) -> None:
+    """Turn the list values of ``obj``'s tuple fields into tuples (in place)."""
+    for field in dataclasses.fields(obj):
+        if field_kind(field)[0] == "tuple" and isinstance(getattr(obj, field.name), list):
+            setattr(obj, field.name, tuple(getattr(obj, field.name)))
 
 
 def parse_value(field: dataclasses.Field, text: str):
@@ -267,11 +351,14 @@ def plain_value(value):
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def add_config_flags(parser: argparse.ArgumentParser, cls, *, exclude=(), overrides: bool = True) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, cls, *, exclude=(), overrides: bool = True,
+                     parser_choices: bool = True) -> None:
     """A flag for every field of ``cls`` declared with ``flag`` (but those in ``exclude``), typed,
     with the field's help, choices and default; ``--set NAME=VALUE`` (``overrides``) for any field.
     A bool field gets ``--name`` when its default is False and ``--no-name`` (or its declared
-    spelling) when True. Flags leave their field out of ``args`` unless given
+    spelling) when True. ``parser_choices=False``: a field's choices are listed in its help and
+    checked by :func:`check_config` (a one-line error) rather than by argparse. Flags leave their
+    field out of ``args`` unless given
     (``argparse.SUPPRESS``), so :func:`config_from_args` tells given values from defaults. A field
     without a default, or declared ``required``, makes its flag required."""
     for field in dataclasses.fields(cls):
@@ -279,7 +366,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, *, exclude=(), overri
         if not spelling or field.name in exclude:
             continue
         _add_flag(parser, field, spelling if isinstance(spelling, str) else
-                  "--" + field.name.replace("_", "-"))
+                  "--" + field.name.replace("_", "-"), parser_choices)
     if overrides:
         parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                             help=f"set any {cls.__name__} field by name, typed by its declaration "
@@ -287,7 +374,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls, *, exclude=(), overri
                                  "allowed")
 
 
-def _add_flag(parser, field: dataclasses.Field, flag: str) -> None:
+def _add_flag(parser, field: dataclasses.Field, flag: str, parser_choices: bool = True) -> None:
     meta, (kind, optional) = field.metadata, field_kind(field)
     default = _default(field)
     required = meta.get("required") or (field.default is dataclasses.MISSING
@@ -303,8 +390,10 @@ def _add_flag(parser, field: dataclasses.Field, flag: str) -> None:
         kwargs.update(required=bool(required), metavar=field.name.upper(),
                       action="append" if meta.get("repeat") else "store")
         choices = _choices(meta)
-        if choices is not None:
+        if choices is not None and parser_choices:
             kwargs.update(choices=choices, metavar=None)
+        elif choices is not None:
+            text = f"{text}: one of {', '.join(c for c in choices if c)}"
         if kind in ("int", "float"):
             kwargs["type"] = _flag_type(field, kind, optional)
         shown = meta.get("none") if default is None and meta.get("none") else default

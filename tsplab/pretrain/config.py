@@ -2,33 +2,45 @@
 
 ``PretrainConfig`` holds what the loop (``tsplab.pretrain.loop``) reads plus, in ``options``, the
 chosen method's own options (its ``Options`` dataclass, e.g. ``tsplab.pretrain.methods.tsp.TSPOptions``);
-both are saved together in ``config.json`` and the checkpoint. Recipes (``tsplab.pretrain.recipes``),
-``parse_overrides`` (``tsplab pretrain --set``) and notebook 03 reach an option by its name, like a
-loop field, typed by its dataclass. ``config_from_dict`` reads a saved config back, also the flat
-layout of runs made before options moved into the methods (``bsp_*``, ``pal_*``, ``gvf_*``,
-``alpha_*`` beside the loop's fields).
+both are saved together in ``config.json`` and the checkpoint. Every field declares its check with
+``tsplab.config.setting`` (the options field: the class its ``method`` picks), so the one
+configuration mechanism (``tsplab.config``) checks them and types ``--set NAME=VALUE`` items, an
+option reached by its name like a loop field. Recipes (``tsplab.pretrain.recipes``) and notebook 03
+do the same. ``config_from_dict`` reads a saved config back, also the flat layout of runs made
+before options moved into the methods (``bsp_*``, ``pal_*``, ``gvf_*``, ``alpha_*`` beside the
+loop's fields).
 
-Checks, before any run folder is touched: ``check_config`` (types, ranges and names of every field
-and option) and ``check_inputs`` (the files and folders a run reads and writes); ``InputError``
-names the field or file and what is valid. ``weights="source"`` (the synthetic recipe's initial
-encoder) is resolved to a checkpoint by ``tsplab.pretrain.source.resolve_weights``.
+Checks, before any run folder is touched: ``check_config`` (the fields' declarations, then the
+rules between fields and the method's own) and ``check_inputs`` (the files and folders a run reads
+and writes); ``InputError`` names the field or file and what is valid. ``weights="source"`` (the
+synthetic recipe's initial encoder) is resolved to a checkpoint by
+``tsplab.pretrain.source.resolve_weights``.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import numbers
 import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from tsplab import config as configs
+from tsplab.backbones import BACKBONES
+from tsplab.config import config_from_values, lists_to_tuples, setting
+from tsplab.datasets.presets import PRESETS as DATASETS
 from tsplab.errors import InputError
 from tsplab.pretrain.methods import METHODS, get_method
 from tsplab.runs import check_output_folder, resolve
+
+OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("step", "plateau")
+SOURCE_WEIGHTS = "source"  # the synthetic benchmark's initial encoder (tsplab.pretrain.source.resolve_weights)
+
+
+def _options_class(method: str):
+    return get_method(method).Options
+
 
 @dataclasses.dataclass
 class PretrainConfig:
@@ -38,82 +50,95 @@ class PretrainConfig:
     Defaults are TSP's (R(2+1)D-34 from Kinetics weights, 16 frames at 15 fps, short side 128, crop
     112, SGD schedule of §4.1). See ``tsplab.pretrain.recipes.RECIPES`` for the synthetic benchmark's settings."""
 
-    method: str = "tsp"  # a name in tsplab.pretrain.methods.METHODS
-    backbone: str = "r2plus1d_34"  # a name in tsplab.backbones.BACKBONES
+    # Each field with ``flag`` is a ``tsplab pretrain`` flag (tsplab.config.add_config_flags); its
+    # default there is the recipe's (tsplab.pretrain.recipes), not always the field's.
+    method: str = setting("tsp", choices=METHODS, flag=True, help="pretraining method (default: tsp)")
+    backbone: str = setting("r2plus1d_34", choices=BACKBONES, flag=True,
+                            help="video encoder (default: the recipe's)")
     # initial weights: "kinetics400", a checkpoint path, "source" (the synthetic benchmark's initial
     # encoder: TAC on its source set, see tsplab.pretrain.source) or None (random)
-    weights: str | None = "kinetics400"
+    weights: str | None = setting("kinetics400", flag=True, help=(
+        "initial weights: kinetics400, source (the synthetic benchmark's source encoder, its recipe's "
+        "default), a checkpoint path, or none (random)"))
     # Checkpoints (weights, BSP teachers) are read with torch's safe loader; True unpickles a file it
     # refuses in full, which runs any code stored in the file: only for files from a trusted source.
-    trust_pickle: bool = False
+    trust_pickle: bool = setting(False, flag="--trust-checkpoint-code", help=(
+        "unpickle a checkpoint (--weights, BSP teachers) in full when torch's safe loader refuses it: "
+        "RUNS ANY CODE STORED IN THE FILE; only for files you trust"))
 
     # data: the synthetic layout DATASET/{annotations.json, videos/}, or explicit paths
-    dataset_dir: str = ""
-    annotations: str = ""  # default DATASET/annotations.json (any format tsplab.datasets reads)
-    valid_annotations: str = ""  # default: the same file as ``annotations``
-    video_dir: str = ""  # default DATASET/videos
+    dataset_dir: str = setting("", flag="--dataset",
+                               help="folder with annotations.json and videos/ (the synthetic layout)")
+    annotations: str = setting("", flag=True,  # default DATASET/annotations.json
+                               help="annotation file (ActivityNet/DETAD JSON, TSP CSV, custom CSV)")
+    valid_annotations: str = setting("", flag=True, help="validation annotation file (default: --annotations)")
+    video_dir: str = setting("", flag=True, help="folder of the videos (default: DATASET/videos)")
     train_subset: str = "training"
     valid_subset: str = "validation"
     # Pretraining validation (best epoch, plateau schedule): 0 validates on ``valid_subset`` (TSP
     # §4.1); a share in (0, 1) holds out that share of the training subset's videos instead, drawn by
     # ``seed`` (tsplab.pretrain.sampling.holdout_videos; listed in the run folder's pretrain_split.csv), so that
     # best.pt is never chosen on the videos a localizer is then scored on.
-    valid_holdout: float = 0.0
+    valid_holdout: float = setting(0.0, rule="[0,1)", valid="a number in [0, 1) (a share of the training "
+                                   "videos; 0: validate on valid_subset)")
     # The dataset preset (tsplab.datasets.presets: activitynet | thumos14 | synthetic) whose background rule
     # applies; "" tells it from the annotations' video ids (tsplab.datasets.presets.infer_preset).
-    dataset: str = ""
+    dataset: str = setting("", choices=("", *DATASETS),
+                           valid=f"{', '.join(DATASETS)}, or empty to tell it from the video ids")
     # Background gaps shorter than this many clips are dropped; None: the dataset preset's (TSP's
     # released tables keep gaps from 5 clips on ActivityNet and 1 on THUMOS14; synthetic: 1).
-    min_background_clips: float | None = None
+    min_background_clips: float | None = setting(None, rule=">=0")
 
     # where outputs go
-    run_dir: str = "runs/default"
+    run_dir: str = setting("runs/default", flag=True,
+                           help="run folder; outputs go to RUN/pretrain/<method>/ (default: runs/default)")
     output_name: str = ""  # run folder name under RUN/pretrain/ (default: the method's name)
     frame_cache_dir: str = ""  # default RUN/frame_cache (shared by every method of the run)
 
     # clips (TSP §4.1)
-    clip_length_frames: int = 16
-    frame_rate: float = 15.0
-    clips_per_segment: int = 5
-    resize_short_side: int = 128
-    crop_size: int = 112
+    clip_length_frames: int = setting(16, rule=">0")
+    frame_rate: float = setting(15.0, rule=">0")
+    clips_per_segment: int = setting(5, rule=">0")
+    resize_short_side: int = setting(128, rule=">0")
+    crop_size: int = setting(112, rule=">0")
 
     # optimisation (TSP §4.1)
-    epochs: int = 8
-    batch_size: int = 32  # clips per process
-    optimizer: str = "sgd"  # sgd | adam
-    backbone_lr: float = 1e-4
-    fc_lr: float = 0.002  # TSP grid-searched 0.002-0.01; its released ActivityNet model used 0.002
-    stem_lr: float = 0.0  # 0: stem frozen (TSP)
-    momentum: float = 0.9
-    weight_decay: float = 0.005
-    warmup_epochs: float = 2.0
-    warmup_factor: float = 1e-5  # the first step's fraction of the rate (TSP's WarmupMultiStepLR)
-    lr_milestones: tuple = (4, 6)  # epochs (lr_schedule "step" only)
-    lr_gamma: float = 0.01  # the factor of each decay (a milestone passed, or a plateau)
+    epochs: int = setting(8, rule=">0", flag=True, help="(default: the recipe's)")
+    batch_size: int = setting(32, rule=">0", flag=True, help="clips per process (default: the recipe's)")
+    optimizer: str = setting("sgd", choices=OPTIMIZERS)
+    backbone_lr: float = setting(1e-4, rule=">=0", flag=True, help="(default: the recipe's)")
+    # TSP grid-searched 0.002-0.01; its released ActivityNet model used 0.002
+    fc_lr: float = setting(0.002, rule=">=0", flag=True, help="(default: the recipe's)")
+    stem_lr: float = setting(0.0, rule=">=0")  # 0: stem frozen (TSP)
+    momentum: float = setting(0.9, rule="[0,1]")
+    weight_decay: float = setting(0.005, rule=">=0")
+    warmup_epochs: float = setting(2.0, rule=">=0")
+    warmup_factor: float = setting(1e-5, rule=">=0")  # the first step's fraction of the rate (TSP's WarmupMultiStepLR)
+    lr_milestones: tuple = setting((4, 6), rule=">=0")  # epochs (lr_schedule "step" only)
+    lr_gamma: float = setting(0.01, rule=">0")  # the factor of each decay (a milestone passed, or a plateau)
     # "step": decay x lr_gamma at each of lr_milestones (TSP). "plateau": decay x lr_gamma once the
     # validation loss has not improved for lr_patience_epochs epochs in a row (PAL §4.1: "decreases
     # by a factor of 10 when the validation loss saturates"); see tsplab.pretrain.optim.WarmupPlateau.
-    lr_schedule: str = "step"
-    lr_patience_epochs: int = 2
+    lr_schedule: str = setting("step", choices=LR_SCHEDULES)
+    lr_patience_epochs: int = setting(2, rule=">=0")
     scale_lr_with_world_size: bool = True
     amp: bool = True  # CUDA only
 
     # running
-    seed: int = 0
-    workers: int = 2  # DataLoader worker processes per training process
-    threads: int = 0  # torch threads of each training process (0: torch's default)
-    device: str = ""  # "" = CUDA when available, else CPU
-    max_steps_per_epoch: int = 0  # 0 = the whole epoch (a cap is for benchmarks and smoke runs)
+    seed: int = setting(0, rule=">=0", flag=True, help="(default: the recipe's)")
+    workers: int = setting(2, rule=">=0", flag=True, help="DataLoader workers per process (default: the recipe's)")
+    threads: int = setting(0, rule=">=0")  # torch threads of each training process (0: torch's default)
+    device: str = setting("", flag=True, help="cpu, cuda (default: CUDA when available)")
+    max_steps_per_epoch: int = setting(0, rule=">=0")  # 0 = the whole epoch (a cap is for benchmarks and smoke runs)
     keep_epoch_checkpoints: bool = False  # also keep epoch_NNN.pt for every epoch
     progress: bool = True
 
     # The method's options: an instance of its ``Options`` dataclass (tsplab.pretrain.methods; e.g.
     # TSPOptions). None: the method's defaults; a dict (JSON, papermill) is read by option name.
-    options: Any = None
+    options: Any = setting(None, options_of=("method", _options_class))
 
     def __post_init__(self):
-        _lists_to_tuples(self)  # JSON (config.json, papermill) gives lists
+        lists_to_tuples(self)  # JSON (config.json, papermill) gives lists
         method = METHODS.get(self.method) if isinstance(self.method, str) else None
         if method is not None and (self.options is None or isinstance(self.options, dict)):
             self.options = make_options(method, self.options or {})
@@ -121,12 +146,6 @@ class PretrainConfig:
     @property
     def output_dir(self) -> Path:
         return resolve(self.run_dir) / "pretrain" / (self.output_name or self.method)
-
-
-def _lists_to_tuples(obj) -> None:
-    for field in dataclasses.fields(obj):
-        if _field_kind(field)[0] == "tuple" and isinstance(getattr(obj, field.name), list):
-            setattr(obj, field.name, tuple(getattr(obj, field.name)))
 
 
 def loop_fields() -> tuple[dataclasses.Field, ...]:
@@ -148,14 +167,9 @@ def option_fields(method) -> tuple[dataclasses.Field, ...]:
 
 def make_options(method, values: dict):
     """The method's ``Options`` with ``values`` (by option name; lists become tuples); an unknown
-    name raises ``InputError`` listing the valid ones."""
-    names = {f.name for f in option_fields(method)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise InputError(f"options: unknown {method.name} options {unknown}; {valid_names(method)}")
-    options = method.Options(**values)
-    _lists_to_tuples(options)
-    return options
+    name raises ``InputError`` naming it and the valid options."""
+    option_fields(method)  # no option repeats a loop field's name
+    return config_from_values(method.Options, values, f"{method.name} options")
 
 
 def valid_names(method) -> str:
@@ -230,133 +244,30 @@ def _old_option_name(key: str, method_name: str, method) -> str | None:
     return None
 
 
-SOURCE_WEIGHTS = "source"  # the synthetic benchmark's initial encoder (tsplab.pretrain.source.resolve_weights)
-
-
-# ------------------------------------------------------------------------------------ checks
-OPTIMIZERS = ("sgd", "adam")
-LR_SCHEDULES = ("step", "plateau")
-
-
-# Fields that must be > 0, and fields that must be >= 0 (learning rates, counts where 0 means "off").
-_POSITIVE = ("clip_length_frames", "frame_rate", "clips_per_segment", "resize_short_side", "crop_size",
-             "epochs", "batch_size", "lr_gamma")
-
-
-_NON_NEGATIVE = ("min_background_clips", "backbone_lr", "fc_lr", "stem_lr", "weight_decay",
-                 "warmup_epochs", "warmup_factor", "seed", "workers", "threads", "max_steps_per_epoch",
-                 "lr_patience_epochs")
-
-
-# What each field type accepts, as said in error messages.
-_EXPECTED = {"int": "a whole number", "float": "a number", "bool": "true or false",
-             "str": "text", "tuple": "a list such as [4, 6] or 4,6"}
-
-
-def _field_kind(field: dataclasses.Field) -> tuple[str, bool]:
-    """``(base type name, None allowed)`` of a config or options field from its annotation (a
-    string under ``from __future__ import annotations``: ``"int"``, ``"str | None"``,
-    ``"tuple[float, ...]"``; or the type itself)."""
-    text = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
-    parts = [p.strip() for p in text.split("|")]
-    return parts[0].split("[")[0].removeprefix("typing."), "None" in parts[1:]
-
-
-def _has_type(value, kind: str) -> bool:
-    if kind not in _EXPECTED:
-        return True  # an annotation the checks do not know (Any, a class): the method checks it
-    if kind == "bool":
-        return isinstance(value, (bool, np.bool_))
-    if isinstance(value, (bool, np.bool_)):
-        return False  # True is an int to Python, not a count or a rate
-    if kind == "int":
-        return isinstance(value, numbers.Integral)
-    if kind == "float":
-        return isinstance(value, numbers.Real) and math.isfinite(value)
-    return isinstance(value, {"str": str, "tuple": (tuple, list)}[kind])
-
-
-def _check_types(obj, fields) -> None:
-    for field in fields:
-        value = getattr(obj, field.name)
-        kind, optional = _field_kind(field)
-        if value is None and optional:
-            continue
-        if not _has_type(value, kind):
-            raise InputError(f"{field.name}={value!r}: expected {_EXPECTED[kind]}"
-                             f"{' or none' if optional else ''} ({type(value).__name__} given)")
-
-
-def _check_values(config: PretrainConfig) -> None:
-    for name in _POSITIVE:
-        if getattr(config, name) <= 0:
-            raise InputError(f"{name}={getattr(config, name)!r}: must be > 0")
-    for name in _NON_NEGATIVE:
-        value = getattr(config, name)
-        if value is not None and value < 0:
-            raise InputError(f"{name}={value!r}: must be >= 0")
-    if not 0 <= config.momentum <= 1:
-        raise InputError(f"momentum={config.momentum!r}: must be between 0 and 1")
-    if not all(_has_type(m, "float") and m >= 0 for m in config.lr_milestones):
-        raise InputError(f"lr_milestones={list(config.lr_milestones)!r}: expected epochs >= 0, e.g. [4, 6]")
-    if not 0 <= config.valid_holdout < 1:
-        raise InputError(f"valid_holdout={config.valid_holdout!r}: must be in [0, 1) (a share of the training "
-                         "videos; 0: validate on valid_subset)")
+def check_config(config: PretrainConfig) -> None:
+    """Fail at once on a bad setting, naming the field, the value and what is valid (``InputError``),
+    before any file is read: every field and option by its declaration (``tsplab.config.check_config``:
+    types, names, ranges, the options class the method takes), then the rules between fields (crop
+    within the resized frame, milestones only with a step schedule, a data source given), the device,
+    the run folder name, and the method's own rules between its options (its constructor). Files and
+    folders are checked by ``check_inputs``."""
+    configs.check_config(config)
     if config.crop_size > config.resize_short_side:
-        raise InputError(f"crop_size={config.crop_size} is larger than resize_short_side="
+        raise InputError(f"crop_size: {config.crop_size} is larger than resize_short_side="
                          f"{config.resize_short_side}; the crop must fit in the resized frame")
-    name = config.output_name
-    if name and (Path(name).name != name or name in (".", "..")):
-        raise InputError(f"output_name={name!r}: must be a plain folder name (no '/'), e.g. tsp_no_gvf")
-
-
-def _check_names(config: PretrainConfig) -> None:
-    from tsplab.backbones import BACKBONES
-
-    get_method(config.method)
-    if config.backbone not in BACKBONES:
-        raise InputError(f"backbone: unknown backbone {config.backbone!r}; valid backbones: "
-                         f"{', '.join(BACKBONES)}")
-    if config.optimizer not in OPTIMIZERS:
-        raise InputError(f"optimizer={config.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-    if config.lr_schedule not in LR_SCHEDULES:
-        raise InputError(f"lr_schedule={config.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
     if config.lr_schedule == "plateau" and config.lr_milestones:
         # A plateau schedule has no milestones: a list given anyway would be silently ignored.
-        raise InputError(f"lr_milestones={list(config.lr_milestones)!r}: milestones apply to lr_schedule='step'; "
+        raise InputError(f"lr_milestones: {list(config.lr_milestones)!r} apply to lr_schedule='step'; "
                          "give lr_milestones=[] with lr_schedule='plateau'")
     if config.device:
         try:
             torch.device(config.device)
         except RuntimeError:
-            raise InputError(f"device={config.device!r}: not a torch device; give cpu, cuda, cuda:1, ... "
+            raise InputError(f"device: {config.device!r} is not a torch device; give cpu, cuda, cuda:1, ... "
                              "or leave it empty (CUDA when available)") from None
-    if config.dataset:
-        from tsplab.datasets.presets import PRESETS as DATASETS
-
-        if config.dataset not in DATASETS:
-            raise InputError(f"dataset={config.dataset!r}: unknown dataset preset; valid: "
-                             f"{', '.join(DATASETS)}, or empty to tell it from the video ids")
-
-
-def _check_options(config: PretrainConfig) -> None:
-    """``config.options`` is the method's ``Options`` with values of the annotated types."""
-    method = get_method(config.method)
-    if not isinstance(config.options, method.Options):
-        raise InputError(f"options: method {config.method!r} takes {method.Options.__name__} "
-                         f"({valid_names(method).split('; ')[0]}), got {type(config.options).__name__}")
-    _check_types(config.options, option_fields(method))
-
-
-def check_config(config: PretrainConfig) -> None:
-    """Fail at once on a bad setting, naming the field, the value and what is valid (``InputError``),
-    before any file is read: field types, names (method, backbone, optimizer, device, dataset),
-    ranges, crop within the resized frame, a data source given, and the method's own options (types
-    here, ranges by its ``Options.check``). Files and folders are checked by ``check_inputs``."""
-    _check_types(config, loop_fields())
-    _check_names(config)
-    _check_options(config)
-    _check_values(config)
+    name = config.output_name
+    if name and (Path(name).name != name or name in (".", "..")):
+        raise InputError(f"output_name: {name!r} is not a plain folder name (no '/'), e.g. tsp_no_gvf")
     if not (config.dataset_dir or (config.annotations and config.video_dir)):
         raise InputError("dataset_dir: give dataset_dir (a folder with annotations.json and videos/) or "
                          "both annotations and video_dir")
@@ -409,91 +320,17 @@ def check_inputs(config: PretrainConfig) -> None:
         check_output_folder(resolve(config.run_dir) / "frame_cache", "run_dir")
 
 
+
+
 def parse_overrides(items: list[str], method: str | None = None) -> dict:
     """``["alpha_c=0", "lr_milestones=[3, 5]", "weights=none", "amp=false"]`` -> values of
-    ``PretrainConfig`` fields and of ``method``'s options (default: a ``method=`` item, else
-    ``PretrainConfig.method``), typed by each field's annotation: whole numbers for ``int`` fields,
-    finite numbers for ``float``, ``true/false/1/0/yes/no`` for ``bool``, text as given for ``str``,
-    ``none``/``null`` for a field that may be None (``weights``), and for ``tuple`` fields a JSON list
-    (``[3, 5]``) or comma-separated values (``3,5``; empty: ``[]``) whose items have the type of the
-    default's. A malformed item, an unknown name or a value of the wrong type raises ``InputError``
-    naming the field, the value and what is valid (the loop's fields and the method's options)."""
-    pairs = [(item, *item.partition("=")) for item in items]
-    for _, key, sep, text in pairs:
-        if sep and key.strip().replace("-", "_") == "method":
-            method = text.strip()
-    method = get_method(method or PretrainConfig.method)
-    fields = {f.name: f for f in (*loop_fields(), *option_fields(method))}
-    out = {}
-    for item, key, sep, text in pairs:
-        key = key.strip().replace("-", "_")
-        if not sep or key not in fields:
-            what = f"unknown field {key!r}" if sep else "expected FIELD=VALUE"
-            raise InputError(f"--set {item!r}: {what}; {valid_names(method)}")
-        out[key] = _parse_value(fields[key], text.strip())
-    return out
-
-
-def _parse_value(field: dataclasses.Field, text: str):
-    kind, optional = _field_kind(field)
-    if optional and text.lower() in ("none", "null"):
-        return None
-    try:
-        if kind == "tuple":
-            return _parse_tuple(text, field.default)
-        return _parse_scalar(text, kind)
-    except ValueError:
-        example = plain_value(field.default)
-        raise InputError(f"--set {field.name}={text!r}: expected {_EXPECTED[kind]}"
-                         f"{' or none' if optional else ''} for field {field.name} "
-                         f"(default: {json.dumps(example)})") from None
-
-
-def _parse_scalar(text: str, kind: str):
-    """``text`` as a value of ``kind`` (int, float, bool, str); ``ValueError`` when it is not one."""
-    if kind == "int":
-        return int(text)  # "8" yes; "8.5", "abc", "" no
-    if kind == "float":
-        value = float(text)
-        if not math.isfinite(value):
-            raise ValueError(text)
-        return value
-    if kind == "bool":
-        if text.lower() not in _TRUE + _FALSE:
-            raise ValueError(text)
-        return text.lower() in _TRUE
-    return text
-
-
-def _parse_tuple(text: str, default: tuple) -> tuple:
-    """A JSON list or comma-separated items. Items are numbers when the default's are (ints stay
-    ints: ``[3, 5]`` -> ``(3, 5)``), else text (a field with an empty default takes text)."""
-    try:
-        items = json.loads(text)
-        items = items if isinstance(items, list) else [items]
-    except json.JSONDecodeError:
-        inner = text.strip().removeprefix("[").removesuffix("]")
-        items = [s.strip().strip("'\"") for s in inner.split(",")] if inner.strip() else []
-    if not (default and all(isinstance(d, numbers.Real) for d in default)):
-        return tuple(str(i) for i in items)
-    return tuple(_number(i) for i in items)
-
-
-def _number(item):
-    """A JSON number, or a string holding one (int when whole, else float); ``ValueError`` else."""
-    if isinstance(item, str):
-        try:
-            return int(item)
-        except ValueError:
-            return _parse_scalar(item, "float")
-    if isinstance(item, bool) or not isinstance(item, numbers.Real) or not math.isfinite(item):
-        raise ValueError(item)
-    return item
-
-
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-
-
-def plain_value(value):
-    """A tuple as the list JSON gives back (to compare a saved config with a new one)."""
-    return list(value) if isinstance(value, tuple) else value
+    ``PretrainConfig`` fields and of the options of ``method`` (default: a ``method=`` item, else
+    ``PretrainConfig.method``), typed by their declarations (``tsplab.config.parse_overrides``).
+    A malformed item, an unknown name or a value of the wrong type raises ``InputError`` naming the
+    field and what is valid."""
+    named = any(item.partition("=")[0].strip().replace("-", "_") == "method" for item in items)
+    given = [] if named or method is None else [f"method={method}"]
+    values = configs.parse_overrides([*given, *items], PretrainConfig)
+    if given:
+        values.pop("method")
+    return values

@@ -15,9 +15,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from tsplab import config as configs
+from tsplab.config import config_from_values, plain_value
 from tsplab.errors import InputError
 from tsplab.pretrain.config import (SOURCE_WEIGHTS, PretrainConfig, build_config, check_config, config_values,
-                                    option_fields, plain_value, valid_names)
+                                    option_fields, valid_names)
 from tsplab.pretrain.methods import METHODS, get_method
 from tsplab.runs import read_json, resolve
 
@@ -106,24 +108,41 @@ def method_configs(recipe: str, methods, *, method_options: dict | None = None, 
                    **overrides) -> dict[str, PretrainConfig]:
     """``{method: checked PretrainConfig}`` for each of ``methods`` (a name or a list), as notebook
     03 trains them one after the other: ``overrides`` (loop fields and options) go to every method;
-    each entry of ``method_options`` (e.g. TSP's ``alpha_c``, ``gvf_mode``) only to the methods that
-    have that option. ``output_name`` names one run folder, so it needs exactly one method. Every
-    config passes ``check_config`` before any run starts: an unknown method, field or option raises
-    ``InputError`` listing the valid ones."""
+    ``method_options`` (e.g. TSP's ``{"gvf_pooling": "none"}``; checked by ``split_method_options``)
+    gives each method the entries that are its options. ``output_name`` names one run folder, so it
+    needs exactly one method. Every config passes ``check_config`` before any run starts: an unknown
+    method, field or option raises ``InputError`` listing the valid ones."""
+    names = split_method_options(methods, method_options)
+    if output_name and len(names) > 1:
+        raise InputError(f"output_name: one run folder name ({output_name!r}) cannot hold several methods "
+                         f"({', '.join(names)}); give one method or leave output_name empty")
+    out = {}
+    for name, options in names.items():
+        out[name] = pretrain_config(recipe, method=name, output_name=output_name, **options, **overrides)
+        check_config(out[name])
+    return out
+
+
+def split_method_options(methods, method_options: dict | None) -> dict[str, dict]:
+    """``{method: its entries of method_options}`` for ``methods`` (a name or a list; each checked
+    against ``METHODS``). Every entry must be an option of at least one of them; each method's
+    entries are checked through its options class (``tsplab.config.check_config``: type, choices,
+    range). ``InputError`` naming the option and the valid ones otherwise (notebook 03's check cell
+    calls this, so a misspelt option stops the run before anything is read or written)."""
     from tsplab.errors import check_choice
 
     check_choice("method", methods, METHODS, several=True)
     names = [methods] if isinstance(methods, str) else list(methods)
-    if output_name and len(names) > 1:
-        raise InputError(f"output_name: one run folder name ({output_name!r}) cannot hold several methods "
-                         f"({', '.join(names)}); give one method or leave output_name empty")
-    configs = {}
-    for name in names:
-        own = {f.name for f in option_fields(name)}
-        options = {k: v for k, v in (method_options or {}).items() if k in own}
-        configs[name] = pretrain_config(recipe, method=name, output_name=output_name, **options, **overrides)
-        check_config(configs[name])
-    return configs
+    given = dict(method_options or {})
+    own = {name: {f.name for f in option_fields(name)} for name in names}
+    unknown = sorted(set(given) - set().union(*own.values()))
+    if unknown:
+        valid = "; ".join(f"{name}: {', '.join(sorted(fields)) or 'none'}" for name, fields in own.items())
+        raise InputError(f"method_options: {unknown[0]!r} is no option of {', '.join(names)}; valid: {valid}")
+    split = {name: {k: v for k, v in given.items() if k in own[name]} for name in names}
+    for name, options in split.items():
+        configs.check_config(config_from_values(get_method(name).Options, options, f"method_options ({name})"))
+    return split
 
 
 def config_changes(config: PretrainConfig, recipe: str) -> dict:

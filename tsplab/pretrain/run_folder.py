@@ -28,8 +28,9 @@ import torch.nn as nn
 from tsplab.checkpoints import load_checkpoint_file
 from tsplab.distributed import DistContext, barrier, cleanup, init_distributed
 from tsplab.errors import InputError
+from tsplab.config import plain_value
 from tsplab.pretrain.config import (SOURCE_WEIGHTS, PretrainConfig, check_config, check_inputs, config_from_dict,
-                                    config_values, plain_value)
+                                    config_values)
 from tsplab.pretrain.data import pretrain_split
 from tsplab.pretrain.loop import (BEST, CHECKPOINT, METRICS, PretrainResult, build_loop, load_initial_weights,
                                   restore_checkpoint, run_epoch, save_checkpoint)

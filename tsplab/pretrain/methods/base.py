@@ -6,8 +6,9 @@ A method is one file: a small object with
   paper's), beside its code. The loop's ``PretrainConfig`` holds one instance in ``config.options``
   (saved with the loop's settings in ``config.json`` and the checkpoint); ``pretrain_config``,
   ``tsplab pretrain --set NAME=VALUE`` and notebook 03 reach each option by its field name, typed by
-  its annotation. ``Options.check(config)``, if defined, raises ``ValueError`` for a value out of
-  range; the constructor calls it;
+  its declaration. Each option declares its check with ``tsplab.config.setting`` (type, choices,
+  range); ``Options.check(config)``, if defined, holds the rules between options (or with the
+  loop's settings) and raises ``ValueError``; the constructor runs both;
 - its data: ``build_datasets(data) -> (train, valid)``, map-style datasets indexed by the
   ``(index, epoch)`` keys of ``tsplab.pretrain.sampling.EpochSampler``, whose items are dicts of tensors; a
   dataset may expose ``balance_groups`` (one integer per item; the sampler balances them);
@@ -40,6 +41,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from tsplab.config import check_config
 from tsplab.pretrain.sampling import NO_LABEL, FrameSource
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -120,11 +122,13 @@ class PretrainMethod:
 
     def __init__(self, config):
         """``config``: the loop's ``tsplab.pretrain.config.PretrainConfig``, whose ``options`` must be an
-        ``Options`` (``ValueError`` naming the option otherwise, or when one is out of range)."""
+        ``Options`` (``ValueError`` naming the option otherwise, or when one is out of range: its
+        declaration, ``tsplab.config.check_config``, then the rules between options, ``check``)."""
         options = getattr(config, "options", None)
         if not isinstance(options, self.Options):
             raise ValueError(f"options: method {self.name!r} takes {self.Options.__name__}, "
                              f"got {type(options).__name__}")
+        check_config(options)
         if hasattr(options, "check"):
             options.check(config)
         self.config = config

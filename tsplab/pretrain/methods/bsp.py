@@ -60,6 +60,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from tsplab.config import setting
 from tsplab.pretrain.methods.base import (PretrainData, PretrainMethod, StepOutput, head_accuracy_counts,
                                           masked_cross_entropy)
 from tsplab.pretrain.methods.tac import clip_transform
@@ -83,44 +84,43 @@ class BSPOptions:
     #: from the target's training clips before ``source_dir`` existed, so such a run resumes as it began.
     BEFORE_OPTION_EXISTED: ClassVar[dict] = {"source_dir": "target"}
 
-    boundaries: tuple = BOUNDARY_TYPES  # synthesized types (BSP §3.2); the class is the index
-    loss: str = "classification"  # classification (BSP §3.3 default) | regression (change-point heat map)
-    blend_frames: int = 2  # ε of BSP eq. (1): diff-class clips blend over 2ε frames
-    speed_factors: tuple = (0.5, 2.0, 3.0)  # γ of BSP eq. (3), one drawn per diff-speed clip
+    # synthesized types (BSP §3.2), distinct; the class is the index
+    boundaries: tuple = setting(BOUNDARY_TYPES, choices=BOUNDARY_TYPES, required=True)
+    # classification (BSP §3.3 default) | regression (change-point heat map)
+    loss: str = setting("classification", choices=BSP_LOSSES)
+    blend_frames: int = setting(2, rule=">0")  # ε of BSP eq. (1): diff-class clips blend over 2ε frames
+    # γ of BSP eq. (3), one drawn per diff-speed clip (each != 1)
+    speed_factors: tuple = setting((0.5, 2.0, 3.0), rule=">0", required=True)
     middle_change_point: bool = False  # True: change point at L/2 (eqs. 1-2 as written); False: random
-    integration: str = "none"  # none | two-head | distill (BSP §3.4)
+    integration: str = setting("none", choices=INTEGRATIONS)  # BSP §3.4
     teachers: tuple = ()  # distill: (TAC teacher, BSP teacher) checkpoint paths (best.pt or run folders)
     # Where the syntheses draw trimmed clips from (BSP §3.2: Kinetics): "auto" = the dataset's trimmed
     # source set (DATASET/source/, the synthetic benchmark's) when it has one, else the target's
     # training clips with a warning; "target" = the target's training clips; or a folder with an
     # ActivityNet-format annotations.json (training and validation subsets) and videos/.
-    source_dir: str = SOURCE_AUTO
+    source_dir: str = setting(SOURCE_AUTO, required=True, help=f"'{SOURCE_AUTO}', '{SOURCE_TARGET}' or a folder "
+                              "with an ActivityNet-format annotations.json and videos/")
 
     def check(self, config) -> None:
-        """``ValueError`` naming the first option out of range (``config.clip_length_frames``: the
-        clip the blend must fit in)."""
+        """The rules between options and with the loop's clip (``config.clip_length_frames``: the
+        clip the blend must fit in); ``ValueError`` naming the option."""
         boundaries = tuple(self.boundaries)
-        if (any(b not in BOUNDARY_TYPES for b in boundaries) or not boundaries
-                or len(set(boundaries)) != len(boundaries)):
-            raise ValueError(f"boundaries={self.boundaries!r}: distinct names among {', '.join(BOUNDARY_TYPES)}")
-        if self.loss not in BSP_LOSSES:
-            raise ValueError(f"loss={self.loss!r}; valid: {', '.join(BSP_LOSSES)}")
+        if len(set(boundaries)) != len(boundaries):
+            raise ValueError(f"boundaries: {self.boundaries!r} repeat a type; give distinct names among "
+                             f"{', '.join(BOUNDARY_TYPES)}")
         if self.loss == "classification" and len(boundaries) < 2:
-            raise ValueError(f"boundaries={self.boundaries!r}: classification needs at least two types "
+            raise ValueError(f"boundaries: {self.boundaries!r}: classification needs at least two types "
                              "(BSP Table 4's binary variants pair one with 'ss')")
-        if self.integration not in INTEGRATIONS:
-            raise ValueError(f"integration={self.integration!r}; valid: {', '.join(INTEGRATIONS)}")
         if self.integration == "distill" and len(self.teachers) != 2:
-            raise ValueError(f"integration='distill' needs teachers=(TAC checkpoint, BSP checkpoint), "
+            raise ValueError(f"teachers: integration='distill' needs teachers=(TAC checkpoint, BSP checkpoint), "
                              f"got {self.teachers!r}")
-        if self.blend_frames < 1 or 2 * self.blend_frames > config.clip_length_frames:
-            raise ValueError(f"blend_frames={self.blend_frames}: need 1 <= ε <= clip_length_frames/2 "
-                             f"({config.clip_length_frames})")
-        if not self.speed_factors or any(g <= 0 or g == 1 for g in self.speed_factors):
-            raise ValueError(f"speed_factors={self.speed_factors!r}: need values > 0 and != 1")
-        if not isinstance(self.source_dir, str) or not self.source_dir.strip():
-            raise ValueError(f"source_dir={self.source_dir!r}: give '{SOURCE_AUTO}', '{SOURCE_TARGET}' or a "
-                             "folder with an ActivityNet-format annotations.json and videos/")
+        if 2 * self.blend_frames > config.clip_length_frames:
+            raise ValueError(f"blend_frames: {self.blend_frames} is out of range; need 1 <= ε <= "
+                             f"clip_length_frames/2 ({config.clip_length_frames})")
+        if 1 in self.speed_factors:
+            raise ValueError(f"speed_factors: {self.speed_factors!r}: need values != 1 (BSP eq. 3)")
+        if not self.source_dir.strip():
+            raise ValueError(f"source_dir: not given; give '{SOURCE_AUTO}', '{SOURCE_TARGET}' or a folder")
 
 
 # ------------------------------------------------------------------------------- source of clips

@@ -41,6 +41,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from tsplab.config import setting
 from tsplab.pretrain.methods.base import PretrainData, PretrainMethod, StepOutput
 from tsplab.pretrain.methods.pal_data import PALDataset, augment_videos
 
@@ -52,15 +53,16 @@ NEGATIVES = ("queue", "batch")
 class PALOptions:
     """PAL's options (``method="pal"``): synthesis (paste) and contrast (queue). Defaults: PAL §4.1."""
 
-    clips_per_video: int = 8  # J clips of clip_length_frames in each synthesized video (PAL §4.1: 8 of 8)
-    max_region_clips: int = 6  # longest pseudo-action region, in clips (PAL §4.1)
-    max_stride: int = 4  # scale-aware sampling: frame stride drawn from 1..this (PAL §4.1)
-    beta_range: tuple = (0.6, 1.0)  # blending ratio beta ~ U[low, high] (PAL §3.2.1, Table 5)
-    queue_size: int = 16384  # MoCo negatives queue (PAL §4.1)
-    temperature: float = 0.07  # tau of PAL eq. (7)
-    key_momentum: float = 0.999  # momentum key encoder (MoCo v2, which PAL follows)
-    embed_dim: int = 128  # projection / temporal-embedding width (MoCo v2's 128)
-    samples_per_video: int = 1  # synthesized pairs per source video per epoch
+    # J clips of clip_length_frames in each synthesized video (PAL §4.1: 8 of 8)
+    clips_per_video: int = setting(8, rule=">0")
+    max_region_clips: int = setting(6, rule=">0")  # longest pseudo-action region, in clips (PAL §4.1)
+    max_stride: int = setting(4, rule=">0")  # scale-aware sampling: frame stride drawn from 1..this (PAL §4.1)
+    beta_range: tuple = setting((0.6, 1.0), rule="[0,1]")  # blending ratio beta ~ U[low, high] (PAL §3.2.1, Table 5)
+    queue_size: int = setting(16384, rule=">0")  # MoCo negatives queue (PAL §4.1)
+    temperature: float = setting(0.07, rule=">0")  # tau of PAL eq. (7)
+    key_momentum: float = setting(0.999, rule="[0,1)")  # momentum key encoder (MoCo v2, which PAL follows)
+    embed_dim: int = setting(128, rule=">0")  # projection / temporal-embedding width (MoCo v2's 128)
+    samples_per_video: int = setting(1, rule=">0")  # synthesized pairs per source video per epoch
     dense: bool = True  # Table 3: region of several clips (False: one clip)
     scale_aware: bool = True  # Table 3: stride drawn from 1..max_stride (False: stride 1)
     paste: bool = True  # Table 3: paste onto background videos (False: the region alone)
@@ -70,31 +72,19 @@ class PALOptions:
     # negatives as PAL. ``paste``, ``background`` and ``beta_range`` do not apply then. (``paste=False``
     # is Table 3's ablation instead: two regions drawn apart, each alone.)
     pasting: bool = True
-    background: str = "different"  # Table 3: "different" (v_n != v_m) | "same" background video
+    background: str = setting("different", choices=BACKGROUNDS)  # Table 3: v_n != v_m, or the same video
     # Shuffled BN on one device (MoCo §3.3; see PAL.step): both encoders normalise each of this many
     # sub-batches of videos with its own statistics, the key encoder on a shuffled batch. 1: plain BN.
-    bn_splits: int = 4
+    bn_splits: int = setting(4, rule=">0")
     # Where eq. (7)'s negatives come from: "queue" (MoCo's memory queue, PAL §4.1) or "batch" (the
     # other keys of the same step, all from one key-encoder state, as MoCo v3 does without a queue).
-    negatives: str = "queue"
+    negatives: str = setting("queue", choices=NEGATIVES)
 
     def check(self, config=None) -> None:
-        """``ValueError`` naming the first option out of range (``config``: the loop's, unused)."""
-        if self.negatives not in NEGATIVES:
-            raise ValueError(f"negatives={self.negatives!r}; valid: {', '.join(NEGATIVES)}")
-        if self.background not in BACKGROUNDS:
-            raise ValueError(f"background={self.background!r}; valid: {', '.join(BACKGROUNDS)}")
-        lo, hi = (float(v) for v in self.beta_range) if len(self.beta_range) == 2 else (1.0, 0.0)
-        if not 0 <= lo <= hi <= 1:
-            raise ValueError(f"beta_range={list(self.beta_range)} must be [low, high] with "
+        """The rule between the two ends of ``beta_range`` (``config``: the loop's, unused)."""
+        if len(self.beta_range) != 2 or self.beta_range[0] > self.beta_range[1]:
+            raise ValueError(f"beta_range: {list(self.beta_range)} must be [low, high] with "
                              "0 <= low <= high <= 1")
-        for name in ("clips_per_video", "max_region_clips", "max_stride", "queue_size", "embed_dim",
-                     "samples_per_video", "bn_splits"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-        if not 0 <= self.key_momentum < 1 or self.temperature <= 0:
-            raise ValueError(f"key_momentum={self.key_momentum} must be in [0, 1) and "
-                             f"temperature={self.temperature} > 0")
 
 #: PAL §4.1 under every recipe: Adam, initial learning rate 1e-4 for the whole encoder (stem
 #: included: PAL trains from scratch), weight decay 1e-5, the rate divided by 10 "when the validation

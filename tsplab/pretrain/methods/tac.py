@@ -19,6 +19,7 @@ import warnings
 import torch
 import torch.nn as nn
 
+from tsplab.config import setting
 from tsplab.pretrain.methods.base import (PretrainData, PretrainMethod, StepOutput, head_accuracy_counts,
                                           masked_cross_entropy)
 from tsplab.pretrain.sampling import EpochOfLength, EpochSampler, SegmentClipDataset
@@ -32,7 +33,7 @@ class TACOptions:
     table (``tsp_epoch_clips``), so TAC and TSP take equal optimiser steps per epoch; False (the
     default, TSP's baseline as published): one pass over the foreground clips."""
 
-    match_tsp_steps: bool = False
+    match_tsp_steps: bool = setting(False, help="an epoch of as many clips as TSP's on the same table")
 
 
 def tsp_epoch_clips(config, data: PretrainData) -> int:

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from tsplab.config import setting
 from tsplab.distributed import rank_and_world_size
 from tsplab.pretrain.methods.base import (PretrainData, PretrainMethod, StepOutput, TrainContext,
                                           head_accuracy_counts, masked_cross_entropy)
@@ -62,30 +63,20 @@ GVF_OPTION_INPUTS = ("gvf_stride_frames", "gvf_pooling")
 class TSPOptions:
     """TSP's options (``method="tsp"``): the heads' loss weights and the global video feature."""
 
-    alpha_c: float = 1.0  # eq. (1) weight of the action label head (0: TSP w/o action label)
-    alpha_r: float = 1.0  # eq. (1) weight of the temporal region head (0: w/o temporal region)
-    gvf_pooling: str = "max"  # max | avg | none (TSP w/o GVF)
-    gvf_mode: str = "frozen"  # frozen | epoch | momentum (see the module docstring)
-    gvf_momentum: float = 0.99  # EMA factor per optimizer step of the momentum encoder
-    gvf_refresh_steps: int = 0  # momentum mode: also refresh the GVFs every this many steps (0: per epoch)
-    gvf_stride_frames: int = 0  # stride of the clip grid a GVF pools over (0: the clip length)
+    alpha_c: float = setting(1.0, rule=">=0")  # eq. (1) weight of the action label head (0: TSP w/o action label)
+    alpha_r: float = setting(1.0, rule=">=0")  # eq. (1) weight of the temporal region head (0: w/o temporal region)
+    gvf_pooling: str = setting("max", choices=GVF_POOLINGS)  # none: TSP w/o GVF
+    gvf_mode: str = setting("frozen", choices=GVF_MODES)  # see the module docstring
+    gvf_momentum: float = setting(0.99, rule="[0,1)")  # EMA factor per optimizer step of the momentum encoder
+    # momentum mode: also refresh the GVFs every this many steps (0: per epoch)
+    gvf_refresh_steps: int = setting(0, rule=">=0")
+    gvf_stride_frames: int = setting(0, rule=">=0")  # stride of the clip grid a GVF pools over (0: the clip length)
     gvf_file: str = ""  # an existing GVF h5 file to use instead of computing the frozen GVFs
 
     def check(self, config=None) -> None:
-        """``ValueError`` naming the first option out of range (``config``: the loop's, unused)."""
-        if self.gvf_pooling not in GVF_POOLINGS:
-            raise ValueError(f"gvf_pooling={self.gvf_pooling!r}; valid: {', '.join(GVF_POOLINGS)}")
-        if self.gvf_mode not in GVF_MODES:
-            raise ValueError(f"gvf_mode={self.gvf_mode!r}; valid: {', '.join(GVF_MODES)}")
-        if self.alpha_c < 0 or self.alpha_r < 0 or self.alpha_c == self.alpha_r == 0:
-            raise ValueError(f"alpha_c={self.alpha_c}, alpha_r={self.alpha_r}: both must be >= 0 "
-                             "and at least one > 0")
-        if not 0.0 <= self.gvf_momentum < 1.0:
-            raise ValueError(f"gvf_momentum={self.gvf_momentum}: must be in [0, 1)")
-        for name in ("gvf_refresh_steps", "gvf_stride_frames"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)}: must be >= 0 (0: {name.split('_')[1]} "
-                                 "follows the default)")
+        """The rule between options (``config``: the loop's, unused): at least one head weighs."""
+        if self.alpha_c == self.alpha_r == 0:
+            raise ValueError(f"alpha_c: {self.alpha_c} with alpha_r={self.alpha_r}: at least one must be > 0")
 
 
 class TSPModel(nn.Module):
