@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine (see README.md):
 #   make demo   builds .venv, then runs the main job on the built-in synthetic benchmark into runs/demo/
-#   make test   builds .venv, then runs the unit tests and the notebooks (nbval, tiny preset)
+#   make test   builds .venv, then runs the unit tests and the notebooks (nbval, tiny benchmark)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m tsplab demo --out runs/demo
 
-# Unit tests first, then every notebook executed top to bottom in numeric order on the tiny preset
+# Unit tests first, then every notebook executed top to bottom in numeric order on the tiny benchmark size
 # (they chain through runs/tiny/).
 test: $(STAMP)
 	$(PY) -m pytest tests

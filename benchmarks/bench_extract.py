@@ -1,6 +1,6 @@
 """Feature-extraction throughput at two sizes, side by side in one table.
 
-- demo: the demo's setting: the first 60 videos of the synthetic ``default`` preset (64x64 H.264 at
+- demo: the demo's setting: the first 60 videos of the synthetic benchmark of size ``default`` (64x64 H.264 at
   15 fps), r2plus1d_tiny on 8-frame clips of 32 px (crop 28), stride 2;
 - realistic: TSP's setting: r2plus1d_18, 16 frames at 15 fps, short side 128, centre crop 112,
   stride 16, on 1280x720 H.264 at 30 fps (generated once with PyAV into --cache-dir, or --videos).
@@ -106,7 +106,7 @@ def quietness(before: dict, after: dict) -> dict:
 # --- The videos ------------------------------------------------------------------------------------
 
 def demo_videos(folder: Path, count: int) -> list[tuple[str, Path]]:
-    """The first ``count`` videos (by id) of the synthetic ``default`` preset, seed 0: the very files
+    """The first ``count`` videos (by id) of the synthetic benchmark of size ``default``, seed 0: the very files
     the demo's benchmark has (rendered and encoded as ``tsplab.benchmark.generate_benchmark`` does),
     without its hundreds of other videos."""
     from tsplab.benchmark import SIZES, plan_benchmark, render_video

@@ -9,7 +9,7 @@ hundred steps::
 Each method runs one epoch capped at ``--steps`` training steps, then a full validation pass; the first
 method also builds the frame cache and TSP computes its frozen GVFs (``setup_s``).
 
-Whole runs (``--full``): each method trains with the ``synthetic`` preset as it is (what the demo
+Whole runs (``--full``): each method trains with the ``synthetic`` recipe as it is (what the demo
 runs), then a linear probe tells foreground from background clips on the frozen features of each
 encoder (logistic regression on uniformly sampled, balanced training clips; accuracy on validation
 clips). TSP's region head should end with a training loss well below 0.4 and an accuracy clearly
@@ -101,8 +101,8 @@ def main() -> None:
                              "foreground segments only, has half as many as TSP)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--threads", type=int, help="torch threads (default: the preset's, 1)")
-    parser.add_argument("--full", action="store_true", help="whole runs with the synthetic preset + probes")
+    parser.add_argument("--threads", type=int, help="torch threads (default: the recipe's, 1)")
+    parser.add_argument("--full", action="store_true", help="whole runs with the synthetic recipe + probes")
     args = parser.parse_args()
     if "--preset" in sys.argv[1:]:
         print("bench_pretrain: --preset is deprecated here, use --size", file=sys.stderr)

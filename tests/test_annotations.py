@@ -749,7 +749,7 @@ def test_cli_segments_refuses_impossible_durations_in_one_line(tmp_path, capsys,
 def test_cli_segments_interrupted_replaces_nothing_and_a_killed_runs_temporaries_go(tmp_path, capsys, monkeypatch,
                                                                                    unchanged):
     """A killed ``segments`` left a hidden temporary file and had already replaced ``_report.csv``."""
-    import tsplab.datasets as annotations
+    import tsplab.datasets.segment_files as segment_files
 
     csv = _write(tmp_path / "clips_val.csv", "video,t_start,t_end,label\na,2,4,x\na,6,12,y\n")
     durations = _write(tmp_path / "durations.csv", "video,duration\na,10\n")
@@ -761,7 +761,7 @@ def test_cli_segments_interrupted_replaces_nothing_and_a_killed_runs_temporaries
     def killed(table, path):
         raise KeyboardInterrupt  # stopped between the report and the table
 
-    monkeypatch.setattr(annotations, "write_segment_table", killed)
+    monkeypatch.setattr(segment_files, "write_segment_table", killed)
     stale_snapshot = stale.read_bytes()
     with unchanged(out, tmp_path / "t_report.csv"), pytest.raises(KeyboardInterrupt):
         cli_main(args)
@@ -770,3 +770,23 @@ def test_cli_segments_interrupted_replaces_nothing_and_a_killed_runs_temporaries
     monkeypatch.undo()
     assert cli_main(args) == 0 and stale_snapshot
     assert A.read_segment_table(out)["video-name"].tolist()[0] == "a"
+
+
+def test_write_segment_files_names_fields_and_reports_what_it_wrote(tmp_path):
+    """The library behind ``tsplab segments``: messages name its fields (the CLI passes its flags'
+    names instead), and the result says what was written."""
+    from tsplab.datasets.segment_files import write_segment_files
+
+    csv = _write(tmp_path / "clips_val.csv", "video,t_start,t_end,label\na,2,4,x\na,6,12,y\n")
+    durations = _write(tmp_path / "durations.csv", "video,duration\na,10\n")
+    with pytest.raises(InputError, match=r"^min_background_s -1: give the shortest background gap"):
+        write_segment_files(csv, tmp_path / "t.csv", durations=durations, min_background_s=-1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clips_val.csv", "durations.csv"]
+    files = write_segment_files(csv, tmp_path / "t.csv", durations=durations)
+    assert (files.num_actions, files.kept) == (2, 2)
+    assert files.problem_counts.to_dict("records") == [
+        {"problem": "ends past the video duration", "action": "clipped", "rows": 1}]
+    assert files.summary().startswith("Wrote ") and "2 of 2 actions kept: 0 dropped, 1 clipped" in files.summary()
+    assert A.read_segment_table(tmp_path / "t.csv")["video-name"].tolist()[0] == "a"
+    with pytest.raises(InputError, match=r"^out: .*t\.csv already exists"):
+        write_segment_files(csv, tmp_path / "t.csv", durations=durations)

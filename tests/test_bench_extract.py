@@ -68,7 +68,7 @@ def test_an_end_to_end_run_that_lost_clips_is_refused(bench, monkeypatch):
     assert calls == [(1, True)]  # the path asked for reaches extract_features
 
 
-def test_demo_videos_are_the_first_ones_of_the_preset_and_only_those(bench, tmp_path):
+def test_demo_videos_are_the_first_ones_of_the_default_size_and_only_those(bench, tmp_path):
     (tmp_path / "zzz_extra.mp4").write_bytes(b"a larger run's video")  # the folder may hold more
     videos = bench.demo_videos(tmp_path, 2)
     from tsplab.benchmark import SIZES, plan_benchmark

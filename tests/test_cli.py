@@ -37,11 +37,12 @@ def test_missing_file_is_a_one_line_error(tmp_path, capsys):
 def test_bugs_keep_their_traceback(monkeypatch):
     """Only bad input becomes a one-line message: any other exception propagates."""
     import tsplab.cli as cli
+    import tsplab.cli.features
 
     def boom(args):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(cli, "_run_gvf", boom)  # the parser is built inside main, after this
+    monkeypatch.setattr(tsplab.cli.features, "run_gvf", boom)  # the parser is built inside main, after this
     with pytest.raises(KeyError):
         cli.main(["gvf", "x", "--out", "y"])
 
@@ -64,7 +65,7 @@ def test_top_level_help_is_plain_text(capsys):
 
 def test_demo_finds_its_notebooks_from_any_folder(tmp_path):
     """``tsplab demo`` run outside the checkout used to stop with "no such notebook"."""
-    code = ("import os; os.chdir({!r}); from tsplab.pipeline import notebooks_dir; "
+    code = ("import os; os.chdir({!r}); from tsplab.runs import notebooks_dir; "
             "print(notebooks_dir())").format(str(tmp_path))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)}).stdout.strip()

@@ -41,7 +41,7 @@ def test_activitynet_from_the_shipped_tsp_tables(real_data, tmp_path):
 
 
 def test_synthetic_prepares_the_benchmark_with_its_own_clip(tiny_benchmark, tmp_path):
-    # The fixture's benchmark is the tiny preset at seed 0; preparing in another run folder
+    # The fixture's benchmark is the tiny size at seed 0; preparing in another run folder
     # generates the same one there.
     prepared = prepare_dataset(DatasetConfig(dataset="synthetic", benchmark_size="tiny", seed=0), tmp_path)
     assert prepared.videos_dir == tmp_path / "benchmark" / "videos"

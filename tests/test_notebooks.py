@@ -38,7 +38,7 @@ def test_demo_steps_chain_the_notebooks_in_order():
     pretrain = steps[1].parameters
     assert pretrain["dataset_dir"] == "runs/x/benchmark" and pretrain["seed"] == 3
     assert pretrain["benchmark_size"] == "default"
-    assert pretrain["epochs"] == 4  # the default preset's tuned budget, not the notebook's tiny one
+    assert pretrain["epochs"] == 4  # the default budget, not the notebook's tiny one
     assert pretrain["workers"] == 1  # the notebook's default is 0 (no worker processes in a kernel)
     assert steps[3].parameters["dataset_dir"] == "runs/x/benchmark"
     assert steps[4].parameters["dataset_preset"] == steps[5].parameters["dataset_preset"] == "synthetic"

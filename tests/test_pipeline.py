@@ -9,7 +9,8 @@ import re
 import nbformat
 import pytest
 
-from tsplab.pipeline import demo_steps, notebooks_dir
+from tsplab.pipeline import demo_steps
+from tsplab.runs import notebooks_dir
 
 NOTEBOOKS = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 

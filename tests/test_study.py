@@ -21,8 +21,8 @@ from tsplab import cli, study
 from tsplab import conditions as conditions_module
 from tsplab.conditions import CLAIMS, PEER_CLAIMS, PEERS, STUDIES, STUDY1, Claim, Condition, get_conditions
 from tsplab.errors import InputError
-from tsplab.pipeline import notebooks_dir
-from tsplab.provenance import code_fingerprint
+from tsplab.runs import notebooks_dir
+from tsplab.fingerprint import code_fingerprint
 from tsplab.study import (CellSpec, SlurmOptions, cell_steps, claims_table, paired_interval, summary_table,
                           tsp_table)
 

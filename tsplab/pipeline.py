@@ -13,7 +13,7 @@ import pandas as pd
 
 from tsplab.errors import check_choice
 from tsplab.datasets.presets import get_preset
-from tsplab.runs import read_json, repo_root, resolve
+from tsplab.runs import notebooks_dir, read_json, resolve
 
 
 DATASET = get_preset("synthetic")  # whose metrics, DETAD buckets and evaluated subset apply to a run
@@ -27,17 +27,6 @@ class NotebookStep:
 
     def output_path(self, run_dir: Path) -> Path:
         return run_dir / (self.output_name or self.notebook)
-
-
-def notebooks_dir() -> Path:
-    """The checkout's ``notebooks/``: the one above the working directory when there is one, else the
-    one beside the installed package (an editable install, as ``make`` makes, knows its checkout), so
-    ``tsplab demo`` works from any folder."""
-    for root in (repo_root(), Path(__file__).resolve().parent.parent):
-        if (root / "notebooks").is_dir():
-            return root / "notebooks"
-    raise FileNotFoundError(f"no notebooks/ folder above {Path.cwd()} nor beside the tsplab package "
-                            f"({Path(__file__).resolve().parent}); run tsplab from its checkout")
 
 
 def run_notebook(step: NotebookStep, run_dir, kernel_name: str | None = None) -> float:

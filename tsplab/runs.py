@@ -29,6 +29,17 @@ def repo_root(start: Path | None = None) -> Path:
     return Path.cwd().resolve()
 
 
+def notebooks_dir() -> Path:
+    """The checkout's ``notebooks/``: the one above the working directory when there is one, else the
+    one beside the installed package (an editable install, as ``make`` makes, knows its checkout), so
+    ``tsplab demo`` works from any folder."""
+    for root in (repo_root(), Path(__file__).resolve().parent.parent):
+        if (root / "notebooks").is_dir():
+            return root / "notebooks"
+    raise FileNotFoundError(f"no notebooks/ folder above {Path.cwd()} nor beside the tsplab package "
+                            f"({Path(__file__).resolve().parent}); run tsplab from its checkout")
+
+
 # Where relative paths are anchored: ``None`` (the library's default, what the notebooks rely on) is
 # the repository root; the command line sets the working directory (``paths_relative_to``).
 _ANCHOR: Path | None = None

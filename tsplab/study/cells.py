@@ -1,7 +1,7 @@
 """One cell of a study: a condition at a seed, its notebooks' parameters, its run, its record.
 
 A cell's record (``cell.json``, written atomically last) holds its metrics and its provenance: the
-code fingerprint (``tsplab.provenance.code_fingerprint``) read when the cell started, the library
+code fingerprint (``tsplab.fingerprint.code_fingerprint``) read when the cell started, the library
 versions, the notebooks' parameters (paths relative to the study folder), and after the run the
 fully resolved pretraining, extraction and localizer configurations its notebooks saved. The
 parameters and the code decide the resolved configurations, so a finished cell is reused only when
@@ -59,8 +59,8 @@ class CellSpec:
     frame_cache_dir: str = ""
     inputs: dict = field(default_factory=dict)  # {condition: feature folder} for features_from
     teachers: dict = field(default_factory=dict)  # {condition: encoder (run folder or checkpoint)} for teachers_from
-    fingerprint: str = ""  # the code's, read when the study started (tsplab.provenance.code_fingerprint)
-    versions: dict = field(default_factory=dict)  # tsplab.provenance.library_versions at the study's start
+    fingerprint: str = ""  # the code's, read when the study started (tsplab.fingerprint.code_fingerprint)
+    versions: dict = field(default_factory=dict)  # tsplab.fingerprint.library_versions at the study's start
     benchmark_options: dict = field(default_factory=dict)  # a dial sweep's level: the benchmark's dials
 
     @property
@@ -189,7 +189,7 @@ def run_cell(spec: CellSpec) -> dict:
     is recorded (``status: failed``, ``error``, ``failed_notebook``), never raised: the study goes on.
     The code fingerprint is read first: when it differs from the study's (the code changed while the
     study ran), the cell fails with that reason and runs nothing, so no table mixes two versions."""
-    from tsplab.provenance import code_fingerprint
+    from tsplab.fingerprint import code_fingerprint
 
     cell = spec.cell_dir
     cell.mkdir(parents=True, exist_ok=True)

@@ -135,7 +135,7 @@ def run_study(out, budget: str = "tiny", seeds=2, conditions=None, *, jobs: int 
     by other code (listed as stale, out of the tables) instead of rerunning them.
     Everything is checked before anything is written; the pre-registration is written before any
     cell runs; a failed cell does not stop the others."""
-    from tsplab.provenance import code_fingerprint, library_versions
+    from tsplab.fingerprint import code_fingerprint, library_versions
 
     check_choice("study", study, STUDIES)
     if isinstance(benchmark_seed, bool) or not isinstance(benchmark_seed, int) or benchmark_seed < 0:

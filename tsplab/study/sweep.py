@@ -80,7 +80,7 @@ def run_dial_study(out, dial: str, levels=None, fixed: dict | None = None, budge
     the ``fixed`` companion dials (default: the sweep's) into ``out`` and write its tables (module
     docstring). The other arguments are ``run_study``'s. Everything is checked before anything is
     written; the pre-registration is written before any cell runs."""
-    from tsplab.provenance import code_fingerprint, library_versions
+    from tsplab.fingerprint import code_fingerprint, library_versions
 
     if isinstance(benchmark_seed, bool) or not isinstance(benchmark_seed, int) or benchmark_seed < 0:
         raise InputError(f"benchmark_seed (--benchmark-seed): {benchmark_seed!r}; give a whole number >= 0")

@@ -19,6 +19,8 @@ import json
 import platform
 from pathlib import Path
 
+from tsplab.runs import notebooks_dir
+
 
 def package_dir() -> Path:
     """The folder of the ``tsplab`` package that is running (not necessarily the working directory's)."""
@@ -28,9 +30,7 @@ def package_dir() -> Path:
 def fingerprint_files(package: Path | None = None, notebooks: Path | None = None) -> list[tuple[str, Path]]:
     """``(name, path)`` of every file the fingerprint hashes, sorted by name: ``tsplab/<relative
     path>`` for the package's ``*.py``, ``notebooks/<file>`` for the notebooks (default: those
-    ``tsplab.pipeline.notebooks_dir`` runs)."""
-    from tsplab.pipeline import notebooks_dir
-
+    ``tsplab.runs.notebooks_dir`` finds)."""
     package = Path(package or package_dir())
     notebooks = Path(notebooks or notebooks_dir())
     files = [(f"tsplab/{p.relative_to(package).as_posix()}", p) for p in package.rglob("*.py")
