@@ -252,3 +252,36 @@ def test_sweep_tables_from_fabricated_cells(tmp_path, monkeypatch):
     assert (out / "dose_response.png").is_file()
     saved = pd.read_csv(out / "predictions.csv")
     assert saved["preregistration"].iat[0] == result.preregistration
+
+
+# --- the command line --------------------------------------------------------------------------------
+
+def test_cli_sweep_flags_are_checked_before_anything_is_written(tmp_path, capsys):
+    from tsplab.cli import main
+    from tsplab.cli.batch import DIALS_STUDY
+
+    assert DIALS_STUDY == sweep.DIALS_STUDY
+    out = tmp_path / "s"
+    for argv, message in [(["--benchmark-option", "dense=0,2"], "dense=2: must be in [0, 1]"),
+                          (["--benchmark-option", "dense=0,x"], "levels must be numbers"),
+                          (["--benchmark-option", "dense", "--benchmark-fixed", "multi_action"], "give DIAL=LEVEL"),
+                          ([], "give the dial to sweep")]:
+        assert main(["study", "--study", "dials", "--out", str(out), "--budget", "tiny", *argv]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["study", "--out", str(out), "--benchmark-option", "dense=0,1"]) == 2
+    assert "a dial sweep is --study dials" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cli_sweep_runs_the_dials_default_conditions_and_prints_its_tables(tmp_path, monkeypatch, capsys):
+    from tsplab.cli import main
+
+    _no_cells(monkeypatch, [])
+    out = tmp_path / "s"
+    assert main(["study", "--study", "dials", "--out", str(out), "--budget", "tiny", "--seeds", "1",
+                 "--benchmark-option", "source_shift=0,1", "--fixed-data"]) == 1  # nothing ran: not finished
+    printed = capsys.readouterr()
+    assert "predictions; " in printed.out and "source_shift=1/tsp/seed0" in printed.err
+    registered = json.loads((out / "preregistration.json").read_text())
+    assert registered["fixed"] == {"source_shared_motions": 0.5} and registered["benchmark_seed"] == 0
+    assert len(registered["predictions"]) == 3 and registered["families"] == {"source_shift": 3}
