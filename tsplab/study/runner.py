@@ -53,9 +53,9 @@ def _benchmark_dirs(out: Path, seeds: list[int], vary_data: bool, benchmark_seed
 
 def _prepare_data(benchmarks: dict, budget: Budget, conditions: list[Condition], out: Path,
                   dials: dict | None = None) -> dict:
-    """Generate each benchmark once (with ``dials``, a dial sweep's level), train its source encoder once when a condition starts from it,
-    and fill the frame cache every training cell reads (so parallel cells neither race nor repeat
-    the decoding). Returns ``{benchmark folder: (source checkpoint or None, frame cache folder)}``."""
+    """Generate each benchmark once (with ``dials``: a dial sweep's level), train its source encoder
+    once when a condition starts from it, and fill the frame cache every training cell reads (so
+    parallel cells neither race nor repeat the decoding). Returns ``{benchmark folder: (source checkpoint or None, frame cache folder)}``."""
     from tsplab.benchmark import generate_benchmark
     from tsplab.pretrain.source import ensure_source_encoder
 
@@ -94,7 +94,8 @@ def _fill_frame_cache(benchmark: Path, cache: Path, workers: int) -> None:
 
 
 def plan_cells(out, budget: str, seeds, conditions: list[Condition], *, vary_data: bool = False,
-               benchmark_seed: int = 0, threads: int = 1, benchmark_options: dict | None = None) -> list[CellSpec]:
+               benchmark_seed: int = 0, threads: int = 1,
+               benchmark_options: dict | None = None) -> list[CellSpec]:
     """Every cell of the study (conditions x seeds), before any data exists (no source checkpoint
     yet), seed by seed: a study stopped part-way leaves whole seeds, each of which pairs every
     condition. ``benchmark_options``: the dials of every benchmark (one level of a dial sweep,
