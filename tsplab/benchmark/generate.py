@@ -173,6 +173,8 @@ def ensure_benchmark(dataset_dir, size="tiny", seed: int = 0, *, dials=None, **g
     ``generate_kwargs`` go to :func:`generate_benchmark` (``workers``, ``progress``)."""
     folder = resolve(dataset_dir)
     dials = BenchmarkDials.from_value(dials or None)
+    if dials is not None:
+        generate_kwargs["dials"] = dials
     if not (folder / "annotations.json").is_file() or (folder / BENCHMARK_MANIFEST).is_file():
-        generate_benchmark(folder, size, seed, dials=dials, **generate_kwargs)
+        generate_benchmark(folder, size, seed, **generate_kwargs)
     return folder
