@@ -100,7 +100,8 @@ def test_cli_synth_records_the_dials(tmp_path, capsys):
     assert meta["config"]["dials"]["context_distractors"] == 0.5 and meta["config"]["dials"]["onset_cue"] == 0.25
     assert S.read_benchmark_config(out)[0] == _with(context_distractors=0.5, onset_cue=0.25)
     # The same folder with other dials is another benchmark: refused, not mixed.
-    with pytest.raises(InputError, match="another config or seed"):
+    with pytest.raises(InputError, match="another config or seed .dials: context_distractors 0.5 there, 0.0 "
+                                         "asked; dials: onset_cue 0.25 there, 0.5 asked"):
         S.generate_benchmark(out, "tiny", 0, workers=1, progress=False, dials={"onset_cue": 0.5})
     assert main(["synth", "--size", "tiny", "--out", str(tmp_path / "b2"), "--option", "dense=2"]) == 2
     assert "dense=2: must be in [0, 1]" in capsys.readouterr().err

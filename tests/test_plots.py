@@ -301,7 +301,21 @@ def _figures(tmp_path):
             [{"dial": f"dial {d}", "level": lv, "value": lv / 2, "check": "a check's long measure name"}
              for d in range(7) for lv in (0.0, 0.5, 1.0)])),
         "plot_dial_frames": lambda: plots.plot_dial_frames({f"row {i}": _video() for i in range(4)}),
+        "plot_dose_response": lambda: plots.plot_dose_response(*_dose_response(), dial="context_distractors"),
     }
+
+
+def _dose_response():
+    """A dial sweep's dose-response and predictions tables: four predictions with long texts, three levels."""
+    from tsplab.dial_predictions import DialPrediction
+    from tsplab.study.dial_statistics import dose_response_table, predictions_table
+
+    rows = [dict(level=lv, condition=c, seed=s, status="finished", **{"average mAP": 10 + lv * (c == "tsp") + s / 3})
+            for lv in (0.0, 0.5, 1.0) for c in ("tsp", "tsp_no_gvf") for s in range(3)]
+    predictions = [DialPrediction(f"prediction {i}: TSP minus TSP without its global video feature grows",
+                                  "context_distractors", "tsp", "tsp_no_gvf", "grows") for i in range(4)]
+    cells = pd.DataFrame(rows)
+    return dose_response_table(cells, predictions), predictions_table(cells, predictions)
 
 
 def _video():

@@ -21,7 +21,8 @@ Import :mod:`.checks` and :mod:`.plots` as submodules: this package's top level 
 every video-encoding worker process imports it.
 """
 from tsplab.benchmark.config import SIZES, SourceConfig, SyntheticConfig, get_config, source_config
-from tsplab.benchmark.dials import DIAL_NAMES, DIAL_RANGES, BenchmarkDials, parse_dial_options
+from tsplab.benchmark.dials import (DIAL_NAMES, DIAL_RANGES, BenchmarkDials, check_benchmark_options,
+                                    parse_dial_options)
 from tsplab.benchmark.generate import ensure_benchmark, generate_benchmark, generate_source
 from tsplab.benchmark.layout import (BENCHMARK_MANIFEST, SOURCE_DIR, SOURCE_ENCODER_DIR, SOURCE_MANIFEST,
                                      SUBSETS)
@@ -37,8 +38,9 @@ __all__ = [
     "BENCHMARK_MANIFEST", "DIAL_NAMES", "DIAL_RANGES", "MOTIONS", "SIZES", "SOURCE_CLASSES_PER_SCENE",
     "SOURCE_DIR", "SOURCE_ENCODER_DIR", "SOURCE_MANIFEST", "SOURCE_MOTIONS", "SUBSETS", "BenchmarkDials",
     "SourceConfig", "SyntheticConfig", "SyntheticVideo", "VideoPlan", "activitynet_json", "benchmark_summary",
-    "class_names", "class_palette", "ensure_benchmark", "frames_for_video", "generate_benchmark",
-    "generate_source", "get_config", "instance_table", "length_buckets", "parse_dial_options",
-    "plan_benchmark", "plan_source", "read_benchmark_config", "render_video", "source_class_names",
-    "source_config", "source_num_scenes", "source_palette", "source_scene_of", "source_summary", "summarize",
+    "check_benchmark_options", "class_names", "class_palette", "ensure_benchmark", "frames_for_video",
+    "generate_benchmark", "generate_source", "get_config", "instance_table", "length_buckets",
+    "parse_dial_options", "plan_benchmark", "plan_source", "read_benchmark_config", "render_video",
+    "source_class_names", "source_config", "source_num_scenes", "source_palette", "source_scene_of",
+    "source_summary", "summarize",
 ]

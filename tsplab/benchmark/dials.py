@@ -152,6 +152,19 @@ def parse_dial_options(options) -> BenchmarkDials | None:
     return BenchmarkDials.from_value(BenchmarkDials(**levels))
 
 
+def check_benchmark_options(options, name: str = "benchmark_options") -> BenchmarkDials | None:
+    """The dials of a notebook's ``benchmark_options`` (a dict ``{dial: level}``, ``{}``: the plain
+    benchmark), checked at once: ``InputError`` naming ``name``, the dial and its range for an unknown
+    dial or a level out of range, before anything is generated."""
+    if not isinstance(options, dict):
+        raise InputError(f"{name}={options!r}: give a dict {{dial: level}} with dials among "
+                         f"{', '.join(DIAL_NAMES)} ({{}}: the plain benchmark)")
+    try:
+        return BenchmarkDials.from_value(dict(options))
+    except (InputError, TypeError) as exc:
+        raise InputError(f"{name}: {exc}") from None
+
+
 def dial_rng(seed: int, stream: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(stream), int(index)]))
 

@@ -38,13 +38,35 @@ def _identity(config: SyntheticConfig, seed: int) -> dict:
 
 
 def _check_identity(manifest_path: Path, identity: dict, what: str) -> None:
-    """A folder holding another config's or seed's files is refused rather than mixed with ours."""
+    """A folder holding another config's or seed's files is refused rather than mixed with ours,
+    naming what differs (a benchmark generated with other dials is another benchmark)."""
     if manifest_path.is_file():
         old = read_json(manifest_path)
         if {k: old.get(k) for k in identity} != identity:
             raise InputError(f"{manifest_path.parent}: holds a {what} of another config or seed "
-                             f"(seed {old.get('seed', old.get('benchmark', {}).get('seed'))}); choose "
-                             "another folder or delete this one")
+                             f"({identity_difference(old, identity)}); choose another folder or delete "
+                             "this one")
+
+
+def identity_difference(recorded: dict, asked: dict) -> str:
+    """What differs between a folder's recorded identity and the one asked for, in words:
+    ``dials: context_distractors 0.5 there, 0 asked; seed 1 there, 0 asked``."""
+    def flat(identity: dict) -> dict:
+        identity = identity.get("benchmark", identity)  # a source manifest nests the benchmark's
+        config = dict(identity.get("config") or {})
+        dials = config.pop("dials", None) or {}
+        values = {f"dials: {k}": v for k, v in dials.items()
+                  if v != getattr(BenchmarkDials(), k)}
+        return {**values, **config, "seed": identity.get("seed")}
+
+    there, here = flat(recorded), flat(asked)
+    for key in [k for k in there if k.startswith("dials: ")] + [k for k in here if k.startswith("dials: ")]:
+        default = getattr(BenchmarkDials(), key.removeprefix("dials: "))
+        there.setdefault(key, default)
+        here.setdefault(key, default)
+    parts = [f"{k} {there.get(k)} there, {here.get(k)} asked" for k in sorted(set(there) | set(here))
+             if there.get(k) != here.get(k)]
+    return "; ".join(parts) or "its source set's sizes differ"
 
 
 def generate_benchmark(out_dir, size="tiny", seed: int = 0, *, workers: int = 2,
@@ -138,16 +160,21 @@ def _encode_videos(config, seed: int, todo: list[VideoPlan], video_dir: Path, *,
     bar.close()
 
 
-def ensure_benchmark(dataset_dir, size="tiny", seed: int = 0, **generate_kwargs) -> Path:
+def ensure_benchmark(dataset_dir, size="tiny", seed: int = 0, *, dials=None, **generate_kwargs) -> Path:
     """The dataset folder ``dataset_dir`` (resolved) of a pretraining or extraction run, with the
     synthetic benchmark ``size`` generated into it when it needs one (notebooks 03 and 04).
 
     A folder without ``annotations.json`` gets the benchmark; a folder holding a synthetic benchmark
     (``benchmark.json``) is passed to :func:`generate_benchmark`, which leaves a complete one as it
-    is, finishes an interrupted one and refuses one of another size or seed (``InputError``). A
+    is, finishes an interrupted one and refuses one of another size, seed or dials (``InputError``,
+    naming the difference). ``dials`` (a dict ``{dial: level}``, the notebooks' ``benchmark_options``,
+    or a ``BenchmarkDials``; empty or None: the plain benchmark) are the benchmark's premises. A
     folder of another dataset (``annotations.json`` without ``benchmark.json``) is never written to.
     ``generate_kwargs`` go to :func:`generate_benchmark` (``workers``, ``progress``)."""
     folder = resolve(dataset_dir)
+    dials = BenchmarkDials.from_value(dials or None)
+    if dials is not None:
+        generate_kwargs["dials"] = dials
     if not (folder / "annotations.json").is_file() or (folder / BENCHMARK_MANIFEST).is_file():
         generate_benchmark(folder, size, seed, **generate_kwargs)
     return folder

@@ -6,6 +6,9 @@ import argparse
 import sys
 
 from tsplab.cli.common import DeprecatedSpelling, add_size, print_table
+from tsplab.errors import InputError
+
+DIALS_STUDY = "dials"  # tsplab.study.sweep.DIALS_STUDY (not imported at parse time: the study stack is heavy)
 
 def add_demo(sub) -> None:
     p = sub.add_parser("demo", help="run the main job on the built-in synthetic benchmark (notebooks via papermill)")
@@ -45,10 +48,18 @@ def add_study(sub) -> None:
     p = sub.add_parser("study", help="conditions x seeds on the synthetic benchmark (TSP Study 1 by default), "
                                      "each cell the notebooks via papermill; TSP's table and the claims table "
                                      "(exit 1 when some cells failed: listed in cells.csv)")
-    p.add_argument("--study", default="tsp", choices=list(STUDIES),
+    p.add_argument("--study", default="tsp", choices=[*STUDIES, DIALS_STUDY],
                    help="tsp: TSP Study 1 (tables in OUT); peers: BSP, PAL and ASL as their papers use them, "
                         "beside the Study-1 conditions they are compared with (tables in OUT/peers; a Study-1 "
-                        "folder's finished cells are reused)")
+                        "folder's finished cells are reused); dials: a sweep of one benchmark dial "
+                        "(--benchmark-option), its pre-registered predictions' conditions by default")
+    p.add_argument("--benchmark-option", metavar="DIAL[=L1,L2,...]", default=None,
+                   help="--study dials: the one dial swept and its levels (default: the sweep's own, "
+                        "tsplab.dial_predictions.DIAL_SWEEPS); cells in OUT/<dial>=<level>/<condition>/seed<k>/, "
+                        "one benchmark per level and seed (per level with --fixed-data)")
+    p.add_argument("--benchmark-fixed", metavar="DIAL=LEVEL", action="append", default=None,
+                   help="--study dials: a companion dial at one level in every level's benchmark (repeatable; "
+                        "given, it replaces the sweep's own companions, e.g. source_shared_motions=0.5)")
     p.add_argument("--budget", dest="budget", default="default", choices=list(BUDGETS),
                    help="tiny: a smoke test of the machinery (minutes, meaningless numbers); default: the "
                         "default benchmark at the demo's budget (Study 1 x 5 seeds: about 50 min with --jobs 2, "
@@ -88,6 +99,8 @@ def run_study(args) -> int:
 
     slurm = SlurmOptions(partition=args.partition, gpus=args.gpus, time_min=args.time_min, mem_gb=args.mem_gb,
                          cpus=args.cpus)
+    if args.study == DIALS_STUDY or args.benchmark_option or args.benchmark_fixed:
+        return _run_sweep(args, slurm)
     result = run_study(args.out, args.budget, args.seeds, args.conditions, jobs=args.jobs,
                        launcher=args.launcher, slurm=slurm, vary_data=args.vary_data,
                        benchmark_seed=args.benchmark_seed, study=args.study, keep_stale=args.keep_stale)
@@ -112,4 +125,61 @@ def run_study(args) -> int:
         print(f"{len(result.stale)} of {len(result.cells)} cells are stale (made by other code, kept with "
               f"--keep-stale) and left out of the tables: {', '.join(result.stale)}; rerun without --keep-stale "
               "to measure them with this code", file=sys.stderr)
+    return 1 if len(failed) or result.stale else 0
+
+
+def parse_sweep_option(text: str | None) -> tuple[str, list[float] | None]:
+    """``DIAL`` or ``DIAL=L1,L2,...`` -> (dial, levels or None: the sweep's own)."""
+    if not text:
+        raise InputError("--study dials: give the dial to sweep, --benchmark-option DIAL=L1,L2,L3 "
+                         "(e.g. context_distractors=0,0.5,1)")
+    dial, sep, levels = text.partition("=")
+    if not sep:
+        return dial.strip(), None
+    try:
+        return dial.strip(), [float(v) for v in levels.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"--benchmark-option {text}: levels must be numbers separated by commas") from None
+
+
+def parse_fixed_options(options) -> dict | None:
+    """``--benchmark-fixed DIAL=LEVEL`` (repeated) -> {dial: level}; None when not given."""
+    if options is None:
+        return None
+    fixed = {}
+    for option in options:
+        dial, sep, level = (part.strip() for part in option.partition("="))
+        if dial == "onset_cue_kind" and level:
+            fixed[dial] = level
+            continue
+        try:
+            fixed[dial] = float(level) if sep else None
+        except ValueError:
+            fixed[dial] = None
+        if fixed[dial] is None:
+            raise InputError(f"--benchmark-fixed {option}: give DIAL=LEVEL with a number")
+    return fixed
+
+
+def _run_sweep(args, slurm) -> int:
+    from tsplab.study.sweep import run_dial_study
+
+    if args.study != DIALS_STUDY:
+        raise InputError("--benchmark-option/--benchmark-fixed: a dial sweep is --study dials")
+    dial, levels = parse_sweep_option(args.benchmark_option)
+    result = run_dial_study(args.out, dial, levels, parse_fixed_options(args.benchmark_fixed), args.budget,
+                            args.seeds, args.conditions, jobs=args.jobs, launcher=args.launcher, slurm=slurm,
+                            vary_data=args.vary_data, benchmark_seed=args.benchmark_seed, keep_stale=args.keep_stale)
+    print_table(result.dose.drop(columns=["preregistration", "fingerprint"]).round(3),
+                f"\ndose-response, paired difference per level; {result.out_dir}/dose_response.csv:")
+    columns = ["prediction", "shape", "statistic", "n", "estimate", "ci_low", "ci_high", "p", "p_holm", "verdict"]
+    print_table(result.predictions[columns].round(4), f"\npredictions; {result.out_dir}/predictions.csv:")
+    for test in dict.fromkeys(result.predictions["test"]):
+        print(f"test: {test}")
+    print(f"code fingerprint {result.fingerprint}; preregistration sha256 {result.preregistration}\ncells: "
+          f"{len(result.ran)} run now, {len(result.skipped)} finished before, {len(result.stale)} stale kept")
+    failed = result.cells[~result.cells["status"].isin(["finished", "stale"])]
+    if len(failed):
+        print(f"{len(failed)} of {len(result.cells)} cells did not finish: listed in {result.out_dir}/cells.csv: "
+              f"{', '.join(failed['cell'])}", file=sys.stderr)
     return 1 if len(failed) or result.stale else 0

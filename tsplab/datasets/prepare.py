@@ -51,6 +51,7 @@ class DatasetConfig:
     seed: int = 0                   # synthetic benchmark seed
     strict: bool = False            # raise on bad annotation rows instead of clipping/dropping
     follows: str = "activitynet"    # custom datasets: the dataset preset whose rules they follow
+    benchmark_options: dict = field(default_factory=dict)  # synthetic: the benchmark's dials {dial: level}
 
 
 def dataset_preset(config: DatasetConfig) -> DatasetPreset:
@@ -122,7 +123,10 @@ def prepare_dataset(config: DatasetConfig, run_dir) -> PreparedDataset:
     write_activitynet_json(annotations, folder / "annotations.json")
     write_label_mapping(annotations.labels, folder / "action_label_mapping.json")
     write_csv(folder / "validation_report.csv", report)
-    write_json(folder / "dataset.json", {"config": dataclasses.asdict(config), "preset": preset.to_dict(),
+    saved = dataclasses.asdict(config)
+    if not saved["benchmark_options"]:  # no dials: the file as before they existed
+        del saved["benchmark_options"]
+    write_json(folder / "dataset.json", {"config": saved, "preset": preset.to_dict(),
                                          "videos_dir": str(videos_dir) if videos_dir else None})
     return PreparedDataset(folder, config.dataset, preset, annotations, tables, report, videos_dir)
 
@@ -130,7 +134,8 @@ def prepare_dataset(config: DatasetConfig, run_dir) -> PreparedDataset:
 def _generate_synthetic(config: DatasetConfig, run_dir: Path, preset: DatasetPreset
                         ) -> tuple[DatasetPreset, Path]:
     """Generate the benchmark into ``RUN/benchmark/``: (the preset with its clip, its folder)."""
-    benchmark = generate_benchmark(run_dir / "benchmark", config.benchmark_size, config.seed)
+    benchmark = generate_benchmark(run_dir / "benchmark", config.benchmark_size, config.seed,
+                                   dials=config.benchmark_options or None)
     synthetic, _ = read_benchmark_config(benchmark)
     return dataclasses.replace(preset, clip_length_frames=synthetic.clip_length_frames,
                                frame_rate=synthetic.fps), benchmark

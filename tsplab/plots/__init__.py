@@ -16,14 +16,15 @@ from tsplab.plots.localization import (LOCALIZER_LOSS_TERMS, plot_bucket_map, pl
                                        plot_localizer_losses, plot_map_vs_tiou)
 from tsplab.plots.pretraining import (OVERVIEW_COLUMNS, plot_pretrain_curves, pretrain_heads,
                                       pretrain_metrics_overview)
-from tsplab.plots.study import VERDICT_COLOURS, plot_claims_forest, plot_study_metrics
+from tsplab.plots.study import VERDICT_COLOURS, plot_claims_forest, plot_dose_response, plot_study_metrics
 from tsplab.plots.style import (ACTION_COLOR, MAX_WIDTH_IN, OUTPUT_WIDTH_PX, _figure, _new_figure,
                                 figure_to_png, inline_png_size)
 
 __all__ = [
     "ACTION_COLOR", "LOCALIZER_LOSS_TERMS", "MAX_WIDTH_IN", "OUTPUT_WIDTH_PX", "OVERVIEW_COLUMNS",
     "SimilarityBrowser", "VERDICT_COLOURS", "figure_to_png", "inline_png_size", "plot_boundary_histogram",
-    "plot_bucket_map", "plot_bucket_shares", "plot_check_curves", "plot_claims_forest", "plot_clips", "plot_detection_timeline", "plot_dial_frames",
+    "plot_bucket_map", "plot_bucket_shares", "plot_check_curves", "plot_claims_forest", "plot_clips",
+    "plot_detection_timeline", "plot_dial_frames", "plot_dose_response",
     "plot_feature_timeline", "plot_frames_with_annotation", "plot_length_histogram", "plot_localizer_losses",
     "plot_map_vs_tiou", "plot_pretrain_curves", "plot_similarity_matrices", "plot_study_metrics",
     "pretrain_heads", "pretrain_metrics_overview",

@@ -42,7 +42,8 @@ def plot_study_metrics(cells: pd.DataFrame, metrics, *, labels: dict | None = No
     return fig
 
 
-VERDICT_COLOURS = {"holds": "tab:green", "does not hold": "tab:red", "inconclusive": "tab:grey"}
+VERDICT_COLOURS = {"holds": "tab:green", "does not hold": "tab:red", "inconclusive": "tab:grey",
+                   "fails": "tab:red"}  # "fails": a dial sweep's prediction not shown
 
 
 def _verdict_colour(verdict: str) -> str:
@@ -87,3 +88,35 @@ def plot_claims_forest(claims: pd.DataFrame) -> Figure:
 
 def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plot_dose_response(dose: pd.DataFrame, predictions: pd.DataFrame | None = None, *, dial: str = "",
+                       ncols: int = 3) -> Figure:
+    """A dial sweep's dose-response (``tsplab.study.dial_statistics.dose_response_table``), one panel
+    per prediction: its mean paired difference at each level with the 95 % t interval (a dot alone
+    for one seed), joined by a line, a dotted line at 0; the title carries the prediction's shape and
+    verdict when ``predictions`` (``predictions_table``) is given, coloured as in the forest plot."""
+    names = list(pd.unique(dose["prediction"]))
+    ncols = max(1, min(ncols, len(names)))
+    nrows = max(1, -(-len(names) // ncols))
+    fig, axes = _figure(nrows, ncols, figsize=(MAX_WIDTH_IN, 2.6 * nrows + 0.5))
+    judged = {} if predictions is None else predictions.set_index("prediction").to_dict("index")
+    for ax, name in zip(axes.flat, names):
+        rows = dose[dose["prediction"] == name].sort_values("level")
+        x, y = rows["level"].to_numpy(float), rows["difference"].to_numpy(float)
+        low, high = rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float)
+        row = judged.get(name, {})
+        colour = _verdict_colour(row.get("verdict", ""))
+        ax.plot(x, y, "o-", color=colour, markersize=4)
+        has = np.isfinite(low)
+        ax.errorbar(x[has], y[has], yerr=[y[has] - low[has], high[has] - y[has]], fmt="none", ecolor=colour,
+                    capsize=3)
+        ax.axhline(0, color="black", linestyle=":", linewidth=0.8)
+        ax.set_xlabel(dial or "level", fontsize=8)
+        ax.set_ylabel("paired difference", fontsize=8)
+        shape = f"{row['shape']}: {row['verdict']}" if row else ""
+        ax.set_title(f"{_short(name, 48)}\n{_short(shape, 48)}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.remove()
+    return fig

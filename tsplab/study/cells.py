@@ -61,6 +61,7 @@ class CellSpec:
     teachers: dict = field(default_factory=dict)  # {condition: encoder (run folder or checkpoint)} for teachers_from
     fingerprint: str = ""  # the code's, read when the study started (tsplab.fingerprint.code_fingerprint)
     versions: dict = field(default_factory=dict)  # tsplab.fingerprint.library_versions at the study's start
+    benchmark_options: dict = field(default_factory=dict)  # a dial sweep's level: the benchmark's dials
 
     @property
     def cell_dir(self) -> Path:
@@ -76,8 +77,9 @@ class CellSpec:
 
     def identity(self) -> dict:
         rel = os.path.relpath(self.benchmark_dir, self.study_dir)
+        dials = dict(benchmark_options=dict(self.benchmark_options)) if self.benchmark_options else {}
         return dict(condition=_jsonable(self.condition.record()), seed=self.seed,
-                    budget=self.budget, benchmark=rel, benchmark_seed=self.benchmark_seed)
+                    budget=self.budget, benchmark=rel, benchmark_seed=self.benchmark_seed, **dials)
 
     def provenance(self) -> dict:
         """The code fingerprint and library versions of the study, and the notebooks' parameters
@@ -141,9 +143,12 @@ def cell_encoder(spec: CellSpec) -> Encoder:
 
 
 def _cell_data(spec: CellSpec) -> dict:
-    """The benchmark parameters of notebooks 03 and 04 (extraction and localization use the target)."""
+    """The benchmark parameters of notebooks 03 and 04 (extraction and localization use the target);
+    a dial sweep's cell adds its level's dials (``benchmark_options``), which the notebooks check
+    against the benchmark's."""
+    dials = dict(benchmark_options=dict(spec.benchmark_options)) if spec.benchmark_options else {}
     return dict(dataset_dir=spec.benchmark_dir, benchmark_size=spec.settings.benchmark_size,
-                benchmark_seed=spec.benchmark_seed)
+                benchmark_seed=spec.benchmark_seed, **dials)
 
 
 def cell_steps(spec: CellSpec) -> list[NotebookStep]:

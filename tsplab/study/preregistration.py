@@ -38,6 +38,24 @@ def preregistration(study: str, claims, conditions, seeds: list[int], *, budget:
         conditions=[c.record() for c in conditions])))
 
 
+SWEEP_TEST = ("per prediction over seeds (tsplab.study.dial_statistics): grows/shrinks: one-sided t-test of the "
+              "per-seed least-squares slope over the levels; flat: TOST of that slope within the margin; about 0: "
+              "TOST of the difference at the level within the margin; at most 0: one-sided t-test of H0 mean >= "
+              "margin at the level; Holm-Bonferroni within the dial's family at family-wise alpha")
+
+
+def sweep_preregistration(dial: str, levels, fixed: dict, predictions: list[dict], conditions, seeds: list[int],
+                          *, budget: str, vary_data: bool, benchmark_seed: int, alpha: float = ALPHA) -> dict:
+    """The pre-registration of a dial sweep (``tsplab.study.sweep``): the dial, its levels and fixed
+    companions, the predictions (``tsplab.dial_predictions.prediction_record``, one family: the
+    dial), the conditions, seeds, data setting, alpha and the test."""
+    return json.loads(json.dumps(dict(
+        study="dials", dial=dial, levels=list(levels), fixed=dict(fixed), alpha=alpha, test=SWEEP_TEST,
+        seeds=list(seeds), budget=budget, vary_data=vary_data, benchmark_seed=None if vary_data else benchmark_seed,
+        families={dial: len(predictions)} if predictions else {}, predictions=list(predictions),
+        conditions=[c.record() for c in conditions])))
+
+
 def register(folder, registration: dict, results_exist: bool) -> str:
     """Write ``registration`` to ``folder/preregistration.json`` and return its sha256. An existing
     pre-registration that differs is replaced only while ``results_exist`` is false; otherwise an

@@ -51,10 +51,11 @@ def _benchmark_dirs(out: Path, seeds: list[int], vary_data: bool, benchmark_seed
     return {s: (out / "benchmark", benchmark_seed) for s in seeds}
 
 
-def _prepare_data(benchmarks: dict, budget: Budget, conditions: list[Condition], out: Path) -> dict:
-    """Generate each benchmark once, train its source encoder once when a condition starts from it,
-    and fill the frame cache every training cell reads (so parallel cells neither race nor repeat
-    the decoding). Returns ``{benchmark folder: (source checkpoint or None, frame cache folder)}``."""
+def _prepare_data(benchmarks: dict, budget: Budget, conditions: list[Condition], out: Path,
+                  dials: dict | None = None) -> dict:
+    """Generate each benchmark once (with ``dials``: a dial sweep's level), train its source encoder
+    once when a condition starts from it, and fill the frame cache every training cell reads (so
+    parallel cells neither race nor repeat the decoding). Returns ``{benchmark folder: (source checkpoint or None, frame cache folder)}``."""
     from tsplab.benchmark import generate_benchmark
     from tsplab.pretrain.source import ensure_source_encoder
 
@@ -63,8 +64,10 @@ def _prepare_data(benchmarks: dict, budget: Budget, conditions: list[Condition],
     trains = any(c.trains for c in conditions)
     prepared = {}
     for folder, seed in sorted(set(benchmarks.values())):
-        print(f"benchmark {folder} ({budget.benchmark_size}, seed {seed})", flush=True)
-        generate_benchmark(folder, budget.benchmark_size, seed, workers=workers, progress=False)
+        print(f"benchmark {folder} ({budget.benchmark_size}, seed {seed}"
+              f"{''.join(f', {k}={v}' for k, v in (dials or {}).items())})", flush=True)
+        generate_benchmark(folder, budget.benchmark_size, seed, workers=workers, progress=False,
+                           dials=dials or None)
         source = None
         if needs_source:
             # TAC on the benchmark's source set, trained once (seeded by the benchmark's seed) and
@@ -91,14 +94,17 @@ def _fill_frame_cache(benchmark: Path, cache: Path, workers: int) -> None:
 
 
 def plan_cells(out, budget: str, seeds, conditions: list[Condition], *, vary_data: bool = False,
-               benchmark_seed: int = 0, threads: int = 1) -> list[CellSpec]:
+               benchmark_seed: int = 0, threads: int = 1,
+               benchmark_options: dict | None = None) -> list[CellSpec]:
     """Every cell of the study (conditions x seeds), before any data exists (no source checkpoint
     yet), seed by seed: a study stopped part-way leaves whole seeds, each of which pairs every
-    condition. Checks only; writes nothing."""
+    condition. ``benchmark_options``: the dials of every benchmark (one level of a dial sweep,
+    ``tsplab.study.sweep``). Checks only; writes nothing."""
     out = resolve(out)
     benchmarks = _benchmark_dirs(out, seed_list(seeds), vary_data, benchmark_seed)
     return [CellSpec(condition=c, seed=s, study_dir=str(out), budget=budget,
-                     benchmark_dir=str(benchmarks[s][0]), benchmark_seed=benchmarks[s][1], threads=threads)
+                     benchmark_dir=str(benchmarks[s][0]), benchmark_seed=benchmarks[s][1], threads=threads,
+                     benchmark_options=dict(benchmark_options or {}))
             for s in benchmarks for c in conditions]
 
 
