@@ -199,9 +199,9 @@ def test_sweep_cells_pass_the_level_to_the_notebooks_that_read_the_benchmark(tmp
 
 
 def _no_cells(monkeypatch, seen):
-    monkeypatch.setattr(sweep, "_prepare_data", lambda benchmarks, *a, **k: {f: (None, "") for f, _ in
+    monkeypatch.setattr(sweep, "prepare_data", lambda benchmarks, *a, **k: {f: (None, "") for f, _ in
                                                                               benchmarks.values()})
-    monkeypatch.setattr(sweep, "_run_waves",
+    monkeypatch.setattr(sweep, "run_waves",
                         lambda todo, out, *rest: seen.append((out.parent / "preregistration.json").is_file()))
 
 

@@ -606,7 +606,7 @@ def test_a_distillation_cell_gets_its_teachers_and_waits_for_them(tmp_path, monk
     monkeypatch.setattr(study.runner, "_launch_local",
                         lambda specs, jobs: waves.append([s.condition.name for s in specs]))
     todo = [spec_of(by_name[n]) for n in ("bsp_distill", "tac_source_bsp", "bsp", "tac_source")]
-    study.runner._run_waves(todo, out, 1, "local", SlurmOptions())
+    study.runner.run_waves(todo, out, 1, "local", SlurmOptions())
     assert waves == [["bsp", "tac_source"], ["bsp_distill", "tac_source_bsp"]]
 
 
@@ -683,9 +683,9 @@ def test_confirmatory_studies_vary_the_data_by_default():
 
 def test_the_preregistration_is_written_before_any_cell_runs(tmp_path, monkeypatch):
     out, seen = tmp_path / "s", []
-    monkeypatch.setattr(study.runner, "_prepare_data",
+    monkeypatch.setattr(study.runner, "prepare_data",
                         lambda benchmarks, size, conditions, out: {f: (None, "") for f, _ in benchmarks.values()})
-    monkeypatch.setattr(study.runner, "_run_waves",
+    monkeypatch.setattr(study.runner, "run_waves",
                         lambda todo, out, *rest: seen.append((out / "preregistration.json").is_file()))
     result = study.run_study(out, "tiny", 2, ["random"])
     assert seen == [True]

@@ -18,7 +18,7 @@ from tsplab.errors import InputError, check_choice
 from tsplab.datasets.presets import get_preset
 
 DATASET = get_preset("synthetic")  # whose metrics, DETAD buckets and evaluated subset apply
-RANDOM = "random"  # notebook 04's randomly initialised encoder (tsplab.backbones.RANDOM_ENCODER)
+RANDOM = "random"  # notebook 04's randomly initialised encoder (tsplab.pretrain.encoders.RANDOM_ENCODER)
 SOURCE = "source"  # weights: the benchmark's source encoder (TAC on the source dataset)
 TARGET = "target"  # pretrain_data: the benchmark's own (untrimmed) videos
 PRETRAIN_DATA = (TARGET, SOURCE)  # SOURCE: <benchmark>/source, the trimmed source set

@@ -153,7 +153,7 @@ def resolve_extraction_settings(config: ExtractionConfig) -> tuple[dict, object]
 
 def encoder_extraction_config(checkpoint, *, videos, out_dir, backbone: str, random_clip: dict,
                               **fields) -> ExtractionConfig:
-    """The ``ExtractionConfig`` of one encoder chosen by ``tsplab.backbones.choose_encoders``
+    """The ``ExtractionConfig`` of one encoder chosen by ``tsplab.pretrain.encoders.choose_encoders``
     (notebook 04). A checkpoint (file or run folder) brings its own backbone and clip settings, so
     only ``fields`` (stride, batch size, ...) are set; ``None`` (random weights) uses ``backbone``
     and ``random_clip`` (``clip_length_frames``, ``frame_rate``, ``short_side``, ``crop_size``:

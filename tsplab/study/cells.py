@@ -98,7 +98,7 @@ def cell_dir(study_dir, condition: str, seed: int) -> Path:
 
 
 def feature_folder(spec: CellSpec) -> Path:
-    """Where notebook 04 writes the cell's features (``tsplab.backbones.choose_encoders``' naming:
+    """Where notebook 04 writes the cell's features (``tsplab.pretrain.encoders.choose_encoders``' naming:
     a method's run under its name, a checkpoint file under its stem, a run folder under its name)."""
     c = spec.condition
     if c.trains or spec.weights() is None:

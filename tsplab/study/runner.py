@@ -51,7 +51,7 @@ def _benchmark_dirs(out: Path, seeds: list[int], vary_data: bool, benchmark_seed
     return {s: (out / "benchmark", benchmark_seed) for s in seeds}
 
 
-def _prepare_data(benchmarks: dict, budget: Budget, conditions: list[Condition], out: Path,
+def prepare_data(benchmarks: dict, budget: Budget, conditions: list[Condition], out: Path,
                   dials: dict | None = None) -> dict:
     """Generate each benchmark once (with ``dials``: a dial sweep's level), train its source encoder
     once when a condition starts from it, and fill the frame cache every training cell reads (so
@@ -108,7 +108,7 @@ def plan_cells(out, budget: str, seeds, conditions: list[Condition], *, vary_dat
             for s in benchmarks for c in conditions]
 
 
-def _check_study(budget, launcher, jobs, out, slurm: SlurmOptions | None) -> Path:
+def check_study(budget, launcher, jobs, out, slurm: SlurmOptions | None) -> Path:
     import shutil
 
     check_choice("budget", budget, BUDGETS)
@@ -142,7 +142,7 @@ def run_study(out, budget: str = "tiny", seeds=2, conditions=None, *, jobs: int 
     if isinstance(benchmark_seed, bool) or not isinstance(benchmark_seed, int) or benchmark_seed < 0:
         raise InputError(f"benchmark_seed (--benchmark-seed): {benchmark_seed!r}; give the fixed benchmark's seed, "
                          "a whole number >= 0")
-    out = _check_study(budget, launcher, jobs, out, slurm)
+    out = check_study(budget, launcher, jobs, out, slurm)
     chosen = get_conditions(conditions, STUDIES[study][0] if available is None else available)
     check_claims(STUDIES[study][1])
     threads = (slurm or SlurmOptions()).cpus if launcher == "slurm" else max(1, available_cores() // jobs)
@@ -175,16 +175,16 @@ def _run_locked(out: Path, study: str, budget: str, seeds, chosen: list[Conditio
                                          versions=versions))
     skipped, todo, stale = sort_finished_cells(specs, keep_stale)
     if todo:
-        prepared = _prepare_data({s.seed: (Path(s.benchmark_dir), s.benchmark_seed) for s in todo},
+        prepared = prepare_data({s.seed: (Path(s.benchmark_dir), s.benchmark_seed) for s in todo},
                                  BUDGETS[budget], [s.condition for s in todo], out)
         for s in todo:
             s.source_checkpoint, s.frame_cache_dir = prepared[Path(s.benchmark_dir)]
     print(f"study {out}: {len(specs)} cells, {len(skipped)} finished before, {len(stale)} stale kept, "
           f"{len(todo)} to run; code fingerprint {fingerprint[:12]}", flush=True)
-    _run_waves(todo, out, jobs, launcher, slurm or SlurmOptions())
+    run_waves(todo, out, jobs, launcher, slurm or SlurmOptions())
     result = aggregate(out, chosen, seed_list(seeds), study=study, fingerprint=fingerprint)
-    result.ran, result.skipped = [_cell_name(s) for s in todo], [_cell_name(s) for s in skipped]
-    result.stale = [_cell_name(s) for s in stale]
+    result.ran, result.skipped = [cell_name(s) for s in todo], [cell_name(s) for s in skipped]
+    result.stale = [cell_name(s) for s in stale]
     return result
 
 
@@ -199,11 +199,11 @@ def _any_finished(out: Path) -> bool:
     return False
 
 
-def _cell_name(spec: CellSpec) -> str:
+def cell_name(spec: CellSpec) -> str:
     return f"{spec.condition.name}/seed{spec.seed}"
 
 
-def _run_waves(todo: list[CellSpec], out: Path, jobs: int, launcher: str, slurm: SlurmOptions) -> None:
+def run_waves(todo: list[CellSpec], out: Path, jobs: int, launcher: str, slurm: SlurmOptions) -> None:
     """Cells in waves: first those that need no other cell, then those whose inputs (``needs``:
     features or teachers of other conditions at the same seed) ran in an earlier wave, and so on. A
     cell whose input did not finish fails, recorded, without running."""
@@ -219,7 +219,7 @@ def _run_waves(todo: list[CellSpec], out: Path, jobs: int, launcher: str, slurm:
             missing = _attach_inputs(spec, out)
             if missing:
                 write_json(spec.cell_dir / CELL_FILE, _crash_record(spec, missing))
-                print(f"{_cell_name(spec)}: failed: {missing}", flush=True)
+                print(f"{cell_name(spec)}: failed: {missing}", flush=True)
             else:
                 ready.append(spec)
         if launcher == "local":

@@ -28,7 +28,7 @@ from tsplab.study.dial_statistics import LEVEL, dose_response_table, predictions
 from tsplab.study.lock import study_lock
 from tsplab.study.preregistration import read_preregistration, register, sweep_preregistration
 from tsplab.study.provenance import one_fingerprint, reuse_decision, sort_finished_cells
-from tsplab.study.runner import (STUDY_FILE, SlurmOptions, _cell_name, _check_study, _prepare_data, _run_waves,
+from tsplab.study.runner import (STUDY_FILE, SlurmOptions, cell_name, check_study, prepare_data, run_waves,
                                  available_cores, plan_cells)
 from tsplab.study.tables import cells_table, seed_list
 
@@ -84,7 +84,7 @@ def run_dial_study(out, dial: str, levels=None, fixed: dict | None = None, budge
 
     if isinstance(benchmark_seed, bool) or not isinstance(benchmark_seed, int) or benchmark_seed < 0:
         raise InputError(f"benchmark_seed (--benchmark-seed): {benchmark_seed!r}; give a whole number >= 0")
-    out = _check_study(budget, launcher, jobs, out, slurm)
+    out = check_study(budget, launcher, jobs, out, slurm)
     sweep = DIAL_SWEEPS.get(dial)
     levels = list(sweep.levels if levels is None and sweep else levels or [])
     fixed = dict(sweep.fixed if fixed is None and sweep else fixed or {})
@@ -113,7 +113,7 @@ def run_dial_study(out, dial: str, levels=None, fixed: dict | None = None, budge
         for level, level_specs in plans.items():
             done = _run_level(level_specs, budget, jobs, launcher, slurm or SlurmOptions(), keep_stale)
             for names, cells in zip((ran, skipped, stale), done):
-                names += [f"{level_folder(dial, level)}/{_cell_name(s)}" for s in cells]
+                names += [f"{level_folder(dial, level)}/{cell_name(s)}" for s in cells]
         result = aggregate_sweep(out, chosen, seeds, fingerprint=fingerprint)
     result.ran, result.skipped, result.stale = ran, skipped, stale
     return result
@@ -125,14 +125,14 @@ def _run_level(specs: list[CellSpec], budget: str, jobs: int, launcher: str, slu
     level_dir = Path(specs[0].study_dir)
     skipped, todo, stale = sort_finished_cells(specs, keep_stale)
     if todo:
-        prepared = _prepare_data({s.seed: (Path(s.benchmark_dir), s.benchmark_seed) for s in todo},
+        prepared = prepare_data({s.seed: (Path(s.benchmark_dir), s.benchmark_seed) for s in todo},
                                  BUDGETS[budget], [s.condition for s in todo], level_dir,
                                  dials=specs[0].benchmark_options)
         for s in todo:
             s.source_checkpoint, s.frame_cache_dir = prepared[Path(s.benchmark_dir)]
     print(f"level {level_dir.name}: {len(specs)} cells, {len(skipped)} finished before, {len(stale)} stale "
           f"kept, {len(todo)} to run", flush=True)
-    _run_waves(todo, level_dir, jobs, launcher, slurm)
+    run_waves(todo, level_dir, jobs, launcher, slurm)
     return todo, skipped, stale
 
 
