@@ -704,8 +704,8 @@ def test_cli_segments_counts_dropped_rows(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,expected", [
-    (["synth", "--out", "{tmp}/bench", "--seed", "-1"], "--seed -1: give a seed >= 0"),
-    (["synth", "--out", "{tmp}/file.txt"], "file.txt: --out is an existing file"),
+    (["synth", "--out", "{tmp}/bench", "--seed", "-1"], "seed -1: give a seed >= 0"),
+    (["synth", "--out", "{tmp}/file.txt"], "file.txt: out_dir is an existing file"),
     (["standardize", "{tmp}/videos", "{tmp}/out", "--fps", "0"], "--fps 0.0: give a frame rate > 0"),
     (["standardize", "{tmp}/videos", "{tmp}/out", "--short-side", "113"], "--short-side 113: give an even number"),
     (["standardize", "{tmp}/videos", "{tmp}/videos"], "videos: the output folder must differ from the input"),

@@ -87,6 +87,7 @@ def generate_benchmark(out_dir, size="tiny", seed: int = 0, *, workers: int = 2,
     if dials is not None:
         config = dataclasses.replace(config, dials=BenchmarkDials.from_value(dials))
     out = resolve(out_dir)
+    _check_settings(out, seed, workers)
     identity = _identity(config, seed)
     _check_identity(out / BENCHMARK_MANIFEST, identity, "synthetic benchmark")
     plans = plan_benchmark(config, seed)
@@ -95,6 +96,16 @@ def generate_benchmark(out_dir, size="tiny", seed: int = 0, *, workers: int = 2,
                      summary=lambda: summarize(config, plans))
     generate_source(out, workers=workers, progress=progress)
     return out
+
+
+def _check_settings(out: Path, seed: int, workers: int) -> None:
+    """``InputError`` naming the field: a negative seed, no encoding process, an output that is a file."""
+    if not isinstance(seed, int) or seed < 0:
+        raise InputError(f"seed {seed}: give a seed >= 0")
+    if not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers {workers}: give at least 1 encoding process")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: out_dir is an existing file; give a folder for the benchmark")
 
 
 def generate_source(benchmark_dir, *, workers: int = 2, progress: bool = True) -> Path:

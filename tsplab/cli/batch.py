@@ -62,10 +62,9 @@ def add_study(sub) -> None:
                         "given, it replaces the sweep's own companions, e.g. source_shared_motions=0.5)")
     p.add_argument("--budget", dest="budget", default="default", choices=list(BUDGETS),
                    help="tiny: a smoke test of the machinery (minutes, meaningless numbers); default: the "
-                        "default benchmark at the demo's budget (Study 1 x 5 seeds: about 50 min with --jobs 2, "
-                        "75 with --jobs 1 on 2 quiet cores)")
-    p.add_argument("--preset", "--study-preset", dest="budget", choices=list(BUDGETS), action=DeprecatedSpelling, new="--budget",
-                   help=argparse.SUPPRESS)
+                        "default benchmark at the demo's budget (its measured cost: README, \"Reproduction study\")")
+    p.add_argument("--preset", "--study-preset", dest="budget", choices=list(BUDGETS),
+                   action=DeprecatedSpelling, new="--budget", help=argparse.SUPPRESS)
     p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per condition (default 5, as TSP)")
     p.add_argument("--conditions", nargs="+", default=None,
                    help="condition names (default: all of the study's; tsp: "

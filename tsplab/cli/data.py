@@ -4,7 +4,6 @@ from __future__ import annotations
 import sys
 
 from tsplab.cli.common import add_overwrite, add_size, print_table
-from tsplab.errors import InputError
 
 
 def add_synth(sub) -> None:
@@ -21,15 +20,8 @@ def add_synth(sub) -> None:
 
 def run_synth(args) -> int:
     from tsplab.benchmark import benchmark_summary, generate_benchmark, parse_dial_options
-    from tsplab.runs import resolve
 
     dials = parse_dial_options(args.option)
-    if args.seed < 0:
-        raise InputError(f"--seed {args.seed}: give a seed >= 0")
-    if args.workers < 1:
-        raise InputError(f"--workers {args.workers}: give at least 1 encoding process")
-    if resolve(args.out).exists() and not resolve(args.out).is_dir():
-        raise InputError(f"{args.out}: --out is an existing file; give a folder for the benchmark")
     out = generate_benchmark(args.out, args.size, seed=args.seed, workers=args.workers, dials=dials)
     print_table(benchmark_summary(out), f"Synthetic benchmark '{args.size}' (seed {args.seed}) in {out}:")
     return 0
