@@ -168,7 +168,7 @@ def _run_locked(out: Path, study: str, budget: str, seeds, chosen: list[Conditio
     registration = preregistration(study, STUDIES[study][1], STUDIES[study][0] if available is None else available,
                                    seed_list(seeds), budget=budget, vary_data=vary_data,
                                    benchmark_seed=benchmark_seed)
-    register(tables, registration, results_exist=_any_finished(out))
+    register(tables, registration, results_exist=any_finished(out))
     write_json(tables / STUDY_FILE, dict(study=study, budget=budget, seeds=seed_list(seeds),
                                          conditions=[c.name for c in chosen], vary_data=vary_data,
                                          benchmark_seed=benchmark_seed, fingerprint=fingerprint,
@@ -188,9 +188,10 @@ def _run_locked(out: Path, study: str, budget: str, seeds, chosen: list[Conditio
     return result
 
 
-def _any_finished(out: Path) -> bool:
-    """Whether the study folder holds any finished cell (results exist)."""
-    for path in out.glob(f"*/seed*/{CELL_FILE}"):
+def any_finished(out: Path, cells: str = f"*/seed*/{CELL_FILE}") -> bool:
+    """Whether the study folder holds any finished cell (results exist); ``cells``: the glob of its
+    cell records (a dial sweep's are one level deeper, ``*=*/*/seed*/cell.json``)."""
+    for path in out.glob(cells):
         try:
             if read_json(path).get("status") == "finished":
                 return True

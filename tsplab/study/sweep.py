@@ -22,14 +22,14 @@ from tsplab.conditions import ALL_CONDITIONS, Condition, get_conditions
 from tsplab.dial_predictions import (DIAL_SWEEPS, check_predictions, dial_predictions, level_folder,
                                      prediction_record, sweep_levels)
 from tsplab.errors import InputError
-from tsplab.runs import atomic_write_bytes, read_json, resolve, write_csv, write_json
+from tsplab.runs import atomic_write_bytes, resolve, write_csv, write_json
 from tsplab.study.cells import BUDGETS, CELL_FILE, CellSpec, read_cell
 from tsplab.study.dial_statistics import LEVEL, dose_response_table, predictions_table
 from tsplab.study.lock import study_lock
 from tsplab.study.preregistration import read_preregistration, register, sweep_preregistration
 from tsplab.study.provenance import one_fingerprint, reuse_decision, sort_finished_cells
-from tsplab.study.runner import (STUDY_FILE, SlurmOptions, cell_name, check_study, prepare_data, run_waves,
-                                 available_cores, plan_cells)
+from tsplab.study.runner import (STUDY_FILE, SlurmOptions, any_finished, available_cores, cell_name, check_study,
+                                 plan_cells, prepare_data, run_waves)
 from tsplab.study.tables import cells_table, seed_list
 
 DIALS_STUDY = "dials"  # tsplab study --study dials
@@ -104,7 +104,7 @@ def run_dial_study(out, dial: str, levels=None, fixed: dict | None = None, budge
                                          chosen, seed_list(seeds), budget=budget, vary_data=vary_data,
                                          benchmark_seed=benchmark_seed)
     with study_lock(out):
-        register(out, registration, results_exist=any_finished_level(out))
+        register(out, registration, results_exist=any_finished(resolve(out), f"*=*/*/seed*/{CELL_FILE}"))
         write_json(out / STUDY_FILE, dict(study=DIALS_STUDY, dial=dial, levels=list(plans), fixed=fixed,
                                           budget=budget, seeds=seed_list(seeds), conditions=[c.name for c in chosen],
                                           vary_data=vary_data, benchmark_seed=benchmark_seed,
@@ -134,17 +134,6 @@ def _run_level(specs: list[CellSpec], budget: str, jobs: int, launcher: str, slu
           f"kept, {len(todo)} to run", flush=True)
     run_waves(todo, level_dir, jobs, launcher, slurm)
     return todo, skipped, stale
-
-
-def any_finished_level(out) -> bool:
-    """Whether any level of the sweep in ``out`` holds a finished cell (results exist)."""
-    for path in resolve(out).glob(f"*=*/*/seed*/{CELL_FILE}"):
-        try:
-            if read_json(path).get("status") == "finished":
-                return True
-        except ValueError:
-            continue
-    return False
 
 
 def sweep_cells(out, dial: str, levels, conditions: list[Condition], seeds, fingerprint: str | None = None
