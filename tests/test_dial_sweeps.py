@@ -114,7 +114,7 @@ def test_slope_test_against_hand_calculation():
     slopes = ds.seed_slopes(HAND)
     assert slopes.tolist() == pytest.approx([2.0, 1.0, 3.0])
     t = 2.0 / (1.0 / np.sqrt(3))  # mean 2, sd 1, n 3
-    assert ds.p_above(slopes) == pytest.approx(_t2_sf(t), rel=1e-9)
+    assert ds.one_sided_p(slopes) == pytest.approx(_t2_sf(t), rel=1e-9)
     assert ds.p_below(slopes) == pytest.approx(1 - _t2_sf(t), rel=1e-9)
     assert np.isnan(ds.ls_slope([0.5], [1.0]))
 

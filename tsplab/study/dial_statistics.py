@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tsplab.study.statistics import ALPHA, claim_differences, holm, paired_interval
+from tsplab.study.statistics import ALPHA, claim_differences, holm, one_sided_p, paired_interval
 
 LEVEL = "level"  # the column of a sweep's cells table that holds each cell's level
 
@@ -42,29 +42,14 @@ def seed_slopes(differences: pd.DataFrame) -> pd.Series:
     return pd.Series(slopes, dtype=float, name="slope").dropna()
 
 
-def _t_parts(values) -> tuple[float, float, int]:
-    d = np.asarray(values, dtype=float)
-    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))), len(d)
-
-
-def p_above(values, bound: float = 0.0) -> float:
-    """One-sided t-test p of H0: mean <= ``bound`` (identical values: 0 above ``bound``, else 1)."""
-    from scipy import stats
-
-    mean, se, n = _t_parts(values)
-    if se == 0:
-        return 0.0 if mean > bound else 1.0
-    return float(stats.t.sf((mean - bound) / se, n - 1))
-
-
 def p_below(values, bound: float = 0.0) -> float:
     """One-sided t-test p of H0: mean >= ``bound`` (identical values: 0 below ``bound``, else 1)."""
-    return p_above(-np.asarray(values, dtype=float), -bound)
+    return one_sided_p(-np.asarray(values, dtype=float), -bound)
 
 
 def tost_p(values, margin: float) -> float:
     """TOST p of H0: |mean| >= ``margin`` (equivalence within ``± margin`` when small)."""
-    return max(p_above(values, -margin), p_below(values, margin))
+    return max(one_sided_p(values, -margin), p_below(values, margin))
 
 
 def prediction_differences(cells: pd.DataFrame, prediction) -> pd.DataFrame:
@@ -115,7 +100,7 @@ def _statistic(d: pd.DataFrame, prediction) -> tuple[str, np.ndarray]:
 def _p_value(values: np.ndarray, prediction) -> float:
     shape = prediction.shape
     if shape == "grows":
-        return p_above(values)
+        return one_sided_p(values)
     if shape == "shrinks":
         return p_below(values)
     if shape in ("about 0", "flat"):
