@@ -265,7 +265,10 @@ def test_cli_sweep_flags_are_checked_before_anything_is_written(tmp_path, capsys
     for argv, message in [(["--benchmark-option", "dense=0,2"], "dense=2: must be in [0, 1]"),
                           (["--benchmark-option", "dense=0,x"], "levels must be numbers"),
                           (["--benchmark-option", "dense", "--benchmark-fixed", "multi_action"], "give DIAL=LEVEL"),
-                          ([], "give the dial to sweep")]:
+                          ([], "give the dial to sweep"),
+                          (["--benchmark-option", "loudness=0,1"], "--benchmark-option loudness: unknown dial; valid: "
+                                                                    "context_distractors,"),
+                          (["--benchmark-option", "source_shared_motions=0,1"], "no default conditions")]:
         assert main(["study", "--study", "dials", "--out", str(out), "--budget", "tiny", *argv]) == 2
         assert message in capsys.readouterr().err
     assert main(["study", "--out", str(out), "--benchmark-option", "dense=0,1"]) == 2

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from tsplab.conditions import ALL_CONDITIONS, Condition, get_conditions
-from tsplab.dial_predictions import (DIAL_SWEEPS, check_predictions, dial_predictions, level_folder,
+from tsplab.dial_predictions import (DIAL_RANGES, DIAL_SWEEPS, check_predictions, dial_predictions, level_folder,
                                      prediction_record, sweep_levels)
 from tsplab.errors import InputError
 from tsplab.runs import atomic_write_bytes, resolve, write_csv, write_json
@@ -55,6 +55,8 @@ class SweepResult:
 def sweep_conditions(dial: str, names=None) -> list[Condition]:
     """The conditions of a sweep of ``dial``: ``names``, or by default the sweep's own
     (``DIAL_SWEEPS``: its predictions' pairs and what they read)."""
+    if dial not in DIAL_RANGES:
+        raise InputError(f"--benchmark-option {dial}: unknown dial; valid: {', '.join(DIAL_RANGES)}")
     if names is None:
         if dial not in DIAL_SWEEPS:
             raise InputError(f"--benchmark-option {dial}: no default conditions for this dial (it has no "
