@@ -17,8 +17,7 @@ from tsplab.plots.localization import (LOCALIZER_LOSS_TERMS, plot_bucket_map, pl
 from tsplab.plots.pretraining import (OVERVIEW_COLUMNS, plot_pretrain_curves, pretrain_heads,
                                       pretrain_metrics_overview)
 from tsplab.plots.study import VERDICT_COLOURS, plot_claims_forest, plot_dose_response, plot_study_metrics
-from tsplab.plots.style import (ACTION_COLOR, MAX_WIDTH_IN, OUTPUT_WIDTH_PX, _figure, _new_figure,
-                                figure_to_png, inline_png_size)
+from tsplab.plots.style import ACTION_COLOR, MAX_WIDTH_IN, OUTPUT_WIDTH_PX, figure_to_png, inline_png_size
 
 __all__ = [
     "ACTION_COLOR", "LOCALIZER_LOSS_TERMS", "MAX_WIDTH_IN", "OUTPUT_WIDTH_PX", "OVERVIEW_COLUMNS",
